@@ -1,0 +1,36 @@
+"""raywatch: sidecar model monitoring for Ray Serve.
+
+The public surface is small and re-exported here; everything else is internal. Names are
+imported lazily so that ``import raywatch`` stays cheap and the pure core (stats, drift,
+alerts, sinks) never pulls in ``ray``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"
+_EXPORTS = {
+    "ConfigError": "raywatch.config:ConfigError",
+    "MonitorConfig": "raywatch.config:MonitorConfig",
+    "load_config": "raywatch.config:load_config",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'raywatch' has no attribute {name!r}")
+    module, attr = target.split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,1 @@
+"""raywatch.drift"""
