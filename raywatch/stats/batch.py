@@ -1,0 +1,98 @@
+"""What a replica ships to the stats actor, once per flush.
+
+A :class:`ReplicaBatch` is the whole payload of one fire-and-forget actor call: counters,
+a :class:`~raywatch.stats.sketch.LatencySketch` as a dict, the window summary of the
+features and predictions seen (``WindowSummary.to_bytes()``), optionally the predictions
+keyed by request id (for joining ground truth), the replica's resource figures and its
+cumulative drop / capture-error counters. ``seq`` increases by one per batch and replica,
+so the actor can ignore a batch it has already ingested (a retried call).
+
+>>> from raywatch.stats.sketch import LatencySketch
+>>> sk = LatencySketch(); sk.add_many([0.01, 0.02, 0.03])
+>>> b = ReplicaBatch(app="app", deployment="Model", replica_id="r1", start_ts=0.0, end_ts=1.0,
+...                  requests=3, errors={"ValueError": 1}, latency=sk.to_dict(), seq=1)
+>>> b.model_key, b.error_count, round(b.latency_sketch().quantile(0.5), 3)
+('app/Model', 1, 0.02)
+>>> ReplicaBatch.from_dict(b.to_dict()) == b
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from raywatch.stats.sketch import LatencySketch
+
+__all__ = ["ReplicaBatch", "NO_GPU", "model_key"]
+
+NO_GPU = "no GPU"
+"""``resources["gpu_status"]`` when the replica has no GPU assigned or no NVML driver."""
+
+
+def model_key(app: str, deployment: str) -> str:
+    """The actor's key for a model: ``"app/deployment"``.
+
+    >>> model_key("default", "Classifier")
+    'default/Classifier'
+    """
+    return f"{app}/{deployment}"
+
+
+@dataclass
+class ReplicaBatch:
+    """One flush of one replica. Field meanings follow CONTRACTS section C.
+
+    ``start_ts``/``end_ts`` are UTC epoch seconds bounding the records in the batch.
+    ``errors`` maps an exception type name (or ``"http_5xx"``) to a count; ``statuses``
+    maps an HTTP status code (as a string) to a count, for ingress deployments.
+    ``dropped_total`` and ``capture_errors_total`` are cumulative since the replica
+    started, so a lost batch does not lose the count: the actor takes differences.
+    """
+
+    app: str
+    deployment: str
+    replica_id: str
+    start_ts: float
+    end_ts: float
+    model: Optional[str] = None
+    version: Optional[str] = None
+    node_id: Optional[str] = None
+    requests: int = 0
+    errors: Dict[str, int] = field(default_factory=dict)
+    statuses: Dict[str, int] = field(default_factory=dict)
+    latency: Dict[str, Any] = field(default_factory=dict)
+    summary: Optional[bytes] = None
+    predictions: List[Tuple[str, Any, Optional[float]]] = field(default_factory=list)
+    resources: Dict[str, Any] = field(default_factory=dict)
+    dropped_total: int = 0
+    capture_errors_total: int = 0
+    seq: int = 0
+
+    @property
+    def model_key(self) -> str:
+        return model_key(self.app, self.deployment)
+
+    @property
+    def error_count(self) -> int:
+        return int(sum(self.errors.values()))
+
+    def latency_sketch(self) -> LatencySketch:
+        """The latency sketch, rebuilt from :attr:`latency` (an empty one if absent)."""
+        return LatencySketch.from_dict(self.latency) if self.latency else LatencySketch()
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["predictions"] = [list(p) for p in self.predictions]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "ReplicaBatch":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown ReplicaBatch fields: {sorted(unknown)}")
+        kwargs = dict(data)
+        kwargs["predictions"] = [tuple(p) for p in kwargs.get("predictions") or []]
+        return cls(**kwargs)
