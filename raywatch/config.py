@@ -201,14 +201,366 @@ class DriftConfig(StrictModel):
 
 
 # ========================================================================= alerting
-# Owned by the alerting engine (raywatch/alerts, raywatch/sinks).
+# Owned by the alerting engine (raywatch/alerts, raywatch/sinks). Matcher strings use
+# Prometheus/Alertmanager syntax (see raywatch/alerts/matchers.py); annotation templates
+# use Prometheus' {{ $value }} / {{ $labels.NAME }} (raywatch/alerts/template.py).
+
+from datetime import datetime, timezone  # noqa: E402
+
+from pydantic import Discriminator, Tag  # noqa: E402
+
+Severity = Literal["critical", "error", "warning", "info"]
+_ALERTNAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_SINK_NAME_RE = re.compile(r"^[a-zA-Z0-9_.-]+$")
+
+
+def _check_matchers(value: Any) -> List[str]:
+    from raywatch.alerts.matchers import parse_matchers
+
+    if isinstance(value, Mapping):  # {label: value} shorthand for equality matchers
+        value = [f"{k}={__import__('json').dumps(str(v))}" for k, v in value.items()]
+    if isinstance(value, str):
+        value = [str(m) for m in parse_matchers(value)]
+    if not isinstance(value, list):
+        raise ValueError("expected a list of matchers such as ['severity=\"critical\"']")
+    parse_matchers([str(v) for v in value])
+    return [str(v) for v in value]
+
+
+Matchers = Annotated[List[str], BeforeValidator(_check_matchers)]
+"""Label matchers: a list such as ``['severity="critical"', 'model=~"fraud.*"']``, a
+``'{a="b"}'`` string, or a ``{label: value}`` mapping of equality matchers."""
+
+
+class RetryConfig(StrictModel):
+    """Capped exponential backoff with full jitter between delivery attempts."""
+
+    max_attempts: int = Field(6, ge=1, le=100)
+    initial_backoff: Duration = 0.5
+    max_backoff: Duration = 30.0
+    max_retry_after: Duration = 300.0
+
+
+class AlertRuleConfig(StrictModel):
+    """One alert rule: ``expr`` (``metric{matchers} OP threshold``) or its parts.
+
+    The rule yields one alert per series that matches; the alert's labels are the
+    series' labels plus ``alertname``, ``severity`` and ``labels``.
+    """
+
+    name: str = Field(..., description="alertname")
+    expr: Optional[str] = None
+    metric: Optional[str] = None
+    matchers: Matchers = Field(default_factory=list)
+    op: Optional[Literal[">", ">=", "<", "<=", "==", "!="]] = None
+    threshold: Optional[float] = None
+    for_: Duration = Field(0.0, alias="for")
+    keep_firing_for: Duration = 0.0
+    severity: Severity = "warning"
+    labels: Dict[str, str] = Field(default_factory=dict)
+    annotations: Dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _ALERTNAME_RE.match(v):
+            raise ValueError(f"expected an alert name of letters, digits and '_' (like 'HighLatency'), got {v!r}")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: Dict[str, str]) -> Dict[str, str]:
+        for k in v:
+            if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", k):
+                raise ValueError(f"bad label name {k!r}")
+            if k in ("alertname", "severity"):
+                raise ValueError(f"label {k!r} is set by the rule itself (use name/severity)")
+        return v
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, v: Dict[str, str]) -> Dict[str, str]:
+        from raywatch.alerts.template import Template
+
+        for k, text in v.items():
+            try:
+                Template(text)
+            except ValueError as exc:
+                raise ValueError(f"annotation {k!r}: {exc}") from None
+        return v
+
+    @field_validator("expr")
+    @classmethod
+    def _expr(cls, v: Optional[str]) -> Optional[str]:
+        from raywatch.alerts.matchers import parse_condition
+
+        if v is not None:
+            parse_condition(v)
+        return v
+
+    @model_validator(mode="after")
+    def _condition(self) -> "AlertRuleConfig":
+        from raywatch.alerts.matchers import Selector, parse_condition, parse_matchers
+
+        if self.expr is not None:
+            if self.metric is not None or self.op is not None or self.threshold is not None or self.matchers:
+                raise ValueError("give either expr or metric/matchers/op/threshold, not both")
+            sel, op, thr = parse_condition(self.expr)
+            self.metric, self.op, self.threshold = sel.name, op, thr
+            self.matchers = [str(m) for m in sel.matchers]
+        else:
+            missing = [f for f in ("metric", "op", "threshold") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"expected expr (e.g. 'error_rate > 0.05') or all of metric, op, threshold; missing {', '.join(missing)}")
+            Selector.parse(self.metric)  # validates the name
+            parse_matchers(self.matchers)
+        return self
+
+    def condition(self) -> str:
+        """The rule's condition as one ``selector OP threshold`` string."""
+        sel = self.metric + ("{" + ", ".join(self.matchers) + "}" if self.matchers else "")
+        return f"{sel} {self.op} {self.threshold:g}"
+
+
+class RouteConfig(StrictModel):
+    """A node of the routing tree, with Alertmanager's semantics.
+
+    ``receiver`` names one sink or a list of sinks. ``group_by``, ``group_wait``,
+    ``group_interval`` and ``repeat_interval`` are inherited from the parent when unset;
+    ``group_by: ['...']`` groups by all labels. A child matching an alert stops the
+    search unless it sets ``continue: true``.
+    """
+
+    receiver: Optional[Union[str, List[str]]] = None
+    matchers: Matchers = Field(default_factory=list)
+    group_by: Optional[List[str]] = None
+    group_wait: Optional[Duration] = None
+    group_interval: Optional[Duration] = None
+    repeat_interval: Optional[Duration] = None
+    continue_: bool = Field(False, alias="continue")
+    routes: List["RouteConfig"] = Field(default_factory=list)
+
+    def receivers(self) -> List[str]:
+        if self.receiver is None:
+            return []
+        return [self.receiver] if isinstance(self.receiver, str) else list(self.receiver)
+
+
+class InhibitRuleConfig(StrictModel):
+    """Mute alerts matching ``target_matchers`` while an alert matching ``source_matchers``
+    fires with the same values of the ``equal`` labels."""
+
+    source_matchers: Matchers
+    target_matchers: Matchers
+    equal: List[str] = Field(default_factory=list)
+
+
+class SilenceConfig(StrictModel):
+    """Mute alerts matching ``matchers`` between ``starts_at`` and ``ends_at`` (UTC)."""
+
+    matchers: Matchers
+    starts_at: Optional[datetime] = None
+    ends_at: datetime
+    comment: str = ""
+    created_by: str = ""
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _utc(cls, v: Optional[datetime]) -> Optional[datetime]:
+        if v is not None and v.tzinfo is None:
+            v = v.replace(tzinfo=timezone.utc)
+        return v
+
+    @model_validator(mode="after")
+    def _order(self) -> "SilenceConfig":
+        if not self.matchers:
+            raise ValueError("a silence needs at least one matcher")
+        if self.starts_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class _SinkBase(StrictModel):
+    name: str
+    send_resolved: bool = True
+    timeout: Duration = 10.0
+    rate_limit: Optional[float] = Field(None, gt=0, description="notifications per second")
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    queue_size: int = Field(10000, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _sink_name(cls, v: str) -> str:
+        if not _SINK_NAME_RE.match(v):
+            raise ValueError(f"expected a sink name of letters, digits, '.', '_' or '-', got {v!r}")
+        return v
+
+
+class SlackSinkConfig(_SinkBase):
+    """Slack incoming webhook (Block Kit with a plain-text fallback)."""
+
+    type: Literal["slack"]
+    webhook_url: Secret
+    channel: Optional[str] = None
+    username: Optional[str] = None
+    icon_emoji: Optional[str] = None
+    rate_limit: Optional[float] = Field(1.0, gt=0)
+
+
+class DatadogSinkConfig(_SinkBase):
+    """Datadog: DogStatsD metrics, events and service checks; HTTP API with keys."""
+
+    type: Literal["datadog"]
+    statsd_host: str = "127.0.0.1"
+    statsd_port: int = 8125
+    tags: List[str] = Field(default_factory=list)
+    api_key: Optional[Secret] = None
+    app_key: Optional[Secret] = None
+    api_host: str = "https://api.datadoghq.com"
+    service_check: str = "raywatch.alert"
+
+
+class AlertmanagerSinkConfig(_SinkBase):
+    """Push alerts to Alertmanager's v2 API. Receives every alert directly (Alertmanager
+    groups, inhibits and silences on its own), so it is not named in ``route``."""
+
+    type: Literal["alertmanager"]
+    url: str = Field(..., description="base URL, e.g. http://127.0.0.1:9093")
+    bearer_token: Optional[Secret] = None
+    resend_delay: Duration = 60.0
+    generator_url: Optional[str] = None
+
+
+class PagerDutySinkConfig(_SinkBase):
+    """PagerDuty Events API v2 (trigger/resolve with a stable dedup_key)."""
+
+    type: Literal["pagerduty"]
+    routing_key: Secret
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    source: str = "raywatch"
+    client: str = "raywatch"
+    client_url: Optional[str] = None
+
+
+class WebhookSinkConfig(_SinkBase):
+    """Generic JSON webhook; the body is Alertmanager's webhook payload (version 4)."""
+
+    type: Literal["webhook"]
+    url: Secret
+    headers: Dict[str, Secret] = Field(default_factory=dict)
+    max_alerts: int = Field(0, ge=0)
+
+
+class EmailSinkConfig(_SinkBase):
+    """E-mail over SMTP; STARTTLS is required unless ``starttls: false``."""
+
+    type: Literal["email"]
+    host: str
+    port: int = 587
+    from_: str = Field(..., alias="from")
+    to: List[str] = Field(..., min_length=1)
+    username: Optional[str] = None
+    password: Optional[Secret] = None
+    starttls: bool = True
+    tls_verify: bool = True
+    ca_file: Optional[str] = None
+    subject_prefix: str = "[raywatch]"
+
+
+class LogSinkConfig(_SinkBase):
+    """Write notifications to the ``raywatch.sinks.log`` logger."""
+
+    type: Literal["log"]
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+
+
+_SINK_TYPES = {
+    "slack": SlackSinkConfig,
+    "datadog": DatadogSinkConfig,
+    "alertmanager": AlertmanagerSinkConfig,
+    "pagerduty": PagerDutySinkConfig,
+    "webhook": WebhookSinkConfig,
+    "email": EmailSinkConfig,
+    "log": LogSinkConfig,
+}
+
+
+def _sink_tag(v: Any) -> Optional[str]:
+    # tags are bracketed so that error locations read sinks[0].webhook_url, not sinks[0].slack.webhook_url
+    t = v.get("type") if isinstance(v, Mapping) else getattr(v, "type", None)
+    return f"[{t}]" if t in _SINK_TYPES else None
+
+
+SinkConfig = Annotated[
+    Union[tuple(Annotated[cls, Tag(f"[{name}]")] for name, cls in _SINK_TYPES.items())],  # type: ignore[misc]
+    Discriminator(
+        _sink_tag,
+        custom_error_type="sink_type",
+        custom_error_message="expected 'type' to be one of " + ", ".join(_SINK_TYPES),
+    ),
+]
+
+DIRECT_SINK_TYPES = ("alertmanager",)
+
+
+def _default_inhibit() -> List[InhibitRuleConfig]:
+    return [
+        InhibitRuleConfig(
+            source_matchers=['severity="critical"'],
+            target_matchers=['severity=~"warning|info"'],
+            equal=["app", "deployment", "model"],
+        )
+    ]
 
 
 class AlertingConfig(StrictModel):
-    """Rules, routing and sinks. See ``raywatch.alerts``."""
+    """Rules, routing and sinks. See ``raywatch.alerts``.
 
-    rules: List[Dict[str, Any]] = Field(default_factory=list)
-    sinks: List[Dict[str, Any]] = Field(default_factory=list)
+    Without ``route``, every sink (except Alertmanager sinks, which receive every alert
+    directly) gets every alert, grouped by alertname and model. ``inhibit_rules`` defaults
+    to "a critical alert mutes warnings and infos of the same model"; set ``[]`` to turn
+    that off.
+    """
+
+    rules: List[AlertRuleConfig] = Field(default_factory=list)
+    route: Optional[RouteConfig] = None
+    inhibit_rules: List[InhibitRuleConfig] = Field(default_factory=_default_inhibit)
+    silences: List[SilenceConfig] = Field(default_factory=list)
+    sinks: List[SinkConfig] = Field(default_factory=list)
+    dead_letter_path: Optional[str] = None
+    resolved_retention: Duration = 900.0
+
+    @model_validator(mode="after")
+    def _references(self) -> "AlertingConfig":
+        names = [s.name for s in self.sinks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"sink names must be unique; repeated: {', '.join(dup)}")
+        kinds = {s.name: s.type for s in self.sinks}
+
+        def walk(route: RouteConfig, path: str) -> None:
+            for r in route.receivers():
+                if r not in kinds:
+                    known = ", ".join(sorted(kinds)) or "none defined"
+                    raise ValueError(f"{path}.receiver: no sink named {r!r} (sinks: {known})")
+                if kinds[r] in DIRECT_SINK_TYPES:
+                    raise ValueError(
+                        f"{path}.receiver: {r!r} is an alertmanager sink, which receives every alert "
+                        "directly; leave it out of the route"
+                    )
+            for i, child in enumerate(route.routes):
+                walk(child, f"{path}.routes[{i}]")
+
+        if self.route is not None:
+            if not self.route.receivers():
+                raise ValueError("route.receiver: the root route needs a receiver")
+            if self.route.matchers:
+                raise ValueError("route.matchers: the root route matches every alert; put matchers on child routes")
+            walk(self.route, "route")
+        return self
+
+
+RouteConfig.model_rebuild()
 
 
 # ========================================================================== monitor
