@@ -567,6 +567,76 @@ RouteConfig.model_rebuild()
 # Owned by the sidecar (raywatch/serve) and the stats actor (raywatch/actor).
 
 
+# ---------------------------------------------------------------- replica side (stream C)
+# Owned by the sidecar (raywatch/serve). Read in every replica; a ``raywatch`` key in a
+# deployment's ``user_config`` overrides these at run time (hot reload, no restart).
+
+
+def _check_import_path(value: Any) -> Any:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str) and re.match(r"^[A-Za-z_][\w.]*[:.][A-Za-z_]\w*$", value):
+        return value
+    raise ValueError(f"expected an import path such as 'my_pkg.features:extract' or a callable, got {value!r}")
+
+
+ImportPath = Annotated[Any, BeforeValidator(_check_import_path)]
+"""``"module:attribute"`` (or ``"module.attribute"``), resolved in the replica; a callable in Python."""
+
+
+class CaptureConfig(StrictModel):
+    """What each replica records per request (see ``raywatch.serve.capture``)."""
+
+    enabled: bool = True
+    methods: List[str] = Field(default_factory=lambda: ["__call__"], min_length=1)
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    fields: Optional[List[str]] = None
+    redact: List[str] = Field(default_factory=list)
+    redact_mode: Literal["drop", "hash"] = "drop"
+    feature_names: Optional[List[str]] = None
+    feature_extractor: ImportPath = None
+    prediction_extractor: ImportPath = None
+    max_rows_per_request: int = Field(64, ge=1)
+    max_body_bytes: int = Field(65536, ge=0)
+    feedback: bool = False
+    max_predictions: int = Field(10_000, ge=0)
+
+
+class ShippingConfig(StrictModel):
+    """How records leave the replica: one fire-and-forget actor call per flush."""
+
+    flush_interval: Duration = 1.0
+    flush_max_records: int = Field(1000, ge=1)
+    buffer_size: int = Field(100_000, ge=1)
+    max_pending_batches: int = Field(16, ge=1)
+    max_in_flight: int = Field(4, ge=1)
+    max_retries: int = Field(5, ge=0)
+    retry_backoff: Duration = 0.5
+    max_backoff: Duration = 10.0
+
+    @field_validator("flush_interval")
+    @classmethod
+    def _positive_interval(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("expected a positive duration")
+        return v
+
+
+class ResourcesConfig(StrictModel):
+    """Process, node and GPU figures sampled on a background thread in each replica."""
+
+    enabled: bool = True
+    interval: Duration = 5.0
+    gpu: bool = True
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_interval(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("expected a positive duration")
+        return v
+
+
 # ---------------------------------------------------------------- stats actor (stream D)
 # Owned by the stats actor (raywatch/actor). Actor-wide settings come from the config of
 # whoever creates the actor first; feedback/detectors are read per model.
@@ -649,3 +719,7 @@ class MonitorConfig(StrictModel):
     windows: WindowConfig = Field(default_factory=WindowConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     detectors: DetectorsConfig = Field(default_factory=DetectorsConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    shipping: ShippingConfig = Field(default_factory=ShippingConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    profile_path: Optional[str] = None
