@@ -1,0 +1,159 @@
+"""Join ground truth to predictions by request id, in bounded memory and with a TTL.
+
+Predictions reach the stats actor in replica batches; labels arrive later through
+``raywatch.feedback`` or the HTTP route — or, when a client is quick, *before* the batch
+holding the prediction has been shipped. :class:`FeedbackJoiner` keeps both sides in
+insertion-ordered maps: whichever side comes second completes the pair. Each side holds at
+most ``max_pending`` entries (the oldest is evicted first) and entries older than ``ttl``
+seconds are expired by :meth:`expire`. Evictions and expiries are counted, never silent.
+
+>>> j = FeedbackJoiner(ttl=60, max_pending=2)
+>>> j.add_prediction("r1", "m", 1, 0.9, now=0.0)
+[]
+>>> j.add_label("r1", 1, now=1.0)
+[Joined(request_id='r1', model_key='m', label=1, prediction=1, score=0.9)]
+>>> j.add_label("r2", 0, now=2.0)          # label first ...
+[]
+>>> j.add_prediction("r2", "m", 1, 0.4, now=3.0)   # ... prediction second
+[Joined(request_id='r2', model_key='m', label=0, prediction=1, score=0.4)]
+>>> j.counters()["joined"], j.pending()
+(2, {'predictions': 0, 'labels': 0})
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+
+__all__ = ["FeedbackJoiner", "Joined"]
+
+log = logging.getLogger("raywatch.actor.feedback")
+
+
+class Joined(NamedTuple):
+    request_id: str
+    model_key: str
+    label: Any
+    prediction: Any
+    score: Optional[float]
+
+
+class FeedbackJoiner:
+    """Bounded, TTL'd join of labels and predictions keyed by request id.
+
+    Parameters
+    ----------
+    ttl
+        Seconds a prediction waits for its label (and a label for its prediction).
+    max_pending
+        Most entries kept on each side; beyond it the oldest entry is evicted.
+    """
+
+    def __init__(self, ttl: float = 3600.0, max_pending: int = 100_000):
+        self.ttl = float(ttl)
+        self.max_pending = int(max_pending)
+        # request_id -> (ts, model_key, prediction, score)
+        self._predictions: "OrderedDict[str, Tuple[float, str, Any, Optional[float]]]" = OrderedDict()
+        # request_id -> (ts, label, model_key or None)
+        self._labels: "OrderedDict[str, Tuple[float, Any, Optional[str]]]" = OrderedDict()
+        self._counts = {
+            "predictions": 0,
+            "labels": 0,
+            "joined": 0,
+            "expired_predictions": 0,
+            "expired_labels": 0,
+            "evicted_predictions": 0,
+            "evicted_labels": 0,
+            "duplicate_labels": 0,
+            "model_mismatch": 0,
+        }
+
+    # ------------------------------------------------------------------ adding
+    def add_prediction(
+        self, request_id: str, model_key: str, prediction: Any, score: Optional[float], *, now: float
+    ) -> List[Joined]:
+        """Record a prediction; returns the pair when its label was already waiting."""
+        rid = str(request_id)
+        self._counts["predictions"] += 1
+        waiting = self._labels.pop(rid, None)
+        if waiting is not None:
+            _, label, want_model = waiting
+            if want_model is not None and want_model != model_key:
+                self._counts["model_mismatch"] += 1
+                self._labels[rid] = waiting  # a label for another model with the same id
+            else:
+                self._counts["joined"] += 1
+                return [Joined(rid, model_key, label, prediction, score)]
+        if rid in self._predictions:
+            self._predictions.move_to_end(rid)
+        self._predictions[rid] = (now, model_key, prediction, score)
+        while len(self._predictions) > self.max_pending:
+            self._predictions.popitem(last=False)
+            self._counts["evicted_predictions"] += 1
+        return []
+
+    def add_label(self, request_id: str, label: Any, model_key: Optional[str] = None, *, now: float) -> List[Joined]:
+        """Record a label; returns the pair when its prediction is known."""
+        rid = str(request_id)
+        self._counts["labels"] += 1
+        pred = self._predictions.get(rid)
+        if pred is not None:
+            _, pkey, prediction, score = pred
+            if model_key is None or model_key == pkey:
+                del self._predictions[rid]
+                self._counts["joined"] += 1
+                return [Joined(rid, pkey, label, prediction, score)]
+            self._counts["model_mismatch"] += 1
+        if rid in self._labels:
+            self._counts["duplicate_labels"] += 1
+            self._labels.move_to_end(rid)
+        self._labels[rid] = (now, label, model_key)
+        while len(self._labels) > self.max_pending:
+            self._labels.popitem(last=False)
+            self._counts["evicted_labels"] += 1
+        return []
+
+    # ------------------------------------------------------------------ upkeep
+    def expire(self, now: float) -> int:
+        """Drop entries older than the TTL; returns how many were dropped."""
+        cutoff = now - self.ttl
+        dropped = 0
+        for side, counter in ((self._predictions, "expired_predictions"), (self._labels, "expired_labels")):
+            # insertion order is (nearly) time order: stop at the first fresh entry
+            while side:
+                rid, entry = next(iter(side.items()))
+                if entry[0] > cutoff:
+                    break
+                side.popitem(last=False)
+                self._counts[counter] += 1
+                dropped += 1
+        return dropped
+
+    def pending(self) -> Dict[str, int]:
+        return {"predictions": len(self._predictions), "labels": len(self._labels)}
+
+    def counters(self) -> Dict[str, int]:
+        return dict(self._counts)
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> Dict[str, Any]:
+        """A picklable snapshot (the actor stores it in SQLite)."""
+        return {
+            "ttl": self.ttl,
+            "max_pending": self.max_pending,
+            "predictions": list(self._predictions.items()),
+            "labels": list(self._labels.items()),
+            "counts": dict(self._counts),
+        }
+
+    def restore(self, state: Dict[str, Any]) -> None:
+        self._predictions = OrderedDict((k, tuple(v)) for k, v in state.get("predictions", []))
+        self._labels = OrderedDict((k, tuple(v)) for k, v in state.get("labels", []))
+        for k, v in (state.get("counts") or {}).items():
+            if k in self._counts:
+                self._counts[k] = int(v)
+        while len(self._predictions) > self.max_pending:
+            self._predictions.popitem(last=False)
+        while len(self._labels) > self.max_pending:
+            self._labels.popitem(last=False)
