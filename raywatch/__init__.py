@@ -17,6 +17,8 @@ _EXPORTS = {
     "ConfigError": "raywatch.config:ConfigError",
     "MonitorConfig": "raywatch.config:MonitorConfig",
     "load_config": "raywatch.config:load_config",
+    "status": "raywatch.actor.api:status",
+    "feedback": "raywatch.actor.api:feedback",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

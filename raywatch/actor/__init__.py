@@ -1,1 +1,43 @@
-"""raywatch.actor"""
+"""raywatch.actor — the stats actor (the shell around :mod:`raywatch.actor.core`).
+
+Public entry points (imported lazily, so that ``import raywatch.actor.sharding`` does not
+pull in Ray):
+
+* :func:`get_or_create` / :func:`get_for_model` — the handle of a stats actor shard;
+* :func:`shard_for` — which shard owns a model key;
+* :func:`status`, :func:`history`, :func:`feedback` — the query API.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "StatsActor": "raywatch.actor.actor:StatsActor",
+    "get_or_create": "raywatch.actor.actor:get_or_create",
+    "get_for_model": "raywatch.actor.actor:get_for_model",
+    "shard_for": "raywatch.actor.sharding:shard_for",
+    "actor_name": "raywatch.actor.sharding:actor_name",
+    "StatsCore": "raywatch.actor.core:StatsCore",
+    "status": "raywatch.actor.api:status",
+    "history": "raywatch.actor.api:history",
+    "feedback": "raywatch.actor.api:feedback",
+    "actors": "raywatch.actor.api:actors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'raywatch.actor' has no attribute {name!r}")
+    module, attr = target.split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

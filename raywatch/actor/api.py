@@ -1,0 +1,138 @@
+"""The query API: ``raywatch.status``, ``raywatch.feedback``, ``raywatch.actor.history``.
+
+These run in any Ray driver (the CLI, a notebook, a job) connected to the cluster where
+the stats actors live. Without a ``config`` they find the actors by name in the
+``raywatch`` namespace; a model's questions go to the shard that owns it (the same
+:func:`~raywatch.actor.sharding.shard_for` the replicas use), questions about all models go
+to every shard and the answers are merged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from raywatch.actor.sharding import actor_name, parse_actor_name, shard_for
+from raywatch.config import MonitorConfig, parse_config
+
+__all__ = ["status", "feedback", "history", "actors"]
+
+log = logging.getLogger("raywatch.actor.api")
+
+ConfigLike = Union[MonitorConfig, Mapping[str, Any], None]
+
+
+def _ray():
+    import ray
+
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS", "auto")
+        log.info("connecting to the Ray cluster at %s", address)
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    return ray
+
+
+def actors(config: ConfigLike = None) -> List[Tuple[int, Any]]:
+    """``(shard, handle)`` of every stats actor that exists now."""
+    ray = _ray()
+    cfg = parse_config(config) if config is not None else MonitorConfig()
+    base, ns = cfg.actor.name, cfg.actor.namespace
+    out: List[Tuple[int, Any]] = []
+    if config is not None:
+        for shard in range(cfg.actor.shards):
+            try:
+                out.append((shard, ray.get_actor(actor_name(base, shard, cfg.actor.shards), namespace=ns)))
+            except ValueError:
+                continue
+        return out
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        name = entry["name"] if isinstance(entry, dict) else entry
+        namespace = entry.get("namespace") if isinstance(entry, dict) else ns
+        if namespace != ns or not parse_actor_name(name, base):
+            continue
+        shard = 0 if name == base else int(name.rsplit("-", 1)[1])
+        try:
+            out.append((shard, ray.get_actor(name, namespace=ns)))
+        except ValueError:
+            continue
+    out.sort(key=lambda t: t[0])
+    return out
+
+
+def _shards(handles: List[Tuple[int, Any]], config: ConfigLike, timeout: float) -> int:
+    if config is not None:
+        return parse_config(config).actor.shards
+    if not handles:
+        return 1
+    ray = _ray()
+    return int(ray.get(handles[0][1].info.remote(), timeout=timeout)["shards"])
+
+
+def _owner(model: str, handles: List[Tuple[int, Any]], config: ConfigLike, timeout: float) -> Optional[Any]:
+    n = _shards(handles, config, timeout)
+    want = shard_for(model, n)
+    for shard, h in handles:
+        if shard == want:
+            return h
+    return None
+
+
+def status(model: Optional[str] = None, *, config: ConfigLike = None, timeout: float = 30.0) -> Dict[str, Any]:
+    """Current window, rolling view, drift, quality, performance and alerts per model.
+
+    ``model`` is a model key (``"app/deployment"``) or a model name; None for all models.
+    Returns ``{"models": {key: {...}}, "actors": [{...}, ...]}``.
+    """
+    ray = _ray()
+    handles = actors(config)
+    if model is not None and "/" in model:
+        h = _owner(model, handles, config, timeout)
+        targets = [h] if h is not None else [h for _, h in handles]
+    else:
+        targets = [h for _, h in handles]
+    answers = ray.get([h.status.remote(model) for h in targets], timeout=timeout) if targets else []
+    out: Dict[str, Any] = {"models": {}, "actors": []}
+    for a in answers:
+        out["models"].update(a.get("models") or {})
+        out["actors"].append(a.get("actor"))
+    return out
+
+
+def history(model: Optional[str] = None, since: Optional[float] = None, *, config: ConfigLike = None, timeout: float = 60.0) -> Dict[str, Any]:
+    """Closed windows, feature histograms and alert transitions (the format in CONTRACTS)."""
+    ray = _ray()
+    handles = actors(config)
+    targets = [h for _, h in handles]
+    if model is not None:
+        h = _owner(model, handles, config, timeout)
+        targets = [h] if h is not None else []
+    answers = ray.get([h.history.remote(model, since) for h in targets], timeout=timeout) if targets else []
+    out: Dict[str, Any] = {"models": {}, "alerts": []}
+    for a in answers:
+        out["models"].update(a.get("models") or {})
+        out["alerts"].extend(a.get("alerts") or [])
+    out["alerts"].sort(key=lambda e: e.get("ts") or 0)
+    return out
+
+
+def feedback(request_id: str, label: Any, model: Optional[str] = None, *, config: ConfigLike = None, timeout: float = 30.0) -> bool:
+    """Send the ground truth ``label`` of the request ``request_id``.
+
+    With ``model`` (``"app/deployment"``) the label goes to the shard owning the model;
+    without it, to every shard (only the one holding the prediction joins it; the others
+    let it expire). Returns True when the label joined a prediction right away (False: it
+    waits, bounded and with a TTL, for its prediction to arrive).
+    """
+    ray = _ray()
+    handles = actors(config)
+    if not handles:
+        raise RuntimeError("no raywatch stats actor is running (is a monitored deployment up?)")
+    if model is not None and "/" in model:
+        h = _owner(model, handles, config, timeout)
+        targets = [h] if h is not None else [h for _, h in handles]
+    else:
+        targets = [h for _, h in handles]
+    key = model if model is not None and "/" in model else None  # a model name alone: any shard
+    results = ray.get([h.feedback.remote(str(request_id), label, key) for h in targets], timeout=timeout)
+    return any(results)

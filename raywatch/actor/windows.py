@@ -1,0 +1,258 @@
+"""Per-model window aggregates: what the stats actor merges from replica batches.
+
+A :class:`Window` is one tumbling window (``[start, end)`` in UTC epoch seconds, by the
+batches' event time) of one model: request and error counters, HTTP statuses, the merged
+:class:`~raywatch.stats.sketch.LatencySketch`, the merged ``WindowSummary`` of features and
+predictions, the latest resource figures of each replica, and — once ground truth is
+joined — a performance accumulator. :meth:`Window.merged` folds several windows into one
+(the rolling view); nothing here depends on Ray.
+
+>>> from raywatch.stats.sketch import LatencySketch
+>>> w = Window(0.0, 10.0)
+>>> sk = LatencySketch(); sk.add_many([0.010, 0.020, 0.030, 0.040])
+>>> w.add_counts(requests=4, errors={"ValueError": 1}, statuses={}, latency=sk)
+>>> f = w.figures(seconds=10.0)
+>>> f["requests"], f["errors"], f["error_rate"], f["throughput_rps"], round(f["latency_p50_seconds"], 3)
+(4, 1, 0.25, 0.4, 0.02)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Iterable, List, Optional
+
+from raywatch.stats.sketch import LatencySketch
+
+__all__ = ["Window", "aggregate_resources", "perf_from_dict"]
+
+log = logging.getLogger("raywatch.actor.windows")
+
+QUANTILES = (("latency_p50_seconds", 0.50), ("latency_p95_seconds", 0.95), ("latency_p99_seconds", 0.99))
+
+
+def perf_from_dict(d: Optional[Dict[str, Any]]):
+    """A performance accumulator from its ``to_dict`` (classification or regression)."""
+    if not d:
+        return None
+    from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
+
+    return ClassificationMetrics.from_dict(d) if d.get("kind") == "classification" else RegressionMetrics.from_dict(d)
+
+
+def _summary_from_bytes(b: Optional[bytes]):
+    if b is None:
+        return None
+    from raywatch.stats.summary import WindowSummary
+
+    return WindowSummary.from_bytes(b)
+
+
+class Window:
+    """One model's aggregates over ``[start, end)``."""
+
+    __slots__ = (
+        "start",
+        "end",
+        "requests",
+        "errors",
+        "error_types",
+        "statuses",
+        "latency",
+        "summary",
+        "batches",
+        "dropped",
+        "capture_errors",
+        "perf",
+        "feedback_rows",
+        "resources",
+        "first_ts",
+        "last_ts",
+    )
+
+    def __init__(self, start: float, end: float):
+        self.start = float(start)
+        self.end = float(end)
+        self.requests = 0
+        self.errors = 0
+        self.error_types: Dict[str, int] = {}
+        self.statuses: Dict[str, int] = {}
+        self.latency = LatencySketch()
+        self.summary = None  # WindowSummary (features + predictions), merged
+        self.batches = 0
+        self.dropped = 0  # records dropped by replicas, reported in this window
+        self.capture_errors = 0
+        self.perf = None  # ClassificationMetrics | RegressionMetrics
+        self.feedback_rows = 0
+        self.resources: Dict[str, Dict[str, Any]] = {}  # replica_id -> latest figures
+        self.first_ts: Optional[float] = None
+        self.last_ts: Optional[float] = None
+
+    # ------------------------------------------------------------------ adding
+    def add_counts(
+        self,
+        *,
+        requests: int,
+        errors: Dict[str, int],
+        statuses: Dict[str, int],
+        latency: Optional[LatencySketch],
+        start_ts: Optional[float] = None,
+        end_ts: Optional[float] = None,
+    ) -> None:
+        self.batches += 1
+        self.requests += int(requests)
+        for k, v in errors.items():
+            v = int(v)
+            self.errors += v
+            self.error_types[k] = self.error_types.get(k, 0) + v
+        for k, v in statuses.items():
+            self.statuses[str(k)] = self.statuses.get(str(k), 0) + int(v)
+        if latency is not None and (latency.count or latency.invalid):
+            self.latency.merge(latency)
+        if start_ts is not None:
+            self.first_ts = start_ts if self.first_ts is None else min(self.first_ts, start_ts)
+        if end_ts is not None:
+            self.last_ts = end_ts if self.last_ts is None else max(self.last_ts, end_ts)
+
+    def add_summary(self, summary) -> None:
+        self.summary = summary if self.summary is None else self.summary.merge(summary)
+
+    def add_perf(self, acc) -> None:
+        """Merge a performance accumulator (one or more joined labels)."""
+        self.perf = acc if self.perf is None else self.perf.merge(acc)
+
+    @property
+    def rows(self) -> int:
+        return int(self.summary.rows) if self.summary is not None else 0
+
+    # ------------------------------------------------------------------ folding
+    @classmethod
+    def merged(cls, windows: Iterable["Window"]) -> "Window":
+        """A new window holding all of ``windows`` (the rolling view)."""
+        ws = list(windows)
+        out = cls(min((w.start for w in ws), default=0.0), max((w.end for w in ws), default=0.0))
+        for w in ws:
+            out.add_counts(
+                requests=w.requests, errors=w.error_types, statuses=w.statuses, latency=w.latency,
+                start_ts=w.first_ts, end_ts=w.last_ts,
+            )
+            out.batches += w.batches - 1
+            out.errors += w.errors - sum(w.error_types.values())  # errors without a type (none today)
+            if w.summary is not None:
+                out.add_summary(w.summary)
+            if w.perf is not None:
+                out.add_perf(w.perf)
+            out.feedback_rows += w.feedback_rows
+            out.dropped += w.dropped
+            out.capture_errors += w.capture_errors
+            out.resources.update(w.resources)  # later windows win per replica
+        return out
+
+    # ------------------------------------------------------------------ reading
+    def figures(self, seconds: float) -> Dict[str, Any]:
+        """Counts, rates and latency percentiles; ``seconds`` is the time the window covers."""
+        out: Dict[str, Any] = {
+            "start": self.start,
+            "end": self.end,
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_types": dict(self.error_types),
+            "statuses": dict(self.statuses),
+            "error_rate": (self.errors / self.requests) if self.requests else 0.0,
+            "throughput_rps": (self.requests / seconds) if seconds > 0 else 0.0,
+            "rows": self.rows,
+            "batches": self.batches,
+            "dropped": self.dropped,
+            "capture_errors": self.capture_errors,
+            "feedback_rows": self.feedback_rows,
+            "latency_mean_seconds": self.latency.mean,
+        }
+        for name, q in QUANTILES:
+            out[name] = self.latency.quantile(q) if self.latency.count else None
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> Dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_types": self.error_types,
+            "statuses": self.statuses,
+            "latency": self.latency.to_dict(),
+            "summary": self.summary.to_bytes() if self.summary is not None else None,
+            "batches": self.batches,
+            "dropped": self.dropped,
+            "capture_errors": self.capture_errors,
+            "perf": self.perf.to_dict() if self.perf is not None else None,
+            "feedback_rows": self.feedback_rows,
+            "resources": self.resources,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+        }
+
+    @classmethod
+    def from_state(cls, s: Dict[str, Any]) -> "Window":
+        w = cls(s["start"], s["end"])
+        for k in ("requests", "errors", "batches", "dropped", "capture_errors", "feedback_rows", "first_ts", "last_ts"):
+            setattr(w, k, s.get(k, getattr(w, k)))
+        w.error_types = dict(s.get("error_types") or {})
+        w.statuses = dict(s.get("statuses") or {})
+        w.latency = LatencySketch.from_dict(s["latency"]) if s.get("latency") else LatencySketch()
+        w.summary = _summary_from_bytes(s.get("summary"))
+        w.perf = perf_from_dict(s.get("perf"))
+        w.resources = dict(s.get("resources") or {})
+        return w
+
+
+def _num(v: Any) -> Optional[float]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f else None
+
+
+def aggregate_resources(per_replica: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Model-level resource figures from each replica's latest sample.
+
+    ``cpu_percent`` and ``rss_bytes`` are the busiest replica's (what an alert wants),
+    ``rss_bytes_total`` the sum; node figures are the busiest node's; GPUs are keyed
+    ``"<node id prefix>:<index>"`` so two nodes' GPU 0 stay apart.
+
+    >>> r = aggregate_resources({"a": {"cpu_percent": 10, "rss_bytes": 100, "node_id": "n1", "gpus": []},
+    ...                          "b": {"cpu_percent": 30, "rss_bytes": 50, "node_id": "n1",
+    ...                                "gpus": [{"index": 0, "utilization": 55.0}]}})
+    >>> r["cpu_percent"], r["rss_bytes"], r["rss_bytes_total"], r["replicas"], r["gpu_utilization"]
+    (30.0, 100.0, 150.0, 2, 55.0)
+    """
+    out: Dict[str, Any] = {"replicas": len(per_replica)}
+    cpu = [_num(r.get("cpu_percent")) for r in per_replica.values()]
+    rss = [_num(r.get("rss_bytes")) for r in per_replica.values()]
+    cpu = [c for c in cpu if c is not None]
+    rss = [c for c in rss if c is not None]
+    out["cpu_percent"] = max(cpu) if cpu else None
+    out["cpu_percent_total"] = sum(cpu) if cpu else None
+    out["rss_bytes"] = max(rss) if rss else None
+    out["rss_bytes_total"] = sum(rss) if rss else None
+    for key in ("node_cpu_percent", "node_memory_percent", "num_threads", "open_files"):
+        vals = [_num(r.get(key)) for r in per_replica.values()]
+        vals = [v for v in vals if v is not None]
+        out[key] = max(vals) if vals else None
+    gpus: Dict[str, Dict[str, Any]] = {}
+    for rid, r in per_replica.items():
+        node = str(r.get("node_id") or rid)[:8]
+        for g in r.get("gpus") or []:
+            if not isinstance(g, dict):
+                continue
+            gpus[f"{node}:{g.get('index', 0)}"] = {
+                k: _num(g.get(k))
+                for k in ("utilization", "memory_used_bytes", "memory_total_bytes", "temperature_celsius", "power_watts")
+            }
+    out["gpus"] = gpus
+    util = [g["utilization"] for g in gpus.values() if g.get("utilization") is not None]
+    out["gpu_utilization"] = max(util) if util else None
+    if not gpus:
+        statuses = {str(r.get("gpu_status")) for r in per_replica.values() if r.get("gpu_status")}
+        out["gpu_status"] = ", ".join(sorted(statuses)) if statuses else None
+    return out
