@@ -1,0 +1,412 @@
+"""The HTML report: one self-contained, offline file built from the stats actor's
+``history()`` dict (see ``raywatch.actor``). Charts are inline SVG drawn in Python
+(:mod:`raywatch.report.svg`); there is no script and nothing is fetched.
+
+Per model: summary figures; per feature the reference and current distributions side by
+side with the latest drift test; drift p-values over time (heat strip) and drift
+statistics per feature (lines); latency percentiles; throughput and errors; resource use;
+performance from feedback. Then the alert timeline and the alert log for all models.
+
+>>> h = {"models": {"fraud/FraudModel": {"labels": {"app": "fraud"}, "features": {},
+...      "windows": [{"start": 0, "end": 60, "requests": 10, "errors": 0,
+...                   "latency_p95_seconds": 0.01, "drift": {}}]}}, "alerts": []}
+>>> page = render_report(h, title="demo")
+>>> page.startswith("<!DOCTYPE html>") and "<script" not in page and "fraud/FraudModel" in page
+True
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+from html import escape
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from raywatch.report import svg
+
+logger = logging.getLogger("raywatch.report")
+
+__all__ = ["render_report", "write_report"]
+
+Event = Tuple[float, str]
+
+_CSS = """
+:root { --fg:#1d2733; --muted:#6b7785; --line:#d9dee4; --bg:#fafbfc; --card:#fff; --bad:#C0392B; --ok:#1E8449; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; color:var(--fg); background:var(--bg); }
+header { padding:18px 28px; background:#13222f; color:#fff; }
+header h1 { margin:0 0 4px; font-size:22px; }
+header .sub { color:#b8c4cf; font-size:13px; }
+main { padding:12px 28px 40px; max-width:1000px; }
+h2 { margin:28px 0 6px; font-size:19px; border-bottom:2px solid var(--line); padding-bottom:4px; }
+h3 { margin:20px 0 6px; font-size:15px; }
+nav a { margin-right:14px; color:#9fd3ff; }
+.tiles { display:flex; flex-wrap:wrap; gap:10px; margin:10px 0; }
+.tile { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:8px 12px; min-width:130px; }
+.tile .v { font-size:20px; font-weight:600; }
+.tile .k { color:var(--muted); font-size:12px; }
+.tile.bad .v { color:var(--bad); }
+.grid2 { display:grid; grid-template-columns: repeat(2, 460px); gap:12px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:6px; }
+.badge { display:inline-block; padding:1px 7px; border-radius:9px; font-size:12px; font-weight:600; }
+.badge.drift { background:#fdecea; color:var(--bad); }
+.badge.ok { background:#e9f7ef; color:var(--ok); }
+.badge.na { background:#eef0f2; color:var(--muted); }
+.feat .meta { font-size:12px; color:var(--muted); padding:0 6px 4px; }
+table { border-collapse:collapse; width:100%; font-size:13px; background:var(--card); }
+th, td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
+th { background:#f0f3f6; }
+td.firing { color:var(--bad); font-weight:600; }
+td.resolved { color:var(--ok); }
+p.note { color:var(--muted); margin:4px 0; }
+svg.chart { display:block; }
+svg .ctitle { font-size:13px; font-weight:600; fill:#1d2733; }
+svg .tick { font-size:10px; fill:#55606c; }
+svg .legend { font-size:11px; fill:#1d2733; }
+svg .onbar { font-size:10px; font-weight:600; fill:#fff; }
+svg .muted { font-size:11px; fill:#8a96a3; }
+svg .frame { fill:none; stroke:#c9d0d8; }
+svg .grid { stroke:#edf0f3; }
+svg .threshold { stroke:#C0392B; stroke-dasharray:5 4; stroke-width:1.5; }
+svg .event { stroke:#8e44ad; stroke-dasharray:3 3; stroke-width:1.5; }
+svg .alarm { fill:none; stroke:#C0392B; stroke-width:2; }
+footer { color:var(--muted); font-size:12px; padding:10px 28px 30px; }
+"""
+
+
+def _num(v: Any) -> Optional[float]:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return float(v)
+    return None
+
+
+def _utc(ts: Optional[float]) -> str:
+    if _num(ts) is None:
+        return "–"
+    return _dt.datetime.fromtimestamp(float(ts), _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _t(w: Mapping[str, Any]) -> Optional[float]:
+    """A window's position on the time axis: its end (when its figures are complete)."""
+    return _num(w.get("end", w.get("start")))
+
+
+def _series(windows: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) -> List[Tuple[float, Optional[float]]]:
+    out = []
+    for w in windows:
+        x = _t(w)
+        if x is None:
+            continue
+        v = _num(w.get(key))
+        out.append((x, None if v is None else v * scale))
+    return out
+
+
+def _has(series: Iterable[Tuple[float, Optional[float]]]) -> bool:
+    return any(v is not None for _, v in series)
+
+
+def _bin_labels(dist: Mapping[str, Any]) -> Tuple[List[str], List[float]]:
+    counts = [float(c) if _num(c) is not None else 0.0 for c in dist.get("counts", [])]
+    if "categories" in dist:
+        cats = [str(c) for c in dist.get("categories", [])]
+        cats += ["(other)"] * (len(counts) - len(cats))
+        return cats[: len(counts)], counts
+    edges = [float(e) for e in dist.get("edges", [])]
+    fmt = svg.format_value
+    if len(counts) == len(edges) - 1:
+        labels = [f"{fmt(edges[i])}–{fmt(edges[i + 1])}" for i in range(len(counts))]
+    elif len(counts) == len(edges) + 1:  # with underflow / overflow bins
+        labels = [f"<{fmt(edges[0])}"] if edges else []
+        labels += [f"{fmt(edges[i])}–{fmt(edges[i + 1])}" for i in range(len(edges) - 1)]
+        labels += [f">{fmt(edges[-1])}"] if edges else []
+    else:
+        labels = [str(i) for i in range(len(counts))]
+    return labels, counts
+
+
+def _latest_drift(windows: Sequence[Mapping[str, Any]], feature: str) -> Optional[Mapping[str, Any]]:
+    for w in reversed(windows):
+        d = (w.get("drift") or {}).get(feature)
+        if d:
+            return d
+    return None
+
+
+def _badge(d: Optional[Mapping[str, Any]]) -> str:
+    if not d:
+        return '<span class="badge na">not tested yet</span>'
+    if d.get("drifted"):
+        return '<span class="badge drift">drift</span>'
+    return '<span class="badge ok">no drift</span>'
+
+
+def _drift_meta(d: Optional[Mapping[str, Any]]) -> str:
+    if not d:
+        return "no drift test in this period"
+    parts = [f"method {escape(str(d.get('method', '?')))}"]
+    if _num(d.get("statistic")) is not None:
+        parts.append(f"statistic {svg.format_value(d['statistic'])}")
+    if _num(d.get("p_value")) is not None:
+        parts.append(f"p-value {svg.format_value(d['p_value'])}")
+    return " · ".join(parts)
+
+
+def _tile(key: str, value: str, bad: bool = False) -> str:
+    return f'<div class="tile{" bad" if bad else ""}"><div class="v">{escape(value)}</div><div class="k">{escape(key)}</div></div>'
+
+
+def _alert_spans(alerts: Sequence[Mapping[str, Any]]):
+    """Pair firing and resolved events per alert (name + labels) into timeline spans."""
+    open_: Dict[Tuple[str, str], Tuple[float, Mapping[str, Any]]] = {}
+    spans: List[Tuple[str, float, Optional[float], str, str]] = []
+    lanes: List[str] = []
+
+    def lane_of(a: Mapping[str, Any]) -> str:
+        labels = a.get("labels") or {}
+        extra = [str(labels[k]) for k in ("feature", "deployment", "model") if labels.get(k)]
+        name = str(a.get("alertname") or labels.get("alertname") or "alert")
+        return name + (f" ({', '.join(extra[:2])})" if extra else "")
+
+    for a in sorted(alerts, key=lambda a: _num(a.get("ts")) or 0.0):
+        ts = _num(a.get("ts"))
+        if ts is None:
+            continue
+        lane = lane_of(a)
+        if lane not in lanes:
+            lanes.append(lane)
+        key = (lane, repr(sorted((a.get("labels") or {}).items())))
+        state = str(a.get("state", "firing")).lower()
+        summary = (a.get("annotations") or {}).get("summary") or ""
+        if state == "firing":
+            if key not in open_:
+                open_[key] = (ts, a)
+        elif state == "resolved":
+            start, first = open_.pop(key, (ts, a))
+            spans.append((lane, start, ts, str(first.get("severity", "")), f"{lane}: {_utc(start)} → {_utc(ts)} {summary}"))
+    for (lane, _), (start, a) in open_.items():
+        summary = (a.get("annotations") or {}).get("summary") or ""
+        spans.append((lane, start, None, str(a.get("severity", "")), f"{lane}: firing since {_utc(start)} {summary}"))
+    return lanes, spans
+
+
+def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], anchor: str) -> str:
+    windows = sorted(model.get("windows") or [], key=lambda w: _t(w) or 0.0)
+    features = model.get("features") or {}
+    labels = model.get("labels") or {}
+    out = [f'<h2 id="{anchor}">{escape(key)}</h2>']
+    if labels:
+        out.append('<p class="note">' + " · ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in labels.items()) + "</p>")
+
+    # ---- summary tiles
+    requests = sum(_num(w.get("requests")) or 0 for w in windows)
+    errors = sum(_num(w.get("errors")) or 0 for w in windows)
+    p95 = [v for _, v in _series(windows, "latency_p95_seconds") if v is not None]
+    last = windows[-1] if windows else {}
+    drifted_now = sorted(f for f, d in (last.get("drift") or {}).items() if d and d.get("drifted"))
+    ever = sorted({f for w in windows for f, d in (w.get("drift") or {}).items() if d and d.get("drifted")})
+    tiles = [
+        _tile("requests", f"{requests:,.0f}"),
+        _tile("error rate", f"{(errors / requests if requests else 0):.2%}", bad=errors > 0),
+        _tile("p95 latency (last window)", svg.format_value(p95[-1] if p95 else None, "s")),
+        _tile("p95 latency (worst window)", svg.format_value(max(p95) if p95 else None, "s")),
+        _tile("features drifted (last window)", f"{len(drifted_now)} / {len(features)}", bad=bool(drifted_now)),
+        _tile("windows", str(len(windows))),
+    ]
+    out.append('<div class="tiles">' + "".join(tiles) + "</div>")
+    if ever:
+        out.append(f'<p class="note">Drift detected at some point on: <b>{escape(", ".join(ever))}</b>.</p>')
+    if windows:
+        out.append(f'<p class="note">From {_utc(_num(windows[0].get("start")))} to {_utc(_t(windows[-1]))}.</p>')
+    vlines = list(events)
+
+    # ---- distributions
+    out.append("<h3>Feature distributions: reference vs current</h3>")
+    if features:
+        cards = []
+        for name, f in features.items():
+            ref = f.get("reference") or {}
+            cur = f.get("current") or {}
+            rl, rc = _bin_labels(ref)
+            _, cc = _bin_labels(cur) if cur else ([], [])
+            d = _latest_drift(windows, name)
+            chart = svg.histogram_pair(rl, rc, cc or None, title=name, subtitle=str(f.get("kind", "")))
+            cards.append(f'<div class="card feat">{chart}<div class="meta">{_badge(d)} {_drift_meta(d)}</div></div>')
+        out.append('<div class="grid2">' + "".join(cards) + "</div>")
+    else:
+        out.append('<p class="note">No reference profile registered for this model, so no distributions or drift tests.</p>')
+
+    # ---- drift over time
+    drift_feats = [f for f in features if any((w.get("drift") or {}).get(f) for w in windows)]
+    drift_feats += sorted({f for w in windows for f in (w.get("drift") or {}) if f not in features})
+    if drift_feats:
+        out.append("<h3>Drift over time</h3>")
+        starts = [_t(w) or 0.0 for w in windows]
+        pv = {f: [_num(((w.get("drift") or {}).get(f) or {}).get("p_value")) for w in windows] for f in drift_feats}
+        fl = {f: [bool(((w.get("drift") or {}).get(f) or {}).get("drifted")) for w in windows] for f in drift_feats}
+        out.append('<div class="card">' + svg.heat_strip(drift_feats, starts, pv, fl, title="drift test p-value per feature and window") + "</div>")
+        stat = {f: [(_t(w), _num(((w.get("drift") or {}).get(f) or {}).get("statistic"))) for w in windows] for f in drift_feats}
+        marks = {f: [_t(w) for w, flag in zip(windows, fl[f]) if flag] for f in drift_feats}
+        methods = sorted({str(((w.get("drift") or {}).get(f) or {}).get("method")) for w in windows for f in drift_feats if (w.get("drift") or {}).get(f)})
+        out.append(
+            '<div class="card">'
+            + svg.line_chart(stat, title=f"drift statistic per feature ({', '.join(methods)}; red ring = drift)", width=940, height=240, markers=marks, vlines=vlines)
+            + "</div>"
+        )
+
+    # ---- operations
+    out.append("<h3>Latency, traffic, errors and resources</h3>")
+    charts = []
+    lat = {
+        "p50": _series(windows, "latency_p50_seconds"),
+        "p95": _series(windows, "latency_p95_seconds"),
+        "p99": _series(windows, "latency_p99_seconds"),
+    }
+    charts.append(svg.line_chart(lat, title="latency percentiles", unit="s", vlines=vlines))
+    rps = _series(windows, "throughput_rps")
+    if not _has(rps):  # derive from requests / window length
+        rps = []
+        for w in windows:
+            s, e, r = _num(w.get("start")), _num(w.get("end")), _num(w.get("requests"))
+            rps.append((_t(w), r / (e - s) if None not in (s, e, r) and e > s else None))
+    charts.append(svg.line_chart({"requests/s": rps}, title="throughput", vlines=vlines))
+    err = _series(windows, "error_rate", 100.0)
+    if not _has(err):
+        err = [(_t(w), 100.0 * (_num(w.get("errors")) or 0) / r if (r := _num(w.get("requests"))) else None) for w in windows]
+    charts.append(svg.line_chart({"errors %": err}, title="error rate", unit="%", y_min=0.0, vlines=vlines))
+    res = {"process CPU %": _series(windows, "cpu_percent")}
+    if _has(_series(windows, "gpu_utilization")):
+        res["GPU utilization %"] = _series(windows, "gpu_utilization")
+    charts.append(svg.line_chart(res, title="CPU use", unit="%", y_min=0.0, vlines=vlines))
+    charts.append(svg.line_chart({"RSS": _series(windows, "rss_bytes")}, title="replica memory (RSS, sum over replicas)", unit="B", vlines=vlines))
+    gpu_mem = _series(windows, "gpu_memory_used_bytes")
+    if _has(gpu_mem):
+        charts.append(svg.line_chart({"GPU memory": gpu_mem}, title="GPU memory used", unit="B", vlines=vlines))
+    out.append('<div class="grid2">' + "".join(f'<div class="card">{c}</div>' for c in charts) + "</div>")
+
+    # ---- performance
+    perf_keys: List[str] = []
+    for w in windows:
+        for k in (w.get("performance") or {}):
+            if k not in perf_keys and _num((w.get("performance") or {}).get(k)) is not None:
+                perf_keys.append(k)
+    out.append("<h3>Model performance from feedback</h3>")
+    if perf_keys:
+        cls = [k for k in perf_keys if k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
+        reg = [k for k in perf_keys if k not in cls]
+        perf_charts = []
+        for group, title in ((cls, "classification metrics"), (reg, "regression metrics / other")):
+            if not group:
+                continue
+            # feedback arrives in some windows only: join the windows that have it
+            series = {
+                k: [(_t(w), v) for w in windows if (v := _num((w.get("performance") or {}).get(k))) is not None]
+                for k in group
+                if k != "feedback_rows"
+            }
+            if series:
+                perf_charts.append(svg.line_chart(series, title=title, vlines=vlines, y_min=0.0 if group is cls else None, y_max=1.0 if group is cls else None))
+        out.append('<div class="grid2">' + "".join(f'<div class="card">{c}</div>' for c in perf_charts) + "</div>")
+    else:
+        out.append('<p class="note">No ground truth received in this period (send it with <code>raywatch.feedback(request_id, label)</code>).</p>')
+    return "".join(out)
+
+
+def render_report(
+    history: Mapping[str, Any],
+    *,
+    title: str = "raywatch report",
+    events: Sequence[Event] = (),
+    generated_at: Optional[float] = None,
+) -> str:
+    """The report as one HTML string. ``events`` are (UTC epoch seconds, label) pairs drawn
+    as dashed vertical lines on the time charts (e.g. a rollout, or the demo's injections)."""
+    import time as _time
+
+    from raywatch import __version__
+
+    models = history.get("models") or {}
+    alerts = list(history.get("alerts") or [])
+    generated_at = _time.time() if generated_at is None else generated_at
+    anchors = {key: f"m{i}" for i, key in enumerate(models)}
+    nav = "".join(f'<a href="#{anchors[k]}">{escape(k)}</a>' for k in models) + '<a href="#alerts">alerts</a>'
+    body = []
+    firing_now = set()
+    lanes, spans = _alert_spans(alerts)
+    for lane, _, end, _, _ in spans:
+        if end is None:
+            firing_now.add(lane)
+    total_requests = sum(_num(w.get("requests")) or 0 for m in models.values() for w in (m.get("windows") or []))
+    body.append(
+        '<div class="tiles">'
+        + _tile("models", str(len(models)))
+        + _tile("requests", f"{total_requests:,.0f}")
+        + _tile("alert notifications", str(sum(1 for a in alerts if str(a.get("state")) == "firing")))
+        + _tile("alerts firing at the end", str(len(firing_now)), bad=bool(firing_now))
+        + "</div>"
+    )
+    if events:
+        body.append(
+            '<p class="note">Events (dashed purple lines on the charts): '
+            + "; ".join(f"{escape(label)} at {_utc(ts)}" for ts, label in events)
+            + "</p>"
+        )
+    if not models:
+        body.append('<p class="note">No model has reported to the stats actor in this period.</p>')
+    for key, model in models.items():
+        body.append(_model_section(key, model, events, anchors[key]))
+
+    # ---- alerts
+    body.append('<h2 id="alerts">Alerts</h2>')
+    times = [_num(a.get("ts")) for a in alerts] + [
+        _num(w.get(k)) for m in models.values() for w in (m.get("windows") or []) for k in ("start", "end")
+    ]
+    times = [t for t in times if t is not None]
+    t0, t1 = (min(times), max(times)) if times else (generated_at - 60, generated_at)
+    body.append('<div class="card">' + svg.timeline(lanes, spans, t0=t0, t1=t1, title="alert timeline (bar = firing)") + "</div>")
+    if alerts:
+        rows = []
+        for a in sorted(alerts, key=lambda a: _num(a.get("ts")) or 0.0):
+            labels = a.get("labels") or {}
+            ann = a.get("annotations") or {}
+            state = escape(str(a.get("state", "")))
+            rows.append(
+                f"<tr><td>{_utc(_num(a.get('ts')))}</td><td class=\"{state}\">{state}</td>"
+                f"<td>{escape(str(a.get('alertname', '')))}</td><td>{escape(str(a.get('severity', '')))}</td>"
+                f"<td>{escape(', '.join(f'{k}={v}' for k, v in labels.items() if k != 'alertname'))}</td>"
+                f"<td>{escape(svg.format_value(_num(a.get('value'))))}</td>"
+                f"<td>{escape(str(ann.get('summary') or ann.get('description') or ''))}</td></tr>"
+            )
+        body.append(
+            "<h3>Alert log</h3><table><tr><th>time</th><th>state</th><th>alert</th><th>severity</th>"
+            "<th>labels</th><th>value</th><th>summary</th></tr>" + "".join(rows) + "</table>"
+        )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1>"
+        f'<div class="sub">generated {_utc(generated_at)} by raywatch {escape(__version__)} · '
+        f"{len(models)} model(s) · {len(alerts)} alert event(s)</div><nav>{nav}</nav></header>"
+        f"<main>{''.join(body)}</main>"
+        "<footer>Self-contained: inline SVG and CSS, no scripts, nothing fetched. Times are UTC. "
+        "Drift: a feature is marked drifted when its test's p-value is below the corrected threshold "
+        "(or its distance above its threshold).</footer>"
+        "</body></html>\n"
+    )
+
+
+def write_report(history: Mapping[str, Any], path: Union[str, Path], **kwargs: Any) -> Path:
+    """Render and write the report atomically; returns the path written."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_report(history, **kwargs), encoding="utf-8")
+    tmp.replace(path)
+    logger.info("report written to %s", path)
+    return path

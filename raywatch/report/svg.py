@@ -1,0 +1,432 @@
+"""Small SVG chart primitives for the HTML report: line charts over time, paired
+histograms, a heat strip and a timeline. Pure Python; the output is inline SVG markup that
+needs no script, font or network to render.
+
+Every function escapes the text it is given and returns a string. Values that are missing
+(``None`` or NaN) are skipped: a line breaks instead of dropping to zero.
+
+>>> svg = line_chart({"p95": [(0, 0.1), (60, 0.2), (120, None), (180, 0.15)]}, title="latency")
+>>> svg.startswith("<svg") and svg.count("<path") == 2
+True
+>>> "latency" in histogram_pair(["a", "b"], [3, 1], [1, 3], title="latency")
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from html import escape
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+__all__ = [
+    "PALETTE",
+    "nice_ticks",
+    "format_value",
+    "line_chart",
+    "histogram_pair",
+    "heat_strip",
+    "timeline",
+    "empty_chart",
+]
+
+# colour-blind-safe palette (Okabe-Ito), first two used for reference / current
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+REFERENCE_COLOR = "#0072B2"
+CURRENT_COLOR = "#E69F00"
+SEVERITY_COLORS = {"critical": "#C0392B", "page": "#C0392B", "error": "#D55E00", "warning": "#E69F00", "info": "#0072B2"}
+
+Point = Tuple[float, Optional[float]]
+
+
+def _ok(v: Optional[float]) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
+    """About ``n`` round tick values covering [lo, hi].
+
+    >>> nice_ticks(0, 1)
+    [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    >>> nice_ticks(3, 3)
+    [2.5, 3.0, 3.5]
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0, 1.0]
+    if hi < lo:
+        lo, hi = hi, lo
+    if hi == lo:
+        pad = abs(lo) * 0.1 or 0.5
+        lo, hi = lo - pad, hi + pad
+        n = 2
+    raw = (hi - lo) / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    ticks = []
+    v = start
+    while v <= hi + step * 1e-9:
+        ticks.append(round(v, 12))
+        v += step
+    if ticks[-1] < hi - step * 1e-9:
+        ticks.append(round(v, 12))
+    return [float(t) for t in ticks]
+
+
+def format_value(v: Optional[float], unit: str = "") -> str:
+    """Compact human formatting: ``format_value(0.0123, "s")`` -> ``'12.3 ms'``.
+
+    >>> format_value(0.0123, "s"), format_value(2_500_000, "B"), format_value(0.5, "%"), format_value(1234.0)
+    ('12.3 ms', '2.38 MiB', '0.5%', '1.23k')
+    """
+    if not _ok(v):
+        return "–"
+    v = float(v)
+    if unit == "s":
+        a = abs(v)
+        if a == 0:
+            return "0 s"
+        if a < 1e-3:
+            return f"{v * 1e6:.3g} µs"
+        if a < 1:
+            return f"{v * 1e3:.3g} ms"
+        return f"{v:.3g} s"
+    if unit == "B":
+        for u, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+            if abs(v) >= f:
+                return f"{v / f:.3g} {u}"
+        return f"{v:.0f} B"
+    if unit == "%":
+        return f"{v:.3g}%"
+    a = abs(v)
+    if a >= 1e9:
+        return f"{v / 1e9:.3g}G"
+    if a >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if a >= 1e3:
+        return f"{v / 1e3:.3g}k"
+    if a == 0:
+        return "0"
+    if a < 1e-3:
+        return f"{v:.2e}"
+    return f"{v:.3g}"
+
+
+def _fmt_time(ts: float, span: float) -> str:
+    t = time.gmtime(ts)
+    if span > 2 * 86400:
+        return time.strftime("%m-%d %H:%M", t)
+    if span > 600:
+        return time.strftime("%H:%M", t)
+    return time.strftime("%H:%M:%S", t)
+
+
+def _time_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
+    if hi <= lo:
+        return [lo]
+    steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]
+    raw = (hi - lo) / n
+    step = next((s for s in steps if s >= raw), steps[-1] * math.ceil(raw / steps[-1]))
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) // step) + 1)]
+
+
+def _svg_open(width: int, height: int, title: str) -> str:
+    label = escape(title or "chart")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="{label}" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+    )
+
+
+def empty_chart(title: str, message: str = "no data in this period", width: int = 460, height: int = 200) -> str:
+    """A framed chart area that says why there is nothing to draw."""
+    return (
+        _svg_open(width, height, title)
+        + f'<text class="ctitle" x="8" y="16">{escape(title)}</text>'
+        + f'<rect x="40" y="28" width="{width - 56}" height="{height - 60}" class="frame"/>'
+        + f'<text class="muted" x="{width / 2:.0f}" y="{height / 2 + 4:.0f}" text-anchor="middle">{escape(message)}</text>'
+        + "</svg>"
+    )
+
+
+def line_chart(
+    series: Mapping[str, Sequence[Point]],
+    *,
+    title: str = "",
+    unit: str = "",
+    width: int = 460,
+    height: int = 200,
+    y_min: Optional[float] = None,
+    y_max: Optional[float] = None,
+    colors: Optional[Mapping[str, str]] = None,
+    markers: Optional[Mapping[str, Sequence[float]]] = None,
+    hline: Optional[Tuple[float, str]] = None,
+    vlines: Sequence[Tuple[float, str]] = (),
+) -> str:
+    """Lines over time (x = UTC epoch seconds). ``markers[name]`` are x values where that
+    series gets a red dot (e.g. windows where drift was detected); ``hline`` draws a
+    dashed threshold; ``vlines`` mark events (x, label)."""
+    pts = {k: [(float(x), float(y)) for x, y in v if _ok(x) and _ok(y)] for k, v in series.items()}
+    all_pts = [p for v in pts.values() for p in v]
+    if not all_pts:
+        return empty_chart(title, width=width, height=height)
+    colors = dict(colors or {})
+    for i, k in enumerate(series):
+        colors.setdefault(k, PALETTE[i % len(PALETTE)])
+    xs = [p[0] for p in all_pts]
+    ys = [p[1] for p in all_pts]
+    if hline is not None and _ok(hline[0]):
+        ys.append(float(hline[0]))
+    x0, x1 = min(xs), max(xs)
+    if x1 == x0:
+        x0, x1 = x0 - 30, x1 + 30
+    lo = min(ys) if y_min is None else y_min
+    hi = max(ys) if y_max is None else y_max
+    if y_min is None and lo > 0 and lo < 0.5 * hi:
+        lo = 0.0
+    yt = nice_ticks(lo, hi)
+    lo, hi = yt[0], yt[-1]
+    left, right, top, bottom = 58, 26, 26, 34
+    legend_h = 16 if len(series) > 1 else 0
+    pw, ph = width - left - right, height - top - bottom - legend_h
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * pw
+
+    def sy(y: float) -> float:
+        return top + ph - (y - lo) / (hi - lo) * ph if hi > lo else top + ph / 2
+
+    out = [_svg_open(width, height, title), f'<text class="ctitle" x="8" y="16">{escape(title)}</text>']
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>')
+    for t in yt:
+        y = sy(t)
+        out.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        out.append(f'<text class="tick" x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{escape(format_value(t, unit))}</text>')
+    for t in _time_ticks(x0, x1):
+        x = sx(t)
+        out.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}"/>')
+        out.append(f'<text class="tick" x="{x:.1f}" y="{top + ph + 13}" text-anchor="middle">{_fmt_time(t, x1 - x0)}</text>')
+    out.append(f'<text class="muted" x="{left + pw:.0f}" y="{top + ph + 26}" text-anchor="end">UTC</text>')
+    for xv, label in vlines:
+        if _ok(xv) and x0 <= xv <= x1:
+            x = sx(float(xv))
+            out.append(
+                f'<line class="event" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}"><title>{escape(label)}</title></line>'
+            )
+    if hline is not None and _ok(hline[0]) and lo <= hline[0] <= hi:
+        y = sy(float(hline[0]))
+        out.append(
+            f'<line class="threshold" x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}"><title>{escape(hline[1])}</title></line>'
+        )
+    for name, values in series.items():
+        color = colors[name]
+        # break the line where values are missing
+        segments: List[List[Tuple[float, float]]] = [[]]
+        for x, y in values:
+            if _ok(x) and _ok(y):
+                segments[-1].append((float(x), float(y)))
+            elif segments[-1]:
+                segments.append([])
+        for seg in segments:
+            if not seg:
+                continue
+            d = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}" for i, (x, y) in enumerate(seg))
+            out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="2" class="series"/>')
+            if len(seg) <= 60:
+                for x, y in seg:
+                    out.append(
+                        f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.2" fill="{color}">'
+                        f"<title>{escape(name)} {_fmt_time(x, 0)}: {escape(format_value(y, unit))}</title></circle>"
+                    )
+        for mx in (markers or {}).get(name, ()):
+            hit = [p for p in pts[name] if p[0] == mx]
+            for x, y in hit:
+                out.append(
+                    f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4.5" class="alarm"><title>{escape(name)}: drift detected</title></circle>'
+                )
+    if legend_h:
+        lx = left
+        ly = height - 8
+        for name in series:
+            out.append(f'<rect x="{lx}" y="{ly - 9}" width="12" height="4" fill="{colors[name]}"/>')
+            out.append(f'<text class="legend" x="{lx + 16}" y="{ly - 4}">{escape(name)}</text>')
+            lx += 24 + 7 * len(name)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def histogram_pair(
+    labels: Sequence[str],
+    reference: Sequence[float],
+    current: Optional[Sequence[float]],
+    *,
+    title: str = "",
+    width: int = 460,
+    height: int = 190,
+    subtitle: str = "",
+) -> str:
+    """Reference and current distributions over the same bins, as shares, bars side by side."""
+    ref = [float(c) if _ok(c) else 0.0 for c in reference]
+    cur = [float(c) if _ok(c) else 0.0 for c in (current or [])]
+    rs, cs = sum(ref), sum(cur)
+    if not ref or rs <= 0:
+        return empty_chart(title, "no reference distribution", width=width, height=height)
+    rshare = [c / rs for c in ref]
+    cshare = [c / cs for c in cur] if cs > 0 else []
+    n = len(rshare)
+    hi = max(rshare + cshare) or 1.0
+    yt = nice_ticks(0.0, hi, 4)
+    hi = yt[-1]
+    left, right, top, bottom = 44, 8, 26, 42
+    pw, ph = width - left - right, height - top - bottom
+    bw = pw / n
+    out = [_svg_open(width, height, title), f'<text class="ctitle" x="8" y="16">{escape(title)}</text>']
+    if subtitle:
+        out.append(f'<text class="muted" x="{width - 8}" y="16" text-anchor="end">{escape(subtitle)}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>')
+    for t in yt:
+        y = top + ph - t / hi * ph
+        out.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        out.append(f'<text class="tick" x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{t * 100:.0f}%</text>')
+    inner = 0.42 if cshare else 0.8
+    for i in range(n):
+        x = left + i * bw
+        h = rshare[i] / hi * ph
+        out.append(
+            f'<rect x="{x + bw * 0.08:.1f}" y="{top + ph - h:.1f}" width="{max(bw * inner, 0.8):.1f}" height="{h:.1f}" '
+            f'fill="{REFERENCE_COLOR}"><title>{escape(labels[i] if i < len(labels) else "")}: reference {rshare[i]:.1%}</title></rect>'
+        )
+        if cshare and i < len(cshare):
+            h2 = cshare[i] / hi * ph
+            out.append(
+                f'<rect x="{x + bw * (0.08 + inner):.1f}" y="{top + ph - h2:.1f}" width="{max(bw * inner, 0.8):.1f}" height="{h2:.1f}" '
+                f'fill="{CURRENT_COLOR}"><title>{escape(labels[i] if i < len(labels) else "")}: current {cshare[i]:.1%}</title></rect>'
+            )
+    # x labels: all of them when few, else about six
+    every = max(1, math.ceil(n / 6))
+    for i in range(0, n, every):
+        lab = labels[i] if i < len(labels) else ""
+        if len(lab) > 12:
+            lab = lab[:11] + "…"
+        out.append(f'<text class="tick" x="{left + (i + 0.5) * bw:.1f}" y="{top + ph + 13}" text-anchor="middle">{escape(lab)}</text>')
+    ly = height - 8
+    out.append(f'<rect x="{left}" y="{ly - 9}" width="10" height="10" fill="{REFERENCE_COLOR}"/>')
+    out.append(f'<text class="legend" x="{left + 14}" y="{ly}">reference</text>')
+    if cshare:
+        out.append(f'<rect x="{left + 90}" y="{ly - 9}" width="10" height="10" fill="{CURRENT_COLOR}"/>')
+        out.append(f'<text class="legend" x="{left + 104}" y="{ly}">current</text>')
+    else:
+        out.append(f'<text class="muted" x="{left + 90}" y="{ly}">no current traffic</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def heat_strip(
+    rows: Sequence[str],
+    starts: Sequence[float],
+    values: Mapping[str, Sequence[Optional[float]]],
+    flags: Mapping[str, Sequence[bool]],
+    *,
+    title: str = "",
+    width: int = 940,
+    value_label: str = "p-value",
+) -> str:
+    """A features × windows grid: darker = smaller p-value, red outline = drift detected."""
+    if not rows or not starts:
+        return empty_chart(title, width=width)
+    left, right, top = 150, 30, 26
+    cell_h = 18
+    height = top + cell_h * len(rows) + 40
+    pw = width - left - right
+    cw = pw / len(starts)
+    out = [_svg_open(width, height, title), f'<text class="ctitle" x="8" y="16">{escape(title)}</text>']
+    for r, name in enumerate(rows):
+        y = top + r * cell_h
+        lab = name if len(name) <= 22 else name[:21] + "…"
+        out.append(f'<text class="tick" x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(lab)}</text>')
+        vals = values.get(name, [])
+        fl = flags.get(name, [])
+        for c in range(len(starts)):
+            v = vals[c] if c < len(vals) else None
+            drifted = bool(fl[c]) if c < len(fl) else False
+            if _ok(v):
+                # p-value 1 -> pale, 0 -> dark
+                strength = 1.0 - min(max(float(v), 0.0), 1.0) ** 0.35
+                fill = f"rgb({int(235 - 200 * strength)},{int(242 - 150 * strength)},{int(250 - 60 * strength)})"
+                tip = f"{name} {_fmt_time(starts[c], 0)}: {value_label} {format_value(v)}{' — drift' if drifted else ''}"
+            else:
+                fill, tip = "#f4f4f4", f"{name} {_fmt_time(starts[c], 0)}: not tested"
+            stroke = ' stroke="#C0392B" stroke-width="2"' if drifted else ""
+            out.append(
+                f'<rect x="{left + c * cw + 0.5:.1f}" y="{y + 1}" width="{max(cw - 1, 0.6):.1f}" height="{cell_h - 2}" fill="{fill}"{stroke}>'
+                f"<title>{escape(tip)}</title></rect>"
+            )
+    span = starts[-1] - starts[0] if len(starts) > 1 else 0
+    for t in _time_ticks(starts[0], starts[-1]) if len(starts) > 1 else [starts[0]]:
+        c = (t - starts[0]) / span * (len(starts) - 1) if span else 0
+        x = left + (c + 0.5) * cw
+        out.append(f'<text class="tick" x="{x:.1f}" y="{top + cell_h * len(rows) + 13}" text-anchor="middle">{_fmt_time(t, span)}</text>')
+    ly = height - 8
+    out.append(f'<rect x="{left}" y="{ly - 9}" width="10" height="10" fill="rgb(35,92,190)"/>')
+    out.append(f'<text class="legend" x="{left + 14}" y="{ly}">small {escape(value_label)}</text>')
+    out.append(f'<rect x="{left + 120}" y="{ly - 9}" width="10" height="10" fill="rgb(235,242,250)" stroke="#bbb"/>')
+    out.append(f'<text class="legend" x="{left + 134}" y="{ly}">large {escape(value_label)}</text>')
+    out.append(f'<rect x="{left + 240}" y="{ly - 9}" width="10" height="10" fill="none" stroke="#C0392B" stroke-width="2"/>')
+    out.append(f'<text class="legend" x="{left + 254}" y="{ly}">drift detected</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def timeline(
+    lanes: Sequence[str],
+    spans: Iterable[Tuple[str, float, Optional[float], str, str]],
+    *,
+    t0: float,
+    t1: float,
+    title: str = "",
+    width: int = 940,
+) -> str:
+    """Alert lanes: each span is (lane, start, end or None = still firing, severity, tooltip)."""
+    spans = list(spans)
+    if not lanes or not spans:
+        return empty_chart(title, "no alerts in this period", width=width, height=110)
+    if t1 <= t0:
+        t1 = t0 + 60
+    left, right, top, lane_h = 200, 30, 26, 22
+    height = top + lane_h * len(lanes) + 36
+    pw = width - left - right
+
+    def sx(x: float) -> float:
+        return left + (min(max(x, t0), t1) - t0) / (t1 - t0) * pw
+
+    out = [_svg_open(width, height, title), f'<text class="ctitle" x="8" y="16">{escape(title)}</text>']
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{lane_h * len(lanes)}" class="frame"/>')
+    for t in _time_ticks(t0, t1):
+        x = sx(t)
+        out.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + lane_h * len(lanes)}"/>')
+        out.append(f'<text class="tick" x="{x:.1f}" y="{top + lane_h * len(lanes) + 13}" text-anchor="middle">{_fmt_time(t, t1 - t0)}</text>')
+    index = {lane: i for i, lane in enumerate(lanes)}
+    for i, lane in enumerate(lanes):
+        lab = lane if len(lane) <= 30 else lane[:29] + "…"
+        out.append(f'<text class="tick" x="{left - 6}" y="{top + i * lane_h + 15}" text-anchor="end">{escape(lab)}</text>')
+    for lane, start, end, severity, tip in spans:
+        i = index[lane]
+        x0 = sx(start)
+        x1 = sx(end if end is not None else t1)
+        color = SEVERITY_COLORS.get(str(severity).lower(), "#7F8C8D")
+        opacity = ' opacity="0.75"' if end is not None else ""
+        out.append(
+            f'<rect x="{x0:.1f}" y="{top + i * lane_h + 4}" width="{max(x1 - x0, 3):.1f}" height="{lane_h - 8}" rx="3" fill="{color}"'
+            f"{opacity}><title>{escape(tip)}</title></rect>"
+        )
+        if end is None:
+            out.append(f'<text class="onbar" x="{x1 - 4:.1f}" y="{top + i * lane_h + 15}" text-anchor="end">firing</text>')
+    ly = height - 6
+    lx = left
+    for sev in ("critical", "warning", "info"):
+        out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{SEVERITY_COLORS[sev]}"/>')
+        out.append(f'<text class="legend" x="{lx + 14}" y="{ly}">{sev}</text>')
+        lx += 80
+    out.append("</svg>")
+    return "".join(out)
