@@ -49,6 +49,9 @@ class ReplicaBatch:
     maps an HTTP status code (as a string) to a count, for ingress deployments.
     ``dropped_total`` and ``capture_errors_total`` are cumulative since the replica
     started, so a lost batch does not lose the count: the actor takes differences.
+    ``routes`` (route template or Serve route prefix -> requests, at most 100 distinct
+    routes, the rest under ``"other"``) and ``methods`` (deployment method -> requests) are
+    additions to the contract for per-route / per-method views; older readers may ignore them.
     """
 
     app: str
@@ -69,6 +72,8 @@ class ReplicaBatch:
     dropped_total: int = 0
     capture_errors_total: int = 0
     seq: int = 0
+    routes: Dict[str, int] = field(default_factory=dict)
+    methods: Dict[str, int] = field(default_factory=dict)
 
     @property
     def model_key(self) -> str:
