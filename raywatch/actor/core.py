@@ -576,7 +576,11 @@ class StatsCore:
             "window": current.figures(current.end - current.start) if current is not None else None,
             "closed": closed,
         }
-        ms.series = self._series(ms, res)
+        try:
+            ms.series = self._series(ms, res)
+        except Exception as exc:
+            self.fail("series", exc)
+            ms.series = []
         return ms.view
 
     def evaluate(self, now: Optional[float] = None) -> Dict[str, Any]:
@@ -608,7 +612,10 @@ class StatsCore:
 
     # ================================================================== series & alerts
     def _series(self, ms: ModelState, r: Dict[str, Any]) -> List[Any]:
-        from raywatch.alerts import Series
+        try:
+            from raywatch.alerts import Series
+        except ImportError:  # the alerting package re-exports it; the data model lives here
+            from raywatch.alerts.alert import Series
 
         base = {k: str(v) for k, v in ms.labels.items()}
         out: List[Any] = []
@@ -809,7 +816,7 @@ class StatsCore:
                 continue
             feats = {}
             try:
-                feats = _feature_histograms(ms, self._rolling(ms, time.time())[0])
+                feats = _feature_histograms(ms, self._rolling(ms, self.last_evaluation or time.time())[0])
             except Exception as exc:
                 self.fail("history.features", exc)
             out["models"][key] = {"labels": dict(ms.labels), "features": feats, "windows": by_model.get(key, [])}
@@ -949,8 +956,15 @@ def _drift_fields(report: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def _feature_histograms(ms: ModelState, view: Window) -> Dict[str, Any]:
     """Reference vs current histograms per feature, for the HTML report."""
-    if ms.profile is None:
+    profile = ms.profile
+    if profile is None:
         return {}
-    from raywatch.actor.histograms import histograms
-
-    return histograms(ms.profile, view.summary)
+    out: Dict[str, Any] = {}
+    for name, kind in profile.kinds.items():
+        ref = profile.histogram(name)
+        if view.summary is not None:
+            cur = profile.histogram(name, view.summary)
+        else:
+            cur = dict(ref, counts=[0] * len(ref["counts"]))
+        out[name] = {"kind": kind, "reference": ref, "current": cur}
+    return out

@@ -1,0 +1,96 @@
+"""Helpers for the stats actor's tests (imported as ``actor_helpers``): real profiles and
+replica batches built from them."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from raywatch.stats.batch import ReplicaBatch
+from raywatch.stats.profile import Profile
+from raywatch.stats.sketch import LatencySketch
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def reference(n: int = 4000, seed: int = 0) -> Dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "amount": rng.lognormal(3.0, 0.5, n),
+        "age": rng.normal(40.0, 10.0, n),
+        "country": rng.choice(["de", "fr", "us"], n, p=[0.5, 0.3, 0.2]),
+    }
+
+
+def rows(n: int, seed: int, drift: bool = False) -> Dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    if drift:
+        return {
+            "amount": rng.lognormal(4.0, 0.5, n),
+            "age": rng.normal(60.0, 10.0, n),
+            "country": rng.choice(["de", "fr", "us"], n, p=[0.1, 0.1, 0.8]),
+        }
+    return {
+        "amount": rng.lognormal(3.0, 0.5, n),
+        "age": rng.normal(40.0, 10.0, n),
+        "country": rng.choice(["de", "fr", "us"], n, p=[0.5, 0.3, 0.2]),
+    }
+
+
+def make_batch(
+    profile: Optional[Profile],
+    *,
+    n: int = 200,
+    seq: int = 1,
+    replica: str = "r1",
+    app: str = "app",
+    deployment: str = "Model",
+    ts: float = 1_000_000.0,
+    span: float = 1.0,
+    errors: int = 0,
+    latencies: Optional[np.ndarray] = None,
+    drift: bool = False,
+    dropped_total: int = 0,
+    capture_errors_total: int = 0,
+    predictions: Optional[List[tuple]] = None,
+    resources: Optional[Dict[str, Any]] = None,
+    node_id: str = "node-a",
+    seed: Optional[int] = None,
+) -> ReplicaBatch:
+    """A replica batch of ``n`` requests summarized with a real profile."""
+    seed = seq if seed is None else seed
+    sk = LatencySketch()
+    lat = latencies if latencies is not None else np.random.default_rng(seed).uniform(0.010, 0.030, n)
+    sk.add_many(lat)
+    summary = profile.summarize(rows(n, seed, drift), seed=seed).to_bytes() if profile is not None else None
+    return ReplicaBatch(
+        app=app,
+        deployment=deployment,
+        model="m",
+        version="v1",
+        replica_id=replica,
+        node_id=node_id,
+        start_ts=ts - span,
+        end_ts=ts,
+        requests=n,
+        errors={"ValueError": errors} if errors else {},
+        statuses={},
+        latency=sk.to_dict(),
+        summary=summary,
+        predictions=list(predictions or []),
+        resources=resources if resources is not None else {"cpu_percent": 12.5, "rss_bytes": 100_000_000, "gpus": [], "gpu_status": "no GPU"},
+        dropped_total=dropped_total,
+        capture_errors_total=capture_errors_total,
+        seq=seq,
+    )
+
+
+def unique_name(prefix: str = "rw-test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,235 @@
+"""StatsCore without Ray: the stats actor's logic, with real profiles and replica batches.
+
+Issue 4 requirements covered here (the Ray-level tests are in test_actor_ray.py):
+
+* merge per model and tumbling window + rolling view, latency percentiles from the merged
+  sketch, throughput, error rate, resources — test_windows_merge_and_figures,
+  test_windows_close_into_history_and_rolling_view, test_models_are_kept_apart
+* idempotent ingest by (replica_id, seq) — test_duplicate_batches_are_ignored
+* totals reconcile: requests sent = requests ingested, drops from cumulative counters —
+  test_drops_are_counted_from_cumulative_counters
+* late and future batches — test_late_batch_goes_to_earliest_open_window
+* feedback join both orders, per-window classification / regression metrics, concept drift
+  from the error stream — test_feedback_*
+* persistence: checkpoint + journal replay after a crash — test_recover_*
+* the actor's own failures counted, never crash ingest — test_failures_are_counted_not_raised
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from raywatch.actor.core import StatsCore
+from raywatch.actor.store import Store
+from raywatch.config import MonitorConfig
+from raywatch.stats.sketch import LatencySketch
+
+from actor_helpers import make_batch
+
+T0 = 1_000_000.0  # a multiple of the window length below
+
+
+def cfg(**windows):
+    w = {"length": 10.0, "rolling": 3, "grace": 0.0, "evaluation_interval": 1.0}
+    w.update(windows)
+    return MonitorConfig(windows=w, actor={"sqlite_path": None})
+
+
+def core_with(profile, store=None, **windows):
+    c = StatsCore(cfg(**windows), store)
+    c.register_model("app/Model", {"model": "m", "version": "v1"}, profile.to_bytes())
+    return c
+
+
+def test_windows_merge_and_figures(profile):
+    c = core_with(profile)
+    lat_a = np.random.default_rng(1).uniform(0.010, 0.020, 300)
+    lat_b = np.random.default_rng(2).uniform(0.050, 0.100, 100)
+    assert c.ingest(make_batch(profile, n=300, seq=1, replica="a", ts=T0 + 2, latencies=lat_a, errors=3), now=T0 + 3) == "ok"
+    assert c.ingest(make_batch(profile, n=100, seq=1, replica="b", ts=T0 + 4, latencies=lat_b, errors=1,
+                               resources={"cpu_percent": 80.0, "rss_bytes": 5, "gpus": []}), now=T0 + 5) == "ok"
+    st = c.evaluate(now=T0 + 6)["models"]["app/Model"]
+    w = st["window"]
+    assert (w["start"], w["end"], w["requests"], w["errors"]) == (T0, T0 + 10, 400, 4)
+    assert w["error_rate"] == pytest.approx(0.01)
+    allv = np.concatenate([lat_a, lat_b])
+    for key, q in (("latency_p50_seconds", 0.5), ("latency_p95_seconds", 0.95), ("latency_p99_seconds", 0.99)):
+        assert w[key] == pytest.approx(np.quantile(allv, q), rel=0.03)
+    roll = st["rolling"]
+    # rolling throughput over the data's span: first batch start (T0+1) to the last end (T0+4)
+    assert roll["throughput_rps"] == pytest.approx(400 / 3.0)
+    assert roll["rows"] == 400
+    assert st["resources"]["cpu_percent"] == 80.0 and st["resources"]["replicas"] == 2
+    assert st["totals"]["requests"] == 400 and st["totals"]["rows"] == 400
+
+
+def test_windows_close_into_history_and_rolling_view(profile, tmp_path):
+    store = Store(str(tmp_path / "s.sqlite"))
+    c = core_with(profile, store)
+    for k in range(5):  # one batch per window: T0, T0+10, ..., T0+40
+        c.ingest(make_batch(profile, n=100, seq=k + 1, ts=T0 + 10 * k + 5), now=T0 + 10 * k + 5)
+    st = c.evaluate(now=T0 + 45)["models"]["app/Model"]
+    hist = c.history()["models"]["app/Model"]
+    assert [w["start"] for w in hist["windows"]] == [T0, T0 + 10, T0 + 20, T0 + 30]
+    assert all(w["requests"] == 100 and w["throughput_rps"] == 10.0 for w in hist["windows"])
+    assert st["open_windows"] == [T0 + 40]
+    # rolling = the last 3 windows (T0+20 .. T0+40), open one included
+    assert st["rolling"]["requests"] == 300
+    feats = hist["features"]
+    assert set(feats) == {"amount", "age", "country"}
+    assert sum(feats["age"]["current"]["counts"]) == 300
+    assert feats["country"]["reference"]["categories"][-1] == "__other__"
+
+
+def test_models_are_kept_apart(profile):
+    c = core_with(profile)
+    c.ingest(make_batch(profile, n=10, seq=1, deployment="Model"), now=T0)
+    c.ingest(make_batch(profile, n=20, seq=1, deployment="Other"), now=T0)
+    st = c.evaluate(now=T0 + 1)["models"]
+    assert st["app/Model"]["totals"]["requests"] == 10
+    assert st["app/Other"]["totals"]["requests"] == 20
+    assert st["app/Other"]["labels"] == {"app": "app", "deployment": "Other", "model": "m", "version": "v1"}
+
+
+def test_duplicate_batches_are_ignored(profile):
+    c = core_with(profile)
+    b = make_batch(profile, n=50, seq=7)
+    assert c.ingest(b, now=T0) == "ok"
+    assert c.ingest(b, now=T0) == "duplicate"
+    assert c.ingest(make_batch(profile, n=50, seq=7, replica="other"), now=T0) == "ok"
+    assert c.ingest(make_batch(profile, n=50, seq=3), now=T0) == "ok"  # out of order, not seen
+    assert c.ingest(make_batch(profile, n=50, seq=3), now=T0) == "duplicate"
+    t = c.status()["models"]["app/Model"]["totals"]
+    assert (t["requests"], t["duplicates"], t["batches"]) == (150, 2, 3)
+
+
+def test_drops_are_counted_from_cumulative_counters(profile):
+    c = core_with(profile)
+    sent = 0
+    # replica r1 ships batches 1, 2, 4 (3 was lost: its records count in the next cumulative)
+    for seq, n, dropped in ((1, 100, 0), (2, 100, 5), (4, 90, 25)):
+        c.ingest(make_batch(profile, n=n, seq=seq, dropped_total=dropped, capture_errors_total=seq), now=T0)
+        sent += n
+    t = c.evaluate(now=T0 + 1)["models"]["app/Model"]["totals"]
+    assert t["requests"] == 290 and t["dropped"] == 25 and t["capture_errors"] == 4
+    names = {s.name: s.value for s in c.models["app/Model"].series}
+    assert names["dropped_records_total"] == 25 and names["requests_total"] == 290
+
+
+def test_late_batch_goes_to_earliest_open_window(profile):
+    c = core_with(profile)
+    c.ingest(make_batch(profile, n=10, seq=1, ts=T0 + 5), now=T0 + 5)
+    c.ingest(make_batch(profile, n=10, seq=2, ts=T0 + 15), now=T0 + 15)
+    c.evaluate(now=T0 + 12)  # closes [T0, T0+10)
+    assert c.ingest(make_batch(profile, n=7, seq=3, ts=T0 + 8), now=T0 + 16) == "ok"  # late
+    ms = c.models["app/Model"]
+    assert ms.totals["late_batches"] == 1 and ms.open[T0 + 10].requests == 17
+    assert c.ingest(make_batch(profile, n=1, seq=4, ts=T0 + 10_000), now=T0 + 16) == "ok"  # clock ahead
+    assert ms.totals["future_batches"] == 1 and ms.open[T0 + 10].requests == 18
+    assert ms.totals["requests"] == 28
+
+
+def test_feedback_classification_both_orders(profile):
+    c = core_with(profile)
+    preds = [(f"q{i}", i % 2, 0.9 if i % 2 else 0.1) for i in range(20)]
+    # labels for q0..q9 arrive before their predictions
+    joined_early = [c.feedback(f"q{i}", i % 2, now=T0) for i in range(10)]
+    assert not any(joined_early)
+    c.ingest(make_batch(profile, n=20, seq=1, ts=T0 + 1, predictions=preds), now=T0 + 1)
+    # q10..q19 after; q10, q12 wrong (label 1, predicted 0)
+    late = [c.feedback(f"q{i}", 1 if i in (10, 12) else i % 2, now=T0 + 2) for i in range(10, 20)]
+    assert all(late)
+    st = c.evaluate(now=T0 + 3)["models"]["app/Model"]
+    perf = st["performance"]
+    assert perf["rows"] == 20
+    assert perf["accuracy"] == pytest.approx(18 / 20)
+    # positive = 1: tp = 10 (odd ids), fn = 2 (q10, q12), fp = 0
+    assert perf["precision"] == pytest.approx(1.0)
+    assert perf["recall"] == pytest.approx(10 / 12)
+    assert perf["f1"] == pytest.approx(2 * 10 / (2 * 10 + 2))
+    assert perf["roc_auc"] is not None
+    assert st["totals"]["feedback_rows"] == 20
+    fb = c.status()["actor"]["feedback"]
+    assert fb["joined"] == 20 and fb["pending"] == {"predictions": 0, "labels": 0}
+
+
+def test_feedback_regression_and_ttl(profile):
+    c = StatsCore(MonitorConfig(windows={"length": 10, "grace": 0}, feedback={"task": "regression", "ttl": 30}, actor={"sqlite_path": None}))
+    c.register_model("app/Reg", {"feedback": {"task": "regression"}}, profile.to_bytes())
+    c.ingest(make_batch(profile, n=3, deployment="Reg", seq=1, ts=T0, predictions=[("a", 1.0, None), ("b", 2.0, None), ("c", 5.0, None)]), now=T0)
+    assert c.feedback("a", 2.0, now=T0 + 1) and c.feedback("b", 2.0, now=T0 + 1)
+    st = c.evaluate(now=T0 + 2)["models"]["app/Reg"]
+    assert st["performance"]["mae"] == pytest.approx(0.5)
+    assert st["performance"]["rmse"] == pytest.approx(math.sqrt(0.5))
+    c.evaluate(now=T0 + 100)  # "c" waited longer than the TTL
+    fb = c.status()["actor"]["feedback"]
+    assert fb["expired_predictions"] == 1 and fb["pending"]["predictions"] == 0
+    assert not c.feedback("c", 5.0, now=T0 + 101)  # too late: waits as a label now
+
+
+def test_concept_drift_from_error_stream(profile):
+    c = StatsCore(cfg())
+    c.register_model("app/Model", {"detectors": {"concept": {"method": "ddm"}}}, profile.to_bytes())
+    rng = np.random.default_rng(3)
+    n = 3000
+    preds = [(f"id{i}", 1, 0.8) for i in range(n)]
+    c.ingest(make_batch(profile, n=n, seq=1, ts=T0, predictions=preds), now=T0)
+    for i in range(n):
+        wrong = rng.random() < (0.05 if i < n // 2 else 0.6)  # the model goes bad halfway
+        c.feedback(f"id{i}", 0 if wrong else 1, now=T0 + 1)
+    st = c.evaluate(now=T0 + 2)["models"]["app/Model"]
+    assert st["detectors"]["concept"]["drift"] is True
+    assert {s.name: s.value for s in c.models["app/Model"].series}["concept_drift"] == 1.0
+
+
+def test_recover_from_checkpoint_and_journal(profile, tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    c = core_with(profile, Store(path))
+    for k in range(1, 4):
+        c.ingest(make_batch(profile, n=100, seq=k, ts=T0 + k), now=T0 + k, journal=c.journal_batch)
+    c.checkpoint()
+    for k in range(4, 6):  # after the checkpoint: only in the journal
+        c.ingest(make_batch(profile, n=100, seq=k, ts=T0 + k, dropped_total=k), now=T0 + k, journal=c.journal_batch)
+    c.feedback("x", 1, now=T0 + 6)
+    c.journal_feedback([("x", 1, None)], T0 + 6)
+    before = c.evaluate(now=T0 + 7)["models"]["app/Model"]
+    del c  # the process dies without a final checkpoint
+
+    r = StatsCore(cfg(), Store(path))
+    stats = r.recover()
+    assert stats["replayed"] == 3
+    after = r.evaluate(now=T0 + 7)["models"]["app/Model"]
+    for k in ("requests", "rows", "dropped", "batches"):
+        assert after["totals"][k] == before["totals"][k]
+    assert after["totals"]["requests"] == 500
+    assert after["window"]["latency_p99_seconds"] == before["window"]["latency_p99_seconds"]
+    assert r.status()["actor"]["feedback"]["pending"]["labels"] == 1
+    # a replica retrying a batch the dead actor had journaled is recognised as a duplicate
+    assert r.ingest(make_batch(profile, n=100, seq=5, ts=T0 + 5), now=T0 + 8) == "duplicate"
+
+
+def test_failures_are_counted_not_raised(profile):
+    c = core_with(profile)
+    bad = make_batch(profile, n=10, seq=1)
+    bad.summary = b"not a summary"
+    assert c.ingest(bad, now=T0) == "ok"  # counters still merged, the summary is the failure
+    assert c.failures.get("ingest.summary") == 1
+    assert c.ingest({"nonsense": 1}, now=T0) == "error"
+    assert c.failures.get("ingest.decode") == 1
+    assert c.status()["models"]["app/Model"]["totals"]["requests"] == 10
+
+
+def test_sketch_percentiles_merge_exactly_across_replicas(profile):
+    c = core_with(profile)
+    parts = [np.random.default_rng(i).exponential(0.02, 500) for i in range(4)]
+    for i, p in enumerate(parts):
+        c.ingest(make_batch(profile, n=500, seq=1, replica=f"r{i}", latencies=p), now=T0)
+    one = LatencySketch()
+    one.add_many(np.concatenate(parts))
+    w = c.models["app/Model"].open[T0]
+    a, b = w.latency.to_dict(), one.to_dict()
+    assert a.pop("sum") == pytest.approx(b.pop("sum"))
+    assert a == b  # bucket for bucket
