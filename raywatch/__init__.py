@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"
 _EXPORTS = {
+    "AlertEngine": "raywatch.alerts.engine:AlertEngine",
+    "Series": "raywatch.alerts.alert:Series",
+    "replay_dead_letters": "raywatch.alerts.deadletter:replay",
     "ConfigError": "raywatch.config:ConfigError",
     "MonitorConfig": "raywatch.config:MonitorConfig",
     "load_config": "raywatch.config:load_config",

@@ -1,1 +1,46 @@
-"""raywatch.alerts"""
+"""raywatch.alerts: rules, alert lifecycle, routing and delivery.
+
+Public names (imported lazily so that ``import raywatch.alerts.matchers`` stays light):
+
+* :class:`Series`, :class:`Alert`, :class:`AlertEngine` (``from_config``, ``evaluate``,
+  ``alerts``, ``state``/``restore``, ``silence``, ``close``);
+* :func:`replay_dead_letters` (the CLI's ``raywatch alerts replay``);
+* exports for users' own tools: :func:`prometheus_rules`, :func:`datadog_monitors`,
+  :func:`grafana_dashboard`, :func:`alertmanager_config` (the CLI's ``raywatch export``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Series": "raywatch.alerts.alert:Series",
+    "Alert": "raywatch.alerts.alert:Alert",
+    "fingerprint": "raywatch.alerts.alert:fingerprint",
+    "AlertEngine": "raywatch.alerts.engine:AlertEngine",
+    "Notification": "raywatch.alerts.notification:Notification",
+    "replay_dead_letters": "raywatch.alerts.deadletter:replay",
+    "read_dead_letters": "raywatch.alerts.deadletter:read_dead_letters",
+    "prometheus_rules": "raywatch.alerts.export:prometheus_rules",
+    "datadog_monitors": "raywatch.alerts.export:datadog_monitors",
+    "grafana_dashboard": "raywatch.alerts.export:grafana_dashboard",
+    "alertmanager_config": "raywatch.alerts.export:alertmanager_config",
+    "write_exports": "raywatch.alerts.export:write_exports",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'raywatch.alerts' has no attribute {name!r}")
+    module, attr = target.split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

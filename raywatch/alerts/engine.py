@@ -1,0 +1,302 @@
+"""The alerting engine: rules → lifecycle → routing → delivery, in one object.
+
+The stats actor builds one engine from its configuration and calls :meth:`evaluate` with
+the series of each evaluation. Evaluation is pure computation plus queue puts: it never
+waits on a network call. Group timers run on a small dispatcher thread; each sink has its
+own delivery thread and queue (:mod:`raywatch.alerts.delivery`).
+
+>>> from raywatch.config import AlertingConfig
+>>> cfg = AlertingConfig.model_validate({
+...     "rules": [{"name": "HighErrorRate", "expr": "error_rate > 0.05", "severity": "critical",
+...                "annotations": {"summary": "{{ $labels.model }} errors at {{ $value | humanizePercentage }}"}}],
+...     "route": {"receiver": "log", "group_wait": "0s"},
+...     "sinks": [{"name": "log", "type": "log"}]})
+>>> from prometheus_client import CollectorRegistry
+>>> engine = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=False)
+>>> [(a.name, a.state) for a in engine.evaluate([Series("error_rate", {"model": "fraud"}, 0.08)], now=1000)]
+[('HighErrorRate', 'firing')]
+>>> engine.alerts()[0]["annotations"]["summary"]
+'fraud errors at 8%'
+>>> engine.close(timeout=5)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from raywatch.alerts.alert import FIRING, PENDING, RESOLVED, Alert, Series, iso
+from raywatch.alerts.deadletter import DeadLetterFile
+from raywatch.alerts.delivery import SinkWorker
+from raywatch.alerts.dispatch import Dispatcher
+from raywatch.alerts.inhibit import Inhibitor
+from raywatch.alerts.metrics import AlertMetrics
+from raywatch.alerts.notification import Notification
+from raywatch.alerts.routing import Route
+from raywatch.alerts.rules import RuleSet
+from raywatch.alerts.silence import Silences
+from raywatch.sinks import Sink, build_sink
+
+log = logging.getLogger("raywatch.alerts.engine")
+
+__all__ = ["AlertEngine"]
+
+STATE_VERSION = 1
+
+
+def _as_alerting_config(cfg: Any):
+    from raywatch.config import AlertingConfig, parse_config
+
+    if isinstance(cfg, AlertingConfig):
+        return cfg
+    if hasattr(cfg, "alerting") and isinstance(cfg.alerting, AlertingConfig):
+        return cfg.alerting
+    if isinstance(cfg, Mapping):
+        return parse_config(cfg.get("alerting", cfg) if "alerting" in cfg else cfg, AlertingConfig)
+    raise TypeError(f"expected an AlertingConfig, MonitorConfig or mapping, got {type(cfg).__name__}")
+
+
+class AlertEngine:
+    """Evaluates rules and routes their alerts to sinks.
+
+    Parameters
+    ----------
+    cfg:
+        ``AlertingConfig`` (or a ``MonitorConfig`` / mapping holding one).
+    dead_letter_path:
+        JSONL file for undeliverable notifications (default: ``cfg.dead_letter_path``;
+        without either, they are logged at ERROR).
+    registry:
+        prometheus_client registry for the engine's metrics (default: the global one).
+    background:
+        Run the group timer thread (default). With ``False`` group flushes happen only in
+        :meth:`evaluate` and :meth:`tick`, on the timestamps given: tests use this to
+        drive time explicitly.
+    sinks:
+        Sink objects by name, replacing those built from the configuration (tests).
+    """
+
+    def __init__(self, cfg: Any, *, dead_letter_path: Optional[str] = None, registry: Any = None,
+                 background: bool = True, sinks: Optional[Mapping[str, Sink]] = None,
+                 clock=time.time):
+        self.cfg = cfg = _as_alerting_config(cfg)
+        self.clock = clock
+        self.metrics = AlertMetrics.for_registry(registry)
+        self.rules = RuleSet(cfg.rules, resolved_retention=float(cfg.resolved_retention))
+        self.dead_letter = DeadLetterFile(dead_letter_path or cfg.dead_letter_path)
+        overrides = dict(sinks or {})
+        self.sinks: Dict[str, Sink] = {sc.name: overrides.pop(sc.name, None) or build_sink(sc) for sc in cfg.sinks}
+        self.sinks.update(overrides)
+        self.workers: Dict[str, SinkWorker] = {
+            name: SinkWorker(s, self.metrics, self.dead_letter) for name, s in self.sinks.items()
+        }
+        self._direct = [name for name, s in self.sinks.items() if s.direct]
+        self._pushed: Dict[str, Dict[str, float]] = {name: {} for name in self._direct}
+        routed = [name for name, s in self.sinks.items() if not s.direct]
+        root = Route(cfg.route) if cfg.route is not None else Route.default(routed)
+        self.silences = Silences()
+        for sc in cfg.silences:
+            self.silences.add(sc.matchers, ends_at=sc.ends_at.timestamp(),
+                              starts_at=sc.starts_at.timestamp() if sc.starts_at else 0.0,
+                              comment=sc.comment, created_by=sc.created_by, from_config=True)
+        self.inhibitor = Inhibitor(cfg.inhibit_rules)
+        self.dispatcher = Dispatcher(root, self.inhibitor, self.silences, self._submit,
+                                     {name: bool(getattr(s.cfg, "send_resolved", True)) for name, s in self.sinks.items()})
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._thread: Optional[threading.Thread] = None
+        if background:
+            self._thread = threading.Thread(target=self._timer_loop, name="raywatch-alert-dispatch", daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def from_config(cls, cfg: Any, *, dead_letter_path: Optional[str] = None, registry: Any = None,
+                    **kwargs: Any) -> "AlertEngine":
+        """Build an engine (see the class for the parameters)."""
+        return cls(cfg, dead_letter_path=dead_letter_path, registry=registry, **kwargs)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, series: Iterable[Series], now: Optional[float] = None) -> List[Alert]:
+        """Run every rule over ``series`` (one sample per series at time ``now``, UTC epoch
+        seconds, default the clock). Returns the alerts whose state changed: newly pending,
+        newly firing, resolved. Notifications are queued, never sent inline."""
+        t0 = time.perf_counter()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the alert engine is closed")
+            now = self.clock() if now is None else float(now)
+            changed = self.rules.evaluate(series, now)
+            for a in changed:
+                self.metrics.set_state(a.labels, a.state)
+            for a in self.rules.removed:
+                self.metrics.set_state(a.labels, None)
+            if changed:
+                if self.inhibitor.rules:
+                    self.inhibitor.update((a.labels, a.fingerprint) for a in self.rules.alerts() if a.state == FIRING)
+                self.dispatcher.insert(changed, now)
+            if self._direct:
+                self._push_direct(changed, now)
+            self.dispatcher.tick(now)
+            self._wake.notify_all()
+        self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
+        return changed
+
+    def tick(self, now: Optional[float] = None) -> int:
+        """Flush the aggregation groups due at ``now``; returns notifications queued."""
+        with self._lock:
+            now = self.clock() if now is None else float(now)
+            self.silences.expire(now)
+            return self.dispatcher.tick(now)
+
+    def _push_direct(self, changed: Sequence[Alert], now: float) -> None:
+        firing = [a for a in self.rules.alerts() if a.state == FIRING]
+        changed_fps = {a.fingerprint for a in changed}
+        for name in self._direct:
+            pushed = self._pushed[name]
+            resend = float(getattr(self.sinks[name].cfg, "resend_delay", 60.0))
+            batch: List[Alert] = []
+            for a in changed:
+                if a.state == FIRING or (a.state == RESOLVED and a.fingerprint in pushed):
+                    batch.append(a)
+            for a in firing:
+                if a.fingerprint not in changed_fps and now - pushed.get(a.fingerprint, float("-inf")) >= resend:
+                    batch.append(a)
+            if not batch:
+                continue
+            for a in batch:
+                if a.state == FIRING:
+                    pushed[a.fingerprint] = now
+                else:
+                    pushed.pop(a.fingerprint, None)
+            n = Notification.build(name, "direct", {}, [a.notification_entry() for a in batch], created_at=now)
+            self._submit(name, n)
+
+    def _submit(self, receiver: str, n: Notification) -> None:
+        w = self.workers.get(receiver)
+        if w is None:  # pragma: no cover - config validation prevents it
+            log.error("no sink named %s; notification %s dropped to the dead-letter file", receiver, n.id)
+            self.dead_letter.write(receiver, "unknown", n, "no such sink", 0)
+            return
+        w.submit(n)
+
+    def _timer_loop(self) -> None:
+        with self._lock:
+            while not self._closed:
+                deadline = self.dispatcher.next_deadline()
+                now = self.clock()
+                if deadline is not None and deadline <= now:
+                    try:
+                        self.silences.expire(now)
+                        self.dispatcher.tick(now)
+                    except Exception:  # pragma: no cover - keep the timer alive
+                        log.exception("alert dispatch failed")
+                    continue
+                wait = 1.0 if deadline is None else min(1.0, deadline - now)
+                self._wake.wait(wait)
+
+    # ------------------------------------------------------------------ status
+    def alerts(self) -> List[Dict[str, Any]]:
+        """Active (pending and firing) alerts as dicts, with ``muted`` (``"silenced"``,
+        ``"inhibited"`` or None) and RFC 3339 ``starts_at``."""
+        with self._lock:
+            now = self.clock()
+            out = []
+            for a in self.rules.alerts():
+                if a.state not in (PENDING, FIRING):
+                    continue
+                d = a.to_dict()
+                muted = None
+                if self.silences.silenced(a.labels, now):
+                    muted = "silenced"
+                elif a.state == FIRING and self.inhibitor.muted(a.labels, a.fingerprint):
+                    muted = "inhibited"
+                d["muted"] = muted
+                d["starts_at"] = iso(a.starts_at)
+                out.append(d)
+            return out
+
+    def silence(self, matchers: Sequence[str] | str, *, duration: Optional[float] = None,
+                ends_at: Optional[float] = None, starts_at: Optional[float] = None,
+                comment: str = "", created_by: str = "") -> str:
+        """Add a silence (kept in :meth:`state`); returns its id."""
+        with self._lock:
+            start = self.clock() if starts_at is None else float(starts_at)
+            if ends_at is None:
+                if duration is None:
+                    raise ValueError("give duration or ends_at")
+                ends_at = start + float(duration)
+            return self.silences.add(matchers, starts_at=start, ends_at=ends_at, comment=comment, created_by=created_by)
+
+    def expire_silence(self, silence_id: str) -> bool:
+        with self._lock:
+            return self.silences.remove(silence_id)
+
+    def list_silences(self) -> List[Dict[str, Any]]:
+        with self._lock:
+            return [s.to_dict() for s in self.silences.list()]
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> Dict[str, Any]:
+        """Everything needed to resume after a restart, as JSON-able data."""
+        with self._lock:
+            return {
+                "version": STATE_VERSION,
+                "saved_at": self.clock(),
+                "rules": self.rules.state(),
+                "dispatch": self.dispatcher.state(),
+                "silences": self.silences.state(),
+                "direct": {k: dict(v) for k, v in self._pushed.items()},
+            }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state` (alerts, pending group flushes, notification log,
+        runtime silences). Call before the first :meth:`evaluate`."""
+        if not state:
+            return
+        if state.get("version") != STATE_VERSION:
+            log.warning("ignoring saved alerting state of version %r", state.get("version"))
+            return
+        with self._lock:
+            self.rules.restore(state.get("rules", {}))
+            live = {a.fingerprint: a for a in self.rules.alerts()}
+            for a in live.values():
+                self.metrics.set_state(a.labels, a.state)
+            self.dispatcher.restore(state.get("dispatch", {}), live)
+            self.silences.restore(state.get("silences", []))
+            for name, pushed in (state.get("direct") or {}).items():
+                if name in self._pushed:
+                    self._pushed[name].update({k: float(v) for k, v in pushed.items()})
+            if self.inhibitor.rules:
+                self.inhibitor.update((a.labels, a.fingerprint) for a in live.values() if a.state == FIRING)
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------ shutdown
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued notification has been handled (delivered or dead-lettered)."""
+        deadline = time.monotonic() + timeout
+        return all(w.idle(max(0.0, deadline - time.monotonic())) for w in self.workers.values())
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the timer; give the delivery workers ``timeout`` seconds in all to deliver
+        what is queued; what is left goes to the dead-letter file."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        deadline = time.monotonic() + max(0.0, timeout)
+        for w in self.workers.values():
+            w.begin_close()
+        for w in self.workers.values():
+            w.finish_close(deadline)
+
+    def __enter__(self) -> "AlertEngine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
