@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"
 _EXPORTS = {
+    "monitor": "raywatch.serve.wrap:monitor",
     "AlertEngine": "raywatch.alerts.engine:AlertEngine",
     "Series": "raywatch.alerts.alert:Series",
     "replay_dead_letters": "raywatch.alerts.deadletter:replay",

@@ -1,0 +1,382 @@
+"""``raywatch.serve:app`` — switch monitoring on from a serve config YAML alone.
+
+An application builder for Ray Serve's config files. Its typed ``args`` name the user's own
+application (import path and args, exactly what the YAML said before) and the monitor's
+configuration, inline or as a path to a raywatch YAML::
+
+    applications:
+      - name: fraud
+        route_prefix: /fraud
+        import_path: raywatch.serve:app          # was: deployments.fraud:build
+        args:
+          application:
+            import_path: deployments.fraud:build  # the user's app, unchanged
+            args: {seed: 0}
+          monitor: configs/monitor.yaml           # or an inline mapping
+          profile: deployments.fraud:reference_profile
+        deployments:
+          - name: FraudModel
+            user_config:
+              raywatch:                           # hot-reloaded, no replica restart
+                capture: {sample_rate: 0.5}
+
+The builder builds the user's application, then wraps every deployment in it (or those
+listed under ``deployments``) with :func:`raywatch.monitor`, keeping names and options so
+that the YAML's ``deployments:`` overrides still match, and composition (deployments bound
+into other deployments) intact.
+
+A mistake in the args fails the deploy with a :class:`~raywatch.config.ConfigError` naming
+the field path and what was expected (and the file, for a monitor YAML given by path, or when
+the serve config is loaded with :func:`load_serve_config` / ``raywatch deploy`` /
+``raywatch check-config``).
+
+>>> a = validate_args({"application": {"import_path": "deployments.fraud:build"}, "monitor": {"model": "fraud"}})
+>>> a.application.import_path, a.monitor_config().model
+('deployments.fraud:build', 'fraud')
+>>> validate_args({"application": {"import_path": "x:y"}, "monitor": {"drift": {"alpha": 2}}})
+Traceback (most recent call last):
+...
+raywatch.config.ConfigError: raywatch.serve:app args: monitor.drift.alpha: Input should be less than 1, got 2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+from pydantic import Field, ValidationError, field_validator
+
+from raywatch.config import ConfigError, MonitorConfig, StrictModel, _problems, load_config, parse_config
+
+__all__ = [
+    "ApplicationArgs",
+    "MonitoredAppArgs",
+    "app",
+    "validate_args",
+    "build_monitored_app",
+    "load_serve_config",
+    "PROFILE_DIR",
+]
+
+logger = logging.getLogger("raywatch.serve.app")
+
+SOURCE = "raywatch.serve:app args"
+PROFILE_DIR = "~/.raywatch/profiles"
+
+_IMPORT_PATH_HELP = "expected an import path such as 'my_pkg.my_module:app'"
+
+
+def _check_import_path(v: Any) -> str:
+    if not isinstance(v, str) or ":" not in v and "." not in v:
+        raise ValueError(f"{_IMPORT_PATH_HELP}, got {v!r}")
+    module, _, attr = v.partition(":") if ":" in v else v.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"{_IMPORT_PATH_HELP}, got {v!r}")
+    return v
+
+
+class ApplicationArgs(StrictModel):
+    """The user's own application, as the serve config named it before monitoring."""
+
+    import_path: str
+    args: Dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("import_path")
+    @classmethod
+    def _import_path(cls, v: Any) -> str:
+        return _check_import_path(v)
+
+
+class MonitoredAppArgs(StrictModel):
+    """``args`` of ``import_path: raywatch.serve:app`` in a serve config file.
+
+    application:
+        The user's application: ``import_path`` (an ``Application`` or a builder function)
+        and its ``args``.
+    monitor:
+        The raywatch configuration (:class:`~raywatch.config.MonitorConfig`): an inline
+        mapping, or the path of a raywatch YAML (absolute, or relative to the working
+        directory; ``raywatch deploy`` resolves it relative to the serve config file).
+    deployments:
+        Names of the deployments to monitor; all deployments of the application by default.
+    overrides:
+        Per deployment name, settings merged over ``monitor`` for that deployment only.
+    profile:
+        The reference profile of the ingress deployment: a file written by
+        ``raywatch profile build`` / ``Profile.save``, or the import path of a function
+        returning a :class:`~raywatch.stats.profile.Profile` (run once, at build time).
+    profiles:
+        Per deployment name, the same for other deployments of a composed application.
+    """
+
+    application: ApplicationArgs
+    monitor: Union[str, Dict[str, Any], None] = None
+    deployments: Optional[List[str]] = None
+    overrides: Dict[str, Dict[str, Any]] = Field(default_factory=dict)
+    profile: Optional[str] = None
+    profiles: Dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> "MonitoredAppArgs":  # type: ignore[override]
+        # Ray Serve validates a builder's args with this; report problems our way.
+        return validate_args(obj)
+
+    def monitor_config(self, deployment: Optional[str] = None, where: str = SOURCE) -> MonitorConfig:
+        """The monitor's configuration (for ``deployment``, with its ``overrides``)."""
+        if isinstance(self.monitor, str):
+            base = load_config(self.monitor)
+        else:
+            base = _parse_prefixed(self.monitor or {}, where, "monitor.")
+        over = self.overrides.get(deployment) if deployment else None
+        if not over:
+            return base
+        from raywatch.serve.replica import deep_merge
+
+        data = deep_merge(base.model_dump(mode="python", exclude_unset=True), over)
+        return _parse_prefixed(data, where, f"overrides.{deployment}.")
+
+
+def _parse_prefixed(data: Any, where: str, prefix: str) -> MonitorConfig:
+    try:
+        return parse_config(data, MonitorConfig)
+    except ConfigError as err:
+        raise ConfigError([f"{where}: {prefix}{p}" for p in err.problems], where) from None
+
+
+def validate_args(obj: Any, where: str = SOURCE) -> MonitoredAppArgs:
+    """Validate builder args; errors name ``where`` and the field path."""
+    if isinstance(obj, MonitoredAppArgs):
+        return obj
+    if not isinstance(obj, Mapping):
+        raise ConfigError([f"{where}: expected a mapping with 'application' and 'monitor', got {type(obj).__name__}"], where)
+    try:
+        args = super(MonitoredAppArgs, MonitoredAppArgs).model_validate(dict(obj))
+    except ValidationError as err:
+        raise ConfigError(_problems(err, where), where) from None
+    args.monitor_config(where=where)  # inline monitor settings are checked now, not in the replicas
+    for name in args.overrides:
+        args.monitor_config(name, where=where)
+    return args
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _import_attr(path: str) -> Any:
+    module, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    mod = importlib.import_module(module)
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise ImportError(f"module {module!r} has no attribute {attr!r}") from None
+
+
+def _profile_file(spec: str, where: str) -> str:
+    """A local profile file for ``spec`` (a path, or the import path of a profile function)."""
+    from raywatch.stats.profile import Profile
+
+    path = Path(spec).expanduser()
+    if path.exists():
+        Profile.load(path)  # fail the deploy now on a damaged file, not in every replica
+        return str(path.resolve())
+    if ":" not in spec:
+        raise ConfigError([f"{where}: profile: no such file {spec!r} (expected a profile file or 'module:function')"], where)
+    try:
+        made = _import_attr(spec)
+        made = made() if callable(made) and not isinstance(made, Profile) else made
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError([f"{where}: profile: {spec!r} failed: {type(exc).__name__}: {exc}"], where) from None
+    data = made if isinstance(made, (bytes, bytearray)) else getattr(made, "to_bytes", lambda: None)()
+    if not data:
+        raise ConfigError([f"{where}: profile: {spec!r} returned {type(made).__name__}, expected a Profile"], where)
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    out = Path(os.path.expanduser(PROFILE_DIR)) / f"{spec.replace(':', '.').replace('/', '_')}-{digest}.profile"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
+        tmp.write_bytes(bytes(data))
+        tmp.replace(out)
+    logger.info("reference profile %s written to %s", spec, out)
+    return str(out)
+
+
+def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where: str = SOURCE):
+    """Build the user's application and wrap its deployments with :func:`raywatch.monitor`."""
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve.deployment import Application
+
+    from raywatch.serve.wrap import monitor
+
+    args = validate_args(args, where)
+    try:
+        target = _import_attr(args.application.import_path)
+    except Exception as exc:
+        raise ConfigError(
+            [f"{where}: application.import_path: cannot import {args.application.import_path!r}: {type(exc).__name__}: {exc}"], where
+        ) from None
+    user_app = call_user_app_builder_with_args_if_necessary(target, dict(args.application.args))
+    if not isinstance(user_app, Application):
+        raise ConfigError([f"{where}: application.import_path: expected a Serve application, got {type(user_app).__name__}"], where)
+
+    ingress = user_app._bound_deployment.name
+    names = _deployment_names(user_app)
+    wanted = set(args.deployments) if args.deployments is not None else set(names)
+    unknown = sorted((wanted | set(args.overrides) | set(args.profiles)) - set(names))
+    if unknown:
+        raise ConfigError(
+            [f"{where}: deployments: no deployment named {u!r} in the application (it has {', '.join(sorted(names))})" for u in unknown],
+            where,
+        )
+    profiles = dict(args.profiles)
+    if args.profile:
+        profiles.setdefault(ingress, args.profile)
+    configs: Dict[str, MonitorConfig] = {}
+    for name in wanted:
+        cfg = args.monitor_config(name, where)
+        spec = profiles.get(name)
+        if spec:
+            cfg = cfg.model_copy(update={"profile_path": _profile_file(spec, f"{where}: profiles.{name}" if name != ingress else where)})
+        configs[name] = cfg
+    cache: Dict[int, Any] = {}
+    return _rebuild(user_app, configs, monitor, cache)
+
+
+def _deployment_names(app: Any) -> List[str]:
+    from ray.serve.deployment import Application
+
+    out: List[str] = []
+
+    def walk(o: Any) -> None:
+        if isinstance(o, Application):
+            d = o._bound_deployment
+            if d.name not in out:
+                out.append(d.name)
+            for a in list(d.init_args) + list(d.init_kwargs.values()):
+                walk(a)
+        elif isinstance(o, (list, tuple)):
+            for a in o:
+                walk(a)
+        elif isinstance(o, dict):
+            for a in o.values():
+                walk(a)
+
+    walk(app)
+    return out
+
+
+def _rebuild(app: Any, configs: Mapping[str, MonitorConfig], monitor: Any, cache: Dict[int, Any]) -> Any:
+    from ray.serve.deployment import Application
+
+    def sub(o: Any) -> Any:
+        if isinstance(o, Application):
+            return _rebuild(o, configs, monitor, cache)
+        if isinstance(o, list):
+            return [sub(a) for a in o]
+        if isinstance(o, tuple):
+            return tuple(sub(a) for a in o)
+        if isinstance(o, dict):
+            return {k: sub(v) for k, v in o.items()}
+        return o
+
+    if id(app) in cache:  # the same bound deployment used twice stays one deployment
+        return cache[id(app)]
+    d = app._bound_deployment
+    init_args = tuple(sub(a) for a in d.init_args)
+    init_kwargs = {k: sub(v) for k, v in d.init_kwargs.items()}
+    dep = monitor(d, configs[d.name]) if d.name in configs else d
+    out = dep.bind(*init_args, **init_kwargs)
+    cache[id(app)] = out
+    return out
+
+
+def app(args: MonitoredAppArgs):
+    """The application builder behind ``import_path: raywatch.serve:app``."""
+    return build_monitored_app(args)
+
+
+# --------------------------------------------------------------------------- serve config files
+
+
+def _resolve_relative(value: Optional[str], base: Path) -> Optional[str]:
+    if not value or ":" in value and not Path(value).exists():
+        return value  # an import path, or nothing
+    p = Path(value).expanduser()
+    if p.is_absolute() or p.exists():
+        return str(p)
+    return str((base / p).resolve())
+
+
+def load_serve_config(path: Union[str, os.PathLike]) -> Tuple[Any, List[str]]:
+    """Load and check a serve config YAML; returns Ray Serve's ``ServeDeploySchema`` and notes.
+
+    Everything raywatch adds is checked here, with errors that name the file and the field
+    path: ``args`` of ``raywatch.serve:app`` applications (monitor settings, inline or in
+    their own file, profiles) and ``user_config.raywatch`` of each deployment. Relative
+    ``monitor``/``profile`` paths are resolved against the serve config file's directory.
+    """
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    path = Path(path)
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError([f"{source}: cannot read the file: {exc.strerror or exc}"], source) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], source) from None
+    if not isinstance(data, Mapping) or "applications" not in data:
+        raise ConfigError([f"{source}: applications: required field is missing (is this a serve config file?)"], source)
+    problems: List[str] = []
+    notes: List[str] = []
+    for i, a in enumerate(data.get("applications") or []):
+        if not isinstance(a, dict):
+            continue
+        where = f"{source}: applications[{i}]"
+        if a.get("import_path") in ("raywatch.serve:app", "raywatch.serve.app:app"):
+            args = dict(a.get("args") or {})
+            if isinstance(args.get("monitor"), str):
+                args["monitor"] = _resolve_relative(args["monitor"], path.parent)
+            if isinstance(args.get("profile"), str):
+                args["profile"] = _resolve_relative(args["profile"], path.parent)
+            if isinstance(args.get("profiles"), dict):
+                args["profiles"] = {k: _resolve_relative(v, path.parent) if isinstance(v, str) else v for k, v in args["profiles"].items()}
+            try:
+                checked = validate_args(args, f"{where}.args")
+                base = checked.monitor_config(where=f"{where}.args")
+                a["args"] = args
+                notes.append(f"application {a.get('name', i)!r}: {checked.application.import_path} monitored by raywatch")
+            except ConfigError as err:
+                problems.extend(err.problems)
+                base = MonitorConfig()
+        else:
+            base = MonitorConfig()
+        for j, d in enumerate(a.get("deployments") or []):
+            uc = d.get("user_config") if isinstance(d, dict) else None
+            if isinstance(uc, dict) and "raywatch" in uc:
+                from raywatch.serve.replica import deep_merge
+
+                over = uc.get("raywatch") or {}
+                dwhere = f"{where}.deployments[{j}].user_config.raywatch"
+                if not isinstance(over, dict):
+                    problems.append(f"{dwhere}: expected a mapping of monitor settings, got {type(over).__name__}")
+                    continue
+                try:
+                    parse_config(deep_merge(base.model_dump(mode="python", exclude_unset=True), over), MonitorConfig)
+                except ConfigError as err:
+                    problems.extend(f"{dwhere}.{p}" for p in err.problems)
+    if problems:
+        raise ConfigError(problems, source)
+    try:
+        schema = ServeDeploySchema.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_problems(err, source), source) from None
+    return schema, notes

@@ -1,0 +1,366 @@
+"""The monitor inside one replica: capture, flusher thread, resources, shipping, reload.
+
+:class:`ReplicaMonitor` owns a :class:`~raywatch.serve.capture.Capture` (the request path)
+and one daemon thread, the flusher, which every ``shipping.flush_interval`` seconds (or as
+soon as ``shipping.flush_max_records`` records are waiting) drains the records, builds a
+:class:`~raywatch.stats.batch.ReplicaBatch` (:class:`~raywatch.serve.buffer.BatchBuilder`),
+samples resources when due (:class:`~raywatch.serve.resources.ResourceSampler`) and hands the
+batch to the :class:`~raywatch.serve.shipper.Shipper`. Nothing here blocks a request.
+
+The reference profile comes from ``profile_path`` (loaded in the replica and registered
+with the stats actor through ``register_model``) or, when there is no path, from the actor
+(``get_profile``, polled until one is registered). Without a profile the replica still
+ships latency, outcomes and resources; the window summary is then ``None``.
+
+:meth:`ReplicaMonitor.reconfigure` applies new settings in place (sampling, allow-list,
+redaction, extractors, flush cadence, bounds, resources) — this is what a ``raywatch`` key in
+a deployment's ``user_config`` does, without restarting the replica.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from typing import Any, Dict, Mapping, Optional
+
+from raywatch.config import ConfigError, MonitorConfig, parse_config
+from raywatch.serve.buffer import BatchBuilder, Labels
+from raywatch.serve.capture import Capture, RateLimitedLog
+from raywatch.serve.extract import Extractor
+from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
+from raywatch.stats.batch import ReplicaBatch
+
+__all__ = ["ReplicaMonitor", "deep_merge", "config_to_dict", "load_profile"]
+
+logger = logging.getLogger("raywatch.serve.replica")
+
+_PROFILE_POLL_INTERVAL = 10.0
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
+    """``base`` with ``override`` merged in, recursively for nested mappings.
+
+    >>> deep_merge({"capture": {"sample_rate": 1.0, "methods": ["__call__"]}}, {"capture": {"sample_rate": 0.1}})
+    {'capture': {'sample_rate': 0.1, 'methods': ['__call__']}}
+    """
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def config_to_dict(config: MonitorConfig) -> Dict[str, Any]:
+    """A JSON-able dict of ``config``; callables (extractors) become their import paths."""
+    data = config.model_dump(mode="python")
+    cap = data.get("capture", {})
+    for key in ("feature_extractor", "prediction_extractor"):
+        fn = cap.get(key)
+        if callable(fn):
+            cap[key] = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+    try:
+        import json
+
+        return json.loads(config.model_validate(data).model_dump_json())
+    except Exception:
+        return data
+
+
+def load_profile(path: Optional[str] = None, data: Optional[bytes] = None) -> Any:
+    """A :class:`raywatch.stats.profile.Profile` from a file or bytes (None if neither)."""
+    if path is None and data is None:
+        return None
+    from raywatch.stats.profile import Profile
+
+    if path is not None:
+        import os
+
+        return Profile.load(os.path.expanduser(path))
+    return Profile.from_bytes(data)
+
+
+class ReplicaMonitor:
+    """Everything raywatch runs in one replica. ``start()`` launches the flusher thread.
+
+    Parameters
+    ----------
+    config:
+        The replica's :class:`~raywatch.config.MonitorConfig`.
+    labels:
+        Who this replica is (:class:`~raywatch.serve.buffer.Labels`).
+    transport:
+        How batches reach the stats actor; default :class:`RayTransport` with
+        :func:`~raywatch.serve.shipper.default_resolver`.
+    nvml:
+        NVML module for the resource sampler (tests inject a fake).
+    profile:
+        A reference profile object (overrides ``profile_path``).
+    """
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        labels: Labels,
+        *,
+        transport: Any = None,
+        nvml: Any = None,
+        profile: Any = None,
+    ):
+        self.config = config
+        self.labels = labels
+        self.wake = threading.Event()
+        cap, ship = config.capture, config.shipping
+        self.capture = Capture(
+            buffer_size=ship.buffer_size,
+            sample_rate=cap.sample_rate,
+            enabled=cap.enabled,
+            keep_results=cap.feedback,
+            flush_at=ship.flush_max_records,
+            wake=self.wake,
+        )
+        self.reload_errors = 0
+        self.reloads = 0
+        self._log = RateLimitedLog(logger)
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self._profile_ref: Any = None
+        self._profile_next_poll = 0.0
+        self._profile_source = None
+        self._last_shipped_counters = (0, 0)
+        self._resources: Optional[Dict[str, Any]] = None
+        self._resources_fresh = False
+        self._resources_due = 0.0
+        self.ticks = 0
+        self._nvml = nvml
+        self.sampler = None
+        self.builder = BatchBuilder(
+            labels,
+            Extractor.from_config(cap),
+            feedback=cap.feedback,
+            max_predictions=cap.max_predictions,
+        )
+        if profile is not None:
+            self.builder.profile = profile
+            self._profile_source = "given"
+        elif config.profile_path:
+            try:
+                self.builder.profile = load_profile(config.profile_path)
+                self._profile_source = "path"
+            except Exception as exc:
+                logger.error("raywatch could not load the profile %s: %s", config.profile_path, exc)
+        self.transport = transport or RayTransport(default_resolver(config, labels.model_key))
+        self.shipper = Shipper(
+            self.transport,
+            max_pending_batches=ship.max_pending_batches,
+            max_in_flight=ship.max_in_flight,
+            max_retries=ship.max_retries,
+            retry_backoff=ship.retry_backoff,
+            max_backoff=ship.max_backoff,
+            on_connect=self._on_connect,
+        )
+        self._make_sampler(config)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _make_sampler(self, config: MonitorConfig) -> None:
+        if not config.resources.enabled:
+            self.sampler = None
+            self._resources = None
+            return
+        try:
+            from raywatch.serve.resources import ResourceSampler
+
+            self.sampler = ResourceSampler(gpu=config.resources.gpu, nvml=self._nvml)
+        except Exception as exc:
+            self.sampler = None
+            logger.warning("raywatch resource sampling unavailable: %s", exc)
+
+    def start(self) -> "ReplicaMonitor":
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"raywatch-flusher-{self.labels.deployment}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, flush: bool = True, timeout: float = 2.0) -> None:
+        """Stop the flusher; with ``flush``, ship what is buffered (waiting up to ``timeout``)."""
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._thread = None
+        if flush:
+            try:
+                self.tick()
+                self.shipper.drain(timeout=timeout, stamp=self._stamp)
+            except Exception as exc:
+                logger.warning("raywatch final flush failed: %s", exc)
+        if self.sampler is not None:
+            self.sampler.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wake.wait(self.config.shipping.flush_interval)
+            self.wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - the flusher must survive anything
+                self.capture.failed(exc)
+
+    # ------------------------------------------------------------------ flush
+
+    def _stamp(self, batch: ReplicaBatch) -> None:
+        batch.dropped_total = self.capture.dropped + self.shipper.dropped_records
+        batch.capture_errors_total = self.capture.errors + self.builder.capture_errors + self.reload_errors
+        self._last_shipped_counters = (batch.dropped_total, batch.capture_errors_total)
+
+    def tick(self) -> Optional[ReplicaBatch]:
+        """One flush: drain, build, queue, pump. Returns the batch built, if any."""
+        with self._lock:
+            self.ticks += 1
+            now = time.monotonic()
+            if self.sampler is not None and now >= self._resources_due:
+                self._resources = self.sampler.sample()
+                self._resources_fresh = True
+                self._resources_due = now + self.config.resources.interval
+            records = self.capture.drain()
+            counters = (
+                self.capture.dropped + self.shipper.dropped_records,
+                self.capture.errors + self.builder.capture_errors + self.reload_errors,
+            )
+            batch = None
+            if records or self._resources_fresh or counters != self._last_shipped_counters:
+                batch = self.builder.build(records, self._resources)
+                self._resources_fresh = False
+                self.shipper.submit(batch)
+            self.shipper.pump(self._stamp)
+            self._poll_profile(now)
+            return batch
+
+    # ------------------------------------------------------------------ actor side
+
+    def _on_connect(self, handle: Any) -> None:
+        profile_bytes = None
+        if self.builder.profile is not None and self._profile_source in ("path", "given"):
+            profile_bytes = self.builder.profile.to_bytes()
+        self.transport.call(handle, "register_model", self.labels.model_key, config_to_dict(self.config), profile_bytes)
+        if self.builder.profile is None:
+            self._profile_ref = None
+            self._profile_next_poll = 0.0
+
+    def _poll_profile(self, now: float) -> None:
+        if self.builder.profile is not None or self.shipper.handle is None:
+            return
+        try:
+            if self._profile_ref is None:
+                if now >= self._profile_next_poll:
+                    self._profile_ref = self.transport.call(self.shipper.handle, "get_profile", self.labels.model_key)
+                    self._profile_next_poll = now + _PROFILE_POLL_INTERVAL
+                return
+            if not self.transport.done([self._profile_ref]):
+                return
+            ref, self._profile_ref = self._profile_ref, None
+            data = self.transport.value(ref)
+            if data:
+                self.builder.profile = load_profile(data=data)
+                self._profile_source = "actor"
+                logger.info("raywatch: reference profile for %s received from the stats actor", self.labels.model_key)
+        except Exception as exc:
+            self._profile_ref = None
+            self._log.warning("raywatch could not fetch the reference profile: %s", exc)
+
+    # ------------------------------------------------------------------ reload
+
+    def reconfigure(self, overrides: Optional[Mapping[str, Any]], base: Optional[MonitorConfig] = None) -> bool:
+        """Apply ``overrides`` (the ``raywatch`` mapping of a ``user_config``) on ``base``.
+
+        Returns True when applied. A bad override is logged (naming the field) and counted
+        in ``capture_errors_total``; the previous settings stay, and the model keeps serving.
+        """
+        base = base or self.config
+        try:
+            merged = deep_merge(base.model_dump(mode="python"), dict(overrides or {}))
+            new = parse_config(merged, MonitorConfig, source="user_config.raywatch")
+        except ConfigError as exc:
+            self.reload_errors += 1
+            logger.error("raywatch ignored an invalid user_config.raywatch: %s", exc)
+            return False
+        with self._lock:
+            try:
+                self._apply(new)
+            except Exception as exc:
+                self.reload_errors += 1
+                logger.error("raywatch could not apply user_config.raywatch: %s", exc)
+                return False
+            self.reloads += 1
+        if self.shipper.handle is not None:
+            try:
+                self._on_connect(self.shipper.handle)
+            except Exception as exc:
+                self._log.warning("raywatch could not re-register after reload: %s", exc)
+        return True
+
+    def _apply(self, new: MonitorConfig) -> None:
+        old = self.config
+        cap, ship = new.capture, new.shipping
+        extractor = Extractor.from_config(cap)  # may raise (bad import path): nothing changed yet
+        profile = self.builder.profile
+        if new.profile_path and new.profile_path != old.profile_path:
+            profile = load_profile(new.profile_path)
+            self._profile_source = "path"
+        c = self.capture
+        c.sample_rate = cap.sample_rate
+        c.enabled = cap.enabled
+        c.keep_results = cap.feedback
+        c.bound = ship.buffer_size
+        c.flush_at = ship.flush_max_records
+        b = self.builder
+        b.extractor = extractor
+        b.profile = profile
+        b.feedback = cap.feedback
+        b.max_predictions = cap.max_predictions
+        b.labels.model = new.model or b.labels.deployment
+        b.labels.version = new.version
+        self.shipper.configure(
+            max_pending_batches=ship.max_pending_batches,
+            max_in_flight=ship.max_in_flight,
+            max_retries=ship.max_retries,
+            retry_backoff=ship.retry_backoff,
+            max_backoff=ship.max_backoff,
+        )
+        if new.resources != old.resources:
+            if self.sampler is not None:
+                self.sampler.close()
+            self._make_sampler(new)
+            self._resources_due = 0.0
+        self.config = new
+        self.wake.set()
+
+    # ------------------------------------------------------------------ introspection
+
+    def status(self) -> Dict[str, Any]:
+        """What this replica's monitor is doing (JSON-able)."""
+        return {
+            "labels": self.labels.as_dict(),
+            "model_key": self.labels.model_key,
+            "config": config_to_dict(self.config),
+            "buffered": len(self.capture.buffer),
+            "dropped_total": self.capture.dropped + self.shipper.dropped_records,
+            "capture_errors_total": self.capture.errors + self.builder.capture_errors + self.reload_errors,
+            "batches_built": self.builder.seq,
+            "rows_summarized": self.builder.rows_summarized,
+            "profile": self._profile_source if self.builder.profile is not None else None,
+            "reloads": self.reloads,
+            "reload_errors": self.reload_errors,
+            "resources": copy.deepcopy(self._resources),
+            "shipper": self.shipper.stats(),
+            "running": self._thread is not None and self._thread.is_alive(),
+        }

@@ -1,0 +1,152 @@
+import time
+
+import numpy as np
+import pytest
+
+from raywatch.config import MonitorConfig
+from raywatch.serve.buffer import Labels
+from raywatch.serve.replica import ReplicaMonitor, config_to_dict
+from raywatch.stats.profile import Profile
+from raywatch.stats.summary import WindowSummary
+
+
+class Recorder:
+    """Transport double: ingest succeeds immediately; remembers batches and calls."""
+
+    def __init__(self, profile_bytes=None):
+        self.batches = []
+        self.calls = []
+        self.profile_bytes = profile_bytes
+
+    def resolve(self):
+        return "actor"
+
+    def send(self, handle, batch):
+        self.batches.append(batch)
+        return ("ingest", len(self.batches))
+
+    def done(self, refs):
+        return list(refs)
+
+    def check(self, ref):
+        return None
+
+    def call(self, handle, method, *args):
+        self.calls.append((method, args))
+        return (method, args)
+
+    def value(self, ref):
+        return self.profile_bytes if ref[0] == "get_profile" else None
+
+
+@pytest.fixture(scope="module")
+def profile():
+    rng = np.random.default_rng(1)
+    return Profile.fit({"a": rng.normal(0, 1, 500), "prediction": rng.integers(0, 2, 500)})
+
+
+def _mon(cfg=None, **kw):
+    cfg = cfg or MonitorConfig(resources={"enabled": False})
+    return ReplicaMonitor(cfg, Labels("app", "Dep", "rep-1"), **kw)
+
+
+def _requests(mon, n, payload=None):
+    for i in range(n):
+        t0 = time.perf_counter()
+        mon.capture.record("__call__", t0, None, None, (payload or {"a": 0.1 * i},), {}, i % 2)
+
+
+def test_tick_ships_one_batch_per_flush_and_registers(profile):
+    tr = Recorder()
+    mon = _mon(transport=tr, profile=profile)
+    _requests(mon, 25)
+    mon.tick()
+    assert len(tr.batches) == 1
+    b = tr.batches[0]
+    assert b.requests == 25 and b.model_key == "app/Dep"
+    assert WindowSummary.from_bytes(b.summary).rows == 25
+    method, args = tr.calls[0]
+    assert method == "register_model" and args[0] == "app/Dep"
+    assert isinstance(args[1], dict) and args[2] == profile.to_bytes()
+    mon.tick()
+    assert len(tr.batches) == 1  # nothing new: no empty batch
+
+
+def test_drops_reach_the_actor_in_the_next_batch():
+    tr = Recorder()
+    cfg = MonitorConfig(resources={"enabled": False}, shipping={"buffer_size": 10})
+    mon = _mon(cfg, transport=tr)
+    _requests(mon, 15)
+    mon.tick()
+    assert tr.batches[-1].requests == 10 and tr.batches[-1].dropped_total == 5
+    mon.tick()  # counters unchanged: nothing to send
+    assert len(tr.batches) == 1
+
+
+def test_profile_fetched_from_actor(profile):
+    tr = Recorder(profile_bytes=profile.to_bytes())
+    mon = _mon(transport=tr)
+    mon.tick()  # connects (lazily, when there is something to send) ...
+    _requests(mon, 3)
+    mon.tick()  # ... asks for the profile
+    mon.tick()  # ... receives it
+    assert mon.status()["profile"] == "actor"
+    _requests(mon, 4)
+    mon.tick()
+    assert WindowSummary.from_bytes(tr.batches[-1].summary).rows == 4
+
+
+def test_profile_path(tmp_path, profile):
+    path = tmp_path / "ref.profile"
+    profile.save(path)
+    tr = Recorder()
+    mon = _mon(MonitorConfig(resources={"enabled": False}, profile_path=str(path)), transport=tr)
+    _requests(mon, 2)
+    mon.tick()
+    assert tr.calls[0][1][2] is not None
+    assert mon.status()["profile"] == "path"
+
+
+def test_reconfigure_in_place_and_bad_override_kept_out(profile):
+    tr = Recorder()
+    mon = _mon(transport=tr, profile=profile)
+    cap = mon.capture
+    assert mon.reconfigure({"capture": {"sample_rate": 0.0}, "drift": {"alpha": 0.01}})
+    assert mon.capture is cap and cap.sample_rate == 0.0
+    assert mon.config.drift.alpha == 0.01
+    _requests(mon, 5)
+    mon.tick()
+    assert tr.batches[-1].requests == 5 and tr.batches[-1].summary is None  # nothing sampled
+    # re-registered with the new config
+    assert tr.calls[-1][0] == "register_model" and tr.calls[-1][1][1]["drift"]["alpha"] == 0.01
+    assert not mon.reconfigure({"capture": {"sample_rate": 7}})
+    assert not mon.reconfigure({"capture": {"feature_extractor": "no_such_module_xyz:f"}})
+    assert cap.sample_rate == 0.0 and mon.reload_errors == 2
+    assert mon.status()["capture_errors_total"] == 2
+
+
+def test_flusher_thread_flushes_and_stop_ships_the_rest():
+    tr = Recorder()
+    cfg = MonitorConfig(resources={"enabled": True, "interval": 60}, shipping={"flush_interval": 0.05, "flush_max_records": 5})
+    mon = _mon(cfg, transport=tr).start()
+    try:
+        _requests(mon, 5)
+        deadline = time.time() + 5
+        while not any(b.requests for b in tr.batches) and time.time() < deadline:
+            time.sleep(0.01)
+        assert sum(b.requests for b in tr.batches) == 5
+        assert tr.batches[0].resources["rss_bytes"] > 0
+    finally:
+        _requests(mon, 3)
+        mon.stop(flush=True)
+    assert sum(b.requests for b in tr.batches) == 8
+    assert not mon.status()["running"]
+
+
+def test_config_to_dict_is_json_able_with_callables():
+    import json
+
+    cfg = MonitorConfig(capture={"feature_extractor": len})
+    d = config_to_dict(cfg)
+    json.dumps(d)
+    assert d["capture"]["feature_extractor"] == "builtins:len"
