@@ -1,0 +1,432 @@
+"""Reference profiles: what the data looked like when the model was trained.
+
+:meth:`Profile.fit` reads reference columns (a mapping of name → array, a list of row
+dicts, or a pandas DataFrame / pyarrow Table when installed), infers each column's kind
+(overridable) and keeps:
+
+* numerical columns — bin edges at the reference's quantiles (``bins`` bins of equal
+  reference mass; tied quantiles collapse, so discrete columns get fewer bins; the
+  outermost bins are open to ±inf), and through :attr:`Profile.reference` the counts,
+  moments, min/max, missing and non-finite rates and a bounded uniform sample for exact
+  tests;
+* categorical columns — the ``max_categories`` most frequent labels plus one overflow
+  bucket for the rest, the set of every label seen (up to 10,000) to recognize unseen
+  ones, and the number of labels seen exactly once (the Good–Turing estimate of how
+  often new labels should appear);
+* boolean columns — counts of False and True.
+
+:meth:`Profile.summarize` turns production rows into a mergeable
+:class:`~raywatch.stats.summary.WindowSummary` of the same shape in one vectorized pass;
+:func:`raywatch.drift.detect_drift` compares the two. Profiles save to one versioned,
+checksummed file (:meth:`save`/:meth:`load`); loading a damaged, truncated or foreign file
+raises :class:`~raywatch.stats.codec.FormatError` saying what is wrong.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> profile = Profile.fit({"age": rng.normal(40, 10, 5000), "plan": rng.choice(["free", "pro"], 5000)}, seed=0)
+>>> profile.kinds
+{'age': 'numerical', 'plan': 'categorical'}
+>>> summary = profile.summarize([{"age": 35.0, "plan": "pro"}, {"age": None, "plan": "team"}])
+>>> summary.rows, summary.column("age").missing, summary.column("plan").unseen
+(2, 1, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, Union
+
+import numpy as np
+
+from raywatch.stats import codec
+from raywatch.stats.columns import (
+    KINDS,
+    count_strings,
+    encode_categorical,
+    encode_numerical,
+    infer_kind,
+    normalize_label,
+    to_columns,
+    type_family,
+)
+from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary, categorical_state, numerical_state
+
+__all__ = ["Profile", "ColumnSpec"]
+
+log = logging.getLogger("raywatch.stats.profile")
+
+FORMAT_VERSION = 1
+MAX_KNOWN_CATEGORIES = 10_000
+
+
+@dataclass
+class ColumnSpec:
+    """How one column is binned: edges (numerical) or categories (categorical, boolean)."""
+
+    name: str
+    kind: str
+    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
+    lo: float = math.nan  # reference min (finite values)
+    hi: float = math.nan  # reference max
+    categories: List[Hashable] = field(default_factory=list)  # the top labels, in bin order
+    known: List[Hashable] = field(default_factory=list)  # further labels seen (overflow bucket)
+    families: Set[str] = field(default_factory=set)
+    singletons: int = 0
+
+    def __post_init__(self) -> None:
+        self.lookup: Dict[Hashable, int] = {}
+        if self.kind != "numerical":
+            n = len(self.categories)
+            for label in self.known:
+                self.lookup[label] = n
+            for i, label in enumerate(self.categories):
+                self.lookup[label] = i
+
+    @property
+    def n_bins(self) -> int:
+        return self.edges.size + 1 if self.kind == "numerical" else len(self.categories) + 1
+
+
+def _labels_and_counts(name: str, arr: np.ndarray) -> "Counter[Hashable]":
+    k = arr.dtype.kind
+    if k in "US":
+        uniq, counts = np.unique(arr, return_counts=True)
+        return Counter({normalize_label(u): int(c) for u, c in zip(uniq.tolist(), counts.tolist())})
+    if k in "iufb":
+        if k == "f":
+            arr = arr[~np.isnan(arr)]
+        uniq, counts = np.unique(arr, return_counts=True)
+        return Counter({normalize_label(u): int(c) for u, c in zip(uniq.tolist(), counts.tolist())})
+    counter: Counter[Hashable] = Counter()
+    for v in arr:
+        if v is None or (isinstance(v, float) and v != v):
+            continue
+        if type_family(v) == "other":
+            raise TypeError(
+                f"column {name!r}: values of type {type(v).__name__} cannot be categories; "
+                "use strings, integers or booleans"
+            )
+        counter[normalize_label(v)] += 1
+    return counter
+
+
+def _sort_key(item: Any) -> Any:
+    label, count = item
+    return (-count, type(label).__name__, str(label))
+
+
+class Profile:
+    """A reference profile: per-column bins or categories plus the reference's own summary.
+
+    Use :meth:`fit` to build one; ``Profile(...)`` is internal.
+    """
+
+    def __init__(self, specs: Sequence[ColumnSpec], *, window_sample_size: int = 100, meta: Optional[dict] = None):
+        self.specs: Dict[str, ColumnSpec] = {s.name: s for s in specs}
+        self.window_sample_size = int(window_sample_size)
+        self.meta = dict(meta or {})
+        self.fingerprint = self._fingerprint()
+        self.reference: WindowSummary = self.empty_summary()
+
+    # ---------------------------------------------------------------- fitting
+    @classmethod
+    def fit(
+        cls,
+        data: Any,
+        kinds: Optional[Mapping[str, str]] = None,
+        *,
+        bins: int = 100,
+        sample_size: int = 10_000,
+        max_categories: int = 50,
+        window_sample_size: int = 100,
+        seed: Optional[int] = None,
+    ) -> "Profile":
+        """Fit a profile to reference data.
+
+        Parameters
+        ----------
+        data
+            Mapping of column name → values, a list of row dicts, a pandas DataFrame or a
+            pyarrow Table.
+        kinds
+            Kinds to use instead of inferring them: ``{"zip": "categorical"}``.
+        bins
+            Number of quantile bins for numerical columns (ties may give fewer).
+        sample_size
+            Bound of the reference's uniform sample, used for exact tests.
+        max_categories
+            Top labels kept per categorical column; the rest share one overflow bucket.
+        window_sample_size
+            Bound of the sample each window summary keeps (its share of the ≤ 64 KiB budget).
+        seed
+            Seed for the sample's randomness (reproducible profiles).
+        """
+        if int(bins) < 2:
+            raise ValueError(f"bins must be at least 2, got {bins!r}")
+        if int(max_categories) < 1:
+            raise ValueError(f"max_categories must be at least 1, got {max_categories!r}")
+        if int(sample_size) < 0 or int(window_sample_size) < 0:
+            raise ValueError("sample sizes must not be negative")
+        cols, rows, _ = to_columns(data)
+        if not cols:
+            raise ValueError("reference data has no columns")
+        if rows == 0:
+            raise ValueError("reference data has no rows")
+        kinds = dict(kinds or {})
+        unknown = sorted(set(kinds) - set(cols))
+        if unknown:
+            raise ValueError(f"kinds names columns that are not in the data: {', '.join(unknown)}")
+        for name, kind in kinds.items():
+            if kind not in KINDS:
+                raise ValueError(f"column {name!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        specs = []
+        for name, arr in cols.items():
+            kind = kinds.get(name) or infer_kind(name, arr)
+            specs.append(cls._fit_column(name, kind, arr, int(bins), int(max_categories)))
+        meta = {
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "reference_rows": rows,
+            "bins": int(bins),
+            "max_categories": int(max_categories),
+        }
+        profile = cls(specs, window_sample_size=window_sample_size, meta=meta)
+        profile.reference = profile.summarize(cols, seed=seed, sample_size=int(sample_size))
+        return profile
+
+    @staticmethod
+    def _fit_column(name: str, kind: str, arr: np.ndarray, bins: int, max_categories: int) -> ColumnSpec:
+        if kind == "numerical":
+            x, wrong = encode_numerical(arr)
+            finite = x[np.isfinite(x)]
+            if finite.size == 0:
+                raise ValueError(
+                    f"reference column {name!r} has no finite numbers"
+                    + (f" ({wrong} values of the wrong type)" if wrong else "")
+                    + "; fix the data, declare its kind, or drop it"
+                )
+            qs = np.arange(1, bins) / bins
+            edges = np.unique(np.quantile(finite, qs))
+            lo, hi = float(finite.min()), float(finite.max())
+            if lo == hi:
+                log.info("reference column %r is constant (%r); any other value is drift", name, lo)
+            return ColumnSpec(name, kind, edges=edges.astype(np.float64), lo=lo, hi=hi)
+        if kind == "boolean":
+            codes = encode_categorical(arr, {False: 0, True: 1}, {"bool", "number"}, 2)
+            if not np.any((codes == 0) | (codes == 1)):
+                raise ValueError(f"reference column {name!r} has no boolean values; fix the data or drop it")
+            return ColumnSpec(name, kind, categories=[False, True], families={"bool", "number"})
+        counter = _labels_and_counts(name, arr)
+        if not counter:
+            raise ValueError(f"reference column {name!r} has no values (all missing); fix the data or drop it")
+        ranked = sorted(counter.items(), key=_sort_key)
+        top = [label for label, _ in ranked[:max_categories]]
+        known = [label for label, _ in ranked[max_categories:MAX_KNOWN_CATEGORIES]]
+        families = {type_family(label) for label in counter}
+        singletons = sum(1 for c in counter.values() if c == 1)
+        return ColumnSpec(name, kind, categories=top, known=known, families=families, singletons=singletons)
+
+    # ------------------------------------------------------------- properties
+    @property
+    def columns(self) -> List[str]:
+        """Column names, in order."""
+        return list(self.specs)
+
+    @property
+    def kinds(self) -> Dict[str, str]:
+        """``{name: "numerical" | "categorical" | "boolean"}``."""
+        return {name: s.kind for name, s in self.specs.items()}
+
+    def edges(self, name: str) -> np.ndarray:
+        """Interior bin edges of a numerical column (bins are right-closed, outer ones open)."""
+        spec = self._spec(name)
+        if spec.kind != "numerical":
+            raise ValueError(f"column {name!r} is {spec.kind}, it has categories, not edges")
+        return spec.edges.copy()
+
+    def categories(self, name: str) -> List[Hashable]:
+        """Bin labels of a categorical or boolean column; the last bin (``"__other__"``) is the overflow."""
+        spec = self._spec(name)
+        if spec.kind == "numerical":
+            raise ValueError(f"column {name!r} is numerical, it has edges, not categories")
+        return list(spec.categories)
+
+    def histogram(self, name: str, summary: Optional[WindowSummary] = None) -> Dict[str, list]:
+        """JSON-able histogram of a column (the reference's unless ``summary`` is given):
+        ``{"edges": [...], "counts": [...]}`` or ``{"categories": [...], "counts": [...]}``."""
+        spec = self._spec(name)
+        counts = (summary or self.reference).column(name).counts.tolist()
+        if spec.kind == "numerical":
+            return {"edges": spec.edges.tolist(), "counts": counts}
+        return {"categories": [*spec.categories, "__other__"], "counts": counts}
+
+    def _spec(self, name: str) -> ColumnSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise KeyError(f"no column {name!r} in this profile (columns: {', '.join(self.specs)})") from None
+
+    # ---------------------------------------------------------- summarizing
+    def empty_summary(self, sample_size: Optional[int] = None) -> WindowSummary:
+        """A summary of no rows, to merge others into."""
+        specs = list(self.specs.values())
+        return WindowSummary(
+            self.fingerprint,
+            [s.name for s in specs],
+            [s.kind for s in specs],
+            [s.n_bins for s in specs],
+            self.window_sample_size if sample_size is None else int(sample_size),
+        )
+
+    def summarize(self, batch: Any, *, seed: Optional[int] = None, sample_size: Optional[int] = None) -> WindowSummary:
+        """Summarize a batch of rows (columns mapping, list of row dicts, DataFrame, Table).
+
+        Columns of the profile that the batch lacks count as missing for every row;
+        columns the profile does not know are ignored and counted in
+        ``summary.unknown_columns`` (at most 32 names).
+        """
+        cols, rows, _ = to_columns(batch)
+        out = self.empty_summary(sample_size)
+        k = out.sample_size
+        rng = np.random.default_rng(seed)
+        out.rows = rows
+        counts = []
+        n_num = sum(1 for s in self.specs.values() if s.kind == "numerical" and s.name in cols)
+        scratch = (np.empty(rows), np.empty(rows)) if n_num > 1 else None
+        for i, spec in enumerate(self.specs.values()):
+            arr = cols.get(spec.name)
+            if arr is None:
+                out.ints[i, 0] = rows
+                out.ints[i, 1] = rows
+                counts.append(np.zeros(spec.n_bins, dtype=np.int64))
+                continue
+            if spec.kind == "numerical":
+                x, wrong = encode_numerical(arr)
+                ints, floats, c, smp = numerical_state(x, spec.edges, (spec.lo, spec.hi), k, rng, scratch)
+                ints[0] += wrong
+                ints[3] = wrong
+                out.floats[i] = floats
+                out.samples[i] = smp
+            else:
+                c = count_strings(arr, spec.lookup, spec.families, spec.n_bins)
+                if c is not None:
+                    ints, c = categorical_state(c, spec.n_bins, spec.kind == "boolean", tallied=True)
+                else:
+                    codes = encode_categorical(arr, spec.lookup, spec.families, spec.n_bins)
+                    ints, c = categorical_state(codes, spec.n_bins, spec.kind == "boolean")
+            out.ints[i] = ints
+            counts.append(c)
+        if counts:
+            out.counts = np.concatenate(counts)
+        unknown = sorted(set(cols) - set(self.specs))
+        if unknown:
+            log.debug("ignoring columns the profile does not know: %s", ", ".join(unknown[:MAX_UNKNOWN_COLUMNS]))
+            out.unknown_columns = {name: rows for name in unknown[:MAX_UNKNOWN_COLUMNS]}
+        return out
+
+    # -------------------------------------------------------- serialization
+    def _fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for s in self.specs.values():
+            h.update(json.dumps([s.name, s.kind, s.categories, s.lo, s.hi], default=str).encode())
+            h.update(np.ascontiguousarray(s.edges, dtype="<f8").tobytes())
+        return h.hexdigest()[:16]
+
+    def to_bytes(self) -> bytes:
+        """One versioned, checksummed blob (see :mod:`raywatch.stats.codec`)."""
+        specs = list(self.specs.values())
+        meta = {
+            "format": "raywatch.profile",
+            "fingerprint": self.fingerprint,
+            "window_sample_size": self.window_sample_size,
+            "info": self.meta,
+            "columns": [
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "n_edges": int(s.edges.size),
+                    "lo": s.lo,
+                    "hi": s.hi,
+                    "categories": s.categories,
+                    "known": s.known,
+                    "families": sorted(s.families),
+                    "singletons": s.singletons,
+                }
+                for s in specs
+            ],
+        }
+        edges = np.concatenate([s.edges for s in specs]) if specs else np.empty(0)
+        reference = np.frombuffer(self.reference.to_bytes(), dtype=np.uint8)
+        return codec.pack(b"PR", FORMAT_VERSION, meta, {"edges": edges.astype("<f8"), "reference": reference})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "") -> "Profile":
+        """Inverse of :meth:`to_bytes`; raises :class:`~raywatch.stats.codec.FormatError`."""
+        meta, arrays = codec.unpack(data, b"PR", FORMAT_VERSION, source)
+        where = f"{source}: " if source else ""
+        try:
+            edges = arrays["edges"]
+            specs, pos = [], 0
+            for c in meta["columns"]:
+                n = int(c["n_edges"])
+                specs.append(
+                    ColumnSpec(
+                        str(c["name"]), str(c["kind"]), edges=edges[pos : pos + n].astype(np.float64),
+                        lo=float(c["lo"]), hi=float(c["hi"]), categories=list(c["categories"]),
+                        known=list(c["known"]), families=set(c["families"]), singletons=int(c["singletons"]),
+                    )
+                )
+                pos += n
+            if pos != edges.size or any(s.kind not in KINDS for s in specs):
+                raise ValueError("inconsistent column table")
+            profile = cls(specs, window_sample_size=int(meta["window_sample_size"]), meta=meta.get("info", {}))
+            reference = WindowSummary.from_bytes(arrays["reference"].tobytes())
+        except codec.FormatError as exc:
+            raise codec.FormatError(f"{where}damaged profile: its reference summary is unreadable ({exc})") from None
+        except (KeyError, ValueError, TypeError) as exc:
+            raise codec.FormatError(f"{where}damaged profile: {exc}") from None
+        if profile.fingerprint != meta.get("fingerprint") or reference.fingerprint != profile.fingerprint:
+            raise codec.FormatError(f"{where}damaged profile: its bins do not match its fingerprint")
+        profile.reference = reference
+        return profile
+
+    def save(self, path: Union[str, os.PathLike]) -> Path:
+        """Write the profile to ``path`` atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        data = self.to_bytes()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike]) -> "Profile":
+        """Read a profile written by :meth:`save`."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise codec.FormatError(f"{path}: cannot read the profile: {exc.strerror or exc}") from None
+        return cls.from_bytes(data, source=str(path))
+
+    def __repr__(self) -> str:
+        kinds = Counter(s.kind for s in self.specs.values())
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        return f"Profile({len(self.specs)} columns: {parts}; reference rows={self.reference.rows})"
