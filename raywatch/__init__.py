@@ -21,6 +21,10 @@ _EXPORTS = {
     "ConfigError": "raywatch.config:ConfigError",
     "MonitorConfig": "raywatch.config:MonitorConfig",
     "load_config": "raywatch.config:load_config",
+    "Profile": "raywatch.stats.profile:Profile",
+    "WindowSummary": "raywatch.stats.summary:WindowSummary",
+    "detect_drift": "raywatch.drift.detect:detect_drift",
+    "DriftReport": "raywatch.drift.report:DriftReport",
     "status": "raywatch.actor.api:status",
     "feedback": "raywatch.actor.api:feedback",
 }
