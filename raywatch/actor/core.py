@@ -224,7 +224,7 @@ class StatsCore:
         self.joiner = FeedbackJoiner(ttl=fb.ttl, max_pending=fb.max_pending)
         self.engines: Dict[str, Any] = {}
         self._engine_states: Dict[str, Any] = {}  # restored states for engines not built yet
-        self._engine_alerts: Dict[str, Dict[Tuple, Dict[str, Any]]] = {}
+        self.transitions = 0
         self.failures: Dict[str, int] = {}
         self._last_log: Dict[str, float] = {}
         self.counters = {"batches": 0, "duplicates": 0, "feedback": 0, "evaluations": 0, "checkpoints": 0, "replayed": 0}
@@ -694,7 +694,6 @@ class StatsCore:
             except Exception as exc:
                 self.fail("alerts.restore", exc)
         self.engines[key] = eng
-        self._engine_alerts[key] = _alert_index(eng)
         return eng
 
     def _run_engine(self, key: str, series: List[Any], now: float) -> None:
@@ -707,39 +706,33 @@ class StatsCore:
             return
         try:
             eng = self._engine(key, cfg)
-            eng.evaluate(series, now=now)
+            changed = eng.evaluate(series, now=now)
         except Exception as exc:
             self.fail("alerts.evaluate", exc)
             return
         try:
-            self._record_transitions(key, eng, now)
+            self._record_transitions(changed, now)
         except Exception as exc:
             self.fail("alerts.history", exc)
 
-    def _record_transitions(self, key: str, eng: Any, now: float) -> None:
-        before = self._engine_alerts.get(key, {})
-        after = _alert_index(eng)
-        events = []
-        for fp, a in after.items():
-            prev = before.get(fp)
-            if a["state"] in ("firing", "resolved") and (prev is None or prev["state"] != a["state"]):
-                events.append(a)
-        for fp, a in before.items():
-            if fp not in after and a["state"] == "firing":
-                events.append(dict(a, state="resolved"))
-        self._engine_alerts[key] = after
-        for ev in events:
-            labels = ev.get("labels") or {}
+    def _record_transitions(self, changed: Iterable[Any], now: float) -> None:
+        """Write firing and resolved transitions to the history (pending ones are not kept)."""
+        for a in changed:
+            state = getattr(a, "state", None)
+            if state not in ("firing", "resolved"):
+                continue
+            labels = dict(getattr(a, "labels", {}) or {})
             mk = f"{labels.get('app', '')}/{labels.get('deployment', '')}" if "app" in labels else None
             row = {
                 "ts": now,
                 "alertname": labels.get("alertname"),
-                "state": ev["state"],
+                "state": state,
                 "severity": labels.get("severity"),
                 "labels": labels,
-                "annotations": ev.get("annotations") or {},
-                "value": ev.get("value"),
+                "annotations": dict(getattr(a, "annotations", {}) or {}),
+                "value": getattr(a, "value", None),
             }
+            self.transitions += 1
             if self.store is not None:
                 self.store.insert_alert(now, mk, row)
 
@@ -916,14 +909,6 @@ class StatsCore:
 
 def _resource_fields(res: Dict[str, Any]) -> Dict[str, Any]:
     return {k: res.get(k) for k in ("cpu_percent", "rss_bytes", "gpu_utilization", "node_cpu_percent", "node_memory_percent")}
-
-
-def _alert_index(eng: Any) -> Dict[Tuple, Dict[str, Any]]:
-    out = {}
-    for a in eng.alerts():
-        labels = a.get("labels") or {}
-        out[tuple(sorted(labels.items()))] = a
-    return out
 
 
 def _drift_fields(report: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
