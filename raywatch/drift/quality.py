@@ -17,7 +17,7 @@ excess is not chance. Reference rates:
 >>> profile = Profile.fit({"x": np.arange(1000.0)})
 >>> q = assess(profile, profile.summarize({"x": [1.0, None, None, 5000.0] * 25}))["x"]
 >>> q.missing_share, q.out_of_range_share, q.issues
-(0.5, 0.3333333333333333, ['missing_share', 'out_of_range_share'])
+(0.5, 0.5, ['missing_share', 'out_of_range_share'])
 """
 
 from __future__ import annotations
