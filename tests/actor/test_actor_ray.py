@@ -255,18 +255,17 @@ try:
     profile = Profile.fit(reference(), seed=0)
 
     @ray.remote(num_cpus=0)
-    def reporter(cfg, profile_bytes, replica, n):
-        from raywatch.stats.profile import Profile
+    def reporter(cfg, batches):
+        import dataclasses
         node = ray.get_runtime_context().get_node_id()
         h = get_or_create(cfg)  # re-finds the one actor by name from this node
-        p = Profile.from_bytes(profile_bytes)
-        out = [ray.get(h.ingest.remote(make_batch(p, n=n, seq=s, replica=replica, node_id=node, ts=time.time())))
-               for s in range(1, 4)]
-        return node, out
+        return node, [ray.get(h.ingest.remote(dataclasses.replace(b, node_id=node, end_ts=time.time()))) for b in batches]
 
-    pb = profile.to_bytes()
-    refs = [reporter.options(resources={"node_a": 0.1}).remote(cfg, pb, "replica-a", 10),
-            reporter.options(resources={"node_b": 0.1}).remote(cfg, pb, "replica-b", 20)]
+    def batches(replica, n):
+        return [make_batch(profile, n=n, seq=s, replica=replica, ts=time.time()) for s in range(1, 4)]
+
+    refs = [reporter.options(resources={"node_a": 0.1}).remote(cfg, batches("replica-a", 10)),
+            reporter.options(resources={"node_b": 0.1}).remote(cfg, batches("replica-b", 20))]
     results = ray.get(refs, timeout=120)
     h = get_or_create(cfg)
     st = ray.get(h.evaluate.remote())["models"]["app/Model"]
