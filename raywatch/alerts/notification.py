@@ -95,7 +95,9 @@ class Notification:
         """``[FIRING:2] HighLatency (fraud)``: Alertmanager's default title."""
         n = len(self.firing) if self.status == "firing" else len(self.alerts)
         head = f"[{self.status.upper()}:{n}]"
-        name = self.common_labels.get("alertname") or ", ".join(sorted({a["labels"].get("alertname", "") for a in self.alerts}))
+        pool = self.firing if self.status == "firing" else self.alerts
+        name = (self.group_labels.get("alertname") or self.common_labels.get("alertname")
+                or ", ".join(sorted({a["labels"].get("alertname", "") for a in pool})))
         rest = [v for k, v in sorted(self.group_labels.items()) if k != "alertname"]
         return f"{head} {name}" + (f" ({' '.join(rest)})" if rest else "")
 
