@@ -92,9 +92,16 @@ def _scalar(v: Any) -> Tuple[bool, Any]:
     return False, None
 
 
+_FAST_SCALARS = frozenset((str, bool, int, float, type(None)))
+
+
 def _flatten(obj: Mapping, prefix: str, out: Row, depth: int) -> None:
+    fast = _FAST_SCALARS
     for k, v in obj.items():
-        key = f"{prefix}{k}"
+        key = k if (not prefix and type(k) is str) else f"{prefix}{k}"
+        if type(v) in fast:
+            out[key] = v
+            continue
         ok, val = _scalar(v)
         if ok:
             out[key] = val
@@ -255,6 +262,10 @@ class Extractor:
     def _rows(self, payload: Any, scalar_name: str, depth: int = 0) -> List[Row]:
         if payload is None:
             return []
+        if type(payload) is dict:  # the common case first
+            row: Row = {}
+            _flatten(payload, "", row, 0)
+            return [row]
         ok, val = _scalar(payload)
         if ok:
             if isinstance(payload, str) and depth == 0:
@@ -265,7 +276,7 @@ class Extractor:
         if _is_starlette_request(payload):  # (a Request is also a Mapping over its scope)
             return self._rows(_starlette_payload(payload), scalar_name, depth + 1) if depth < 2 else []
         if isinstance(payload, Mapping):
-            row: Row = {}
+            row = {}
             _flatten(payload, "", row, 0)
             return [row]
         if isinstance(payload, (bytes, bytearray, memoryview)):

@@ -1,0 +1,139 @@
+"""Per-request cost of raywatch's capture, in microseconds of CPU, against a bare call.
+
+The same trivial model method (a 20-feature dict in, a dict out) is called bare and through
+raywatch's method wrapper with a live :class:`~raywatch.serve.capture.Capture` (sampling
+every request, the worst case), in interleaved rounds (bare, monitored, bare, ...) so the
+machine's drift cancels; each round's CPU time comes from ``time.thread_time``. The
+difference of the medians is the *on-path* cost a request pays. The *off-path* cost — the
+flusher thread's work per record: feature extraction, the window summary against a
+20-column reference profile, the latency sketch, building the batch — is measured too and
+reported separately (it is not on the request path, but it is CPU the replica spends).
+
+Run: ``python benchmarks/capture_path.py [--quick]``; the last line printed is JSON.
+Target: ``capture_us`` <= 15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _payload(i: int) -> dict:
+    return {f"f{j}": float((i * 31 + j) % 97) / 7.0 for j in range(20)}
+
+
+class Model:
+    def __call__(self, payload):
+        return {"prediction": 1 if payload["f0"] > 5 else 0, "score": 0.5}
+
+
+def _round(fn, payloads) -> float:
+    t0 = time.thread_time()
+    for p in payloads:
+        fn(p)
+    return time.thread_time() - t0
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds (well under 60 s)")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--calls", type=int, default=None, help="calls per round")
+    args = ap.parse_args(argv)
+    rounds = args.rounds or (7 if args.quick else 21)
+    calls = args.calls or (20_000 if args.quick else 50_000)
+
+    from raywatch.config import MonitorConfig
+    from raywatch.serve.buffer import BatchBuilder, Labels
+    from raywatch.serve.extract import Extractor
+    from raywatch.serve.replica import ReplicaMonitor
+    from raywatch.serve.wrap import _MONITOR_ATTR, _method_wrapper
+    from raywatch.stats.profile import Profile
+
+    class NullTransport:
+        def resolve(self):
+            return None
+
+        def send(self, handle, batch):
+            return None
+
+        def done(self, refs):
+            return list(refs)
+
+        def check(self, ref):
+            return None
+
+        def call(self, *a):
+            return None
+
+    cfg = MonitorConfig(resources={"enabled": False}, shipping={"buffer_size": calls + 10, "flush_max_records": 10 * calls})
+    rng = np.random.default_rng(0)
+    profile = Profile.fit({**{f"f{j}": rng.uniform(0, 14, 2000) for j in range(20)},
+                           "prediction": rng.integers(0, 2, 2000), "score": rng.random(2000)})
+    mon = ReplicaMonitor(cfg, Labels("bench", "Model", "r0"), transport=NullTransport(), profile=profile)
+
+    bare_obj = Model()
+    Wrapped = type("Model", (Model,), {"__call__": _method_wrapper("__call__", Model.__call__)})
+    mon_obj = Wrapped()
+    mon_obj.__dict__[_MONITOR_ATTR] = mon
+
+    payloads = [_payload(i) for i in range(calls)]
+    bare_fn, mon_fn = bare_obj.__call__, mon_obj.__call__
+    # warm up both paths
+    _round(bare_fn, payloads[:2000])
+    _round(mon_fn, payloads[:2000])
+    mon.capture.drain()
+
+    bare, monitored, offpath = [], [], []
+    gc_was = gc.isenabled()
+    for _ in range(rounds):
+        gc.collect()
+        gc.disable()
+        try:
+            bare.append(_round(bare_fn, payloads) / calls * 1e6)
+            monitored.append(_round(mon_fn, payloads) / calls * 1e6)
+        finally:
+            if gc_was:
+                gc.enable()
+        records = mon.capture.drain()
+        t0 = time.thread_time()
+        # the flusher's work, in flush-sized slices (1000 records, the default flush_max_records)
+        for k in range(0, len(records), 1000):
+            mon.builder.build(records[k:k + 1000])
+        offpath.append((time.thread_time() - t0) / max(1, len(records)) * 1e6)
+
+    bare_us = statistics.median(bare)
+    mon_us = statistics.median(monitored)
+    # per-round differences (paired), then their median: robust to drift across rounds
+    diffs = [m - b for m, b in zip(monitored, bare)]
+    capture_us = statistics.median(diffs)
+    result = {
+        "benchmark": "capture_path",
+        "features": 20,
+        "rounds": rounds,
+        "calls_per_round": calls,
+        "bare_us": round(bare_us, 3),
+        "monitored_us": round(mon_us, 3),
+        "capture_us": round(capture_us, 3),
+        "capture_us_min": round(min(diffs), 3),
+        "capture_us_max": round(max(diffs), 3),
+        "offpath_us_per_record": round(statistics.median(offpath), 3),
+        "sampled": 1.0,
+        "target_capture_us": 15.0,
+        "meets_target": capture_us <= 15.0,
+        "capture_errors": mon.capture.errors + mon.builder.capture_errors,
+    }
+    print(json.dumps(result))
+    sys.stdout.flush()
+    return result
+
+
+if __name__ == "__main__":
+    main()
