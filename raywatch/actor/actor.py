@@ -28,7 +28,6 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import ray
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from raywatch.actor.core import StatsCore
 from raywatch.actor.exposition import DogStatsdPublisher, StatsCollector
@@ -38,24 +37,9 @@ from raywatch.actor.store import Store
 from raywatch.config import MonitorConfig, parse_config
 from raywatch.stats.batch import ReplicaBatch
 
-__all__ = ["StatsActor", "get_or_create", "get_for_model", "sqlite_path_for", "plain_config"]
+__all__ = ["StatsActor", "get_or_create", "get_for_model", "sqlite_path_for"]
 
 log = logging.getLogger("raywatch.actor.actor")
-
-
-def plain_config(cfg: MonitorConfig) -> Dict[str, Any]:
-    """The config as a plain dict *with secret values* (for the actor's own SQLite file only)."""
-
-    def walk(o: Any) -> Any:
-        if isinstance(o, SecretStr):
-            return o.get_secret_value()
-        if isinstance(o, dict):
-            return {k: walk(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [walk(v) for v in o]
-        return o
-
-    return walk(cfg.model_dump(mode="python", by_alias=True))
 
 
 def sqlite_path_for(cfg: MonitorConfig, shard: int) -> Optional[str]:
@@ -194,8 +178,6 @@ class StatsActor:
 
     async def register_model(self, model_key: str, config_dict: Any = None, profile_bytes: Optional[bytes] = None) -> Dict[str, Any]:
         await self._ensure_started()
-        if isinstance(config_dict, MonitorConfig):
-            config_dict = plain_config(config_dict)
         return self.core.register_model(model_key, config_dict, profile_bytes)
 
     async def get_profile(self, model_key: str) -> Optional[bytes]:

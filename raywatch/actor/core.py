@@ -157,6 +157,7 @@ class ModelState:
                 log.warning("model %s: detector %s not persisted: %s", self.key, name, exc)
         return {
             "version": _STATE_VERSION,
+            "labels": dict(self.labels),
             "open": [w.state() for w in self.open.values()],
             "closed": [w.state() for w in self.closed],
             "closed_until": self.closed_until,
@@ -173,6 +174,7 @@ class ModelState:
     def restore(self, s: Dict[str, Any]) -> None:
         if s.get("version") != _STATE_VERSION:
             raise ValueError(f"model {self.key}: state version {s.get('version')!r}, expected {_STATE_VERSION}")
+        self.labels.update({k: v for k, v in (s.get("labels") or {}).items() if v})
         self.open = {w["start"]: Window.from_state(w) for w in s.get("open", [])}
         self.closed = deque(Window.from_state(w) for w in s.get("closed", []))
         self.closed_until = s.get("closed_until", -math.inf)
@@ -245,16 +247,27 @@ class StatsCore:
                       exc_info=exc if stage not in ("ingest.decode",) else None)
 
     # ================================================================== models
-    def _parse_model_config(self, config_dict: Optional[Mapping[str, Any]]) -> MonitorConfig:
-        if not config_dict:
+    def _parse_model_config(self, config: Any) -> MonitorConfig:
+        if not config:
             return self.config
+        if isinstance(config, MonitorConfig):
+            return config
+        data = dict(config)
         try:
-            return parse_config(dict(config_dict))
-        except Exception as exc:
-            self.fail("register.config", exc)
+            return parse_config(data)
+        except Exception as first:
+            # a dumped config carries a rule's ``expr`` *and* the metric/op/threshold parsed
+            # from it; keep ``expr`` and validate again
+            fixed = _undump_rules(data)
+            if fixed is not None:
+                try:
+                    return parse_config(fixed)
+                except Exception:
+                    pass
+            self.fail("register.config", first)
             return self.config
 
-    def register_model(self, model_key: str, config_dict: Optional[Mapping[str, Any]] = None, profile_bytes: Optional[bytes] = None,
+    def register_model(self, model_key: str, config_dict: Any = None, profile_bytes: Optional[bytes] = None,
                        *, labels: Optional[Mapping[str, str]] = None, persist: bool = True) -> Dict[str, Any]:
         """Create or update a model: its config and reference profile."""
         cfg = self._parse_model_config(config_dict)
@@ -285,7 +298,7 @@ class StatsCore:
                 ms.profile, ms.profile_bytes = profile, profile_bytes
         if persist and self.store is not None:
             try:
-                self.store.save_model(model_key, ms.labels, cfg.model_dump(mode="json", by_alias=True), ms.profile_bytes)
+                self.store.save_model(model_key, ms.labels, cfg, ms.profile_bytes)
             except Exception as exc:
                 self.fail("store.model", exc)
         return {"model_key": model_key, "labels": dict(ms.labels), "profile": ms.profile is not None}
@@ -907,6 +920,19 @@ class StatsCore:
 
 # ====================================================================== adapters
 
+def _undump_rules(data: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``data`` with rules that have ``expr`` stripped of the fields derived from it."""
+    alerting = data.get("alerting")
+    if not isinstance(alerting, Mapping) or not alerting.get("rules"):
+        return None
+    rules = []
+    for r in alerting["rules"]:
+        if isinstance(r, Mapping) and r.get("expr"):
+            r = {k: v for k, v in r.items() if k not in ("metric", "op", "threshold", "matchers")}
+        rules.append(r)
+    return dict(data, alerting=dict(alerting, rules=rules))
+
+
 def _resource_fields(res: Dict[str, Any]) -> Dict[str, Any]:
     return {k: res.get(k) for k in ("cpu_percent", "rss_bytes", "gpu_utilization", "node_cpu_percent", "node_memory_percent")}
 
@@ -915,22 +941,22 @@ def _drift_fields(report: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Per-feature drift and dataset-level fields from a DriftReport."""
     cols = {}
     for name, c in (getattr(report, "columns", None) or {}).items():
+        if not getattr(c, "tested", True):
+            continue  # skipped column (too few rows, ...): no verdict to report
         cols[name] = {
             "method": getattr(c, "method", None),
             "statistic": getattr(c, "statistic", None),
             "p_value": getattr(c, "p_value", None),
+            "p_value_adjusted": getattr(c, "p_value_adjusted", None),
             "threshold": getattr(c, "threshold", None),
             "drifted": bool(getattr(c, "drifted", False)),
         }
     quality = {}
-    q = getattr(report, "quality", None)
-    if q is not None:
-        qd = q.to_dict() if hasattr(q, "to_dict") else q
-        if isinstance(qd, Mapping):
-            qcols = qd.get("columns", qd)
-            for name, v in qcols.items():
-                if isinstance(v, Mapping):
-                    quality[name] = {k: v.get(k) for k in ("missing_share", "out_of_range_share", "unseen_category_share") if k in v}
+    for name, q in (getattr(report, "quality", None) or {}).items():
+        get = q.get if isinstance(q, Mapping) else (lambda k, _q=q: getattr(_q, k, None))
+        entry = {k: get(k) for k in ("missing_share", "out_of_range_share", "unseen_category_share", "wrong_type_share")}
+        entry["issues"] = list(get("issues") or [])
+        quality[name] = entry
     extra = {
         "dataset_drift": bool(getattr(report, "dataset_drift", False)),
         "drifted_features_share": getattr(report, "drift_share", None),

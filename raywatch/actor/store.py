@@ -6,7 +6,9 @@ which is what ``ray.kill`` does). Tables:
 ``meta(key, value)``
     schema version and the actor's identity.
 ``models(model_key, labels, config, profile, updated_at)``
-    what ``register_model`` was told: labels and config as JSON, the profile as bytes.
+    what ``register_model`` was told: labels as JSON, the validated config pickled (it
+    keeps sink secrets, so the file is created readable by its owner only), the profile
+    as bytes.
 ``state(key, blob, journal_id, updated_at)``
     the latest checkpoint of each model's state (open windows, counters, per-replica
     sequence numbers, detectors, feedback accumulators) and of the actor-wide parts
@@ -38,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import sqlite3
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -51,7 +54,7 @@ SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
-    model_key TEXT PRIMARY KEY, labels TEXT NOT NULL, config TEXT NOT NULL,
+    model_key TEXT PRIMARY KEY, labels TEXT NOT NULL, config BLOB NOT NULL,
     profile BLOB, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY, blob BLOB NOT NULL, journal_id INTEGER NOT NULL DEFAULT 0,
@@ -134,16 +137,22 @@ class Store:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
-    def save_model(self, model_key: str, labels: Mapping[str, Any], config: Mapping[str, Any], profile: Optional[bytes]) -> None:
+    def save_model(self, model_key: str, labels: Mapping[str, Any], config: Any, profile: Optional[bytes]) -> None:
+        """Record a model; ``config`` is kept pickled (a pydantic model with its secrets)."""
         self._conn.execute(
             "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?)",
-            (model_key, dumps(dict(labels)), dumps(dict(config)), profile, time.time()),
+            (model_key, dumps(dict(labels)), pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL), profile, time.time()),
         )
 
-    def load_models(self) -> Dict[str, Tuple[Dict[str, Any], Dict[str, Any], Optional[bytes]]]:
+    def load_models(self) -> Dict[str, Tuple[Dict[str, Any], Any, Optional[bytes]]]:
         out = {}
         for key, labels, config, profile, _ in self._conn.execute("SELECT * FROM models"):
-            out[key] = (json.loads(labels), json.loads(config), profile)
+            try:
+                cfg = pickle.loads(config)
+            except Exception as exc:  # written by an incompatible raywatch: defaults
+                log.warning("model %s: stored config unreadable (%s); using the actor's", key, exc)
+                cfg = None
+            out[key] = (json.loads(labels), cfg, profile)
         return out
 
     # ------------------------------------------------------------------ journal
