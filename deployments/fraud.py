@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -104,10 +105,25 @@ class FraudModel:
 
     def __init__(self, seed: int = TRAIN_SEED, n_train: int = TRAIN_ROWS, threshold: float = 0.5):
         self.classifier = FraudClassifier.train(seed=seed, n=n_train, threshold=threshold)
+        self.simulated_latency = 0.0
         logger.info("fraud model trained on %d transactions, held-out ROC AUC %.3f", n_train, self.classifier.auc)
+
+    def reconfigure(self, config: Optional[Dict[str, Any]]) -> None:
+        """``user_config``: ``threshold`` (decision threshold) and ``simulated_latency_ms``,
+        extra time per request standing in for a slower model version or a feature lookup
+        (the demo raises it in a rollout to show a latency regression being caught)."""
+        config = dict(config or {})
+        unknown = set(config) - {"threshold", "simulated_latency_ms"}
+        if unknown:
+            raise ValueError(f"FraudModel user_config: unknown keys {sorted(unknown)}; expected threshold, simulated_latency_ms")
+        if "threshold" in config:
+            self.classifier.threshold = float(config["threshold"])
+        self.simulated_latency = max(float(config.get("simulated_latency_ms", 0.0)), 0.0) / 1000.0
 
     async def __call__(self, request: Any) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
         payload = await request.json() if hasattr(request, "json") else request
+        if self.simulated_latency:
+            await asyncio.sleep(self.simulated_latency)
         if isinstance(payload, list):
             return self.classifier.predict_rows(payload)
         return self.classifier.predict_rows([payload])[0]

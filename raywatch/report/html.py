@@ -129,6 +129,64 @@ def _bin_labels(dist: Mapping[str, Any]) -> Tuple[List[str], List[float]]:
     return labels, counts
 
 
+def _rebin(edges: Sequence[float], counts: Sequence[float], targets: Sequence[float]) -> List[float]:
+    """Spread ``counts`` of bins (with open ends: len(counts) == len(edges) + 1) over the
+    display bins ``targets`` (edges), uniformly within each source bin; the open ends go to
+    the first and last display bins."""
+    out = [0.0] * (len(targets) - 1)
+    if not out:
+        return out
+    out[0] += counts[0]
+    out[-1] += counts[-1]
+    for i in range(len(edges) - 1):
+        lo, hi, c = edges[i], edges[i + 1], counts[i + 1]
+        if c == 0:
+            continue
+        if hi <= lo:
+            j = min(max(_bisect(targets, lo) - 1, 0), len(out) - 1)
+            out[j] += c
+            continue
+        for j in range(len(out)):
+            a, b = max(lo, targets[j]), min(hi, targets[j + 1])
+            if b > a:
+                out[j] += c * (b - a) / (hi - lo)
+    return out
+
+
+def _bisect(xs: Sequence[float], x: float) -> int:
+    import bisect
+
+    return bisect.bisect_right(list(xs), x)
+
+
+def _display_hist(ref: Mapping[str, Any], cur: Mapping[str, Any], max_bins: int = 24) -> Tuple[List[str], List[float], List[float]]:
+    """Labels and counts to draw for one feature: categories as they are (empty ones
+    dropped); numerical bins as they are when few, else regrouped into ``max_bins`` display
+    bins (log-spaced when the values are positive and span more than two decades)."""
+    labels, rc = _bin_labels(ref)
+    _, cc = _bin_labels(cur) if cur else ([], [])
+    edges = [float(e) for e in ref.get("edges") or []]
+    if "categories" in ref or not edges or len(rc) != len(edges) + 1 or len(rc) <= max_bins + 2:
+        keep = [i for i in range(len(rc)) if rc[i] > 0 or (i < len(cc) and cc[i] > 0)]
+        if "categories" in ref and keep:
+            return [labels[i] for i in keep], [rc[i] for i in keep], [cc[i] for i in keep if i < len(cc)]
+        return labels, rc, cc
+    lo, hi = edges[0], edges[-1]
+    if lo > 0 and hi / lo > 20:
+        r = (hi / lo) ** (1.0 / max_bins)
+        targets = [lo * r**k for k in range(max_bins + 1)]
+    else:
+        targets = [lo + (hi - lo) * k / max_bins for k in range(max_bins + 1)]
+    targets[-1] = hi
+    fmt = svg.format_value
+    out_labels = [f"{fmt(targets[k])}–{fmt(targets[k + 1])}" for k in range(max_bins)]
+    out_labels[0] = f"≤{fmt(targets[1])}"
+    out_labels[-1] = f"≥{fmt(targets[-2])}"
+    rr = _rebin(edges, rc, targets)
+    cr = _rebin(edges, cc, targets) if len(cc) == len(rc) else []
+    return out_labels, rr, cr
+
+
 def _latest_drift(windows: Sequence[Mapping[str, Any]], feature: str) -> Optional[Mapping[str, Any]]:
     for w in reversed(windows):
         d = (w.get("drift") or {}).get(feature)
@@ -231,8 +289,7 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
         for name, f in features.items():
             ref = f.get("reference") or {}
             cur = f.get("current") or {}
-            rl, rc = _bin_labels(ref)
-            _, cc = _bin_labels(cur) if cur else ([], [])
+            rl, rc, cc = _display_hist(ref, cur)
             d = _latest_drift(windows, name)
             chart = svg.histogram_pair(rl, rc, cc or None, title=name, subtitle=str(f.get("kind", "")))
             cards.append(f'<div class="card feat">{chart}<div class="meta">{_badge(d)} {_drift_meta(d)}</div></div>')

@@ -83,3 +83,21 @@ def make_history(seed: int = 0, gpu: bool = False) -> dict:
          "labels": labels, "annotations": {"summary": "errors back to normal"}, "value": 0.0005},
     ]
     return {"models": {"fraud/FraudModel": {"labels": labels, "features": features, "windows": windows}}, "alerts": alerts}
+
+
+def fraud_features(n: int = 3000, seed: int = 3) -> dict:
+    """Reference vs current histograms from the real fraud profile, current drifted on amount
+    and distance_km (the demo's injection), in the history() 'features' format."""
+    from deployments.fraud import PREDICTIONS, reference_profile
+    from deployments.fraud_data import FEATURES, generate_transactions
+
+    profile = reference_profile()
+    cols, _ = generate_transactions(n, seed=seed, drift={"amount": 3.0, "distance_km": 5.0})
+    summary = profile.summarize(cols)
+    kinds = {**FEATURES, **PREDICTIONS}
+    out = {}
+    for name in FEATURES:
+        ref = profile.histogram(name)
+        cur = profile.histogram(name, summary)
+        out[name] = {"kind": kinds[name], "reference": ref, "current": cur}
+    return out
