@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["monitor", "monitored_class", "ReplicaMonitor"]
+__all__ = ["monitor", "monitored_class", "ReplicaMonitor", "app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +16,10 @@ def __getattr__(name: str) -> Any:
         from raywatch.serve import wrap
 
         return getattr(wrap, name)
+    if name == "app":  # serve config YAML: import_path: raywatch.serve:app (stream E)
+        from raywatch.serve.app import app
+
+        return app
     if name == "ReplicaMonitor":
         from raywatch.serve.replica import ReplicaMonitor
 
