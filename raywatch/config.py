@@ -651,6 +651,7 @@ class ShippingConfig(StrictModel):
     max_retries: int = Field(5, ge=0)
     retry_backoff: Duration = 0.5
     max_backoff: Duration = 10.0
+    create_actor: bool = True
 
     @field_validator("flush_interval")
     @classmethod

@@ -131,8 +131,8 @@ class BatchBuilder:
                 errors[outcome] = errors.get(outcome, 0) + 1
             elif status is not None and status >= 500:
                 errors["http_5xx"] = errors.get("http_5xx", 0) + 1
-            if outcome is not None:
-                continue
+            if outcome is not None or (status is not None and status >= 400):
+                continue  # failed or rejected requests: no prediction, not in the summary
             args, kwargs, result = r[ARGS], r[KWARGS], r[RESULT]
             pred_rows = None
             if result is not None and (want_rows and args is not None or self.feedback):

@@ -76,15 +76,27 @@ def default_resolver(config: Any, model_key: str) -> Callable[[], Any]:
 
     Uses ``raywatch.actor.get_for_model`` (get-if-exists semantics, not waiting for the
     actor to answer, so the flusher thread never blocks); every resolution after the first
-    forgets the cached handle, since the reason to re-resolve is that calls failed.
+    forgets the cached handle, since the reason to re-resolve is that calls failed. With
+    ``shipping.create_actor: false`` the replica only looks the named actor up (for
+    platforms that run the stats actor themselves) and retries until it appears.
     """
     calls = [0]
+    shipping = getattr(config, "shipping", None)
+    create = getattr(shipping, "create_actor", True)
 
     def resolve() -> Any:
-        from raywatch.actor import get_for_model
-
         calls[0] += 1
-        return get_for_model(model_key, config, wait=False, refresh=calls[0] > 1)
+        if create:
+            from raywatch.actor import get_for_model
+
+            return get_for_model(model_key, config, wait=False, refresh=calls[0] > 1)
+        import ray
+
+        from raywatch.actor.sharding import actor_name, shard_for
+
+        a = config.actor
+        name = actor_name(a.name, shard_for(model_key, a.shards), a.shards)
+        return ray.get_actor(name, namespace=a.namespace)
 
     return resolve
 

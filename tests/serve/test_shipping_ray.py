@@ -1,0 +1,214 @@
+"""Shipping through Ray against a test-only recording actor (a double for the transport,
+not for the stats core): routes, statuses, request ids and the window summary arrive; the
+profile comes from the actor; when the actor dies the replica keeps serving, and every
+request sent is either ingested or counted as dropped."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ray]
+
+NAME, NS = "rw-test-recorder", "raywatch"
+
+
+def _recorder_cls(ray):
+    @ray.remote(num_cpus=0)
+    class Recorder:
+        def __init__(self, profile_bytes=None):
+            self.batches = []
+            self.registered = []
+            self.profile_bytes = profile_bytes
+
+        def register_model(self, model_key, config_dict, profile_bytes):
+            self.registered.append((model_key, config_dict, profile_bytes))
+
+        def get_profile(self, model_key):
+            return self.profile_bytes
+
+        def ingest(self, batch):
+            self.batches.append(batch)
+            return "ok"
+
+        def dump(self):
+            return self.batches, self.registered
+
+    return Recorder
+
+
+def _start_recorder(ray, profile_bytes=None):
+    h = _recorder_cls(ray).options(name=NAME, namespace=NS, lifetime="detached").remote(profile_bytes)
+    ray.get(h.dump.remote())
+    return h
+
+
+def _wait(pred, timeout=60, interval=0.25):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last={last!r}")
+
+
+def _http(base, method, path, body=None):
+    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.fixture(scope="module")
+def deployed(ray_cluster):
+    import ray
+    import ray.cloudpickle
+    from fastapi import FastAPI, HTTPException
+    from ray import serve
+
+    import raywatch
+    from raywatch.stats.profile import Profile
+    from tests_port import free_port
+
+    rng = np.random.default_rng(0)
+    profile = Profile.fit({"amount": rng.normal(100, 20, 1000), "country": rng.choice(["fr", "de"], 1000),
+                           "prediction": rng.integers(0, 2, 1000), "score": rng.random(1000)})
+    recorder = _start_recorder(ray, profile.to_bytes())
+
+    api = FastAPI()
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    @serve.ingress(api)
+    class Fraud:
+        @api.post("/score/{channel}")
+        async def score(self, channel: str, body: dict):
+            if body.get("amount", 0) < 0:
+                raise HTTPException(status_code=422, detail="negative amount")
+            return {"prediction": int(body["amount"] > 120), "score": min(1.0, body["amount"] / 200)}
+
+        @api.get("/boom")
+        def boom(self):
+            raise RuntimeError("boom")
+
+    cfg = {
+        "actor": {"name": NAME, "namespace": NS},
+        "capture": {"feedback": True},
+        "shipping": {"flush_interval": 0.1, "create_actor": False, "max_pending_batches": 3, "max_retries": 1,
+                     "retry_backoff": 0.1, "max_backoff": 0.3},
+        "resources": {"interval": 0.5},
+    }
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+    except Exception:
+        pass
+    port = serve.context._get_global_client().http_config.port
+    serve.run(raywatch.monitor(Fraud, cfg).bind(), name="fraud", route_prefix="/fraud")
+    yield ray, serve, f"http://127.0.0.1:{port}/fraud", recorder
+    serve.delete("fraud")
+    for name in (NAME,):
+        try:
+            ray.kill(ray.get_actor(name, namespace=NS))
+        except Exception:
+            pass
+
+
+def _all_batches(ray, recorder):
+    batches, registered = ray.get(recorder.dump.remote())
+    return batches, registered
+
+
+def test_batches_carry_routes_statuses_summary_and_request_ids(deployed):
+    ray, serve, base, recorder = deployed
+    from raywatch.stats.summary import WindowSummary
+
+    for i in range(12):
+        assert _http(base, "POST", "/score/web", {"amount": 90 + 5 * i, "country": "fr"})[0] == 200
+    assert _http(base, "POST", "/score/app", {"amount": -1})[0] == 422
+    assert _http(base, "GET", "/boom")[0] == 500
+
+    def arrived():
+        b, _ = _all_batches(ray, recorder)
+        return b if sum(x.requests for x in b) >= 14 else None
+
+    batches = _wait(arrived)
+    routes, statuses, errors = {}, {}, {}
+    rows = 0
+    preds = []
+    for b in batches:
+        for d, acc in ((b.routes, routes), (b.statuses, statuses), (b.errors, errors)):
+            for k, v in d.items():
+                acc[k] = acc.get(k, 0) + v
+        if b.summary:
+            rows += WindowSummary.from_bytes(b.summary).rows
+        preds.extend(b.predictions)
+    assert routes == {"/score/{channel}": 13, "/boom": 1}  # templates, not raw paths
+    assert statuses == {"200": 12, "422": 1, "500": 1}
+    assert errors.get("RuntimeError") == 1
+    assert rows >= 12  # profile fetched from the actor, features + predictions summarized
+    assert len(preds) >= 12 and all(isinstance(rid, str) and rid for rid, _, _ in preds)
+    assert {p for _, p, _ in preds} <= {0, 1}
+    assert batches[-1].app == "fraud" and batches[-1].deployment == "Fraud" and batches[-1].model_key == "fraud/Fraud"
+    seqs = [b.seq for b in batches]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    _, registered = _all_batches(ray, recorder)
+    assert registered and registered[0][0] == "fraud/Fraud" and registered[0][2] is None
+
+
+def test_actor_gone_serving_goes_on_and_totals_reconcile(deployed):
+    ray, serve, base, recorder = deployed
+    handle = serve.get_deployment_handle("Fraud", app_name="fraud")
+    sent = 0
+
+    def send(n):
+        nonlocal sent
+        for i in range(n):
+            assert _http(base, "POST", "/score/web", {"amount": 100.0})[0] == 200
+            sent += 1
+
+    def settled():
+        s = handle._raywatch_status.remote().result()
+        idle = not (s["buffered"] or s["shipper"]["pending_batches"] or s["shipper"]["inflight_batches"])
+        return s if idle else None
+
+    status0 = _wait(settled)  # everything so far acknowledged: count from a clean slate
+    before, _ = _all_batches(ray, recorder)
+    seen = {(b.replica_id, b.seq) for b in before}
+    dropped0 = handle._raywatch_status.remote().result()["dropped_total"]
+
+    ray.kill(recorder, no_restart=True)
+
+    def noticed():
+        send(5)  # the stats actor is gone: requests are still served
+        s = handle._raywatch_status.remote().result()
+        return s["shipper"]["failures"] > status0["shipper"]["failures"]
+
+    _wait(noticed)
+    send(40)
+    time.sleep(1.0)
+    st = handle._raywatch_status.remote().result()
+    assert st["dropped_total"] > dropped0  # the bounded queue overflowed, and it was counted
+
+    recorder2 = _start_recorder(ray)
+    send(5)
+
+    def reconciled():
+        b, _ = _all_batches(ray, recorder2)
+        s = handle._raywatch_status.remote().result()
+        if s["buffered"] or s["shipper"]["pending_batches"] or s["shipper"]["inflight_batches"]:
+            return None
+        fresh = {(x.replica_id, x.seq): x for x in b if (x.replica_id, x.seq) not in seen}
+        ingested = sum(x.requests for x in fresh.values())
+        dropped = max((x.dropped_total for x in b), default=0) - dropped0
+        return (ingested, dropped, s) if ingested + dropped == sent else None
+
+    ingested, dropped, st = _wait(reconciled, timeout=60)
+    assert dropped > 0 and ingested > 0
+    assert st["dropped_total"] - dropped0 == dropped  # the actor was told every drop
