@@ -38,15 +38,24 @@ _COND_RE = re.compile(
 )
 
 
+_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "r": "\r"}
+
+
 def _unquote(raw: str) -> str:
+    r"""Strip quotes and undo ``\\``, ``\"``, ``\n``, ``\t``; other backslashes are kept, so a
+    regular expression such as ``"x\.y"`` means what it looks like."""
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
-        body = raw[1:-1]
-        if raw[0] == "'":
-            body = body.replace('\\"', '"').replace("\\'", "'").replace('"', '\\"')
-        try:
-            return json.loads('"' + body + '"')
-        except ValueError:
-            raise ValueError(f"bad escape in label value {raw}") from None
+        body, out, i = raw[1:-1], [], 0
+        while i < len(body):
+            ch = body[i]
+            if ch == "\\" and i + 1 < len(body):
+                nxt = body[i + 1]
+                out.append(_ESCAPES.get(nxt, "\\" + nxt))
+                i += 2
+                continue
+            out.append(ch)
+            i += 1
+        return "".join(out)
     return raw
 
 

@@ -190,6 +190,8 @@ class RuleSet:
             for r in rules:
                 with np.errstate(invalid="ignore"):
                     mask = r._np_op(values, r.threshold)
+                if r.op == "!=":  # NaN (no data) satisfies no comparison
+                    mask &= ~np.isnan(values)
                 for i, m in enumerate(r.matchers):
                     col = columns.get(m.label)
                     if col is None:
