@@ -378,6 +378,13 @@ class RouteConfig(StrictModel):
     continue_: bool = Field(False, alias="continue")
     routes: List["RouteConfig"] = Field(default_factory=list)
 
+    @field_validator("group_interval", "repeat_interval")
+    @classmethod
+    def _positive(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and v <= 0:
+            raise ValueError("expected a positive duration such as '5m'")
+        return v
+
     def receivers(self) -> List[str]:
         if self.receiver is None:
             return []

@@ -122,7 +122,10 @@ class AlertEngine:
     def evaluate(self, series: Iterable[Series], now: Optional[float] = None) -> List[Alert]:
         """Run every rule over ``series`` (one sample per series at time ``now``, UTC epoch
         seconds, default the clock). Returns the alerts whose state changed: newly pending,
-        newly firing, resolved. Notifications are queued, never sent inline."""
+        newly firing, resolved. Notifications are queued, never sent inline.
+
+        With the background timer running, ``now`` must come from the engine's clock
+        (``time.time`` by default): group timers and repeat intervals compare the two."""
         t0 = time.perf_counter()
         with self._lock:
             if self._closed:
