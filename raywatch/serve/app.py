@@ -136,8 +136,18 @@ class MonitoredAppArgs(StrictModel):
             return base
         from raywatch.serve.replica import deep_merge
 
-        data = deep_merge(base.model_dump(mode="python", exclude_unset=True), over)
+        # merge what the user wrote (not a dump of the validated model, which holds derived fields)
+        data = deep_merge(self.raw_monitor(), over)
         return _parse_prefixed(data, where, f"overrides.{deployment}.")
+
+    def raw_monitor(self) -> Dict[str, Any]:
+        """The monitor settings as written: the inline mapping, or the YAML file's mapping."""
+        if isinstance(self.monitor, str):
+            import yaml
+
+            data = yaml.safe_load(Path(self.monitor).expanduser().read_text())
+            return dict(data or {})
+        return dict(self.monitor or {})
 
 
 def _parse_prefixed(data: Any, where: str, prefix: str) -> MonitorConfig:
@@ -351,14 +361,13 @@ def load_serve_config(path: Union[str, os.PathLike]) -> Tuple[Any, List[str]]:
                 args["profiles"] = {k: _resolve_relative(v, path.parent) if isinstance(v, str) else v for k, v in args["profiles"].items()}
             try:
                 checked = validate_args(args, f"{where}.args")
-                base = checked.monitor_config(where=f"{where}.args")
                 a["args"] = args
                 notes.append(f"application {a.get('name', i)!r}: {checked.application.import_path} monitored by raywatch")
             except ConfigError as err:
                 problems.extend(err.problems)
-                base = MonitorConfig()
+                checked = None
         else:
-            base = MonitorConfig()
+            checked = None
         for j, d in enumerate(a.get("deployments") or []):
             uc = d.get("user_config") if isinstance(d, dict) else None
             if isinstance(uc, dict) and "raywatch" in uc:
@@ -369,8 +378,14 @@ def load_serve_config(path: Union[str, os.PathLike]) -> Tuple[Any, List[str]]:
                 if not isinstance(over, dict):
                     problems.append(f"{dwhere}: expected a mapping of monitor settings, got {type(over).__name__}")
                     continue
+                name = d.get("name")
+                base: Dict[str, Any] = {}
+                if checked is not None:
+                    base = checked.raw_monitor()
+                    if name in checked.overrides:
+                        base = deep_merge(base, checked.overrides[name])
                 try:
-                    parse_config(deep_merge(base.model_dump(mode="python", exclude_unset=True), over), MonitorConfig)
+                    parse_config(deep_merge(base, over), MonitorConfig)
                 except ConfigError as err:
                     problems.extend(f"{dwhere}.{p}" for p in err.problems)
     if problems:

@@ -153,7 +153,7 @@ class ReplicaMonitor:
                 self._profile_source = "path"
             except Exception as exc:
                 logger.error("raywatch could not load the profile %s: %s", config.profile_path, exc)
-        self.transport = transport or RayTransport(default_resolver(config, labels.model_key))
+        self.transport = transport or RayTransport(default_resolver(lambda: self.config, labels.model_key))
         self.shipper = Shipper(
             self.transport,
             max_pending_batches=ship.max_pending_batches,

@@ -74,6 +74,8 @@ class RayTransport:
 def default_resolver(config: Any, model_key: str) -> Callable[[], Any]:
     """Finds (or creates) the stats actor shard that owns ``model_key``.
 
+    ``config`` is a MonitorConfig or a zero-argument callable returning the current one.
+
     Uses ``raywatch.actor.get_for_model`` (get-if-exists semantics, not waiting for the
     actor to answer, so the flusher thread never blocks); every resolution after the first
     forgets the cached handle, since the reason to re-resolve is that calls failed. With
@@ -81,20 +83,23 @@ def default_resolver(config: Any, model_key: str) -> Callable[[], Any]:
     platforms that run the stats actor themselves) and retries until it appears.
     """
     calls = [0]
-    shipping = getattr(config, "shipping", None)
-    create = getattr(shipping, "create_actor", True)
 
     def resolve() -> Any:
+        import ray
+
+        cfg = config() if callable(config) else config  # a getter: follows hot reloads
+        create = getattr(getattr(cfg, "shipping", None), "create_actor", True)
+
+        if not ray.is_initialized():  # never start a Ray cluster from a monitor's thread
+            raise RuntimeError("not running inside a Ray worker; nothing to ship to")
         calls[0] += 1
         if create:
             from raywatch.actor import get_for_model
 
-            return get_for_model(model_key, config, wait=False, refresh=calls[0] > 1)
-        import ray
-
+            return get_for_model(model_key, cfg, wait=False, refresh=calls[0] > 1)
         from raywatch.actor.sharding import actor_name, shard_for
 
-        a = config.actor
+        a = cfg.actor
         name = actor_name(a.name, shard_for(model_key, a.shards), a.shards)
         return ray.get_actor(name, namespace=a.namespace)
 

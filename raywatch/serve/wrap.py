@@ -352,7 +352,8 @@ def _replica_labels(cls_name: str, config: MonitorConfig):
     try:
         import ray
 
-        node_id = ray.get_runtime_context().get_node_id()
+        if ray.is_initialized():  # get_runtime_context() would start a cluster otherwise
+            node_id = ray.get_runtime_context().get_node_id()
     except Exception:
         pass
     return Labels(app=app, deployment=deployment, replica_id=str(replica_id), model=config.model,

@@ -1,0 +1,336 @@
+"""The method wrappers and the monitored subclass, without a Ray cluster.
+
+A recording transport replaces Ray; Ray Serve is imported (for ``@serve.batch`` and the
+``Deployment`` type) but no cluster is started."""
+
+import asyncio
+import inspect
+
+import pytest
+
+from raywatch.config import MonitorConfig
+from raywatch.serve import replica as replica_mod
+from raywatch.serve import wrap
+from raywatch.serve.capture import OUTCOME, STATUS
+
+
+class NullTransport:
+    def resolve(self):
+        raise LookupError("no actor in unit tests")
+
+
+@pytest.fixture(autouse=True)
+def no_ray_transport(monkeypatch):
+    orig = replica_mod.ReplicaMonitor.__init__
+
+    def init(self, config, labels, **kw):
+        kw.setdefault("transport", NullTransport())
+        orig(self, config, labels, **kw)
+
+    monkeypatch.setattr(replica_mod.ReplicaMonitor, "__init__", init)
+
+
+def _cfg(**capture):
+    return MonitorConfig(resources={"enabled": False}, capture={"methods": ["__call__", "agen", "gen", "coro", "fails"], **capture})
+
+
+class Model:
+    def __init__(self, k=1):
+        self.k = k
+
+    def __call__(self, x):
+        return x * self.k
+
+    async def coro(self, x):
+        return x + self.k
+
+    def gen(self, n):
+        yield from range(n)
+
+    async def agen(self, n):
+        for i in range(n):
+            yield i
+
+    def fails(self, x):
+        raise KeyError(x)
+
+
+def _stop(obj):
+    mon = obj.__dict__.pop(wrap._MONITOR_ATTR, None)
+    if mon is not None:
+        mon.stop(flush=False)
+
+
+def _records(obj):
+    mon = obj.__dict__[wrap._MONITOR_ATTR]
+    return mon.capture.drain()
+
+
+def _make(cls=Model, cfg=None, *args):
+    M = wrap.monitored_class(cls, cfg or _cfg())
+    obj = M(*args)
+    return M, obj
+
+
+def test_kinds_are_preserved_and_results_unchanged():
+    M, obj = _make(Model, None, 3)
+    try:
+        assert M.__name__ == "Model" and issubclass(M, Model)
+        assert not inspect.iscoroutinefunction(M.__call__)
+        assert inspect.iscoroutinefunction(M.coro)
+        assert inspect.isgeneratorfunction(M.gen)
+        assert inspect.isasyncgenfunction(M.agen)
+        assert obj(2) == 6
+        assert asyncio.run(obj.coro(2)) == 5
+        assert list(obj.gen(3)) == [0, 1, 2]
+
+        async def collect():
+            return [i async for i in obj.agen(3)]
+
+        assert asyncio.run(collect()) == [0, 1, 2]
+        with pytest.raises(KeyError):
+            obj.fails("k")
+        recs = _records(obj)
+        assert [r[0] for r in recs] == ["__call__", "coro", "gen", "agen", "fails"]
+        assert [r[OUTCOME] for r in recs] == [None, None, None, None, "KeyError"]
+        assert all(r[2] >= r[1] for r in recs)
+    finally:
+        _stop(obj)
+
+
+def test_generator_latency_covers_the_stream_and_early_close_is_recorded():
+    M, obj = _make()
+    try:
+        g = obj.gen(5)
+        next(g)
+        assert _records(obj) == []  # nothing recorded until the stream ends
+        g.close()
+        (r,) = _records(obj)
+        assert r[OUTCOME] == "Cancelled"
+    finally:
+        _stop(obj)
+
+
+def test_sync_method_returning_a_generator_is_measured_to_the_end():
+    class Lazy:
+        def __call__(self, n):
+            return (i for i in range(n))
+
+    M, obj = _make(Lazy, MonitorConfig(resources={"enabled": False}))
+    try:
+        out = obj(3)
+        assert _records(obj) == []
+        assert list(out) == [0, 1, 2]
+        assert len(_records(obj)) == 1
+    finally:
+        _stop(obj)
+
+
+def test_serve_batch_is_still_recognised_as_a_method():
+    from ray import serve
+    from ray.serve._private.utils import extract_self_if_method_call
+
+    class Batched:
+        def __init__(self):
+            self.sizes = []
+
+        @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
+        async def __call__(self, xs):
+            self.sizes.append(len(xs))
+            return [x * 2 for x in xs]
+
+    M, obj = _make(Batched, MonitorConfig(resources={"enabled": False}))
+    try:
+        inner = Batched.__call__.__wrapped__
+        assert M.__call__.__wrapped__ is inner
+        assert extract_self_if_method_call((obj, 1), inner) is obj  # what Serve checks
+        # (that batches still form in a real replica is tested in test_wrap_ray.py)
+        assert hasattr(M.__call__, "set_max_batch_size")  # the batch wrapper's API is kept
+    finally:
+        _stop(obj)
+
+
+def test_async_init_kept_async():
+    class AsyncInit:
+        async def __init__(self, v):
+            self.v = v
+
+        def __call__(self):
+            return self.v
+
+    M = wrap.monitored_class(AsyncInit, MonitorConfig(resources={"enabled": False}))
+    assert inspect.iscoroutinefunction(M.__init__)
+    obj = M.__new__(M)
+    asyncio.run(obj.__init__(7))
+    try:
+        assert obj() == 7 and len(_records(obj)) == 1
+    finally:
+        _stop(obj)
+
+
+def test_reconfigure_splits_user_config():
+    seen = []
+
+    class WithReconf:
+        def reconfigure(self, cfg):
+            seen.append(cfg)
+
+        def __call__(self):
+            return 1
+
+    M, obj = _make(WithReconf, MonitorConfig(resources={"enabled": False}))
+    try:
+        mon = obj.__dict__[wrap._MONITOR_ATTR]
+        obj.reconfigure({"threshold": 2, "raywatch": {"capture": {"sample_rate": 0.5}}})
+        assert seen == [{"threshold": 2}]
+        assert mon.capture.sample_rate == 0.5
+        obj.reconfigure({"threshold": 3})  # no raywatch key: the monitor keeps its settings
+        assert seen[-1] == {"threshold": 3} and mon.capture.sample_rate == 0.5
+        # overrides apply to the config given to monitor(), not cumulatively
+        obj.reconfigure({"raywatch": {"capture": {"fields": ["a"]}}})
+        assert mon.capture.sample_rate == 1.0 and mon.config.capture.fields == ["a"]
+    finally:
+        _stop(obj)
+
+    class NoReconf:
+        def __call__(self):
+            return 1
+
+    M, obj = _make(NoReconf, MonitorConfig(resources={"enabled": False}))
+    try:
+        assert obj.reconfigure({"raywatch": {"capture": {"enabled": False}}}) is None
+        obj()
+        assert _records(obj) == []
+    finally:
+        _stop(obj)
+
+
+def test_reconfigure_with_rank_and_async():
+    got = []
+
+    class Ranked:
+        async def reconfigure(self, cfg, rank=None):
+            got.append((cfg, rank))
+
+        def __call__(self):
+            return 1
+
+    M, obj = _make(Ranked, MonitorConfig(resources={"enabled": False}))
+    try:
+        assert "rank" in inspect.signature(M.reconfigure).parameters
+        assert inspect.iscoroutinefunction(M.reconfigure)
+        asyncio.run(obj.reconfigure({"a": 1, "raywatch": {}}, rank=3))
+        assert got == [({"a": 1}, 3)]
+    finally:
+        _stop(obj)
+
+
+def test_asgi_call_captures_status_route_and_tees_body():
+    from ray.serve._private.http_util import ASGIAppReplicaWrapper
+
+    class Route:
+        path = "/items/{id}"
+
+    async def app(scope, receive, send):
+        msg = await receive()
+        assert msg["body"] == b'{"amount": 5}'  # the app still gets the whole body
+        scope["route"] = Route()
+        await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"prediction": 1}'})
+
+    class Ingress(ASGIAppReplicaWrapper):
+        def __init__(self):
+            self._asgi_app = app
+
+    M, obj = _make(Ingress, MonitorConfig(resources={"enabled": False}))
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b'{"amount": 5}', "more_body": False}
+
+    async def send(msg):
+        sent.append(msg)
+
+    try:
+        asyncio.run(obj({"type": "http", "query_string": b""}, receive, send))
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+        (r,) = _records(obj)
+        assert r[STATUS] == 201 and r[9] == "/items/{id}"
+        mon = obj.__dict__[wrap._MONITOR_ATTR]
+        assert mon.builder.extractor.features(r[6], r[7]) == [{"amount": 5}]
+        assert mon.builder.extractor.predictions(r[8]) == [{"prediction": 1}]
+    finally:
+        _stop(obj)
+
+
+def test_monitor_keeps_name_and_options_and_refuses_double_wrap():
+    from ray import serve
+
+    import raywatch
+
+    @serve.deployment(num_replicas=3, max_ongoing_requests=7, user_config={"a": 1})
+    class Clf:
+        def __call__(self, x):
+            return x
+
+    d = raywatch.monitor(Clf, {"model": "clf"}, capture={"sample_rate": 0.5})
+    assert d.name == "Clf" and d.num_replicas == 3 and d.max_ongoing_requests == 7 and d.user_config == {"a": 1}
+    assert d.func_or_class._raywatch_config.capture.sample_rate == 0.5
+    assert d.func_or_class._raywatch_config.model == "clf"
+    with pytest.raises(TypeError, match="already monitored"):
+        raywatch.monitor(d)
+
+    class Plain:
+        def __call__(self):
+            return 1
+
+    assert raywatch.monitor(Plain).name == "Plain"
+
+    def fn(x):
+        return x
+
+    f = raywatch.monitor(fn)
+    assert f.name == "fn"
+    obj = f.func_or_class()
+    try:
+        assert obj(4) == 4
+    finally:
+        _stop(obj)
+    from raywatch.config import ConfigError
+
+    with pytest.raises(ConfigError, match="sample_rate"):
+        raywatch.monitor(Plain, capture={"sample_rate": 3})
+
+
+def test_monitor_failing_to_start_does_not_break_the_model(monkeypatch, caplog):
+    def broken(*a, **k):
+        raise RuntimeError("cannot start")
+
+    monkeypatch.setattr(wrap, "ReplicaMonitor", broken)
+    M = wrap.monitored_class(Model, _cfg())
+    obj = M(2)
+    assert obj(3) == 6 and list(obj.gen(2)) == [0, 1]
+    assert "could not start" in caplog.text
+
+
+def test_outside_ray_nothing_starts_a_cluster(monkeypatch):
+    import ray
+
+    from raywatch.serve.buffer import Labels
+
+    monkeypatch.undo()  # the real transport this time
+    M = wrap.monitored_class(Model, MonitorConfig(resources={"enabled": True}))
+    obj = M(1)
+    try:
+        obj(1)
+        mon = obj.__dict__[wrap._MONITOR_ATTR]
+        mon.tick()
+        assert mon.shipper.failures >= 1 and mon.shipper.handle is None
+        assert mon.labels.node_id is None and mon.labels.app == "default"
+    finally:
+        _stop(obj)
+    m2 = replica_mod.ReplicaMonitor(MonitorConfig(), Labels("a", "b", "c"))
+    m2.capture.record("__call__", 0.0, None, None, (), {}, None)
+    m2.tick()
+    m2.stop(flush=False)
+    assert not ray.is_initialized()
