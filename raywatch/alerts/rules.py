@@ -2,9 +2,11 @@
 
 :class:`RuleSet` indexes rules by metric name, so a series is only looked at by the rules
 that name it. Within one metric name the evaluation is columnar: the series' values go
-into one numpy array, each label a matcher reads is factorized once (codes + distinct
-values), a matcher is evaluated once per distinct value, and ``threshold`` comparisons and
-matcher masks are numpy operations. Only series whose condition holds, and alerts already
+into one numpy array and the threshold comparison is one numpy operation. When that leaves
+few candidates (the usual case: alerts are rare), matchers are checked on those rows only,
+through a per-value cache. Otherwise each label a matcher reads is factorized once per
+metric (codes + distinct values), each matcher is evaluated once per distinct value, and
+the masks are combined in numpy. Only series whose condition holds, and alerts already
 active, are then visited one by one.
 
 Lifecycle, as Prometheus does it: a true condition makes an alert *pending*; after it has
@@ -91,6 +93,19 @@ class Rule:
                     cache[u] = hit
             out[j] = hit
         return out
+
+    def matches_row(self, labels: Mapping[str, str]) -> bool:
+        """All matchers against one label set, through the per-value cache."""
+        for cache, m in zip(self._match_cache, self.matchers):
+            v = labels.get(m.label, "")
+            hit = cache.get(v)
+            if hit is None:
+                hit = m.match_value(v)
+                if len(cache) < _MATCH_CACHE_MAX:
+                    cache[v] = hit
+            if not hit:
+                return False
+        return True
 
     def _labels_for(self, series_labels: Mapping[str, str]) -> Dict[str, str]:
         labels = {k: str(v) for k, v in series_labels.items() if k != "__name__"}
@@ -192,6 +207,12 @@ class RuleSet:
                     mask = r._np_op(values, r.threshold)
                 if r.op == "!=":  # NaN (no data) satisfies no comparison
                     mask &= ~np.isnan(values)
+                if r.matchers and 8 * int(np.count_nonzero(mask)) < n:
+                    # sparse: the threshold already ruled out most series; match labels row by row
+                    hits_list = [i for i in np.flatnonzero(mask).tolist() if r.matches_row(batch[i].labels)]
+                    if hits_list or r.active:
+                        r.update(batch, hits_list, values, now, self.resolved_retention, changed, removed)
+                    continue
                 for i, m in enumerate(r.matchers):
                     col = columns.get(m.label)
                     if col is None:
