@@ -213,14 +213,17 @@ def grafana_dashboard(cfg: Any = None, *, title: str = "raywatch: model monitori
         for r in _as_alerting(cfg).rules:
             thresholds.setdefault(r.metric, []).append(r.threshold)
     panels: List[Dict[str, Any]] = []
+    cursor = {"x": 0, "y": 0, "h": 0}
 
     def panel(title: str, targets: List[tuple], unit: str = "short", kind: str = "timeseries", w: int = 12,
               metric: Optional[str] = None, h: int = 8) -> None:
         pid = len(panels) + 1
-        x = 0 if sum(p["gridPos"]["w"] for p in panels) % 24 == 0 else 12
-        y = sum(p["gridPos"]["h"] for p in panels if p["gridPos"]["x"] == 0)
-        if w == 24:
-            x = 0
+        if cursor["x"] + w > 24:  # next row
+            cursor["x"], cursor["y"] = 0, cursor["y"] + cursor["h"]
+            cursor["h"] = 0
+        x, y = cursor["x"], cursor["y"]
+        cursor["x"] += w
+        cursor["h"] = max(cursor["h"], h)
         p: Dict[str, Any] = {
             "id": pid, "type": kind, "title": title,
             "datasource": {"type": "prometheus", "uid": "${datasource}"},
