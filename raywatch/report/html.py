@@ -84,6 +84,13 @@ def _num(v: Any) -> Optional[float]:
     return None
 
 
+def _neglog10(p: Any) -> Optional[float]:
+    v = _num(p)
+    if v is None or v < 0:
+        return None
+    return min(30.0, -math.log10(max(v, 1e-30)))
+
+
 def _utc(ts: Optional[float]) -> str:
     if _num(ts) is None:
         return "–"
@@ -306,14 +313,25 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
         pv = {f: [_num(((w.get("drift") or {}).get(f) or {}).get("p_value")) for w in windows] for f in drift_feats}
         fl = {f: [bool(((w.get("drift") or {}).get(f) or {}).get("drifted")) for w in windows] for f in drift_feats}
         out.append('<div class="card">' + svg.heat_strip(drift_feats, starts, pv, fl, title="drift test p-value per feature and window") + "</div>")
-        stat = {f: [(_t(w), _num(((w.get("drift") or {}).get(f) or {}).get("statistic"))) for w in windows] for f in drift_feats}
         marks = {f: [_t(w) for w, flag in zip(windows, fl[f]) if flag] for f in drift_feats}
-        methods = sorted({str(((w.get("drift") or {}).get(f) or {}).get("method")) for w in windows for f in drift_feats if (w.get("drift") or {}).get(f)})
-        out.append(
-            '<div class="card">'
-            + svg.line_chart(stat, title=f"drift statistic per feature ({', '.join(methods)}; red ring = drift)", width=940, height=240, markers=marks, vlines=vlines)
-            + "</div>"
-        )
+        # one scale for every test: -log10(p-value), capped (p < 1e-30 is "certain")
+        score = {f: [(_t(w), _neglog10(((w.get("drift") or {}).get(f) or {}).get("p_value"))) for w in windows] for f in drift_feats}
+        with_p = {f: v for f, v in score.items() if _has(v)}
+        if with_p:
+            out.append(
+                '<div class="card">'
+                + svg.line_chart(with_p, title="drift score per feature: −log10 p-value, capped at 30 (red ring = drift)", width=940, height=260,
+                                 markers=marks, vlines=vlines, y_min=0.0, hline=(-math.log10(0.05), "p = 0.05"))
+                + "</div>"
+            )
+        distance = {f: [(_t(w), _num(((w.get("drift") or {}).get(f) or {}).get("statistic"))) for w in windows]
+                    for f in drift_feats if f not in with_p}
+        if distance:
+            out.append(
+                '<div class="card">'
+                + svg.line_chart(distance, title="drift distance per feature (red ring = drift)", width=940, height=240, markers=marks, vlines=vlines)
+                + "</div>"
+            )
 
     # ---- operations
     out.append("<h3>Latency, traffic, errors and resources</h3>")
