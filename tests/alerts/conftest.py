@@ -58,3 +58,9 @@ def got(engine, name):
     """Notifications a recording sink received, once the queue has drained."""
     assert engine.wait_idle(5)
     return engine.sinks[name].got
+
+
+class DirectRecordingSink(RecordingSink):
+    """Records like RecordingSink, but receives every alert directly (as the alertmanager sink)."""
+
+    direct = True
