@@ -7,10 +7,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from alert_receivers import Answer, HTTPReceiver, check_am_webhook
-from conftest import RecordingSink, got
+from alert_helpers import RecordingSink, got
 from raywatch.alerts import AlertEngine, Series, read_dead_letters, replay_dead_letters
 from raywatch.config import AlertingConfig
 from raywatch.sinks.base import Sink, TransientError
+from alert_helpers import make_engine, receiver  # noqa: F401  (fixtures)
 
 M = {"app": "shop", "deployment": "Fraud", "model": "fraud", "version": "v1"}
 HOT = [Series("error_rate", M, 0.5)]

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from conftest import DirectRecordingSink, RecordingSink
+from alert_helpers import DirectRecordingSink, RecordingSink
 from raywatch.alerts import AlertEngine, Series
 from raywatch.config import MonitorConfig, parse_config
 

@@ -1,7 +1,8 @@
 """Alertmanager's routing semantics, driven with explicit time (background=False)."""
 
-from conftest import got
+from alert_helpers import got
 from raywatch.alerts import Series
+from alert_helpers import make_engine  # noqa: F401  (fixture)
 
 M = {"app": "shop", "deployment": "Fraud", "model": "fraud", "version": "v1"}
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from alert_receivers import HTTPReceiver, check_am_webhook
 from raywatch.alerts import AlertEngine, Series
 from raywatch.config import AlertingConfig
+from sink_fixtures import alertmanager  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 

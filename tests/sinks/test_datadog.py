@@ -6,6 +6,7 @@ from raywatch.alerts.delivery import deliver_with_retries
 from raywatch.config import DatadogSinkConfig
 from raywatch.sinks.base import PermanentError
 from raywatch.sinks.datadog import DatadogSink
+from sink_fixtures import statsd  # noqa: F401  (fixture)
 
 
 def sink_for(statsd_port, **kw):

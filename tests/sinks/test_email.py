@@ -8,6 +8,7 @@ from raywatch.alerts.delivery import deliver_with_retries
 from raywatch.config import EmailSinkConfig
 from raywatch.sinks.base import PermanentError, TransientError
 from raywatch.sinks.email import EmailSink
+from sink_fixtures import tls_cert  # noqa: F401  (fixture)
 
 
 @pytest.fixture

@@ -1,22 +1,19 @@
+"""Helpers for the alerting tests (imported by name; conftest modules are not importable)."""
+
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 
-import pytest
-
 # the local receivers live with the sink tests
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
+_SINKS = str(Path(__file__).resolve().parents[1] / "sinks")
+if _SINKS not in sys.path:
+    sys.path.insert(0, _SINKS)
+
+import pytest  # noqa: E402
 
 from alert_receivers import HTTPReceiver  # noqa: E402
 from raywatch.sinks.base import Sink  # noqa: E402
-
-
-@pytest.fixture
-def receiver():
-    r = HTTPReceiver()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 class RecordingSink(Sink):
@@ -30,6 +27,28 @@ class RecordingSink(Sink):
 
     def send(self, notification):
         self.got.append(notification)
+
+
+class DirectRecordingSink(RecordingSink):
+    """Records like RecordingSink, but receives every alert directly (as the alertmanager sink)."""
+
+    direct = True
+
+
+def got(engine, name):
+    """Notifications a recording sink received, once the queue has drained."""
+    assert engine.wait_idle(5)
+    return engine.sinks[name].got
+
+
+
+@pytest.fixture
+def receiver():
+    r = HTTPReceiver()
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture
@@ -52,15 +71,3 @@ def make_engine():
     yield make
     for e in engines:
         e.close(timeout=2)
-
-
-def got(engine, name):
-    """Notifications a recording sink received, once the queue has drained."""
-    assert engine.wait_idle(5)
-    return engine.sinks[name].got
-
-
-class DirectRecordingSink(RecordingSink):
-    """Records like RecordingSink, but receives every alert directly (as the alertmanager sink)."""
-
-    direct = True

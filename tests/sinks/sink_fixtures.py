@@ -1,3 +1,6 @@
+"""Fixtures for the sink tests, imported by the test modules that use them (a conftest.py here
+would clash with other test folders' conftest modules under --doctest-modules)."""
+
 import pytest
 
 from alert_receivers import DogStatsDReceiver, HTTPReceiver, SMTPServer, make_cert  # noqa: F401
@@ -22,7 +25,7 @@ def statsd():
 
 
 @pytest.fixture(scope="session")
-def tls_cert(tmp_path_factory, ):
+def tls_cert(tmp_path_factory):
     import shutil
 
     if shutil.which("openssl") is None:
