@@ -99,7 +99,9 @@ def _wasserstein_norm(pair: ColumnPair) -> Tuple[float, bool]:
     if pair.exact:
         return st.wasserstein_samples(pair.ref.sample, pair.cur.sample) / _scale(pair.ref), True
     lo, hi = min(pair.ref.min, pair.cur.min), max(pair.ref.max, pair.cur.max)
-    w = st.wasserstein_binned(pair.edges, pair.ref.counts, pair.cur.counts, lo, hi)
+    w = st.wasserstein_binned(
+        pair.edges, pair.ref.counts, pair.cur.counts, lo, hi, pair.ref.tail_sums, pair.cur.tail_sums
+    )
     return w / _scale(pair.ref), False
 
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import special
@@ -196,28 +196,45 @@ def _abs_linear_integral(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndar
 
 
 def wasserstein_binned(
-    edges: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndarray, lo: float, hi: float
+    edges: np.ndarray,
+    ref_counts: np.ndarray,
+    cur_counts: np.ndarray,
+    lo: float,
+    hi: float,
+    ref_tails: Optional[Tuple[float, float]] = None,
+    cur_tails: Optional[Tuple[float, float]] = None,
 ) -> float:
-    """First Wasserstein distance from two histograms over ``edges`` (interior edges;
-    outer bins open), assuming values spread evenly inside each bin; ``lo``/``hi`` are the
-    smallest and largest value of either data set and close the outer bins.
+    """First Wasserstein distance ∫|F − G| from two histograms over ``edges`` (interior
+    edges; the outer bins are open).
 
-    Exact when values are uniform within bins; for smooth distributions and 100 quantile
-    bins it is within about 1 % of the reference standard deviation (tested).
+    Inside the interior bins both CDFs are taken as linear (values spread evenly in a
+    bin). For the open outer bins, ``*_tails`` — the sums of the values in the lowest and
+    highest bin — give ``∫_{-∞}^{e_0} F = (c_0·e_0 − S_0)/n`` and its upper twin exactly,
+    so the tails are exact unless the CDFs cross inside them; without tails, the outer
+    bins are closed at ``lo``/``hi`` (the smallest and largest value of either data set)
+    and taken as linear too. For smooth distributions and 100 quantile bins the result is
+    within about 1.5 % of the reference standard deviation of scipy's raw-data value
+    (tested for shifts and scale changes).
     """
     e = np.asarray(edges, dtype=np.float64)
     r = np.asarray(ref_counts, dtype=np.float64)
     c = np.asarray(cur_counts, dtype=np.float64)
-    if r.sum() <= 0 or c.sum() <= 0:
+    nr, nc = r.sum(), c.sum()
+    if nr <= 0 or nc <= 0:
         raise ValueError("the Wasserstein distance needs two non-empty histograms")
-    lo = min(float(lo), float(e[0])) if e.size else float(lo)
-    hi = max(float(hi), float(e[-1])) if e.size else float(hi)
-    points = np.concatenate(([lo], e, [hi]))
-    f = np.concatenate(([0.0], np.cumsum(r) / r.sum()))
-    g = np.concatenate(([0.0], np.cumsum(c) / c.sum()))
+    f = np.concatenate(([0.0], np.cumsum(r) / nr))
+    g = np.concatenate(([0.0], np.cumsum(c) / nc))
     f[-1] = g[-1] = 1.0
     diff = f - g
-    return float(np.sum(_abs_linear_integral(diff[:-1], diff[1:], np.diff(points))))
+    if ref_tails is None or cur_tails is None or e.size == 0:
+        lo = min(float(lo), float(e[0])) if e.size else float(lo)
+        hi = max(float(hi), float(e[-1])) if e.size else float(hi)
+        points = np.concatenate(([lo], e, [hi]))
+        return float(np.sum(_abs_linear_integral(diff[:-1], diff[1:], np.diff(points))))
+    inner = float(np.sum(_abs_linear_integral(diff[1:-2], diff[2:-1], np.diff(e)))) if e.size > 1 else 0.0
+    low = abs((r[0] * e[0] - ref_tails[0]) / nr - (c[0] * e[0] - cur_tails[0]) / nc)
+    high = abs((ref_tails[1] - r[-1] * e[-1]) / nr - (cur_tails[1] - c[-1] * e[-1]) / nc)
+    return float(inner + low + high)
 
 
 # -------------------------------------------------------------- divergences

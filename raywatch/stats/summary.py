@@ -2,7 +2,8 @@
 
 A :class:`WindowSummary` holds, per column of its profile, the histogram over the
 profile's bins (numerical) or categories (categorical, boolean), data-quality counters,
-Chan's parallel moments (count, mean, sum of squared deviations, min, max) and a bottom-k
+Chan's parallel moments (count, mean, sum of squared deviations, min, max), the sums of the
+values in the two open outer bins (for the Wasserstein tails) and a bottom-k
 uniform sample (:mod:`raywatch.stats.sample`). Everything except the sample merges
 exactly: ``a.merge(b)`` equals summarizing the concatenated rows (moments to rounding),
 and merging is associative and commutative. The sample merges into a uniform sample of the
@@ -52,7 +53,7 @@ MAX_UNKNOWN_COLUMNS = 32
 # per-column counters (int64), in this order
 INT_FIELDS = ("rows", "missing", "nonfinite", "wrong_type", "out_of_range", "unseen", "count")
 # per-column moments (float64), in this order
-FLOAT_FIELDS = ("mean", "m2", "min", "max")
+FLOAT_FIELDS = ("mean", "m2", "min", "max", "low_sum", "high_sum")
 _I = {name: i for i, name in enumerate(INT_FIELDS)}
 
 
@@ -82,6 +83,7 @@ class ColumnSummary:
     max: float
     counts: np.ndarray
     sample: np.ndarray
+    tail_sums: Tuple[float, float] = (0.0, 0.0)  # sums of the values in the lowest and highest bin
 
     @property
     def std(self) -> float:
@@ -124,11 +126,13 @@ def numerical_state(
             mean = float(f.mean())
             d = np.subtract(f, mean, out=scratch[1][:nf]) if scratch is not None and scratch[1].size >= nf else f - mean
             m2 = float(np.dot(d, d))
+            low_sum = float(f[: int(cum[0])].sum()) if edges.size else 0.0
+            high_sum = float(f[int(cum[-1]) :].sum()) if edges.size else 0.0
         fmin, fmax = float(f[0]), float(f[-1])
     else:
-        mean, m2, fmin, fmax = 0.0, 0.0, math.inf, -math.inf
+        mean, m2, fmin, fmax, low_sum, high_sum = 0.0, 0.0, math.inf, -math.inf, 0.0, 0.0
     ints = [n, n - not_nan, lo + (not_nan - hi), 0, out, 0, nf]
-    return ints, [mean, m2, fmin, fmax], counts, sample.draw(f, k, rng)
+    return ints, [mean, m2, fmin, fmax, low_sum, high_sum], counts, sample.draw(f, k, rng)
 
 
 def categorical_state(
@@ -189,7 +193,7 @@ class WindowSummary:
         if ints is None:
             ints = np.zeros((c, len(INT_FIELDS)), dtype=np.int64)
         if floats is None:
-            floats = np.tile(np.array([0.0, 0.0, math.inf, -math.inf]), (c, 1))
+            floats = np.tile(np.array([0.0, 0.0, math.inf, -math.inf, 0.0, 0.0]), (c, 1))
         if counts is None:
             counts = np.zeros(int(self._offsets[-1]), dtype=np.int64)
         if samples is None:
@@ -215,7 +219,7 @@ class WindowSummary:
         """A :class:`ColumnSummary` view of one column."""
         i = self.index(name)
         ints = self.ints[i]
-        mean, m2, fmin, fmax = (float(v) for v in self.floats[i])
+        mean, m2, fmin, fmax, low_sum, high_sum = (float(v) for v in self.floats[i])
         count = int(ints[_I["count"]])
         var = m2 / count if count and self.kinds[i] == "numerical" else 0.0
         return ColumnSummary(
@@ -234,6 +238,7 @@ class WindowSummary:
             max=fmax,
             counts=self.counts[self._offsets[i] : self._offsets[i + 1]].copy(),
             sample=self.samples[i][0].copy(),
+            tail_sums=(low_sum, high_sum),
         )
 
     def sample_complete(self, name: str) -> bool:
@@ -265,7 +270,9 @@ class WindowSummary:
             delta = fb[:, 0] - fa[:, 0]
             mean = fa[:, 0] + delta * (nb / safe)
             m2 = fa[:, 1] + fb[:, 1] + delta * delta * (na * nb / safe)
-        floats = np.column_stack((mean, m2, np.minimum(fa[:, 2], fb[:, 2]), np.maximum(fa[:, 3], fb[:, 3])))
+        floats = np.column_stack(
+            (mean, m2, np.minimum(fa[:, 2], fb[:, 2]), np.maximum(fa[:, 3], fb[:, 3]), fa[:, 4:] + fb[:, 4:])
+        )
         k = min(self.sample_size, other.sample_size)
         samples = [sample.merge(sa, sb, k) for sa, sb in zip(self.samples, other.samples)]
         unknown = dict(self.unknown_columns)
