@@ -389,12 +389,44 @@ class DogStatsDReceiver:
 
 
 def make_cert(directory) -> Tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1/localhost, made with the openssl binary."""
+    """A self-signed certificate for 127.0.0.1/localhost, made with the openssl binary (or
+    the ``cryptography`` package where there is no openssl)."""
+    import shutil
+
     cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    if shutil.which("openssl") is None:
+        return _make_cert_cryptography(cert, key)
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
         check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def _make_cert_cryptography(cert: str, key: str) -> Tuple[str, str]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    k = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
+         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+         .not_valid_after(now + datetime.timedelta(days=1))
+         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+         .sign(k, hashes.SHA256()))
+    with open(cert, "wb") as fh:
+        fh.write(c.public_bytes(serialization.Encoding.PEM))
+    with open(key, "wb") as fh:
+        fh.write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.NoEncryption()))
     return cert, key
 
 

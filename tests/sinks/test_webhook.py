@@ -25,3 +25,23 @@ def test_body_is_alertmanager_webhook_v4_with_secret_headers(hook):
     assert req.body["status"] == "firing" and req.body["truncatedAlerts"] == 1
     assert [a["fingerprint"] for a in req.body["alerts"]] == ["a", "c"]  # firing first
     assert req.body["commonLabels"]["model"] == "fraud"
+
+
+def test_rate_limit_spaces_notifications(hook):
+    """rate_limit: 5/s -> consecutive requests at least ~0.2 s apart (a lower bound, never flaky)."""
+    from prometheus_client import CollectorRegistry
+
+    from raywatch.alerts.deadletter import DeadLetterFile
+    from raywatch.alerts.delivery import SinkWorker
+    from raywatch.alerts.metrics import AlertMetrics
+
+    sink = WebhookSink(WebhookSinkConfig(name="hook", type="webhook", url=hook.url("/hook"), rate_limit=5))
+    w = SinkWorker(sink, AlertMetrics.for_registry(CollectorRegistry()), DeadLetterFile(None))
+    try:
+        for i in range(4):
+            assert w.submit(notification(alert(fp=str(i))))
+        reqs = hook.wait_for(4, "/hook")
+    finally:
+        w.close(5)
+    gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:])]
+    assert all(g >= 0.18 for g in gaps), gaps
