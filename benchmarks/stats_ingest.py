@@ -74,6 +74,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--rows-per-batch", type=int, default=10_000)
     ap.add_argument("--in-flight", type=int, default=8)
     ap.add_argument("--total-rows", type=int, default=10_000_000)
+    ap.add_argument("--no-journal", action="store_true", help="turn the SQLite ingest journal off (checkpoints only)")
     args = ap.parse_args(argv)
 
     import logging
@@ -177,7 +178,8 @@ def _run(args, ray, get_or_create, MonitorConfig, Profile, tmp) -> dict:
     name = f"rw-bench-{uuid.uuid4().hex[:6]}"
     cfg = MonitorConfig(
         model="m",
-        actor={"name": name, "sqlite_path": os.path.join(tmp, "stats.sqlite"), "metrics_port": 0},
+        actor={"name": name, "sqlite_path": os.path.join(tmp, "stats.sqlite"), "metrics_port": 0,
+               "journal": not args.no_journal},
         windows={"length": 1.0, "rolling": 5, "grace": 0.0, "evaluation_interval": 0.5},
     )
     stats = get_or_create(cfg)
@@ -206,6 +208,7 @@ def _run(args, ray, get_or_create, MonitorConfig, Profile, tmp) -> dict:
         "replicas": args.replicas,
         "rows_per_batch": rpb,
         "features": N_FEATURES,
+        "journal": not args.no_journal,
         "rows_ingested": int(ingested),
         "rows_per_second": round(rw_rps),
         "batches_per_second": round(rw_rps / rpb, 1),

@@ -76,6 +76,8 @@ class StatsActor:
             except OSError:
                 pass
         self.core = StatsCore(cfg, store, shard=self.shard, name=self.name)
+        self.core.group_commit = True
+        self._commit_fut: Optional[asyncio.Future] = None
         self.core.dead_letter_dir = os.path.dirname(store.path) if store is not None else None
         self.registry = CollectorRegistry(auto_describe=False)
         self.core.registry = self.registry
@@ -192,7 +194,10 @@ class StatsActor:
         """Merge one replica batch (``"ok"``, ``"duplicate"`` or ``"error"``)."""
         if not self._started:
             await self._ensure_started()
-        return self.core.ingest(batch, journal=self.core.journal_batch)
+        r = self.core.ingest(batch, journal=self.core.journal_batch)
+        if self.core.journal_pending:
+            await self._committed()
+        return r
 
     async def ingest_many(self, batches: List[Union[ReplicaBatch, Dict[str, Any]]]) -> Dict[str, int]:
         if not self._started:
@@ -201,7 +206,28 @@ class StatsActor:
         for b in batches:
             r = self.core.ingest(b, journal=self.core.journal_batch)
             out[r] = out.get(r, 0) + 1
+        if self.core.journal_pending:
+            await self._committed()
         return out
+
+    async def _committed(self) -> None:
+        """Wait until the journal entries queued so far are in SQLite (group commit: the
+        calls that arrive in the same turn of the event loop share one transaction), so a
+        call is acknowledged only once what it brought survives the actor being killed."""
+        fut = self._commit_fut
+        if fut is None:
+            loop = asyncio.get_running_loop()
+            fut = self._commit_fut = loop.create_future()
+            loop.call_soon(self._group_commit)
+        await asyncio.shield(fut)
+
+    def _group_commit(self) -> None:
+        fut, self._commit_fut = self._commit_fut, None
+        try:
+            self.core.flush_journal()
+        finally:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
 
     async def feedback(self, request_id: str, label: Any, model_key: Optional[str] = None) -> bool:
         r = await self._feedback_items([(str(request_id), label, model_key)])
@@ -225,6 +251,8 @@ class StatsActor:
         joined = 0
         for rid, label, mk in items:
             joined += int(self.core.feedback(rid, label, mk, now=now))
+        if self.core.journal_pending:
+            await self._committed()
         return {"accepted": len(items), "joined": joined}
 
     async def evaluate(self, now: Optional[float] = None) -> Dict[str, Any]:

@@ -35,11 +35,10 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from raywatch.actor.feedback import FeedbackJoiner, Joined
-from raywatch.actor.store import Store, dumps
+from raywatch.actor.store import Store
 from raywatch.actor.windows import Window, aggregate_resources
 from raywatch.config import AlertingConfig, MonitorConfig, parse_config
 from raywatch.stats.batch import ReplicaBatch
-from raywatch.stats.sketch import LatencySketch
 
 __all__ = ["StatsCore", "ModelState"]
 
@@ -231,6 +230,8 @@ class StatsCore:
         self._last_log: Dict[str, float] = {}
         self.counters = {"batches": 0, "duplicates": 0, "feedback": 0, "evaluations": 0, "checkpoints": 0, "replayed": 0}
         self.journal_id = 0
+        self.group_commit = False  # the actor turns it on: journal writes batched per loop turn
+        self.journal_pending: List[Tuple[str, Optional[str], bytes, float]] = []
         self.on_series: List[Callable[[ModelState, List[Any]], None]] = []
         self.last_evaluation: Optional[float] = None
         self.registry = None  # prometheus CollectorRegistry handed to alert engines
@@ -852,6 +853,7 @@ class StatsCore:
     def checkpoint(self) -> bool:
         if self.store is None:
             return False
+        self.flush_journal()  # the checkpoint includes their effects: ids must be <= journal_id
         try:
             self.store.checkpoint(self.snapshot(), self.journal_id)
             self.counters["checkpoints"] += 1
@@ -860,21 +862,42 @@ class StatsCore:
             self.fail("checkpoint", exc)
             return False
 
+    @property
+    def journaling(self) -> bool:
+        return self.store is not None and self.config.actor.journal
+
     def journal_batch(self, b: ReplicaBatch) -> None:
-        if self.store is None or not self.config.actor.journal:
+        """Journal an accepted batch: written at once, or queued for :meth:`flush_journal`
+        when :attr:`group_commit` is on (the actor acknowledges after the flush)."""
+        if not self.journaling:
+            return
+        self._journal_entry("batch", b.model_key, pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def journal_feedback(self, items: List[Tuple[str, Any, Optional[str]]], now: float) -> None:
+        if not self.journaling:
+            return
+        self._journal_entry("feedback", None, pickle.dumps((now, items), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _journal_entry(self, kind: str, model_key: Optional[str], payload: bytes) -> None:
+        if self.group_commit:
+            self.journal_pending.append((kind, model_key, payload, time.time()))
             return
         try:
-            self.journal_id = self.store.journal_append("batch", b.model_key, pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL))
+            self.journal_id = self.store.journal_append(kind, model_key, payload)
         except Exception as exc:
             self.fail("journal", exc)
 
-    def journal_feedback(self, items: List[Tuple[str, Any, Optional[str]]], now: float) -> None:
-        if self.store is None or not self.config.actor.journal:
-            return
+    def flush_journal(self) -> int:
+        """Write the queued journal entries in one transaction; returns how many."""
+        entries, self.journal_pending = self.journal_pending, []
+        if not entries or self.store is None:
+            return 0
         try:
-            self.journal_id = self.store.journal_append("feedback", None, pickle.dumps((now, items)))
+            self.journal_id = self.store.journal_append_many(entries)
         except Exception as exc:
             self.fail("journal", exc)
+            return 0
+        return len(entries)
 
     def recover(self) -> Dict[str, int]:
         """Load models, the last checkpoint and replay the journal after it."""

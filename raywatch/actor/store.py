@@ -43,7 +43,7 @@ import os
 import pickle
 import sqlite3
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 __all__ = ["Store", "SCHEMA_VERSION"]
 
@@ -162,6 +162,21 @@ class Store:
             (kind, model_key, payload, time.time() if ts is None else ts),
         )
         return int(cur.lastrowid)
+
+    def journal_append_many(self, entries: List[Tuple[str, Optional[str], bytes, float]]) -> int:
+        """Append ``(kind, model_key, payload, ts)`` entries in one transaction (group
+        commit); returns the id of the last one."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            cur = c.executemany("INSERT INTO journal (kind, model_key, payload, ts) VALUES (?, ?, ?, ?)", entries)
+            last = int(c.execute("SELECT last_insert_rowid()").fetchone()[0])
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        del cur
+        return last
 
     def journal_after(self, journal_id: int) -> List[Tuple[int, str, Optional[str], bytes]]:
         return list(

@@ -23,7 +23,9 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from raywatch.stats.sketch import LatencySketch
 
-__all__ = ["Window", "aggregate_resources", "perf_from_dict"]
+__all__ = ["Window", "aggregate_resources", "perf_from_dict", "merge_summaries"]
+
+_PENDING_MAX = 64  # summaries held back before one k-way merge
 
 log = logging.getLogger("raywatch.actor.windows")
 
@@ -53,12 +55,13 @@ class Window:
     __slots__ = (
         "start",
         "end",
+        "_summary",
+        "_pending",
         "requests",
         "errors",
         "error_types",
         "statuses",
         "latency",
-        "summary",
         "batches",
         "dropped",
         "capture_errors",
@@ -77,7 +80,8 @@ class Window:
         self.error_types: Dict[str, int] = {}
         self.statuses: Dict[str, int] = {}
         self.latency = LatencySketch()
-        self.summary = None  # WindowSummary (features + predictions), merged
+        self._summary = None  # WindowSummary (features + predictions), merged
+        self._pending: list = []  # summaries not merged yet (merged k-way, on read or when many)
         self.batches = 0
         self.dropped = 0  # records dropped by replicas, reported in this window
         self.capture_errors = 0
@@ -114,7 +118,28 @@ class Window:
             self.last_ts = end_ts if self.last_ts is None else max(self.last_ts, end_ts)
 
     def add_summary(self, summary) -> None:
-        self.summary = summary if self.summary is None else self.summary.merge(summary)
+        """Add a replica's WindowSummary. Merging is deferred to the next read (or to 64
+        pending summaries) and done with one ``merge_all`` call, off the ingest call."""
+        self._pending.append(summary)
+        if len(self._pending) >= _PENDING_MAX:
+            self._materialize()
+
+    def _materialize(self) -> None:
+        if self._pending:
+            parts = ([self._summary] if self._summary is not None else []) + self._pending
+            self._pending = []
+            self._summary = merge_summaries(parts)
+
+    @property
+    def summary(self):
+        """The merged WindowSummary of every batch added (None when none had one)."""
+        self._materialize()
+        return self._summary
+
+    @summary.setter
+    def summary(self, value) -> None:
+        self._pending = []
+        self._summary = value
 
     def add_perf(self, acc) -> None:
         """Merge a performance accumulator (one or more joined labels)."""
@@ -122,7 +147,8 @@ class Window:
 
     @property
     def rows(self) -> int:
-        return int(self.summary.rows) if self.summary is not None else 0
+        s = self.summary
+        return int(s.rows) if s is not None else 0
 
     # ------------------------------------------------------------------ folding
     @classmethod
@@ -138,7 +164,7 @@ class Window:
             out.batches += w.batches - 1
             out.errors += w.errors - sum(w.error_types.values())  # errors without a type (none today)
             if w.summary is not None:
-                out.add_summary(w.summary)
+                out._pending.append(w.summary)
             if w.perf is not None:
                 out.add_perf(w.perf)
             out.feedback_rows += w.feedback_rows
@@ -180,7 +206,7 @@ class Window:
             "error_types": self.error_types,
             "statuses": self.statuses,
             "latency": self.latency.to_dict(),
-            "summary": self.summary.to_bytes() if self.summary is not None else None,
+            "summary": self.summary.to_bytes() if self.summary is not None else None,  # materializes
             "batches": self.batches,
             "dropped": self.dropped,
             "capture_errors": self.capture_errors,
@@ -203,6 +229,22 @@ class Window:
         w.perf = perf_from_dict(s.get("perf"))
         w.resources = dict(s.get("resources") or {})
         return w
+
+
+def merge_summaries(summaries: List[Any]):
+    """Merge WindowSummaries with the profile's own ``WindowSummary.merge_all``.
+
+    >>> import numpy as np
+    >>> from raywatch.stats.profile import Profile
+    >>> p = Profile.fit({"x": np.arange(100.0)}, seed=0)
+    >>> merge_summaries([p.summarize({"x": np.arange(i, i + 10.0)}, seed=i) for i in range(5)]).rows
+    50
+    """
+    if not summaries:
+        raise ValueError("merge_summaries needs at least one summary")
+    if len(summaries) == 1:
+        return summaries[0]
+    return type(summaries[0]).merge_all(summaries)
 
 
 def _num(v: Any) -> Optional[float]:

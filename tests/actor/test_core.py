@@ -318,3 +318,19 @@ def test_drift_quality_rules_and_webhook_delivery(profile, tmp_path):
             e.close(timeout=5)
     finally:
         recv.close()
+
+
+def test_deferred_summary_merge_equals_eager_merge(profile):
+    from actor_helpers import rows
+
+    from raywatch.actor.windows import Window
+
+    parts = [profile.summarize(rows(n, seed=n, drift=n % 3 == 0), seed=n) for n in range(1, 140)]
+    eager = parts[0]
+    for p in parts[1:]:
+        eager = eager.merge(p)
+    w = Window(0.0, 10.0)
+    for p in parts:  # 139 summaries: two automatic merges at 64, the rest on read
+        w.add_summary(p)
+    assert w.summary == eager
+    assert w.rows == sum(range(1, 140))
