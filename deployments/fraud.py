@@ -8,7 +8,10 @@ replica starts, on 20,000 transactions from the seeded generator in
     POST /fraud  {"amount": 412.5, "hour": 3, "merchant_category": "electronics",
                   "distance_km": 230.0, "card_present": false, "tx_count_24h": 7,
                   "account_age_days": 40}
-    -> {"fraud_probability": 0.97, "is_fraud": true}
+    -> {"is_fraud": true, "probability": 0.97}
+
+The decision comes first and the probability is named ``probability``: raywatch's default
+extraction then joins ground truth to the decision and scores ROC-AUC on the probability.
 
 Nothing here knows about raywatch: ``configs/serve-fraud.yaml`` switches monitoring on.
 
@@ -17,7 +20,7 @@ Nothing here knows about raywatch: ``configs/serve-fraud.yaml`` switches monitor
 True
 >>> out = clf.predict_rows([{"amount": 20.0, "hour": 12, "merchant_category": "grocery",
 ...     "distance_km": 2.0, "card_present": True, "tx_count_24h": 1, "account_age_days": 2000}])
->>> out[0]["is_fraud"], out[0]["fraud_probability"] < 0.05
+>>> out[0]["is_fraud"], out[0]["probability"] < 0.05
 (False, True)
 """
 
@@ -39,7 +42,7 @@ __all__ = ["FraudClassifier", "FraudModel", "app", "build", "reference_data", "r
 
 TRAIN_SEED = 0
 TRAIN_ROWS = 20_000
-PREDICTIONS = {"fraud_probability": "numerical", "is_fraud": "boolean"}
+PREDICTIONS = {"is_fraud": "boolean", "probability": "numerical"}
 
 
 def featurize(cols: Mapping[str, Sequence[Any]]) -> np.ndarray:
@@ -89,13 +92,13 @@ class FraudClassifier:
 
     def predict_columns(self, cols: Mapping[str, Sequence[Any]]) -> Dict[str, np.ndarray]:
         p = self.model.predict_proba(featurize(cols))
-        return {"fraud_probability": p, "is_fraud": p >= self.threshold}
+        return {"is_fraud": p >= self.threshold, "probability": p}
 
     def predict_rows(self, rows: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
         out = self.predict_columns(_columns(rows))
         return [
-            {"fraud_probability": round(float(p), 6), "is_fraud": bool(d)}
-            for p, d in zip(out["fraud_probability"], out["is_fraud"])
+            {"is_fraud": bool(d), "probability": round(float(p), 6)}
+            for p, d in zip(out["probability"], out["is_fraud"])
         ]
 
 

@@ -277,7 +277,7 @@ class Traffic:
                     self.ok += 1
                     rid = resp.headers.get("x-request-id")
                     if rid and self.feedback_url:
-                        self._pending_feedback.append({"request_id": rid, "label": int(label), "model": MODEL_KEY})
+                        self._pending_feedback.append({"request_id": rid, "label": bool(label), "model": MODEL_KEY})
                 else:
                     self.failed += 1
         except Exception:
@@ -389,7 +389,7 @@ def run_demo(*, duration: float = 120.0, rps: float = 40.0, out_dir: str = "rayw
         if stale.exists():
             stale.unlink()
     duration = max(float(duration), 30.0)
-    drift_at, slow_at = round(duration * 0.35), round(duration * 0.65)
+    drift_at, slow_at = round(duration * 0.3), round(duration * 0.55)
     tty = progress and sys.stdout.isatty()
 
     echo(click.style("raywatch demo", bold=True) + f" — {duration:.0f} s of traffic at {rps:g} requests/s to a fraud model")

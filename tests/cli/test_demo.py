@@ -1,0 +1,194 @@
+"""``raywatch demo`` end to end, as a user runs it: a subprocess with its own Ray cluster.
+
+One demo run (module fixture) serves three tests: its console output and files; the
+offline report from its SQLite file; and a real Prometheus server (Debian's ``prometheus``,
+127.0.0.1, temporary storage, 1 s scrapes) that scraped the stats actor while it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+DURATION = 60
+INPUT_FEATURES = ["amount", "hour", "merchant_category", "distance_km", "card_present", "tx_count_24h", "account_age_days"]
+PROM_QUERIES = {
+    "requests": "raywatch_requests_total",
+    "p95": "raywatch_latency_p95_seconds",
+    "drift_detected": "raywatch_drift_detected",
+    "drift_p_value": "raywatch_drift_p_value",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prom_query(base: str, q: str):
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        body = json.loads(r.read())
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+class _Prometheus:
+    """A real Prometheus scraping ``target`` every second (started once the demo prints it)."""
+
+    def __init__(self, binary: str, target: str, workdir: Path):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        cfg = workdir / "prometheus.yml"
+        cfg.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"scrape_configs:\n  - job_name: raywatch\n    static_configs:\n      - targets: ['{target}']\n"
+        )
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={cfg}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self.results = {}
+        self.targets = None
+
+    def snapshot(self) -> None:
+        with urllib.request.urlopen(f"{self.base}/api/v1/targets", timeout=10) as r:
+            self.targets = json.loads(r.read())["data"]["activeTargets"]
+        for name, q in PROM_QUERIES.items():
+            self.results[name] = _prom_query(self.base, q)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    out = Path(tempfile.mkdtemp(prefix="rw-demo-test-"))
+    prom_bin = shutil.which("prometheus")
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "raywatch.cli", "demo", "--duration", str(DURATION), "--out", str(out / "demo")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=str(Path(__file__).resolve().parents[2]))
+    lines = []
+    prom = None
+    prom_error = None
+    snap_at = None
+    try:
+        deadline = time.monotonic() + 600
+        for line in proc.stdout:
+            lines.append(line)
+            m = re.search(r"raywatch metrics at http://(127\.0\.0\.1:\d+)/metrics", line)
+            if m and prom_bin and prom is None:
+                try:
+                    prom = _Prometheus(prom_bin, m.group(1), out)
+                except Exception as exc:  # reported by the Prometheus test
+                    prom_error = exc
+            if prom is not None and snap_at is None and "LATENCY REGRESSION" in line and line.startswith(">>>"):
+                snap_at = time.monotonic()  # drift is in by now; query while the demo still runs
+                try:
+                    prom.snapshot()
+                except Exception as exc:
+                    prom_error = exc
+            if time.monotonic() > deadline:
+                proc.kill()
+                break
+        proc.wait(60)
+    finally:
+        if prom is not None:
+            prom.stop()
+    yield {"code": proc.returncode, "stdout": "".join(lines), "out": out / "demo", "prom": prom, "prom_error": prom_error}
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_demo_catches_injected_drift_and_latency_and_writes_alerts_and_report(demo_run):
+    stdout = demo_run["stdout"]
+    assert demo_run["code"] == 0, stdout[-4000:]
+    out = demo_run["out"]
+    # announced, then shown live
+    assert "DATA DRIFT injected: amount ×3, distance_km ×5" in stdout
+    assert ">>> t=" in stdout and "injecting DATA DRIFT" in stdout and "LATENCY REGRESSION" in stdout
+    assert re.search(r"\[t=\s*\d+s\] status\s+requests [\d,]+", stdout) and "p95" in stdout
+    assert "amount=DRIFT" in stdout
+    assert "progress " in stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["drift_injected"] == ["amount", "distance_km"]
+    assert summary["drift_detected"] == ["amount", "distance_km"]
+    assert summary["drift_false_alarms"] == []
+    assert summary["requests_failed"] == 0 and summary["requests_sent"] > 20 * DURATION
+
+    # alerts: on the console and in the JSONL file, drift only where injected
+    alerts = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
+    firing = [a for a in alerts if a["status"] == "firing"]
+    drift_features = {a["labels"].get("feature") for a in firing if a["labels"]["alertname"] == "FeatureDrift"}
+    assert drift_features == {"amount", "distance_km"}
+    assert not drift_features & (set(INPUT_FEATURES) - {"amount", "distance_km"})
+    assert any(a["labels"]["alertname"] == "LatencyRegression" for a in firing)
+    for a in firing:
+        assert a["labels"]["app"] == "fraud" and a["labels"]["deployment"] == "FraudModel"
+    assert re.search(r"ALERT FIRING\s+FeatureDrift \[warning\] feature=amount", stdout)
+    assert re.search(r"ALERT FIRING\s+LatencyRegression \[critical\]", stdout)
+
+    # the report
+    report = (out / "report.html").read_text()
+    assert report.startswith("<!DOCTYPE html>") and "<script" not in report
+    assert 'aria-label="amount"' in report and '<span class="badge drift">' in report
+    assert "data drift injected" in report and "LatencyRegression" in report
+    assert "shutting down" in stdout and re.search(r"done in \d+ s", stdout)
+
+
+def test_report_from_the_demo_sqlite_file_offline(demo_run, tmp_path):
+    from click.testing import CliRunner
+
+    from raywatch.cli import main
+
+    assert demo_run["code"] == 0
+    db = demo_run["out"] / "raywatch-stats.sqlite"
+    res = CliRunner().invoke(main, ["report", "--sqlite", str(db), "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    m = re.search(r"\((\d+) model\(s\), (\d+) window\(s\), (\d+) alert event\(s\)\)", res.output)
+    assert m and int(m.group(1)) == 1 and int(m.group(2)) >= DURATION // 10 - 1 and int(m.group(3)) >= 3
+    page = (tmp_path / "r.html").read_text()
+    assert "fraud/FraudModel" in page and "FeatureDrift" in page
+
+
+@pytest.mark.integration
+def test_prometheus_scraped_the_stats_actor_during_the_demo(demo_run, require_binary):
+    require_binary("prometheus")
+    assert demo_run["prom_error"] is None, demo_run["prom_error"]
+    prom = demo_run["prom"]
+    assert prom is not None and prom.results, demo_run["stdout"][-3000:]
+    assert [t["health"] for t in prom.targets] == ["up"]
+    expected = {"app": "fraud", "deployment": "FraudModel", "model": "fraud", "version": "demo", "job": "raywatch"}
+    (req,) = prom.results["requests"]
+    assert {k: req["metric"].get(k) for k in expected} == expected
+    assert float(req["value"][1]) > 100
+    (p95,) = prom.results["p95"]
+    assert 0 < float(p95["value"][1]) < 5
+    drift = {r["metric"]["feature"]: float(r["value"][1]) for r in prom.results["drift_detected"]}
+    assert drift["amount"] == 1.0 and drift["distance_km"] == 1.0
+    assert all(drift[f] == 0.0 for f in INPUT_FEATURES if f not in ("amount", "distance_km"))
+    pvals = {r["metric"]["feature"] for r in prom.results["drift_p_value"]}
+    assert set(INPUT_FEATURES) <= pvals

@@ -1,0 +1,171 @@
+"""Serve config YAML on a real Ray cluster: monitoring switched on and tuned from the YAML
+alone, hot reload through ``user_config`` without restarting the replica, and a YAML mistake
+failing the deploy with the file, the field path and what was expected."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import yaml
+
+from raywatch.config import ConfigError
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(pred, timeout: float = 60.0, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def _demo_config(tmp_path: Path, app_name: str, actor: Dict[str, Any], raywatch_uc: Dict[str, Any], user_uc: Dict[str, Any]) -> Path:
+    """configs/serve-demo.yaml with its own app name, actor and user_config."""
+    data = yaml.safe_load((CONFIGS / "serve-demo.yaml").read_text())
+    app = data["applications"][0]
+    app["name"] = app_name
+    app["route_prefix"] = f"/{app_name}"
+    app["args"]["monitor"]["actor"] = actor
+    app["args"]["monitor"]["alerting"]["sinks"] = [{"name": "console", "type": "log"}]
+    dep = app["deployments"][0]
+    dep["user_config"] = dict(user_uc, raywatch=raywatch_uc)
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean, tmp_path):
+    from ray import serve
+
+    import raywatch.actor.api as api
+    from deployments.fraud_data import generate_transactions, to_rows
+    from raywatch.cli import deploy_serve_config
+
+    suffix = uuid.uuid4().hex[:6]
+    rows = to_rows(generate_transactions(200, seed=21)[0])
+
+    # 1. the plain application, straight from configs/serve-fraud-plain.yaml
+    plain = yaml.safe_load((CONFIGS / "serve-fraud-plain.yaml").read_text())
+    plain["applications"][0].update(name=f"plain{suffix}", route_prefix=f"/plain{suffix}")
+    plain_path = tmp_path / "plain.yaml"
+    plain_path.write_text(yaml.safe_dump(plain))
+    deploy_serve_config(str(plain_path), timeout=180)
+    h = serve.get_app_handle(f"plain{suffix}")
+    out = [h.remote(r).result(timeout_s=30) for r in rows[:20]]
+    assert all(set(o) == {"is_fraud", "probability"} for o in out)
+    assert not hasattr(type(h), "_raywatch_status")
+
+    # 2. the same model, monitored: only the YAML differs
+    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": _free_port()}
+    app_name = f"fraud{suffix}"
+    path = _demo_config(tmp_path, app_name, actor, {"capture": {"sample_rate": 1.0}}, {"simulated_latency_ms": 0})
+    deploy_serve_config(str(path), timeout=180)
+    h = serve.get_app_handle(app_name)
+    before = h._raywatch_status.remote().result(timeout_s=30)
+    replica_id = before["labels"]["replica_id"]
+    assert before["running"] and before["config"]["capture"]["sample_rate"] == 1.0
+    monitored = [h.remote(r).result(timeout_s=30) for r in rows]
+    assert monitored[:20] == out  # same answers, monitored or not
+
+    key = f"{app_name}/FraudModel"
+    cfg = {"actor": actor}
+
+    def model_status():
+        m = api.status(key, config=cfg).get("models", {}).get(key)
+        return m if m and (m.get("totals") or {}).get("requests", 0) >= len(rows) and m["drift"]["columns"] else None
+
+    m = _wait(model_status, 90)
+    assert m["profile"] is True
+    assert set(m["drift"]["columns"]) >= {"amount", "hour", "merchant_category", "distance_km", "is_fraud", "probability"}
+    assert {c["threshold"] for c in m["drift"]["columns"].values() if c["method"] in ("ks", "chisquare", "ztest")} == {0.01}
+
+    # 3. a rollout that changes only user_config: raywatch's part and the model's own part
+    path = _demo_config(
+        tmp_path, app_name, actor,
+        {"capture": {"sample_rate": 0.5}, "drift": {"alpha": 0.002}},
+        {"simulated_latency_ms": 0, "threshold": 0.0},
+    )
+    deploy_serve_config(str(path), timeout=120)
+
+    def reloaded():
+        st = h._raywatch_status.remote().result(timeout_s=30)
+        return st if st["config"]["capture"]["sample_rate"] == 0.5 else None
+
+    after = _wait(reloaded, 60)
+    assert after["labels"]["replica_id"] == replica_id  # not restarted
+    assert after["reloads"] >= 1 and after["config"]["drift"]["alpha"] == 0.002
+    assert h.remote(rows[0]).result(timeout_s=30)["is_fraud"] is True  # the model's own threshold=0 took effect too
+    for r in rows:
+        h.remote(r).result(timeout_s=30)
+
+    def new_threshold():
+        m = api.status(key, config=cfg)["models"][key]
+        ths = {c["threshold"] for c in m["drift"]["columns"].values() if c["method"] in ("ks", "chisquare", "ztest")}
+        return ths if ths == {0.002} else None
+
+    _wait(new_threshold, 60)  # the stats actor tests drift at the new threshold
+    for _, handle in api.actors(cfg):
+        import ray
+
+        ray.kill(handle)
+
+
+def test_yaml_mistakes_fail_the_deploy_with_file_field_and_expectation(serve_clean, tmp_path):
+    from ray import serve
+    from ray.serve._private import api as serve_api
+    from ray.serve.schema import ServeDeploySchema
+
+    from raywatch.cli import deploy_serve_config
+
+    suffix = uuid.uuid4().hex[:6]
+    data = yaml.safe_load((CONFIGS / "serve-demo.yaml").read_text())
+    app = data["applications"][0]
+    app.update(name=f"bad{suffix}", route_prefix=f"/bad{suffix}")
+    app["args"]["monitor"]["windows"]["length"] = "soon"
+    path = tmp_path / "serve-bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    # checked before anything is deployed: the file and the field path
+    with pytest.raises(ConfigError) as err:
+        deploy_serve_config(str(path))
+    assert f"{path}: applications[0].args: monitor.windows.length: expected a duration such as '30s' or '5m', got 'soon'" in str(err.value)
+
+    # deployed as `serve deploy` would (no raywatch pre-check): Serve's build fails the app
+    # with raywatch's message
+    client = serve_api.serve_start()
+    client.deploy_apps(ServeDeploySchema.model_validate(data), _blocking=False)
+
+    def failed():
+        a = serve.status().applications.get(f"bad{suffix}")
+        return a if a is not None and str(a.status).endswith("DEPLOY_FAILED") else None
+
+    a = _wait(failed, 120)
+    assert "raywatch.serve:app args: monitor.windows.length: expected a duration such as '30s' or '5m', got 'soon'" in a.message
+
+    # the monitor settings in their own file: the message names that file
+    mon = tmp_path / "monitor.yaml"
+    mon.write_text("alerting:\n  rules:\n    - name: Slow\n      metric: latency_p95_seconds\n      op: '>'\n      threshold: fast\n")
+    app["args"]["monitor"] = str(mon)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as err:
+        deploy_serve_config(str(path))
+    assert f"{mon}: alerting.rules[0].threshold: Input should be a valid number" in str(err.value)
+    serve.delete(f"bad{suffix}")
