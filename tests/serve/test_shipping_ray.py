@@ -129,6 +129,9 @@ def test_batches_carry_routes_statuses_summary_and_request_ids(deployed):
     ray, serve, base, recorder = deployed
     from raywatch.stats.summary import WindowSummary
 
+    handle = serve.get_deployment_handle("Fraud", app_name="fraud")
+    # the replica asks the actor for the reference profile as soon as it connects
+    _wait(lambda: handle._raywatch_status.remote().result()["profile"] == "actor")
     for i in range(12):
         assert _http(base, "POST", "/score/web", {"amount": 90 + 5 * i, "country": "fr"})[0] == 200
     assert _http(base, "POST", "/score/app", {"amount": -1})[0] == 422
@@ -152,7 +155,7 @@ def test_batches_carry_routes_statuses_summary_and_request_ids(deployed):
     assert routes == {"/score/{channel}": 13, "/boom": 1}  # templates, not raw paths
     assert statuses == {"200": 12, "422": 1, "500": 1}
     assert errors.get("RuntimeError") == 1
-    assert rows >= 12  # profile fetched from the actor, features + predictions summarized
+    assert rows == 12  # profile fetched from the actor; features + predictions of the 200s summarized
     assert len(preds) >= 12 and all(isinstance(rid, str) and rid for rid, _, _ in preds)
     assert {p for _, p, _ in preds} <= {0, 1}
     assert batches[-1].app == "fraud" and batches[-1].deployment == "Fraud" and batches[-1].model_key == "fraud/Fraud"
