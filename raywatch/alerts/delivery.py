@@ -21,7 +21,7 @@ import queue
 import random
 import threading
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from raywatch.alerts.deadletter import DeadLetterFile
 from raywatch.alerts.metrics import AlertMetrics
@@ -136,6 +136,10 @@ class SinkWorker:
         self._abort = threading.Event()
         self._closing = False
         self._rng = random.Random()
+        # queued or in flight, by id: saved with the engine's state so that a restart resends
+        # them (at least once: one may have been delivered just before the state was saved)
+        self.outbox: Dict[str, Notification] = {}
+        self._outbox_lock = threading.Lock()
         metrics.init_sink(sink.name)
         self._qlen = metrics.queue_length.labels(sink=sink.name)
         self.thread = threading.Thread(target=self._run, name=f"raywatch-sink-{sink.name}", daemon=True)
@@ -146,9 +150,13 @@ class SinkWorker:
         if self._closing:
             self._dead(n, "engine closed before the notification was queued", 0)
             return False
+        with self._outbox_lock:
+            self.outbox[n.id] = n
         try:
             self.queue.put_nowait(n)
         except queue.Full:
+            with self._outbox_lock:
+                self.outbox.pop(n.id, None)
             log.error("sink %s: queue full (%d); notification %s goes to the dead-letter file",
                       self.sink.name, self.queue.maxsize, n.id)
             self._dead(n, "queue full", 0)
@@ -185,7 +193,15 @@ class SinkWorker:
             except Exception:  # pragma: no cover - keep the worker alive whatever happens
                 log.exception("sink %s: delivery worker error", self.sink.name)
             finally:
+                if item is not _STOP:
+                    with self._outbox_lock:
+                        self.outbox.pop(item.id, None)
                 self.queue.task_done()
+
+    def pending(self) -> List[Notification]:
+        """Notifications queued or being delivered, oldest first."""
+        with self._outbox_lock:
+            return sorted(self.outbox.values(), key=lambda n: n.created_at)
 
     def idle(self, timeout: float) -> bool:
         """Wait until everything queued so far has been handled; False on timeout."""

@@ -252,11 +252,13 @@ class AlertEngine:
                 "dispatch": self.dispatcher.state(),
                 "silences": self.silences.state(),
                 "direct": {k: dict(v) for k, v in self._pushed.items()},
+                "outbox": {name: [n.to_dict() for n in w.pending()] for name, w in self.workers.items() if w.outbox},
             }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Resume from :meth:`state` (alerts, pending group flushes, notification log,
-        runtime silences). Call before the first :meth:`evaluate`."""
+        runtime silences, notifications not yet delivered, which are queued again). Call
+        before the first :meth:`evaluate`."""
         if not state:
             return
         if state.get("version") != STATE_VERSION:
@@ -274,6 +276,17 @@ class AlertEngine:
                     self._pushed[name].update({k: float(v) for k, v in pushed.items()})
             if self.inhibitor.rules:
                 self.inhibitor.update((a.labels, a.fingerprint) for a in live.values() if a.state == FIRING)
+            resent = 0
+            for name, items in (state.get("outbox") or {}).items():
+                w = self.workers.get(name)
+                for d in items:
+                    n = Notification.from_dict(d)
+                    if w is None:
+                        self.dead_letter.write(name, "unknown", n, "sink no longer configured", 0)
+                    elif w.submit(n):
+                        resent += 1
+            if resent:
+                log.info("re-queued %d notification(s) that were not delivered before the last save", resent)
             self._wake.notify_all()
 
     # ------------------------------------------------------------------ shutdown

@@ -6,6 +6,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+import alert_helpers  # noqa: F401  (puts tests/sinks, where the receivers live, on sys.path)
 from alert_receivers import Answer, HTTPReceiver, check_am_webhook
 from alert_helpers import RecordingSink, got
 from raywatch.alerts import AlertEngine, Series, read_dead_letters, replay_dead_letters
@@ -244,3 +245,27 @@ def test_engine_rejects_evaluate_after_close(make_engine):
     e.close()
     with pytest.raises(RuntimeError):
         e.evaluate(HOT)
+
+
+def test_undelivered_notifications_survive_a_restart(tmp_path):
+    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
+                                         "sinks": [{"name": "x", "type": "log"}]})
+    stuck = Blocking(cfg.sinks[0])
+    e1 = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=False, sinks={"x": stuck},
+                                 dead_letter_path=str(tmp_path / "dl.jsonl"))
+    e1.evaluate(HOT, now=0)
+    assert stuck.entered.wait(5)
+    state = json.loads(json.dumps(e1.state()))   # saved while the notification is still in flight
+    assert [n["status"] for n in state["outbox"]["x"]] == ["firing"]
+    stuck.release.set()
+    e1.close(5)
+
+    rec = RecordingSink(cfg.sinks[0])
+    e2 = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=False, sinks={"x": rec})
+    try:
+        e2.restore(state)
+        e2.evaluate(HOT, now=30)
+        assert [n.status for n in got(e2, "x")] == ["firing"]   # resent once, not re-notified
+        assert e2.state()["outbox"] == {}
+    finally:
+        e2.close(2)
