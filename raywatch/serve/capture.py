@@ -94,7 +94,8 @@ class Capture:
 
     Attributes read and changed by the replica monitor (hot reload): ``enabled``,
     ``sample_rate``, ``keep_results`` (keep the result of unsampled requests too, for
-    feedback joins), ``bound`` and ``flush_at``.
+    feedback joins), ``bound``, ``flush_at`` and ``methods`` (the watched methods still
+    recorded; ``None`` for all that were wrapped).
     """
 
     __slots__ = (
@@ -104,6 +105,7 @@ class Capture:
         "sample_rate",
         "keep_results",
         "flush_at",
+        "methods",
         "wake",
         "dropped",
         "errors",
@@ -122,6 +124,7 @@ class Capture:
         keep_results: bool = False,
         flush_at: int = 1000,
         wake: Optional[threading.Event] = None,
+        methods: Optional[Any] = None,
     ):
         self.buffer: deque = deque()
         self.bound = int(buffer_size)
@@ -129,6 +132,7 @@ class Capture:
         self.sample_rate = float(sample_rate)
         self.keep_results = bool(keep_results)
         self.flush_at = int(flush_at)
+        self.methods = None if methods is None else frozenset(methods)
         self.wake = wake if wake is not None else threading.Event()
         self.dropped = 0
         self.errors = 0
@@ -154,6 +158,8 @@ class Capture:
         try:
             t1 = self._clock()
             if not self.enabled:
+                return
+            if self.methods is not None and method not in self.methods:
                 return
             buf = self.buffer
             n = len(buf)

@@ -121,6 +121,7 @@ class ReplicaMonitor:
             keep_results=cap.feedback,
             flush_at=ship.flush_max_records,
             wake=self.wake,
+            methods=cap.methods,
         )
         self.reload_errors = 0
         self.reloads = 0
@@ -322,6 +323,7 @@ class ReplicaMonitor:
         c.keep_results = cap.feedback
         c.bound = ship.buffer_size
         c.flush_at = ship.flush_max_records
+        c.methods = frozenset(cap.methods)  # methods wrapped at deploy time can be narrowed, not added
         b = self.builder
         b.extractor = extractor
         b.profile = profile

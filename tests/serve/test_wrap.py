@@ -184,6 +184,12 @@ def test_reconfigure_splits_user_config():
         obj.reconfigure({"threshold": 2, "raywatch": {"capture": {"sample_rate": 0.5}}})
         assert seen == [{"threshold": 2}]
         assert mon.capture.sample_rate == 0.5
+        obj.reconfigure({"raywatch": {"capture": {"sample_rate": 0.5, "methods": ["other"]}}})
+        obj()
+        assert _records(obj) == []  # __call__ no longer watched (narrowed at run time)
+        obj.reconfigure({"raywatch": {"capture": {"sample_rate": 0.5}}})
+        obj()
+        assert len(_records(obj)) == 1
         obj.reconfigure({"threshold": 3})  # no raywatch key: the monitor keeps its settings
         assert seen[-1] == {"threshold": 3} and mon.capture.sample_rate == 0.5
         # overrides apply to the config given to monitor(), not cumulatively
