@@ -341,9 +341,12 @@ class AlertRuleConfig(StrictModel):
         from raywatch.alerts.matchers import Selector, parse_condition, parse_matchers
 
         if self.expr is not None:
-            if self.metric is not None or self.op is not None or self.threshold is not None or self.matchers:
-                raise ValueError("give either expr or metric/matchers/op/threshold, not both")
             sel, op, thr = parse_condition(self.expr)
+            parts = (self.metric, self.op, self.threshold)
+            if parts != (None, None, None) or self.matchers:
+                # a dumped config carries both; they must agree
+                if parts != (sel.name, op, thr) or parse_matchers(self.matchers) != sel.matchers:
+                    raise ValueError("give either expr or metric/matchers/op/threshold, not both")
             self.metric, self.op, self.threshold = sel.name, op, thr
             self.matchers = [str(m) for m in sel.matchers]
         else:
@@ -644,6 +647,7 @@ class CaptureConfig(StrictModel):
     max_rows_per_request: int = Field(64, ge=1)
     max_body_bytes: int = Field(65536, ge=0)
     feedback: bool = False
+    feedback_route: Optional[str] = "/-/raywatch/feedback"
     max_predictions: int = Field(10_000, ge=0)
 
 

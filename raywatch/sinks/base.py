@@ -29,6 +29,7 @@ from __future__ import annotations
 import abc
 import email.utils
 import json
+import logging
 import socket
 import ssl
 import time
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 _ANSWER_MAX = 500
+MASKED = "**********"  # what pydantic writes for a SecretStr in JSON
+log = logging.getLogger("raywatch.sinks.base")
 
 
 class DeliveryError(Exception):
@@ -176,6 +179,10 @@ class Sink(abc.ABC):
         self.cfg = cfg
         self.name: str = cfg.name
         self._secrets = sorted(secret_values(cfg), key=len, reverse=True)
+        if MASKED in self._secrets:
+            log.error("sink %s: a secret reads %r: the configuration was serialized with its secrets masked "
+                      "(model_dump_json) and cannot deliver; pass the configuration itself or ${ENV_VAR} "
+                      "references", self.name, MASKED)
 
     @abc.abstractmethod
     def send(self, notification: Any) -> None:

@@ -182,3 +182,23 @@ class DatadogSink(Sink):
             self.statsd.close_socket()
         except Exception:  # noqa: BLE001
             pass
+
+
+def sync_monitors(config: Any, *, sink: Optional[str] = None) -> Dict[str, int]:
+    """Create or update, over Datadog's API, one monitor per alert rule of ``config``
+    (:func:`raywatch.alerts.export.datadog_monitors`), with the keys of the datadog sink
+    named ``sink`` (default: the only datadog sink). Returns ``{"created": n, "updated": m}``.
+    """
+    from raywatch.alerts.engine import _as_alerting_config
+    from raywatch.alerts.export import datadog_monitors
+
+    cfg = _as_alerting_config(config)
+    candidates = [s for s in cfg.sinks if s.type == "datadog" and (sink is None or s.name == sink)]
+    if len(candidates) != 1:
+        which = f"named {sink!r}" if sink else "(give its name: there are several)" if candidates else ""
+        raise ValueError(f"no single datadog sink {which} in the configuration".replace("  ", " ").strip())
+    dd = DatadogSink(candidates[0])
+    try:
+        return dd.sync_monitors(datadog_monitors(cfg))
+    finally:
+        dd.close()

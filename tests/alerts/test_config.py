@@ -64,3 +64,20 @@ def test_secret_from_environment_is_hidden(monkeypatch):
 def test_default_inhibition_and_empty_list():
     assert len(AlertingConfig().inhibit_rules) == 1
     assert AlertingConfig.model_validate({"inhibit_rules": []}).inhibit_rules == []
+
+
+def test_dumped_config_loads_again(monkeypatch):
+    """Configs travel as dicts (replica -> actor, SQLite): a dump must validate back unchanged."""
+    import yaml
+
+    from pathlib import Path
+
+    for k, v in {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/x", "PAGERDUTY_ROUTING_KEY": "k" * 32,
+                 "SMTP_PASSWORD": "pw"}.items():
+        monkeypatch.setenv(k, v)
+    root = Path(__file__).resolve().parents[2]
+    cfg = parse_config(yaml.safe_load((root / "configs" / "monitor.yaml").read_text()), MonitorConfig)
+    for dumped in (cfg.model_dump(), cfg.model_dump(by_alias=True)):
+        again = MonitorConfig.model_validate(dumped)
+        assert again == cfg
+    assert again.alerting.sinks[0].webhook_url.get_secret_value() == "https://hooks.slack.com/x"

@@ -106,8 +106,15 @@ def test_sync_monitors_creates_then_updates(statsd, ddapi):
     sink = sink_for(statsd.port, api_key="k" * 32, app_key="a" * 40, api_host=ddapi.url(""))
     try:
         assert sink.sync_monitors(monitors) == {"created": 1, "updated": 0}
-        assert sink.sync_monitors(monitors) == {"created": 0, "updated": 1}
     finally:
         sink.close()
+    from raywatch.sinks.datadog import sync_monitors
+
+    full = AlertingConfig.model_validate({"rules": cfg.model_dump(by_alias=True)["rules"], "sinks": [
+        {"name": "dd", "type": "datadog", "statsd_port": statsd.port, "api_key": "k" * 32, "app_key": "a" * 40,
+         "api_host": ddapi.url("")}]})
+    assert sync_monitors(full) == {"created": 0, "updated": 1}
+    with pytest.raises(ValueError, match="no single datadog sink"):
+        sync_monitors(cfg)
     post = next(r for r in ddapi.requests if r.method == "POST")
     assert post.body["type"] == "metric alert" and "raywatch.latency_p95_seconds" in post.body["query"]

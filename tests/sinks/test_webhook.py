@@ -45,3 +45,16 @@ def test_rate_limit_spaces_notifications(hook):
         w.close(5)
     gaps = [b.t - a.t for a, b in zip(reqs, reqs[1:])]
     assert all(g >= 0.18 for g in gaps), gaps
+
+
+def test_a_masked_secret_is_reported(caplog):
+    """A config that went through model_dump_json carries '**********' instead of its secrets."""
+    import logging
+
+    from raywatch.config import AlertingConfig
+
+    cfg = AlertingConfig.model_validate({"sinks": [{"name": "hook", "type": "webhook", "url": "https://x/tok"}]})
+    masked = AlertingConfig.model_validate_json(cfg.model_dump_json())
+    with caplog.at_level(logging.ERROR, logger="raywatch.sinks"):
+        WebhookSink(masked.sinks[0])
+    assert "serialized with its secrets masked" in caplog.text
