@@ -10,6 +10,10 @@ Ray cluster"):
 * the stats actor killed mid-traffic (phase C): every request is still served, the
   replicas re-create the actor by name, it resumes from SQLite, and totals reconcile:
   requests sent = requests ingested + drops reported.
+
+test_ground_truth_over_http_joins_serve_request_ids covers "Ground truth" end to end: labels
+keyed by the ``x-request-id`` Serve returns, POSTed to the actor's /feedback route, join the
+predictions the replicas shipped, and give accuracy, precision, recall and ROC-AUC.
 """
 
 from __future__ import annotations
@@ -202,3 +206,79 @@ def test_monitored_deployment_drift_alert_latency_and_actor_restart(serve_clean,
             pass
         actor_mod._handles.clear()
         recv.close()
+
+
+def test_ground_truth_over_http_joins_serve_request_ids(serve_clean, tmp_path):
+    """Labels keyed by the x-request-id Serve returns, POSTed to the actor's /feedback route,
+    join the predictions the replicas shipped: accuracy/precision/recall/F1/ROC-AUC per window."""
+    import urllib.request
+
+    import ray as ray_mod
+    from ray import serve
+    from starlette.requests import Request
+
+    import raywatch
+    from raywatch.actor import actor as actor_mod
+
+    name = unique_name("rw-fb")
+    cfg = {
+        "model": "spam",
+        "actor": {"name": name, "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": 0},
+        "windows": {"length": 5, "rolling": 60, "grace": 1, "evaluation_interval": 1},
+        "capture": {"feedback": True},
+        "shipping": {"flush_interval": 0.2},
+        "feedback": {"task": "classification", "positive_label": 1},
+    }
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Spam:
+        async def __call__(self, request: Request):
+            body = await request.json()
+            return {"prediction": int(body["x"] > 0.5), "score": float(body["x"])}
+
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+    except Exception:
+        pass
+    port = serve.context._get_global_client().http_config.port
+    serve.run(raywatch.monitor(Spam, cfg).bind(), name="fb", route_prefix="/spam")
+    actor_cfg = raywatch.MonitorConfig.model_validate(cfg)
+    try:
+        rng = np.random.default_rng(1)
+        truth = {}
+        for i in range(60):
+            x = float(rng.random())
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/spam", data=json.dumps({"x": x}).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(req, timeout=30) as r:
+                rid = r.headers["x-request-id"]
+                assert json.loads(r.read())["prediction"] == int(x > 0.5)
+            truth[rid] = (int(x > 0.4), int(x > 0.5))  # (label, prediction): wrong for x in (0.4, 0.5]
+        wait_for(lambda: (s := raywatch.status("fb/Spam", config=actor_cfg)["models"].get("fb/Spam"))
+                 and s["totals"]["predictions"] >= 60, what="predictions shipped")
+        url = ray_mod.get(ray_mod.get_actor(name, namespace="raywatch").metrics_address.remote()).rsplit("/", 1)[0]
+        items = [{"request_id": rid, "label": y, "model": "fb/Spam"} for rid, (y, _) in truth.items()]
+        req = urllib.request.Request(url + "/feedback", data=json.dumps(items).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert json.loads(r.read()) == {"accepted": 60, "joined": 60}
+        st = wait_for(lambda: (s := raywatch.status("fb/Spam", config=actor_cfg)["models"]["fb/Spam"])
+                      and s["performance"].get("rows") == 60 and s, what="performance computed")
+        perf = st["performance"]
+        labels = np.array([y for y, _ in truth.values()])
+        preds = np.array([p for _, p in truth.values()])
+        assert perf["accuracy"] == pytest.approx(float(np.mean(labels == preds)))
+        assert perf["precision"] == pytest.approx(1.0)  # predicted 1 means x > 0.5 > 0.4
+        assert perf["recall"] == pytest.approx(preds.sum() / labels.sum())
+        assert perf["roc_auc"] > 0.9  # the score (x itself) separates the labels
+        assert st["totals"]["feedback_rows"] == 60
+    finally:
+        try:
+            serve.delete("fb")
+        except Exception:
+            pass
+        try:
+            ray_mod.kill(ray_mod.get_actor(name, namespace="raywatch"))
+        except Exception:
+            pass
+        actor_mod._handles.clear()
