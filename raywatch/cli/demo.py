@@ -440,7 +440,8 @@ def run_demo(*, duration: float = 120.0, rps: float = 40.0, out_dir: str = "rayw
     traffic: Optional[Traffic] = None
     try:
         echo("starting a local Ray cluster …")
-        ray.init(num_cpus=2, include_dashboard=False, namespace="raywatch-demo", _temp_dir=ray_tmp,
+        os.environ.pop("RAY_ADDRESS", None)  # always a fresh local cluster, never someone else's
+        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="raywatch-demo", _temp_dir=ray_tmp,
                  log_to_driver=False, configure_logging=False)
         from raywatch.cli import deploy_serve_config
 

@@ -1,0 +1,64 @@
+"""The README's YAML and metrics references cover every field and every metric."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _section() -> str:
+    text = README.read_text()
+    start = text.index("## Five-minute tutorial")
+    end = text.index("<!-- section: yaml -->")
+    assert start < end
+    return text[start:end]
+
+
+def _fields(model: type, prefix: str = "", depth: int = 2):
+    for name, f in model.model_fields.items():
+        path = prefix + (f.alias or name)
+        yield path
+        if depth > 1:
+            for t in (f.annotation, *typing.get_args(f.annotation)):
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    yield from _fields(t, path + ".", depth - 1)
+
+
+def test_yaml_reference_names_every_setting():
+    from raywatch.config import MonitorConfig
+    from raywatch.serve.app import ApplicationArgs, MonitoredAppArgs
+
+    text = _section()
+    missing = []
+    for path in _fields(MonitorConfig):
+        parent, _, leaf = path.rpartition(".")
+        # listed as `a.b` or grouped as `a.b` / `a.c` or `a.b`, `a.c`
+        if f"`{path}`" not in text and not (parent and f"`{parent}.{leaf}`" in text):
+            missing.append(path)
+    for path in list(_fields(MonitoredAppArgs, depth=1)) + [f"application.{f}" for f in ApplicationArgs.model_fields]:
+        if f"`{path}" not in text:
+            missing.append(path)
+    assert missing == []
+
+
+def test_metrics_reference_names_every_metric():
+    from prometheus_client import CollectorRegistry
+
+    from raywatch.actor.exposition import HELP
+    from raywatch.alerts.metrics import AlertMetrics
+
+    text = _section()
+    names = {f"raywatch_{n}" for n in HELP}
+    names |= {"raywatch_summarized_rows_total", "raywatch_feedback_joined_total", "raywatch_replica_cpu_percent",
+              "raywatch_replica_rss_bytes", "raywatch_actor_batches_total", "raywatch_actor_duplicate_batches_total",
+              "raywatch_actor_failures_total", "raywatch_feedback_pending", "raywatch_feedback_expired_total"}
+    reg = CollectorRegistry()
+    AlertMetrics(reg)
+    for fam in reg.collect():
+        names.add(fam.name + ("_total" if fam.type == "counter" else ""))
+    missing = sorted(n for n in names if f"`{n}`" not in text)
+    assert missing == []
