@@ -152,6 +152,11 @@ class Dispatcher:
                 self._schedule(g)
             else:
                 del self.groups[key]
+                # forget log entries that say "nothing firing": a new alert is news either way
+                for r in g.route.receivers:
+                    e = self.nflog.get((key, r))
+                    if e is not None and not e.firing:
+                        del self.nflog[(key, r)]
 
     def flush(self, g: Group, now: float) -> int:
         g.flushed = True

@@ -172,3 +172,14 @@ def test_default_route_sends_everything_to_every_routed_sink(make_engine):
     e.evaluate([S("error_rate", 0.5)], now=0)
     e.tick(30)  # default group_wait 30s
     assert len(got(e, "a")) == len(got(e, "b")) == 1
+
+
+def test_groups_and_notification_log_do_not_grow_without_bound(make_engine):
+    e = make_engine(cfg({"receiver": "a", "group_wait": "0s", "group_interval": "1m",
+                         "group_by": ["alertname", "feature"]}))
+    for i in range(50):   # 50 short-lived alerts, each on its own feature
+        e.evaluate([S("drift_score", 0.5, feature=f"f{i}")], now=i * 120)
+        e.evaluate([], now=i * 120 + 30)
+        e.tick(i * 120 + 60)
+    assert len(got(e, "a")) == 100  # each fired and resolved once
+    assert e.dispatcher.groups == {} and e.dispatcher.nflog == {}
