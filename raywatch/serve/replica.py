@@ -125,6 +125,7 @@ class ReplicaMonitor:
         )
         self.reload_errors = 0
         self.reloads = 0
+        self.http_feedback = bool(cap.feedback and cap.feedback_route)
         self._log = RateLimitedLog(logger)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -328,6 +329,7 @@ class ReplicaMonitor:
         b.extractor = extractor
         b.profile = profile
         b.feedback = cap.feedback
+        self.http_feedback = bool(cap.feedback and cap.feedback_route)
         b.max_predictions = cap.max_predictions
         b.labels.model = new.model or b.labels.deployment
         b.labels.version = new.version

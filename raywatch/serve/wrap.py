@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from raywatch.config import MonitorConfig, load_config, parse_config
 from raywatch.serve.extract import HttpPayload, JsonBody
+from raywatch.serve.feedback import asgi_feedback, is_feedback_path, request_feedback
 from raywatch.serve.replica import ReplicaMonitor, deep_merge
 
 __all__ = ["monitor", "monitored_class"]
@@ -139,6 +140,11 @@ def _copy_meta(wrapper: Callable, orig: Callable) -> Callable:
     return wrapper
 
 
+def _is_feedback_request(mon: Any, arg: Any) -> bool:
+    scope = getattr(arg, "scope", None) if type(arg).__name__ == "Request" else None
+    return type(scope) is dict and is_feedback_path(mon, scope.get("path"), scope.get("method"))
+
+
 def _method_wrapper(name: str, orig: Callable) -> Callable:
     """A wrapper of the same kind as ``orig`` that records each call."""
     if inspect.isasyncgenfunction(orig):
@@ -200,6 +206,8 @@ def _method_wrapper(name: str, orig: Callable) -> Callable:
             mon = self.__dict__.get(_MONITOR_ATTR)
             if mon is None:
                 return await orig(self, *args, **kwargs)
+            if mon.http_feedback and args and _is_feedback_request(mon, args[0]):
+                return await request_feedback(mon, args[0])
             cap = mon.capture
             t0 = _perf()
             try:
@@ -306,6 +314,8 @@ def _asgi_wrapper(orig: Callable) -> Callable:
         mon = self.__dict__.get(_MONITOR_ATTR)
         if mon is None or scope.get("type") != "http":
             return await orig(self, scope, receive, send)
+        if mon.http_feedback and is_feedback_path(mon, scope.get("path"), scope.get("method")):
+            return await asgi_feedback(mon, scope, receive, send)
         cap = mon.capture
         t0 = _perf()
         rate = cap.sample_rate

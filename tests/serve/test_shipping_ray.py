@@ -22,6 +22,7 @@ def _recorder_cls(ray):
         def __init__(self, profile_bytes=None):
             self.batches = []
             self.registered = []
+            self.labels = []
             self.profile_bytes = profile_bytes
 
         def register_model(self, model_key, config_dict, profile_bytes):
@@ -34,8 +35,15 @@ def _recorder_cls(ray):
             self.batches.append(batch)
             return "ok"
 
+        def feedback_many(self, items):
+            self.labels.extend(items)
+            return {"joined": len(items)}
+
         def dump(self):
             return self.batches, self.registered
+
+        def dump_labels(self):
+            return self.labels
 
     return Recorder
 
@@ -57,14 +65,15 @@ def _wait(pred, timeout=60, interval=0.25):
     raise AssertionError(f"condition not met in {timeout}s; last={last!r}")
 
 
-def _http(base, method, path, body=None):
+def _http(base, method, path, body=None, headers=False):
     req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
                                  headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, resp.read()
+            out = resp.status, resp.read(), dict(resp.headers)
     except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        out = e.code, e.read(), dict(e.headers)
+    return out if headers else out[:2]
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +172,25 @@ def test_batches_carry_routes_statuses_summary_and_request_ids(deployed):
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     _, registered = _all_batches(ray, recorder)
     assert registered and registered[0][0] == "fraud/Fraud" and registered[0][2] is None
+
+
+def test_feedback_route_on_the_app_joins_by_serve_request_id(deployed):
+    ray, serve, base, recorder = deployed
+    status, body, headers = _http(base, "POST", "/score/web", {"amount": 150.0}, headers=True)
+    rid = {k.lower(): v for k, v in headers.items()}["x-request-id"]
+
+    def shipped():
+        b, _ = _all_batches(ray, recorder)
+        return [p for x in b for p in x.predictions if p[0] == rid]
+
+    assert _wait(shipped) == [(rid, 1, 0.75)]  # the id a client sees is the id stored
+    st, answer = _http(base, "POST", "/-/raywatch/feedback", {"request_id": rid, "label": 1})
+    assert st == 200 and json.loads(answer)["received"] == 1
+    assert ray.get(recorder.dump_labels.remote())[-1] == (rid, 1, "fraud/Fraud")
+    st, answer = _http(base, "POST", "/-/raywatch/feedback", {"label": 1})
+    assert st == 400 and "request_id" in json.loads(answer)["error"]
+    # the user's routes are untouched
+    assert _http(base, "POST", "/score/web", {"amount": 10.0})[0] == 200
 
 
 def test_actor_gone_serving_goes_on_and_totals_reconcile(deployed):
