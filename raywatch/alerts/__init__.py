@@ -4,7 +4,7 @@ Public names (imported lazily so that ``import raywatch.alerts.matchers`` stays 
 
 * :class:`Series`, :class:`Alert`, :class:`AlertEngine` (``from_config``, ``evaluate``,
   ``alerts``, ``state``/``restore``, ``silence``, ``close``);
-* :func:`replay_dead_letters` (the CLI's ``raywatch alerts replay``);
+* :func:`replay_dead_letters` (the CLI's ``raywatch replay-dead-letters``);
 * exports for users' own tools: :func:`prometheus_rules`, :func:`datadog_monitors`,
   :func:`grafana_dashboard`, :func:`alertmanager_config` (the CLI's ``raywatch export``).
 """

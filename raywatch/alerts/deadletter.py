@@ -96,7 +96,7 @@ def replay(path: Union[str, Path], config: Any, *, sinks: Optional[Sequence[str]
     ``config`` is an ``AlertingConfig`` or ``MonitorConfig`` (secrets come from it, not from
     the file). ``sinks`` limits the replay to those sink names. Records that are delivered
     are removed from the file; the rest (failures, unknown sinks, other sinks) stay.
-    Returns counts; the CLI's ``raywatch alerts replay`` prints them.
+    Returns counts; the CLI's ``raywatch replay-dead-letters`` prints them.
     """
     from raywatch.alerts.delivery import deliver_with_retries
     from raywatch.alerts.metrics import AlertMetrics

@@ -6,7 +6,7 @@ Names follow the stats actor's exposition: a rule on ``latency_p95_seconds`` bec
 Datadog, with the same labels (tags ``key:value`` in Datadog). Annotation templates use
 Prometheus' syntax already, so Prometheus rules carry them unchanged.
 
-The CLI wraps these (``raywatch export prometheus-rules|datadog-monitors|grafana|alertmanager``);
+The CLI wraps these (``raywatch export prometheus-rules|datadog-monitors|grafana-dashboard|alertmanager-config``);
 :func:`write_exports` writes all four files.
 
 >>> from raywatch.config import AlertingConfig

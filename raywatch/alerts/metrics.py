@@ -8,7 +8,7 @@ their series differ by the ``sink`` label):
 * ``raywatch_notifications_failed_total{sink}``: notifications given up on;
 * ``raywatch_notifications_dead_lettered_total{sink}``: of those, written to the dead-letter file;
 * ``raywatch_notification_queue_length{sink}``: waiting in the sink's queue;
-* ``raywatch_alert_state{alertname,severity,app,deployment,model,version,feature}``:
+* ``raywatch_alert_state{alertname,severity,app,deployment,model,version,feature,method,gpu}``:
   1 pending, 2 firing, 0 resolved (removed when the alert is forgotten);
 * ``raywatch_alert_evaluation_duration_seconds``: time of one rule evaluation.
 
@@ -29,7 +29,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 __all__ = ["AlertMetrics", "STATE_LABELS", "STATE_VALUES"]
 
-STATE_LABELS = ("alertname", "severity", "app", "deployment", "model", "version", "feature")
+STATE_LABELS = ("alertname", "severity", "app", "deployment", "model", "version", "feature", "method", "gpu")
 STATE_VALUES = {"pending": 1.0, "firing": 2.0, "resolved": 0.0}
 
 _lock = threading.Lock()

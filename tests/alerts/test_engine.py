@@ -210,7 +210,7 @@ def test_alert_state_metric(make_engine):
                      "sinks": [{"name": "a", "type": "log"}]})
     e.evaluate(HOT + [Series("latency_p95_seconds", M, 0.9)], now=0)
     text = generate_latest(e.metrics.registry).decode()
-    assert 'raywatch_alert_state{alertname="HighErrors",app="shop",deployment="Fraud",feature="",model="fraud",severity="critical",version="v1"} 2.0' in text
+    assert 'raywatch_alert_state{alertname="HighErrors",app="shop",deployment="Fraud",feature="",gpu="",method="",model="fraud",severity="critical",version="v1"} 2.0' in text
     assert 'raywatch_alert_state{alertname="Slow"' in text and "} 1.0" in text
     e.evaluate([], now=10)   # HighErrors resolves (0), Slow was pending: gone
     text = generate_latest(e.metrics.registry).decode()
