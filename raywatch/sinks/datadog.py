@@ -35,6 +35,8 @@ log = logging.getLogger("raywatch.sinks.datadog")
 __all__ = ["DatadogSink", "tags_for", "STATUS"]
 
 STATUS = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+TITLE_MAX = 100   # Datadog's limit for an event title
+TEXT_MAX = 4000   # and for its text
 _ALERT_TYPE = {"critical": "error", "error": "error", "warning": "warning", "info": "info"}
 _api_lock = threading.Lock()  # the datadog package keeps API settings in module globals
 _last_response = threading.local()
@@ -103,6 +105,8 @@ class DatadogSink(Sink):
             ann = a.get("annotations") or {}
             text = "\n".join(x for x in (ann.get("summary"), ann.get("description"),
                                          f"value: {a.get('value')}" if a.get("value") is not None else None) if x)
+            title = title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1] + "…"
+            text = (text or title)[:TEXT_MAX]
             alert_type = "success" if not firing else _ALERT_TYPE.get(sev, "warning")
             self.statsd.event(title, text or title, alert_type=alert_type, aggregation_key=a.get("fingerprint"),
                               source_type_name="raywatch", tags=tags)

@@ -73,6 +73,16 @@ def test_http_api_events_with_keys_and_429(statsd, ddapi):
     assert second.body["aggregation_key"] == "fpx" and "env:test" in second.body["tags"]
 
 
+def test_long_titles_are_cut_to_datadogs_limit(statsd, ddapi):
+    sink = sink_for(statsd.port, api_key="k", api_host=ddapi.url(""))
+    try:
+        sink.send(notification(alert(fp="long", feature="f" * 80, method="psi")))
+    finally:
+        sink.close()
+    (req,) = ddapi.wait_for(1, "/api/v1/events")
+    assert ddapi.invalid == [] and req.status == 202 and len(req.body["title"]) == 100
+
+
 def test_http_api_403_is_permanent_and_keys_stay_secret(statsd, ddapi):
     ddapi.script("/api/v1/events", Answer(403, {"errors": ["Forbidden"]}))
     sink = sink_for(statsd.port, api_key="api-KEY-123", api_host=ddapi.url(""))
