@@ -249,6 +249,21 @@ class StatsCore:
 
     # ================================================================== models
     def _parse_model_config(self, config: Any) -> MonitorConfig:
+        cfg = self._parse_model_config_raw(config)
+        if cfg is not self.config and _masked_secrets(cfg.alerting):
+            # a config that went through JSON lost its secrets ("**********"); the actor's own
+            # config (handed over pickled by the replica that created it) still has them
+            if not _masked_secrets(self.config.alerting) and (
+                [s.name for s in cfg.alerting.sinks] == [s.name for s in self.config.alerting.sinks]
+            ):
+                cfg = cfg.model_copy(update={"alerting": self.config.alerting})
+            else:
+                self.fail("register.secrets", ValueError(
+                    "the model's alerting config has masked secrets ('**********'): send the MonitorConfig "
+                    "object (it pickles with its secrets), not its JSON dump"))
+        return cfg
+
+    def _parse_model_config_raw(self, config: Any) -> MonitorConfig:
         if not config:
             return self.config
         if isinstance(config, MonitorConfig):
@@ -942,6 +957,24 @@ class StatsCore:
 
 
 # ====================================================================== adapters
+
+_MASK = "**********"
+
+
+def _masked_secrets(obj: Any) -> bool:
+    """Whether a (config) object holds a SecretStr whose value is pydantic's JSON mask."""
+    from pydantic import BaseModel, SecretStr
+
+    if isinstance(obj, SecretStr):
+        return obj.get_secret_value() == _MASK
+    if isinstance(obj, BaseModel):
+        return any(_masked_secrets(getattr(obj, f)) for f in type(obj).model_fields)
+    if isinstance(obj, dict):
+        return any(_masked_secrets(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_masked_secrets(v) for v in obj)
+    return False
+
 
 def _undump_rules(data: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """``data`` with rules that have ``expr`` stripped of the fields derived from it."""

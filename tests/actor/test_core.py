@@ -334,3 +334,20 @@ def test_deferred_summary_merge_equals_eager_merge(profile):
         w.add_summary(p)
     assert w.summary == eager
     assert w.rows == sum(range(1, 140))
+
+
+def test_config_with_masked_secrets_takes_the_actors_own(profile):
+    """A model config that went through JSON has "**********" for secrets; the actor keeps the
+    real ones it was created with (and counts the problem when it has none to offer)."""
+    alerting = {"rules": [{"name": "Slow", "expr": "latency_p99_seconds > 1"}],
+                "sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/secret-token"}]}
+    real = MonitorConfig(alerting=alerting, actor={"sqlite_path": None})
+    dumped = json.loads(real.model_dump_json())
+    assert dumped["alerting"]["sinks"][0]["url"] == "**********"
+    c = StatsCore(real)
+    c.register_model("app/Model", dumped, profile.to_bytes())
+    assert c.models["app/Model"].config.alerting.sinks[0].url.get_secret_value() == "http://127.0.0.1:9/secret-token"
+    assert c.failures == {}
+    bare = StatsCore(MonitorConfig(actor={"sqlite_path": None}))
+    bare.register_model("app/Model", dumped, profile.to_bytes())
+    assert bare.failures == {"register.secrets": 1}
