@@ -212,7 +212,7 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def bench_arrival(quick: bool, group_wait: float):
+def bench_arrival(quick: bool, group_wait: float, trials: int = 0, baseline: bool = True):
     recv = _Receiver()
     url = f"http://127.0.0.1:{recv.port}"
     retry = {"max_attempts": 3, "initial_backoff": "50ms", "max_backoff": "200ms"}
@@ -224,7 +224,7 @@ def bench_arrival(quick: bool, group_wait: float):
         "sinks": [{"name": "failing", "type": "webhook", "url": url + "/bad", "timeout": 1, "retry": retry},
                   {"name": "good", "type": "webhook", "url": url + "/good", "timeout": 1, "retry": retry}],
     })
-    trials = 100 if quick else 300
+    trials = trials or (100 if quick else 300)
     eng = AlertEngine.from_config(cfg, registry=CollectorRegistry(), dead_letter_path=None)
     import logging
 
@@ -250,7 +250,7 @@ def bench_arrival(quick: bool, group_wait: float):
     rp = RetryConfig.model_validate(retry)
     from raywatch.alerts.notification import Notification
 
-    for i in range(10 if quick else 30):
+    for i in range((10 if quick else 30) if baseline else 0):
         model = f"b{i}"
         t0 = time.perf_counter()
         n = Notification.build("x", "g", {"model": model}, [{"status": "firing", "labels": {"alertname": "HighErrorRate", "model": model},
@@ -286,11 +286,15 @@ def main(argv=None):
     print(f"arrival (one sink failing throughout): p50 {ar['arrival_ms_p50']} ms, p99 {ar['arrival_ms_p99']} ms "
           f"(group_wait {ar['group_wait_ms']} ms); inline baseline p50 {ar['inline_baseline_arrival_ms_p50']} ms, "
           f"p99 {ar['inline_baseline_arrival_ms_p99']} ms; failing sink {ar['failing_sink']}")
+    gw = bench_arrival(args.quick, 0.1, trials=20 if args.quick else 50, baseline=False)
+    print(f"arrival with group_wait 100 ms: p50 {gw['arrival_ms_p50']} ms, p99 {gw['arrival_ms_p99']} ms")
     out = {
         "benchmark": "alerting", "quick": args.quick, **ev, **ar,
+        "arrival_gw100_ms_p50": gw["arrival_ms_p50"], "arrival_gw100_ms_p99": gw["arrival_ms_p99"],
         "targets": {"eval_ms": 100, "arrival_p99_ms": 50 + 1000 * args.group_wait},
         "met": {"eval": ev["eval_ms_p50"] <= 100,
-                "arrival": ar["arrival_ms_p99"] is not None and ar["arrival_ms_p99"] <= 50 + 1000 * args.group_wait},
+                "arrival": ar["arrival_ms_p99"] is not None and ar["arrival_ms_p99"] <= 50 + 1000 * args.group_wait,
+                "arrival_gw100": gw["arrival_ms_p99"] is not None and gw["arrival_ms_p99"] <= 150},
         "wall_s": round(time.perf_counter() - t0, 1),
         "note": "shared 2-core machine: absolute times are noisy, compare ratios",
     }
