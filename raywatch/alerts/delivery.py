@@ -94,8 +94,9 @@ def deliver_with_retries(sink: Sink, n: Notification, retry: Any, *, metrics: Op
         except DeliveryError as exc:
             err = exc
         except Exception as exc:  # a bug in a sink must not kill its worker
+            # no traceback in the log: its text would carry the message unredacted
             err = PermanentError(f"{type(exc).__name__}: {sink.redact(str(exc))}")
-            log.exception("sink %s raised unexpectedly", sink.name)
+            log.error("sink %s raised unexpectedly: %s", sink.name, err)
         else:
             if metrics is not None:
                 metrics.sent.labels(sink=sink.name).inc()

@@ -118,7 +118,10 @@ def http_post_json(url: str, body: Any, *, timeout: float, headers: Optional[Map
     data = json.dumps(body, separators=(",", ":"), default=str).encode()
     hdrs = {"Content-Type": "application/json", "User-Agent": "raywatch"}
     hdrs.update(headers or {})
-    req = urllib.request.Request(url, data=data, headers=hdrs, method="POST")
+    try:
+        req = urllib.request.Request(url, data=data, headers=hdrs, method="POST")
+    except ValueError:
+        raise PermanentError("invalid URL (check the sink's url; it is not shown because it may hold a secret)") from None
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, resp.read(65536).decode("utf-8", "replace")

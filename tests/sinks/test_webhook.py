@@ -58,3 +58,17 @@ def test_a_masked_secret_is_reported(caplog):
     with caplog.at_level(logging.ERROR, logger="raywatch.sinks"):
         WebhookSink(masked.sinks[0])
     assert "serialized with its secrets masked" in caplog.text
+
+
+def test_malformed_secret_url_is_not_shown(caplog):
+    import logging
+
+    from sink_helpers import FAST_RETRY
+
+    from raywatch.alerts.delivery import deliver_with_retries
+
+    sink = WebhookSink(WebhookSinkConfig(name="hook", type="webhook", url="htp:/tok-SECRET-9"))
+    with caplog.at_level(logging.DEBUG):
+        ok, err, attempts = deliver_with_retries(sink, notification(), FAST_RETRY)
+    assert not ok and attempts == 1 and "invalid URL" in str(err)
+    assert "tok-SECRET-9" not in caplog.text + str(err)
