@@ -32,6 +32,9 @@ __all__ = ["render_report", "write_report"]
 
 Event = Tuple[float, str]
 
+# what the performance charts draw (a window's performance dict also holds counts and bounds)
+_PERF_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "mape", "r2")
+
 _CSS = """
 :root { --fg:#1d2733; --muted:#6b7785; --line:#d9dee4; --bg:#fafbfc; --card:#fff; --bad:#C0392B; --ok:#1E8449; }
 * { box-sizing: border-box; }
@@ -367,14 +370,14 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
     perf_keys: List[str] = []
     for w in windows:
         for k in (w.get("performance") or {}):
-            if k not in perf_keys and _num((w.get("performance") or {}).get(k)) is not None:
+            if k in _PERF_KEYS and k not in perf_keys and _num((w.get("performance") or {}).get(k)) is not None:
                 perf_keys.append(k)
     out.append("<h3>Model performance from feedback</h3>")
     if perf_keys:
         cls = [k for k in perf_keys if k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
         reg = [k for k in perf_keys if k not in cls]
         perf_charts = []
-        for group, title in ((cls, "classification metrics"), (reg, "regression metrics / other")):
+        for group, title in ((cls, "classification metrics"), (reg, "regression metrics")):
             if not group:
                 continue
             # feedback arrives in some windows only: join the windows that have it

@@ -55,6 +55,8 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> List[float]:
         return [0.0, 1.0]
     if hi < lo:
         lo, hi = hi, lo
+    if hi == lo == 0:
+        return [0.0, 1.0]
     if hi == lo:
         pad = abs(lo) * 0.1 or 0.5
         lo, hi = lo - pad, hi + pad

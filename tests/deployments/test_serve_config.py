@@ -94,6 +94,20 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
 
     m = _wait(model_status, 90)
     assert m["profile"] is True
+
+    # the CLI reads the same actor: status and the report from the running actor
+    from click.testing import CliRunner
+
+    from raywatch.cli import main
+
+    cfg_file = tmp_path / "actor.yaml"
+    cfg_file.write_text(yaml.safe_dump({"actor": actor}))
+    res = CliRunner().invoke(main, ["status", "--model", key, "--config", str(cfg_file)])
+    assert res.exit_code == 0, res.output
+    assert key in res.output and "latency p50" in res.output and "drift: amount ok" in res.output
+    res = CliRunner().invoke(main, ["report", "--model", key, "--config", str(cfg_file), "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert "(1 model(s)" in res.output and 'aria-label="amount"' in (tmp_path / "r.html").read_text()
     assert set(m["drift"]["columns"]) >= {"amount", "hour", "merchant_category", "distance_km", "is_fraud", "probability"}
     assert {c["threshold"] for c in m["drift"]["columns"].values() if c["method"] in ("ks", "chisquare", "ztest")} == {0.01}
 
