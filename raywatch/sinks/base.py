@@ -138,6 +138,8 @@ def http_post_json(url: str, body: Any, *, timeout: float, headers: Optional[Map
         reason = exc.reason
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise TransientError(f"timed out after {timeout:g}s") from None
+        if isinstance(reason, str):  # urllib's own refusals: unknown scheme, no host
+            raise PermanentError("invalid URL (check the sink's url; it is not shown because it may hold a secret)") from None
         if isinstance(reason, ssl.SSLCertVerificationError):
             raise PermanentError(f"TLS certificate not accepted: {reason.verify_message}") from None
         raise TransientError(f"connection error: {type(reason).__name__}: {getattr(reason, 'strerror', None) or reason}") from None
