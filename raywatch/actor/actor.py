@@ -68,14 +68,21 @@ class StatsActor:
         self.shard = int(shard)
         self.name = actor_name(cfg.actor.name, self.shard, cfg.actor.shards)
         store = None
+        store_error: Optional[BaseException] = None
         path = sqlite_path_for(cfg, self.shard)
         if path:
-            store = Store(path)
             try:
-                os.chmod(store.path, 0o600)  # it holds sink secrets
-            except OSError:
-                pass
+                store = Store(path)
+            except Exception as exc:  # unwritable path, foreign file: run in memory, loudly
+                store_error = exc
+            else:
+                try:
+                    os.chmod(store.path, 0o600)  # it holds sink secrets
+                except OSError:
+                    pass
         self.core = StatsCore(cfg, store, shard=self.shard, name=self.name)
+        if store_error is not None:
+            self.core.fail("store.open", store_error)
         self.core.group_commit = True
         self._commit_fut: Optional[asyncio.Future] = None
         self.core.dead_letter_dir = os.path.dirname(store.path) if store is not None else None
@@ -98,7 +105,7 @@ class StatsActor:
         self._t0 = time.monotonic()
         if self.recovered.get("models"):
             # compute a view right away so /metrics and status have figures after a restart
-            self.core.evaluate()
+            self.core.evaluate(want_status=False)
             if self.dogstatsd is not None:
                 self.dogstatsd.prime(self.core.models.values())
 
@@ -134,8 +141,8 @@ class StatsActor:
             if self.server is None:
                 await self._start_server()
 
-    def _tick(self, now: Optional[float] = None) -> Dict[str, Any]:
-        st = self.core.evaluate(now)
+    def _tick(self, now: Optional[float] = None, want_status: bool = False) -> Optional[Dict[str, Any]]:
+        st = self.core.evaluate(now, want_status=want_status)
         if self.dogstatsd is not None:
             try:
                 self.dogstatsd.publish(self.core.models.values())
@@ -258,7 +265,8 @@ class StatsActor:
     async def evaluate(self, now: Optional[float] = None) -> Dict[str, Any]:
         """Evaluate now (close due windows, rules, DogStatsD, checkpoint); returns status."""
         await self._ensure_started()
-        st = self._tick(now)
+        st = self._tick(now, want_status=True)
+        st["actor"]["metrics_address"] = self.server.address if self.server else None
         return st
 
     async def status(self, model_key: Optional[str] = None) -> Dict[str, Any]:

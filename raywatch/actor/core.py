@@ -612,8 +612,9 @@ class StatsCore:
             ms.series = []
         return ms.view
 
-    def evaluate(self, now: Optional[float] = None) -> Dict[str, Any]:
-        """Close due windows, compute every model's view, run the alert rules."""
+    def evaluate(self, now: Optional[float] = None, *, want_status: bool = True) -> Optional[Dict[str, Any]]:
+        """Close due windows, compute every model's view, run the alert rules; returns the
+        status (unless ``want_status`` is False, as in the actor's periodic loop)."""
         now = time.time() if now is None else now
         self.counters["evaluations"] += 1
         by_engine: Dict[str, List[Any]] = {}
@@ -637,7 +638,7 @@ class StatsCore:
                 except Exception as exc:
                     self.fail("exposition", exc)
         self.last_evaluation = now
-        return self.status(now=now)
+        return self.status(now=now) if want_status else None
 
     # ================================================================== series & alerts
     def _series(self, ms: ModelState, r: Dict[str, Any]) -> List[Any]:

@@ -351,3 +351,13 @@ def test_config_with_masked_secrets_takes_the_actors_own(profile):
     bare = StatsCore(MonitorConfig(actor={"sqlite_path": None}))
     bare.register_model("app/Model", dumped, profile.to_bytes())
     assert bare.failures == {"register.secrets": 1}
+
+
+def test_unwritable_sqlite_path_runs_in_memory(profile, tmp_path):
+    from raywatch.actor.actor import StatsActor
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    a = StatsActor(MonitorConfig(actor={"sqlite_path": str(blocker / "stats.sqlite")}))
+    assert a.core.store is None and a.core.failures == {"store.open": 1}
+    assert a.core.ingest(make_batch(profile, n=5, seq=1), journal=a.core.journal_batch) == "ok"
