@@ -89,6 +89,8 @@ class Matcher:
 
     def match_value(self, value: str) -> bool:
         """Whether one label value (``""`` when absent) satisfies this matcher."""
+        if not isinstance(value, str):
+            value = str(value)
         op = self.op
         if op == "=":
             return value == self.value

@@ -130,3 +130,10 @@ def test_columnar_evaluation_equals_the_naive_loop(series, rules):
                  for a in rs.evaluate(ser, 0))
     # duplicate series (same name and labels) collapse into one alert, as in Prometheus
     assert sorted(set(got)) == sorted(set(naive(cfgs, ser)))
+
+
+def test_non_string_label_values_are_matched_as_strings():
+    rs = RuleSet([rule(name="Hot", expr='gpu_utilization{gpu=~"0|1"} > 90')])
+    changed = rs.evaluate([Series("gpu_utilization", dict(M, gpu=0), 95.0),
+                           Series("gpu_utilization", dict(M, gpu=2), 95.0)], 0)
+    assert [a.labels["gpu"] for a in changed] == ["0"]
