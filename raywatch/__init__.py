@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "monitor": "raywatch.serve.wrap:monitor",
     "AlertEngine": "raywatch.alerts.engine:AlertEngine",
+    "AlertingConfig": "raywatch.config:AlertingConfig",
     "Series": "raywatch.alerts.alert:Series",
     "replay_dead_letters": "raywatch.alerts.deadletter:replay",
     "ConfigError": "raywatch.config:ConfigError",
