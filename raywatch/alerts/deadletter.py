@@ -36,7 +36,12 @@ class DeadLetterFile:
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.error("cannot create the dead-letter directory %s (%s); undeliverable notifications "
+                          "will be logged at ERROR instead", self.path.parent, exc.strerror or exc)
+                self.path = None
 
     def write(self, sink: str, sink_type: str, notification: Notification, reason: str,
               attempts: int, status: Optional[int] = None) -> bool:
@@ -54,11 +59,16 @@ class DeadLetterFile:
         if self.path is None:
             log.error("undeliverable notification for sink %s (no dead_letter_path configured): %s", sink, line)
             return False
-        with self._lock:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+        try:
+            with self._lock:
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fh.write(line + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except OSError as exc:
+            log.error("cannot write the dead-letter file %s (%s); the undeliverable notification for sink %s: %s",
+                      self.path, exc.strerror or exc, sink, line)
+            return False
         return True
 
 

@@ -269,3 +269,18 @@ def test_undelivered_notifications_survive_a_restart(tmp_path):
         assert e2.state()["outbox"] == {}
     finally:
         e2.close(2)
+
+
+def test_unwritable_dead_letter_path_falls_back_to_the_log(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
+                                         "sinks": [{"name": "x", "type": "log", "retry": {"max_attempts": 1}}]})
+    with caplog.at_level(logging.ERROR, logger="raywatch"):
+        e = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=False,
+                                    dead_letter_path=str(blocker / "sub" / "dl.jsonl"), sinks={"x": AlwaysDown(cfg.sinks[0])})
+        e.evaluate(HOT, now=0)
+        assert e.wait_idle(5)
+        e.close(1)
+    assert "cannot create the dead-letter directory" in caplog.text
+    assert "undeliverable notification for sink x" in caplog.text and '"alertname":"HighErrors"' in caplog.text

@@ -18,7 +18,15 @@ ENV = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/X", "PAGERDU
 def example(monkeypatch):
     for k, v in ENV.items():
         monkeypatch.setenv(k, v)
-    return load_config(ROOT / "configs" / "monitor.yaml")
+    return load_config(ROOT / "configs" / "monitor-sinks.yaml")
+
+
+def test_plain_example_loads_without_secrets_and_shares_the_rules(example, monkeypatch):
+    for k in ENV:
+        monkeypatch.delenv(k)
+    plain = load_config(ROOT / "configs" / "monitor.yaml")
+    assert [s.type for s in plain.alerting.sinks] == ["log"]
+    assert plain.alerting.rules == example.alerting.rules
 
 
 def test_committed_files_match_the_example_config(example, tmp_path):

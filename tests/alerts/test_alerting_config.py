@@ -76,7 +76,7 @@ def test_dumped_config_loads_again(monkeypatch):
                  "SMTP_PASSWORD": "pw"}.items():
         monkeypatch.setenv(k, v)
     root = Path(__file__).resolve().parents[2]
-    cfg = parse_config(yaml.safe_load((root / "configs" / "monitor.yaml").read_text()), MonitorConfig)
+    cfg = parse_config(yaml.safe_load((root / "configs" / "monitor-sinks.yaml").read_text()), MonitorConfig)
     for dumped in (cfg.model_dump(), cfg.model_dump(by_alias=True)):
         again = MonitorConfig.model_validate(dumped)
         assert again == cfg
