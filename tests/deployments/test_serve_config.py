@@ -183,3 +183,43 @@ def test_yaml_mistakes_fail_the_deploy_with_file_field_and_expectation(serve_cle
         deploy_serve_config(str(path))
     assert f"{mon}: alerting.rules[0].threshold: Input should be a valid number" in str(err.value)
     serve.delete(f"bad{suffix}")
+
+
+def test_regressor_yaml_monitors_the_approval_model(serve_clean, tmp_path):
+    from ray import serve
+
+    import raywatch.actor.api as api
+    from deployments.approval import FEATURES, load_polls
+    from raywatch.cli import deploy_serve_config
+
+    suffix = uuid.uuid4().hex[:6]
+    data = yaml.safe_load((CONFIGS / "serve-approval.yaml").read_text())
+    app = data["applications"][0]
+    app_name = f"approval{suffix}"
+    app.update(name=app_name, route_prefix=f"/{app_name}")
+    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": _free_port()}
+    app["args"]["monitor"]["actor"] = actor
+    app["args"]["monitor"]["windows"] = {"length": "5s", "rolling": 2, "evaluation_interval": "1s"}
+    path = tmp_path / "serve-approval.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    deploy_serve_config(str(path), timeout=180)
+
+    cols, y = load_polls()
+    h = serve.get_app_handle(app_name)
+    answers = [h.remote({f: float(cols[f][i]) for f in FEATURES}).result(timeout_s=30) for i in range(0, 1000, 5)]
+    err = [a["approval"] - y[i] for a, i in zip(answers, range(0, 1000, 5))]
+    assert max(abs(e) for e in err) < 3.0
+
+    key = f"{app_name}/ApprovalModel"
+
+    def seen():
+        m = api.status(key, config={"actor": actor}).get("models", {}).get(key)
+        return m if m and m["drift"]["columns"] and (m.get("totals") or {}).get("requests", 0) >= len(answers) else None
+
+    m = _wait(seen, 90)
+    assert m["labels"]["model"] == "approval" and m["labels"]["version"] == "ridge-v1"
+    assert set(m["drift"]["columns"]) == set(FEATURES) | {"approval"}
+    import ray
+
+    for _, handle in api.actors({"actor": actor}):
+        ray.kill(handle)
