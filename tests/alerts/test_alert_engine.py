@@ -284,3 +284,18 @@ def test_unwritable_dead_letter_path_falls_back_to_the_log(tmp_path, caplog):
         e.close(1)
     assert "cannot create the dead-letter directory" in caplog.text
     assert "undeliverable notification for sink x" in caplog.text and '"alertname":"HighErrors"' in caplog.text
+
+
+def test_engines_share_the_default_registry():
+    """The stats actor may build several engines in one process with registry=None."""
+    from prometheus_client import REGISTRY
+
+    cfg = {"rules": RULES, "sinks": [{"name": "shared-a", "type": "log"}]}
+    e1 = AlertEngine.from_config(cfg, background=False)
+    e2 = AlertEngine.from_config(dict(cfg, sinks=[{"name": "shared-b", "type": "log"}]), background=False)
+    try:
+        assert e1.metrics is e2.metrics
+        assert REGISTRY.get_sample_value("raywatch_notifications_sent_total", {"sink": "shared-b"}) == 0.0
+    finally:
+        e1.close(1)
+        e2.close(1)
