@@ -39,9 +39,9 @@ def event(n: Any, routing_key: str, *, source: str = "raywatch", client: str = "
             "source": labels.get("model") or labels.get("deployment") or source,
             "severity": _SEVERITY.get(n.severity, "error"),
             "timestamp": iso(n.created_at),
-            "component": labels.get("model", ""),
+            "component": labels.get("model") or n.group_labels.get("model"),
             "group": "/".join(x for x in (labels.get("app"), labels.get("deployment")) if x),
-            "class": labels.get("alertname", ""),
+            "class": labels.get("alertname") or n.group_labels.get("alertname"),
             "custom_details": {
                 "firing": len(n.firing),
                 "resolved": len(n.resolved),
@@ -49,6 +49,7 @@ def event(n: Any, routing_key: str, *, source: str = "raywatch", client: str = "
                 "common_labels": dict(labels),
             },
         }
+        body["payload"] = {k: v for k, v in body["payload"].items() if v not in (None, "")}  # optional fields
         body["client"] = client
         if client_url:
             body["client_url"] = client_url
