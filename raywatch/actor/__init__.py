@@ -5,7 +5,8 @@ pull in Ray):
 
 * :func:`get_or_create` / :func:`get_for_model` — the handle of a stats actor shard;
 * :func:`shard_for` — which shard owns a model key;
-* :func:`status`, :func:`history`, :func:`feedback` — the query API.
+* :func:`status`, :func:`history`, :func:`feedback` — the query API;
+* :func:`history_from_sqlite` — the same history from an actor's SQLite file, without Ray.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _EXPORTS = {
     "StatsCore": "raywatch.actor.core:StatsCore",
     "status": "raywatch.actor.api:status",
     "history": "raywatch.actor.api:history",
+    "history_from_sqlite": "raywatch.actor.core:history_from_sqlite",
     "feedback": "raywatch.actor.api:feedback",
     "actors": "raywatch.actor.api:actors",
 }

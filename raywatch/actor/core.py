@@ -40,7 +40,7 @@ from raywatch.actor.windows import Window, aggregate_resources
 from raywatch.config import AlertingConfig, MonitorConfig, parse_config
 from raywatch.stats.batch import ReplicaBatch
 
-__all__ = ["StatsCore", "ModelState"]
+__all__ = ["StatsCore", "ModelState", "history_from_sqlite"]
 
 log = logging.getLogger("raywatch.actor.core")
 
@@ -955,6 +955,24 @@ class StatsCore:
         self.counters["replayed"] += stats["replayed"]
         log.info("stats actor %s recovered from %s: %s", self.name, self.store.path, stats)
         return stats
+
+
+def history_from_sqlite(path: str, model_key: Optional[str] = None, since: Optional[float] = None) -> Dict[str, Any]:
+    """``history()`` read from a stats actor's SQLite file, without Ray (the offline report).
+
+    Opens the file read-only; the models' last checkpoint plus the journal after it give
+    the features' current histograms, the ``windows`` and ``alerts`` tables the rest.
+    """
+    store = Store(path, readonly=True)
+    try:
+        core = StatsCore(MonitorConfig(actor={"sqlite_path": None}), store)
+        core.recover()
+        # "current" histograms: the rolling view as of the newest data in the file
+        ends = [w.last_ts or w.end for ms in core.models.values() for w in list(ms.open.values()) + list(ms.closed)]
+        core.last_evaluation = max(ends) if ends else None
+        return core.history(model_key, since)
+    finally:
+        store.close()
 
 
 # ====================================================================== adapters

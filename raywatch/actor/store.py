@@ -108,8 +108,18 @@ def _finite(obj: Any) -> Any:
 class Store:
     """The stats actor's SQLite file. Not thread-safe: the actor uses it from its event loop."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, readonly: bool = False):
         self.path = os.path.abspath(os.path.expanduser(path))
+        self.readonly = readonly
+        if readonly:
+            if not os.path.exists(self.path):
+                raise FileNotFoundError(f"{self.path}: no such raywatch SQLite file")
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                         check_same_thread=False, timeout=10.0)
+            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or int(row[0]) != SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: not a raywatch stats file of schema version {SCHEMA_VERSION}")
+            return
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)

@@ -361,3 +361,22 @@ def test_unwritable_sqlite_path_runs_in_memory(profile, tmp_path):
     a = StatsActor(MonitorConfig(actor={"sqlite_path": str(blocker / "stats.sqlite")}))
     assert a.core.store is None and a.core.failures == {"store.open": 1}
     assert a.core.ingest(make_batch(profile, n=5, seq=1), journal=a.core.journal_batch) == "ok"
+
+
+def test_history_from_sqlite_without_ray(profile, tmp_path):
+    from raywatch.actor import history_from_sqlite
+
+    path = str(tmp_path / "s.sqlite")
+    c = core_with(profile, Store(path))
+    for k in range(3):
+        c.ingest(make_batch(profile, n=50, seq=k + 1, ts=T0 + 10 * k + 1), now=T0 + 10 * k + 1, journal=c.journal_batch)
+    c.evaluate(now=T0 + 25)
+    live = c.history()
+    offline = history_from_sqlite(path)
+    assert [w["start"] for w in offline["models"]["app/Model"]["windows"]] == [T0, T0 + 10]
+    assert offline["models"]["app/Model"]["windows"] == live["models"]["app/Model"]["windows"]
+    assert offline["models"]["app/Model"]["labels"] == live["models"]["app/Model"]["labels"]
+    assert sum(offline["models"]["app/Model"]["features"]["age"]["current"]["counts"]) == 150
+    assert Store(path).journal_size() == 3  # read-only: nothing replayed into the file
+    with pytest.raises(FileNotFoundError):
+        history_from_sqlite(str(tmp_path / "missing.sqlite"))
