@@ -164,10 +164,11 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def test_repository_configs_are_valid(monkeypatch):
     import re
 
-    paths = sorted(str(p) for p in CONFIGS.glob("serve-*.yaml")) + [str(CONFIGS / "monitor.yaml")]
+    paths = sorted(str(p) for p in CONFIGS.glob("serve-*.yaml")) + sorted(str(p) for p in CONFIGS.glob("monitor*.yaml"))
     assert len(paths) >= 5
-    for name in set(re.findall(r"\$\{(\w+)\}", (CONFIGS / "monitor.yaml").read_text())):
-        monkeypatch.setenv(name, f"https://example.invalid/{name}")
+    for p in CONFIGS.glob("monitor*.yaml"):
+        for name in set(re.findall(r"\$\{(\w+)\}", p.read_text())):
+            monkeypatch.setenv(name, f"https://example.invalid/{name}")
     res = CliRunner().invoke(main, ["check-config", *paths])
     assert res.exit_code == 0, res.output
     assert res.output.count("monitored by raywatch") == 3
@@ -184,15 +185,23 @@ def test_monitoring_is_a_yaml_only_change():
 
 @pytest.mark.parametrize("what", ["prometheus-rules", "grafana-dashboard", "datadog-monitors", "alertmanager-config"])
 def test_export_writes_each_format_without_secrets(tmp_path, what, monkeypatch):
-    for name in ("SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "SMTP_PASSWORD"):
+    import re
+
+    src = CONFIGS / "monitor-sinks.yaml"  # every sink type, secrets as ${ENV_VAR}, none set here
+    names = set(re.findall(r"\$\{(\w+)\}", src.read_text()))
+    assert names
+    for name in names:
         monkeypatch.delenv(name, raising=False)
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["export", what, "--config", str(CONFIGS / "monitor.yaml"), "-o", str(out)])
+    res = CliRunner().invoke(main, ["export", what, "--config", str(src), "-o", str(out)])
     assert res.exit_code == 0, res.output
     text = out.read_text()
     assert "unset-" not in text
+    committed = {"prometheus-rules": "prometheus-rules.yml", "grafana-dashboard": "grafana-dashboard.json",
+                 "datadog-monitors": "datadog-monitors.json", "alertmanager-config": "alertmanager.yml"}[what]
+    assert text == (CONFIGS / committed).read_text()  # the files in configs/ are what the CLI makes
     doc = json.loads(text) if what in ("grafana-dashboard", "datadog-monitors") else yaml.safe_load(text)
-    rules = yaml.safe_load((CONFIGS / "monitor.yaml").read_text().replace("${", "$")).get("alerting", {}).get("rules", [])
+    rules = yaml.safe_load(src.read_text()).get("alerting", {}).get("rules", [])
     if what == "prometheus-rules":
         assert {r["alert"] for r in doc["groups"][0]["rules"]} == {r["name"] for r in rules}
     elif what == "datadog-monitors":
@@ -210,7 +219,7 @@ def test_exported_rules_and_scrape_config_pass_promtool(tmp_path, require_binary
 
     promtool = require_binary("promtool")
     rules = tmp_path / "prometheus-rules.yml"
-    res = CliRunner().invoke(main, ["export", "prometheus-rules", "--config", str(CONFIGS / "monitor.yaml"), "-o", str(rules)])
+    res = CliRunner().invoke(main, ["export", "prometheus-rules", "--config", str(CONFIGS / "monitor-sinks.yaml"), "-o", str(rules)])
     assert res.exit_code == 0, res.output
     check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
