@@ -181,6 +181,39 @@ class Capture:
         except Exception as exc:  # noqa: BLE001 - capture never raises into the request
             self.failed(exc)
 
+    def sampled(self) -> bool:
+        """Decide now whether a request's payload is kept (for callers that must know early)."""
+        rate = self.sample_rate
+        return self.enabled and (rate >= 1.0 or (rate > 0.0 and self._random() < rate))
+
+    def record_decided(
+        self,
+        method: str,
+        t0: float,
+        outcome: Optional[str],
+        status: Optional[int],
+        args: Any,
+        kwargs: Any,
+        result: Any,
+        route: Optional[str] = None,
+    ) -> None:
+        """Like :meth:`record`, for a request whose sampling was decided by :meth:`sampled`
+        (payload references are kept as given). Never raises."""
+        try:
+            t1 = self._clock()
+            if not self.enabled or (self.methods is not None and method not in self.methods):
+                return
+            buf = self.buffer
+            n = len(buf)
+            if n >= self.bound:
+                self.dropped += 1
+                return
+            buf.append((method, t0, t1, outcome, status, self._ctx(), args, kwargs, result, route))
+            if n + 1 >= self.flush_at and not self.wake.is_set():
+                self.wake.set()
+        except Exception as exc:  # noqa: BLE001
+            self.failed(exc)
+
     def failed(self, exc: BaseException) -> None:
         """Count (and log, rate-limited) a failure of monitoring code. Never raises."""
         try:

@@ -318,24 +318,26 @@ def _asgi_wrapper(orig: Callable) -> Callable:
             return await asgi_feedback(mon, scope, receive, send)
         cap = mon.capture
         t0 = _perf()
-        rate = cap.sample_rate
-        sampled = cap.enabled and (rate >= 1.0 or (rate > 0.0 and cap._random() < rate))
-        limit = mon.config.capture.max_body_bytes if sampled else 0
-        tee = _BodyTee(receive, limit) if limit else None
-        spy = _SendSpy(send, limit)
+        sampled = cap.sampled()
+        max_body = mon.config.capture.max_body_bytes
+        tee = _BodyTee(receive, max_body) if sampled and max_body else None
+        # the response body (a prediction) is kept for sampled requests, and for all when
+        # feedback is on (predictions are joined to ground truth by request id)
+        spy = _SendSpy(send, max_body if (sampled or cap.keep_results) else 0)
         try:
             await orig(self, scope, tee or receive, spy)
         except BaseException as exc:
-            cap.record("__call__", t0, type(exc).__name__, spy.status or 500, None, None, None, _route_of(scope))
+            cap.record_decided("__call__", t0, type(exc).__name__, spy.status or 500, None, None, None, _route_of(scope))
             raise
         try:
+            route = _route_of(scope)
+            body = spy.body() if spy.json else None
+            result = JsonBody(body) if body else None
             if sampled:
                 args = (HttpPayload(scope.get("query_string") or b"", tee.body() if tee else None),)
-                result = spy.body() if spy.json else None
-                cap.record("__call__", t0, None, spy.status, args, {}, JsonBody(result) if result else None,
-                           _route_of(scope))
+                cap.record_decided("__call__", t0, None, spy.status, args, {}, result, route)
             else:
-                cap.record("__call__", t0, None, spy.status, None, None, None, _route_of(scope))
+                cap.record_decided("__call__", t0, None, spy.status, None, None, result, route)
         except Exception as exc:
             cap.failed(exc)
 

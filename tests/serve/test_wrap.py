@@ -348,3 +348,55 @@ def test_outside_ray_nothing_starts_a_cluster(monkeypatch):
     m2.tick()
     m2.stop(flush=False)
     assert m2.shipper.failures >= 1
+
+
+def _asgi_instance(cfg):
+    from ray.serve._private.http_util import ASGIAppReplicaWrapper
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"prediction": 0}'})
+
+    class Ingress(ASGIAppReplicaWrapper):
+        def __init__(self):
+            self._asgi_app = app
+
+    M = wrap.monitored_class(Ingress, cfg)
+    return M()
+
+
+async def _receive():
+    return {"type": "http.request", "body": b'{"a": 1}', "more_body": False}
+
+
+async def _send(msg):
+    pass
+
+
+def test_asgi_sampling_is_decided_once():
+    obj = _asgi_instance(MonitorConfig(resources={"enabled": False}, capture={"sample_rate": 0.5},
+                                       shipping={"flush_interval": 3600, "flush_max_records": 100_000}))
+    try:
+        async def many():
+            for _ in range(2000):
+                await obj({"type": "http", "query_string": b""}, _receive, _send)
+
+        asyncio.run(many())
+        recs = _records(obj)
+        assert len(recs) == 2000
+        kept = sum(r[6] is not None for r in recs)
+        assert 850 < kept < 1150  # ~50 %, not 25 % (sampled twice) — binomial sd is ~22
+        assert all((r[6] is None) == (r[8] is None) for r in recs)
+    finally:
+        _stop(obj)
+
+
+def test_asgi_feedback_keeps_predictions_of_unsampled_requests():
+    obj = _asgi_instance(MonitorConfig(resources={"enabled": False}, capture={"sample_rate": 0.0, "feedback": True}))
+    try:
+        asyncio.run(obj({"type": "http", "query_string": b""}, _receive, _send))
+        (r,) = _records(obj)
+        assert r[6] is None and r[8] == b'{"prediction": 0}'
+    finally:
+        _stop(obj)
