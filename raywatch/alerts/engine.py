@@ -106,6 +106,7 @@ class AlertEngine:
                                      {name: bool(getattr(s.cfg, "send_resolved", True)) for name, s in self.sinks.items()})
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
+        self._offset = 0.0  # evaluation time minus clock time (callers may run on their own timeline)
         self._closed = False
         self._thread: Optional[threading.Thread] = None
         if background:
@@ -124,13 +125,19 @@ class AlertEngine:
         seconds, default the clock). Returns the alerts whose state changed: newly pending,
         newly firing, resolved. Notifications are queued, never sent inline.
 
-        With the background timer running, ``now`` must come from the engine's clock
-        (``time.time`` by default): group timers and repeat intervals compare the two."""
+        The background timer follows the timeline of ``now``: it runs group timers at
+        ``clock() + (now - clock() at the last evaluation)``, so a caller with its own
+        (e.g. simulated) timestamps still gets group_wait and group_interval in real time."""
         t0 = time.perf_counter()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the alert engine is closed")
-            now = self.clock() if now is None else float(now)
+            if now is None:
+                now = self.clock()
+                self._offset = 0.0
+            else:
+                now = float(now)
+                self._offset = now - self.clock()
             changed = self.rules.evaluate(series, now)
             for a in changed:
                 self.metrics.set_state(a.labels, a.state)
@@ -150,9 +157,13 @@ class AlertEngine:
     def tick(self, now: Optional[float] = None) -> int:
         """Flush the aggregation groups due at ``now``; returns notifications queued."""
         with self._lock:
-            now = self.clock() if now is None else float(now)
+            now = self._now() if now is None else float(now)
             self.silences.expire(now)
             return self.dispatcher.tick(now)
+
+    def _now(self) -> float:
+        """The current time on the evaluations' timeline."""
+        return self.clock() + self._offset
 
     def _push_direct(self, changed: Sequence[Alert], now: float) -> None:
         firing = [a for a in self.rules.alerts() if a.state == FIRING]
@@ -189,7 +200,7 @@ class AlertEngine:
         with self._lock:
             while not self._closed:
                 deadline = self.dispatcher.next_deadline()
-                now = self.clock()
+                now = self._now()
                 if deadline is not None and deadline <= now:
                     try:
                         self.silences.expire(now)
@@ -205,7 +216,7 @@ class AlertEngine:
         """Active (pending and firing) alerts as dicts, with ``muted`` (``"silenced"``,
         ``"inhibited"`` or None) and RFC 3339 ``starts_at``."""
         with self._lock:
-            now = self.clock()
+            now = self._now()
             out = []
             for a in self.rules.alerts():
                 if a.state not in (PENDING, FIRING):
@@ -226,7 +237,7 @@ class AlertEngine:
                 comment: str = "", created_by: str = "") -> str:
         """Add a silence (kept in :meth:`state`); returns its id."""
         with self._lock:
-            start = self.clock() if starts_at is None else float(starts_at)
+            start = self._now() if starts_at is None else float(starts_at)
             if ends_at is None:
                 if duration is None:
                     raise ValueError("give duration or ends_at")
@@ -247,7 +258,7 @@ class AlertEngine:
         with self._lock:
             return {
                 "version": STATE_VERSION,
-                "saved_at": self.clock(),
+                "saved_at": self._now(),
                 "rules": self.rules.state(),
                 "dispatch": self.dispatcher.state(),
                 "silences": self.silences.state(),

@@ -299,3 +299,20 @@ def test_engines_share_the_default_registry():
     finally:
         e1.close(1)
         e2.close(1)
+
+
+def test_background_timer_follows_the_callers_timeline(receiver):
+    """A caller on its own timeline (here: 1970) gets group timers in real time, and no
+    repeat storm from mixing its timestamps with the clock's."""
+    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "h", "group_wait": "0s",
+                                                                   "group_interval": "200ms", "repeat_interval": "1h"},
+                                         "sinks": [webhook("h", receiver.url("/h"))]})
+    e = AlertEngine.from_config(cfg, registry=CollectorRegistry())
+    try:
+        e.evaluate(HOT, now=1000.0)
+        (req,) = receiver.wait_for(1, "/h", timeout=5)
+        time.sleep(1.0)   # five group intervals: nothing new to say, so nothing is sent
+        assert len(receiver.requests) == 1
+        assert req.body["alerts"][0]["startsAt"] == "1970-01-01T00:16:40.000Z"
+    finally:
+        e.close(2)
