@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from html import escape
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = [
     "PALETTE",

@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 import yaml
@@ -267,3 +268,32 @@ def test_replay_dead_letters_sends_and_empties_the_file(tmp_path):
         assert [json.loads(x)["sink"] for x in dl.read_text().splitlines()] == ["gone"]
     finally:
         server.shutdown()
+
+
+def test_deploy_refuses_a_bad_serve_config_before_touching_ray(tmp_path):
+    bad = _serve_config(tmp_path, {"capture": {"sample_rate": "often"}})
+    res = CliRunner().invoke(main, ["deploy", str(bad)])
+    assert res.exit_code == 2
+    assert f"{bad}: applications[0].args: monitor.capture.sample_rate: Input should be a valid number" in res.output
+
+
+def test_status_lines_summarize_the_query_api():
+    from raywatch.cli import status_lines
+
+    st = {"models": {"fraud/FraudModel": {
+        "labels": {"app": "fraud", "deployment": "FraudModel", "model": "fraud", "version": "v1"},
+        "profile": True, "totals": {"requests": 1234},
+        "rolling": {"throughput_rps": 40.2, "error_rate": 0.0, "latency_p50_seconds": 0.0035, "latency_p95_seconds": 0.012,
+                    "latency_p99_seconds": 0.03},
+        "drift": {"columns": {"amount": {"drifted": True, "p_value": 1e-30}, "hour": {"drifted": False, "p_value": 0.4}}},
+        "performance": {"accuracy": 0.98, "rows": 500}, "resources": {"cpu_percent": 12.0, "rss_bytes": 2.5e8},
+        "replicas": {"r1": {}, "r2": {}},
+        "alerts": [{"state": "firing", "labels": {"alertname": "FeatureDrift", "severity": "warning", "feature": "amount"},
+                    "annotations": {"summary": "amount drifted"}}],
+    }}}
+    text = click.unstyle("\n".join(status_lines(st)))
+    assert "requests 1,234" in text and "p95 12 ms" in text and "replicas 2" in text
+    assert "amount DRIFT (p=1e-30)" in text and "hour ok (p=0.4)" in text
+    assert "accuracy 0.98" in text and "rows 500" in text
+    assert "FIRING FeatureDrift [warning] feature=amount — amount drifted" in text
+    assert status_lines({"models": {}}) == ["no model has reported to the stats actor yet"]
