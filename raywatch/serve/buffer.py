@@ -95,6 +95,7 @@ class BatchBuilder:
         """One batch from ``records`` (may be empty: a heartbeat with resources only)."""
         lab = self.labels
         n = len(records)
+        self._epoch_offset = time.time() - time.perf_counter()  # follows wall-clock adjustments
         sketch = LatencySketch(alpha=self.alpha)
         errors: Dict[str, int] = {}
         statuses: Dict[str, int] = {}
@@ -155,7 +156,7 @@ class BatchBuilder:
         summary = None
         if want_rows and rows:
             try:
-                summary = self.profile.summarize(rows).to_bytes()
+                summary = self.profile.summarize(_columns(rows)).to_bytes()
                 self.rows_summarized += len(rows)
             except Exception as exc:
                 self._failed("summarize features", exc)
@@ -190,6 +191,31 @@ def _status_of(result: Any, ctx: Any) -> Optional[int]:
     if ctx is not None and getattr(ctx, "is_http_request", False):
         return 200
     return None
+
+
+def _columns(rows: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
+    """Rows to typed column arrays (numeric columns become float/int arrays: cheaper to
+    summarize than the object arrays a list of row dicts turns into). A key missing from a
+    row is ``None`` there; a column mixing types stays an object array."""
+    names: Dict[str, None] = {}
+    for r in rows:
+        for k in r:
+            names.setdefault(k, None)
+    cols: Dict[str, np.ndarray] = {}
+    for name in names:
+        vals = [r.get(name) for r in rows]
+        arr = None
+        try:
+            arr = np.asarray(vals)
+        except (ValueError, TypeError):
+            pass
+        if arr is None or arr.ndim != 1 or arr.dtype.kind not in "biufU" or (
+            arr.dtype.kind == "U" and any(type(v) is not str for v in vals)
+        ):
+            arr = np.empty(len(vals), dtype=object)
+            arr[:] = vals
+        cols[name] = arr
+    return cols
 
 
 def _join(out: List[Dict[str, Any]], feats: List[Dict[str, Any]], preds: List[Dict[str, Any]]) -> None:

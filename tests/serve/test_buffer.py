@@ -104,3 +104,16 @@ def test_plain_http_handler_status():
     cap.buffer.append(("__call__", 1.0, 1.1, None, None, _ctx("s", http=True), (None,), {}, "text", None))
     b = BatchBuilder(_labels(), Extractor()).build(cap.drain())
     assert b.statuses == {"201": 1, "200": 1}
+
+
+def test_typed_columns_summarize_like_rows(profile):
+    from raywatch.serve.buffer import _columns
+
+    rows = [{"a": float(i), "c": "x" if i % 3 else "y", "prediction": i % 2, "score": 0.1 * (i % 10)} for i in range(300)]
+    rows[4]["a"] = None          # missing
+    del rows[9]["c"]             # absent key
+    rows[11]["score"] = "n/a"    # wrong type in a numeric column
+    rows[12]["c"] = 7            # number in a categorical column
+    cols = _columns(rows)
+    assert cols["prediction"].dtype.kind == "i" and cols["a"].dtype == object and cols["c"].dtype == object
+    assert profile.summarize(cols, seed=3).to_bytes() == profile.summarize(rows, seed=3).to_bytes()
