@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import click
 
-from raywatch.config import ConfigError, MonitorConfig, load_config, parse_duration
+from raywatch.config import ConfigError, MonitorConfig, load_config, parse_config, parse_duration
 
 __all__ = ["main"]
 
@@ -197,11 +197,44 @@ def history_from_sqlite(path: str, model: Optional[str] = None, since: Optional[
         dst.close()
         store = Store(copy)
         try:
-            core = StatsCore(config or MonitorConfig(), store)
+            if config is None:  # the window settings the actor ran with (they shape the rolling view)
+                config = MonitorConfig()
+                for _key, (_labels, cfg_dict, _profile) in store.load_models().items():
+                    try:
+                        config = parse_config(cfg_dict or {})
+                        break
+                    except ConfigError:
+                        continue
+            core = StatsCore(config, store)
             core.recover()
-            return core.history(model, since)
+            ends = [float(w["end"]) for w in store.windows(model, since, 100_000) if w.get("end") is not None]
+            if not ends:
+                return core.history(model, since)
+            # "current" distributions are the rolling view at the end of the stored history, not
+            # at the time the report is made (the cluster may be long gone)
+            import raywatch.actor.core as core_module
+
+            real_time = core_module.time
+            core_module.time = _FrozenClock(max(ends) + 1e-3, real_time)
+            try:
+                return core.history(model, since)
+            finally:
+                core_module.time = real_time
         finally:
             store.close()
+
+
+class _FrozenClock:
+    """The ``time`` module, except that ``time()`` returns a fixed instant."""
+
+    def __init__(self, at: float, module: Any):
+        self._at, self._module = at, module
+
+    def time(self) -> float:
+        return self._at
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
 
 
 @main.command()

@@ -171,6 +171,13 @@ def test_report_from_the_demo_sqlite_file_offline(demo_run, tmp_path):
     assert m and int(m.group(1)) == 1 and int(m.group(2)) >= DURATION // 10 - 1 and int(m.group(3)) >= 3
     page = (tmp_path / "r.html").read_text()
     assert "fraud/FraudModel" in page and "FeatureDrift" in page
+    # the "current" side is the traffic at the end of the stored history, even after the cluster is gone
+    from raywatch.cli import history_from_sqlite
+
+    feats = history_from_sqlite(str(db))["models"]["fraud/FraudModel"]["features"]
+    assert set(INPUT_FEATURES) <= set(feats)
+    assert all(sum(f["current"]["counts"]) > 50 for f in feats.values())
+    assert "no current traffic" not in page
 
 
 @pytest.mark.integration
