@@ -87,7 +87,7 @@ class Dispatcher:
     """Holds aggregation groups and the notification log; ``tick(now)`` flushes due groups."""
 
     def __init__(self, root: Route, inhibitor: Inhibitor, silences: Silences, submit: Submit,
-                 send_resolved: Mapping[str, bool], *, max_alerts: Mapping[str, int] | None = None):
+                 send_resolved: Mapping[str, bool]):
         self.root = root
         self.inhibitor = inhibitor
         self.silences = silences

@@ -222,15 +222,11 @@ class RuleSet:
                             (codes_of.setdefault(s.labels.get(lab, ""), len(codes_of)) for s in batch),
                             dtype=np.intp, count=n)
                         col = columns[lab] = (codes, list(codes_of))
-                    mask &= self._table(r, i, col)[col[0]]
+                    mask &= r._matcher_table(i, col[1])[col[0]]
                 hits = np.flatnonzero(mask)
                 if len(hits) or r.active:
                     r.update(batch, hits.tolist(), values, now, self.resolved_retention, changed, removed)
         return changed
-
-    @staticmethod
-    def _table(rule: Rule, i: int, col: Tuple[np.ndarray, List[str]]) -> np.ndarray:
-        return rule._matcher_table(i, col[1])
 
     def alerts(self) -> List[Alert]:
         return [a for r in self.rules for a in r.active.values()]

@@ -35,7 +35,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Any, ClassVar, List, Mapping, Optional, Tuple
 
 from pydantic import BaseModel, SecretStr
 

@@ -28,7 +28,7 @@ import logging
 import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from raywatch.sinks.base import DeliveryError, PermanentError, RetryAfter, Sink, TransientError, parse_retry_after
+from raywatch.sinks.base import PermanentError, RetryAfter, Sink, TransientError, parse_retry_after
 
 log = logging.getLogger("raywatch.sinks.datadog")
 

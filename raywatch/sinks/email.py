@@ -15,7 +15,6 @@ import html
 import smtplib
 import socket
 import ssl
-import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
