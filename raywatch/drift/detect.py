@@ -37,9 +37,8 @@ The dataset drifts when the share of drifted columns among the tested ones reach
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Union
 
-import numpy as np
 
 from raywatch.config import ColumnDriftConfig, DriftConfig, parse_config
 from raywatch.drift.correction import adjust

@@ -33,7 +33,7 @@ import logging
 import math
 import numbers
 from itertools import repeat
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -97,8 +97,8 @@ def as_array(name: str, values: Any) -> np.ndarray:
     return arr
 
 
-def to_columns(data: Any) -> Tuple[Dict[str, np.ndarray], int, Set[str]]:
-    """``(columns, rows, names_missing_from_some_rows)`` from any accepted input shape.
+def to_columns(data: Any) -> Tuple[Dict[str, np.ndarray], int]:
+    """``(columns, rows)`` from any accepted input shape.
 
     For a list of row dicts, a key absent from a row reads as missing for that row.
     All columns of a mapping must have the same length.
@@ -111,7 +111,7 @@ def to_columns(data: Any) -> Tuple[Dict[str, np.ndarray], int, Set[str]]:
         cols = {str(k): as_array(str(k), v) for k, v in data.items()}
     elif isinstance(data, (list, tuple)):
         if not data:
-            return {}, 0, set()
+            return {}, 0
         if not all(isinstance(r, Mapping) for r in data):
             bad = next(type(r).__name__ for r in data if not isinstance(r, Mapping))
             raise TypeError(f"a list of rows must hold dicts (column name -> value), found a {bad}")
@@ -124,7 +124,7 @@ def to_columns(data: Any) -> Tuple[Dict[str, np.ndarray], int, Set[str]]:
             arr = np.empty(len(data), dtype=object)
             arr[:] = [r.get(name) for r in data]
             cols[name] = arr
-        return cols, len(data), set()
+        return cols, len(data)
     else:
         raise TypeError(
             "expected columns as a mapping of name -> values, a list of row dicts, a pandas DataFrame "
@@ -136,7 +136,7 @@ def to_columns(data: Any) -> Tuple[Dict[str, np.ndarray], int, Set[str]]:
     if short:
         name, length = next(iter(short.items()))
         raise ValueError(f"column {name!r} has {length} values, but other columns have {rows}")
-    return cols, rows, set()
+    return cols, rows
 
 
 # ------------------------------------------------------------------------ kinds

@@ -176,7 +176,7 @@ class Profile:
             raise ValueError(f"max_categories must be at least 1, got {max_categories!r}")
         if int(sample_size) < 0 or int(window_sample_size) < 0:
             raise ValueError("sample sizes must not be negative")
-        cols, rows, _ = to_columns(data)
+        cols, rows = to_columns(data)
         if not cols:
             raise ValueError("reference data has no columns")
         if rows == 0:
@@ -293,7 +293,7 @@ class Profile:
         columns the profile does not know are ignored and counted in
         ``summary.unknown_columns`` (at most 32 names).
         """
-        cols, rows, _ = to_columns(batch)
+        cols, rows = to_columns(batch)
         out = self.empty_summary(sample_size)
         k = out.sample_size
         rng = np.random.default_rng(seed)
