@@ -2,7 +2,8 @@
 
 Over DogStatsD (UDP, always), for each alert of a notification:
 
-* a gauge ``raywatch.alert.firing`` (1 firing, 0 resolved) tagged with the alert's labels;
+* gauges ``raywatch.alert.firing`` (1 firing, 0 resolved) and, while firing,
+  ``raywatch.alert.value`` (the value that crossed the threshold), tagged with the alert's labels;
 * an event (``_e``) titled like the notification, ``aggregation_key`` = the alert's
   fingerprint so Datadog folds an alert's transitions together, ``alert_type`` from the
   severity (``success`` when resolved);
@@ -98,6 +99,8 @@ class DatadogSink(Sink):
             firing = a["status"] == "firing"
             sev = labels.get("severity", "")
             self.statsd.gauge("raywatch.alert.firing", 1 if firing else 0, tags=tags)
+            if firing and isinstance(a.get("value"), (int, float)):
+                self.statsd.gauge("raywatch.alert.value", float(a["value"]), tags=tags)
             title = f"[{'FIRING' if firing else 'RESOLVED'}] {labels.get('alertname', '')}"
             scope = " ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
             if scope:

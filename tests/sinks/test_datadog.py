@@ -29,7 +29,7 @@ def test_dogstatsd_metric_event_and_service_check_per_alert(statsd):
     sink = sink_for(statsd.port)
     try:
         sink.send(notification(alert(severity="critical", fp="fp-crit"), alert("Drift", fp="fp-drift", status="resolved")))
-        items = statsd.wait_for(lambda it: len(it) >= 6)
+        items = statsd.wait_for(lambda it: len(it) >= 7)
     finally:
         sink.close()
     assert statsd.errors == []
@@ -37,7 +37,8 @@ def test_dogstatsd_metric_event_and_service_check_per_alert(statsd):
     events = [i for i in items if i["kind"] == "event"]
     checks = [i for i in items if i["kind"] == "service_check"]
     assert {(m["name"], m["type"], m["value"]) for m in metrics} == {("raywatch.alert.firing", "g", 1.0),
-                                                                     ("raywatch.alert.firing", "g", 0.0)}
+                                                                     ("raywatch.alert.firing", "g", 0.0),
+                                                                     ("raywatch.alert.value", "g", 0.81)}
     assert all("env:test" in m["tags"] and "model:fraud" in m["tags"] for m in metrics)
     fire = next(e for e in events if e["aggregation_key"] == "fp-crit")
     assert fire["alert_type"] == "error" and fire["title"].startswith("[FIRING] HighLatency")
