@@ -223,3 +223,41 @@ def test_regressor_yaml_monitors_the_approval_model(serve_clean, tmp_path):
 
     for _, handle in api.actors({"actor": actor}):
         ray.kill(handle)
+
+
+def test_committed_fraud_yaml_two_replicas_report_into_one_model(serve_clean, tmp_path):
+    """configs/serve-fraud.yaml as committed (monitor settings in configs/monitor.yaml, two
+    replicas); only the app name and the stats actor's name, file and port are changed."""
+    from ray import serve
+
+    import raywatch.actor.api as api
+    from deployments.fraud_data import generate_transactions, to_rows
+    from raywatch.cli import deploy_serve_config
+
+    suffix = uuid.uuid4().hex[:6]
+    app_name = f"fraud2r{suffix}"
+    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": _free_port()}
+
+    def patch(data):
+        app = data["applications"][0]
+        app["name"], app["route_prefix"] = app_name, f"/{app_name}"
+        app["args"]["overrides"]["FraudModel"]["actor"] = actor
+        app["args"]["overrides"]["FraudModel"]["alerting"] = {"dead_letter_path": str(tmp_path / "dead.jsonl")}
+
+    deploy_serve_config(str(CONFIGS / "serve-fraud.yaml"), patch=patch, timeout=180)
+    h = serve.get_app_handle(app_name)
+    for r in to_rows(generate_transactions(300, seed=4)[0]):
+        h.remote(r).result(timeout_s=30)
+    key = f"{app_name}/FraudModel"
+
+    def both_replicas():
+        m = api.status(key, config={"actor": actor}).get("models", {}).get(key)
+        return m if m and len(m["replicas"]) == 2 and m["totals"]["requests"] >= 300 else None
+
+    m = _wait(both_replicas, 90)
+    assert m["labels"]["model"] == "fraud" and m["labels"]["version"] == "2025-11-logreg"
+    assert m["totals"]["requests"] == 300 and m["profile"] is True
+    import ray
+
+    for _, handle in api.actors({"actor": actor}):
+        ray.kill(handle)
