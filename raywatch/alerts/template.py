@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Callable, List, Mapping, Tuple, Union
 
-__all__ = ["Template", "humanize", "humanize_duration"]
+__all__ = ["Template", "humanize", "humanize_duration", "go_value"]
 
 _EXPR_RE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _PRINTF_RE = re.compile(r'printf\s+"([^"]*)"')
@@ -62,6 +63,35 @@ def humanize_duration(v: float) -> str:
     frac = v - int(v)
     parts.append(f"{s}s" if not frac else f"{s + frac:.4g}s")
     return sign + " ".join(parts)
+
+
+def go_value(v: float) -> str:
+    """A float as Go's ``%v`` writes it, which is how Prometheus shows ``{{ $value }}``.
+
+    >>> go_value(0.08), go_value(123456.0), go_value(1234567.0), go_value(0.00001), go_value(float("inf"))
+    ('0.08', '123456', '1.234567e+06', '1e-05', '+Inf')
+    """
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "0"
+    d = Decimal(repr(float(v))).normalize()
+    sign, digits, exp = d.as_tuple()
+    nd = len(digits)
+    dp = nd + exp  # position of the decimal point relative to the digits
+    x = dp - 1
+    text = "".join(map(str, digits))
+    neg = "-" if sign else ""
+    if x < -4 or x >= 6:  # Go's shortest %g switches to %e at these exponents
+        mant = text[0] + ("." + text[1:] if nd > 1 else "")
+        return f"{neg}{mant}e{'-' if x < 0 else '+'}{abs(x):02d}"
+    if dp <= 0:
+        return f"{neg}0.{'0' * -dp}{text}"
+    if dp >= nd:
+        return f"{neg}{text}{'0' * (dp - nd)}"
+    return f"{neg}{text[:dp]}.{text[dp:]}"
 
 
 def _pipe(name: str) -> Callable[[object], str]:
@@ -127,7 +157,7 @@ class Template:
             x: object = value if kind == "value" else labels.get(label, "")
             if not pipes:
                 if kind == "value":
-                    x = f"{value:.6g}" if isinstance(value, float) else str(value)
+                    x = go_value(float(value))
                 out.append(str(x))
                 continue
             for f in pipes:

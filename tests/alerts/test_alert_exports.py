@@ -139,3 +139,53 @@ def test_amtool_accepts_the_alertmanager_config(example, tmp_path, require_binar
     assert am["route"]["routes"][0] == {"receiver": "pagerduty+slack-ml", "matchers": ['severity="critical"'],
                                         "group_wait": "10s"}
     assert am["inhibit_rules"][0]["equal"] == ["app", "deployment", "model"]
+
+
+@pytest.mark.integration
+def test_prometheus_evaluates_the_exported_rules_as_raywatch_does(example, tmp_path, require_binary):
+    """promtool's rule unit tests run the exported rules on a series; the alert Prometheus
+    fires carries the labels and the annotation text raywatch renders for the same value."""
+    from raywatch.alerts import AlertEngine, Series
+
+    promtool = require_binary("promtool")
+    labels = {"app": "shop", "deployment": "Fraud", "model": "fraud", "version": "v3"}
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(prometheus_rules_yaml(example))
+    engine = AlertEngine.from_config(example.alerting.model_copy(update={"sinks": [], "route": None}),
+                                     registry=__import__("prometheus_client").CollectorRegistry(), background=False)
+    try:
+        hot = [Series("error_rate", labels, 0.08), Series("dropped_records_total", labels, 1234567.0)]
+        engine.evaluate(hot, now=0)
+        engine.evaluate(hot, now=60)
+        (ours,) = [a for a in engine.alerts() if a["alertname"] == "HighErrorRate"]
+        (dropped,) = [a for a in engine.alerts() if a["alertname"] == "RecordsDropped"]
+    finally:
+        engine.close(1)
+    assert ours["state"] == "firing"
+    sel = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    test = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": f"raywatch_error_rate{{{sel}}}", "values": "0.01 0.08 0.08 0.08"},
+                             {"series": f"raywatch_dropped_records_total{{{sel}}}", "values": "1234567 1234567 1234567"}],
+            "alert_rule_test": [
+                {"eval_time": "1m", "alertname": "HighErrorRate", "exp_alerts": []},   # pending (for: 1m)
+                {"eval_time": "2m", "alertname": "HighErrorRate", "exp_alerts": [{
+                    "exp_labels": {k: v for k, v in ours["labels"].items() if k != "alertname"},
+                    "exp_annotations": ours["annotations"],
+                }]},
+                {"eval_time": "2m", "alertname": "RecordsDropped", "exp_alerts": [{
+                    "exp_labels": {k: v for k, v in dropped["labels"].items() if k != "alertname"},
+                    "exp_annotations": dropped["annotations"],   # {{ $value }} written as Go writes floats
+                }]},
+            ],
+        }],
+    }
+    tf = tmp_path / "test.yml"
+    tf.write_text(yaml.safe_dump(test))
+    r = subprocess.run([promtool, "test", "rules", str(tf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ours["annotations"]["summary"] == "fraud fails 8% of requests"
+    assert dropped["annotations"]["summary"] == "replicas of fraud dropped 1.234567e+06 records (buffer full)"
