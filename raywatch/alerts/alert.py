@@ -94,12 +94,6 @@ class Alert:
     def starts_at(self) -> float:
         return self.fired_at if self.fired_at is not None else self.active_at
 
-    def copy(self) -> "Alert":
-        return Alert(
-            dict(self.labels), dict(self.annotations), self.state, self.value, self.active_at,
-            self.fingerprint, self.fired_at, self.resolved_at, self.last_true_at, self.rule,
-        )
-
     def to_dict(self) -> Dict[str, Any]:
         """JSON-able form (also what ``AlertEngine.alerts()`` returns)."""
         return {

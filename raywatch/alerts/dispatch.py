@@ -97,7 +97,6 @@ class Dispatcher:
         self.nflog: Dict[Tuple[str, str], NotifyEntry] = {}
         self._heap: List[Tuple[float, int, str]] = []
         self._seq = itertools.count()
-        self.muted_total = {"inhibited": 0, "silenced": 0}
 
     # ------------------------------------------------------------------ alerts in
     def insert(self, alerts: Iterable[Alert], now: float) -> None:
@@ -165,10 +164,8 @@ class Dispatcher:
         visible: List[Alert] = []
         for a in alerts:
             if a.state == FIRING and self.inhibitor.muted(a.labels, a.fingerprint):
-                self.muted_total["inhibited"] += 1
                 continue
             if self.silences.silenced(a.labels, now):
-                self.muted_total["silenced"] += 1
                 continue
             visible.append(a)
         sent = 0
