@@ -485,20 +485,17 @@ def monitored_class(cls: type, config: MonitorConfig) -> type:
 
     ns[_STATUS_METHOD] = _raywatch_status
 
-    # ---- graceful shutdown: final flush, then the user's destructor
+    # ---- graceful shutdown: final flush, then the user's destructor. Always a plain
+    # function, even when the user's (or @serve.ingress's) __del__ is async: Serve awaits a
+    # coroutine a sync __del__ returns, and a garbage-collector call then creates no
+    # un-awaited coroutine of ours.
     user_del = getattr(cls, "__del__", None)
-    if user_del is not None and inspect.iscoroutinefunction(user_del):
 
-        async def __del__(self):
-            _stop_monitor(self)
-            await user_del(self)
-
-    else:
-
-        def __del__(self):
-            _stop_monitor(self)
-            if user_del is not None:
-                user_del(self)
+    def __del__(self):
+        _stop_monitor(self)
+        if user_del is not None:
+            return user_del(self)
+        return None
 
     ns["__del__"] = __del__
 

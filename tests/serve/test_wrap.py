@@ -248,6 +248,9 @@ def test_asgi_call_captures_status_route_and_tees_body():
         def __init__(self):
             self._asgi_app = app
 
+        def __del__(self):  # (Ray's is async: un-awaited when garbage-collected in a test)
+            pass
+
     M, obj = _make(Ingress, MonitorConfig(resources={"enabled": False}))
     sent = []
 
@@ -362,6 +365,9 @@ def _asgi_instance(cfg):
         def __init__(self):
             self._asgi_app = app
 
+        def __del__(self):  # (Ray's is async: un-awaited when garbage-collected in a test)
+            pass
+
     M = wrap.monitored_class(Ingress, cfg)
     return M()
 
@@ -400,3 +406,40 @@ def test_asgi_feedback_keeps_predictions_of_unsampled_requests():
         assert r[6] is None and r[8] == b'{"prediction": 0}'
     finally:
         _stop(obj)
+
+
+def test_destructor_flushes_and_keeps_the_users():
+    calls = []
+
+    class SyncDel:
+        def __call__(self):
+            return 1
+
+        def __del__(self):
+            calls.append("sync")
+
+    class AsyncDel:
+        def __call__(self):
+            return 1
+
+        async def __del__(self):
+            calls.append("async")
+
+    M = wrap.monitored_class(SyncDel, MonitorConfig(resources={"enabled": False}))
+    obj = M()
+    mon = obj.__dict__[wrap._MONITOR_ATTR]
+    obj()
+    mon.shipper.drain = lambda **k: True  # nothing to ship to in a unit test
+    obj.__del__()
+    assert calls == ["sync"] and wrap._MONITOR_ATTR not in obj.__dict__
+    assert not mon.status()["running"] and mon.builder.seq == 1  # the last records were built into a batch
+
+    A = wrap.monitored_class(AsyncDel, MonitorConfig(resources={"enabled": False}))
+    assert not inspect.iscoroutinefunction(A.__del__)
+    a = A()
+    a.__dict__[wrap._MONITOR_ATTR].shipper.drain = lambda **k: True
+    pending = a.__del__()  # Serve awaits the coroutine a sync __del__ returns
+    assert wrap._MONITOR_ATTR not in a.__dict__ and inspect.iscoroutine(pending)
+    asyncio.run(pending)
+    assert calls[-1] == "async"
+    A.__del__ = lambda self: None  # nothing left for the garbage collector to call
