@@ -217,7 +217,7 @@ def _run(args, ray, get_or_create, MonitorConfig, Profile, tmp) -> dict:
         "ratio_vs_bare": round(rw_rps / bare_rps, 3),
         "speedup_vs_raw_rows": round(rw_rps / raw_rps, 1),
         "rss_at_1m_rows_bytes": int(rss_1m),
-        "rss_at_10m_rows_bytes": int(rss_10m),
+        "rss_at_end_bytes": int(rss_10m),
         "memory_growth": round((rss_10m - rss_1m) / rss_1m, 4),
         "actor_failures": sum(info["failures"].values()),
         "target_rows_per_second": 1_000_000,

@@ -86,6 +86,11 @@ class StatsActor:
         self.core.group_commit = True
         self._commit_fut: Optional[asyncio.Future] = None
         self.core.dead_letter_dir = os.path.dirname(store.path) if store is not None else None
+        try:  # import the drift engine (scipy) now rather than inside the first ingest call
+            import raywatch.drift  # noqa: F401
+            import raywatch.drift.streaming  # noqa: F401
+        except Exception as exc:
+            self.core.fail("import.drift", exc)
         self.registry = CollectorRegistry(auto_describe=False)
         self.core.registry = self.registry
         self.registry.register(StatsCollector(self.core))

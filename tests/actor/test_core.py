@@ -334,6 +334,9 @@ def test_deferred_summary_merge_equals_eager_merge(profile):
         w.add_summary(p)
     assert w.summary == eager
     assert w.rows == sum(range(1, 140))
+    from raywatch.actor.windows import _FAST_MERGE_OK
+
+    assert _FAST_MERGE_OK[profile.fingerprint] is True  # the one-pass sample merge was used, and checked
 
 
 def test_config_with_masked_secrets_takes_the_actors_own(profile):
