@@ -231,6 +231,9 @@ def bench_arrival(quick: bool, group_wait: float, trials: int = 0, baseline: boo
     logging.getLogger("raywatch").setLevel(logging.CRITICAL)  # the failing sink logs every attempt
     lat = []
     try:
+        # one untimed trial first: connection set-up and lazy imports are not what is measured
+        eng.evaluate([Series("error_rate", {"app": "a", "deployment": "d", "model": "warmup", "version": "v1"}, 0.5)])
+        recv.wait("warmup")
         for i in range(trials):
             model = f"m{i}"
             series = [Series("error_rate", {"app": "a", "deployment": "d", "model": model, "version": "v1"}, 0.5)]
