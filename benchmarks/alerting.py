@@ -289,7 +289,7 @@ def main(argv=None):
     print(f"arrival (one sink failing throughout): p50 {ar['arrival_ms_p50']} ms, p99 {ar['arrival_ms_p99']} ms "
           f"(group_wait {ar['group_wait_ms']} ms); inline baseline p50 {ar['inline_baseline_arrival_ms_p50']} ms, "
           f"p99 {ar['inline_baseline_arrival_ms_p99']} ms; failing sink {ar['failing_sink']}")
-    gw = bench_arrival(args.quick, 0.1, trials=20 if args.quick else 50, baseline=False)
+    gw = bench_arrival(args.quick, 0.1, trials=40 if args.quick else 100, baseline=False)
     print(f"arrival with group_wait 100 ms: p50 {gw['arrival_ms_p50']} ms, p99 {gw['arrival_ms_p99']} ms")
     out = {
         "benchmark": "alerting", "quick": args.quick, **ev, **ar,
