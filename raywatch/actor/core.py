@@ -563,7 +563,9 @@ class StatsCore:
         ws = [w for w in ms.closed if w.start >= horizon] + [ms.open[s] for s in sorted(ms.open) if s >= horizon]
         view = Window.merged(ws) if ws else Window(horizon, horizon + wc.rolling * wc.length)
         begin = max(horizon, ms.first_seen if ms.first_seen is not None else horizon)
-        end = min(now, view.last_ts) if view.last_ts is not None else now
+        # up to the newest data, which lags ``now`` by the replicas' flush delay; but never
+        # further back than ``grace`` so that a model whose traffic stopped decays to 0 rps
+        end = max(min(now, view.last_ts), now - wc.grace) if view.last_ts is not None else now
         return view, max(end - begin, 1e-9)
 
     def _live_resources(self, ms: ModelState, now: float) -> Dict[str, Dict[str, Any]]:

@@ -61,8 +61,11 @@ def test_windows_merge_and_figures(profile):
     for key, q in (("latency_p50_seconds", 0.5), ("latency_p95_seconds", 0.95), ("latency_p99_seconds", 0.99)):
         assert w[key] == pytest.approx(np.quantile(allv, q), rel=0.03)
     roll = st["rolling"]
-    # rolling throughput over the data's span: first batch start (T0+1) to the last end (T0+4)
-    assert roll["throughput_rps"] == pytest.approx(400 / 3.0)
+    # rolling throughput: from the first batch's start (T0+1) to the newest data (T0+4), or
+    # to now - grace when that is later (grace is 0 here: to now, T0+6)
+    assert roll["throughput_rps"] == pytest.approx(400 / 5.0)
+    c.config.windows.grace = 5.0
+    assert c.evaluate(now=T0 + 6)["models"]["app/Model"]["rolling"]["throughput_rps"] == pytest.approx(400 / 3.0)
     assert roll["rows"] == 400
     assert st["resources"]["cpu_percent"] == 80.0 and st["resources"]["replicas"] == 2
     assert st["totals"]["requests"] == 400 and st["totals"]["rows"] == 400
