@@ -8,6 +8,7 @@ import uuid
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+import pytest
 
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.profile import Profile
@@ -94,3 +95,9 @@ def make_batch(
 
 def unique_name(prefix: str = "rw-test") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def profile() -> Profile:
+    """A reference profile of ``reference()`` (import this fixture into a test module)."""
+    return Profile.fit(reference(), seed=0)

@@ -30,7 +30,7 @@ import time
 import urllib.request
 
 import pytest
-from actor_helpers import make_batch, unique_name
+from actor_helpers import make_batch, unique_name, profile  # noqa: F401 (fixture)
 from prometheus_client.parser import text_string_to_metric_families
 
 import raywatch

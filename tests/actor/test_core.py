@@ -29,7 +29,7 @@ from raywatch.actor.store import Store
 from raywatch.config import MonitorConfig
 from raywatch.stats.sketch import LatencySketch
 
-from actor_helpers import make_batch
+from actor_helpers import make_batch, profile  # noqa: F401 (fixture)
 
 T0 = 1_000_000.0  # a multiple of the window length below
 

@@ -14,7 +14,7 @@ import socket
 
 import aiohttp
 import pytest
-from actor_helpers import make_batch
+from actor_helpers import make_batch, profile  # noqa: F401 (fixture)
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
