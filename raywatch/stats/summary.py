@@ -125,7 +125,8 @@ def numerical_state(
         with np.errstate(over="ignore", invalid="ignore"):
             mean = float(f.mean())
             d = np.subtract(f, mean, out=scratch[1][:nf]) if scratch is not None and scratch[1].size >= nf else f - mean
-            m2 = float(np.dot(d, d))
+            # square in place and sum (pairwise): no BLAS call, whose threads stall on a busy machine
+            m2 = float(np.square(d, out=d).sum())
             low_sum = float(f[: int(cum[0])].sum()) if edges.size else 0.0
             high_sum = float(f[int(cum[-1]) :].sum()) if edges.size else 0.0
         fmin, fmax = float(f[0]), float(f[-1])
