@@ -253,7 +253,9 @@ class ReplicaMonitor:
         profile_bytes = None
         if self.builder.profile is not None and self._profile_source in ("path", "given"):
             profile_bytes = self.builder.profile.to_bytes()
-        self.transport.call(handle, "register_model", self.labels.model_key, config_to_dict(self.config), profile_bytes)
+        # the MonitorConfig object itself: it pickles with its secrets (sink URLs, keys),
+        # which a JSON dump would mask
+        self.transport.call(handle, "register_model", self.labels.model_key, self.config, profile_bytes)
         if self.builder.profile is None:
             self._profile_ref = None
             self._profile_next_poll = 0.0

@@ -67,7 +67,7 @@ def test_tick_ships_one_batch_per_flush_and_registers(profile):
     assert WindowSummary.from_bytes(b.summary).rows == 25
     method, args = tr.calls[0]
     assert method == "register_model" and args[0] == "app/Dep"
-    assert isinstance(args[1], dict) and args[2] == profile.to_bytes()
+    assert isinstance(args[1], MonitorConfig) and args[2] == profile.to_bytes()
     mon.tick()
     assert len(tr.batches) == 1  # nothing new: no empty batch
 
@@ -118,7 +118,7 @@ def test_reconfigure_in_place_and_bad_override_kept_out(profile):
     mon.tick()
     assert tr.batches[-1].requests == 5 and tr.batches[-1].summary is None  # nothing sampled
     # re-registered with the new config
-    assert tr.calls[-1][0] == "register_model" and tr.calls[-1][1][1]["drift"]["alpha"] == 0.01
+    assert tr.calls[-1][0] == "register_model" and tr.calls[-1][1][1].drift.alpha == 0.01
     assert not mon.reconfigure({"capture": {"sample_rate": 7}})
     assert not mon.reconfigure({"capture": {"feature_extractor": "no_such_module_xyz:f"}})
     assert cap.sample_rate == 0.0 and mon.reload_errors == 2
