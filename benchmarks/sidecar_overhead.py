@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--concurrency", type=int, default=8)
     args = ap.parse_args(argv)
     rounds = args.rounds or (4 if args.quick else 10)
-    seconds = args.seconds or (2.0 if args.quick else 6.0)
+    seconds = args.seconds or (1.5 if args.quick else 6.0)
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     logging.basicConfig(level=logging.WARNING)
