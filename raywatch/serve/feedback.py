@@ -88,25 +88,28 @@ async def submit(mon: Any, body: bytes) -> Tuple[int, Dict[str, Any]]:
     return 200, {"received": len(items), **(result if isinstance(result, dict) else {})}
 
 
-async def asgi_feedback(mon: Any, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+async def _read_body(receive: Any) -> Optional[bytes]:
+    """The whole request body; None when it is too large or the client went away."""
     chunks, size = [], 0
     while True:
         msg = await receive()
         if msg.get("type") != "http.request":
-            break
+            return None
         body = msg.get("body") or b""
         size += len(body)
         if size > _MAX_BODY:
-            status, answer = 413, {"error": "body too large"}
-            break
+            return None
         chunks.append(body)
         if not msg.get("more_body"):
-            status, answer = await submit(mon, b"".join(chunks))
-            break
-    else:  # pragma: no cover
-        return
-    if size <= _MAX_BODY and msg.get("type") != "http.request":
-        status, answer = 400, {"error": "client disconnected"}
+            return b"".join(chunks)
+
+
+async def asgi_feedback(mon: Any, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+    body = await _read_body(receive)
+    if body is None:
+        status, answer = 413, {"error": f"body too large (limit {_MAX_BODY} bytes) or client disconnected"}
+    else:
+        status, answer = await submit(mon, body)
     payload = json.dumps(answer).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})

@@ -443,3 +443,68 @@ def test_destructor_flushes_and_keeps_the_users():
     asyncio.run(pending)
     assert calls[-1] == "async"
     A.__del__ = lambda self: None  # nothing left for the garbage collector to call
+
+
+def test_feedback_route_answers_without_the_users_code():
+    import json
+
+    from raywatch.serve import feedback
+
+    seen = []
+
+    class Actor:
+        class feedback_many:
+            @staticmethod
+            def remote(items):
+                seen.append(items)
+
+                async def done():
+                    return {"joined": len(items)}
+
+                return done()
+
+    obj = _asgi_instance(MonitorConfig(resources={"enabled": False}, capture={"feedback": True}))
+    mon = obj.__dict__[wrap._MONITOR_ATTR]
+    mon.shipper.handle = Actor()
+    sent = []
+
+    async def send(msg):
+        sent.append(msg)
+
+    def call(body, path="/app/-/raywatch/feedback", method="POST"):
+        sent.clear()
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        asyncio.run(obj({"type": "http", "path": path, "method": method, "query_string": b""}, receive, send))
+        return sent[0]["status"], json.loads(sent[1]["body"]) if sent[1]["body"][:1] in (b"{", b"[") else sent[1]["body"]
+
+    try:
+        assert call(b'{"request_id": "r1", "label": 1}') == (200, {"received": 1, "joined": 1})
+        assert seen == [[("r1", 1, "default/Ingress")]]
+        assert call(b'[{"request_id": "r2", "label": 0, "model": "a/B"}]')[0] == 200 and seen[-1] == [("r2", 0, "a/B")]
+        status, answer = call(b"not json")
+        assert status == 400 and "JSON" in answer["error"]
+        assert call(b'{"label": 1}')[0] == 400
+        # other paths and methods reach the user's app, which is not called for feedback
+        assert call(b"{}", path="/app/predict") == (200, {"prediction": 0})
+        assert call(b"{}", method="GET")[0] == 200 and len(seen) == 2
+        recs = _records(obj)
+        assert len(recs) == 2 and all(r[STATUS] == 200 for r in recs)  # feedback posts are not requests
+        mon.shipper.handle = None
+        mon.transport.resolve = lambda: (_ for _ in ()).throw(LookupError("no actor"))
+        assert call(b'{"request_id": "r3", "label": 1}')[0] == 503
+    finally:
+        _stop(obj)
+    off = _asgi_instance(MonitorConfig(resources={"enabled": False}))  # feedback off: no route
+    try:
+        sent.clear()
+
+        async def receive():
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        asyncio.run(off({"type": "http", "path": "/-/raywatch/feedback", "method": "POST", "query_string": b""}, receive, send))
+        assert sent[1]["body"] == b'{"prediction": 0}'
+    finally:
+        _stop(off)
