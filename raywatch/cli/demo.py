@@ -1,11 +1,13 @@
 """``raywatch demo``: the whole product on one machine, in about two and a half minutes.
 
-1. starts a local Ray cluster and a tiny local webhook receiver (the alert destination);
+1. starts a local Ray cluster and a tiny local alert receiver that speaks Alertmanager's v2
+   API (and its webhook format), the alerts' destination;
 2. deploys the fraud model from ``configs/serve-demo.yaml`` — monitoring switched on in the
-   YAML, the webhook sink, SQLite file and /metrics port filled in at run time;
+   YAML; an ``alertmanager`` sink pointing at the receiver, the SQLite file and the /metrics
+   port filled in at run time;
 3. sends transactions over HTTP at a steady rate, with ground truth sent back as feedback;
 4. at announced times injects a data drift (``amount`` ×3, ``distance_km`` ×5) and then a
-   latency regression (a rollout of the same YAML with ``simulated_latency_ms: 80`` in the
+   latency regression (a rollout of the same YAML with ``simulated_latency_ms: 400`` in the
    deployment's ``user_config``: reconfigured in place, no restart);
 5. shows a progress bar and live status (requests, p95, drift per feature, firing alerts),
    prints each alert notification as the receiver gets it and appends it to ``alerts.jsonl``;
@@ -468,7 +470,8 @@ def run_demo(*, duration: float = 120.0, rps: float = 40.0, out_dir: str = "rayw
         events: List[Tuple[float, str]] = []
         drift_done = slow_done = False
         last_status = 0.0
-        st = {}
+        last_tick = -1
+        st: Dict[str, Any] = {}
         while True:
             t = time.monotonic() - t0
             if t >= duration:
@@ -505,8 +508,8 @@ def run_demo(*, duration: float = 120.0, rps: float = 40.0, out_dir: str = "rayw
                     f"{len(_firing(m))} firing  drift: {', '.join(drifted) or '-'}\x1b[K"
                 )
                 sys.stdout.flush()
-            elif progress and int(t) % 5 == 0 and int(t) != getattr(run_demo, "_last_tick", -1):
-                run_demo._last_tick = int(t)  # type: ignore[attr-defined]
+            elif progress and int(t) // 5 != last_tick:  # not a terminal: a plain line every 5 s
+                last_tick = int(t) // 5
                 echo(f"  progress {_bar(t / duration)} {t:4.0f}/{duration:.0f}s  {traffic.sent:,} requests")
             time.sleep(0.25)
         _clear(tty)
