@@ -391,7 +391,7 @@ def run_demo(*, duration: float = 120.0, rps: float = 40.0, out_dir: str = "rayw
         if stale.exists():
             stale.unlink()
     duration = max(float(duration), 30.0)
-    drift_at, slow_at = round(duration * 0.3), round(duration * 0.55)
+    drift_at, slow_at = round(duration * 0.3), round(duration * 0.5)
     tty = progress and sys.stdout.isatty()
 
     echo(click.style("raywatch demo", bold=True) + f" — {duration:.0f} s of traffic at {rps:g} requests/s to a fraud model")
