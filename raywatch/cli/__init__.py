@@ -597,7 +597,7 @@ def replay_dead_letters(path: str, config_path: str, sinks: Tuple[str, ...], max
 @click.option("--duration", default=120.0, show_default=True, help="Seconds of traffic (the whole demo takes about 30 s more).")
 @click.option("--rps", default=40.0, show_default=True, help="Requests per second sent to the model.")
 @click.option("--out", "out_dir", default="raywatch-demo", show_default=True, type=click.Path(file_okay=False), help="Directory for the report, alerts.jsonl and the SQLite file.")
-@click.option("--config", "serve_config", type=click.Path(exists=True, dir_okay=False), help="Serve config YAML to deploy (default: the fraud example's configs/serve-demo.yaml).")
+@click.option("--config", "serve_config", type=click.Path(exists=True, dir_okay=False), help="Serve config YAML of the fraud example to deploy (default: configs/serve-demo.yaml; app `fraud`, deployment `FraudModel`).")
 @click.option("--seed", default=7, show_default=True, help="Seed of the traffic generator.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
 def demo(duration: float, rps: float, out_dir: str, serve_config: Optional[str], seed: int, no_progress: bool) -> None:
