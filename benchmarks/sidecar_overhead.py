@@ -7,7 +7,9 @@ requests in flight, through deployment handles) drives them in interleaved round
 base, mon, base, mon, … — so that the machine's drift (other work on a shared box)
 falls on both alike. Per round it records throughput and the client-side latency of each
 request. Figures: the median over rounds of each variant's throughput, their ratio, and
-the added p50 / p99 latency (medians of per-round percentiles, monitored minus base).
+the added p50 / p99 latency (medians of per-round percentiles, monitored minus base), and
+— steadier on a shared machine than wall-clock figures — the replica process's CPU time per
+request (Serve's work, the model's and, for ``mon``, raywatch's capture, flusher and shipping).
 
 Run: ``python benchmarks/sidecar_overhead.py [--quick]``; the last line printed is JSON.
 Targets: ``throughput_ratio`` >= 0.97, ``p50_added_ms`` <= 0.1.
@@ -47,6 +49,12 @@ def _deployment():
             x = np.fromiter((payload[n] for n in self.names), dtype=np.float64, count=20)
             p = 1.0 / (1.0 + np.exp(-float(x @ self.w)))
             return {"prediction": int(p > 0.5), "score": p}
+
+        def cpu_seconds(self):
+            """CPU time of this replica process (all threads: Serve's, the model's, raywatch's)."""
+            import time as _t
+
+            return _t.process_time()
 
     return Scorer
 
@@ -110,16 +118,22 @@ def main(argv=None) -> dict:
 
         async def run():
             # warm-up: both paths, the stats actor created and connected
-            await _round(base, payloads, 1.0, args.concurrency)
-            await _round(mon, payloads, 1.0, args.concurrency)
+            warm = 0.5 if args.quick else 2.0
+            await _round(base, payloads, warm, args.concurrency)
+            await _round(mon, payloads, warm, args.concurrency)
             out = {"base": [], "mon": []}
+            cpu = {"base": [], "mon": []}
             for r in range(rounds):
                 order = [("base", base), ("mon", mon)] if r % 2 == 0 else [("mon", mon), ("base", base)]
                 for name, h in order:
-                    out[name].append(await _round(h, payloads, seconds, args.concurrency))
-            return out
+                    c0 = await h.cpu_seconds.remote()
+                    rps, lat = await _round(h, payloads, seconds, args.concurrency)
+                    c1 = await h.cpu_seconds.remote()
+                    out[name].append((rps, lat))
+                    cpu[name].append((c1 - c0) / max(1, lat.size) * 1e6)
+            return out, cpu
 
-        res = asyncio.run(run())
+        res, cpu = asyncio.run(run())
         status = mon._raywatch_status.remote().result() if hasattr(mon, "_raywatch_status") else {}
     finally:
         try:
@@ -150,6 +164,9 @@ def main(argv=None) -> dict:
         "baseline_p99_ms": round(statistics.median(pct(res["base"], 99)), 3),
         "p50_added_ms": round(p50_added, 4),
         "p99_added_ms": round(p99_added, 4),
+        "replica_cpu_us_per_request_base": round(statistics.median(cpu["base"]), 1),
+        "replica_cpu_us_per_request_mon": round(statistics.median(cpu["mon"]), 1),
+        "replica_cpu_added_us": round(statistics.median(m - b for m, b in zip(cpu["mon"], cpu["base"])), 1),
         "monitor_dropped_total": status.get("dropped_total"),
         "monitor_batches_acked": (status.get("shipper") or {}).get("acked_batches"),
         "meets_targets": (mon_rps / base_rps) >= 0.97 and p50_added <= 0.1,
