@@ -390,7 +390,8 @@ class StatsCore:
         if ms.first_seen is None or b.start_ts < ms.first_seen:
             ms.first_seen = float(b.start_ts)
         sketch = b.latency_sketch() if b.latency else None
-        w.add_counts(requests=b.requests, errors=b.errors, statuses=b.statuses, latency=sketch, start_ts=b.start_ts, end_ts=b.end_ts)
+        w.add_counts(requests=b.requests, errors=b.errors, statuses=b.statuses, latency=sketch, start_ts=b.start_ts, end_ts=b.end_ts,
+                     routes=getattr(b, "routes", None), methods=getattr(b, "methods", None))
         errs = b.error_count
         ms.totals["requests"] += int(b.requests)
         ms.totals["errors"] += errs

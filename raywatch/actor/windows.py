@@ -28,7 +28,8 @@ from raywatch.stats.sketch import LatencySketch
 
 __all__ = ["Window", "aggregate_resources", "perf_from_dict", "merge_summaries"]
 
-_PENDING_MAX = 64  # summaries held back before one k-way merge
+_PENDING_MAX = 64  # summaries held back before one merge_summaries call
+_MAX_KEYS = 200  # distinct routes / methods kept per window; the rest count as "other"
 
 log = logging.getLogger("raywatch.actor.windows")
 
@@ -64,6 +65,8 @@ class Window:
         "errors",
         "error_types",
         "statuses",
+        "routes",
+        "methods",
         "latency",
         "batches",
         "dropped",
@@ -82,6 +85,8 @@ class Window:
         self.errors = 0
         self.error_types: Dict[str, int] = {}
         self.statuses: Dict[str, int] = {}
+        self.routes: Dict[str, int] = {}  # route template -> requests (bounded by the replicas)
+        self.methods: Dict[str, int] = {}  # deployment method -> requests
         self.latency = LatencySketch()
         self._summary = None  # WindowSummary (features + predictions), merged
         self._pending: list = []  # summaries not merged yet (merged k-way, on read or when many)
@@ -104,8 +109,17 @@ class Window:
         latency: Optional[LatencySketch],
         start_ts: Optional[float] = None,
         end_ts: Optional[float] = None,
+        routes: Optional[Dict[str, int]] = None,
+        methods: Optional[Dict[str, int]] = None,
     ) -> None:
         self.batches += 1
+        for src, dst in ((routes, self.routes), (methods, self.methods)):
+            if src:
+                for k, v in src.items():
+                    if k in dst or len(dst) < _MAX_KEYS:
+                        dst[k] = dst.get(k, 0) + int(v)
+                    else:
+                        dst["other"] = dst.get("other", 0) + int(v)
         self.requests += int(requests)
         for k, v in errors.items():
             v = int(v)
@@ -162,7 +176,7 @@ class Window:
         for w in ws:
             out.add_counts(
                 requests=w.requests, errors=w.error_types, statuses=w.statuses, latency=w.latency,
-                start_ts=w.first_ts, end_ts=w.last_ts,
+                start_ts=w.first_ts, end_ts=w.last_ts, routes=w.routes, methods=w.methods,
             )
             out.batches += w.batches - 1
             out.errors += w.errors - sum(w.error_types.values())  # errors without a type (none today)
@@ -186,6 +200,8 @@ class Window:
             "errors": self.errors,
             "error_types": dict(self.error_types),
             "statuses": dict(self.statuses),
+            "routes": dict(self.routes),
+            "methods": dict(self.methods),
             "error_rate": (self.errors / self.requests) if self.requests else 0.0,
             "throughput_rps": (self.requests / seconds) if seconds > 0 else 0.0,
             "rows": self.rows,
@@ -208,6 +224,8 @@ class Window:
             "errors": self.errors,
             "error_types": self.error_types,
             "statuses": self.statuses,
+            "routes": self.routes,
+            "methods": self.methods,
             "latency": self.latency.to_dict(),
             "summary": self.summary.to_bytes() if self.summary is not None else None,  # materializes
             "batches": self.batches,
@@ -227,6 +245,8 @@ class Window:
             setattr(w, k, s.get(k, getattr(w, k)))
         w.error_types = dict(s.get("error_types") or {})
         w.statuses = dict(s.get("statuses") or {})
+        w.routes = dict(s.get("routes") or {})
+        w.methods = dict(s.get("methods") or {})
         w.latency = LatencySketch.from_dict(s["latency"]) if s.get("latency") else LatencySketch()
         w.summary = _summary_from_bytes(s.get("summary"))
         w.perf = perf_from_dict(s.get("perf"))

@@ -386,3 +386,16 @@ def test_history_from_sqlite_without_ray(profile, tmp_path):
     assert Store(path).journal_size() == 3  # read-only: nothing replayed into the file
     with pytest.raises(FileNotFoundError):
         history_from_sqlite(str(tmp_path / "missing.sqlite"))
+
+
+def test_routes_and_methods_are_merged(profile):
+    c = core_with(profile)
+    a = make_batch(profile, n=10, seq=1, replica="a")
+    a.routes, a.methods = {"/score/{channel}": 9, "/boom": 1}, {"__call__": 10}
+    b = make_batch(profile, n=5, seq=1, replica="b")
+    b.routes, b.methods = {"/score/{channel}": 5}, {"__call__": 3, "explain": 2}
+    c.ingest(a, now=T0)
+    c.ingest(b, now=T0)
+    w = c.evaluate(now=T0 + 1)["models"]["app/Model"]["window"]
+    assert w["routes"] == {"/score/{channel}": 14, "/boom": 1}
+    assert w["methods"] == {"__call__": 13, "explain": 2}
