@@ -224,3 +224,30 @@ def test_pandas_and_pyarrow_inputs_when_installed(data):
     pa = pytest.importorskip("pyarrow")
     table = pa.Table.from_pandas(df)
     assert Profile.fit(table, seed=0).fingerprint == profile.fingerprint
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none())
+_labels = st.one_of(st.sampled_from(["a", "b", "ü", ""]), st.integers(-3, 3), st.none())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(_values, _labels, st.one_of(st.booleans(), st.none())), min_size=1, max_size=40).filter(
+        lambda rows: any(r[0] is not None and np.isfinite(r[0]) for r in rows)
+        and any(r[1] is not None for r in rows)
+        and any(r[2] is not None for r in rows)
+    ),
+    st.integers(2, 12),
+)
+def test_profile_bytes_round_trip_property(rows, bins):
+    x, label, flag = (list(col) for col in zip(*rows))
+    data = {"x": x, "label": np.array(label, dtype=object), "flag": flag}
+    profile = Profile.fit(data, kinds={"label": "categorical"}, bins=bins, max_categories=3, seed=0)
+    loaded = Profile.from_bytes(profile.to_bytes())
+    assert loaded.fingerprint == profile.fingerprint and loaded.kinds == profile.kinds
+    assert loaded.reference == profile.reference
+    assert loaded.categories("label") == profile.categories("label")
+    assert loaded.summarize(data, seed=1) == profile.summarize(data, seed=1)
