@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import pickle
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -634,6 +635,7 @@ class StatsCore:
             self.fail("feedback.expire", exc)
         for key, series in by_engine.items():
             self._run_engine(key, series, now)
+        self._retire_engines(set(by_engine))
         for hook in self.on_series:
             for ms in self.models.values():
                 try:
@@ -747,6 +749,19 @@ class StatsCore:
             self._record_transitions(changed, now)
         except Exception as exc:
             self.fail("alerts.history", exc)
+
+    def _retire_engines(self, live: set) -> None:
+        """Close the engines no model uses any more (a model's alerting was reconfigured)."""
+        for key in [k for k in self.engines if k not in live]:
+            eng = self.engines.pop(key)
+            # close() waits for queued deliveries: not on the actor's event loop
+            threading.Thread(target=_close_quietly, args=(eng,), name="raywatch-engine-close", daemon=True).start()
+            if self.store is not None:
+                try:
+                    self.store.delete_state(f"__engine__:{key}")
+                except Exception as exc:
+                    self.fail("store.engine", exc)
+            log.info("alert engine %s retired (no model uses its configuration now)", key)
 
     def _record_transitions(self, changed: Iterable[Any], now: float) -> None:
         """Write firing and resolved transitions to the history (pending ones are not kept)."""
@@ -996,6 +1011,13 @@ def _masked_secrets(obj: Any) -> bool:
     if isinstance(obj, (list, tuple)):
         return any(_masked_secrets(v) for v in obj)
     return False
+
+
+def _close_quietly(eng: Any) -> None:
+    try:
+        eng.close(timeout=10.0)
+    except Exception as exc:  # pragma: no cover - best effort
+        log.warning("closing a retired alert engine failed: %s", exc)
 
 
 def _undump_rules(data: Dict[str, Any]) -> Optional[Dict[str, Any]]:

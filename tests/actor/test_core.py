@@ -399,3 +399,22 @@ def test_routes_and_methods_are_merged(profile):
     w = c.evaluate(now=T0 + 1)["models"]["app/Model"]["window"]
     assert w["routes"] == {"/score/{channel}": 14, "/boom": 1}
     assert w["methods"] == {"__call__": 13, "explain": 2}
+
+
+def test_reconfigured_alerting_retires_the_old_engine(profile):
+    def alerting(threshold):
+        return {"alerting": {"rules": [{"name": "Errors", "metric": "error_rate", "op": ">", "threshold": threshold}],
+                             "sinks": [{"name": "log", "type": "log"}]}}
+
+    c = StatsCore(cfg())
+    c.register_model("app/Model", alerting(0.5), profile.to_bytes())
+    c.ingest(make_batch(profile, n=100, seq=1, errors=20, ts=T0), now=T0)
+    c.evaluate(now=T0 + 1)
+    assert len(c.engines) == 1 and c.alerts() == []
+    old = next(iter(c.engines.values()))
+    c.register_model("app/Model", alerting(0.1), profile.to_bytes())  # the threshold changed (hot reload)
+    c.evaluate(now=T0 + 2)
+    assert len(c.engines) == 1 and next(iter(c.engines.values())) is not old
+    assert [a["labels"]["alertname"] for a in c.alerts()] == ["Errors"]  # 0.2 > 0.1 now
+    for e in c.engines.values():
+        e.close(timeout=5)
