@@ -2,7 +2,7 @@
 
 ::
 
-    raywatch demo                      # drift caught and alerted, report written (about 2.5 minutes)
+    raywatch demo                      # drift caught and alerted, report written (under 3 minutes)
     raywatch status [--model KEY]      # what the stats actor sees now
     raywatch report -o report.html     # the HTML report, from a running actor or its SQLite file
     raywatch profile build data.csv -o fraud.profile
@@ -594,7 +594,7 @@ def replay_dead_letters(path: str, config_path: str, sinks: Tuple[str, ...], max
 
 
 @main.command()
-@click.option("--duration", default=120.0, show_default=True, help="Seconds of traffic (the whole demo takes about 30 s more).")
+@click.option("--duration", default=100.0, show_default=True, help="Seconds of traffic (the whole demo takes about a minute more).")
 @click.option("--rps", default=40.0, show_default=True, help="Requests per second sent to the model.")
 @click.option("--out", "out_dir", default="raywatch-demo", show_default=True, type=click.Path(file_okay=False), help="Directory for the report, alerts.jsonl and the SQLite file.")
 @click.option("--config", "serve_config", type=click.Path(exists=True, dir_okay=False), help="Serve config YAML of the fraud example to deploy (default: configs/serve-demo.yaml; app `fraud`, deployment `FraudModel`).")
