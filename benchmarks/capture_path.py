@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
                 gc.enable()
         records = mon.capture.drain()
         t0 = time.thread_time()
-        # the flusher's work, in flush-sized slices (1000 records, the default flush_max_records)
+        # the flusher's work, in flush-sized slices (1000 records per slice)
         for k in range(0, len(records), 1000):
             mon.builder.build(records[k:k + 1000])
         offpath.append((time.thread_time() - t0) / max(1, len(records)) * 1e6)

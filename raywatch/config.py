@@ -655,7 +655,7 @@ class ShippingConfig(StrictModel):
     """How records leave the replica: one fire-and-forget actor call per flush."""
 
     flush_interval: Duration = 1.0
-    flush_max_records: int = Field(1000, ge=1)
+    flush_max_records: int = Field(10_000, ge=1)
     buffer_size: int = Field(100_000, ge=1)
     max_pending_batches: int = Field(16, ge=1)
     max_in_flight: int = Field(4, ge=1)
