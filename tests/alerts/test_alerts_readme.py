@@ -16,7 +16,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def section_yaml() -> str:
     text = README.read_text()
     start = text.index("## Alerts and sinks")
-    end = text.index("<!-- section: alerts -->", start)
+    end = text.index("\n## ", start + 3)
     blocks = re.findall(r"```yaml\n(.*?)```", text[start:end], re.S)
     assert blocks, "the Alerts and sinks section has no YAML example"
     return blocks[0]

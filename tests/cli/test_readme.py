@@ -12,10 +12,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def _section() -> str:
     text = README.read_text()
-    start = text.index("## Five-minute tutorial")
-    end = text.index("<!-- section: yaml -->")
-    assert start < end
-    return text[start:end]
+    start = text.index("## YAML reference")
+    end = text.find("\n## ", text.index("## Metrics reference", start) + 3)
+    return text[start:] if end < 0 else text[start:end]
 
 
 def _fields(model: type, prefix: str = "", depth: int = 2):
