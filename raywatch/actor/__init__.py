@@ -11,8 +11,7 @@ pull in Ray):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raywatch._lazy import lazy_exports
 
 _EXPORTS = {
     "StatsActor": "raywatch.actor.actor:StatsActor",
@@ -31,15 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    target = _EXPORTS.get(name)
-    if target is None:
-        raise AttributeError(f"module 'raywatch.actor' has no attribute {name!r}")
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

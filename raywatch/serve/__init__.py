@@ -6,22 +6,17 @@ shipper modules do not import Ray at module level.
 
 from __future__ import annotations
 
-from typing import Any
+from raywatch._lazy import lazy_exports
 
 __all__ = ["monitor", "monitored_class", "ReplicaMonitor", "app"]
 
+_EXPORTS = {
+    "monitor": "raywatch.serve.wrap:monitor",
+    "monitored_class": "raywatch.serve.wrap:monitored_class",
+    "app": "raywatch.serve.app:app",  # serve config YAML: import_path: raywatch.serve:app (stream E)
+    "ReplicaMonitor": "raywatch.serve.replica:ReplicaMonitor",
+}
 
-def __getattr__(name: str) -> Any:
-    if name in ("monitor", "monitored_class"):
-        from raywatch.serve import wrap
-
-        return getattr(wrap, name)
-    if name == "app":  # serve config YAML: import_path: raywatch.serve:app (stream E)
-        from raywatch.serve.app import app
-
-        return app
-    if name == "ReplicaMonitor":
-        from raywatch.serve.replica import ReplicaMonitor
-
-        return ReplicaMonitor
-    raise AttributeError(f"module 'raywatch.serve' has no attribute {name!r}")
+# Not cached in this namespace: ``app`` is also the name of a submodule, and a cached
+# builder function would hide the module from ``import raywatch.serve.app as ...``.
+__getattr__ = lazy_exports(globals(), _EXPORTS, cache=False)[0]
