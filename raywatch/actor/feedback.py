@@ -26,9 +26,49 @@ import logging
 from collections import OrderedDict
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-__all__ = ["FeedbackJoiner", "Joined"]
+__all__ = ["FeedbackJoiner", "Joined", "parse_feedback"]
 
 log = logging.getLogger("raywatch.actor.feedback")
+
+
+def parse_feedback(body: Any, default_model: Optional[str] = None) -> List[Tuple[str, Any, Optional[str]]]:
+    """``(request_id, label, model_key)`` items from a decoded feedback body; ValueError if
+    malformed.
+
+    The body is one object ``{"request_id": ..., "label": ..., "model": ...}``, a list of
+    them, or ``{"items": [...]}``. An item without ``model`` (or with an empty one) gets
+    ``default_model``; with no default its model is None.
+
+    >>> parse_feedback({"request_id": "r1", "label": 1})
+    [('r1', 1, None)]
+    >>> parse_feedback({"items": [{"request_id": "a", "label": "spam", "model": "app/M"}]})
+    [('a', 'spam', 'app/M')]
+    >>> parse_feedback([{"request_id": "b", "label": 0}], default_model="app/N")
+    [('b', 0, 'app/N')]
+    >>> parse_feedback({"label": 1})
+    Traceback (most recent call last):
+    ...
+    ValueError: item 0: 'request_id' is required
+    """
+    if isinstance(body, dict) and "items" in body:
+        body = body["items"]
+    items = body if isinstance(body, list) else [body]
+    out = []
+    for i, it in enumerate(items):
+        if not isinstance(it, dict):
+            raise ValueError(f"item {i}: expected an object with request_id and label")
+        if it.get("request_id") in (None, ""):
+            raise ValueError(f"item {i}: 'request_id' is required")
+        if "label" not in it:
+            raise ValueError(f"item {i}: 'label' is required")
+        label = it["label"]
+        if isinstance(label, (dict, list)):
+            raise ValueError(f"item {i}: 'label' must be a number, string or boolean")
+        model = it.get("model")
+        if default_model is not None:
+            model = model or default_model
+        out.append((str(it["request_id"]), label, None if model is None else str(model)))
+    return out
 
 
 class Joined(NamedTuple):

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from raywatch.actor.feedback import parse_feedback
 from raywatch.actor.store import dumps
 
 __all__ = ["StatsServer", "parse_feedback"]
@@ -32,37 +33,6 @@ __all__ = ["StatsServer", "parse_feedback"]
 log = logging.getLogger("raywatch.actor.server")
 
 MAX_FEEDBACK_BODY = 8 * 1024 * 1024
-
-
-def parse_feedback(body: Any) -> List[Tuple[str, Any, Optional[str]]]:
-    """``(request_id, label, model_key)`` items from a feedback body; ValueError if malformed.
-
-    >>> parse_feedback({"request_id": "r1", "label": 1})
-    [('r1', 1, None)]
-    >>> parse_feedback({"items": [{"request_id": "a", "label": "spam", "model": "app/M"}]})
-    [('a', 'spam', 'app/M')]
-    >>> parse_feedback({"label": 1})
-    Traceback (most recent call last):
-    ...
-    ValueError: item 0: 'request_id' is required
-    """
-    if isinstance(body, dict) and "items" in body:
-        body = body["items"]
-    items = body if isinstance(body, list) else [body]
-    out = []
-    for i, it in enumerate(items):
-        if not isinstance(it, dict):
-            raise ValueError(f"item {i}: expected an object with request_id and label")
-        if it.get("request_id") in (None, ""):
-            raise ValueError(f"item {i}: 'request_id' is required")
-        if "label" not in it:
-            raise ValueError(f"item {i}: 'label' is required")
-        label = it["label"]
-        if isinstance(label, (dict, list)):
-            raise ValueError(f"item {i}: 'label' must be a number, string or boolean")
-        model = it.get("model")
-        out.append((str(it["request_id"]), label, None if model is None else str(model)))
-    return out
 
 
 class StatsServer:

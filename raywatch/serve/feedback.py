@@ -21,6 +21,8 @@ import json
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
+from raywatch.actor.feedback import parse_feedback
+
 __all__ = ["is_feedback_path", "parse_items", "submit", "asgi_feedback", "request_feedback"]
 
 logger = logging.getLogger("raywatch.serve.feedback")
@@ -50,21 +52,7 @@ def parse_items(body: bytes, default_model: str) -> List[Tuple[str, Any, str]]:
         data = json.loads(body or b"null")
     except ValueError:
         raise ValueError("body is not valid JSON") from None
-    if isinstance(data, dict) and "items" in data:
-        data = data["items"]
-    items = data if isinstance(data, list) else [data]
-    out = []
-    for i, it in enumerate(items):
-        if not isinstance(it, dict):
-            raise ValueError(f"item {i}: expected an object with request_id and label")
-        if it.get("request_id") in (None, ""):
-            raise ValueError(f"item {i}: 'request_id' is required")
-        if "label" not in it:
-            raise ValueError(f"item {i}: 'label' is required")
-        if isinstance(it["label"], (dict, list)):
-            raise ValueError(f"item {i}: 'label' must be a number, string or boolean")
-        out.append((str(it["request_id"]), it["label"], str(it.get("model") or default_model)))
-    return out
+    return parse_feedback(data, default_model)
 
 
 def _handle(mon: Any) -> Any:
