@@ -147,6 +147,9 @@ def _is_feedback_request(mon: Any, arg: Any) -> bool:
 
 def _method_wrapper(name: str, orig: Callable) -> Callable:
     """A wrapper of the same kind as ``orig`` that records each call."""
+    # The generator wrappers below repeat _wrap_gen/_wrap_agen's bodies on purpose: this is
+    # the request path, and delegating to them would add a generator layer to every stream
+    # (one more object per request, one more hop per item).
     if inspect.isasyncgenfunction(orig):
 
         async def agen_method(self, *args, **kwargs):
@@ -235,7 +238,18 @@ def _method_wrapper(name: str, orig: Callable) -> Callable:
     return _copy_meta(sync_method, orig)
 
 
-class _BodyTee:
+class _BoundedBody:
+    """A body copied in ``chunks`` up to ``limit`` bytes (``size`` counts what passed)."""
+
+    __slots__ = ()
+
+    def body(self) -> Optional[bytes]:
+        if not self.chunks or self.size > self.limit:
+            return None  # truncated bodies are not parsed
+        return b"".join(self.chunks)
+
+
+class _BodyTee(_BoundedBody):
     """Wraps an ASGI ``receive``: passes every message through, keeps a bounded body copy."""
 
     __slots__ = ("receive", "limit", "chunks", "size")
@@ -258,13 +272,9 @@ class _BodyTee:
             pass
         return msg
 
-    def body(self) -> Optional[bytes]:
-        if not self.chunks or self.size > self.limit:
-            return None  # truncated bodies are not parsed
-        return b"".join(self.chunks)
 
 
-class _SendSpy:
+class _SendSpy(_BoundedBody):
     """Wraps an ASGI ``send``: reads the status and (bounded) the response body."""
 
     __slots__ = ("send", "status", "limit", "chunks", "size", "json")
@@ -294,11 +304,6 @@ class _SendSpy:
         except Exception:
             pass
         await self.send(msg)
-
-    def body(self) -> Optional[bytes]:
-        if not self.chunks or self.size > self.limit:
-            return None
-        return b"".join(self.chunks)
 
 
 def _route_of(scope: Dict[str, Any]) -> Optional[str]:
