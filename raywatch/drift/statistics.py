@@ -149,6 +149,21 @@ def ks_samples(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
     return d, ks_pvalue(d, len(a), len(b))
 
 
+def _binned_cdfs(ref_counts: np.ndarray, cur_counts: np.ndarray, what: str) -> Tuple[np.ndarray, ...]:
+    """``(r, c, n_r, n_c, F, G)``: the two histograms as float arrays, their totals, and their
+    CDFs at the bin edges (from 0 to exactly 1); ValueError naming ``what`` when either
+    histogram is empty."""
+    r = np.asarray(ref_counts, dtype=np.float64)
+    c = np.asarray(cur_counts, dtype=np.float64)
+    nr, nc = r.sum(), c.sum()
+    if nr <= 0 or nc <= 0:
+        raise ValueError(f"{what} needs two non-empty histograms")
+    f = np.concatenate(([0.0], np.cumsum(r) / nr))
+    g = np.concatenate(([0.0], np.cumsum(c) / nc))
+    f[-1] = g[-1] = 1.0
+    return r, c, nr, nc, f, g
+
+
 def ks_binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> Tuple[float, float, float]:
     """``(d_low, d_high, p_value)`` from two histograms over the same bins.
 
@@ -158,14 +173,7 @@ def ks_binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> Tuple[float, fl
     >>> ks_binned(np.array([50, 50]), np.array([20, 80]))[:2]
     (0.3, 0.8)
     """
-    r = np.asarray(ref_counts, dtype=np.float64)
-    c = np.asarray(cur_counts, dtype=np.float64)
-    nr, nc = r.sum(), c.sum()
-    if nr <= 0 or nc <= 0:
-        raise ValueError("the KS test needs two non-empty histograms")
-    f = np.concatenate(([0.0], np.cumsum(r) / nr))
-    g = np.concatenate(([0.0], np.cumsum(c) / nc))
-    f[-1] = g[-1] = 1.0
+    _, _, nr, nc, f, g = _binned_cdfs(ref_counts, cur_counts, "the KS test")
     d_low = float(np.max(np.abs(f - g)))
     d_high = float(max(np.max(f[1:] - g[:-1]), np.max(g[1:] - f[:-1]), d_low))
     return d_low, d_high, ks_pvalue(d_low, int(round(nr)), int(round(nc)))
@@ -217,14 +225,7 @@ def wasserstein_binned(
     (tested for shifts and scale changes).
     """
     e = np.asarray(edges, dtype=np.float64)
-    r = np.asarray(ref_counts, dtype=np.float64)
-    c = np.asarray(cur_counts, dtype=np.float64)
-    nr, nc = r.sum(), c.sum()
-    if nr <= 0 or nc <= 0:
-        raise ValueError("the Wasserstein distance needs two non-empty histograms")
-    f = np.concatenate(([0.0], np.cumsum(r) / nr))
-    g = np.concatenate(([0.0], np.cumsum(c) / nc))
-    f[-1] = g[-1] = 1.0
+    r, c, nr, nc, f, g = _binned_cdfs(ref_counts, cur_counts, "the Wasserstein distance")
     diff = f - g
     if ref_tails is None or cur_tails is None or e.size == 0:
         lo = min(float(lo), float(e[0])) if e.size else float(lo)
