@@ -233,17 +233,10 @@ class Store:
     def windows(
         self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000
     ) -> List[Dict[str, Any]]:
-        q = 'SELECT model_key, result FROM windows WHERE "end" > ?'
-        args: List[Any] = [since if since is not None else float("-inf")]
-        if model_key is not None:
-            q += " AND model_key = ?"
-            args.append(model_key)
-        q += " ORDER BY start DESC LIMIT ?"
-        args.append(int(limit))
-        rows = [(k, json.loads(r)) for k, r in self._conn.execute(q, args)]
-        rows.reverse()
+        rows = self._newest('SELECT model_key, result FROM windows WHERE "end" > ?', "start", model_key, since, limit)
         out = []
         for k, r in rows:
+            r = json.loads(r)
             r["model_key"] = k
             out.append(r)
         return out
@@ -265,15 +258,10 @@ class Store:
         )
 
     def alerts(self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000) -> List[Dict[str, Any]]:
-        q = "SELECT ts, model_key, alertname, state, severity, labels, annotations, value FROM alerts WHERE ts > ?"
-        args: List[Any] = [since if since is not None else float("-inf")]
-        if model_key is not None:
-            q += " AND model_key = ?"
-            args.append(model_key)
-        q += " ORDER BY id DESC LIMIT ?"
-        args.append(int(limit))
-        rows = list(self._conn.execute(q, args))
-        rows.reverse()
+        rows = self._newest(
+            "SELECT ts, model_key, alertname, state, severity, labels, annotations, value FROM alerts WHERE ts > ?",
+            "id", model_key, since, limit,
+        )
         return [
             {
                 "ts": ts,
@@ -287,6 +275,21 @@ class Store:
             }
             for ts, mk, name, state, sev, labels, ann, value in rows
         ]
+
+    def _newest(
+        self, query: str, order_by: str, model_key: Optional[str], since: Optional[float], limit: int
+    ) -> List[Any]:
+        """The last ``limit`` rows by ``order_by`` of ``query`` (which ends in a time ``> ?``:
+        ``since``, or all), of one model or all, oldest first."""
+        args: List[Any] = [since if since is not None else float("-inf")]
+        if model_key is not None:
+            query += " AND model_key = ?"
+            args.append(model_key)
+        query += f" ORDER BY {order_by} DESC LIMIT ?"
+        args.append(int(limit))
+        rows = list(self._conn.execute(query, args))
+        rows.reverse()
+        return rows
 
     def prune(self, before: float) -> int:
         """Delete history older than ``before`` (UTC epoch seconds)."""
