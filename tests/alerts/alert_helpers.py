@@ -12,7 +12,7 @@ if _SINKS not in sys.path:
 
 import pytest  # noqa: E402
 
-from alert_receivers import HTTPReceiver  # noqa: E402
+from sink_fixtures import receiver  # noqa: E402,F401  (fixture, shared with the sink tests)
 from raywatch.sinks.base import Sink  # noqa: E402
 
 
@@ -39,16 +39,6 @@ def got(engine, name):
     """Notifications a recording sink received, once the queue has drained."""
     assert engine.wait_idle(5)
     return engine.sinks[name].got
-
-
-
-@pytest.fixture
-def receiver():
-    r = HTTPReceiver()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 @pytest.fixture
