@@ -12,16 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from rw_test_support import free_port
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from rw_test_support import free_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -32,12 +32,6 @@ PROM_QUERIES = {
     "drift_detected": "raywatch_drift_detected",
     "drift_p_value": "raywatch_drift_p_value",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _prom_query(base: str, q: str):
@@ -52,7 +46,7 @@ class _Prometheus:
     """A real Prometheus scraping ``target`` every second (started once the demo prints it)."""
 
     def __init__(self, binary: str, target: str, workdir: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         cfg = workdir / "prometheus.yml"
         cfg.write_text(

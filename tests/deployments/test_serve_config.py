@@ -4,37 +4,19 @@ failing the deploy with the file, the field path and what was expected."""
 
 from __future__ import annotations
 
-import socket
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Dict
 
 import pytest
 import yaml
+from rw_test_support import free_port, wait_until
 
 from raywatch.config import ConfigError
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(pred, timeout: float = 60.0, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
 def _demo_config(tmp_path: Path, app_name: str, actor: Dict[str, Any], raywatch_uc: Dict[str, Any], user_uc: Dict[str, Any]) -> Path:
@@ -74,7 +56,7 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
     assert not hasattr(type(h), "_raywatch_status")
 
     # 2. the same model, monitored: only the YAML differs
-    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": _free_port()}
+    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": free_port()}
     app_name = f"fraud{suffix}"
     path = _demo_config(tmp_path, app_name, actor, {"capture": {"sample_rate": 1.0}}, {"simulated_latency_ms": 0})
     deploy_serve_config(str(path), timeout=180)
@@ -92,7 +74,7 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
         m = api.status(key, config=cfg).get("models", {}).get(key)
         return m if m and (m.get("totals") or {}).get("requests", 0) >= len(rows) and m["drift"]["columns"] else None
 
-    m = _wait(model_status, 90)
+    m = wait_until(model_status, 90)
     assert m["profile"] is True
 
     # the CLI reads the same actor: status and the report from the running actor
@@ -123,7 +105,7 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
         st = h._raywatch_status.remote().result(timeout_s=30)
         return st if st["config"]["capture"]["sample_rate"] == 0.5 else None
 
-    after = _wait(reloaded, 60)
+    after = wait_until(reloaded, 60)
     assert after["labels"]["replica_id"] == replica_id  # not restarted
     assert after["reloads"] >= 1 and after["config"]["drift"]["alpha"] == 0.002
     assert h.remote(rows[0]).result(timeout_s=30)["is_fraud"] is True  # the model's own threshold=0 took effect too
@@ -135,7 +117,7 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
         ths = {c["threshold"] for c in m["drift"]["columns"].values() if c["method"] in ("ks", "chisquare", "ztest")}
         return ths if ths == {0.002} else None
 
-    _wait(new_threshold, 60)  # the stats actor tests drift at the new threshold
+    wait_until(new_threshold, 60)  # the stats actor tests drift at the new threshold
     for _, handle in api.actors(cfg):
         import ray
 
@@ -171,7 +153,7 @@ def test_yaml_mistakes_fail_the_deploy_with_file_field_and_expectation(serve_cle
         a = serve.status().applications.get(f"bad{suffix}")
         return a if a is not None and str(a.status).endswith("DEPLOY_FAILED") else None
 
-    a = _wait(failed, 120)
+    a = wait_until(failed, 120)
     assert "raywatch.serve:app args: monitor.windows.length: expected a duration such as '30s' or '5m', got 'soon'" in a.message
 
     # the monitor settings in their own file: the message names that file
@@ -197,7 +179,7 @@ def test_regressor_yaml_monitors_the_approval_model(serve_clean, tmp_path):
     app = data["applications"][0]
     app_name = f"approval{suffix}"
     app.update(name=app_name, route_prefix=f"/{app_name}")
-    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": _free_port()}
+    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": free_port()}
     app["args"]["monitor"]["actor"] = actor
     app["args"]["monitor"]["windows"] = {"length": "5s", "rolling": 2, "evaluation_interval": "1s"}
     path = tmp_path / "serve-approval.yaml"
@@ -216,7 +198,7 @@ def test_regressor_yaml_monitors_the_approval_model(serve_clean, tmp_path):
         m = api.status(key, config={"actor": actor}).get("models", {}).get(key)
         return m if m and m["drift"]["columns"] and (m.get("totals") or {}).get("requests", 0) >= len(answers) else None
 
-    m = _wait(seen, 90)
+    m = wait_until(seen, 90)
     assert m["labels"]["model"] == "approval" and m["labels"]["version"] == "ridge-v1"
     assert set(m["drift"]["columns"]) == set(FEATURES) | {"approval"}
     import ray
@@ -236,7 +218,7 @@ def test_committed_fraud_yaml_two_replicas_report_into_one_model(serve_clean, tm
 
     suffix = uuid.uuid4().hex[:6]
     app_name = f"fraud2r{suffix}"
-    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": _free_port()}
+    actor = {"name": f"rw-e-{suffix}", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": free_port()}
 
     def patch(data):
         app = data["applications"][0]
@@ -254,7 +236,7 @@ def test_committed_fraud_yaml_two_replicas_report_into_one_model(serve_clean, tm
         m = api.status(key, config={"actor": actor}).get("models", {}).get(key)
         return m if m and len(m["replicas"]) == 2 and m["totals"]["requests"] >= 300 else None
 
-    m = _wait(both_replicas, 90)
+    m = wait_until(both_replicas, 90)
     assert m["labels"]["model"] == "fraud" and m["labels"]["version"] == "2025-11-logreg"
     assert m["totals"]["requests"] == 300 and m["profile"] is True
     import ray

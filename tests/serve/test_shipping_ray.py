@@ -3,6 +3,7 @@ not for the stats core): routes, statuses, request ids and the window summary ar
 profile comes from the actor; when the actor dies the replica keeps serving, and every
 request sent is either ingested or counted as dropped."""
 
+import functools
 import json
 import time
 import urllib.error
@@ -10,6 +11,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from rw_test_support import free_port, wait_until
 
 pytestmark = [pytest.mark.ray]
 
@@ -54,15 +56,7 @@ def _start_recorder(ray, profile_bytes=None):
     return h
 
 
-def _wait(pred, timeout=60, interval=0.25):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s; last={last!r}")
+_wait = functools.partial(wait_until, interval=0.25)
 
 
 def _http(base, method, path, body=None, headers=False):
@@ -85,7 +79,6 @@ def deployed(ray_cluster):
 
     import raywatch
     from raywatch.stats.profile import Profile
-    from tests_port import free_port
 
     rng = np.random.default_rng(0)
     profile = Profile.fit({"amount": rng.normal(100, 20, 1000), "country": rng.choice(["fr", "de"], 1000),

@@ -2,12 +2,13 @@
 the stats actor; ``user_config`` reconfigures without a restart."""
 
 import asyncio
+import functools
 import json
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from rw_test_support import free_port, wait_until
 
 pytestmark = [pytest.mark.ray]
 
@@ -30,7 +31,6 @@ def apps(ray_cluster):
     import serve_apps
 
     ray.cloudpickle.register_pickle_by_value(serve_apps)
-    from tests_port import free_port
 
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     port = serve.context._get_global_client().http_config.port
@@ -104,15 +104,7 @@ def test_fastapi_ingress_same_http_answers(apps):
     assert _http(base, "GET", "/mon/boom", None)[0] == 500
 
 
-def _wait(pred, timeout=60, interval=0.3):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s; last={last!r}")
+_wait = functools.partial(wait_until, interval=0.3)
 
 
 def test_each_monitored_deployment_reports_to_the_actor(apps):

@@ -1,0 +1,36 @@
+"""Small helpers for every test folder (imported as ``rw_test_support``: ``tests/`` is on
+``sys.path`` through ``tests/conftest.py``; a unique name, since test folders are not
+packages)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Callable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5, what: str = "condition",
+               retry_errors: bool = False) -> Any:
+    """Poll ``pred`` until it returns something truthy and return that; AssertionError after
+    ``timeout`` seconds. With ``retry_errors`` an exception from ``pred`` counts as "not yet"
+    (for a service that may be restarting) instead of failing at once."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+        except Exception as exc:
+            if not retry_errors:
+                raise
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met in {timeout}s; last={last!r}")
