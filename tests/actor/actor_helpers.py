@@ -3,22 +3,19 @@ replica batches built from them."""
 
 from __future__ import annotations
 
-import socket
+import http.server
+import json
+import threading
 import uuid
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytest
+from rw_test_support import free_port  # noqa: F401  (re-exported for the actor tests)
 
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.profile import Profile
 from raywatch.stats.sketch import LatencySketch
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def reference(n: int = 4000, seed: int = 0) -> Dict[str, np.ndarray]:
@@ -91,6 +88,36 @@ def make_batch(
         capture_errors_total=capture_errors_total,
         seq=seq,
     )
+
+
+class WebhookReceiver:
+    """A local webhook receiver on 127.0.0.1 that keeps every JSON body POSTed to it
+    (Alertmanager's webhook payload, version 4, from raywatch's webhook sink)."""
+
+    def __init__(self, path: str = "/alerts"):
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def firing(self, alertname: str) -> List[Dict[str, Any]]:
+        return [a for body in list(self.received) for a in body.get("alerts", [])
+                if a["labels"].get("alertname") == alertname and a["status"] == "firing"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def unique_name(prefix: str = "rw-test") -> str:

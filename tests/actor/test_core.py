@@ -29,7 +29,7 @@ from raywatch.actor.store import Store
 from raywatch.config import MonitorConfig
 from raywatch.stats.sketch import LatencySketch
 
-from actor_helpers import make_batch, profile  # noqa: F401 (fixture)
+from actor_helpers import WebhookReceiver, make_batch, profile  # noqa: F401 (fixture)
 
 T0 = 1_000_000.0  # a multiple of the window length below
 
@@ -240,39 +240,10 @@ def test_sketch_percentiles_merge_exactly_across_replicas(profile):
     assert a == b  # bucket for bucket
 
 
-class _Receiver:
-    """A local webhook receiver (Alertmanager webhook payload, version 4) on 127.0.0.1."""
-
-    def __init__(self):
-        import http.server
-        import threading
-
-        received = self.received = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_drift_quality_rules_and_webhook_delivery(profile, tmp_path):
     """Drift against the reference profile → dataset_drift series → rule fires → the webhook
     receives the alert; the transition is in the history."""
-    recv = _Receiver()
+    recv = WebhookReceiver("/hook")
     try:
         config = {
             "model": "m",

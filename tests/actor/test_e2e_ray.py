@@ -18,7 +18,7 @@ predictions the replicas shipped, and give accuracy, precision, recall and ROC-A
 
 from __future__ import annotations
 
-import http.server
+import functools
 import json
 import random
 import threading
@@ -27,50 +27,30 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from actor_helpers import free_port, unique_name
+from actor_helpers import WebhookReceiver, free_port, unique_name
+from rw_test_support import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-class Receiver:
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def firing(self, alertname):
-        return [a for body in list(self.received) for a in body.get("alerts", [])
-                if a["labels"].get("alertname") == alertname and a["status"] == "firing"]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+wait_for = functools.partial(wait_until, retry_errors=True)  # the actor may be restarting
 
 
-def wait_for(pred, timeout=60.0, interval=0.5, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = pred()
-        except Exception as exc:  # the actor may be restarting
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met in {timeout}s; last={last!r}")
+def _remove(serve, app, actor_name):
+    """Delete the Serve application and kill the stats actor (what is left of them)."""
+    import ray as ray_mod
+
+    from raywatch.actor import actor as actor_mod
+
+    try:
+        serve.delete(app)
+    except Exception:
+        pass
+    try:
+        ray_mod.kill(ray_mod.get_actor(actor_name, namespace="raywatch"))
+    except Exception:
+        pass
+    actor_mod._handles.clear()
 
 
 def test_monitored_deployment_drift_alert_latency_and_actor_restart(serve_clean, tmp_path):
@@ -89,7 +69,7 @@ def test_monitored_deployment_drift_alert_latency_and_actor_restart(serve_clean,
                            "prediction": (ref_amount > 120).astype(int), "score": np.clip(ref_amount / 200, 0, 1)}, seed=0)
     profile_path = tmp_path / "reference.rwprofile"
     profile.save(profile_path)
-    recv = Receiver()
+    recv = WebhookReceiver()
     name = unique_name("rw-e2e")
     cfg = {
         "model": "fraud",
@@ -201,15 +181,7 @@ def test_monitored_deployment_drift_alert_latency_and_actor_restart(serve_clean,
         assert st["profile"] is True
         assert st["totals"]["requests"] >= 800  # what was ingested before the kill survived it
     finally:
-        try:
-            serve.delete("e2e")
-        except Exception:
-            pass
-        try:
-            ray_mod.kill(ray_mod.get_actor(name, namespace="raywatch"))
-        except Exception:
-            pass
-        actor_mod._handles.clear()
+        _remove(serve, "e2e", name)
         recv.close()
 
 
@@ -223,7 +195,6 @@ def test_ground_truth_over_http_joins_serve_request_ids(serve_clean, tmp_path):
     from starlette.requests import Request
 
     import raywatch
-    from raywatch.actor import actor as actor_mod
 
     name = unique_name("rw-fb")
     cfg = {
@@ -278,12 +249,4 @@ def test_ground_truth_over_http_joins_serve_request_ids(serve_clean, tmp_path):
         assert perf["roc_auc"] > 0.9  # the score (x itself) separates the labels
         assert st["totals"]["feedback_rows"] == 60
     finally:
-        try:
-            serve.delete("fb")
-        except Exception:
-            pass
-        try:
-            ray_mod.kill(ray_mod.get_actor(name, namespace="raywatch"))
-        except Exception:
-            pass
-        actor_mod._handles.clear()
+        _remove(serve, "fb", name)
