@@ -72,6 +72,20 @@ def _make(cls=Model, cfg=None, *args):
     return M, obj
 
 
+def _ingress(app):
+    """A class like ``@serve.ingress`` makes (Serve's ASGI replica wrapper) around ``app``."""
+    from ray.serve._private.http_util import ASGIAppReplicaWrapper
+
+    class Ingress(ASGIAppReplicaWrapper):
+        def __init__(self):
+            self._asgi_app = app
+
+        def __del__(self):  # (Ray's is async: un-awaited when garbage-collected in a test)
+            pass
+
+    return Ingress
+
+
 def test_kinds_are_preserved_and_results_unchanged():
     M, obj = _make(Model, None, 3)
     try:
@@ -232,8 +246,6 @@ def test_reconfigure_with_rank_and_async():
 
 
 def test_asgi_call_captures_status_route_and_tees_body():
-    from ray.serve._private.http_util import ASGIAppReplicaWrapper
-
     class Route:
         path = "/items/{id}"
 
@@ -244,14 +256,7 @@ def test_asgi_call_captures_status_route_and_tees_body():
         await send({"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"prediction": 1}'})
 
-    class Ingress(ASGIAppReplicaWrapper):
-        def __init__(self):
-            self._asgi_app = app
-
-        def __del__(self):  # (Ray's is async: un-awaited when garbage-collected in a test)
-            pass
-
-    M, obj = _make(Ingress, MonitorConfig(resources={"enabled": False}))
+    M, obj = _make(_ingress(app), MonitorConfig(resources={"enabled": False}))
     sent = []
 
     async def receive():
@@ -354,21 +359,12 @@ def test_outside_ray_nothing_starts_a_cluster(monkeypatch):
 
 
 def _asgi_instance(cfg):
-    from ray.serve._private.http_util import ASGIAppReplicaWrapper
-
     async def app(scope, receive, send):
         await receive()
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"prediction": 0}'})
 
-    class Ingress(ASGIAppReplicaWrapper):
-        def __init__(self):
-            self._asgi_app = app
-
-        def __del__(self):  # (Ray's is async: un-awaited when garbage-collected in a test)
-            pass
-
-    M = wrap.monitored_class(Ingress, cfg)
+    M = wrap.monitored_class(_ingress(app), cfg)
     return M()
 
 
