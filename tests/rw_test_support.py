@@ -16,6 +16,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_http_port(serve: Any) -> int:
+    """Start Serve's HTTP proxy on 127.0.0.1 at a free port (if Serve is not running yet)
+    and return the port it listens on."""
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+    except Exception:
+        pass
+    return serve.context._get_global_client().http_config.port
+
+
 def wait_until(pred: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5, what: str = "condition",
                retry_errors: bool = False) -> Any:
     """Poll ``pred`` until it returns something truthy and return that; AssertionError after

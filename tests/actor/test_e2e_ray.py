@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from actor_helpers import WebhookReceiver, free_port, unique_name
-from rw_test_support import wait_until
+from actor_helpers import WebhookReceiver, unique_name
+from rw_test_support import serve_http_port, wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -97,10 +97,7 @@ def test_monitored_deployment_drift_alert_latency_and_actor_restart(serve_clean,
             time.sleep(random.uniform(0.05, 0.25) if payload.get("slow") else random.uniform(0.005, 0.02))
             return {"prediction": int(payload["amount"] > 120), "score": min(1.0, payload["amount"] / 200)}
 
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    except Exception:
-        pass
+    serve_http_port(serve)
     handle = serve.run(raywatch.monitor(Fraud, cfg).bind(), name="e2e", route_prefix=None)
     actor_cfg = raywatch.MonitorConfig.model_validate(cfg)
     sent = [0]
@@ -212,11 +209,7 @@ def test_ground_truth_over_http_joins_serve_request_ids(serve_clean, tmp_path):
             body = await request.json()
             return {"prediction": int(body["x"] > 0.5), "score": float(body["x"])}
 
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    except Exception:
-        pass
-    port = serve.context._get_global_client().http_config.port
+    port = serve_http_port(serve)
     serve.run(raywatch.monitor(Spam, cfg).bind(), name="fb", route_prefix="/spam")
     actor_cfg = raywatch.MonitorConfig.model_validate(cfg)
     try:

@@ -11,7 +11,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from rw_test_support import free_port, wait_until
+from rw_test_support import serve_http_port, wait_until
 
 pytestmark = [pytest.mark.ray]
 
@@ -107,11 +107,7 @@ def deployed(ray_cluster):
                      "retry_backoff": 0.1, "max_backoff": 0.3},
         "resources": {"interval": 0.5},
     }
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    except Exception:
-        pass
-    port = serve.context._get_global_client().http_config.port
+    port = serve_http_port(serve)
     serve.run(raywatch.monitor(Fraud, cfg).bind(), name="fraud", route_prefix="/fraud")
     yield ray, serve, f"http://127.0.0.1:{port}/fraud", recorder
     serve.delete("fraud")
