@@ -11,7 +11,6 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pytest
-from rw_test_support import free_port  # noqa: F401  (re-exported for the actor tests)
 
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.profile import Profile

@@ -18,8 +18,9 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from actor_helpers import free_port, make_batch, profile  # noqa: F401 (fixture)
+from actor_helpers import make_batch, profile  # noqa: F401 (fixture)
 from prometheus_client import CollectorRegistry, generate_latest
+from rw_test_support import free_port
 
 from raywatch.actor.core import StatsCore
 from raywatch.actor.exposition import StatsCollector
