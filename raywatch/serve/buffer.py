@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from operator import itemgetter
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -197,13 +198,26 @@ def _columns(rows: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
     """Rows to typed column arrays (numeric columns become float/int arrays: cheaper to
     summarize than the object arrays a list of row dicts turns into). A key missing from a
     row is ``None`` there; a column mixing types stays an object array."""
-    names: Dict[str, None] = {}
-    for r in rows:
-        for k in r:
-            names.setdefault(k, None)
+    if not rows:
+        return {}
+    first = rows[0].keys()
+    if all(r.keys() == first for r in rows):
+        # the usual case, every row with the same keys: transpose at C speed
+        names: Any = list(first)
+        if len(names) == 1:
+            columns: Any = [[r[names[0]] for r in rows]]
+        else:
+            columns = zip(*map(itemgetter(*names), rows))
+    else:
+        names = {}
+        for r in rows:
+            for k in r:
+                names.setdefault(k, None)
+        names = list(names)
+        columns = ([r.get(name) for r in rows] for name in names)
     cols: Dict[str, np.ndarray] = {}
-    for name in names:
-        vals = [r.get(name) for r in rows]
+    for name, vals in zip(names, columns):
+        vals = list(vals)
         arr = None
         try:
             arr = np.asarray(vals)
