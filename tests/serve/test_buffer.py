@@ -117,3 +117,16 @@ def test_typed_columns_summarize_like_rows(profile):
     cols = _columns(rows)
     assert cols["prediction"].dtype.kind == "i" and cols["a"].dtype == object and cols["c"].dtype == object
     assert profile.summarize(cols, seed=3).to_bytes() == profile.summarize(rows, seed=3).to_bytes()
+
+
+def test_columns_same_keys_fast_path_matches_rows(profile):
+    from raywatch.serve.buffer import _columns
+
+    rows = [{"a": float(i), "c": "x" if i % 3 else "y", "prediction": i % 2, "score": 0.1 * (i % 10)} for i in range(50)]
+    rows[7] = {"score": 0.5, "prediction": 1, "c": "x", "a": 2.0}  # same keys, another order
+    cols = _columns(rows)
+    assert list(cols) == ["a", "c", "prediction", "score"]
+    assert cols["a"][7] == 2.0 and cols["prediction"][7] == 1 and cols["c"][7] == "x"
+    assert cols["a"].dtype.kind == "f" and cols["prediction"].dtype.kind == "i"
+    assert profile.summarize(cols, seed=3).to_bytes() == profile.summarize(rows, seed=3).to_bytes()
+    assert list(_columns([{"a": 1}, {"a": 2}])["a"]) == [1, 2] and _columns([]) == {}

@@ -140,7 +140,9 @@ def test_flusher_thread_flushes_and_stop_ships_the_rest():
         _requests(mon, 3)
         mon.stop(flush=True)
     assert sum(b.requests for b in tr.batches) == 8
-    assert not mon.status()["running"]
+    st = mon.status()
+    assert not st["running"]
+    assert st["records_drained"] == 8 and st["flusher_cpu_s"] > 0  # the flusher's own CPU, counted
 
 
 def test_config_to_dict_is_json_able_with_callables():
