@@ -1,8 +1,9 @@
 """What wrapping a deployment with raywatch costs under load: throughput and latency.
 
 One local Ray cluster runs two Serve applications with the *same* deployment: ``base``
-unwrapped and ``mon`` wrapped with ``raywatch.monitor`` (sampling every request, shipping
-to a real stats actor once per second). Two phases, each in interleaved rounds — base,
+unwrapped and ``mon`` wrapped with ``raywatch.monitor`` (sampling every request, window
+summaries against a 22-column reference profile, shipping to a real stats actor once per
+second). Two phases, each in interleaved rounds — base,
 mon, mon, base, … — so that the machine's drift (other work on a shared box) falls on both
 alike:
 
@@ -190,9 +191,19 @@ def main(argv=None) -> dict:
             port = s.getsockname()[1]
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         Scorer = _deployment()
+        # a reference profile of the model's 20 features and its outputs, so that the replica
+        # does all that monitoring does in production: window summaries as well as latency
+        from raywatch.stats.profile import Profile
+
+        ref = np.random.default_rng(2).normal(size=(2000, 20))
+        profile_path = os.path.join(tmp, "profile.rwp")
+        Profile.fit({**{f"f{j}": ref[:, j] for j in range(20)},
+                     "prediction": (ref.sum(axis=1) > 0).astype(int),
+                     "score": np.random.default_rng(3).random(2000)}).save(profile_path)
         cfg = {
             "actor": {"name": "rw-bench-stats", "sqlite_path": None, "metrics_port": None},
             "resources": {"interval": 5},
+            "profile_path": profile_path,
         }
         base = serve.run(Scorer.bind(), name="base", route_prefix="/base")
         ctl = serve.run(Scorer.bind(), name="ctl", route_prefix="/ctl") if control else None
@@ -291,6 +302,7 @@ def main(argv=None) -> dict:
         "replica_cpu_added_us_ci95": _ci95(cpu_diffs),
         **_control_figures(res, openl, cpu),
         "monitor_flusher_cpu_us_per_request": round(flusher_cpu / drained * 1e6, 2) if drained else None,
+        "monitor_rows_summarized": status.get("rows_summarized"),
         "monitor_dropped_total": status.get("dropped_total"),
         "monitor_batches_acked": (status.get("shipper") or {}).get("acked_batches"),
         "meets_targets": (mon_rps / base_rps) >= 0.97 and p50_added <= 0.1,
