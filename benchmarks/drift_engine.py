@@ -57,8 +57,11 @@ def make_data(rows: int, features: int, categorical: int, seed: int, drift: bool
     return data
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv, doc: str, extra=None) -> argparse.Namespace:
+    """The data-size options shared with ``vs_evidently.py``; ``extra(ap)`` adds a script's own."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if extra is not None:
+        extra(ap)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--features", type=int, default=20)
     ap.add_argument("--categorical", type=int, default=3)
@@ -66,9 +69,18 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.quick:
         args.rows = min(args.rows, 100_000)
+    return args
 
+
+def reference_and_current(args: argparse.Namespace) -> tuple:
     reference = make_data(args.rows, args.features, args.categorical, seed=1, drift=False)
     current = make_data(args.rows, args.features, args.categorical, seed=2, drift=True)
+    return reference, current
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv, __doc__)
+    reference, current = reference_and_current(args)
     t0 = time.perf_counter()
     profile = Profile.fit(reference, seed=0)
     fit_seconds = time.perf_counter() - t0

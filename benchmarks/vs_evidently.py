@@ -19,7 +19,6 @@ is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -34,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from drift_engine import make_data  # noqa: E402
+from drift_engine import parse_args, reference_and_current  # noqa: E402
 
 from raywatch.drift.detect import detect_drift  # noqa: E402
 from raywatch.stats.profile import Profile  # noqa: E402
@@ -67,22 +66,16 @@ print(json.dumps({"seconds": seconds, "drifted": sorted(drifted), "version": evi
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--evidently-python", default=sys.executable, help="a Python interpreter with evidently installed")
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--features", type=int, default=20)
-    ap.add_argument("--categorical", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="100k rows: ends within 60 s on 2 cores")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.rows = min(args.rows, 100_000)
+    args = parse_args(
+        argv, __doc__,
+        lambda ap: ap.add_argument("--evidently-python", default=sys.executable, help="a Python interpreter with evidently installed"),
+    )
 
     probe = subprocess.run([args.evidently_python, "-c", "import evidently"], capture_output=True, text=True)
     if probe.returncode != 0:
         sys.exit(f"{args.evidently_python} cannot import evidently; see --help for how to install it beside raywatch")
 
-    reference = make_data(args.rows, args.features, args.categorical, seed=1, drift=False)
-    current = make_data(args.rows, args.features, args.categorical, seed=2, drift=True)
+    reference, current = reference_and_current(args)
     profile = Profile.fit(reference, seed=0)
 
     def run_raywatch() -> tuple:
