@@ -58,7 +58,14 @@ from raywatch.stats.columns import (
     to_columns,
     type_family,
 )
-from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary, categorical_state, numerical_state
+from raywatch.stats.summary import (
+    MAX_UNKNOWN_COLUMNS,
+    SMALL_BATCH_ROWS,
+    WindowSummary,
+    categorical_state,
+    numerical_state,
+    numerical_states,
+)
 
 __all__ = ["Profile", "ColumnSpec"]
 
@@ -298,9 +305,11 @@ class Profile:
         k = out.sample_size
         rng = np.random.default_rng(seed)
         out.rows = rows
-        counts = []
+        counts: List[Any] = []
         n_num = sum(1 for s in self.specs.values() if s.kind == "numerical" and s.name in cols)
         scratch = (np.empty(rows), np.empty(rows)) if n_num > 1 else None
+        # small batches (a replica's flush): every clean numerical column in one pass
+        together: List[Any] = []
         for i, spec in enumerate(self.specs.values()):
             arr = cols.get(spec.name)
             if arr is None:
@@ -310,6 +319,10 @@ class Profile:
                 continue
             if spec.kind == "numerical":
                 x, wrong = encode_numerical(arr)
+                if not wrong and 0 < rows <= SMALL_BATCH_ROWS and n_num > 1 and x.size == rows:
+                    together.append((i, spec, x))
+                    counts.append(None)  # filled in below
+                    continue
                 ints, floats, c, smp = numerical_state(x, spec.edges, (spec.lo, spec.hi), k, rng, scratch)
                 ints[0] += wrong
                 ints[3] = wrong
@@ -324,6 +337,19 @@ class Profile:
                     ints, c = categorical_state(codes, spec.n_bins, spec.kind == "boolean")
             out.ints[i] = ints
             counts.append(c)
+        if together:
+            specs = [t[1] for t in together]
+            ints, floats, c, smps = numerical_states(
+                np.stack([t[2] for t in together]), [s.edges for s in specs],
+                np.array([s.lo for s in specs]), np.array([s.hi for s in specs]), k, rng,
+            )
+            pos = 0
+            for j, (i, spec, _) in enumerate(together):
+                out.ints[i] = ints[j]
+                out.floats[i] = floats[j]
+                out.samples[i] = smps[j]
+                counts[i] = c[pos : pos + spec.n_bins]
+                pos += spec.n_bins
         if counts:
             out.counts = np.concatenate(counts)
         unknown = sorted(set(cols) - set(self.specs))

@@ -193,3 +193,79 @@ def test_merged_sample_is_uniform_over_the_union():
         from_a += int(np.sum(values == 0))
     share = from_a / (k * trials)
     assert abs(share - 0.1) < 0.01  # sd of the share is ~0.002
+
+
+def _awkward_columns(rng, n):
+    """Columns with NaN, ±inf, values exactly on bin edges and outside the reference range."""
+    X = rng.normal(size=(4, n))
+    X[0, rng.random(n) < 0.2] = np.nan
+    X[1, rng.random(n) < 0.1] = np.inf
+    X[1, rng.random(n) < 0.1] = -np.inf
+    X[2, : n // 2] = np.round(X[2, : n // 2] * 4) / 4  # on the quarter edges below
+    X[3] = np.nan  # nothing finite at all
+    edges = [np.linspace(-1, 1, 9), np.array([0.0]), np.linspace(-2, 2, 17), np.empty(0)]
+    lo, hi = np.array([-1.5, -1.0, -2.0, 0.0]), np.array([1.5, 1.0, 2.0, 0.0])
+    return X, edges, lo, hi
+
+
+@pytest.mark.parametrize("n", [1, 7, 300])
+def test_batched_kernel_agrees_with_the_per_column_kernel(n):
+    from raywatch.stats.summary import numerical_state, numerical_states
+
+    rng = np.random.default_rng(n)
+    X, edges, lo, hi = _awkward_columns(rng, n)
+    ints, floats, counts, samples = numerical_states(X, edges, lo, hi, 5, np.random.default_rng(0))
+    pos = 0
+    for i in range(X.shape[0]):
+        one_ints, one_floats, one_counts, one_sample = numerical_state(
+            X[i].copy(), edges[i], (lo[i], hi[i]), 5, np.random.default_rng(0)
+        )
+        assert ints[i].tolist() == one_ints
+        np.testing.assert_allclose(floats[i], one_floats, rtol=1e-12, atol=1e-9)
+        assert counts[pos : pos + edges[i].size + 1].tolist() == one_counts.tolist()
+        pos += edges[i].size + 1
+        # same size; values drawn from the column's finite values, keys increasing in (0, 1)
+        assert samples[i][0].size == one_sample[0].size == min(5, one_ints[-1])
+        assert np.isin(samples[i][0], X[i][np.isfinite(X[i])]).all()
+        assert np.all(np.diff(samples[i][1]) > 0) and np.all((samples[i][1] >= 0) & (samples[i][1] < 1))
+    assert pos == counts.size
+
+
+def test_small_and_large_batch_paths_summarize_alike(profile, monkeypatch):
+    from raywatch.stats import profile as profile_module
+
+    rng = np.random.default_rng(5)
+    batch = {"x": rng.normal(size=500), "y": rng.exponential(size=500), "color": rng.choice(["red", "blue"], 500)}
+    batch["x"][::7] = np.nan
+    batch["y"][::11] = np.inf
+    small = profile.summarize(batch, seed=1)
+    monkeypatch.setattr(profile_module, "SMALL_BATCH_ROWS", 0)
+    large = profile.summarize(batch, seed=1)
+    assert _exact_parts(small) == _exact_parts(large)
+    _assert_moments_close(small, large)
+    assert [s[0].size for s in small.samples] == [s[0].size for s in large.samples]
+
+
+def test_batched_sample_has_the_law_of_keying_every_row():
+    from raywatch.stats.summary import numerical_states
+
+    # the largest kept key is the k-th of n uniform order statistics (mean k/(n+1)), and every
+    # finite value is kept equally often, whichever column and position it is in
+    rng = np.random.default_rng(2)
+    n, k, trials = 40, 8, 3000
+    X = np.tile(np.arange(float(n)), (2, 1))
+    X[1, :10] = np.nan  # 30 finite values
+    edges = [np.array([10.0, 20.0])] * 2
+    tops, kept = [], np.zeros((2, n))
+    for _ in range(trials):
+        _, _, _, samples = numerical_states(X, edges, np.zeros(2), np.full(2, 40.0), k, rng)
+        tops.append(samples[0][1][-1])
+        for i in range(2):
+            kept[i, samples[i][0].astype(int)] += 1
+    assert np.mean(tops) == pytest.approx(k / (n + 1), rel=0.03)
+    assert kept[1, :10].sum() == 0
+    for i, m in ((0, n), (1, 30)):
+        observed = kept[i, n - m :]
+        expected = trials * k / m
+        chi2 = float(((observed - expected) ** 2 / expected).sum())
+        assert chi2 < 2 * m  # χ² with m - 1 dof: far above 2 m has odds below 1e-6
