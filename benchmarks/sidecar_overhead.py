@@ -14,12 +14,15 @@ alike:
    closed loop turns any CPU into latency (p50 ≈ concurrency / throughput, Little's law),
    so its latency figures (``*_saturated``) only restate throughput, with ±1.5 ms of noise
    between runs on a 2-core machine.
-2. **Latency** (open loop, fixed rate ``--load`` (0.3) × the base throughput measured in
-   phase 1, below saturation): requests are sent on a fixed schedule whatever the responses do;
-   ``p50_added_ms`` / ``p99_added_ms`` are the medians of per-round paired differences
-   (monitored minus base) of each round's percentile, with 95 % bootstrap intervals
-   (``*_ci95``). This is the latency a request pays for monitoring when the replica is not
-   CPU-bound.
+2. **Latency** (open loop below saturation: ``--load`` (0.4) × the base throughput measured in
+   phase 1, in all): requests go out on a fixed schedule whatever the responses do, the
+   variants taking turns *request by request* (each cycle in a fresh random order), so that
+   all of them meet the same moments of the machine; a round-by-round rotation leaves each
+   variant its own few seconds of a noisy box, which on 2 cores swamps a 0.1 ms effect.
+   ``p50_added_ms`` / ``p99_added_ms`` are the pooled percentile of the monitored app's
+   latencies minus the base app's, with 95 % block-bootstrap intervals (``*_ci95``: whole
+   rounds resampled, both variants together). This is the latency a request pays for
+   monitoring when the replica is not CPU-bound.
 
 With ``--control`` (default, not with ``--quick``) a second *unwrapped* app, ``ctl``, runs
 in the same rotation and ``control_*`` figures compare it with ``base`` the same way: two
@@ -100,27 +103,33 @@ async def _round(handle, payloads, seconds: float, concurrency: int):
     return len(lat) / elapsed, np.asarray(lat)
 
 
-async def _open_loop(handle, payloads, seconds: float, rate: float):
-    """Send at ``rate`` requests/s on a fixed schedule for ``seconds``; per-request latency."""
-    lat: list = []
+async def _open_loop(handles, payloads, seconds: float, rate: float, rng):
+    """Send at ``rate`` requests/s in all on a fixed schedule for ``seconds``, the variants
+    taking turns request by request (each cycle in a fresh random order), so that every
+    variant meets the same moments of the machine. Per-request latency, per variant."""
+    lat: dict = {name: [] for name, _ in handles}
     n = len(payloads)
-    total = max(1, int(seconds * rate))
+    total = max(len(handles), int(seconds * rate))
     loop = asyncio.get_running_loop()
 
-    async def one(i: int):
+    async def one(name, h, i: int):
         t0 = time.perf_counter()
-        await handle.remote(payloads[i % n])
-        lat.append(time.perf_counter() - t0)
+        await h.remote(payloads[i % n])
+        lat[name].append(time.perf_counter() - t0)
 
     tasks = []
+    cycle: list = []
     start = time.perf_counter()
     for i in range(total):
+        if not cycle:
+            cycle = [handles[j] for j in rng.permutation(len(handles))]
+        name, h = cycle.pop()
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(loop.create_task(one(i)))
+        tasks.append(loop.create_task(one(name, h, i)))
     await asyncio.gather(*tasks)
-    return np.asarray(lat)
+    return {name: np.asarray(v) for name, v in lat.items()}
 
 
 def _ci95(values, stat=statistics.median, n_boot: int = 2000):
@@ -134,20 +143,39 @@ def _ci95(values, stat=statistics.median, n_boot: int = 2000):
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
+def _pooled_added(rounds_a, rounds_b, q: float, n_boot: int = 2000):
+    """``q``-th percentile of variant a's latencies minus variant b's (ms), pooled over the
+    rounds, and its 95 % block-bootstrap interval: rounds are resampled whole, the two
+    variants together, so that the interval carries whatever the machine did in a round."""
+    a = [np.asarray(x) for x in rounds_a]
+    b = [np.asarray(x) for x in rounds_b]
+
+    def diff(idx):
+        return (np.percentile(np.concatenate([a[i] for i in idx]), q)
+                - np.percentile(np.concatenate([b[i] for i in idx]), q)) * 1e3
+
+    every = np.arange(len(a))
+    point = float(diff(every))
+    rng = np.random.default_rng(12345)
+    boots = [diff(rng.integers(0, len(a), len(a))) for _ in range(n_boot)] if len(a) > 1 else [point]
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return round(point, 4), [round(float(lo), 4), round(float(hi), 4)]
+
+
 def _control_figures(res, openl, cpu) -> dict:
     """The same figures for the A/A control (a second unwrapped app against base): what two
     identical replica processes differ by on this machine, i.e. the benchmark's noise floor."""
     if not res.get("ctl"):
         return {}
     ratios = [c / b for (c, _), (b, _) in zip(res["ctl"], res["base"])]
-    d50 = [float(np.percentile(c, 50) - np.percentile(b, 50)) * 1e3 for c, b in zip(openl["ctl"], openl["base"])]
+    p50, p50_ci = _pooled_added(openl["ctl"], openl["base"], 50)
     dcpu = [c - b for c, b in zip(cpu["ctl"], cpu["base"])]
     return {
         "control_throughput_ratio": round(statistics.median(r for r, _ in res["ctl"])
                                           / statistics.median(r for r, _ in res["base"]), 4),
         "control_throughput_ratio_paired_ci95": _ci95(ratios),
-        "control_p50_added_ms": round(statistics.median(d50), 4),
-        "control_p50_added_ci95": _ci95(d50),
+        "control_p50_added_ms": p50,
+        "control_p50_added_ci95": p50_ci,
         "control_cpu_added_us": round(statistics.median(dcpu), 1),
     }
 
@@ -161,15 +189,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
                     help="also run a second unwrapped app (A/A control: the noise floor between two "
                          "replica processes); default on, off with --quick")
-    ap.add_argument("--load", type=float, default=0.3,
+    ap.add_argument("--load", type=float, default=0.4,
                     help="open-loop latency phase: rate as a fraction of base throughput")
-    ap.add_argument("--latency-rounds", type=int, default=None, help="open-loop rounds per variant")
+    ap.add_argument("--latency-rounds", type=int, default=None, help="open-loop rounds (every variant in each)")
     ap.add_argument("--latency-seconds", type=float, default=None, help="seconds per open-loop round")
     args = ap.parse_args(argv)
     rounds = args.rounds or (4 if args.quick else 10)
     seconds = args.seconds or (1.5 if args.quick else 6.0)
-    lat_rounds = args.latency_rounds or (4 if args.quick else 12)
-    lat_seconds = args.latency_seconds or (1.5 if args.quick else 5.0)
+    lat_rounds = args.latency_rounds or (6 if args.quick else 45)
+    lat_seconds = args.latency_seconds or (2.0 if args.quick else 4.0)
     control = (not args.quick) if args.control is None else args.control
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -235,14 +263,12 @@ def main(argv=None) -> dict:
             # open loop below saturation, at a fixed rate from the base throughput just measured
             rate = args.load * statistics.median(x for x, _ in out["base"])
             openl = {name: [] for name, _ in variants}
-            for _, h in variants:
-                await _open_loop(h, payloads, 0.5, rate)
+            order_rng = np.random.default_rng(7)
+            await _open_loop(variants, payloads, 1.0, rate, order_rng)
             for r in range(lat_rounds):
-                order = variants[r % len(variants):] + variants[:r % len(variants)]
-                if (r // len(variants)) % 2:
-                    order = order[::-1]
-                for name, h in order:
-                    openl[name].append(await _open_loop(h, payloads, lat_seconds, rate))
+                lat = await _open_loop(variants, payloads, lat_seconds, rate, order_rng)
+                for name, _ in variants:
+                    openl[name].append(lat[name])
             st1 = await mon._raywatch_status.remote()
             return out, cpu, openl, rate, st0, st1
 
@@ -258,19 +284,13 @@ def main(argv=None) -> dict:
     def pct(rounds_, q):
         return [float(np.percentile(lat, q)) * 1e3 for _, lat in rounds_]
 
-    def opct(rounds_, q):
-        return [float(np.percentile(lat, q)) * 1e3 for lat in rounds_]
-
     base_rps = statistics.median(r for r, _ in res["base"])
     mon_rps = statistics.median(r for r, _ in res["mon"])
     ratios = [m / b for (m, _), (b, _) in zip(res["mon"], res["base"])]
     sat_p50 = [m - b for m, b in zip(pct(res["mon"], 50), pct(res["base"], 50))]
     sat_p99 = [m - b for m, b in zip(pct(res["mon"], 99), pct(res["base"], 99))]
-    d50 = [m - b for m, b in zip(opct(openl["mon"], 50), opct(openl["base"], 50))]
-    d99 = [m - b for m, b in zip(opct(openl["mon"], 99), opct(openl["base"], 99))]
-    p50_added = statistics.median(d50)
-    p99_added = statistics.median(d99)
-    p50_ci = _ci95(d50)
+    p50_added, p50_ci = _pooled_added(openl["mon"], openl["base"], 50)
+    p99_added, p99_ci = _pooled_added(openl["mon"], openl["base"], 99)
     cpu_diffs = [m - b for m, b in zip(cpu["mon"], cpu["base"])]
     drained = (status.get("records_drained") or 0) - (st0.get("records_drained") or 0)
     flusher_cpu = (status.get("flusher_cpu_s") or 0.0) - (st0.get("flusher_cpu_s") or 0.0)
@@ -290,12 +310,13 @@ def main(argv=None) -> dict:
         "latency_rounds": lat_rounds,
         "latency_seconds_per_round": lat_seconds,
         "open_loop_rps": round(rate, 1),
-        "baseline_p50_ms": round(statistics.median(opct(openl["base"], 50)), 3),
-        "baseline_p99_ms": round(statistics.median(opct(openl["base"], 99)), 3),
+        "latency_requests_per_variant": int(sum(x.size for x in openl["base"])),
+        "baseline_p50_ms": round(float(np.percentile(np.concatenate(openl["base"]), 50)) * 1e3, 3),
+        "baseline_p99_ms": round(float(np.percentile(np.concatenate(openl["base"]), 99)) * 1e3, 3),
         "p50_added_ms": round(p50_added, 4),
         "p50_added_ci95": p50_ci,
         "p99_added_ms": round(p99_added, 4),
-        "p99_added_ci95": _ci95(d99),
+        "p99_added_ci95": p99_ci,
         "replica_cpu_us_per_request_base": round(statistics.median(cpu["base"]), 1),
         "replica_cpu_us_per_request_mon": round(statistics.median(cpu["mon"]), 1),
         "replica_cpu_added_us": round(statistics.median(cpu_diffs), 1),

@@ -93,6 +93,7 @@ def _scalar(v: Any) -> Tuple[bool, Any]:
 
 
 _FAST_SCALARS = frozenset((str, bool, int, float, type(None)))
+_STR = frozenset((str,))
 
 
 def _flatten(obj: Mapping, prefix: str, out: Row, depth: int) -> None:
@@ -263,6 +264,8 @@ class Extractor:
         if payload is None:
             return []
         if type(payload) is dict:  # the common case first
+            if _FAST_SCALARS.issuperset(map(type, payload.values())) and _STR.issuperset(map(type, payload)):
+                return [dict(payload)]  # flat, string keys, plain scalars: nothing to flatten
             row: Row = {}
             _flatten(payload, "", row, 0)
             return [row]
