@@ -134,21 +134,32 @@ async def _open_loop(handles, payloads, seconds: float, rate: float, rng):
     return {name: np.asarray(v) for name, v in lat.items()}
 
 
-def _ci95(values, stat=statistics.median, n_boot: int = 2000):
-    """A 95 % percentile-bootstrap interval of ``stat`` over ``values`` (paired rounds)."""
+def _resample(blocks, rng) -> np.ndarray:
+    """Round indices for one two-stage bootstrap draw: blocks (fresh replica processes) with
+    replacement, then rounds within each chosen block with replacement. The interval then
+    carries both what differs between processes and what differs between rounds."""
+    blocks = np.asarray(blocks)
+    labels = np.unique(blocks)
+    members = [np.flatnonzero(blocks == b) for b in labels]
+    picked = [m[rng.integers(0, m.size, m.size)] for m in (members[k] for k in rng.integers(0, labels.size, labels.size))]
+    return np.concatenate(picked)
+
+
+def _ci95(values, blocks, stat=statistics.median, n_boot: int = 2000):
+    """A 95 % two-stage bootstrap interval of ``stat`` over per-round ``values``."""
     v = np.asarray(values, dtype=float)
     if v.size < 2:
         return [round(float(v[0]), 4)] * 2 if v.size else [None, None]
     rng = np.random.default_rng(12345)
-    boots = [stat(v[rng.integers(0, v.size, v.size)]) for _ in range(n_boot)]
+    boots = [stat(v[_resample(blocks, rng)]) for _ in range(n_boot)]
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return [round(float(lo), 4), round(float(hi), 4)]
 
 
-def _pooled_added(rounds_a, rounds_b, q: float, n_boot: int = 2000):
+def _pooled_added(rounds_a, rounds_b, blocks, q: float, n_boot: int = 2000):
     """``q``-th percentile of variant a's latencies minus variant b's (ms), pooled over the
-    rounds, and its 95 % block-bootstrap interval: rounds are resampled whole, the two
-    variants together, so that the interval carries whatever the machine did in a round."""
+    rounds, and its 95 % two-stage bootstrap interval (rounds resampled whole, the two
+    variants together, so that the interval carries whatever the machine did in a round)."""
     a = [np.asarray(x) for x in rounds_a]
     b = [np.asarray(x) for x in rounds_b]
 
@@ -156,35 +167,37 @@ def _pooled_added(rounds_a, rounds_b, q: float, n_boot: int = 2000):
         return (np.percentile(np.concatenate([a[i] for i in idx]), q)
                 - np.percentile(np.concatenate([b[i] for i in idx]), q)) * 1e3
 
-    every = np.arange(len(a))
-    point = float(diff(every))
+    point = float(diff(np.arange(len(a))))
     rng = np.random.default_rng(12345)
-    boots = [diff(rng.integers(0, len(a), len(a))) for _ in range(n_boot)] if len(a) > 1 else [point]
+    boots = [diff(_resample(blocks, rng)) for _ in range(n_boot)] if len(a) > 1 else [point]
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return round(point, 4), [round(float(lo), 4), round(float(hi), 4)]
 
 
-def _control_figures(res, openl, cpu) -> dict:
+def _control_figures(res, openl, cpu, blocks, lat_blocks) -> dict:
     """The same figures for the A/A control (a second unwrapped app against base): what two
     identical replica processes differ by on this machine, i.e. the benchmark's noise floor."""
     if not res.get("ctl"):
         return {}
     ratios = [c / b for (c, _), (b, _) in zip(res["ctl"], res["base"])]
-    p50, p50_ci = _pooled_added(openl["ctl"], openl["base"], 50)
+    p50, p50_ci = _pooled_added(openl["ctl"], openl["base"], lat_blocks, 50)
     dcpu = [c - b for c, b in zip(cpu["ctl"], cpu["base"])]
     return {
         "control_throughput_ratio": round(statistics.median(ratios), 4),
-        "control_throughput_ratio_paired_ci95": _ci95(ratios),
+        "control_throughput_ratio_paired_ci95": _ci95(ratios, blocks),
         "control_p50_added_ms": p50,
         "control_p50_added_ci95": p50_ci,
         "control_cpu_added_us": round(statistics.median(dcpu), 1),
+        "control_cpu_added_us_ci95": _ci95(dcpu, blocks),
     }
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short rounds; ends within 60 s")
-    ap.add_argument("--rounds", type=int, default=None, help="rounds per variant")
+    ap.add_argument("--blocks", type=int, default=None,
+                    help="blocks, each with freshly started replicas for every variant")
+    ap.add_argument("--rounds", type=int, default=None, help="saturated rounds per variant and block")
     ap.add_argument("--seconds", type=float, default=None, help="seconds per round")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--control", action=argparse.BooleanOptionalAction, default=None,
@@ -192,12 +205,13 @@ def main(argv=None) -> dict:
                          "replica processes); default on, off with --quick")
     ap.add_argument("--load", type=float, default=0.4,
                     help="open-loop latency phase: rate as a fraction of base throughput")
-    ap.add_argument("--latency-rounds", type=int, default=None, help="open-loop rounds (every variant in each)")
+    ap.add_argument("--latency-rounds", type=int, default=None, help="open-loop rounds per block (every variant in each)")
     ap.add_argument("--latency-seconds", type=float, default=None, help="seconds per open-loop round")
     args = ap.parse_args(argv)
-    rounds = args.rounds or (4 if args.quick else 24)
+    n_blocks = args.blocks or (1 if args.quick else 6)
+    rounds = args.rounds or (4 if args.quick else 4)
     seconds = args.seconds or (1.5 if args.quick else 3.0)
-    lat_rounds = args.latency_rounds or (6 if args.quick else 45)
+    lat_rounds = args.latency_rounds or (6 if args.quick else 8)
     lat_seconds = args.latency_seconds or (2.0 if args.quick else 4.0)
     control = (not args.quick) if args.control is None else args.control
 
@@ -234,33 +248,45 @@ def main(argv=None) -> dict:
             "resources": {"interval": 5},
             "profile_path": profile_path,
         }
-        base = serve.run(Scorer.bind(), name="base", route_prefix="/base")
-        ctl = serve.run(Scorer.bind(), name="ctl", route_prefix="/ctl") if control else None
-        mon = serve.run(raywatch.monitor(Scorer, cfg).bind(), name="mon", route_prefix="/mon")
+        Monitored = raywatch.monitor(Scorer, cfg)
         rng = np.random.default_rng(1)
         payloads = [{f"f{j}": float(v) for j, v in enumerate(row)} for row in rng.normal(size=(512, 20))]
+        names = ["base", "mon"] + (["ctl"] if control else [])
+        res = {name: [] for name in names}
+        cpu = {name: [] for name in names}
+        actor_cpu = {name: [] for name in names}  # the stats actor's CPU during each round
+        openl = {name: [] for name in names}
+        blocks, lat_blocks, flusher = [], [], {"drained": 0, "cpu_s": 0.0, "rows": 0, "dropped": 0, "acked": 0}
+        actor_state: dict = {}
+        rate = None
 
-        async def run():
-            # warm-up: both paths, the stats actor created and connected
-            warm = 0.5 if args.quick else 2.0
-            await _round(base, payloads, warm, args.concurrency)
-            await _round(mon, payloads, warm, args.concurrency)
-            variants = [("base", base), ("mon", mon)] + ([("ctl", ctl)] if control else [])
-            if control:
-                await _round(ctl, payloads, warm, args.concurrency)
-            out = {name: [] for name, _ in variants}
-            cpu = {name: [] for name, _ in variants}
-            actor_cpu = {name: [] for name, _ in variants}  # the stats actor's CPU during each round
-            import psutil
+        def deploy(block: int) -> dict:
+            """Fresh replica processes for every variant, started in an order that alternates
+            between blocks (the last one started is not always the monitored one)."""
+            for name in names:
+                if block:
+                    serve.delete(name)
+            order = names if block % 2 == 0 else names[::-1]
+            return {name: serve.run((Monitored if name == "mon" else Scorer).bind(), name=name,
+                                    route_prefix=f"/{name}") for name in order}
 
-            stats = ray.get_actor(cfg["actor"]["name"], namespace="raywatch")
-            actor_proc = psutil.Process(await stats.__ray_call__.remote(lambda self: os.getpid()))
+        async def run_block(block: int, handles: dict):
+            nonlocal rate
+            variants = [(name, handles[name]) for name in names]
+            warm = 0.5 if args.quick else 1.5
+            for _, h in variants:  # warm-up; the stats actor created and connected
+                await _round(h, payloads, warm, args.concurrency)
+            if "proc" not in actor_state:
+                import psutil
+
+                stats = ray.get_actor(cfg["actor"]["name"], namespace="raywatch")
+                actor_state["proc"] = psutil.Process(await stats.__ray_call__.remote(lambda self: os.getpid()))
 
             def actor_seconds():
-                t = actor_proc.cpu_times()
+                t = actor_state["proc"].cpu_times()
                 return t.user + t.system
 
-            st0 = await mon._raywatch_status.remote()
+            st0 = await handles["mon"]._raywatch_status.remote()
             for r in range(rounds):
                 order = variants[r % len(variants):] + variants[:r % len(variants)]
                 if (r // len(variants)) % 2:
@@ -269,22 +295,29 @@ def main(argv=None) -> dict:
                     c0, a0 = await h.cpu_seconds.remote(), actor_seconds()
                     rps, lat = await _round(h, payloads, seconds, args.concurrency)
                     c1, a1 = await h.cpu_seconds.remote(), actor_seconds()
-                    out[name].append((rps, lat))
+                    res[name].append((rps, lat))
                     actor_cpu[name].append((a1 - a0) / seconds * 1e3)
                     cpu[name].append((c1 - c0) / max(1, lat.size) * 1e6)
-            # open loop below saturation, at a fixed rate from the base throughput just measured
-            rate = args.load * statistics.median(x for x, _ in out["base"])
-            openl = {name: [] for name, _ in variants}
-            order_rng = np.random.default_rng(7)
+                blocks.append(block)
+            # open loop below saturation, at a fixed rate from the first block's base throughput
+            if rate is None:
+                rate = args.load * statistics.median(x for x, _ in res["base"])
+            order_rng = np.random.default_rng(7 + block)
             await _open_loop(variants, payloads, 1.0, rate, order_rng)
             for r in range(lat_rounds):
                 lat = await _open_loop(variants, payloads, lat_seconds, rate, order_rng)
                 for name, _ in variants:
                     openl[name].append(lat[name])
-            st1 = await mon._raywatch_status.remote()
-            return out, cpu, openl, rate, st0, st1, actor_cpu
+                lat_blocks.append(block)
+            st1 = await handles["mon"]._raywatch_status.remote()
+            flusher["drained"] += (st1.get("records_drained") or 0) - (st0.get("records_drained") or 0)
+            flusher["cpu_s"] += (st1.get("flusher_cpu_s") or 0.0) - (st0.get("flusher_cpu_s") or 0.0)
+            flusher["rows"] += st1.get("rows_summarized") or 0
+            flusher["dropped"] += st1.get("dropped_total") or 0
+            flusher["acked"] += (st1.get("shipper") or {}).get("acked_batches") or 0
 
-        res, cpu, openl, rate, st0, status, actor_cpu = asyncio.run(run())
+        for block in range(n_blocks):
+            asyncio.run(run_block(block, deploy(block)))
     finally:
         try:
             serve.shutdown()
@@ -301,14 +334,14 @@ def main(argv=None) -> dict:
     ratios = [m / b for (m, _), (b, _) in zip(res["mon"], res["base"])]
     sat_p50 = [m - b for m, b in zip(pct(res["mon"], 50), pct(res["base"], 50))]
     sat_p99 = [m - b for m, b in zip(pct(res["mon"], 99), pct(res["base"], 99))]
-    p50_added, p50_ci = _pooled_added(openl["mon"], openl["base"], 50)
-    p99_added, p99_ci = _pooled_added(openl["mon"], openl["base"], 99)
+    p50_added, p50_ci = _pooled_added(openl["mon"], openl["base"], lat_blocks, 50)
+    p99_added, p99_ci = _pooled_added(openl["mon"], openl["base"], lat_blocks, 99)
     cpu_diffs = [m - b for m, b in zip(cpu["mon"], cpu["base"])]
-    drained = (status.get("records_drained") or 0) - (st0.get("records_drained") or 0)
-    flusher_cpu = (status.get("flusher_cpu_s") or 0.0) - (st0.get("flusher_cpu_s") or 0.0)
+    drained, flusher_cpu = flusher["drained"], flusher["cpu_s"]
     result = {
         "benchmark": "sidecar_overhead",
-        "rounds": rounds,
+        "blocks": n_blocks,
+        "rounds_per_block": rounds,
         "seconds_per_round": seconds,
         "concurrency": args.concurrency,
         "baseline_rps": round(base_rps, 1),
@@ -317,11 +350,11 @@ def main(argv=None) -> dict:
         # next to it): the machine's drift cancels within a pair, not across a whole run
         "throughput_ratio": round(statistics.median(ratios), 4),
         "throughput_ratio_of_medians": round(mon_rps / base_rps, 4),
-        "throughput_ratio_paired_ci95": _ci95(ratios),
+        "throughput_ratio_paired_ci95": _ci95(ratios, blocks),
         "baseline_p50_ms_saturated": round(statistics.median(pct(res["base"], 50)), 3),
         "p50_added_ms_saturated": round(statistics.median(sat_p50), 4),
         "p99_added_ms_saturated": round(statistics.median(sat_p99), 4),
-        "latency_rounds": lat_rounds,
+        "latency_rounds_per_block": lat_rounds,
         "latency_seconds_per_round": lat_seconds,
         "open_loop_rps": round(rate, 1),
         "latency_requests_per_variant": int(sum(x.size for x in openl["base"])),
@@ -334,17 +367,17 @@ def main(argv=None) -> dict:
         "replica_cpu_us_per_request_base": round(statistics.median(cpu["base"]), 1),
         "replica_cpu_us_per_request_mon": round(statistics.median(cpu["mon"]), 1),
         "replica_cpu_added_us": round(statistics.median(cpu_diffs), 1),
-        "replica_cpu_added_us_ci95": _ci95(cpu_diffs),
-        **_control_figures(res, openl, cpu),
+        "replica_cpu_added_us_ci95": _ci95(cpu_diffs, blocks),
+        **_control_figures(res, openl, cpu, blocks, lat_blocks),
         # the stats actor's process CPU (ms per second) during the monitored rounds and during
         # the base rounds: on a 2-core machine it shares the model's cores, so it is part of
         # what the throughput ratio charges to monitoring (an idle Ray actor costs ~12 ms/s here)
         "stats_actor_cpu_ms_per_s_mon_rounds": round(statistics.median(actor_cpu["mon"]), 1),
         "stats_actor_cpu_ms_per_s_base_rounds": round(statistics.median(actor_cpu["base"]), 1),
         "monitor_flusher_cpu_us_per_request": round(flusher_cpu / drained * 1e6, 2) if drained else None,
-        "monitor_rows_summarized": status.get("rows_summarized"),
-        "monitor_dropped_total": status.get("dropped_total"),
-        "monitor_batches_acked": (status.get("shipper") or {}).get("acked_batches"),
+        "monitor_rows_summarized": flusher["rows"],
+        "monitor_dropped_total": flusher["dropped"],
+        "monitor_batches_acked": flusher["acked"],
         "meets_targets": statistics.median(ratios) >= 0.97 and p50_added <= 0.1,
         "p50_target_resolved": p50_ci[1] is not None and p50_ci[1] <= 0.1,
         "wall_s": round(time.perf_counter() - started, 1),
