@@ -1,39 +1,42 @@
 """What wrapping a deployment with raywatch costs under load: throughput and latency.
 
-One local Ray cluster runs two Serve applications with the *same* deployment: ``base``
+One local Ray cluster runs Serve applications with the *same* deployment: ``base``
 unwrapped and ``mon`` wrapped with ``raywatch.monitor`` (sampling every request, window
 summaries against a 22-column reference profile, shipping to a real stats actor once per
-second). Two phases, each in interleaved rounds — base,
-mon, mon, base, … — so that the machine's drift (other work on a shared box) falls on both
-alike:
+second). The run is cut into ``--blocks`` (6); each block starts fresh replica processes for
+every variant (in an order that alternates between blocks), then runs two phases in it.
+Two replica processes of the same code differ here by a few percent of throughput and a few
+tenths of a millisecond for as long as they live (where the scheduler put them, what they
+were started next to); with one process per variant for the whole run that difference would
+sit in the estimate, with fresh ones per block it goes into the interval. Every interval is a
+95 % two-stage bootstrap: blocks with replacement, then rounds within them.
 
 1. **Throughput** (saturated, closed loop): ``--concurrency`` requests in flight through
-   deployment handles, in many short rounds. Figures: ``throughput_ratio``, the median of
+   deployment handles, in short rounds interleaved base, mon, mon, base, … Figures: ``throughput_ratio``, the median of
    per-round paired ratios (each monitored round against the base round beside it, so the
-   machine's drift cancels within the pair) with a 95 % bootstrap interval; the ratio of the
+   machine's drift cancels within the pair) with its interval; the ratio of the
    two variants' median throughputs (``throughput_ratio_of_medians``, which drift across the
    run does move); and the replica process's CPU time per request. At saturation a
    closed loop turns any CPU into latency (p50 ≈ concurrency / throughput, Little's law),
    so its latency figures (``*_saturated``) only restate throughput, with ±1.5 ms of noise
    between runs on a 2-core machine.
 2. **Latency** (open loop below saturation: ``--load`` (0.4) × the base throughput measured in
-   phase 1, in all): requests go out on a fixed schedule whatever the responses do, the
+   the first block, in all): requests go out on a fixed schedule whatever the responses do, the
    variants taking turns *request by request* (each cycle in a fresh random order), so that
    all of them meet the same moments of the machine; a round-by-round rotation leaves each
    variant its own few seconds of a noisy box, which on 2 cores swamps a 0.1 ms effect.
    ``p50_added_ms`` / ``p99_added_ms`` are the pooled percentile of the monitored app's
-   latencies minus the base app's, with 95 % block-bootstrap intervals (``*_ci95``: whole
-   rounds resampled, both variants together). This is the latency a request pays for
+   latencies minus the base app's, with intervals (``*_ci95``; rounds are resampled whole,
+   both variants together). This is the latency a request pays for
    monitoring when the replica is not CPU-bound.
 
 With ``--control`` (default, not with ``--quick``) a second *unwrapped* app, ``ctl``, runs
-in the same rotation and ``control_*`` figures compare it with ``base`` the same way: two
-identical replica processes differ by that much here, which is the floor below which a
-``mon``-vs-``base`` difference means nothing.
+in the same rotation and ``control_*`` figures compare it with ``base`` the same way (an A/A
+test): its interval should hold 1 (or 0 ms), and its width is what this machine can resolve.
 
 Replica CPU per request from the process's CPU clock varies ±15 % round to round here
-(Serve's own machinery costs ~3 ms of CPU a request on this box), so it cannot resolve the
-monitor's few µs; ``monitor_flusher_cpu_us_per_request`` is measured where that work runs
+(Serve's own machinery costs ~3.5 ms of CPU a request in the replica process on this box), so
+it cannot resolve the monitor's few µs; ``monitor_flusher_cpu_us_per_request`` is measured where that work runs
 (the flusher thread's ``thread_time``, divided by the records it drained) and
 ``capture_path.py`` measures the on-path part.
 
@@ -258,6 +261,8 @@ def main(argv=None) -> dict:
         openl = {name: [] for name in names}
         blocks, lat_blocks, flusher = [], [], {"drained": 0, "cpu_s": 0.0, "rows": 0, "dropped": 0, "acked": 0}
         actor_state: dict = {}
+        flusher_sat: list = []
+        cfg_flush = 1.0  # shipping.flush_interval's default
         rate = None
 
         def deploy(block: int) -> dict:
@@ -279,7 +284,14 @@ def main(argv=None) -> dict:
             if "proc" not in actor_state:
                 import psutil
 
-                stats = ray.get_actor(cfg["actor"]["name"], namespace="raywatch")
+                for _ in range(300):  # the monitored replica creates the stats actor in the background
+                    try:
+                        stats = ray.get_actor(cfg["actor"]["name"], namespace="raywatch")
+                        break
+                    except ValueError:
+                        await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError("the monitored replica did not create its stats actor within 30 s")
                 actor_state["proc"] = psutil.Process(await stats.__ray_call__.remote(lambda self: os.getpid()))
 
             def actor_seconds():
@@ -292,9 +304,19 @@ def main(argv=None) -> dict:
                 if (r // len(variants)) % 2:
                     order = order[::-1]
                 for name, h in order:
+                    if name == "mon":
+                        s0 = await h._raywatch_status.remote()
                     c0, a0 = await h.cpu_seconds.remote(), actor_seconds()
                     rps, lat = await _round(h, payloads, seconds, args.concurrency)
                     c1, a1 = await h.cpu_seconds.remote(), actor_seconds()
+                    if name == "mon":
+                        # the flusher's own CPU for the records of a saturated round, read
+                        # after its next flush so that they are all summarized and shipped
+                        await asyncio.sleep(cfg_flush + 0.2)
+                        s1 = await h._raywatch_status.remote()
+                        n_rec = (s1.get("records_drained") or 0) - (s0.get("records_drained") or 0)
+                        if n_rec:
+                            flusher_sat.append(((s1.get("flusher_cpu_s") or 0.0) - (s0.get("flusher_cpu_s") or 0.0)) / n_rec * 1e6)
                     res[name].append((rps, lat))
                     actor_cpu[name].append((a1 - a0) / seconds * 1e3)
                     cpu[name].append((c1 - c0) / max(1, lat.size) * 1e6)
@@ -375,6 +397,9 @@ def main(argv=None) -> dict:
         "stats_actor_cpu_ms_per_s_mon_rounds": round(statistics.median(actor_cpu["mon"]), 1),
         "stats_actor_cpu_ms_per_s_base_rounds": round(statistics.median(actor_cpu["base"]), 1),
         "monitor_flusher_cpu_us_per_request": round(flusher_cpu / drained * 1e6, 2) if drained else None,
+        # the same in the saturated rounds only (full flushes): the off-path part of what a
+        # request costs the replica's CPU when throughput is what is at stake
+        "monitor_flusher_cpu_us_per_request_saturated": round(statistics.median(flusher_sat), 2) if flusher_sat else None,
         "monitor_rows_summarized": flusher["rows"],
         "monitor_dropped_total": flusher["dropped"],
         "monitor_batches_acked": flusher["acked"],
