@@ -63,6 +63,7 @@ from raywatch.stats.summary import (
     SMALL_BATCH_ROWS,
     WindowSummary,
     categorical_state,
+    numerical_layout,
     numerical_state,
     numerical_states,
 )
@@ -338,11 +339,17 @@ class Profile:
             out.ints[i] = ints
             counts.append(c)
         if together:
-            specs = [t[1] for t in together]
-            ints, floats, c, smps = numerical_states(
-                np.stack([t[2] for t in together]), [s.edges for s in specs],
-                np.array([s.lo for s in specs]), np.array([s.hi for s in specs]), k, rng,
-            )
+            key = tuple(t[0] for t in together)
+            layouts = self.__dict__.setdefault("_layouts", {})
+            layout = layouts.get(key)
+            if layout is None:
+                if len(layouts) >= 64:  # a bound, for batches whose columns keep changing
+                    layouts.clear()
+                specs = [t[1] for t in together]
+                layout = layouts[key] = numerical_layout(
+                    [s.edges for s in specs], [s.lo for s in specs], [s.hi for s in specs]
+                )
+            ints, floats, c, smps = numerical_states(np.stack([t[2] for t in together]), layout, k, rng)
             pos = 0
             for j, (i, spec, _) in enumerate(together):
                 out.ints[i] = ints[j]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -141,17 +141,43 @@ def numerical_state(
 SMALL_BATCH_ROWS = 4096
 
 
+class Layout(NamedTuple):
+    """What :func:`numerical_states` needs of a set of columns, computed once per profile."""
+
+    edges: Tuple[np.ndarray, ...]
+    lo: np.ndarray  # (columns, 1): the reference's range
+    hi: np.ndarray
+    first: np.ndarray  # (columns, 1): the lowest and highest edge (±inf without edges)
+    last: np.ndarray
+    offsets: np.ndarray  # (columns, 1): where each column's bins start in the counts
+    total: int  # bins in all
+
+
+def numerical_layout(edges: Sequence[np.ndarray], lo: Sequence[float], hi: Sequence[float]) -> Layout:
+    sizes = np.array([e.size + 1 for e in edges], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(sizes)))
+    column = lambda v: np.asarray(v, dtype=np.float64).reshape(-1, 1)  # noqa: E731
+    return Layout(
+        edges=tuple(edges),
+        lo=column(lo),
+        hi=column(hi),
+        first=column([e[0] if e.size else -np.inf for e in edges]),
+        last=column([e[-1] if e.size else np.inf for e in edges]),
+        offsets=offsets[:-1].reshape(-1, 1),
+        total=int(offsets[-1]),
+    )
+
+
 def numerical_states(
     X: np.ndarray,
-    edges: Sequence[np.ndarray],
-    lo: np.ndarray,
-    hi: np.ndarray,
+    layout: Layout,
     k: int,
     rng: np.random.Generator,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[sample.Sample]]:
     """:func:`numerical_state` for many columns of a small batch at once.
 
-    ``X`` is ``(columns, rows)`` float64; ``edges``, ``lo`` and ``hi`` are per column.
+    ``X`` is ``(columns, rows)`` float64; ``layout`` (:func:`numerical_layout`) holds the
+    columns' edges and reference ranges.
     Returns ``(ints, floats, counts, samples)``: ``ints`` ``(columns, len(INT_FIELDS))``,
     ``floats`` ``(columns, len(FLOAT_FIELDS))``, ``counts`` the concatenated bin counts and one
     bottom-k sample per column. Each row of the result is what :func:`numerical_state` gives
@@ -173,19 +199,15 @@ def numerical_states(
         m2 = np.einsum("ij,ij->i", d, d) if n else np.zeros(c)
         fmin = np.where(finite, X, np.inf).min(axis=1) if n else np.full(c, np.inf)
         fmax = np.where(finite, X, -np.inf).max(axis=1) if n else np.full(c, -np.inf)
-        out = (finite & ((Xf < lo[:, None]) | (Xf > hi[:, None]))).sum(axis=1)
-        first = np.array([e[0] if e.size else -np.inf for e in edges])
-        last = np.array([e[-1] if e.size else np.inf for e in edges])
-        low_sum = np.where(finite & (Xf <= first[:, None]), Xf, 0.0).sum(axis=1)
-        high_sum = np.where(finite & (Xf > last[:, None]), Xf, 0.0).sum(axis=1)
+        out = (finite & ((Xf < layout.lo) | (Xf > layout.hi))).sum(axis=1)
+        low_sum = np.where(finite & (Xf <= layout.first), Xf, 0.0).sum(axis=1)
+        high_sum = np.where(finite & (Xf > layout.last), Xf, 0.0).sum(axis=1)
     # bins are right-closed, so a value's bin is the number of edges below it
-    sizes = np.array([e.size + 1 for e in edges], dtype=np.int64)
-    offsets = np.concatenate(([0], np.cumsum(sizes)))
-    total = int(offsets[-1])
+    total = layout.total
     bins = np.empty((c, n), dtype=np.intp)
-    for i, e in enumerate(edges):
+    for i, e in enumerate(layout.edges):
         bins[i] = np.searchsorted(e, Xf[i], side="left")
-    bins += offsets[:-1, None]
+    bins += layout.offsets
     bins[~finite] = total
     counts = np.bincount(bins.ravel(), minlength=total + 1)[:total].astype(np.int64)
     ints = np.zeros((c, len(INT_FIELDS)), dtype=np.int64)

@@ -210,11 +210,12 @@ def _awkward_columns(rng, n):
 
 @pytest.mark.parametrize("n", [1, 7, 300])
 def test_batched_kernel_agrees_with_the_per_column_kernel(n):
-    from raywatch.stats.summary import numerical_state, numerical_states
+    from raywatch.stats.summary import numerical_layout, numerical_state, numerical_states
 
     rng = np.random.default_rng(n)
     X, edges, lo, hi = _awkward_columns(rng, n)
-    ints, floats, counts, samples = numerical_states(X, edges, lo, hi, 5, np.random.default_rng(0))
+    layout = numerical_layout(edges, lo, hi)
+    ints, floats, counts, samples = numerical_states(X, layout, 5, np.random.default_rng(0))
     pos = 0
     for i in range(X.shape[0]):
         one_ints, one_floats, one_counts, one_sample = numerical_state(
@@ -247,7 +248,7 @@ def test_small_and_large_batch_paths_summarize_alike(profile, monkeypatch):
 
 
 def test_batched_sample_has_the_law_of_keying_every_row():
-    from raywatch.stats.summary import numerical_states
+    from raywatch.stats.summary import numerical_layout, numerical_states
 
     # the largest kept key is the k-th of n uniform order statistics (mean k/(n+1)), and every
     # finite value is kept equally often, whichever column and position it is in
@@ -255,10 +256,10 @@ def test_batched_sample_has_the_law_of_keying_every_row():
     n, k, trials = 40, 8, 3000
     X = np.tile(np.arange(float(n)), (2, 1))
     X[1, :10] = np.nan  # 30 finite values
-    edges = [np.array([10.0, 20.0])] * 2
+    layout = numerical_layout([np.array([10.0, 20.0])] * 2, [0.0, 0.0], [40.0, 40.0])
     tops, kept = [], np.zeros((2, n))
     for _ in range(trials):
-        _, _, _, samples = numerical_states(X, edges, np.zeros(2), np.full(2, 40.0), k, rng)
+        _, _, _, samples = numerical_states(X, layout, k, rng)
         tops.append(samples[0][1][-1])
         for i in range(2):
             kept[i, samples[i][0].astype(int)] += 1
