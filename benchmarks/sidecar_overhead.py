@@ -262,7 +262,9 @@ def main(argv=None) -> dict:
         blocks, lat_blocks, flusher = [], [], {"drained": 0, "cpu_s": 0.0, "rows": 0, "dropped": 0, "acked": 0}
         actor_state: dict = {}
         flusher_sat: list = []
-        cfg_flush = 1.0  # shipping.flush_interval's default
+        from raywatch.config import parse_config
+
+        cfg_flush = parse_config(cfg).shipping.flush_interval
         rate = None
 
         def deploy(block: int) -> dict:

@@ -198,7 +198,10 @@ class Capture:
         route: Optional[str] = None,
     ) -> None:
         """Like :meth:`record`, for a request whose sampling was decided by :meth:`sampled`
-        (payload references are kept as given). Never raises."""
+        (payload references are kept as given). Never raises.
+
+        The checks and the append repeat :meth:`record`'s on purpose: this is the request
+        path, and sharing them would cost every request one more call."""
         try:
             t1 = self._clock()
             if not self.enabled or (self.methods is not None and method not in self.methods):

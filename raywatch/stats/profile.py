@@ -144,6 +144,8 @@ class Profile:
         self.meta = dict(meta or {})
         self.fingerprint = self._fingerprint()
         self.reference: WindowSummary = self.empty_summary()
+        # numerical_layout per set of batched columns, made on first use (see summarize)
+        self._layouts: Dict[tuple, Any] = {}
 
     # ---------------------------------------------------------------- fitting
     @classmethod
@@ -308,8 +310,10 @@ class Profile:
         out.rows = rows
         counts: List[Any] = []
         n_num = sum(1 for s in self.specs.values() if s.kind == "numerical" and s.name in cols)
-        scratch = (np.empty(rows), np.empty(rows)) if n_num > 1 else None
-        # small batches (a replica's flush): every clean numerical column in one pass
+        # small batches (a replica's flush): every clean numerical column in one pass; the
+        # sort buffers are for the per-column kernel, which large batches use
+        small = n_num > 1 and 0 < rows <= SMALL_BATCH_ROWS
+        scratch = (np.empty(rows), np.empty(rows)) if n_num > 1 and not small else None
         together: List[Any] = []
         for i, spec in enumerate(self.specs.values()):
             arr = cols.get(spec.name)
@@ -320,7 +324,7 @@ class Profile:
                 continue
             if spec.kind == "numerical":
                 x, wrong = encode_numerical(arr)
-                if not wrong and 0 < rows <= SMALL_BATCH_ROWS and n_num > 1 and x.size == rows:
+                if small and not wrong and x.size == rows:
                     together.append((i, spec, x))
                     counts.append(None)  # filled in below
                     continue
@@ -340,7 +344,7 @@ class Profile:
             counts.append(c)
         if together:
             key = tuple(t[0] for t in together)
-            layouts = self.__dict__.setdefault("_layouts", {})
+            layouts = self._layouts
             layout = layouts.get(key)
             if layout is None:
                 if len(layouts) >= 64:  # a bound, for batches whose columns keep changing
