@@ -7,6 +7,12 @@ the sampled requests' features and predictions (``profile.summarize(rows)``, whe
 replica has a reference profile) and, when feedback is on, ``(request_id, prediction,
 score)`` triples for ground-truth joins. A failure extracting one record is counted in
 ``capture_errors`` and the rest of the batch goes on.
+
+Most requests carry one flat dict and return a dict or a number. With no custom extraction
+configured, those become typed columns straight from the payloads (:func:`_flat_columns`:
+one transpose per batch, no row dict per request); anything else, or a batch that mixes
+them with other payloads, takes the row path (extract, join, transpose), which gives the
+same columns.
 """
 
 from __future__ import annotations
@@ -18,20 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from raywatch.serve.capture import (
-    ARGS,
-    CTX,
-    KWARGS,
-    METHOD,
-    OUTCOME,
-    RESULT,
-    ROUTE,
-    STATUS,
-    T0,
-    T1,
-    RateLimitedLog,
-    Record,
-)
+from raywatch.serve.capture import ARGS, KWARGS, RESULT, T0, T1, RateLimitedLog, Record
 from raywatch.serve.extract import Extractor, prediction_and_score
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.sketch import LatencySketch
@@ -113,19 +106,23 @@ class BatchBuilder:
             start_ts = end_ts = now
         extractor = self.extractor
         want_rows = self.profile is not None
+        # the columnar path: a flat dict in and a dict or a number out, with no custom
+        # extraction, become columns straight from the payloads (no row dicts, no joins)
+        plain = want_rows and extractor.plain
+        flat: List[Record] = []
         routes: Dict[str, int] = {}
         methods: Dict[str, int] = {}
         for r in records:
-            outcome, status = r[OUTCOME], r[STATUS]
-            method = r[METHOD]
+            method, _, _, outcome, status, ctx, args, kwargs, result, route = r
             methods[method] = methods.get(method, 0) + 1
-            route = r[ROUTE] or getattr(r[CTX], "route", None)
+            if not route:
+                route = getattr(ctx, "route", None)
             if route:
                 if route not in routes and len(routes) >= _MAX_ROUTES:
                     route = "other"
                 routes[route] = routes.get(route, 0) + 1
-            if status is None and r[RESULT] is not None:
-                status = _status_of(r[RESULT], r[CTX])
+            if status is None and result is not None:
+                status = _status_of(result, ctx)
             if status is not None:
                 key = str(status)
                 statuses[key] = statuses.get(key, 0) + 1
@@ -135,30 +132,32 @@ class BatchBuilder:
                 errors["http_5xx"] = errors.get("http_5xx", 0) + 1
             if outcome is not None or (status is not None and status >= 400):
                 continue  # failed or rejected requests: no prediction, not in the summary
-            args, kwargs, result = r[ARGS], r[KWARGS], r[RESULT]
-            pred_rows = None
-            if result is not None and (want_rows and args is not None or self.feedback):
-                try:
-                    pred_rows = extractor.predictions(result)
-                except Exception as exc:
-                    self._failed("extract a prediction", exc)
-            if want_rows and args is not None:
-                try:
-                    feat_rows = extractor.features(args, kwargs or {})
-                except Exception as exc:
-                    self._failed("extract features", exc)
-                    feat_rows = []
-                _join(rows, feat_rows, pred_rows or [])
-            if self.feedback and pred_rows and len(predictions) < self.max_predictions:
-                rid = getattr(r[CTX], "request_id", None)
+            pred_rows: Optional[List[Dict[str, Any]]] = None
+            if args is not None and want_rows:
+                if (plain and len(args) == 1 and type(args[0]) is dict and not kwargs
+                        and (type(result) is dict or type(result) in _NUMBERS)):
+                    flat.append(r)
+                else:
+                    pred_rows = self._rows(rows, args, kwargs, result)
+            if self.feedback and result is not None and len(predictions) < self.max_predictions:
+                rid = getattr(ctx, "request_id", None)
                 if rid:
-                    pred, score = prediction_and_score(pred_rows[0])
-                    predictions.append((rid, pred, score))
+                    if pred_rows is None:
+                        pred_rows = self._predictions(result)
+                    if pred_rows:
+                        pred, score = prediction_and_score(pred_rows[0])
+                        predictions.append((rid, pred, score))
+        columns = None
+        if flat:
+            columns = None if rows else _flat_columns(flat)
+            if columns is None:  # mixed with other payloads, or not flat after all
+                for r in flat:
+                    self._rows(rows, r[ARGS], r[KWARGS], r[RESULT])
         summary = None
-        if want_rows and rows:
+        if columns is not None or rows:
             try:
-                summary = self.profile.summarize(_columns(rows)).to_bytes()
-                self.rows_summarized += len(rows)
+                summary = self.profile.summarize(columns if columns is not None else _columns(rows)).to_bytes()
+                self.rows_summarized += len(flat) if columns is not None else len(rows)
             except Exception as exc:
                 self._failed("summarize features", exc)
         self.seq += 1
@@ -184,14 +183,103 @@ class BatchBuilder:
         )
 
 
+    def _predictions(self, result: Any) -> List[Dict[str, Any]]:
+        try:
+            return self.extractor.predictions(result)
+        except Exception as exc:
+            self._failed("extract a prediction", exc)
+            return []
+
+    def _rows(self, out: List[Dict[str, Any]], args: Any, kwargs: Any, result: Any) -> List[Dict[str, Any]]:
+        """Append one request's joined feature and prediction rows to ``out``; returns its
+        prediction rows (for feedback)."""
+        pred_rows = self._predictions(result) if result is not None else []
+        try:
+            feat_rows = self.extractor.features(args, kwargs or {})
+        except Exception as exc:
+            self._failed("extract features", exc)
+            feat_rows = []
+        _join(out, feat_rows, pred_rows)
+        return pred_rows
+
+
+_PLAIN_RESULTS = frozenset((dict, list, tuple, str, bytes, int, float, bool))
+
+
 def _status_of(result: Any, ctx: Any) -> Optional[int]:
     """HTTP status of a plain (non-ASGI) HTTP handler's result; None for handle calls."""
-    code = getattr(result, "status_code", None)
-    if isinstance(code, int) and type(result).__module__.startswith(("starlette.", "fastapi.")):
-        return code
+    t = type(result)
+    if t not in _PLAIN_RESULTS and t.__module__.startswith(("starlette.", "fastapi.")):
+        code = getattr(result, "status_code", None)
+        if isinstance(code, int):
+            return code
     if ctx is not None and getattr(ctx, "is_http_request", False):
         return 200
     return None
+
+
+_NUMBERS = frozenset((float, int, bool))
+_STR = frozenset((str,))
+
+
+def _same_key_columns(dicts: List[Any]) -> Optional[Dict[str, Any]]:
+    """Column name → values of a list of dicts that all have the same string keys; None
+    when they do not (or are not all dicts)."""
+    first = dicts[0]
+    if not first or len(set(map(type, dicts))) != 1 or type(first) is not dict:
+        return None
+    if len(set(map(len, dicts))) != 1 or not _STR.issuperset(map(type, first)):
+        return None
+    names = list(first)
+    try:
+        if len(names) == 1:
+            values: Any = [[d[names[0]] for d in dicts]]
+        else:
+            values = zip(*map(itemgetter(*names), dicts))  # same size and no KeyError: same keys
+    except KeyError:
+        return None
+    return dict(zip(names, values))
+
+
+def _plain_array(values: Sequence[Any]) -> Optional[np.ndarray]:
+    """``values`` as a 1-D bool, numeric or str array; None when any of them is something
+    else (None, a nested dict or list, bytes, an object), which the row path extracts."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    kind = arr.dtype.kind
+    if arr.ndim != 1 or kind not in "biufU" or (kind == "U" and not _STR.issuperset(map(type, values))):
+        return None
+    if kind == "f" and arr.dtype != np.float64:
+        arr = arr.astype(np.float64)  # as the row path has it (numpy scalars become floats)
+    return arr
+
+
+def _flat_columns(records: List[Record]) -> Optional[Dict[str, np.ndarray]]:
+    """Typed columns for records whose payload is one flat dict and whose result is a flat
+    dict or a number: the columns the row path (``extractor.features`` / ``predictions``,
+    ``_join``, ``_columns``) gives these records, built without a row dict per request.
+    None when the payloads or results differ in keys or hold anything but plain scalars."""
+    feats = _same_key_columns([r[ARGS][0] for r in records])
+    if feats is None:
+        return None
+    results = [r[RESULT] for r in records]
+    if type(results[0]) is dict:
+        preds = _same_key_columns(results)
+        if preds is None:
+            return None
+    elif _NUMBERS.issuperset(map(type, results)):
+        preds = {"prediction": results}
+    else:
+        return None
+    cols: Dict[str, np.ndarray] = {}
+    for name, values in {**feats, **preds}.items():  # a prediction key wins, as in _join
+        arr = _plain_array(values)
+        if arr is None:
+            return None
+        cols[name] = arr
+    return cols
 
 
 def _columns(rows: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:

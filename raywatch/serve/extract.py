@@ -222,6 +222,13 @@ class Extractor:
             max_rows=capture_cfg.max_rows_per_request,
         )
 
+    @property
+    def plain(self) -> bool:
+        """No custom extractors, allow-list or redaction: a flat dict payload's row is the
+        dict itself (what :class:`~raywatch.serve.buffer.BatchBuilder`'s columnar path uses)."""
+        return (self.feature_extractor is None and self.prediction_extractor is None
+                and self.fields is None and not self.redact)
+
     # -------------------------------------------------------------- column filters
 
     def _keep(self, name: str) -> bool:

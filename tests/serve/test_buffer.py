@@ -130,3 +130,98 @@ def test_columns_same_keys_fast_path_matches_rows(profile):
     assert cols["a"].dtype.kind == "f" and cols["prediction"].dtype.kind == "i"
     assert profile.summarize(cols, seed=3).to_bytes() == profile.summarize(rows, seed=3).to_bytes()
     assert list(_columns([{"a": 1}, {"a": 2}])["a"]) == [1, 2] and _columns([]) == {}
+
+
+def _rec(payload, result, i=0, kwargs=None):
+    return ("__call__", 1.0, 1.001, None, None, _ctx(f"q{i}"), (payload,), kwargs or {}, result, None)
+
+
+def _row_path_columns(records):
+    from raywatch.serve.buffer import _columns, _join
+
+    ex, rows = Extractor(), []
+    for r in records:
+        _join(rows, ex.features(r[6], r[7]), ex.predictions(r[8]))
+    return _columns(rows)
+
+
+_FLAT_CASES = {
+    "floats and a dict result": lambda i: ({f"f{j}": float(i * j) for j in range(5)}, {"prediction": i % 2, "score": i / 10}),
+    "numpy scalars": lambda i: ({"a": np.float32(i / 3), "b": np.int64(i)}, {"y": np.float64(i)}),
+    "ints, bools, strs": lambda i: ({"n": i, "ok": bool(i % 2), "c": "xy"[i % 2]}, 0.5 * i),
+    "int and float mixed": lambda i: ({"a": i if i % 2 else float(i)}, True),
+    "a prediction key overrides a feature": lambda i: ({"score": -1.0, "a": 1.0}, {"score": float(i)}),
+    "keys in another order": lambda i: ({"a": 1.0, "b": 2.0} if i % 2 else {"b": 2.0, "a": float(i)}, i),
+}
+
+_NOT_FLAT_CASES = {
+    "a None value": lambda i: ({"a": None if i == 3 else 1.0}, 1),
+    "a nested dict": lambda i: ({"a": 1.0, "m": {"x": i}}, 1),
+    "a list value": lambda i: ({"a": 1.0, "v": [i, i + 1]}, 1),
+    "bytes": lambda i: ({"a": 1.0, "b": b"x"}, 1),
+    "str mixed with numbers": lambda i: ({"a": "x" if i % 2 else 2.0}, 1),
+    "int keys": lambda i: ({1: 1.0, 2: 2.0}, 1),
+    "keys differ between requests": lambda i: ({"a": 1.0} if i % 2 else {"b": 1.0}, 1),
+    "an empty payload": lambda i: ({}, 1),
+    "results of mixed kinds": lambda i: ({"a": 1.0}, {"p": 1} if i % 2 else 1),
+    "a nested result": lambda i: ({"a": 1.0}, {"p": {"q": i}}),
+}
+
+
+@pytest.mark.parametrize("case", list(_FLAT_CASES))
+def test_flat_columns_equal_the_row_path(case):
+    from raywatch.serve.buffer import _flat_columns
+
+    records = [_rec(*_FLAT_CASES[case](i), i=i) for i in range(7)]
+    fast, slow = _flat_columns(records), _row_path_columns(records)
+    assert fast is not None and list(fast) == list(slow)
+    for name in slow:
+        assert fast[name].dtype == slow[name].dtype, name
+        assert fast[name].tolist() == slow[name].tolist(), name
+
+
+@pytest.mark.parametrize("case", list(_NOT_FLAT_CASES))
+def test_payloads_that_are_not_flat_take_the_row_path(case, profile):
+    from raywatch.serve.buffer import _flat_columns
+
+    records = [_rec(*_NOT_FLAT_CASES[case](i), i=i) for i in range(6)]
+    assert _flat_columns(records) is None
+    # the batch still summarizes every request, through the row path
+    builder = BatchBuilder(_labels(), Extractor(), profile=profile)
+    b = builder.build(records)
+    assert builder.capture_errors == 0
+    assert WindowSummary.from_bytes(b.summary).rows == 6 == builder.rows_summarized
+
+
+def test_columnar_batch_summarizes_like_the_row_path(profile, monkeypatch):
+    """The same records through the columnar path and (forced) through the row path give
+    the same summary, sample included, under the same seed."""
+    import raywatch.serve.buffer as buf
+
+    rng = np.random.default_rng(5)
+    records = [_rec({"a": float(v), "c": "xy"[i % 2]}, {"prediction": i % 2, "score": float(s)}, i=i)
+               for i, (v, s) in enumerate(zip(rng.normal(50, 30, 300), rng.random(300)))]
+    records[5] = records[5][:3] + ("ValueError",) + records[5][4:]  # a failed request: not summarized
+    seen = []
+    real = profile.summarize
+
+    def summarize(data, **kw):
+        seen.append(data)
+        return real(data, seed=11)
+
+    monkeypatch.setattr(profile, "summarize", summarize)
+    fast = BatchBuilder(_labels(), Extractor(), profile=profile).build(records)
+    monkeypatch.setattr(buf, "_flat_columns", lambda recs: None)
+    slow = BatchBuilder(_labels(), Extractor(), profile=profile).build(records)
+    assert fast.summary == slow.summary and WindowSummary.from_bytes(fast.summary).rows == 299
+    assert isinstance(seen[0], dict) and all(isinstance(v, np.ndarray) for v in seen[0].values())
+
+
+def test_mixed_flat_and_other_payloads_summarize_every_request(profile):
+    records = [_rec({"a": float(i), "c": "x"}, {"prediction": 1, "score": 0.5}, i=i) for i in range(10)]
+    records += [_rec([float(i)], 1, i=10 + i) for i in range(4)]  # a list payload: row path
+    records += [_rec({"a": 1.0}, 1, i=20, kwargs={"k": 2})]      # keyword arguments: row path
+    builder = BatchBuilder(_labels(), Extractor(), profile=profile, feedback=True)
+    b = builder.build(records)
+    assert WindowSummary.from_bytes(b.summary).rows == 15 == builder.rows_summarized
+    assert len(b.predictions) == 15 and b.predictions[0] == ("q0", 1, 0.5)
