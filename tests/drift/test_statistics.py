@@ -49,6 +49,38 @@ def test_ks_pvalue_large_windows_stays_close_to_scipy():
             assert abs(rs.ks_pvalue(d, n1, n2) - stats.kstwo.sf(d, en)) <= 1.1e-6
 
 
+def test_bounded_ks_pvalue_is_exact_when_cheap_and_conservative_when_not():
+    from scipy.stats._stats_py import _attempt_exact_2kssamp
+
+    rng = np.random.default_rng(11)
+    # small enough: the same exact law as scipy's 'auto'
+    for n1, n2 in ((300, 500), (2000, 1999)):
+        d = 1.1 / math.sqrt(n1 * n2 / (n1 + n2))
+        assert rs.ks_pvalue(d, n1, n2, bounded=True) == rs.ks_pvalue(d, n1, n2)
+    # larger: scipy's limit law, then Vrbik's; never far below the exact law
+    shortfall = 0.0
+    for _ in range(40):
+        n1, n2 = (int(v) for v in rng.integers(2001, 10_001, 2))
+        en = round(n1 * n2 / (n1 + n2))
+        for z in (0.6, 1.0, 1.36, 1.8, 2.5):
+            d = z / math.sqrt(en)
+            p = rs.ks_pvalue(d, n1, n2, bounded=True)
+            _, _, exact = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
+            assert abs(p - stats.kstwo.sf(d, en)) <= 1.1e-5
+            shortfall = max(shortfall, exact - p)
+    assert shortfall <= 2e-3  # ≤ 1e-4 but where the sizes share a large factor
+
+
+def test_binned_ks_uses_the_bounded_law():
+    ref = np.full(100, 20)  # 2,000 reference rows, 9,010 current ones: 18M pairs
+    cur = np.full(100, 90)
+    cur[:10] += 30
+    cur[-10:] -= 29
+    d_low, _, p = rs.ks_binned(ref, cur)
+    assert cur.sum() == 9010
+    assert p == rs.ks_pvalue(d_low, 2000, 9010, bounded=True) != rs.ks_pvalue(d_low, 2000, 9010)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_wasserstein_equals_scipy(seed):
     a, b = _samples(seed, 40 + seed * 100, 70, shift=0.3, ties=seed % 2 == 0)
