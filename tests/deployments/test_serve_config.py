@@ -233,8 +233,10 @@ def test_committed_fraud_yaml_two_replicas_report_into_one_model(serve_clean, tm
     key = f"{app_name}/FraudModel"
 
     def both_replicas():
+        # registration (with the profile) is its own fire-and-forget call, and an async
+        # actor need not run it before the first batches: wait for all three to land
         m = api.status(key, config={"actor": actor}).get("models", {}).get(key)
-        return m if m and len(m["replicas"]) == 2 and m["totals"]["requests"] >= 300 else None
+        return m if m and len(m["replicas"]) == 2 and m["totals"]["requests"] >= 300 and m["profile"] else None
 
     m = wait_until(both_replicas, 90)
     assert m["labels"]["model"] == "fraud" and m["labels"]["version"] == "2025-11-logreg"
