@@ -270,8 +270,8 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     n_blocks = args.blocks or (1 if args.quick else 6)
     rounds = args.rounds or (4 if args.quick else 6)
-    seconds = args.seconds or (1.5 if args.quick else 2.0)
-    lat_rounds = args.latency_rounds or (6 if args.quick else 8)
+    seconds = args.seconds or (1.0 if args.quick else 2.0)
+    lat_rounds = args.latency_rounds or (5 if args.quick else 8)
     lat_seconds = args.latency_seconds or (2.0 if args.quick else 4.0)
     control = (not args.quick) if args.control is None else args.control
 
