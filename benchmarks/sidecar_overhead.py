@@ -437,7 +437,9 @@ def main(argv=None) -> dict:
     # the stats actor's CPU beyond what it spends anyway (its timers, Ray's own), per request
     actor_added_us = max(0.0, statistics.median(actor_cpu["mon"]) - statistics.median(actor_cpu["base"])) * 1e3 / mon_rps
     lo, hi = _ci95(ol_diffs, lat_blocks)
-    added_total = max(0.0, statistics.median(ol_diffs)) + actor_added_us
+
+    def capacity(replica_added_us: float) -> float:
+        return round(machine_base / (machine_base + max(0.0, replica_added_us) + actor_added_us), 4)
     result = {
         "benchmark": "sidecar_overhead",
         "blocks": n_blocks,
@@ -489,9 +491,8 @@ def main(argv=None) -> dict:
         # fixed costs fall on fewer requests than at saturation, so this errs low; and the
         # stats actor's). The interval carries the replica difference's.
         "machine_cpu_us_per_request_base": round(machine_base, 1),
-        "capacity_ratio_from_cpu": round(machine_base / (machine_base + added_total), 4),
-        "capacity_ratio_from_cpu_ci95": [round(machine_base / (machine_base + max(0.0, hi) + actor_added_us), 4),
-                                         round(machine_base / (machine_base + max(0.0, lo) + actor_added_us), 4)],
+        "capacity_ratio_from_cpu": capacity(statistics.median(ol_diffs)),
+        "capacity_ratio_from_cpu_ci95": [capacity(hi), capacity(lo)],
         "monitor_flusher_cpu_us_per_request": round(flusher_cpu / drained * 1e6, 2) if drained else None,
         # the same in the saturated rounds only (full flushes): the off-path part of what a
         # request costs the replica's CPU when throughput is what is at stake

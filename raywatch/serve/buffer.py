@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from raywatch.serve.capture import ARGS, KWARGS, RESULT, T0, T1, RateLimitedLog, Record
-from raywatch.serve.extract import Extractor, prediction_and_score
+from raywatch.serve.extract import _STR, Extractor, prediction_and_score
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.sketch import LatencySketch
 
@@ -182,7 +182,6 @@ class BatchBuilder:
             methods=methods,
         )
 
-
     def _predictions(self, result: Any) -> List[Dict[str, Any]]:
         try:
             return self.extractor.predictions(result)
@@ -219,7 +218,6 @@ def _status_of(result: Any, ctx: Any) -> Optional[int]:
 
 
 _NUMBERS = frozenset((float, int, bool))
-_STR = frozenset((str,))
 
 
 def _same_key_columns(dicts: List[Any]) -> Optional[Dict[str, Any]]:
@@ -288,34 +286,17 @@ def _columns(rows: List[Dict[str, Any]]) -> Dict[str, np.ndarray]:
     row is ``None`` there; a column mixing types stays an object array."""
     if not rows:
         return {}
-    first = rows[0].keys()
-    if all(r.keys() == first for r in rows):
-        # the usual case, every row with the same keys: transpose at C speed
-        names: Any = list(first)
-        if len(names) == 1:
-            columns: Any = [[r[names[0]] for r in rows]]
-        else:
-            columns = zip(*map(itemgetter(*names), rows))
-    else:
-        names = {}
-        for r in rows:
-            for k in r:
-                names.setdefault(k, None)
-        names = list(names)
-        columns = ([r.get(name) for r in rows] for name in names)
+    # the usual case, every row with the same keys, transposes at C speed
+    columns = _same_key_columns(rows)
+    if columns is None:
+        names = dict.fromkeys(k for r in rows for k in r)
+        columns = {name: [r.get(name) for r in rows] for name in names}
     cols: Dict[str, np.ndarray] = {}
-    for name, vals in zip(names, columns):
-        vals = list(vals)
-        arr = None
-        try:
-            arr = np.asarray(vals)
-        except (ValueError, TypeError):
-            pass
-        if arr is None or arr.ndim != 1 or arr.dtype.kind not in "biufU" or (
-            arr.dtype.kind == "U" and any(type(v) is not str for v in vals)
-        ):
+    for name, vals in columns.items():
+        arr = _plain_array(vals)
+        if arr is None:
             arr = np.empty(len(vals), dtype=object)
-            arr[:] = vals
+            arr[:] = list(vals)
         cols[name] = arr
     return cols
 
