@@ -131,8 +131,16 @@ def test_killed_actor_resumes_from_sqlite_and_totals_reconcile(actors, ray_clust
     sent += dropped
     old_pid = ray_cluster.get(h.info.remote())["pid"]
     ray_cluster.kill(h, no_restart=True)
-    with pytest.raises(Exception):
-        ray_cluster.get(h.info.remote(), timeout=30)
+    # ray.kill is asynchronous: a call sent just after it may still be served before the
+    # kill lands, so wait until the actor answers with an error (it is dead)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            ray_cluster.get(h.info.remote(), timeout=10)
+        except Exception:
+            break
+        assert time.monotonic() < deadline, "the killed actor still answers after 30 s"
+        time.sleep(0.1)
 
     # a replica re-finds the actor by name: get_or_create creates it again, from SQLite
     h2 = actor_mod.get_or_create(cfg, refresh=True)
