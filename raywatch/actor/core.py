@@ -633,9 +633,11 @@ class StatsCore:
             self.joiner.expire(now)
         except Exception as exc:
             self.fail("feedback.expire", exc)
+        # retire first: a replaced configuration's alerts resolve before its successor's
+        # evaluation sets the (shared) alert-state metrics
+        self._retire_engines(set(by_engine), now)
         for key, series in by_engine.items():
             self._run_engine(key, series, now)
-        self._retire_engines(set(by_engine))
         for hook in self.on_series:
             for ms in self.models.values():
                 try:
@@ -750,10 +752,19 @@ class StatsCore:
         except Exception as exc:
             self.fail("alerts.history", exc)
 
-    def _retire_engines(self, live: set) -> None:
-        """Close the engines no model uses any more (a model's alerting was reconfigured)."""
+    def _retire_engines(self, live: set, now: float) -> None:
+        """Close the engines no model uses any more (a model's alerting was reconfigured).
+
+        Their firing alerts are resolved and the receivers told so at once (with a
+        ``resolved_reason``), rather than left open in Slack or PagerDuty: the alert as
+        configured is over, and if the new configuration's rule still holds, it raises its
+        own alert."""
         for key in [k for k in self.engines if k not in live]:
             eng = self.engines.pop(key)
+            try:
+                self._record_transitions(eng.resolve_all("alerting configuration replaced", now=now), now)
+            except Exception as exc:
+                self.fail("alerts.retire", exc)
             # close() waits for queued deliveries: not on the actor's event loop
             threading.Thread(target=_close_quietly, args=(eng,), name="raywatch-engine-close", daemon=True).start()
             if self.store is not None:

@@ -154,6 +154,39 @@ class AlertEngine:
         self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
         return changed
 
+    def resolve_all(self, reason: str = "", now: Optional[float] = None) -> List[Alert]:
+        """Resolve every firing alert and forget pending ones, as when the configuration that
+        raised them is being replaced, and notify now: every group with news is flushed at
+        once (no group_wait), so the receivers hear "resolved" before the engine closes.
+        ``reason`` goes into each resolved alert's ``resolved_reason`` annotation. Returns
+        the alerts resolved."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the alert engine is closed")
+            now = self._now() if now is None else float(now)
+            changed: List[Alert] = []
+            for rule in self.rules.rules:
+                for key, a in list(rule.active.items()):
+                    if a.state == FIRING:
+                        a.state, a.resolved_at = RESOLVED, now
+                        if reason:
+                            a.annotations["resolved_reason"] = reason
+                        changed.append(a)
+                    del rule.active[key]
+                    self.metrics.set_state(a.labels, None)
+            if changed:
+                if self.inhibitor.rules:
+                    self.inhibitor.update(())
+                self.dispatcher.insert(changed, now)
+            for g in self.dispatcher.groups.values():
+                g.next_flush = now
+                self.dispatcher._schedule(g)
+            if self._direct:
+                self._push_direct(changed, now)
+            self.dispatcher.tick(now)
+            self._wake.notify_all()
+        return changed
+
     def tick(self, now: Optional[float] = None) -> int:
         """Flush the aggregation groups due at ``now``; returns notifications queued."""
         with self._lock:

@@ -30,6 +30,7 @@ from raywatch.config import MonitorConfig
 from raywatch.stats.sketch import LatencySketch
 
 from actor_helpers import WebhookReceiver, make_batch, profile  # noqa: F401 (fixture)
+from rw_test_support import wait_until
 
 T0 = 1_000_000.0  # a multiple of the window length below
 
@@ -389,3 +390,43 @@ def test_reconfigured_alerting_retires_the_old_engine(profile):
     assert [a["labels"]["alertname"] for a in c.alerts()] == ["Errors"]  # 0.2 > 0.1 now
     for e in c.engines.values():
         e.close(timeout=5)
+
+
+def test_replaced_alerting_resolves_the_old_engines_alerts_at_once(profile, tmp_path):
+    """A hot-reloaded alerting config does not leave the old config's alerts open at the
+    receivers: they hear "resolved" (with the reason) without waiting for a group interval,
+    and the history says so; the new config's own alert is a new one."""
+    recv = WebhookReceiver("/hook")
+
+    def alerting(threshold, group_interval="1h"):
+        return {"alerting": {
+            "rules": [{"name": "Errors", "metric": "error_rate", "op": ">", "threshold": threshold}],
+            "route": {"receiver": "hook", "group_wait": "0s", "group_interval": group_interval},
+            "sinks": [{"name": "hook", "type": "webhook", "url": recv.url}]}}
+
+    try:
+        c = StatsCore(cfg(), Store(str(tmp_path / "s.sqlite")))
+        c.register_model("app/Model", alerting(0.1), profile.to_bytes())
+        c.ingest(make_batch(profile, n=100, seq=1, errors=20, ts=T0), now=T0)
+        c.evaluate(now=T0 + 1)
+        assert [a["labels"]["alertname"] for a in c.alerts()] == ["Errors"]
+        old = next(iter(c.engines.values()))
+        assert old.wait_idle(timeout=20)
+        wait_until(lambda: recv.received, timeout=20, interval=0.05, what="the firing notification")
+        assert recv.received[0]["status"] == "firing"
+        # raised above the error rate (0.2): the old alert is over, and no new one fires
+        c.register_model("app/Model", alerting(0.5, "2h"), profile.to_bytes())
+        c.evaluate(now=T0 + 2)
+        assert c.alerts() == [] and next(iter(c.engines.values())) is not old
+        body = wait_until(lambda: recv.received[1:] and recv.received[1], timeout=20, interval=0.05,
+                          what="the resolved notification")
+        assert body["status"] == "resolved"
+        (entry,) = body["alerts"]
+        assert entry["labels"]["alertname"] == "Errors" and entry["status"] == "resolved"
+        assert entry["annotations"]["resolved_reason"] == "alerting configuration replaced"
+        assert [(a["alertname"], a["state"]) for a in c.history()["alerts"]] == [("Errors", "firing"),
+                                                                                 ("Errors", "resolved")]
+        for e in c.engines.values():
+            e.close(timeout=5)
+    finally:
+        recv.close()

@@ -218,6 +218,23 @@ def test_alert_state_metric(make_engine):
     assert "raywatch_alert_evaluation_duration_seconds_count 2.0" in text
 
 
+def test_resolve_all_tells_the_receivers_at_once_and_forgets_pending(make_engine):
+    e = make_engine({"rules": RULES + [{"name": "Slow", "expr": "latency_p95_seconds > 0.5", "for": "1m"}],
+                     "route": {"receiver": "a", "group_wait": "0s", "group_interval": "1h"},
+                     "sinks": [{"name": "a", "type": "log"}]})
+    e.evaluate(HOT + [Series("latency_p95_seconds", M, 0.9)], now=0)
+    e.tick(0)
+    assert [n.status for n in got(e, "a")] == ["firing"]
+    resolved = e.resolve_all("rules replaced", now=5)  # well inside the group interval
+    assert [(a.name, a.state) for a in resolved] == [("HighErrors", "resolved")]  # pending Slow: forgotten
+    assert e.alerts() == []
+    last = got(e, "a")[-1]
+    assert last.status == "resolved" and len(got(e, "a")) == 2
+    assert last.alerts[0]["annotations"]["resolved_reason"] == "rules replaced"
+    assert "raywatch_alert_state{" not in generate_latest(e.metrics.registry).decode()
+    assert e.resolve_all(now=6) == [] and len(got(e, "a")) == 2  # nothing left to say
+
+
 def test_direct_alertmanager_push_format(receiver):
     from alert_receivers import ISO_RE
 
