@@ -1,8 +1,7 @@
 """Ground truth over the monitored app's own HTTP route.
 
 When ``capture.feedback`` is on, a monitored deployment that receives HTTP (an
-``@serve.ingress`` app, or a plain ``async def __call__(self, request)`` handler; a sync
-handler cannot read a body, so it gets no feedback route) answers
+``@serve.ingress`` app, or a plain ``__call__(self, request)`` handler, ``async`` or not) answers
 ``POST <route_prefix><capture.feedback_route>`` (default ``/-/raywatch/feedback``) itself:
 the body is ``{"request_id": ..., "label": ...}``, a list of those, or ``{"items": [...]}``
 (``model`` optional per item; it defaults to this deployment's ``app/deployment``). The
@@ -17,13 +16,15 @@ original request), which is what the replica stored with the prediction.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 from raywatch.actor.feedback import parse_feedback
 
-__all__ = ["is_feedback_path", "parse_items", "submit", "asgi_feedback", "request_feedback"]
+__all__ = ["is_feedback_path", "parse_items", "submit", "asgi_feedback", "request_feedback",
+           "request_feedback_sync"]
 
 logger = logging.getLogger("raywatch.serve.feedback")
 
@@ -113,3 +114,28 @@ async def request_feedback(mon: Any, request: Any) -> Any:
         return JSONResponse({"error": "body too large"}, status_code=413)
     status, answer = await submit(mon, body)
     return JSONResponse(answer, status_code=status)
+
+
+def request_feedback_sync(mon: Any, request: Any) -> Any:
+    """The answer to a feedback POST for a *sync* plain HTTP handler, or None when it cannot
+    be given here (the request then goes to the user's code, as without the route).
+
+    A sync handler cannot await the body, so the body is read on the replica's event loop:
+    Serve runs sync methods in a worker thread of anyio's thread pool (the default,
+    ``RAY_SERVE_RUN_SYNC_IN_THREADPOOL=1``), from which ``anyio.from_thread.run`` runs a
+    coroutine on the loop and waits for it. With the thread pool off, the method runs on the
+    loop itself, and Serve awaits a coroutine that a method returns, so it gets one.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return request_feedback(mon, request)
+    try:
+        from anyio import from_thread
+
+        return from_thread.run(request_feedback, mon, request)
+    except RuntimeError as exc:  # not a thread anyio started: no loop to read the body on
+        logger.warning("raywatch cannot answer a feedback POST outside Serve's thread pool: %s", exc)
+        return None

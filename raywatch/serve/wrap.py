@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from raywatch.config import MonitorConfig, load_config, parse_config
 from raywatch.serve.extract import HttpPayload, JsonBody
-from raywatch.serve.feedback import asgi_feedback, is_feedback_path, request_feedback
+from raywatch.serve.feedback import asgi_feedback, is_feedback_path, request_feedback, request_feedback_sync
 from raywatch.serve.replica import ReplicaMonitor, deep_merge
 
 __all__ = ["monitor", "monitored_class"]
@@ -226,6 +226,10 @@ def _method_wrapper(name: str, orig: Callable) -> Callable:
         mon = self.__dict__.get(_MONITOR_ATTR)
         if mon is None:
             return orig(self, *args, **kwargs)
+        if mon.http_feedback and args and _is_feedback_request(mon, args[0]):
+            answer = request_feedback_sync(mon, args[0])
+            if answer is not None:
+                return answer
         cap = mon.capture
         t0 = _perf()
         try:

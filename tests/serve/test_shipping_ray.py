@@ -182,6 +182,47 @@ def test_feedback_route_on_the_app_joins_by_serve_request_id(deployed):
     assert _http(base, "POST", "/score/web", {"amount": 10.0})[0] == 200
 
 
+def test_feedback_route_on_plain_sync_and_async_handlers(deployed):
+    """Plain ``__call__(self, request)`` handlers answer the feedback route too; a sync one
+    (run in Serve's thread pool) reads the body on the replica's event loop."""
+    ray, serve, base, recorder = deployed
+    import raywatch
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class PlainSync:
+        def __call__(self, request):
+            return {"prediction": int(float(request.query_params.get("x", 0)) > 1), "kind": "sync"}
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class PlainAsync:
+        async def __call__(self, request):
+            body = await request.json()
+            return {"prediction": int(body.get("x", 0) > 1), "kind": "async"}
+
+    cfg = {"actor": {"name": NAME, "namespace": NS}, "capture": {"feedback": True},
+           "shipping": {"flush_interval": 0.1, "create_actor": False}, "resources": {"enabled": False}}
+    root = base.rsplit("/", 1)[0]
+    try:
+        for app, cls in (("plainsync", PlainSync), ("plainasync", PlainAsync)):
+            serve.run(raywatch.monitor(cls, cfg).bind(), name=app, route_prefix=f"/{app}")
+            kind = app[len("plain"):]
+            status, body, headers = _http(root, "POST", f"/{app}?x=2", {"x": 2}, headers=True)
+            assert status == 200 and json.loads(body) == {"prediction": 1, "kind": kind}
+            rid = {k.lower(): v for k, v in headers.items()}["x-request-id"]
+            st, answer = _http(root, "POST", f"/{app}/-/raywatch/feedback", {"request_id": rid, "label": 1})
+            assert st == 200, answer
+            assert json.loads(answer) == {"received": 1, "joined": 1}  # the route, not the user's code
+            model = "PlainSync" if kind == "sync" else "PlainAsync"
+            assert (rid, 1, f"{app}/{model}") in ray.get(recorder.dump_labels.remote())
+            st, answer = _http(root, "POST", f"/{app}/-/raywatch/feedback", [{"label": 0}])
+            assert st == 400 and "request_id" in json.loads(answer)["error"]
+            # the user's code still answers every other request
+            assert json.loads(_http(root, "POST", f"/{app}?x=0", {"x": 0})[1]) == {"prediction": 0, "kind": kind}
+    finally:
+        for app in ("plainsync", "plainasync"):
+            serve.delete(app)
+
+
 def test_actor_gone_serving_goes_on_and_totals_reconcile(deployed):
     ray, serve, base, recorder = deployed
     handle = serve.get_deployment_handle("Fraud", app_name="fraud")

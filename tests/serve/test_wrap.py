@@ -504,3 +504,61 @@ def test_feedback_route_answers_without_the_users_code():
         assert sent[1]["body"] == b'{"prediction": 0}'
     finally:
         _stop(off)
+
+
+def test_feedback_route_on_a_sync_plain_handler_in_each_way_serve_calls_it():
+    """A sync ``__call__(self, request)`` answers the route whether Serve runs it in anyio's
+    thread pool (the default) or on the event loop; called any other way, it leaves the
+    request to the user's code."""
+    import json
+
+    import anyio
+    from starlette.requests import Request
+
+    seen = []
+
+    class Actor:
+        class feedback_many:
+            @staticmethod
+            def remote(items):
+                seen.append(items)
+
+                async def done():
+                    return {"joined": len(items)}
+
+                return done()
+
+    class Plain:
+        def __call__(self, request):
+            return "user"
+
+    M = wrap.monitored_class(Plain, MonitorConfig(resources={"enabled": False}, capture={"feedback": True}))
+    obj = M()
+    obj.__dict__[wrap._MONITOR_ATTR].shipper.handle = Actor()
+
+    def request(body):
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return Request({"type": "http", "path": "/app/-/raywatch/feedback", "method": "POST",
+                        "headers": [], "query_string": b""}, receive)
+
+    async def in_thread_pool(body):
+        return await anyio.to_thread.run_sync(obj, request(body))
+
+    async def on_the_loop(body):
+        out = obj(request(body))
+        return await out if inspect.iscoroutine(out) else out  # as Serve does for sync methods
+
+    try:
+        resp = asyncio.run(in_thread_pool(b'{"request_id": "r1", "label": 1}'))
+        assert resp.status_code == 200 and json.loads(resp.body) == {"received": 1, "joined": 1}
+        assert seen == [[("r1", 1, "default/Plain")]]
+        resp = asyncio.run(on_the_loop(b'{"request_id": "r2", "label": 0}'))
+        assert resp.status_code == 200 and seen[-1] == [("r2", 0, "default/Plain")]
+        assert asyncio.run(in_thread_pool(b"[1]")).status_code == 400
+        # no loop and no anyio worker thread: nowhere to read the body, so the user's code answers
+        assert obj(request(b'{"request_id": "r3", "label": 1}')) == "user" and len(seen) == 2
+        assert len(_records(obj)) == 1  # only that call was a request to the model
+    finally:
+        _stop(obj)
