@@ -500,7 +500,8 @@ class WebhookSinkConfig(_SinkBase):
 
 
 class EmailSinkConfig(_SinkBase):
-    """E-mail over SMTP; STARTTLS is required unless ``starttls: false``."""
+    """E-mail over SMTP. TLS from the first byte (SMTPS) with ``implicit_tls`` (on by default
+    for port 465); otherwise STARTTLS is required unless ``starttls: false``."""
 
     type: Literal["email"]
     host: str
@@ -510,6 +511,7 @@ class EmailSinkConfig(_SinkBase):
     username: Optional[str] = None
     password: Optional[Secret] = None
     starttls: bool = True
+    implicit_tls: Optional[bool] = None  # None: on for port 465 (SMTPS), off otherwise
     tls_verify: bool = True
     ca_file: Optional[str] = None
     subject_prefix: str = "[raywatch]"

@@ -1,8 +1,9 @@
-"""E-mail over SMTP with STARTTLS (``smtplib``).
+"""E-mail over SMTP with STARTTLS or implicit TLS (``smtplib``).
 
 One message per notification: subject ``[raywatch] [FIRING:2] HighLatency (fraud)``, a
-plain-text body and an HTML alternative. STARTTLS is required by default and the server's
-certificate is verified (``ca_file`` adds a trust anchor, ``tls_verify: false`` turns
+plain-text body and an HTML alternative. STARTTLS is required by default; with
+``implicit_tls`` (the default for port 465, SMTPS, RFC 8314) the connection is TLS from its
+first byte. Either way the server's certificate is verified (``ca_file`` adds a trust anchor, ``tls_verify: false`` turns
 verification off). The password is a secret.
 
 Errors: connection problems, timeouts and SMTP 4xx replies are retried; 5xx replies,
@@ -21,7 +22,12 @@ from typing import Any
 
 from raywatch.sinks.base import PermanentError, Sink, TransientError
 
-__all__ = ["EmailSink", "build_message"]
+__all__ = ["EmailSink", "build_message", "implicit_tls"]
+
+
+def implicit_tls(cfg: Any) -> bool:
+    """Whether to speak TLS from the first byte: ``implicit_tls`` when set, else port 465."""
+    return int(cfg.port) == 465 if cfg.implicit_tls is None else bool(cfg.implicit_tls)
 
 
 def build_message(n: Any, *, sender: str, to: list, subject_prefix: str = "[raywatch]") -> EmailMessage:
@@ -69,9 +75,14 @@ class EmailSink(Sink):
         c = self.cfg
         msg = build_message(notification, sender=c.from_, to=list(c.to), subject_prefix=c.subject_prefix)
         try:
-            with smtplib.SMTP(c.host, int(c.port), timeout=float(c.timeout)) as smtp:
+            implicit = implicit_tls(c)
+            if implicit:
+                client = smtplib.SMTP_SSL(c.host, int(c.port), timeout=float(c.timeout), context=self._context())
+            else:
+                client = smtplib.SMTP(c.host, int(c.port), timeout=float(c.timeout))
+            with client as smtp:
                 smtp.ehlo()
-                if c.starttls:
+                if c.starttls and not implicit:
                     if not smtp.has_extn("starttls"):
                         raise PermanentError("the SMTP server does not offer STARTTLS (set starttls: false to send in clear)")
                     smtp.starttls(context=self._context())

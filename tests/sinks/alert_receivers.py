@@ -431,10 +431,11 @@ def _make_cert_cryptography(cert: str, key: str) -> Tuple[str, str]:
 
 
 class SMTPServer:
-    """ESMTP with STARTTLS and AUTH PLAIN; mail is refused before STARTTLS."""
+    """ESMTP with STARTTLS and AUTH PLAIN; mail is refused before STARTTLS. With
+    ``implicit_tls`` the connection is TLS from the first byte (SMTPS) instead."""
 
     def __init__(self, cert: str, key: str, *, username: str = "", password: str = "",
-                 refuse: Tuple[str, ...] = (), offer_starttls: bool = True):
+                 refuse: Tuple[str, ...] = (), offer_starttls: bool = True, implicit_tls: bool = False):
         self.messages: List[Dict[str, Any]] = []
         self.data_replies: Deque[str] = collections.deque()  # scripted replies to DATA, e.g. "451 try later"
         self.username, self.password, self.refuse = username, password, refuse
@@ -447,8 +448,10 @@ class SMTPServer:
             timeout = 5
 
             def setup(self) -> None:
+                if implicit_tls:
+                    self.request = ctx.wrap_socket(self.request, server_side=True)
                 super().setup()
-                self.tls = False
+                self.tls = implicit_tls
                 self.authed = not srv.username
 
             def send(self, line: str) -> None:

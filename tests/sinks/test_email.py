@@ -89,3 +89,30 @@ def test_connection_refused_is_transient(tls_cert):
     f.port = port
     with pytest.raises(TransientError):
         sink_for(f, tls_cert).send(notification())
+
+
+def test_implicit_tls_smtps(tls_cert):
+    s = SMTPServer(*tls_cert, username="raywatch", password="pw-Secret-123", offer_starttls=False, implicit_tls=True)
+    try:
+        sink_for(s, tls_cert, implicit_tls=True).send(notification(alert(severity="critical")))
+        (m,) = s.messages
+        assert m["tls"] is True and m["message"]["Subject"] == "[raywatch] [FIRING:1] HighLatency"
+        # the certificate is checked on this path too
+        with pytest.raises(PermanentError, match="certificate"):
+            sink_for(s, tls_cert, implicit_tls=True, ca_file=None).send(notification())
+        # a STARTTLS client cannot talk to an SMTPS port: a connection error, retried
+        with pytest.raises(TransientError):
+            sink_for(s, tls_cert).send(notification())
+        assert len(s.messages) == 1
+    finally:
+        s.close()
+
+
+def test_implicit_tls_is_the_default_for_port_465():
+    from raywatch.sinks.email import implicit_tls
+
+    cfg = dict(name="mail", type="email", host="smtp.example.com", to=["ops@example.com"], **{"from": "rw@example.com"})
+    assert implicit_tls(EmailSinkConfig(**cfg, port=465)) is True
+    assert implicit_tls(EmailSinkConfig(**cfg)) is False  # 587, STARTTLS
+    assert implicit_tls(EmailSinkConfig(**cfg, port=465, implicit_tls=False)) is False
+    assert implicit_tls(EmailSinkConfig(**cfg, port=2465, implicit_tls=True)) is True
