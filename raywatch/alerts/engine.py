@@ -178,12 +178,9 @@ class AlertEngine:
                 if self.inhibitor.rules:
                     self.inhibitor.update(())
                 self.dispatcher.insert(changed, now)
-            for g in self.dispatcher.groups.values():
-                g.next_flush = now
-                self.dispatcher._schedule(g)
             if self._direct:
                 self._push_direct(changed, now)
-            self.dispatcher.tick(now)
+            self.dispatcher.flush_all(now)
             self._wake.notify_all()
         return changed
 

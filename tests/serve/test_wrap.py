@@ -441,12 +441,8 @@ def test_destructor_flushes_and_keeps_the_users():
     A.__del__ = lambda self: None  # nothing left for the garbage collector to call
 
 
-def test_feedback_route_answers_without_the_users_code():
-    import json
-
-    from raywatch.serve import feedback
-
-    seen = []
+def _feedback_actor(seen):
+    """A stats-actor double whose ``feedback_many.remote`` records the items it is given."""
 
     class Actor:
         class feedback_many:
@@ -458,6 +454,17 @@ def test_feedback_route_answers_without_the_users_code():
                     return {"joined": len(items)}
 
                 return done()
+
+    return Actor
+
+
+def test_feedback_route_answers_without_the_users_code():
+    import json
+
+    from raywatch.serve import feedback
+
+    seen = []
+    Actor = _feedback_actor(seen)
 
     obj = _asgi_instance(MonitorConfig(resources={"enabled": False}, capture={"feedback": True}))
     mon = obj.__dict__[wrap._MONITOR_ATTR]
@@ -516,17 +523,7 @@ def test_feedback_route_on_a_sync_plain_handler_in_each_way_serve_calls_it():
     from starlette.requests import Request
 
     seen = []
-
-    class Actor:
-        class feedback_many:
-            @staticmethod
-            def remote(items):
-                seen.append(items)
-
-                async def done():
-                    return {"joined": len(items)}
-
-                return done()
+    Actor = _feedback_actor(seen)
 
     class Plain:
         def __call__(self, request):
