@@ -16,23 +16,35 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Set, Union
 
 import yaml
 from pydantic import (
+    Discriminator,
+    Tag,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
 __all__ = [
     "ConfigError",
+    "EnvSecret",
+    "MASK",
+    "deep_merge",
+    "to_data",
+    "has_masked_secrets",
+    "secret_values",
+    "read_yaml",
     "Duration",
     "Secret",
     "StrictModel",
@@ -84,23 +96,149 @@ def parse_duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MASK = "**********"
+"""What a secret becomes when it is written out and has no ``${ENV}`` reference (pydantic's mask)."""
 
 
-def _expand_env(value: Any) -> Any:
-    if isinstance(value, str) and "${" in value:
+class EnvSecret(SecretStr):
+    """A :class:`~pydantic.SecretStr` that remembers the ``${ENV_VAR}`` text it was resolved
+    from (``reference``), so that a configuration is stored and shown with its references and
+    resolved again when it is loaded: a resolved secret is never written out."""
+
+    __slots__ = ("reference",)
+
+    def __init__(self, secret_value: str, reference: Optional[str] = None):
+        super().__init__(secret_value)
+        self.reference = reference
+
+    def __reduce__(self):  # pickles (Ray's transport between processes) keep the reference
+        return (EnvSecret, (self.get_secret_value(), self.reference))
+
+
+def env_references(text: str) -> List[str]:
+    """The environment variables a ``${VAR}`` text refers to.
+
+    >>> env_references("https://hooks.example/${TEAM}/${TOKEN}")
+    ['TEAM', 'TOKEN']
+    """
+    return _ENV_RE.findall(text)
+
+
+def _secret(value: Any, handler: Any, info: ValidationInfo) -> SecretStr:
+    """Validate a secret: ``${VAR}`` references are resolved from the environment (unset
+    variables are collected in the validation context's ``unset_env`` set when it has one,
+    else an error). The error never repeats the value."""
+    if isinstance(value, SecretStr):
+        return value
+    if isinstance(value, str):
+        if "${" not in value:
+            return EnvSecret(value)
+        unset = (info.context or {}).get("unset_env") if info is not None else None
 
         def sub(m: "re.Match[str]") -> str:
             name = m.group(1)
             if name not in os.environ:
+                if unset is not None:
+                    unset.add(name)
+                    return ""
                 raise ValueError(f"environment variable {name} is not set")
             return os.environ[name]
 
-        return _ENV_RE.sub(sub, value)
-    return value
+        return EnvSecret(_ENV_RE.sub(sub, value), value)
+    raise ValueError(f"expected a string (a secret, or a ${{ENV_VAR}} reference), got a {type(value).__name__}")
 
 
-Secret = Annotated[SecretStr, BeforeValidator(_expand_env)]
-"""A secret string; ``${ENV_VAR}`` references are resolved at load time."""
+Secret = Annotated[SecretStr, WrapValidator(_secret)]
+"""A secret string; ``${ENV_VAR}`` references are resolved at load time and remembered."""
+
+
+def secret_text(value: SecretStr) -> str:
+    """How a secret is written out: its ``${ENV}`` reference, or the mask.
+
+    >>> secret_text(EnvSecret("s3cr3t", "${TOKEN}")), secret_text(SecretStr("s3cr3t"))
+    ('${TOKEN}', '**********')
+    """
+    ref = getattr(value, "reference", None)
+    return ref if ref else MASK
+
+
+def has_masked_secrets(obj: Any) -> bool:
+    """Whether a config (or part of one) holds a secret whose value is the mask: it was
+    written out without an ``${ENV}`` reference and read back, so its value is lost."""
+    if isinstance(obj, SecretStr):
+        return obj.get_secret_value() == MASK
+    if isinstance(obj, BaseModel):
+        return any(has_masked_secrets(getattr(obj, f)) for f in type(obj).model_fields)
+    if isinstance(obj, Mapping):
+        return any(has_masked_secrets(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(has_masked_secrets(v) for v in obj)
+    return False
+
+
+def secret_values(obj: Any) -> List[str]:
+    """Every resolved secret value in a config (for redaction)."""
+    out: List[str] = []
+    if isinstance(obj, SecretStr):
+        v = obj.get_secret_value()
+        if v and v != MASK:
+            out.append(v)
+    elif isinstance(obj, BaseModel):
+        for f in type(obj).model_fields:
+            out.extend(secret_values(getattr(obj, f)))
+    elif isinstance(obj, Mapping):
+        for v in obj.values():
+            out.extend(secret_values(v))
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            out.extend(secret_values(v))
+    return out
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
+    """``base`` with ``override`` merged in, recursively for nested mappings.
+
+    >>> deep_merge({"capture": {"sample_rate": 1.0, "methods": ["__call__"]}}, {"capture": {"sample_rate": 0.1}})
+    {'capture': {'sample_rate': 0.1, 'methods': ['__call__']}}
+    """
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def import_path_of(fn: Any) -> str:
+    """``"module:qualname"`` of a callable (how a callable setting is written out)."""
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def to_data(obj: Any) -> Any:
+    """A config model as plain JSON-able data that validates back into the same model:
+    field aliases as keys, secrets as their ``${ENV}`` reference (or the mask), datetimes as
+    ISO text, callables as import paths, and no field derived from another (a rule's
+    ``metric``/``op``/``threshold``/``matchers`` when it has ``expr``)."""
+    if isinstance(obj, SecretStr):
+        return secret_text(obj)
+    if isinstance(obj, BaseModel):
+        derived = getattr(obj, "_derived_fields", lambda: ())()
+        out: Dict[str, Any] = {}
+        for name, field in type(obj).model_fields.items():
+            if name in derived:
+                continue
+            out[field.alias or name] = to_data(getattr(obj, name))
+        return out
+    if isinstance(obj, Mapping):
+        return {str(k): to_data(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_data(v) for v in obj]
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if callable(obj):
+        return import_path_of(obj)
+    return obj
 
 
 class StrictModel(BaseModel):
@@ -138,8 +276,13 @@ def _problems(err: ValidationError, source: Optional[str]) -> List[str]:
     return lines
 
 
-def parse_config(data: Any, model: type = None, source: Optional[str] = None):
-    """Validate a mapping (from YAML, JSON or Python) into ``model`` (default MonitorConfig)."""
+def parse_config(data: Any, model: type = None, source: Optional[str] = None, *, unset_env: Optional[Set[str]] = None):
+    """Validate a mapping (from YAML, JSON or Python) into ``model`` (default MonitorConfig).
+
+    With ``unset_env`` (a set), ``${VAR}`` references to unset variables are not errors:
+    their names are added to the set and the secret is left empty (``check-config
+    --allow-unset-env`` and the exports, which never contain secrets, use this).
+    """
     model = model or MonitorConfig
     if isinstance(data, model):
         return data
@@ -148,34 +291,40 @@ def parse_config(data: Any, model: type = None, source: Optional[str] = None):
     if not isinstance(data, Mapping):
         raise ConfigError([f"{source or 'config'}: expected a mapping at the top level, got {type(data).__name__}"], source)
     try:
-        return model.model_validate(dict(data))
+        return model.model_validate(dict(data), context={"unset_env": unset_env} if unset_env is not None else None)
     except ValidationError as err:
         raise ConfigError(_problems(err, source), source) from None
 
 
-def load_config(path: Union[str, Path], model: type = None, key: Optional[str] = None):
-    """Load a YAML file into ``model`` (default MonitorConfig).
-
-    ``key`` selects a sub-mapping (e.g. ``"raywatch"``) when the monitor's settings sit
-    inside a larger file.
-    """
-    path = Path(path)
+def read_yaml(path: Union[str, Path]) -> Any:
+    """The data of a YAML file; a ConfigError naming the file (and line) when it cannot be
+    read or parsed. Every YAML raywatch reads goes through here."""
     source = str(path)
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError([f"{source}: cannot read the file: {exc.strerror or exc}"], source) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError([f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], source) from None
+
+
+def load_config(path: Union[str, Path], model: type = None, key: Optional[str] = None, *, unset_env: Optional[Set[str]] = None):
+    """Load a YAML file into ``model`` (default MonitorConfig).
+
+    ``key`` selects a sub-mapping (e.g. ``"raywatch"``) when the monitor's settings sit
+    inside a larger file; ``unset_env`` as in :func:`parse_config`.
+    """
+    source = str(path)
+    data = read_yaml(path)
     if key is not None:
         if not isinstance(data, Mapping) or key not in data:
             raise ConfigError([f"{source}: {key}: required section is missing"], source)
         data = data[key]
-    return parse_config(data, model, source)
+    return parse_config(data, model, source, unset_env=unset_env)
 
 
 # ============================================================================ drift
@@ -243,9 +392,6 @@ class DriftConfig(StrictModel):
 # Prometheus/Alertmanager syntax (see raywatch/alerts/matchers.py); annotation templates
 # use Prometheus' {{ $value }} / {{ $labels.NAME }} (raywatch/alerts/template.py).
 
-from datetime import datetime, timezone  # noqa: E402
-
-from pydantic import Discriminator, Tag  # noqa: E402
 
 Severity = Literal["critical", "error", "warning", "info"]
 _ALERTNAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -356,6 +502,10 @@ class AlertRuleConfig(StrictModel):
             Selector.parse(self.metric)  # validates the name
             parse_matchers(self.matchers)
         return self
+
+    def _derived_fields(self) -> tuple:
+        """Fields computed from ``expr`` (left out when the rule is written out)."""
+        return ("metric", "matchers", "op", "threshold") if self.expr is not None else ()
 
     def condition(self) -> str:
         """The rule's condition as one ``selector OP threshold`` string."""
@@ -775,3 +925,21 @@ class MonitorConfig(StrictModel):
     shipping: ShippingConfig = Field(default_factory=ShippingConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     profile_path: Optional[str] = None
+
+    def to_data(self) -> Dict[str, Any]:
+        """Plain JSON-able data that :meth:`from_data` reads back into an equal config:
+        secrets as their ``${ENV}`` references (or masked), never resolved (see :func:`to_data`)."""
+        return to_data(self)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any], source: Optional[str] = None, *,
+                  unset_env: Optional[Set[str]] = None) -> "MonitorConfig":
+        """The config of :meth:`to_data`'s data; ``${ENV}`` references are resolved again."""
+        return parse_config(data, cls, source, unset_env=unset_env)
+
+    def merged(self, overrides: Optional[Mapping[str, Any]], source: Optional[str] = None) -> "MonitorConfig":
+        """This config with ``overrides`` (a partial mapping, e.g. ``user_config.raywatch``)
+        merged in and validated again; secrets keep their references."""
+        if not overrides:
+            return self
+        return parse_config(deep_merge(self.model_dump(mode="python", by_alias=True), overrides), type(self), source)

@@ -1,0 +1,271 @@
+"""The metric catalogue: every series raywatch computes, in one place.
+
+Each :class:`Metric` has a name (snake_case, base units, counters end in ``_total``), a
+type, a unit, a help text, the labels it carries beyond the model labels, and the stage of
+the flow that computes it. Everything that names a metric reads it from here: the stats
+actor's series and ``/metrics`` exposition, DogStatsD, the exports (Prometheus rules,
+Grafana, Datadog monitors, Alertmanager), the report, ``raywatch status`` and the config
+validator, which rejects a rule on an unknown metric or label and names the closest known
+ones. ``tests/test_series.py`` checks that no other module writes a metric name.
+
+Prometheus names are ``raywatch_<name>``; Datadog names ``raywatch.<name>`` with
+``key:value`` tags.
+
+>>> LATENCY_P95_SECONDS.prometheus, LATENCY_P95_SECONDS.datadog
+('raywatch_latency_p95_seconds', 'raywatch.latency_p95_seconds')
+>>> metric("requests_total").type
+'counter'
+>>> check_selector("latncy_p95_seconds", ["model"])
+["unknown metric 'latncy_p95_seconds' (did you mean latency_p95_seconds, latency_p99_seconds, latency_p50_seconds?)"]
+>>> check_selector("drift_score", ["modle"])
+["metric 'drift_score' has no label 'modle' (did you mean model?); its labels: app, deployment, model, version, feature, method"]
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Literal, Mapping, NamedTuple, Optional, Tuple
+
+__all__ = [
+    "Metric",
+    "Series",
+    "METRICS",
+    "MODEL_LABELS",
+    "PROMETHEUS_PREFIX",
+    "DATADOG_PREFIX",
+    "metric",
+    "rule_metrics",
+    "check_selector",
+    "close_names",
+]
+
+PROMETHEUS_PREFIX = "raywatch_"
+DATADOG_PREFIX = "raywatch."
+
+MODEL_LABELS: Tuple[str, ...] = ("app", "deployment", "model", "version")
+"""Labels of every per-model series."""
+
+Kind = Literal["counter", "gauge", "histogram"]
+Stage = Literal["ingest", "detect", "feedback", "resources", "actor", "rules", "deliver"]
+
+
+class Series(NamedTuple):
+    """One sample of a metric: ``Series("error_rate", {"model": "fraud"}, 0.07)``."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One series raywatch computes.
+
+    ``labels`` are those beyond :data:`MODEL_LABELS` (which a metric carries when
+    ``per_model``). ``rule`` says whether raywatch's own alert rules see it (the per-model
+    series computed at each evaluation); the others are exposition only.
+    """
+
+    name: str
+    type: Kind
+    unit: str
+    help: str
+    stage: Stage
+    labels: Tuple[str, ...] = ()
+    per_model: bool = True
+    rule: bool = True
+
+    @property
+    def prometheus(self) -> str:
+        """The Prometheus name (``raywatch_`` + name)."""
+        return PROMETHEUS_PREFIX + self.name
+
+    @property
+    def prometheus_family(self) -> str:
+        """The name a prometheus_client counter family is declared with (no ``_total``)."""
+        base = self.prometheus
+        return base[: -len("_total")] if self.type == "counter" and base.endswith("_total") else base
+
+    @property
+    def datadog(self) -> str:
+        """The Datadog name (``raywatch.`` + name)."""
+        return DATADOG_PREFIX + self.name
+
+    @property
+    def all_labels(self) -> Tuple[str, ...]:
+        """Every label of the series, model labels first."""
+        return (MODEL_LABELS if self.per_model else ()) + self.labels
+
+    @property
+    def is_counter(self) -> bool:
+        return self.type == "counter"
+
+
+METRICS: Dict[str, Metric] = {}
+
+
+def _m(name: str, type: Kind, unit: str, help: str, stage: Stage, labels: Tuple[str, ...] = (),
+       per_model: bool = True, rule: bool = True) -> Metric:
+    if name in METRICS:
+        raise ValueError(f"metric {name!r} declared twice")
+    if type == "counter" and not name.endswith("_total"):
+        raise ValueError(f"counter {name!r} must end in _total")
+    m = METRICS[name] = Metric(name, type, unit, help, stage, tuple(labels), per_model, rule)
+    return m
+
+
+# ---------------------------------------------------------------- traffic (ingest)
+REQUESTS_TOTAL = _m("requests_total", "counter", "requests", "Requests seen by monitored replicas.", "ingest")
+ERRORS_TOTAL = _m("errors_total", "counter", "requests", "Requests that ended in an exception or a 5xx status.", "ingest")
+DROPPED_RECORDS_TOTAL = _m("dropped_records_total", "counter", "records",
+                           "Records replicas dropped (buffer full or stats actor unreachable).", "ingest")
+CAPTURE_ERRORS_TOTAL = _m("capture_errors_total", "counter", "errors", "Failures of raywatch's own capture code in replicas.", "ingest")
+SUMMARIZED_ROWS_TOTAL = _m("summarized_rows_total", "counter", "rows", "Rows summarized into window summaries.", "ingest", rule=False)
+FEEDBACK_JOINED_TOTAL = _m("feedback_joined_total", "counter", "labels", "Labels joined to predictions.", "feedback", rule=False)
+THROUGHPUT_RPS = _m("throughput_rps", "gauge", "requests per second", "Requests per second over the rolling view.", "ingest")
+ERROR_RATE = _m("error_rate", "gauge", "ratio", "Errors / requests over the rolling view.", "ingest")
+LATENCY_P50_SECONDS = _m("latency_p50_seconds", "gauge", "seconds", "Median request latency over the rolling view.", "ingest")
+LATENCY_P95_SECONDS = _m("latency_p95_seconds", "gauge", "seconds", "95th percentile request latency over the rolling view.", "ingest")
+LATENCY_P99_SECONDS = _m("latency_p99_seconds", "gauge", "seconds", "99th percentile request latency over the rolling view.", "ingest")
+LATENCY_QUANTILES: Tuple[Tuple[Metric, float], ...] = (
+    (LATENCY_P50_SECONDS, 0.50), (LATENCY_P95_SECONDS, 0.95), (LATENCY_P99_SECONDS, 0.99))
+
+# ---------------------------------------------------------------- data drift and quality (detect)
+DRIFT_SCORE = _m("drift_score", "gauge", "statistic", "Drift statistic of a feature against the reference profile.",
+                 "detect", ("feature", "method"))
+DRIFT_P_VALUE = _m("drift_p_value", "gauge", "probability", "p-value of the feature's drift test (where the test has one).",
+                   "detect", ("feature", "method"))
+DRIFT_DETECTED = _m("drift_detected", "gauge", "boolean", "1 when the feature drifted.", "detect", ("feature",))
+DATASET_DRIFT = _m("dataset_drift", "gauge", "boolean", "1 when the share of drifted features passes the threshold.", "detect")
+DRIFTED_FEATURES_SHARE = _m("drifted_features_share", "gauge", "ratio", "Share of tested features that drifted.", "detect")
+MISSING_SHARE = _m("missing_share", "gauge", "ratio", "Share of missing values of a feature.", "detect", ("feature",))
+OUT_OF_RANGE_SHARE = _m("out_of_range_share", "gauge", "ratio", "Share of values outside the reference range.", "detect", ("feature",))
+UNSEEN_CATEGORY_SHARE = _m("unseen_category_share", "gauge", "ratio", "Share of categories not in the reference profile.",
+                           "detect", ("feature",))
+QUALITY_SHARES: Tuple[Metric, ...] = (MISSING_SHARE, OUT_OF_RANGE_SHARE, UNSEEN_CATEGORY_SHARE)
+
+# ---------------------------------------------------------------- performance from ground truth (feedback)
+ACCURACY = _m("accuracy", "gauge", "ratio", "Accuracy from joined ground truth.", "feedback")
+PRECISION = _m("precision", "gauge", "ratio", "Precision from joined ground truth.", "feedback")
+RECALL = _m("recall", "gauge", "ratio", "Recall from joined ground truth.", "feedback")
+F1 = _m("f1", "gauge", "ratio", "F1 score from joined ground truth.", "feedback")
+ROC_AUC = _m("roc_auc", "gauge", "ratio", "ROC-AUC from joined ground truth.", "feedback")
+MAE = _m("mae", "gauge", "prediction units", "Mean absolute error from joined ground truth.", "feedback")
+RMSE = _m("rmse", "gauge", "prediction units", "Root mean squared error from joined ground truth.", "feedback")
+PERFORMANCE: Tuple[Metric, ...] = (ACCURACY, PRECISION, RECALL, F1, ROC_AUC, MAE, RMSE)
+FEEDBACK_ROWS = _m("feedback_rows", "gauge", "labels", "Labels joined to predictions in the rolling view.", "feedback")
+
+# ---------------------------------------------------------------- streaming detectors (detect)
+CONCEPT_DRIFT = _m("concept_drift", "gauge", "boolean",
+                   "1 when the streaming detector on the error stream fired in the rolling view.", "detect")
+LATENCY_DRIFT = _m("latency_drift", "gauge", "boolean", "1 when the streaming detector on latency fired in the rolling view.", "detect")
+ERROR_RATE_DRIFT = _m("error_rate_drift", "gauge", "boolean",
+                      "1 when the streaming detector on the error rate fired in the rolling view.", "detect")
+DETECTOR_SERIES: Dict[str, Metric] = {"concept": CONCEPT_DRIFT, "latency": LATENCY_DRIFT, "errors": ERROR_RATE_DRIFT}
+"""The series of each streaming detector, by the detector's name in ``detectors:``."""
+
+# ---------------------------------------------------------------- resources
+CPU_PERCENT = _m("cpu_percent", "gauge", "percent of a core", "CPU use of the busiest replica (percent of one core).", "resources")
+RSS_BYTES = _m("rss_bytes", "gauge", "bytes", "Resident memory of the largest replica.", "resources")
+NODE_CPU_PERCENT = _m("node_cpu_percent", "gauge", "percent", "CPU use of the busiest node.", "resources")
+NODE_MEMORY_PERCENT = _m("node_memory_percent", "gauge", "percent", "Memory use of the fullest node.", "resources")
+MODEL_RESOURCES: Tuple[Metric, ...] = (CPU_PERCENT, RSS_BYTES, NODE_CPU_PERCENT, NODE_MEMORY_PERCENT)
+GPU_UTILIZATION = _m("gpu_utilization", "gauge", "percent", "GPU utilization (percent).", "resources", ("gpu",))
+GPU_MEMORY_USED_BYTES = _m("gpu_memory_used_bytes", "gauge", "bytes", "GPU memory used.", "resources", ("gpu",))
+GPU_TEMPERATURE_CELSIUS = _m("gpu_temperature_celsius", "gauge", "celsius", "GPU temperature.", "resources", ("gpu",))
+GPU_POWER_WATTS = _m("gpu_power_watts", "gauge", "watts", "GPU power draw.", "resources", ("gpu",))
+GPU_SERIES: Tuple[Tuple[Metric, str], ...] = (
+    (GPU_UTILIZATION, "utilization"), (GPU_MEMORY_USED_BYTES, "memory_used_bytes"),
+    (GPU_TEMPERATURE_CELSIUS, "temperature_celsius"), (GPU_POWER_WATTS, "power_watts"))
+"""Each GPU series with the key of the replica's GPU sample it reads."""
+REPLICA_CPU_PERCENT = _m("replica_cpu_percent", "gauge", "percent of a core", "CPU use of one replica (percent of one core).",
+                         "resources", ("replica",), rule=False)
+REPLICA_RSS_BYTES = _m("replica_rss_bytes", "gauge", "bytes", "Resident memory of one replica.", "resources", ("replica",), rule=False)
+REPLICA_RESOURCES: Tuple[Tuple[Metric, str], ...] = ((REPLICA_CPU_PERCENT, "cpu_percent"), (REPLICA_RSS_BYTES, "rss_bytes"))
+
+# ---------------------------------------------------------------- the stats actor itself
+ACTOR_BATCHES_TOTAL = _m("actor_batches_total", "counter", "batches", "Replica batches ingested by this stats actor.",
+                         "actor", per_model=False, rule=False)
+ACTOR_DUPLICATE_BATCHES_TOTAL = _m("actor_duplicate_batches_total", "counter", "batches",
+                                   "Batches skipped as already ingested (same replica and seq).", "actor", per_model=False, rule=False)
+ACTOR_FAILURES_TOTAL = _m("actor_failures_total", "counter", "failures",
+                          "Failures of the stats actor's own code (ingest, detection, delivery hand-off).",
+                          "actor", per_model=False, rule=False)
+FEEDBACK_PENDING = _m("feedback_pending", "gauge", "entries", "Predictions and labels waiting to be joined.",
+                      "feedback", per_model=False, rule=False)
+FEEDBACK_EXPIRED_TOTAL = _m("feedback_expired_total", "counter", "entries",
+                            "Predictions and labels expired or evicted before a join.", "feedback", per_model=False, rule=False)
+
+# ---------------------------------------------------------------- alerting (rules, deliver)
+NOTIFICATIONS_SENT_TOTAL = _m("notifications_sent_total", "counter", "notifications", "Notifications accepted by a sink.",
+                              "deliver", ("sink",), per_model=False, rule=False)
+NOTIFICATIONS_RETRIED_TOTAL = _m("notifications_retried_total", "counter", "attempts", "Delivery attempts retried.",
+                                 "deliver", ("sink",), per_model=False, rule=False)
+NOTIFICATIONS_FAILED_TOTAL = _m("notifications_failed_total", "counter", "notifications", "Notifications given up on.",
+                                "deliver", ("sink",), per_model=False, rule=False)
+NOTIFICATIONS_DEAD_LETTERED_TOTAL = _m("notifications_dead_lettered_total", "counter", "notifications",
+                                       "Notifications written to the dead-letter file.", "deliver", ("sink",),
+                                       per_model=False, rule=False)
+NOTIFICATION_QUEUE_LENGTH = _m("notification_queue_length", "gauge", "notifications", "Notifications waiting in a sink's queue.",
+                               "deliver", ("sink",), per_model=False, rule=False)
+ALERT_STATE = _m("alert_state", "gauge", "state", "Alert state: 1 pending, 2 firing, 0 resolved.", "rules",
+                 ("alertname", "severity", "feature", "method", "gpu"), rule=False)
+ALERT_EVALUATION_DURATION_SECONDS = _m("alert_evaluation_duration_seconds", "histogram", "seconds",
+                                       "Duration of one rule evaluation.", "rules", per_model=False, rule=False)
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def metric(name: str) -> Metric:
+    """The catalogue entry of ``name``; KeyError naming the closest known names."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(_unknown(name)) from None
+
+
+def rule_metrics() -> List[Metric]:
+    """The metrics raywatch's own alert rules can use."""
+    return [m for m in METRICS.values() if m.rule]
+
+
+def close_names(name: str, known: Iterable[str], n: int = 3) -> List[str]:
+    """Up to ``n`` of ``known`` that look like ``name`` (for "did you mean" messages)."""
+    return difflib.get_close_matches(name, list(known), n=n, cutoff=0.6)
+
+
+def _unknown(name: str) -> str:
+    close = close_names(name, [m.name for m in rule_metrics()])
+    hint = f" (did you mean {', '.join(close)}?)" if close else " (see the Metrics reference in the README)"
+    return f"unknown metric {name!r}{hint}"
+
+
+def check_selector(name: str, label_names: Iterable[str], extra_labels: Iterable[str] = ()) -> List[str]:
+    """Problems with a rule selector: its metric must be a rule metric of the catalogue and
+    every matcher label one of that metric's labels (or of ``extra_labels``, such as the
+    segment labels). An empty list means the selector is fine."""
+    m = METRICS.get(name)
+    if m is None or not m.rule:
+        return [_unknown(name)]
+    allowed = list(m.all_labels) + [x for x in extra_labels if x not in m.all_labels]
+    problems = []
+    for label in label_names:
+        if label not in allowed:
+            close = close_names(label, allowed)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            problems.append(f"metric {name!r} has no label {label!r}{hint}; its labels: {', '.join(allowed)}")
+    return problems
+
+
+def series_labels(base: Mapping[str, str], **extra: str) -> Dict[str, str]:
+    """A series' label dict: the model labels of ``base`` plus ``extra``."""
+    out = {k: str(base.get(k, "")) for k in MODEL_LABELS}
+    out.update(extra)
+    return out
+
+
+def find(name: Optional[str]) -> Optional[Metric]:
+    """The entry of ``name`` or None."""
+    return METRICS.get(name) if name else None
