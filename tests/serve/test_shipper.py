@@ -1,5 +1,3 @@
-import pytest
-
 from raywatch.serve.shipper import Shipper
 from raywatch.stats.batch import ReplicaBatch
 

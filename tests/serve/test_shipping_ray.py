@@ -5,7 +5,6 @@ request sent is either ingested or counted as dropped."""
 
 import functools
 import json
-import time
 import urllib.error
 import urllib.request
 
