@@ -54,7 +54,7 @@ def main(argv=None) -> dict:
     from raywatch.serve.buffer import BatchBuilder, Labels
     from raywatch.serve.extract import Extractor
     from raywatch.serve.replica import ReplicaMonitor
-    from raywatch.serve.wrap import _MONITOR_ATTR, _method_wrapper
+    from raywatch.serve.methods import MONITOR_ATTR as _MONITOR_ATTR, method_wrapper as _method_wrapper
     from raywatch.stats.profile import Profile
 
     class NullTransport:

@@ -1,7 +1,17 @@
-"""raywatch.serve — the replica side: ``monitor()``, capture, buffer, shipping, resources.
+"""raywatch.serve — the replica side of raywatch.
 
-``monitor`` is imported lazily (it needs Ray Serve); the capture, extraction, buffer and
-shipper modules do not import Ray at module level.
+The request path (what runs while a request is served): :mod:`~raywatch.serve.methods`
+(method wrappers), :mod:`~raywatch.serve.asgi` (the ASGI tee of ingress apps) and
+:mod:`~raywatch.serve.capture` (one bounded append per request). Off the request path, in
+each replica: :mod:`~raywatch.serve.replica` (the flusher thread), :mod:`~raywatch.serve.buffer`,
+:mod:`~raywatch.serve.extract`, :mod:`~raywatch.serve.resources`, :mod:`~raywatch.serve.shipper`
+and :mod:`~raywatch.serve.feedback`. The cold path (once per deploy or replica start):
+:mod:`~raywatch.serve.wrap` (``monitor()``), :mod:`~raywatch.serve.subclass` (the monitored
+class), :mod:`~raywatch.serve.identity`, :mod:`~raywatch.serve.app` (the
+``raywatch.serve:app`` builder) and :mod:`~raywatch.serve.deploy` (serve config files).
+Every Ray internal is reached through :mod:`~raywatch.serve.compat`.
+
+``monitor`` and ``app`` are imported lazily (they need Ray Serve).
 """
 
 from __future__ import annotations
@@ -12,8 +22,8 @@ __all__ = ["monitor", "monitored_class", "ReplicaMonitor", "app"]
 
 _EXPORTS = {
     "monitor": "raywatch.serve.wrap:monitor",
-    "monitored_class": "raywatch.serve.wrap:monitored_class",
-    "app": "raywatch.serve.app:app",  # serve config YAML: import_path: raywatch.serve:app (stream E)
+    "monitored_class": "raywatch.serve.subclass:monitored_class",
+    "app": "raywatch.serve.app:app",  # serve config YAML: import_path: raywatch.serve:app
     "ReplicaMonitor": "raywatch.serve.replica:ReplicaMonitor",
 }
 

@@ -27,7 +27,7 @@ into other deployments) intact.
 
 A mistake in the args fails the deploy with a :class:`~raywatch.config.ConfigError` naming
 the field path and what was expected (and the file, for a monitor YAML given by path, or when
-the serve config is loaded with :func:`load_serve_config` / ``raywatch deploy`` /
+the serve config is loaded with :func:`raywatch.serve.deploy.load_serve_config` / ``raywatch deploy`` /
 ``raywatch check-config``).
 
 >>> a = validate_args({"application": {"import_path": "deployments.fraud:build"}, "monitor": {"model": "fraud"}})
@@ -46,7 +46,7 @@ import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -58,7 +58,6 @@ __all__ = [
     "app",
     "validate_args",
     "build_monitored_app",
-    "load_serve_config",
     "PROFILE_DIR",
 ]
 
@@ -132,27 +131,13 @@ class MonitoredAppArgs(StrictModel):
         else:
             base = _parse_prefixed(self.monitor or {}, where, "monitor.")
         over = self.overrides.get(deployment) if deployment else None
-        if not over:
-            return base
-        from raywatch.serve.replica import deep_merge
-
-        # merge what the user wrote (not a dump of the validated model, which holds derived fields)
-        data = deep_merge(self.raw_monitor(), over)
-        return _parse_prefixed(data, where, f"overrides.{deployment}.")
-
-    def raw_monitor(self) -> Dict[str, Any]:
-        """The monitor settings as written: the inline mapping, or the YAML file's mapping."""
-        if isinstance(self.monitor, str):
-            import yaml
-
-            data = yaml.safe_load(Path(self.monitor).expanduser().read_text())
-            return dict(data or {})
-        return dict(self.monitor or {})
+        return _parse_prefixed(over, where, f"overrides.{deployment}.", base) if over else base
 
 
-def _parse_prefixed(data: Any, where: str, prefix: str) -> MonitorConfig:
+def _parse_prefixed(data: Any, where: str, prefix: str, base: Optional[MonitorConfig] = None) -> MonitorConfig:
+    """``data`` parsed (or merged over ``base``); a problem names ``where`` and ``prefix`` + field."""
     try:
-        return parse_config(data, MonitorConfig)
+        return base.merged(data) if base is not None else parse_config(data, MonitorConfig)
     except ConfigError as err:
         raise ConfigError([f"{where}: {prefix}{p}" for p in err.problems], where) from None
 
@@ -218,9 +203,9 @@ def _profile_file(spec: str, where: str) -> str:
 
 def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where: str = SOURCE):
     """Build the user's application and wrap its deployments with :func:`raywatch.monitor`."""
-    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
     from ray.serve.deployment import Application
 
+    from raywatch.serve.compat import bound_deployment, build_user_app
     from raywatch.serve.wrap import monitor
 
     args = validate_args(args, where)
@@ -230,11 +215,11 @@ def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where:
         raise ConfigError(
             [f"{where}: application.import_path: cannot import {args.application.import_path!r}: {type(exc).__name__}: {exc}"], where
         ) from None
-    user_app = call_user_app_builder_with_args_if_necessary(target, dict(args.application.args))
+    user_app = build_user_app(target, dict(args.application.args))
     if not isinstance(user_app, Application):
         raise ConfigError([f"{where}: application.import_path: expected a Serve application, got {type(user_app).__name__}"], where)
 
-    ingress = user_app._bound_deployment.name
+    ingress = bound_deployment(user_app).name
     names = _deployment_names(user_app)
     wanted = set(args.deployments) if args.deployments is not None else set(names)
     unknown = sorted((wanted | set(args.overrides) | set(args.profiles)) - set(names))
@@ -260,11 +245,13 @@ def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where:
 def _deployment_names(app: Any) -> List[str]:
     from ray.serve.deployment import Application
 
+    from raywatch.serve.compat import bound_deployment
+
     out: List[str] = []
 
     def walk(o: Any) -> None:
         if isinstance(o, Application):
-            d = o._bound_deployment
+            d = bound_deployment(o)
             if d.name not in out:
                 out.append(d.name)
             for a in list(d.init_args) + list(d.init_kwargs.values()):
@@ -283,6 +270,8 @@ def _deployment_names(app: Any) -> List[str]:
 def _rebuild(app: Any, configs: Mapping[str, MonitorConfig], monitor: Any, cache: Dict[int, Any]) -> Any:
     from ray.serve.deployment import Application
 
+    from raywatch.serve.compat import bound_deployment
+
     def sub(o: Any) -> Any:
         if isinstance(o, Application):
             return _rebuild(o, configs, monitor, cache)
@@ -296,7 +285,7 @@ def _rebuild(app: Any, configs: Mapping[str, MonitorConfig], monitor: Any, cache
 
     if id(app) in cache:  # the same bound deployment used twice stays one deployment
         return cache[id(app)]
-    d = app._bound_deployment
+    d = bound_deployment(app)
     init_args = tuple(sub(a) for a in d.init_args)
     init_kwargs = {k: sub(v) for k, v in d.init_kwargs.items()}
     dep = monitor(d, configs[d.name]) if d.name in configs else d
@@ -308,90 +297,3 @@ def _rebuild(app: Any, configs: Mapping[str, MonitorConfig], monitor: Any, cache
 def app(args: MonitoredAppArgs):
     """The application builder behind ``import_path: raywatch.serve:app``."""
     return build_monitored_app(args)
-
-
-# --------------------------------------------------------------------------- serve config files
-
-
-def _resolve_relative(value: Optional[str], base: Path) -> Optional[str]:
-    if not value or ":" in value and not Path(value).exists():
-        return value  # an import path, or nothing
-    p = Path(value).expanduser()
-    if p.is_absolute() or p.exists():
-        return str(p)
-    return str((base / p).resolve())
-
-
-def load_serve_config(path: Union[str, os.PathLike]) -> Tuple[Any, List[str]]:
-    """Load and check a serve config YAML; returns Ray Serve's ``ServeDeploySchema`` and notes.
-
-    Everything raywatch adds is checked here, with errors that name the file and the field
-    path: ``args`` of ``raywatch.serve:app`` applications (monitor settings, inline or in
-    their own file, profiles) and ``user_config.raywatch`` of each deployment. Relative
-    ``monitor``/``profile`` paths are resolved against the serve config file's directory.
-    """
-    import yaml
-    from ray.serve.schema import ServeDeploySchema
-
-    path = Path(path)
-    source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError([f"{source}: cannot read the file: {exc.strerror or exc}"], source) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"], source) from None
-    if not isinstance(data, Mapping) or "applications" not in data:
-        raise ConfigError([f"{source}: applications: required field is missing (is this a serve config file?)"], source)
-    problems: List[str] = []
-    notes: List[str] = []
-    for i, a in enumerate(data.get("applications") or []):
-        if not isinstance(a, dict):
-            continue
-        where = f"{source}: applications[{i}]"
-        if a.get("import_path") in ("raywatch.serve:app", "raywatch.serve.app:app"):
-            args = dict(a.get("args") or {})
-            if isinstance(args.get("monitor"), str):
-                args["monitor"] = _resolve_relative(args["monitor"], path.parent)
-            if isinstance(args.get("profile"), str):
-                args["profile"] = _resolve_relative(args["profile"], path.parent)
-            if isinstance(args.get("profiles"), dict):
-                args["profiles"] = {k: _resolve_relative(v, path.parent) if isinstance(v, str) else v for k, v in args["profiles"].items()}
-            try:
-                checked = validate_args(args, f"{where}.args")
-                a["args"] = args
-                notes.append(f"application {a.get('name', i)!r}: {checked.application.import_path} monitored by raywatch")
-            except ConfigError as err:
-                problems.extend(err.problems)
-                checked = None
-        else:
-            checked = None
-        for j, d in enumerate(a.get("deployments") or []):
-            uc = d.get("user_config") if isinstance(d, dict) else None
-            if isinstance(uc, dict) and "raywatch" in uc:
-                from raywatch.serve.replica import deep_merge
-
-                over = uc.get("raywatch") or {}
-                dwhere = f"{where}.deployments[{j}].user_config.raywatch"
-                if not isinstance(over, dict):
-                    problems.append(f"{dwhere}: expected a mapping of monitor settings, got {type(over).__name__}")
-                    continue
-                name = d.get("name")
-                base: Dict[str, Any] = {}
-                if checked is not None:
-                    base = checked.raw_monitor()
-                    if name in checked.overrides:
-                        base = deep_merge(base, checked.overrides[name])
-                try:
-                    parse_config(deep_merge(base, over), MonitorConfig)
-                except ConfigError as err:
-                    problems.extend(f"{dwhere}.{p}" for p in err.problems)
-    if problems:
-        raise ConfigError(problems, source)
-    try:
-        schema = ServeDeploySchema.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_problems(err, source), source) from None
-    return schema, notes

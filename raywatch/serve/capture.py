@@ -35,6 +35,8 @@ import time
 from collections import deque
 from typing import Any, List, Optional, Tuple
 
+from raywatch.serve.compat import request_context_var
+
 __all__ = ["Capture", "RateLimitedLog", "Record", "current_request_context"]
 
 logger = logging.getLogger("raywatch.serve.capture")
@@ -44,10 +46,8 @@ Record = Tuple[Any, ...]
 # Fields of a record tuple (kept as module constants for readability off-path).
 METHOD, T0, T1, OUTCOME, STATUS, CTX, ARGS, KWARGS, RESULT, ROUTE = range(10)
 
-try:  # Serve's per-request context variable; a plain ContextVar.get() is ~50 ns
-    from ray.serve.context import _serve_request_context as _REQUEST_CTX
-except Exception:  # pragma: no cover - ray missing or internals moved
-    _REQUEST_CTX = None
+# Serve's per-request context variable (None without Ray Serve); a ContextVar.get() is ~50 ns
+_REQUEST_CTX = request_context_var()
 
 
 def current_request_context() -> Any:

@@ -25,49 +25,19 @@ import threading
 import time
 from typing import Any, Dict, Mapping, Optional
 
-from raywatch.config import ConfigError, MonitorConfig, parse_config
+from raywatch import series
+from raywatch.config import ConfigError, MonitorConfig
 from raywatch.serve.buffer import BatchBuilder, Labels
 from raywatch.serve.capture import Capture, RateLimitedLog
 from raywatch.serve.extract import Extractor
 from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
 from raywatch.stats.batch import ReplicaBatch
 
-__all__ = ["ReplicaMonitor", "deep_merge", "config_to_dict", "load_profile"]
+__all__ = ["ReplicaMonitor", "load_profile"]
 
 logger = logging.getLogger("raywatch.serve.replica")
 
 _PROFILE_POLL_INTERVAL = 10.0
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
-    """``base`` with ``override`` merged in, recursively for nested mappings.
-
-    >>> deep_merge({"capture": {"sample_rate": 1.0, "methods": ["__call__"]}}, {"capture": {"sample_rate": 0.1}})
-    {'capture': {'sample_rate': 0.1, 'methods': ['__call__']}}
-    """
-    out = dict(base)
-    for k, v in override.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def config_to_dict(config: MonitorConfig) -> Dict[str, Any]:
-    """A JSON-able dict of ``config``; callables (extractors) become their import paths."""
-    data = config.model_dump(mode="python")
-    cap = data.get("capture", {})
-    for key in ("feature_extractor", "prediction_extractor"):
-        fn = cap.get(key)
-        if callable(fn):
-            cap[key] = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
-    try:
-        import json
-
-        return json.loads(config.model_validate(data).model_dump_json())
-    except Exception:
-        return data
 
 
 def load_profile(path: Optional[str] = None, data: Optional[bytes] = None) -> Any:
@@ -299,8 +269,7 @@ class ReplicaMonitor:
         """
         base = base or self.config
         try:
-            merged = deep_merge(base.model_dump(mode="python"), dict(overrides or {}))
-            new = parse_config(merged, MonitorConfig, source="user_config.raywatch")
+            new = base.merged(dict(overrides or {}), source="user_config.raywatch")
         except ConfigError as exc:
             self.reload_errors += 1
             logger.error("raywatch ignored an invalid user_config.raywatch: %s", exc)
@@ -365,10 +334,10 @@ class ReplicaMonitor:
         return {
             "labels": self.labels.as_dict(),
             "model_key": self.labels.model_key,
-            "config": config_to_dict(self.config),
+            "config": self.config.to_data(),  # secrets as their ${ENV} reference, or masked
             "buffered": len(self.capture.buffer),
             "dropped_total": self.capture.dropped + self.shipper.dropped_records,
-            "capture_errors_total": self.capture.errors + self.builder.capture_errors + self.reload_errors,
+            series.CAPTURE_ERRORS_TOTAL.name: self.capture.errors + self.builder.capture_errors + self.reload_errors,
             "batches_built": self.builder.seq,
             "rows_summarized": self.builder.rows_summarized,
             "records_drained": self.records_drained,

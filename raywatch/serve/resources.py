@@ -41,6 +41,7 @@ import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence
 
+from raywatch import series
 from raywatch.stats.batch import NO_GPU
 
 __all__ = ["ResourceSampler", "assigned_gpu_ids", "NO_GPU"]
@@ -183,13 +184,14 @@ class ResourceSampler:
                 files = _call(p.open_files)
                 fds = len(files) if files is not None else None
             vm = _call(ps.virtual_memory)
+            # the figures the stats actor turns into series are keyed by their catalogue name
             out: Dict[str, Any] = {
-                "cpu_percent": _call(p.cpu_percent, None),
-                "rss_bytes": int(mem.rss) if mem is not None else None,
+                series.CPU_PERCENT.name: _call(p.cpu_percent, None),
+                series.RSS_BYTES.name: int(mem.rss) if mem is not None else None,
                 "num_threads": _call(p.num_threads),
                 "open_files": fds,
-                "node_cpu_percent": _call(ps.cpu_percent, None),
-                "node_memory_percent": float(vm.percent) if vm is not None else None,
+                series.NODE_CPU_PERCENT.name: _call(ps.cpu_percent, None),
+                series.NODE_MEMORY_PERCENT.name: float(vm.percent) if vm is not None else None,
             }
             try:
                 if self._handles is None:

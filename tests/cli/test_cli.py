@@ -278,7 +278,7 @@ def test_deploy_refuses_a_bad_serve_config_before_touching_ray(tmp_path):
 
 
 def test_status_lines_summarize_the_query_api():
-    from raywatch.cli import status_lines
+    from raywatch.cli.status import status_lines
 
     st = {"models": {"fraud/FraudModel": {
         "labels": {"app": "fraud", "deployment": "FraudModel", "model": "fraud", "version": "v1"},

@@ -166,7 +166,7 @@ def test_report_from_the_demo_sqlite_file_offline(demo_run, tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert "fraud/FraudModel" in page and "FeatureDrift" in page
     # the "current" side is the traffic at the end of the stored history, even after the cluster is gone
-    from raywatch.cli import history_from_sqlite
+    from raywatch.aggregate import history_from_sqlite
 
     feats = history_from_sqlite(str(db))["models"]["fraud/FraudModel"]["features"]
     assert set(INPUT_FEATURES) <= set(feats)

@@ -39,7 +39,7 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
 
     import raywatch.actor.api as api
     from deployments.fraud_data import generate_transactions, to_rows
-    from raywatch.cli import deploy_serve_config
+    from raywatch.serve.deploy import deploy_serve_config
 
     suffix = uuid.uuid4().hex[:6]
     rows = to_rows(generate_transactions(200, seed=21)[0])
@@ -126,10 +126,11 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
 
 def test_yaml_mistakes_fail_the_deploy_with_file_field_and_expectation(serve_clean, tmp_path):
     from ray import serve
-    from ray.serve._private import api as serve_api
     from ray.serve.schema import ServeDeploySchema
 
-    from raywatch.cli import deploy_serve_config
+    from raywatch.serve.compat import deploy_apps
+
+    from raywatch.serve.deploy import deploy_serve_config
 
     suffix = uuid.uuid4().hex[:6]
     data = yaml.safe_load((CONFIGS / "serve-demo.yaml").read_text())
@@ -146,8 +147,7 @@ def test_yaml_mistakes_fail_the_deploy_with_file_field_and_expectation(serve_cle
 
     # deployed as `serve deploy` would (no raywatch pre-check): Serve's build fails the app
     # with raywatch's message
-    client = serve_api.serve_start()
-    client.deploy_apps(ServeDeploySchema.model_validate(data), _blocking=False)
+    deploy_apps(ServeDeploySchema.model_validate(data))
 
     def failed():
         a = serve.status().applications.get(f"bad{suffix}")
@@ -172,7 +172,7 @@ def test_regressor_yaml_monitors_the_approval_model(serve_clean, tmp_path):
 
     import raywatch.actor.api as api
     from deployments.approval import FEATURES, load_polls
-    from raywatch.cli import deploy_serve_config
+    from raywatch.serve.deploy import deploy_serve_config
 
     suffix = uuid.uuid4().hex[:6]
     data = yaml.safe_load((CONFIGS / "serve-approval.yaml").read_text())
@@ -214,7 +214,7 @@ def test_committed_fraud_yaml_two_replicas_report_into_one_model(serve_clean, tm
 
     import raywatch.actor.api as api
     from deployments.fraud_data import generate_transactions, to_rows
-    from raywatch.cli import deploy_serve_config
+    from raywatch.serve.deploy import deploy_serve_config
 
     suffix = uuid.uuid4().hex[:6]
     app_name = f"fraud2r{suffix}"

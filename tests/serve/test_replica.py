@@ -5,7 +5,7 @@ import pytest
 
 from raywatch.config import MonitorConfig
 from raywatch.serve.buffer import Labels
-from raywatch.serve.replica import ReplicaMonitor, config_to_dict
+from raywatch.serve.replica import ReplicaMonitor
 from raywatch.stats.profile import Profile
 from raywatch.stats.summary import WindowSummary
 
@@ -145,10 +145,16 @@ def test_flusher_thread_flushes_and_stop_ships_the_rest():
     assert st["records_drained"] == 8 and st["flusher_cpu_s"] > 0  # the flusher's own CPU, counted
 
 
-def test_config_to_dict_is_json_able_with_callables():
+def test_status_config_is_json_able_with_callables_and_no_resolved_secret(monkeypatch):
     import json
 
-    cfg = MonitorConfig(capture={"feature_extractor": len})
-    d = config_to_dict(cfg)
-    json.dumps(d)
+    monkeypatch.setenv("RW_TEST_HOOK", "https://hooks.example/s3cr3t")
+    cfg = MonitorConfig(resources={"enabled": False}, capture={"feature_extractor": len},
+                        alerting={"sinks": [{"name": "hook", "type": "webhook", "url": "${RW_TEST_HOOK}"},
+                                            {"name": "lit", "type": "webhook", "url": "https://hooks.example/literal"}]})
+    mon = _mon(cfg, transport=Recorder())
+    d = mon.status()["config"]
+    text = json.dumps(d)
     assert d["capture"]["feature_extractor"] == "builtins:len"
+    assert [s["url"] for s in d["alerting"]["sinks"]] == ["${RW_TEST_HOOK}", "**********"]
+    assert "s3cr3t" not in text and "literal" not in text

@@ -1,4 +1,4 @@
-"""The method wrappers and the monitored subclass, without a Ray cluster.
+"""The method wrappers, the ASGI tee and the monitored subclass, without a Ray cluster.
 
 A recording transport replaces Ray; Ray Serve is imported (for ``@serve.batch`` and the
 ``Deployment`` type) but no cluster is started."""
@@ -9,9 +9,10 @@ import inspect
 import pytest
 
 from raywatch.config import MonitorConfig
+from raywatch.serve import compat, subclass
 from raywatch.serve import replica as replica_mod
-from raywatch.serve import wrap
 from raywatch.serve.capture import OUTCOME, STATUS
+from raywatch.serve.methods import MONITOR_ATTR
 
 
 class NullTransport:
@@ -56,27 +57,25 @@ class Model:
 
 
 def _stop(obj):
-    mon = obj.__dict__.pop(wrap._MONITOR_ATTR, None)
+    mon = obj.__dict__.pop(MONITOR_ATTR, None)
     if mon is not None:
         mon.stop(flush=False)
 
 
 def _records(obj):
-    mon = obj.__dict__[wrap._MONITOR_ATTR]
+    mon = obj.__dict__[MONITOR_ATTR]
     return mon.capture.drain()
 
 
 def _make(cls=Model, cfg=None, *args):
-    M = wrap.monitored_class(cls, cfg or _cfg())
+    M = subclass.monitored_class(cls, cfg or _cfg())
     obj = M(*args)
     return M, obj
 
 
 def _ingress(app):
     """A class like ``@serve.ingress`` makes (Serve's ASGI replica wrapper) around ``app``."""
-    from ray.serve._private.http_util import ASGIAppReplicaWrapper
-
-    class Ingress(ASGIAppReplicaWrapper):
+    class Ingress(compat.asgi_wrapper_class()):
         def __init__(self):
             self._asgi_app = app
 
@@ -142,7 +141,6 @@ def test_sync_method_returning_a_generator_is_measured_to_the_end():
 
 def test_serve_batch_is_still_recognised_as_a_method():
     from ray import serve
-    from ray.serve._private.utils import extract_self_if_method_call
 
     class Batched:
         def __init__(self):
@@ -157,7 +155,7 @@ def test_serve_batch_is_still_recognised_as_a_method():
     try:
         inner = Batched.__call__.__wrapped__
         assert M.__call__.__wrapped__ is inner
-        assert extract_self_if_method_call((obj, 1), inner) is obj  # what Serve checks
+        assert compat.batch_method_self((obj, 1), inner) is obj  # what Serve checks
         # (that batches still form in a real replica is tested in test_wrap_ray.py)
         assert hasattr(M.__call__, "set_max_batch_size")  # the batch wrapper's API is kept
     finally:
@@ -172,7 +170,7 @@ def test_async_init_kept_async():
         def __call__(self):
             return self.v
 
-    M = wrap.monitored_class(AsyncInit, MonitorConfig(resources={"enabled": False}))
+    M = subclass.monitored_class(AsyncInit, MonitorConfig(resources={"enabled": False}))
     assert inspect.iscoroutinefunction(M.__init__)
     obj = M.__new__(M)
     asyncio.run(obj.__init__(7))
@@ -194,7 +192,7 @@ def test_reconfigure_splits_user_config():
 
     M, obj = _make(WithReconf, MonitorConfig(resources={"enabled": False}))
     try:
-        mon = obj.__dict__[wrap._MONITOR_ATTR]
+        mon = obj.__dict__[MONITOR_ATTR]
         obj.reconfigure({"threshold": 2, "raywatch": {"capture": {"sample_rate": 0.5}}})
         assert seen == [{"threshold": 2}]
         assert mon.capture.sample_rate == 0.5
@@ -270,7 +268,7 @@ def test_asgi_call_captures_status_route_and_tees_body():
         assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
         (r,) = _records(obj)
         assert r[STATUS] == 201 and r[9] == "/items/{id}"
-        mon = obj.__dict__[wrap._MONITOR_ATTR]
+        mon = obj.__dict__[MONITOR_ATTR]
         assert mon.builder.extractor.features(r[6], r[7]) == [{"amount": 5}]
         assert mon.builder.extractor.predictions(r[8]) == [{"prediction": 1}]
     finally:
@@ -320,8 +318,8 @@ def test_monitor_failing_to_start_does_not_break_the_model(monkeypatch, caplog):
     def broken(*a, **k):
         raise RuntimeError("cannot start")
 
-    monkeypatch.setattr(wrap, "ReplicaMonitor", broken)
-    M = wrap.monitored_class(Model, _cfg())
+    monkeypatch.setattr(subclass, "ReplicaMonitor", broken)
+    M = subclass.monitored_class(Model, _cfg())
     obj = M(2)
     assert obj(3) == 6 and list(obj.gen(2)) == [0, 1]
     assert "could not start" in caplog.text
@@ -341,11 +339,11 @@ def test_outside_ray_nothing_starts_a_cluster(monkeypatch):
         raise AssertionError("the monitor tried to start Ray")
 
     monkeypatch.setattr(ray, "init", no_init)
-    M = wrap.monitored_class(Model, MonitorConfig(resources={"enabled": True}))
+    M = subclass.monitored_class(Model, MonitorConfig(resources={"enabled": True}))
     obj = M(1)
     try:
         obj(1)
-        mon = obj.__dict__[wrap._MONITOR_ATTR]
+        mon = obj.__dict__[MONITOR_ATTR]
         mon.tick()
         assert mon.shipper.failures >= 1 and mon.shipper.handle is None
         assert mon.labels.node_id is None and mon.labels.app == "default"
@@ -364,7 +362,7 @@ def _asgi_instance(cfg):
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"prediction": 0}'})
 
-    M = wrap.monitored_class(_ingress(app), cfg)
+    M = subclass.monitored_class(_ingress(app), cfg)
     return M()
 
 
@@ -421,21 +419,21 @@ def test_destructor_flushes_and_keeps_the_users():
         async def __del__(self):
             calls.append("async")
 
-    M = wrap.monitored_class(SyncDel, MonitorConfig(resources={"enabled": False}))
+    M = subclass.monitored_class(SyncDel, MonitorConfig(resources={"enabled": False}))
     obj = M()
-    mon = obj.__dict__[wrap._MONITOR_ATTR]
+    mon = obj.__dict__[MONITOR_ATTR]
     obj()
     mon.shipper.drain = lambda **k: True  # nothing to ship to in a unit test
     obj.__del__()
-    assert calls == ["sync"] and wrap._MONITOR_ATTR not in obj.__dict__
+    assert calls == ["sync"] and MONITOR_ATTR not in obj.__dict__
     assert not mon.status()["running"] and mon.builder.seq == 1  # the last records were built into a batch
 
-    A = wrap.monitored_class(AsyncDel, MonitorConfig(resources={"enabled": False}))
+    A = subclass.monitored_class(AsyncDel, MonitorConfig(resources={"enabled": False}))
     assert not inspect.iscoroutinefunction(A.__del__)
     a = A()
-    a.__dict__[wrap._MONITOR_ATTR].shipper.drain = lambda **k: True
+    a.__dict__[MONITOR_ATTR].shipper.drain = lambda **k: True
     pending = a.__del__()  # Serve awaits the coroutine a sync __del__ returns
-    assert wrap._MONITOR_ATTR not in a.__dict__ and inspect.iscoroutine(pending)
+    assert MONITOR_ATTR not in a.__dict__ and inspect.iscoroutine(pending)
     asyncio.run(pending)
     assert calls[-1] == "async"
     A.__del__ = lambda self: None  # nothing left for the garbage collector to call
@@ -461,13 +459,11 @@ def _feedback_actor(seen):
 def test_feedback_route_answers_without_the_users_code():
     import json
 
-    from raywatch.serve import feedback
-
     seen = []
     Actor = _feedback_actor(seen)
 
     obj = _asgi_instance(MonitorConfig(resources={"enabled": False}, capture={"feedback": True}))
-    mon = obj.__dict__[wrap._MONITOR_ATTR]
+    mon = obj.__dict__[MONITOR_ATTR]
     mon.shipper.handle = Actor()
     sent = []
 
@@ -529,9 +525,9 @@ def test_feedback_route_on_a_sync_plain_handler_in_each_way_serve_calls_it():
         def __call__(self, request):
             return "user"
 
-    M = wrap.monitored_class(Plain, MonitorConfig(resources={"enabled": False}, capture={"feedback": True}))
+    M = subclass.monitored_class(Plain, MonitorConfig(resources={"enabled": False}, capture={"feedback": True}))
     obj = M()
-    obj.__dict__[wrap._MONITOR_ATTR].shipper.handle = Actor()
+    obj.__dict__[MONITOR_ATTR].shipper.handle = Actor()
 
     def request(body):
         async def receive():

@@ -1,7 +1,6 @@
 """The wrapper on a real Ray cluster: every shape keeps its responses; monitoring reaches
 the stats actor; ``user_config`` reconfigures without a restart."""
 
-import asyncio
 import functools
 import json
 import urllib.error
@@ -9,6 +8,8 @@ import urllib.request
 
 import pytest
 from rw_test_support import free_port, wait_until
+
+from raywatch.serve.compat import serve_http_port
 
 pytestmark = [pytest.mark.ray]
 
@@ -33,7 +34,7 @@ def apps(ray_cluster):
     ray.cloudpickle.register_pickle_by_value(serve_apps)
 
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    port = serve.context._get_global_client().http_config.port
+    port = serve_http_port()
     serve.run(serve_apps.build(False), name="plain", route_prefix="/plain")
     serve.run(serve_apps.build(True, _config()), name="mon", route_prefix="/mon")
     yield serve, f"http://127.0.0.1:{port}", serve_apps

@@ -1,0 +1,31 @@
+"""``raywatch replay-dead-letters``: send the notifications in a dead-letter file again."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+
+from raywatch.cli.common import fail, load_monitor_config
+
+__all__ = ["replay_dead_letters"]
+
+
+@click.command("replay-dead-letters")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False), help="raywatch YAML with the sinks (secrets come from it).")
+@click.option("--sink", "sinks", multiple=True, help="Only replay notifications of this sink. Repeatable.")
+@click.option("--max-attempts", type=int, help="Attempts per notification (default: the sink's retry setting).")
+def replay_dead_letters(path: str, config_path: str, sinks: Tuple[str, ...], max_attempts: Optional[int]) -> None:
+    """Send the notifications in a dead-letter file again; only what fails again stays."""
+    from raywatch.alerts.deadletter import replay
+
+    cfg = load_monitor_config(config_path)
+    if not Path(path).exists():
+        fail(f"{path}: no such dead-letter file")
+    res = replay(path, cfg, sinks=list(sinks) or None, max_attempts=max_attempts)
+    click.echo(f"sent {res.sent}, failed again {res.failed}, skipped {res.skipped}; {res.remaining} left in {path}")
+    if res.failed:
+        sys.exit(1)
