@@ -213,6 +213,19 @@ def test_export_writes_each_format_without_secrets(tmp_path, what, monkeypatch):
         assert doc["route"]["receiver"]
 
 
+def test_export_with_unset_secrets_leaves_the_environment_alone(tmp_path, monkeypatch):
+    import os
+    import re
+
+    src = CONFIGS / "monitor-sinks.yaml"
+    names = set(re.findall(r"\$\{(\w+)\}", src.read_text()))
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    res = CliRunner().invoke(main, ["export", "alertmanager-config", "--config", str(src), "-o", str(tmp_path / "am.yml")])
+    assert res.exit_code == 0, res.output
+    assert not names & set(os.environ)
+
+
 @pytest.mark.integration
 def test_exported_rules_and_scrape_config_pass_promtool(tmp_path, require_binary):
     import shutil
@@ -275,6 +288,14 @@ def test_deploy_refuses_a_bad_serve_config_before_touching_ray(tmp_path):
     res = CliRunner().invoke(main, ["deploy", str(bad)])
     assert res.exit_code == 2
     assert f"{bad}: applications[0].args: monitor.capture.sample_rate: Input should be a valid number" in res.output
+
+
+def test_report_from_a_missing_sqlite_file_says_where_the_file_is(tmp_path):
+    missing = tmp_path / "nope.sqlite"
+    res = CliRunner().invoke(main, ["report", "--sqlite", str(missing), "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 1
+    assert f"{missing}: no such file (the stats actor's SQLite file is actor.sqlite_path in the raywatch YAML)" in res.output
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_status_lines_summarize_the_query_api():

@@ -49,7 +49,10 @@ def test_plain_yaml_runs_unmonitored_and_monitoring_is_a_yaml_change(serve_clean
     plain["applications"][0].update(name=f"plain{suffix}", route_prefix=f"/plain{suffix}")
     plain_path = tmp_path / "plain.yaml"
     plain_path.write_text(yaml.safe_dump(plain))
-    deploy_serve_config(str(plain_path), timeout=180)
+    states = []
+    deploy_serve_config(str(plain_path), timeout=180, on_change=states.append)
+    assert states and states[-1] == {f"plain{suffix}": "RUNNING"}  # each change of state, reported once
+    assert all(a != b for a, b in zip(states, states[1:]))
     h = serve.get_app_handle(f"plain{suffix}")
     out = [h.remote(r).result(timeout_s=30) for r in rows[:20]]
     assert all(set(o) == {"is_fraud", "probability"} for o in out)
