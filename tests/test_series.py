@@ -91,3 +91,10 @@ def test_these_packages_read_names_from_the_catalogue(package):
     """The packages this change moved onto the catalogue (the whole-tree test above also
     covers the rest of raywatch/)."""
     assert violations(_modules(ROOT / package)) == []
+
+
+def test_the_alerting_engine_takes_the_catalogues_series():
+    from raywatch.alerts import Series as AlertSeries
+    from raywatch.alerts.alert import Series as AlertModuleSeries
+
+    assert AlertSeries is AlertModuleSeries is series.Series
