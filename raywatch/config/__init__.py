@@ -1,22 +1,21 @@
 """One pydantic schema for everything a user writes, in YAML or in Python.
 
-The declarations follow the flow of DESIGN.md, one module per stage:
+The declarations follow the flow of DESIGN.md, one module of ``raywatch.config`` per stage:
 
-=========================== =====================================================================
-module                      declares
-=========================== =====================================================================
-:mod:`~raywatch.config.base`      errors, durations, secrets with ``${ENV}`` references, plain data
-                                  (:func:`to_data`), :func:`deep_merge`, the YAML reader and the one
-                                  formatter of validation errors
-:mod:`~raywatch.config.replica`   capture, shipping, resources (in every replica)
-:mod:`~raywatch.config.aggregate` windows, actor, feedback, detectors (the stats actor)
-:mod:`~raywatch.config.detect`    drift tests
-:mod:`~raywatch.config.alerting`  rules (checked against the metric catalogue), route, inhibition,
-                                  silences
-:mod:`~raywatch.config.sinks`     sinks and their delivery settings
-:mod:`~raywatch.config.monitor`   :class:`MonitorConfig`, :func:`parse_config`, :func:`load_config`
-:mod:`~raywatch.config.app`       the serve-app builder's arguments
-=========================== =====================================================================
+=========== ==========================================================================
+module      declares
+=========== ==========================================================================
+base        errors, durations, secrets with ``${ENV}`` references, plain data
+            (:func:`to_data`), :func:`deep_merge`, the YAML reader and the one formatter
+            of validation errors
+replica     capture, shipping, resources (in every replica)
+aggregate   windows, actor, feedback, detectors (the stats actor)
+detect      drift tests
+alerting    rules (checked against the metric catalogue), route, inhibition, silences
+sinks       sinks and their delivery settings
+monitor     :class:`MonitorConfig`, :func:`parse_config`, :func:`load_config`
+app         the serve-app builder's arguments
+=========== ==========================================================================
 
 Every public name is importable from ``raywatch.config``. Every model forbids unknown keys,
 and every error names the file, the field path and what was expected, e.g.::
