@@ -259,7 +259,7 @@ def bench_arrival(quick: bool, group_wait: float, trials: int = 0, baseline: boo
     base = []
     sinks = [build_sink(s) for s in cfg.sinks]
     rp = RetryConfig.model_validate(retry)
-    from raywatch.alerts.notification import Notification
+    from raywatch.sinks.notification import Notification
 
     for i in range((10 if quick else 30) if baseline else 0):
         model = f"b{i}"

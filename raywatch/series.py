@@ -75,6 +75,7 @@ class Metric:
     labels: Tuple[str, ...] = ()
     per_model: bool = True
     rule: bool = True
+    datadog_name: Optional[str] = None
 
     @property
     def prometheus(self) -> str:
@@ -89,8 +90,8 @@ class Metric:
 
     @property
     def datadog(self) -> str:
-        """The Datadog name (``raywatch.`` + name)."""
-        return DATADOG_PREFIX + self.name
+        """The Datadog name (``raywatch.`` + name, unless the entry names it otherwise)."""
+        return self.datadog_name or DATADOG_PREFIX + self.name
 
     @property
     def all_labels(self) -> Tuple[str, ...]:
@@ -106,12 +107,12 @@ METRICS: Dict[str, Metric] = {}
 
 
 def _m(name: str, type: Kind, unit: str, help: str, stage: Stage, labels: Tuple[str, ...] = (),
-       per_model: bool = True, rule: bool = True) -> Metric:
+       per_model: bool = True, rule: bool = True, datadog_name: Optional[str] = None) -> Metric:
     if name in METRICS:
         raise ValueError(f"metric {name!r} declared twice")
     if type == "counter" and not name.endswith("_total"):
         raise ValueError(f"counter {name!r} must end in _total")
-    m = METRICS[name] = Metric(name, type, unit, help, stage, tuple(labels), per_model, rule)
+    m = METRICS[name] = Metric(name, type, unit, help, stage, tuple(labels), per_model, rule, datadog_name)
     return m
 
 
@@ -213,6 +214,14 @@ ALERT_STATE = _m("alert_state", "gauge", "state", "Alert state: 1 pending, 2 fir
                  ("alertname", "severity", "feature", "method", "gpu"), rule=False)
 ALERT_EVALUATION_DURATION_SECONDS = _m("alert_evaluation_duration_seconds", "histogram", "seconds",
                                        "Duration of one rule evaluation.", "rules", per_model=False, rule=False)
+ALERT_FIRING = _m("alert_firing", "gauge", "boolean",
+                  "1 while the alert fires, 0 once resolved; sent by the Datadog sink over DogStatsD, "
+                  "tagged with the alert's labels.", "deliver", ("alertname", "severity"), per_model=False, rule=False,
+                  datadog_name="raywatch.alert.firing")
+ALERT_VALUE = _m("alert_value", "gauge", "the rule's metric",
+                 "The value that crossed the rule's threshold; sent by the Datadog sink over DogStatsD while the "
+                 "alert fires.", "deliver", ("alertname", "severity"), per_model=False, rule=False,
+                 datadog_name="raywatch.alert.value")
 
 
 # ---------------------------------------------------------------- lookups

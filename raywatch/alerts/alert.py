@@ -1,4 +1,5 @@
-"""The data model: a :class:`Series` sample in, an :class:`Alert` per rule and label set.
+"""The data model: a :class:`~raywatch.series.Series` sample in (the catalogue's sample
+type, re-exported here), an :class:`Alert` per rule and label set.
 
 An alert's identity is the fingerprint of its label set (name and value pairs, sorted),
 as in Alertmanager: the same labels always give the same fingerprint, in any process.
@@ -13,22 +14,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Dict, Mapping, NamedTuple, Optional
+from typing import Any, Dict, Mapping, Optional
 
-__all__ = ["Series", "Alert", "fingerprint", "iso", "from_iso", "PENDING", "FIRING", "RESOLVED"]
+from raywatch.series import Series
+from raywatch.sinks.notification import iso
+
+__all__ = ["Series", "Alert", "fingerprint", "PENDING", "FIRING", "RESOLVED"]
 
 PENDING = "pending"
 FIRING = "firing"
 RESOLVED = "resolved"
-
-
-class Series(NamedTuple):
-    """One sample of a metric: ``Series("error_rate", {"model": "fraud"}, 0.07)``."""
-
-    name: str
-    labels: Mapping[str, str]
-    value: float
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -40,21 +35,6 @@ def fingerprint(labels: Mapping[str, str]) -> str:
         h.update(str(labels[k]).encode())
         h.update(b"\xff")
     return h.hexdigest()
-
-
-def iso(ts: Optional[float]) -> Optional[str]:
-    """RFC 3339 UTC timestamp (what Alertmanager and PagerDuty expect).
-
-    >>> iso(0)
-    '1970-01-01T00:00:00.000Z'
-    """
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def from_iso(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass

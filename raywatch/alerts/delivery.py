@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from raywatch.alerts.deadletter import DeadLetterFile
 from raywatch.alerts.metrics import AlertMetrics
-from raywatch.alerts.notification import Notification
+from raywatch.sinks.notification import Notification
 from raywatch.sinks.base import DeliveryError, PermanentError, RetryAfter, Sink
 
 log = logging.getLogger("raywatch.alerts.delivery")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 
 from raywatch.alerts.alert import FIRING, RESOLVED, Alert
 from raywatch.alerts.inhibit import Inhibitor
-from raywatch.alerts.notification import Notification
+from raywatch.sinks.notification import Notification
 from raywatch.alerts.routing import Route
 from raywatch.alerts.silence import Silences
 

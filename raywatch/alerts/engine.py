@@ -27,35 +27,25 @@ import threading
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from raywatch.alerts.alert import FIRING, PENDING, RESOLVED, Alert, Series, iso
+from raywatch.alerts.alert import FIRING, PENDING, RESOLVED, Alert
 from raywatch.alerts.deadletter import DeadLetterFile
 from raywatch.alerts.delivery import SinkWorker
 from raywatch.alerts.dispatch import Dispatcher
 from raywatch.alerts.inhibit import Inhibitor
 from raywatch.alerts.metrics import AlertMetrics
-from raywatch.alerts.notification import Notification
 from raywatch.alerts.routing import Route
 from raywatch.alerts.rules import RuleSet
 from raywatch.alerts.silence import Silences
+from raywatch.config import AlertingConfig
+from raywatch.series import Series
 from raywatch.sinks import Sink, build_sink
+from raywatch.sinks.notification import Notification, iso
 
 log = logging.getLogger("raywatch.alerts.engine")
 
 __all__ = ["AlertEngine"]
 
 STATE_VERSION = 1
-
-
-def _as_alerting_config(cfg: Any):
-    from raywatch.config import AlertingConfig, parse_config
-
-    if isinstance(cfg, AlertingConfig):
-        return cfg
-    if hasattr(cfg, "alerting") and isinstance(cfg.alerting, AlertingConfig):
-        return cfg.alerting
-    if isinstance(cfg, Mapping):
-        return parse_config(cfg.get("alerting", cfg) if "alerting" in cfg else cfg, AlertingConfig)
-    raise TypeError(f"expected an AlertingConfig, MonitorConfig or mapping, got {type(cfg).__name__}")
 
 
 class AlertEngine:
@@ -81,7 +71,7 @@ class AlertEngine:
     def __init__(self, cfg: Any, *, dead_letter_path: Optional[str] = None, registry: Any = None,
                  background: bool = True, sinks: Optional[Mapping[str, Sink]] = None,
                  clock=time.time):
-        self.cfg = cfg = _as_alerting_config(cfg)
+        self.cfg = cfg = AlertingConfig.of(cfg)
         self.clock = clock
         self.metrics = AlertMetrics.for_registry(registry)
         self.rules = RuleSet(cfg.rules, resolved_retention=float(cfg.resolved_retention))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Set, Tuple
 
-from raywatch.alerts.matchers import matches_all, parse_matchers
+from raywatch.expr import matches_all, parse_matchers
 
 __all__ = ["Inhibitor"]
 

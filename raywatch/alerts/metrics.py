@@ -1,16 +1,10 @@
-"""prometheus_client metrics of the alerting engine.
+"""prometheus_client metrics of the alerting engine, declared from the metric catalogue.
 
 One :class:`AlertMetrics` per registry (engines sharing a registry share the metrics;
-their series differ by the ``sink`` label):
-
-* ``raywatch_notifications_sent_total{sink}``: notifications a sink accepted;
-* ``raywatch_notifications_retried_total{sink}``: attempts that were retried;
-* ``raywatch_notifications_failed_total{sink}``: notifications given up on;
-* ``raywatch_notifications_dead_lettered_total{sink}``: of those, written to the dead-letter file;
-* ``raywatch_notification_queue_length{sink}``: waiting in the sink's queue;
-* ``raywatch_alert_state{alertname,severity,app,deployment,model,version,feature,method,gpu}``:
-  1 pending, 2 firing, 0 resolved (removed when the alert is forgotten);
-* ``raywatch_alert_evaluation_duration_seconds``: time of one rule evaluation.
+their series differ by the ``sink`` label). Names, help texts and labels come from
+:mod:`raywatch.series`: notifications sent, retried, failed and dead-lettered per sink, the
+queue length per sink, each alert's state (1 pending, 2 firing, 0 resolved; removed when
+the alert is forgotten) and the duration of one rule evaluation.
 
 >>> from prometheus_client import CollectorRegistry
 >>> m = AlertMetrics.for_registry(CollectorRegistry())
@@ -27,31 +21,35 @@ from typing import Mapping, Optional
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from raywatch import series
+from raywatch.series import Metric
+
 __all__ = ["AlertMetrics", "STATE_LABELS", "STATE_VALUES"]
 
-STATE_LABELS = ("alertname", "severity", "app", "deployment", "model", "version", "feature", "method", "gpu")
+STATE_LABELS = series.ALERT_STATE.labels[:2] + series.MODEL_LABELS + series.ALERT_STATE.labels[2:]
+"""The labels of the alert-state gauge: alertname and severity, the model labels, then the rest."""
 STATE_VALUES = {"pending": 1.0, "firing": 2.0, "resolved": 0.0}
 
 _lock = threading.Lock()
 _by_registry: "weakref.WeakKeyDictionary[CollectorRegistry, AlertMetrics]" = weakref.WeakKeyDictionary()
 
 
+def _declare(kind: type, m: Metric, registry: CollectorRegistry, labels=None, **kw):
+    return kind(m.prometheus_family, m.help, list(m.all_labels if labels is None else labels), registry=registry, **kw)
+
+
 class AlertMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.registry = registry
-        kw = {"registry": registry}
-        self.sent = Counter("raywatch_notifications_sent_total", "Notifications accepted by a sink.", ["sink"], **kw)
-        self.retried = Counter("raywatch_notifications_retried_total", "Delivery attempts retried.", ["sink"], **kw)
-        self.failed = Counter("raywatch_notifications_failed_total", "Notifications given up on.", ["sink"], **kw)
-        self.dead_lettered = Counter("raywatch_notifications_dead_lettered_total",
-                                     "Notifications written to the dead-letter file.", ["sink"], **kw)
-        self.queue_length = Gauge("raywatch_notification_queue_length", "Notifications waiting in a sink's queue.",
-                                  ["sink"], **kw)
-        self.alert_state = Gauge("raywatch_alert_state", "Alert state: 1 pending, 2 firing, 0 resolved.",
-                                 list(STATE_LABELS), **kw)
-        self.evaluation_seconds = Histogram(
-            "raywatch_alert_evaluation_duration_seconds", "Duration of one rule evaluation.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), **kw)
+        self.sent = _declare(Counter, series.NOTIFICATIONS_SENT_TOTAL, registry)
+        self.retried = _declare(Counter, series.NOTIFICATIONS_RETRIED_TOTAL, registry)
+        self.failed = _declare(Counter, series.NOTIFICATIONS_FAILED_TOTAL, registry)
+        self.dead_lettered = _declare(Counter, series.NOTIFICATIONS_DEAD_LETTERED_TOTAL, registry)
+        self.queue_length = _declare(Gauge, series.NOTIFICATION_QUEUE_LENGTH, registry)
+        self.alert_state = _declare(Gauge, series.ALERT_STATE, registry, STATE_LABELS)
+        self.evaluation_seconds = _declare(
+            Histogram, series.ALERT_EVALUATION_DURATION_SECONDS, registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 
     @classmethod
     def for_registry(cls, registry: Optional[CollectorRegistry] = None) -> "AlertMetrics":

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from raywatch.alerts.matchers import matches_all, parse_matchers
+from raywatch.config import RouteConfig
+from raywatch.expr import matches_all, parse_matchers
 
 __all__ = ["Route", "DEFAULT_GROUP_BY", "DEFAULT_GROUP_WAIT", "DEFAULT_GROUP_INTERVAL", "DEFAULT_REPEAT_INTERVAL"]
 
@@ -69,8 +70,6 @@ class Route:
     @classmethod
     def default(cls, receivers: Sequence[str]) -> "Route":
         """The tree used when a config has no ``route``: everything to ``receivers``."""
-        from raywatch.config import RouteConfig
-
         return cls(RouteConfig(receiver=list(receivers)) if receivers else RouteConfig(), default_receivers=receivers)
 
     def match(self, labels: Mapping[str, str]) -> List["Route"]:

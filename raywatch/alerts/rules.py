@@ -37,8 +37,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from raywatch.alerts.alert import FIRING, PENDING, RESOLVED, Alert, Series, fingerprint
-from raywatch.alerts.matchers import Matcher, parse_matchers
-from raywatch.alerts.template import Template
+from raywatch.expr import Matcher, parse_matchers
+from raywatch.expr import Template
 
 log = logging.getLogger("raywatch.alerts.rules")
 

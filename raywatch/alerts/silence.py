@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from raywatch.alerts.matchers import Matcher, matches_all, parse_matchers
+from raywatch.expr import Matcher, matches_all, parse_matchers
 
 __all__ = ["Silence", "Silences"]
 

@@ -7,6 +7,9 @@ side with the latest drift test; drift p-values over time (heat strip) and drift
 statistics per feature (lines); latency percentiles; throughput and errors; resource use;
 performance from feedback. Then the alert timeline and the alert log for all models.
 
+A window's figures are keyed by the names of the metric catalogue (:mod:`raywatch.series`),
+and each chart's axis labels use the catalogue's unit of what it draws.
+
 >>> h = {"models": {"fraud/FraudModel": {"labels": {"app": "fraud"}, "features": {},
 ...      "windows": [{"start": 0, "end": 60, "requests": 10, "errors": 0,
 ...                   "latency_p95_seconds": 0.01, "drift": {}}]}}, "alerts": []}
@@ -24,7 +27,12 @@ from html import escape
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from raywatch import series as S
 from raywatch.report import svg
+from raywatch.report.bins import display_hist
+from raywatch.report.strips import heat_strip, timeline
+from raywatch.report.style import CSS
+from raywatch.series import Metric
 
 logger = logging.getLogger("raywatch.report")
 
@@ -32,51 +40,17 @@ __all__ = ["render_report", "write_report"]
 
 Event = Tuple[float, str]
 
-# what the performance charts draw (a window's performance dict also holds counts and bounds)
-_PERF_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "mape", "r2")
+# what the performance charts draw (a window's performance dict also holds counts and bounds):
+# the catalogue's performance metrics, and two regression figures that are not series
+_PERF_KEYS = tuple(m.name for m in S.PERFORMANCE) + ("mape", "r2")
+_CLASSIFICATION_KEYS = frozenset(m.name for m in S.PERFORMANCE if m.unit == "ratio")
 
-_CSS = """
-:root { --fg:#1d2733; --muted:#6b7785; --line:#d9dee4; --bg:#fafbfc; --card:#fff; --bad:#C0392B; --ok:#1E8449; }
-* { box-sizing: border-box; }
-body { margin:0; font:14px/1.45 -apple-system, "Segoe UI", "DejaVu Sans", Helvetica, Arial, sans-serif; color:var(--fg); background:var(--bg); }
-header { padding:18px 28px; background:#13222f; color:#fff; }
-header h1 { margin:0 0 4px; font-size:22px; }
-header .sub { color:#b8c4cf; font-size:13px; }
-main { padding:12px 28px 40px; max-width:1000px; }
-h2 { margin:28px 0 6px; font-size:19px; border-bottom:2px solid var(--line); padding-bottom:4px; }
-h3 { margin:20px 0 6px; font-size:15px; }
-nav a { margin-right:14px; color:#9fd3ff; }
-.tiles { display:flex; flex-wrap:wrap; gap:10px; margin:10px 0; }
-.tile { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:8px 12px; min-width:130px; }
-.tile .v { font-size:20px; font-weight:600; }
-.tile .k { color:var(--muted); font-size:12px; }
-.tile.bad .v { color:var(--bad); }
-.grid2 { display:grid; grid-template-columns: repeat(2, 460px); gap:12px; }
-.card { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:6px; }
-.badge { display:inline-block; padding:1px 7px; border-radius:9px; font-size:12px; font-weight:600; }
-.badge.drift { background:#fdecea; color:var(--bad); }
-.badge.ok { background:#e9f7ef; color:var(--ok); }
-.badge.na { background:#eef0f2; color:var(--muted); }
-.feat .meta { font-size:12px; color:var(--muted); padding:0 6px 4px; }
-table { border-collapse:collapse; width:100%; font-size:13px; background:var(--card); }
-th, td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
-th { background:#f0f3f6; }
-td.firing { color:var(--bad); font-weight:600; }
-td.resolved { color:var(--ok); }
-p.note { color:var(--muted); margin:4px 0; }
-svg.chart { display:block; }
-svg .ctitle { font-size:13px; font-weight:600; fill:#1d2733; }
-svg .tick { font-size:10px; fill:#55606c; }
-svg .legend { font-size:11px; fill:#1d2733; }
-svg .onbar { font-size:10px; font-weight:600; fill:#fff; }
-svg .muted { font-size:11px; fill:#8a96a3; }
-svg .frame { fill:none; stroke:#c9d0d8; }
-svg .grid { stroke:#edf0f3; }
-svg .threshold { stroke:#C0392B; stroke-dasharray:5 4; stroke-width:1.5; }
-svg .event { stroke:#8e44ad; stroke-dasharray:3 3; stroke-width:1.5; }
-svg .alarm { fill:none; stroke:#C0392B; stroke-width:2; }
-footer { color:var(--muted); font-size:12px; padding:10px 28px 30px; }
-"""
+# the chart unit (svg.format_value's) of a catalogue unit
+_UNITS = {"seconds": "s", "bytes": "B", "percent": "%", "percent of a core": "%"}
+
+
+def _unit(m: Metric) -> str:
+    return _UNITS.get(m.unit, "")
 
 
 def _num(v: Any) -> Optional[float]:
@@ -118,83 +92,6 @@ def _series(windows: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0) 
 
 def _has(series: Iterable[Tuple[float, Optional[float]]]) -> bool:
     return any(v is not None for _, v in series)
-
-
-def _bin_labels(dist: Mapping[str, Any]) -> Tuple[List[str], List[float]]:
-    counts = [float(c) if _num(c) is not None else 0.0 for c in dist.get("counts", [])]
-    if "categories" in dist:
-        cats = [str(c) for c in dist.get("categories", [])]
-        cats += ["(other)"] * (len(counts) - len(cats))
-        return cats[: len(counts)], counts
-    edges = [float(e) for e in dist.get("edges", [])]
-    fmt = svg.format_value
-    if len(counts) == len(edges) - 1:
-        labels = [f"{fmt(edges[i])}–{fmt(edges[i + 1])}" for i in range(len(counts))]
-    elif len(counts) == len(edges) + 1:  # with underflow / overflow bins
-        labels = [f"<{fmt(edges[0])}"] if edges else []
-        labels += [f"{fmt(edges[i])}–{fmt(edges[i + 1])}" for i in range(len(edges) - 1)]
-        labels += [f">{fmt(edges[-1])}"] if edges else []
-    else:
-        labels = [str(i) for i in range(len(counts))]
-    return labels, counts
-
-
-def _rebin(edges: Sequence[float], counts: Sequence[float], targets: Sequence[float]) -> List[float]:
-    """Spread ``counts`` of bins (with open ends: len(counts) == len(edges) + 1) over the
-    display bins ``targets`` (edges), uniformly within each source bin; the open ends go to
-    the first and last display bins."""
-    out = [0.0] * (len(targets) - 1)
-    if not out:
-        return out
-    out[0] += counts[0]
-    out[-1] += counts[-1]
-    for i in range(len(edges) - 1):
-        lo, hi, c = edges[i], edges[i + 1], counts[i + 1]
-        if c == 0:
-            continue
-        if hi <= lo:
-            j = min(max(_bisect(targets, lo) - 1, 0), len(out) - 1)
-            out[j] += c
-            continue
-        for j in range(len(out)):
-            a, b = max(lo, targets[j]), min(hi, targets[j + 1])
-            if b > a:
-                out[j] += c * (b - a) / (hi - lo)
-    return out
-
-
-def _bisect(xs: Sequence[float], x: float) -> int:
-    import bisect
-
-    return bisect.bisect_right(list(xs), x)
-
-
-def _display_hist(ref: Mapping[str, Any], cur: Mapping[str, Any], max_bins: int = 24) -> Tuple[List[str], List[float], List[float]]:
-    """Labels and counts to draw for one feature: categories as they are (empty ones
-    dropped); numerical bins as they are when few, else regrouped into ``max_bins`` display
-    bins (log-spaced when the values are positive and span more than two decades)."""
-    labels, rc = _bin_labels(ref)
-    _, cc = _bin_labels(cur) if cur else ([], [])
-    edges = [float(e) for e in ref.get("edges") or []]
-    if "categories" in ref or not edges or len(rc) != len(edges) + 1 or len(rc) <= max_bins + 2:
-        keep = [i for i in range(len(rc)) if rc[i] > 0 or (i < len(cc) and cc[i] > 0)]
-        if "categories" in ref and keep:
-            return [labels[i] for i in keep], [rc[i] for i in keep], [cc[i] for i in keep if i < len(cc)]
-        return labels, rc, cc
-    lo, hi = edges[0], edges[-1]
-    if lo > 0 and hi / lo > 20:
-        r = (hi / lo) ** (1.0 / max_bins)
-        targets = [lo * r**k for k in range(max_bins + 1)]
-    else:
-        targets = [lo + (hi - lo) * k / max_bins for k in range(max_bins + 1)]
-    targets[-1] = hi
-    fmt = svg.format_value
-    out_labels = [f"{fmt(targets[k])}–{fmt(targets[k + 1])}" for k in range(max_bins)]
-    out_labels[0] = f"≤{fmt(targets[1])}"
-    out_labels[-1] = f"≥{fmt(targets[-2])}"
-    rr = _rebin(edges, rc, targets)
-    cr = _rebin(edges, cc, targets) if len(cc) == len(rc) else []
-    return out_labels, rr, cr
 
 
 def _latest_drift(windows: Sequence[Mapping[str, Any]], feature: str) -> Optional[Mapping[str, Any]]:
@@ -273,15 +170,15 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
     # ---- summary tiles
     requests = sum(_num(w.get("requests")) or 0 for w in windows)
     errors = sum(_num(w.get("errors")) or 0 for w in windows)
-    p95 = [v for _, v in _series(windows, "latency_p95_seconds") if v is not None]
+    p95 = [v for _, v in _series(windows, S.LATENCY_P95_SECONDS.name) if v is not None]
     last = windows[-1] if windows else {}
     drifted_now = sorted(f for f, d in (last.get("drift") or {}).items() if d and d.get("drifted"))
     ever = sorted({f for w in windows for f, d in (w.get("drift") or {}).items() if d and d.get("drifted")})
     tiles = [
         _tile("requests", f"{requests:,.0f}"),
         _tile("error rate", f"{(errors / requests if requests else 0):.2%}", bad=errors > 0),
-        _tile("p95 latency (last window)", svg.format_value(p95[-1] if p95 else None, "s")),
-        _tile("p95 latency (worst window)", svg.format_value(max(p95) if p95 else None, "s")),
+        _tile("p95 latency (last window)", svg.format_value(p95[-1] if p95 else None, _unit(S.LATENCY_P95_SECONDS))),
+        _tile("p95 latency (worst window)", svg.format_value(max(p95) if p95 else None, _unit(S.LATENCY_P95_SECONDS))),
         _tile("features drifted (last window)", f"{len(drifted_now)} / {len(features)}", bad=bool(drifted_now)),
         _tile("windows", str(len(windows))),
     ]
@@ -299,7 +196,7 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
         for name, f in features.items():
             ref = f.get("reference") or {}
             cur = f.get("current") or {}
-            rl, rc, cc = _display_hist(ref, cur)
+            rl, rc, cc = display_hist(ref, cur)
             d = _latest_drift(windows, name)
             chart = svg.histogram_pair(rl, rc, cc or None, title=name, subtitle=str(f.get("kind", "")))
             cards.append(f'<div class="card feat">{chart}<div class="meta">{_badge(d)} {_drift_meta(d)}</div></div>')
@@ -315,7 +212,7 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
         starts = [_t(w) or 0.0 for w in windows]
         pv = {f: [_num(((w.get("drift") or {}).get(f) or {}).get("p_value")) for w in windows] for f in drift_feats}
         fl = {f: [bool(((w.get("drift") or {}).get(f) or {}).get("drifted")) for w in windows] for f in drift_feats}
-        out.append('<div class="card">' + svg.heat_strip(drift_feats, starts, pv, fl, title="drift test p-value per feature and window") + "</div>")
+        out.append('<div class="card">' + heat_strip(drift_feats, starts, pv, fl, title="drift test p-value per feature and window") + "</div>")
         marks = {f: [_t(w) for w, flag in zip(windows, fl[f]) if flag] for f in drift_feats}
         # one scale for every test: -log10(p-value), capped (p < 1e-30 is "certain")
         score = {f: [(_t(w), _neglog10(((w.get("drift") or {}).get(f) or {}).get("p_value"))) for w in windows] for f in drift_feats}
@@ -339,31 +236,30 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
     # ---- operations
     out.append("<h3>Latency, traffic, errors and resources</h3>")
     charts = []
-    lat = {
-        "p50": _series(windows, "latency_p50_seconds"),
-        "p95": _series(windows, "latency_p95_seconds"),
-        "p99": _series(windows, "latency_p99_seconds"),
-    }
-    charts.append(svg.line_chart(lat, title="latency percentiles", unit="s", vlines=vlines))
-    rps = _series(windows, "throughput_rps")
+    lat = {f"p{round(q * 100)}": _series(windows, m.name) for m, q in S.LATENCY_QUANTILES}
+    charts.append(svg.line_chart(lat, title="latency percentiles", unit=_unit(S.LATENCY_P95_SECONDS), vlines=vlines))
+    rps = _series(windows, S.THROUGHPUT_RPS.name)
     if not _has(rps):  # derive from requests / window length
         rps = []
         for w in windows:
             s, e, r = _num(w.get("start")), _num(w.get("end")), _num(w.get("requests"))
             rps.append((_t(w), r / (e - s) if None not in (s, e, r) and e > s else None))
     charts.append(svg.line_chart({"requests/s": rps}, title="throughput", vlines=vlines))
-    err = _series(windows, "error_rate", 100.0)
+    err = _series(windows, S.ERROR_RATE.name, 100.0)
     if not _has(err):
         err = [(_t(w), 100.0 * (_num(w.get("errors")) or 0) / r if (r := _num(w.get("requests"))) else None) for w in windows]
     charts.append(svg.line_chart({"errors %": err}, title="error rate", unit="%", y_min=0.0, vlines=vlines))
-    res = {"process CPU %": _series(windows, "cpu_percent")}
-    if _has(_series(windows, "gpu_utilization")):
-        res["GPU utilization %"] = _series(windows, "gpu_utilization")
-    charts.append(svg.line_chart(res, title="CPU use", unit="%", y_min=0.0, vlines=vlines))
-    charts.append(svg.line_chart({"RSS": _series(windows, "rss_bytes")}, title="replica memory (RSS, sum over replicas)", unit="B", vlines=vlines))
-    gpu_mem = _series(windows, "gpu_memory_used_bytes")
+    res = {"process CPU %": _series(windows, S.CPU_PERCENT.name)}
+    gpu = _series(windows, S.GPU_UTILIZATION.name)
+    if _has(gpu):
+        res["GPU utilization %"] = gpu
+    charts.append(svg.line_chart(res, title="CPU use", unit=_unit(S.CPU_PERCENT), y_min=0.0, vlines=vlines))
+    charts.append(svg.line_chart({"RSS": _series(windows, S.RSS_BYTES.name)}, title="replica memory (RSS, sum over replicas)",
+                                 unit=_unit(S.RSS_BYTES), vlines=vlines))
+    gpu_mem = _series(windows, S.GPU_MEMORY_USED_BYTES.name)
     if _has(gpu_mem):
-        charts.append(svg.line_chart({"GPU memory": gpu_mem}, title="GPU memory used", unit="B", vlines=vlines))
+        charts.append(svg.line_chart({"GPU memory": gpu_mem}, title="GPU memory used", unit=_unit(S.GPU_MEMORY_USED_BYTES),
+                                     vlines=vlines))
     out.append('<div class="grid2">' + "".join(f'<div class="card">{c}</div>' for c in charts) + "</div>")
 
     # ---- performance
@@ -374,7 +270,7 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
                 perf_keys.append(k)
     out.append("<h3>Model performance from feedback</h3>")
     if perf_keys:
-        cls = [k for k in perf_keys if k in ("accuracy", "precision", "recall", "f1", "roc_auc")]
+        cls = [k for k in perf_keys if k in _CLASSIFICATION_KEYS]
         reg = [k for k in perf_keys if k not in cls]
         perf_charts = []
         for group, title in ((cls, "classification metrics"), (reg, "regression metrics")):
@@ -384,7 +280,7 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
             series = {
                 k: [(_t(w), v) for w in windows if (v := _num((w.get("performance") or {}).get(k))) is not None]
                 for k in group
-                if k != "feedback_rows"
+                if k != S.FEEDBACK_ROWS.name
             }
             if series:
                 perf_charts.append(svg.line_chart(series, title=title, vlines=vlines, y_min=0.0 if group is cls else None, y_max=1.0 if group is cls else None))
@@ -445,7 +341,7 @@ def render_report(
     ]
     times = [t for t in times if t is not None]
     t0, t1 = (min(times), max(times)) if times else (generated_at - 60, generated_at)
-    body.append('<div class="card">' + svg.timeline(lanes, spans, t0=t0, t1=t1, title="alert timeline (bar = firing)") + "</div>")
+    body.append('<div class="card">' + timeline(lanes, spans, t0=t0, t1=t1, title="alert timeline (bar = firing)") + "</div>")
     if alerts:
         rows = []
         for a in sorted(alerts, key=lambda a: _num(a.get("ts")) or 0.0):
@@ -467,7 +363,7 @@ def render_report(
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{escape(title)}</h1>"
         f'<div class="sub">generated {_utc(generated_at)} by raywatch {escape(__version__)} · '
         f"{len(models)} model(s) · {len(alerts)} alert event(s)</div><nav>{nav}</nav></header>"

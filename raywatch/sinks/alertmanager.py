@@ -6,7 +6,7 @@ alerts every ``resend_delay`` (as Prometheus does). A firing alert carries
 ``endsAt = now + 4 × resend_delay``, so Alertmanager resolves it by itself if raywatch stops
 sending; a resolved alert carries the time it resolved.
 
->>> from raywatch.alerts.notification import Notification
+>>> from raywatch.sinks.notification import Notification
 >>> n = Notification.build("am", "direct", {}, [
 ...     {"status": "firing", "labels": {"alertname": "Down", "severity": "critical"}, "annotations": {},
 ...      "startsAt": "2026-01-01T00:00:00.000Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f"}],
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from raywatch.alerts.alert import iso
+from raywatch.sinks.notification import iso
 from raywatch.sinks.base import Sink, http_post_json
 
 __all__ = ["AlertmanagerSink", "postable_alerts"]

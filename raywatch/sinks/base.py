@@ -1,6 +1,6 @@
 """The one small interface every sink implements, and the errors that drive retries.
 
-A sink turns a :class:`~raywatch.alerts.notification.Notification` into one request to
+A sink turns a :class:`~raywatch.sinks.notification.Notification` into one request to
 its destination. ``send`` returns when the destination has accepted it and otherwise
 raises one of:
 

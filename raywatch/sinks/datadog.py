@@ -3,7 +3,8 @@
 Over DogStatsD (UDP, always), for each alert of a notification:
 
 * gauges ``raywatch.alert.firing`` (1 firing, 0 resolved) and, while firing,
-  ``raywatch.alert.value`` (the value that crossed the threshold), tagged with the alert's labels;
+  ``raywatch.alert.value`` (the value that crossed the threshold), tagged with the alert's labels
+  (catalogue entries :data:`~raywatch.series.ALERT_FIRING` and :data:`~raywatch.series.ALERT_VALUE`);
 * an event (``_e``) titled like the notification, ``aggregation_key`` = the alert's
   fingerprint so Datadog folds an alert's transitions together, ``alert_type`` from the
   severity (``success`` when resolved);
@@ -13,7 +14,8 @@ Over DogStatsD (UDP, always), for each alert of a notification:
 
 With ``api_key`` (and ``app_key``) configured, each event is also posted to the HTTP API
 (``POST {api_host}/api/v1/events``), and :meth:`DatadogSink.sync_monitors` creates or
-updates monitors (``/api/v1/monitor``) from :func:`raywatch.alerts.export.datadog_monitors`.
+updates monitor definitions (``/api/v1/monitor``) it is given (:mod:`raywatch.export.datadog`
+writes them from the alert rules).
 ``api_host`` is configurable (EU site, or a local receiver in tests).
 
 Tags are ``key:value`` with characters DogStatsD reserves (``|``, ``,``, ``#``, ``:`` in
@@ -27,8 +29,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping
 
+from raywatch import series
 from raywatch.sinks.base import PermanentError, RetryAfter, Sink, TransientError, parse_retry_after
 
 log = logging.getLogger("raywatch.sinks.datadog")
@@ -98,9 +101,9 @@ class DatadogSink(Sink):
             tags = tags_for(labels)
             firing = a["status"] == "firing"
             sev = labels.get("severity", "")
-            self.statsd.gauge("raywatch.alert.firing", 1 if firing else 0, tags=tags)
+            self.statsd.gauge(series.ALERT_FIRING.datadog, 1 if firing else 0, tags=tags)
             if firing and isinstance(a.get("value"), (int, float)):
-                self.statsd.gauge("raywatch.alert.value", float(a["value"]), tags=tags)
+                self.statsd.gauge(series.ALERT_VALUE.datadog, float(a["value"]), tags=tags)
             title = f"[{'FIRING' if firing else 'RESOLVED'}] {labels.get('alertname', '')}"
             scope = " ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
             if scope:
@@ -189,23 +192,3 @@ class DatadogSink(Sink):
             self.statsd.close_socket()
         except Exception:  # noqa: BLE001
             pass
-
-
-def sync_monitors(config: Any, *, sink: Optional[str] = None) -> Dict[str, int]:
-    """Create or update, over Datadog's API, one monitor per alert rule of ``config``
-    (:func:`raywatch.alerts.export.datadog_monitors`), with the keys of the datadog sink
-    named ``sink`` (default: the only datadog sink). Returns ``{"created": n, "updated": m}``.
-    """
-    from raywatch.alerts.engine import _as_alerting_config
-    from raywatch.alerts.export import datadog_monitors
-
-    cfg = _as_alerting_config(config)
-    candidates = [s for s in cfg.sinks if s.type == "datadog" and (sink is None or s.name == sink)]
-    if len(candidates) != 1:
-        which = f"named {sink!r}" if sink else "(give its name: there are several)" if candidates else ""
-        raise ValueError(f"no single datadog sink {which} in the configuration".replace("  ", " ").strip())
-    dd = DatadogSink(candidates[0])
-    try:
-        return dd.sync_monitors(datadog_monitors(cfg))
-    finally:
-        dd.close()

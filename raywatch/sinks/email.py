@@ -33,7 +33,7 @@ def implicit_tls(cfg: Any) -> bool:
 def build_message(n: Any, *, sender: str, to: list, subject_prefix: str = "[raywatch]") -> EmailMessage:
     """The e-mail for one notification.
 
-    >>> from raywatch.alerts.notification import Notification
+    >>> from raywatch.sinks.notification import Notification
     >>> n = Notification.build("mail", "g", {"alertname": "Down"}, [{"status": "firing",
     ...     "labels": {"alertname": "Down", "severity": "critical"}, "annotations": {}, "fingerprint": "f"}])
     >>> m = build_message(n, sender="rw@example.com", to=["ops@example.com"])

@@ -2,7 +2,7 @@
 
 >>> import logging
 >>> from raywatch.config import LogSinkConfig
->>> from raywatch.alerts.notification import Notification
+>>> from raywatch.sinks.notification import Notification
 >>> sink = LogSink(LogSinkConfig(name="log", type="log", level="INFO"))
 >>> n = Notification.build("log", "g", {}, [{"status": "resolved", "labels": {"alertname": "A"},
 ...                                          "annotations": {}, "fingerprint": "f"}])

@@ -6,7 +6,7 @@ PagerDuty folds repeats into one incident and the resolve closes it. Severities 
 PagerDuty's ``critical``/``error``/``warning``/``info``. The routing key is a secret.
 PagerDuty answers 202; 400 (invalid event) is not retried; 429 and 5xx are.
 
->>> from raywatch.alerts.notification import Notification
+>>> from raywatch.sinks.notification import Notification
 >>> n = Notification.build("pd", 'k', {"model": "fraud"}, [
 ...     {"status": "firing", "labels": {"alertname": "Down", "model": "fraud", "severity": "critical"},
 ...      "annotations": {"summary": "errors"}, "startsAt": "2026-01-01T00:00:00.000Z", "fingerprint": "f"}])
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from raywatch.alerts.alert import iso
+from raywatch.sinks.notification import iso
 from raywatch.sinks.base import Sink, http_post_json
 
 __all__ = ["PagerDutySink", "event"]

@@ -10,7 +10,7 @@ Slack answers ``200 ok``; ``400 invalid_payload``/``invalid_blocks``, ``403``, `
 The webhook URL is a secret. Slack takes about one message per second per webhook: the
 sink's ``rate_limit`` defaults to 1.
 
->>> from raywatch.alerts.notification import Notification
+>>> from raywatch.sinks.notification import Notification
 >>> n = Notification.build("slack", "g", {"alertname": "HighLatency", "model": "fraud"}, [
 ...     {"status": "firing", "labels": {"alertname": "HighLatency", "model": "fraud", "severity": "critical"},
 ...      "annotations": {"summary": "p95 latency 0.8s"}, "startsAt": "2026-01-01T00:00:00.000Z", "fingerprint": "f1"}])

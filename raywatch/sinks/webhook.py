@@ -15,7 +15,7 @@ __all__ = ["WebhookSink", "payload"]
 def payload(notification, max_alerts: int = 0) -> dict:
     """The JSON body: Alertmanager's webhook format, truncated to ``max_alerts`` (0 = all).
 
-    >>> from raywatch.alerts.notification import Notification
+    >>> from raywatch.sinks.notification import Notification
     >>> n = Notification.build("hook", "g", {"model": "m"}, [
     ...     {"status": "firing", "labels": {"alertname": "A", "model": "m"}, "annotations": {}, "fingerprint": str(i)}
     ...     for i in range(3)])

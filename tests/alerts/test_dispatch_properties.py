@@ -10,7 +10,7 @@ from raywatch.config import AlertingConfig
 
 GW, GI, RI = 30.0, 60.0, 600.0
 CFG = AlertingConfig.model_validate({
-    "rules": [{"name": "Hot", "expr": "x > 0.5"}],
+    "rules": [{"name": "Hot", "expr": "error_rate > 0.5"}],
     "route": {"receiver": "r", "group_by": ["alertname"], "group_wait": "30s", "group_interval": "60s",
               "repeat_interval": "10m"},
     "inhibit_rules": [],
@@ -35,7 +35,7 @@ def test_notifications_are_spaced_consistent_and_converge(history, final):
         t = 0.0
 
         def step(active):
-            e.evaluate([Series("x", {"k": str(k)}, 1.0 if k in active else 0.0) for k in range(4)], now=t)
+            e.evaluate([Series("error_rate", {"k": str(k)}, 1.0 if k in active else 0.0) for k in range(4)], now=t)
 
         for dt, active in history:
             t += dt

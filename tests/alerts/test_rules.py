@@ -114,14 +114,14 @@ mvals = st.sampled_from(["a", "b", "a|b", ".*", ".+", "", "fr.*", "x\\.y"])
 
 @settings(max_examples=60, deadline=None)
 @given(
-    series=st.lists(st.tuples(st.sampled_from(["m1", "m2"]), label_values, label_values,
+    series=st.lists(st.tuples(st.sampled_from(["error_rate", "accuracy"]), label_values, label_values,
                               st.sampled_from([0.0, 0.5, 1.0, 2.0, math.nan])), max_size=25),
-    rules=st.lists(st.tuples(st.sampled_from(["m1", "m2", "m3"]), ops, st.sampled_from([0.0, 0.5, 1.0]),
-                             st.lists(st.tuples(st.sampled_from(["x", "y", "z"]), mops, mvals), max_size=2)),
+    rules=st.lists(st.tuples(st.sampled_from(["error_rate", "accuracy", "recall"]), ops, st.sampled_from([0.0, 0.5, 1.0]),
+                             st.lists(st.tuples(st.sampled_from(["model", "version", "app"]), mops, mvals), max_size=2)),
                    min_size=1, max_size=6),
 )
 def test_columnar_evaluation_equals_the_naive_loop(series, rules):
-    ser = [Series(n, {k: v for k, v in (("x", x), ("y", y)) if v != ""}, val) for n, x, y, val in series]
+    ser = [Series(n, {k: v for k, v in (("model", x), ("version", y)) if v != ""}, val) for n, x, y, val in series]
     cfgs = [AlertRuleConfig(name=f"R{i}", metric=m, op=op, threshold=t,
                             matchers=[f'{l}{mo}"{mv}"' for l, mo, mv in ms])
             for i, (m, op, t, ms) in enumerate(rules)]

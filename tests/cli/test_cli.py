@@ -259,7 +259,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 def test_replay_dead_letters_sends_and_empties_the_file(tmp_path):
     from raywatch.alerts.deadletter import DeadLetterFile
-    from raywatch.alerts.notification import Notification
+    from raywatch.sinks.notification import Notification
 
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()

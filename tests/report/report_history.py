@@ -1,6 +1,8 @@
-"""A realistic ``history()`` dict (the CONTRACTS format) for the report tests: a fraud
-model whose ``amount`` drifts half-way through, whose latency regresses later, with
-feedback, and a set of alerts that fire and resolve."""
+"""A realistic ``history()`` dict for the report tests, shaped as the stats actor returns
+it (per model: its labels, each feature's reference and current distributions, and the
+closed windows with their figures keyed by the metric catalogue's names; then the alert
+transitions): a fraud model whose ``amount`` drifts half-way through, whose latency
+regresses later, with feedback, and a set of alerts that fire and resolve."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from raywatch.alerts.notification import Notification
+from raywatch.sinks.notification import Notification
 from raywatch.config import RetryConfig
 
 LABELS = {"app": "shop", "deployment": "Fraud", "model": "fraud", "version": "v3"}

@@ -97,7 +97,7 @@ def test_http_api_403_is_permanent_and_keys_stay_secret(statsd, ddapi):
 
 
 def test_sync_monitors_creates_then_updates(statsd, ddapi):
-    from raywatch.alerts.export import datadog_monitors
+    from raywatch.export import datadog_monitors, sync_monitors
     from raywatch.config import AlertingConfig
 
     cfg = AlertingConfig.model_validate({"rules": [{"name": "HighLatency", "expr": "latency_p95_seconds > 0.5"}]})
@@ -119,8 +119,6 @@ def test_sync_monitors_creates_then_updates(statsd, ddapi):
         assert sink.sync_monitors(monitors) == {"created": 1, "updated": 0}
     finally:
         sink.close()
-    from raywatch.sinks.datadog import sync_monitors
-
     full = AlertingConfig.model_validate({"rules": cfg.model_dump(by_alias=True)["rules"], "sinks": [
         {"name": "dd", "type": "datadog", "statsd_port": statsd.port, "api_key": "k" * 32, "app_key": "a" * 40,
          "api_host": ddapi.url("")}]})

@@ -1,6 +1,6 @@
 import pytest
 
-from raywatch.alerts.matchers import Matcher, Selector, parse_condition, parse_matchers
+from raywatch.expr.matchers import Matcher, Selector, parse_condition, parse_matchers
 
 
 @pytest.mark.parametrize("text,labels,expected", [

@@ -1,5 +1,9 @@
 """What a sink receives: one :class:`Notification` per group flush (or per Alertmanager push).
 
+Sinks depend on this module alone: a notification carries everything a destination
+needs (status, labels, annotations, the alerts with their values and RFC 3339 times, see
+:func:`iso`), so that sinks never reach into the alerting engine that builds it.
+
 Its fields are Alertmanager's webhook payload (``status``, ``groupLabels``,
 ``commonLabels``, ``commonAnnotations``, ``alerts``) so that the generic webhook sink
 speaks a format that existing tools already read, and so that a notification can be
@@ -21,11 +25,32 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["Notification", "SEVERITY_ORDER"]
+__all__ = ["Notification", "SEVERITY_ORDER", "iso", "from_iso"]
 
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+
+
+def iso(ts: Optional[float]) -> Optional[str]:
+    """RFC 3339 UTC timestamp (what Alertmanager and PagerDuty expect).
+
+    >>> iso(0)
+    '1970-01-01T00:00:00.000Z'
+    """
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def from_iso(text: str) -> float:
+    """UTC epoch seconds of an RFC 3339 timestamp (the inverse of :func:`iso`).
+
+    >>> from_iso(iso(90061.5))
+    90061.5
+    """
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _common(dicts: Sequence[Mapping[str, str]]) -> Dict[str, str]:

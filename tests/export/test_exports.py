@@ -5,8 +5,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raywatch.alerts import alertmanager_config, datadog_monitors, grafana_dashboard, prometheus_rules, write_exports
-from raywatch.alerts.export import alertmanager_config_yaml, prometheus_rules_yaml
+from raywatch.export import (
+    alertmanager_config,
+    alertmanager_config_yaml,
+    datadog_monitors,
+    grafana_dashboard,
+    prometheus_rules,
+    prometheus_rules_yaml,
+    write_exports,
+)
 from raywatch.config import AlertingConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]

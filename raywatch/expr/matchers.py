@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["Matcher", "Selector", "parse_matchers", "parse_condition", "OPS", "COMPARISONS"]
+__all__ = ["Matcher", "Selector", "parse_matchers", "parse_condition", "matches_all", "labels_dict", "OPS", "COMPARISONS"]
 
 OPS = ("=", "!=", "=~", "!~")
 COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
@@ -148,6 +148,7 @@ def parse_matchers(items: Iterable[str] | str) -> Tuple[Matcher, ...]:
 
 
 def matches_all(matchers: Sequence[Matcher], labels: Mapping[str, str]) -> bool:
+    """Whether ``labels`` satisfy every matcher (an empty list matches everything)."""
     for m in matchers:
         if not m.matches(labels):
             return False
@@ -168,6 +169,11 @@ class Selector:
         if not m:
             raise ValueError(f"expected a series selector such as 'drift_score{{feature=~\".*\"}}', got {text!r}")
         return cls(m.group(1), parse_matchers(m.group(2)) if m.group(2) else ())
+
+    @property
+    def label_names(self) -> Tuple[str, ...]:
+        """The labels the matchers read, in order."""
+        return tuple(m.label for m in self.matchers)
 
     def matches(self, name: str, labels: Mapping[str, str]) -> bool:
         return name == self.name and matches_all(self.matchers, labels)
@@ -194,5 +200,5 @@ def parse_condition(text: str) -> Tuple[Selector, str, float]:
 
 
 def labels_dict(matchers: Sequence[Matcher]) -> Dict[str, str]:
-    """Equality matchers as a plain mapping (used by exporters)."""
+    """Equality matchers as a plain mapping."""
     return {m.label: m.value for m in matchers if m.op == "="}

@@ -1,0 +1,54 @@
+"""Settings read in every replica: capture (on the request path), shipping (buffer and ship)
+and resources. A ``raywatch`` key in a deployment's ``user_config`` overrides them at run
+time (hot reload, no restart). See ``raywatch.serve``."""
+
+from __future__ import annotations
+
+from typing import List, Literal, Optional
+
+from pydantic import Field
+
+from raywatch.config.base import Duration, ImportPath, PositiveDuration, StrictModel
+
+__all__ = ["CaptureConfig", "ShippingConfig", "ResourcesConfig"]
+
+
+class CaptureConfig(StrictModel):
+    """What each replica records per request (see ``raywatch.serve.capture``)."""
+
+    enabled: bool = True
+    methods: List[str] = Field(default_factory=lambda: ["__call__"], min_length=1)
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    fields: Optional[List[str]] = None
+    redact: List[str] = Field(default_factory=list)
+    redact_mode: Literal["drop", "hash"] = "drop"
+    feature_names: Optional[List[str]] = None
+    feature_extractor: ImportPath = None
+    prediction_extractor: ImportPath = None
+    max_rows_per_request: int = Field(64, ge=1)
+    max_body_bytes: int = Field(65536, ge=0)
+    feedback: bool = False
+    feedback_route: Optional[str] = "/-/raywatch/feedback"
+    max_predictions: int = Field(10_000, ge=0)
+
+
+class ShippingConfig(StrictModel):
+    """How records leave the replica: one fire-and-forget actor call per flush."""
+
+    flush_interval: PositiveDuration = 1.0
+    flush_max_records: int = Field(10_000, ge=1)
+    buffer_size: int = Field(100_000, ge=1)
+    max_pending_batches: int = Field(16, ge=1)
+    max_in_flight: int = Field(4, ge=1)
+    max_retries: int = Field(5, ge=0)
+    retry_backoff: Duration = 0.5
+    max_backoff: Duration = 10.0
+    create_actor: bool = True
+
+
+class ResourcesConfig(StrictModel):
+    """Process, node and GPU figures sampled on a background thread in each replica."""
+
+    enabled: bool = True
+    interval: PositiveDuration = 5.0
+    gpu: bool = True
