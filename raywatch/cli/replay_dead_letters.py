@@ -20,7 +20,7 @@ __all__ = ["replay_dead_letters"]
 @click.option("--max-attempts", type=int, help="Attempts per notification (default: the sink's retry setting).")
 def replay_dead_letters(path: str, config_path: str, sinks: Tuple[str, ...], max_attempts: Optional[int]) -> None:
     """Send the notifications in a dead-letter file again; only what fails again stays."""
-    from raywatch.alerts.deadletter import replay
+    from raywatch.alerts.replay import replay
 
     cfg = load_monitor_config(config_path)
     if not Path(path).exists():

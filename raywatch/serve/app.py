@@ -30,13 +30,8 @@ the field path and what was expected (and the file, for a monitor YAML given by 
 the serve config is loaded with :func:`raywatch.serve.deploy.load_serve_config` / ``raywatch deploy`` /
 ``raywatch check-config``).
 
->>> a = validate_args({"application": {"import_path": "deployments.fraud:build"}, "monitor": {"model": "fraud"}})
->>> a.application.import_path, a.monitor_config().model
-('deployments.fraud:build', 'fraud')
->>> validate_args({"application": {"import_path": "x:y"}, "monitor": {"drift": {"alpha": 2}}})
-Traceback (most recent call last):
-...
-raywatch.config.ConfigError: raywatch.serve:app args: monitor.drift.alpha: Input should be less than 1, got 2
+The builder's arguments (:class:`~raywatch.config.MonitoredAppArgs`) are declared with the
+rest of the schema in :mod:`raywatch.config`.
 """
 
 from __future__ import annotations
@@ -46,117 +41,19 @@ import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Union
 
-from pydantic import Field, ValidationError, field_validator
-
-from raywatch.config import ConfigError, MonitorConfig, StrictModel, _problems, load_config, parse_config
+from raywatch.config import APP_ARGS_SOURCE, ConfigError, MonitoredAppArgs, MonitorConfig, validate_args
 
 __all__ = [
-    "ApplicationArgs",
-    "MonitoredAppArgs",
     "app",
-    "validate_args",
     "build_monitored_app",
     "PROFILE_DIR",
 ]
 
 logger = logging.getLogger("raywatch.serve.app")
 
-SOURCE = "raywatch.serve:app args"
 PROFILE_DIR = "~/.raywatch/profiles"
-
-_IMPORT_PATH_HELP = "expected an import path such as 'my_pkg.my_module:app'"
-
-
-def _check_import_path(v: Any) -> str:
-    if not isinstance(v, str) or ":" not in v and "." not in v:
-        raise ValueError(f"{_IMPORT_PATH_HELP}, got {v!r}")
-    module, _, attr = v.partition(":") if ":" in v else v.rpartition(".")
-    if not module or not attr:
-        raise ValueError(f"{_IMPORT_PATH_HELP}, got {v!r}")
-    return v
-
-
-class ApplicationArgs(StrictModel):
-    """The user's own application, as the serve config named it before monitoring."""
-
-    import_path: str
-    args: Dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("import_path")
-    @classmethod
-    def _import_path(cls, v: Any) -> str:
-        return _check_import_path(v)
-
-
-class MonitoredAppArgs(StrictModel):
-    """``args`` of ``import_path: raywatch.serve:app`` in a serve config file.
-
-    application:
-        The user's application: ``import_path`` (an ``Application`` or a builder function)
-        and its ``args``.
-    monitor:
-        The raywatch configuration (:class:`~raywatch.config.MonitorConfig`): an inline
-        mapping, or the path of a raywatch YAML (absolute, or relative to the working
-        directory; ``raywatch deploy`` resolves it relative to the serve config file).
-    deployments:
-        Names of the deployments to monitor; all deployments of the application by default.
-    overrides:
-        Per deployment name, settings merged over ``monitor`` for that deployment only.
-    profile:
-        The reference profile of the ingress deployment: a file written by
-        ``raywatch profile build`` / ``Profile.save``, or the import path of a function
-        returning a :class:`~raywatch.stats.profile.Profile` (run once, at build time).
-    profiles:
-        Per deployment name, the same for other deployments of a composed application.
-    """
-
-    application: ApplicationArgs
-    monitor: Union[str, Dict[str, Any], None] = None
-    deployments: Optional[List[str]] = None
-    overrides: Dict[str, Dict[str, Any]] = Field(default_factory=dict)
-    profile: Optional[str] = None
-    profiles: Dict[str, str] = Field(default_factory=dict)
-
-    @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> "MonitoredAppArgs":  # type: ignore[override]
-        # Ray Serve validates a builder's args with this; report problems our way.
-        return validate_args(obj)
-
-    def monitor_config(self, deployment: Optional[str] = None, where: str = SOURCE) -> MonitorConfig:
-        """The monitor's configuration (for ``deployment``, with its ``overrides``)."""
-        if isinstance(self.monitor, str):
-            base = load_config(self.monitor)
-        else:
-            base = _parse_prefixed(self.monitor or {}, where, "monitor.")
-        over = self.overrides.get(deployment) if deployment else None
-        return _parse_prefixed(over, where, f"overrides.{deployment}.", base) if over else base
-
-
-def _parse_prefixed(data: Any, where: str, prefix: str, base: Optional[MonitorConfig] = None) -> MonitorConfig:
-    """``data`` parsed (or merged over ``base``); a problem names ``where`` and ``prefix`` + field."""
-    try:
-        return base.merged(data) if base is not None else parse_config(data, MonitorConfig)
-    except ConfigError as err:
-        raise ConfigError([f"{where}: {prefix}{p}" for p in err.problems], where) from None
-
-
-def validate_args(obj: Any, where: str = SOURCE) -> MonitoredAppArgs:
-    """Validate builder args; errors name ``where`` and the field path."""
-    if isinstance(obj, MonitoredAppArgs):
-        return obj
-    if not isinstance(obj, Mapping):
-        raise ConfigError([f"{where}: expected a mapping with 'application' and 'monitor', got {type(obj).__name__}"], where)
-    try:
-        args = super(MonitoredAppArgs, MonitoredAppArgs).model_validate(dict(obj))
-    except ValidationError as err:
-        raise ConfigError(_problems(err, where), where) from None
-    args.monitor_config(where=where)  # inline monitor settings are checked now, not in the replicas
-    for name in args.overrides:
-        args.monitor_config(name, where=where)
-    return args
-
 
 # --------------------------------------------------------------------------- building
 
@@ -201,7 +98,7 @@ def _profile_file(spec: str, where: str) -> str:
     return str(out)
 
 
-def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where: str = SOURCE):
+def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where: str = APP_ARGS_SOURCE):
     """Build the user's application and wrap its deployments with :func:`raywatch.monitor`."""
     from ray.serve.deployment import Application
 

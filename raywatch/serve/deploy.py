@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from pydantic import ValidationError
 
 from raywatch.config import ConfigError, MonitorConfig, _problems, read_yaml
-from raywatch.serve.app import validate_args
+from raywatch.config import validate_args
 
 __all__ = ["load_serve_config", "deploy_serve_config", "BUILDER_PATHS"]
 

@@ -29,7 +29,7 @@ def _fields(model: type, prefix: str = "", depth: int = 2):
 
 def test_yaml_reference_names_every_setting():
     from raywatch.config import MonitorConfig
-    from raywatch.serve.app import ApplicationArgs, MonitoredAppArgs
+    from raywatch.config import ApplicationArgs, MonitoredAppArgs
 
     text = _section()
     missing = []
