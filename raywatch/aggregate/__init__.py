@@ -21,7 +21,8 @@ from raywatch._lazy import lazy_exports
 
 _EXPORTS = {
     "StatsCore": "raywatch.aggregate.core:StatsCore",
-    "NoAlerting": "raywatch.aggregate.core:NoAlerting",
+    "NoAlerting": "raywatch.aggregate.alerting:NoAlerting",
+    "Alerting": "raywatch.aggregate.alerting:Alerting",
     "Store": "raywatch.aggregate.store:Store",
     "SCHEMA_VERSION": "raywatch.aggregate.store:SCHEMA_VERSION",
     "UnsafeStateFile": "raywatch.aggregate.migrate:UnsafeStateFile",

@@ -15,9 +15,10 @@ in :attr:`StatsCore.failures`: the actor's own errors never stop ingest.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from raywatch.aggregate import models as registry
+from raywatch.aggregate.alerting import Alerting, NoAlerting, model_key_of
 from raywatch.aggregate.data import encode
 from raywatch.aggregate.evaluate import Evaluator
 from raywatch.aggregate.failures import Failures
@@ -25,49 +26,13 @@ from raywatch.aggregate.ingest import Ingestor
 from raywatch.aggregate.joiner import FeedbackJoiner
 from raywatch.aggregate.journal import FeedbackItem, Journal
 from raywatch.aggregate.model import ModelState
-from raywatch.aggregate.query import history, model_status
+from raywatch.aggregate.query import actor_status, history, model_status
 from raywatch.aggregate.recovery import recover, snapshot
 from raywatch.aggregate.store import Store
 from raywatch.aggregate.windows import Window
-from raywatch.config import AlertingConfig, MonitorConfig, parse_config
-from raywatch.series import MODEL_LABELS, Series
+from raywatch.config import MonitorConfig, parse_config
 
-__all__ = ["StatsCore", "Alerting", "NoAlerting"]
-
-
-class Alerting(Protocol):
-    """What the core needs of alerting (:class:`raywatch.alerts.hub.AlertingHub` is one)."""
-
-    def evaluate(self, groups: Sequence[Tuple[AlertingConfig, Sequence[Series]]], now: float,
-                 record: Callable[[Dict[str, Any]], None]) -> None: ...
-    def alerts(self, model_key: Optional[str] = None) -> List[Dict[str, Any]]: ...
-    def state(self) -> Dict[str, Dict[str, Any]]: ...
-    def restore(self, states: Mapping[str, Mapping[str, Any]]) -> None: ...
-
-
-class NoAlerting:
-    """No rules run; stored engine states are kept as they were (for the next checkpoint)."""
-
-    def __init__(self) -> None:
-        self._states: Dict[str, Dict[str, Any]] = {}
-
-    def evaluate(self, groups: Any, now: float, record: Any) -> None:
-        return None
-
-    def alerts(self, model_key: Optional[str] = None) -> List[Dict[str, Any]]:
-        return []
-
-    def state(self) -> Dict[str, Dict[str, Any]]:
-        return dict(self._states)
-
-    def restore(self, states: Mapping[str, Mapping[str, Any]]) -> None:
-        self._states.update({k: dict(v) for k, v in states.items()})
-
-
-def model_key_of(labels: Mapping[str, str]) -> Optional[str]:
-    """The model key of an alert's labels (None for an alert of no model)."""
-    app, deployment = MODEL_LABELS[0], MODEL_LABELS[1]
-    return f"{labels.get(app, '')}/{labels.get(deployment, '')}" if app in labels else None
+__all__ = ["StatsCore"]
 
 
 class StatsCore:
@@ -190,14 +155,9 @@ class StatsCore:
     def status(self, model_key: Optional[str] = None) -> Dict[str, Any]:
         models = {key: model_status(ms, shard=self.shard, alerts=self.alerts(key)) for key, ms in self.models.items()
                   if model_key is None or key == model_key or ms.labels.get("model") == model_key}
-        c = self.config
-        actor = {"name": self.name, "shard": self.shard, "shards": c.actor.shards, "window_length": c.windows.length,
-                 "rolling_windows": c.windows.rolling, "last_evaluation": self.last_evaluation,
-                 "failures": dict(self.failures), "counters": dict(self.counters),
-                 "feedback": dict(self.joiner.counters(), pending=self.joiner.pending()),
-                 "detector_restarts": sum(sum(ms.detector_restarts.values()) for ms in self.models.values()),
-                 "configs_without_secrets": sorted(k for k, ms in self.models.items() if ms.config_secrets != "ok"),
-                 "sqlite_path": self.store.path if self.store is not None else None}
+        actor = actor_status(self.config, self.models, self.joiner, name=self.name, shard=self.shard,
+                             last_evaluation=self.last_evaluation, failures=self.failures, counters=self.counters,
+                             sqlite_path=self.store.path if self.store is not None else None)
         return {"models": models, "actor": actor}
 
     def history(self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000,

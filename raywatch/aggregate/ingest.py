@@ -16,8 +16,6 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Dict, Optional
 
-import numpy as np
-
 from raywatch.aggregate.data import scalar
 from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.joiner import FeedbackJoiner, Joined
@@ -26,22 +24,13 @@ from raywatch.aggregate.models import REREGISTER, for_batch
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
+from raywatch.drift.performance import _label_key as label_key  # the accumulators' own label equality
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.summary import WindowSummary
 
 __all__ = ["Ingestor", "window_for", "OK", "DUPLICATE", "ERROR"]
 
 OK, DUPLICATE, ERROR = "ok", "duplicate", "error"
-
-
-def _label_key(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
 
 
 def window_for(ms: ModelState, ts: float, now: float, length: float) -> Window:
@@ -194,7 +183,7 @@ class Ingestor:
             else:
                 acc = ClassificationMetrics(positive=fb.positive_label)
                 acc.update(j.label, j.prediction, score=j.score)
-                err = 0.0 if _label_key(j.label) == _label_key(j.prediction) else 1.0
+                err = 0.0 if label_key(j.label) == label_key(j.prediction) else 1.0
             w.add_perf(acc)
             w.feedback_rows += 1
             ms.totals["feedback_rows"] += 1

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from raywatch.aggregate.joiner import FeedbackJoiner
 from raywatch.aggregate.model import ModelState
-from raywatch.series import DATASET_DRIFT, DRIFTED_FEATURES_SHARE
 from raywatch.aggregate.windows import Window
+from raywatch.config import MonitorConfig
+from raywatch.series import DATASET_DRIFT, DRIFTED_FEATURES_SHARE
 
-__all__ = ["model_status", "feature_histograms", "history"]
+__all__ = ["model_status", "actor_status", "feature_histograms", "history"]
 
 _NOT_ROLLING = ("drift", "quality", "performance", "detectors", "resources")
 
@@ -48,6 +50,27 @@ def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]]) ->
                      for rid, r in ms.replicas.items()},
         "open_windows": sorted(ms.open),
         "alerts": alerts,
+    }
+
+
+def actor_status(config: MonitorConfig, models: Mapping[str, ModelState], joiner: FeedbackJoiner, *, name: str,
+                 shard: int, last_evaluation: Optional[float], failures: Mapping[str, int], counters: Mapping[str, int],
+                 sqlite_path: Optional[str]) -> Dict[str, Any]:
+    """The actor's part of status: identity, settings, counters, failures, the feedback join,
+    detectors restarted and models whose configuration lacks its secrets."""
+    return {
+        "name": name,
+        "shard": shard,
+        "shards": config.actor.shards,
+        "window_length": config.windows.length,
+        "rolling_windows": config.windows.rolling,
+        "last_evaluation": last_evaluation,
+        "failures": dict(failures),
+        "counters": dict(counters),
+        "feedback": dict(joiner.counters(), pending=joiner.pending()),
+        "detector_restarts": sum(sum(ms.detector_restarts.values()) for ms in models.values()),
+        "configs_without_secrets": sorted(k for k, ms in models.items() if ms.config_secrets != "ok"),
+        "sqlite_path": sqlite_path,
     }
 
 
