@@ -24,7 +24,7 @@ ConfigLike = Union[MonitorConfig, Mapping[str, Any], None]
 
 
 def _ray():
-    import ray
+    import ray  # deferred: importing the query API (e.g. for its docs) does not start Ray's machinery
 
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS", "auto")

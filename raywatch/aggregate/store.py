@@ -178,9 +178,6 @@ class Store:
             raise
         return out
 
-    def set_meta(self, key: str, value: str) -> None:
-        self._write(lambda c: c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value)))
-
     def save_model(self, model_key: str, labels: Mapping[str, Any], config: Optional[str], profile: Optional[bytes],
                    now: float) -> None:
         """Record a model; ``config`` is its ``raywatch.config`` record (JSON) or None."""

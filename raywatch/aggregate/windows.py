@@ -301,7 +301,7 @@ def merge_summaries(summaries: List[Any]):
     if len(summaries) == 1:
         return summaries[0]
     cls = type(summaries[0])
-    fp = str(getattr(summaries[0], "fingerprint", ""))
+    fp = str(summaries[0].fingerprint)
     ok = _FAST_MERGE_OK.get(fp)
     if ok is False:
         return cls.merge_all(summaries)
