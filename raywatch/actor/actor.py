@@ -38,6 +38,7 @@ from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.store import Store
 from raywatch.alerts.hub import AlertingHub
 from raywatch.config import MonitorConfig, parse_config
+from raywatch.series import RSS_BYTES
 from raywatch.stats.batch import ReplicaBatch
 
 __all__ = ["StatsActor", "get_or_create", "get_for_model", "sqlite_path_for"]
@@ -172,7 +173,7 @@ class StatsActor:
             "namespace": self.config.actor.namespace,
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
-            "rss_bytes": psutil.Process().memory_info().rss,
+            RSS_BYTES.name: psutil.Process().memory_info().rss,  # the actor's own
             "metrics_address": self.server.address if self.server else None,
             "sqlite_path": self.core.store.path if self.core.store is not None else None,
             "recovered": dict(self.recovered),

@@ -36,7 +36,7 @@ _LIVE_TOTALS: Dict[Metric, Callable[[ModelState], float]] = {
     series.DROPPED_RECORDS_TOTAL: lambda ms: ms.dropped_total,
     series.CAPTURE_ERRORS_TOTAL: lambda ms: ms.capture_errors_total,
     series.SUMMARIZED_ROWS_TOTAL: lambda ms: ms.totals["rows"],
-    series.FEEDBACK_JOINED_TOTAL: lambda ms: ms.totals["feedback_rows"],
+    series.FEEDBACK_JOINED_TOTAL: lambda ms: ms.totals[series.FEEDBACK_ROWS.name],
 }
 """Counters read live from the model's totals at scrape time (not from the last evaluation)."""
 

@@ -25,6 +25,7 @@ from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
 from raywatch.drift.performance import _label_key as label_key  # the accumulators' own label equality
+from raywatch.series import FEEDBACK_ROWS
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.summary import WindowSummary
 
@@ -186,7 +187,7 @@ class Ingestor:
                 err = 0.0 if label_key(j.label) == label_key(j.prediction) else 1.0
             w.add_perf(acc)
             w.feedback_rows += 1
-            ms.totals["feedback_rows"] += 1
+            ms.totals[FEEDBACK_ROWS.name] += 1
         except Exception as exc:
             self.failures.fail("feedback.score", exc)
             return

@@ -32,7 +32,7 @@ from raywatch.aggregate.data import fields, from_ranges, record, seq_ranges
 from raywatch.aggregate.detectors import NAMES, Detector
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig, StreamDetectorConfig
-from raywatch.series import Series
+from raywatch.series import CAPTURE_ERRORS_TOTAL, FEEDBACK_ROWS, Series
 from raywatch.stats.profile import Profile
 
 __all__ = ["ModelState", "ReplicaMemory", "SEQ_MEMORY"]
@@ -73,7 +73,7 @@ class ReplicaMemory:
     def state(self) -> Dict[str, Any]:
         return {"replica_id": self.replica_id, "node_id": self.node_id, "max_seq": self.max_seq,
                 "seqs": seq_ranges(self.seqs), "last_seen": self.last_seen, "dropped_total": self.dropped_total,
-                "capture_errors_total": self.capture_errors_total, "resources": self.resources}
+                CAPTURE_ERRORS_TOTAL.name: self.capture_errors_total, "resources": self.resources}
 
     @classmethod
     def from_state(cls, s: Dict[str, Any]) -> "ReplicaMemory":
@@ -83,7 +83,7 @@ class ReplicaMemory:
         r.seqs = from_ranges(s.get("seqs") or [])
         r.last_seen = float(s.get("last_seen", 0.0))
         r.dropped_total = int(s.get("dropped_total", 0))
-        r.capture_errors_total = int(s.get("capture_errors_total", 0))
+        r.capture_errors_total = int(s.get(CAPTURE_ERRORS_TOTAL.name, 0))
         r.resources = dict(s.get("resources") or {})
         return r
 
@@ -120,7 +120,7 @@ class ModelState:
             "late_batches": 0,
             "future_batches": 0,
             "predictions": 0,
-            "feedback_rows": 0,
+            FEEDBACK_ROWS.name: 0,  # labels joined, cumulative
         }
         self.error_types: Dict[str, int] = {}
         self.detectors: Dict[str, Detector] = {}

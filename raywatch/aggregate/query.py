@@ -16,7 +16,7 @@ from raywatch.aggregate.joiner import FeedbackJoiner
 from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig
-from raywatch.series import DATASET_DRIFT, DRIFTED_FEATURES_SHARE
+from raywatch.series import CAPTURE_ERRORS_TOTAL, DATASET_DRIFT, DRIFTED_FEATURES_SHARE
 
 __all__ = ["model_status", "actor_status", "feature_histograms", "history"]
 
@@ -46,7 +46,7 @@ def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]]) ->
         "totals": dict(ms.totals, dropped=ms.dropped_total, capture_errors=ms.capture_errors_total,
                        errors_by_type=dict(ms.error_types)),
         "replicas": {rid: {"node_id": r.node_id, "last_seen": r.last_seen, "max_seq": r.max_seq,
-                           "dropped_total": r.dropped_total, "capture_errors_total": r.capture_errors_total}
+                           "dropped_total": r.dropped_total, CAPTURE_ERRORS_TOTAL.name: r.capture_errors_total}
                      for rid, r in ms.replicas.items()},
         "open_windows": sorted(ms.open),
         "alerts": alerts,

@@ -48,28 +48,6 @@ def perf_from_dict(d: Optional[Dict[str, Any]]):
 class Window:
     """One model's aggregates over ``[start, end)``."""
 
-    __slots__ = (
-        "start",
-        "end",
-        "_summary",
-        "_pending",
-        "requests",
-        "errors",
-        "error_types",
-        "statuses",
-        "routes",
-        "methods",
-        "latency",
-        "batches",
-        "dropped",
-        "capture_errors",
-        "perf",
-        "feedback_rows",
-        "resources",
-        "first_ts",
-        "last_ts",
-    )
-
     def __init__(self, start: float, end: float):
         self.start = float(start)
         self.end = float(end)
@@ -225,7 +203,7 @@ class Window:
             "dropped": self.dropped,
             "capture_errors": self.capture_errors,
             "perf": self.perf.to_dict() if self.perf is not None else None,
-            "feedback_rows": self.feedback_rows,
+            series.FEEDBACK_ROWS.name: self.feedback_rows,
             "resources": self.resources,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
@@ -236,7 +214,7 @@ class Window:
         w = cls(s["start"], s["end"])
         w.requests, w.errors, w.batches = int(s.get("requests", 0)), int(s.get("errors", 0)), int(s.get("batches", 0))
         w.dropped, w.capture_errors = int(s.get("dropped", 0)), int(s.get("capture_errors", 0))
-        w.feedback_rows = int(s.get("feedback_rows", 0))
+        w.feedback_rows = int(s.get(series.FEEDBACK_ROWS.name, 0))
         w.first_ts, w.last_ts = s.get("first_ts"), s.get("last_ts")
         w.error_types = dict(s.get("error_types") or {})
         w.statuses = dict(s.get("statuses") or {})

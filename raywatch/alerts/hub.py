@@ -37,7 +37,6 @@ import os
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from raywatch.alerts.alert import FIRING, RESOLVED, Alert
 from raywatch.alerts.engine import AlertEngine
 from raywatch.config import AlertingConfig, secret_values
 from raywatch.series import MODEL_LABELS, Series
@@ -47,6 +46,7 @@ __all__ = ["AlertingHub", "engine_key", "has_alerting"]
 log = logging.getLogger("raywatch.alerts.hub")
 
 REPLACED = "alerting configuration replaced"
+KEPT = ("firing", "resolved")  # the transitions the history keeps (pending ones are not)
 
 
 def engine_key(cfg: AlertingConfig) -> Tuple[str, str]:
@@ -65,7 +65,7 @@ def _model_key(labels: Mapping[str, str]) -> str:
     return f"{labels.get(MODEL_LABELS[0])}/{labels.get(MODEL_LABELS[1])}"
 
 
-def _transition(a: Alert, now: float) -> Dict[str, Any]:
+def _transition(a: Any, now: float) -> Dict[str, Any]:
     labels = dict(a.labels)
     return {"ts": now, "alertname": labels.get("alertname"), "state": a.state, "severity": labels.get("severity"),
             "labels": labels, "annotations": dict(a.annotations), "value": a.value}
@@ -151,10 +151,10 @@ class AlertingHub:
         self.engines[key] = eng
         return eng
 
-    def _record(self, changed: Iterable[Alert], now: float, record: Callable[[Dict[str, Any]], None]) -> None:
+    def _record(self, changed: Iterable[Any], now: float, record: Callable[[Dict[str, Any]], None]) -> None:
         """Firing and resolved transitions to ``record`` (pending ones are not kept)."""
         for a in changed:
-            if a.state in (FIRING, RESOLVED):
+            if a.state in KEPT:
                 try:
                     record(_transition(a, now))
                 except Exception as exc:
