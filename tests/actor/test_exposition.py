@@ -146,3 +146,16 @@ def test_dogstatsd_to_a_local_udp_socket(core, profile):
     finally:
         pub.close()
         sock.close()
+
+
+def test_every_family_is_a_catalogue_metric_with_its_help(core):
+    from raywatch.series import METRICS
+
+    by_family = {m.prometheus_family if m.is_counter else m.prometheus: m for m in METRICS.values()}
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StatsCollector(core))
+    fams = list(text_string_to_metric_families(generate_latest(reg).decode()))
+    assert len(fams) > 20
+    for fam in fams:
+        m = by_family[fam.name]
+        assert (fam.documentation, fam.type) == (m.help, m.type)
