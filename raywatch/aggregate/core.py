@@ -131,7 +131,10 @@ class StatsCore:
             self.joiner.expire(now)
         except Exception as exc:
             self.fail("feedback.expire", exc)
-        self.alerting.evaluate(groups, now, self._record_transition)
+        try:
+            self.alerting.evaluate(groups, now, self._record_transition)
+        except Exception as exc:
+            self.fail("alerts.evaluate", exc)
         self.last_evaluation = now
         return self.status() if want_status else None
 
