@@ -1,12 +1,14 @@
-"""raywatch.actor — the stats actor (the shell around :mod:`raywatch.actor.core`).
+"""raywatch.actor — the stats actor: the Ray shell around :mod:`raywatch.aggregate`.
 
 Public entry points (imported lazily, so that ``import raywatch.actor.sharding`` does not
 pull in Ray):
 
 * :func:`get_or_create` / :func:`get_for_model` — the handle of a stats actor shard;
 * :func:`shard_for` — which shard owns a model key;
-* :func:`status`, :func:`history`, :func:`feedback` — the query API;
-* :func:`history_from_sqlite` — the same history from an actor's SQLite file, without Ray.
+* :func:`status`, :func:`history`, :func:`feedback` — the query API.
+
+The actor's logic without Ray (``StatsCore``, the store, ``history_from_sqlite``) is in
+:mod:`raywatch.aggregate`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ _EXPORTS = {
     "get_for_model": "raywatch.actor.actor:get_for_model",
     "shard_for": "raywatch.actor.sharding:shard_for",
     "actor_name": "raywatch.actor.sharding:actor_name",
-    "StatsCore": "raywatch.actor.core:StatsCore",
     "status": "raywatch.actor.api:status",
     "history": "raywatch.actor.api:history",
-    "history_from_sqlite": "raywatch.actor.core:history_from_sqlite",
     "feedback": "raywatch.actor.api:feedback",
     "actors": "raywatch.actor.api:actors",
 }

@@ -1,4 +1,4 @@
-"""The stats actor: a named, detached, async Ray actor around :class:`StatsCore`.
+"""The stats actor: a named, detached, async Ray actor around :class:`~raywatch.aggregate.core.StatsCore`.
 
 One per shard, named ``raywatch-stats`` (or ``raywatch-stats-<N>`` when sharded) in the
 ``raywatch`` namespace and created with get-if-exists semantics, so every replica that
@@ -26,15 +26,19 @@ import os
 import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+import psutil
 import ray
 from prometheus_client import CollectorRegistry
 
-from raywatch.actor.core import StatsCore
 from raywatch.actor.exposition import DogStatsdPublisher, StatsCollector
 from raywatch.actor.server import StatsServer
 from raywatch.actor.sharding import actor_name, shard_for
-from raywatch.actor.store import Store
+from raywatch.aggregate.core import StatsCore
+from raywatch.aggregate.failures import Failures
+from raywatch.aggregate.store import Store
+from raywatch.alerts.hub import AlertingHub
 from raywatch.config import MonitorConfig, parse_config
+from raywatch.series import RSS_BYTES
 from raywatch.stats.batch import ReplicaBatch
 
 __all__ = ["StatsActor", "get_or_create", "get_for_model", "sqlite_path_for"]
@@ -72,27 +76,18 @@ class StatsActor:
         path = sqlite_path_for(cfg, self.shard)
         if path:
             try:
-                store = Store(path)
-            except Exception as exc:  # unwritable path, foreign file: run in memory, loudly
+                store = Store(path)  # owner-only from creation: it holds configs (secrets as ${ENV} references)
+            except Exception as exc:  # unwritable path, foreign or refused file: run in memory, loudly
                 store_error = exc
-            else:
-                try:
-                    os.chmod(store.path, 0o600)  # it holds sink secrets
-                except OSError:
-                    pass
-        self.core = StatsCore(cfg, store, shard=self.shard, name=self.name)
+        failures = Failures()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.alerting = AlertingHub(registry=self.registry, name=self.name, on_failure=failures.fail,
+                                    dead_letter_dir=os.path.dirname(store.path) if store is not None else None)
+        self.core = StatsCore(cfg, store, alerting=self.alerting, failures=failures, group_commit=True,
+                              shard=self.shard, name=self.name)
         if store_error is not None:
             self.core.fail("store.open", store_error)
-        self.core.group_commit = True
         self._commit_fut: Optional[asyncio.Future] = None
-        self.core.dead_letter_dir = os.path.dirname(store.path) if store is not None else None
-        try:  # import the drift engine (scipy) now rather than inside the first ingest call
-            import raywatch.drift  # noqa: F401
-            import raywatch.drift.streaming  # noqa: F401
-        except Exception as exc:
-            self.core.fail("import.drift", exc)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.core.registry = self.registry
         self.registry.register(StatsCollector(self.core))
         self.recovered = self.core.recover() if store is not None else {}
         self.dogstatsd: Optional[DogStatsdPublisher] = None
@@ -171,8 +166,6 @@ class StatsActor:
         return await self.info()
 
     async def info(self) -> Dict[str, Any]:
-        import psutil
-
         return {
             "name": self.name,
             "shard": self.shard,
@@ -180,7 +173,7 @@ class StatsActor:
             "namespace": self.config.actor.namespace,
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
-            "rss_bytes": psutil.Process().memory_info().rss,
+            RSS_BYTES.name: psutil.Process().memory_info().rss,  # the actor's own
             "metrics_address": self.server.address if self.server else None,
             "sqlite_path": self.core.store.path if self.core.store is not None else None,
             "recovered": dict(self.recovered),
@@ -199,14 +192,17 @@ class StatsActor:
         return ms.profile_bytes if ms is not None else None
 
     async def get_config(self, model_key: str) -> Optional[Dict[str, Any]]:
+        """The model's configuration as data (secrets as ``${ENV}`` references or masked)."""
         ms = self.core.models.get(model_key)
-        return ms.config.model_dump(mode="json", by_alias=True) if ms is not None else None
+        return ms.config.to_data() if ms is not None else None
 
     async def ingest(self, batch: Union[ReplicaBatch, Dict[str, Any]]) -> str:
-        """Merge one replica batch (``"ok"``, ``"duplicate"`` or ``"error"``)."""
+        """Merge one replica batch: ``"ok"``, ``"duplicate"``, ``"error"``, or
+        ``"reregister"`` (merged; the replica should call ``register_model`` again with its
+        configuration object: the one the actor has lost its secrets)."""
         if not self._started:
             await self._ensure_started()
-        r = self.core.ingest(batch, journal=self.core.journal_batch)
+        r = self.core.ingest(batch)
         if self.core.journal_pending:
             await self._committed()
         return r
@@ -216,7 +212,7 @@ class StatsActor:
             await self._ensure_started()
         out: Dict[str, int] = {}
         for b in batches:
-            r = self.core.ingest(b, journal=self.core.journal_batch)
+            r = self.core.ingest(b)
             out[r] = out.get(r, 0) + 1
         if self.core.journal_pending:
             await self._committed()
@@ -258,11 +254,7 @@ class StatsActor:
 
     async def _feedback_items(self, items: List[Tuple[str, Any, Optional[str]]]) -> Dict[str, int]:
         await self._ensure_started()
-        now = time.time()
-        self.core.journal_feedback(items, now)
-        joined = 0
-        for rid, label, mk in items:
-            joined += int(self.core.feedback(rid, label, mk, now=now))
+        joined = self.core.feedback_many(items)
         if self.core.journal_pending:
             await self._committed()
         return {"accepted": len(items), "joined": joined}
@@ -297,11 +289,7 @@ class StatsActor:
         """Checkpoint, flush alert delivery and stop the HTTP server (before a planned kill)."""
         self._closed = True
         self.core.checkpoint()
-        for eng in self.core.engines.values():
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, lambda e=eng: e.close(timeout=timeout))
-            except Exception as exc:
-                self.core.fail("alerts.close", exc)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self.alerting.close(timeout=timeout))
         if self.server is not None:
             await self.server.stop()
             self.server = None

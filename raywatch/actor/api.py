@@ -24,7 +24,7 @@ ConfigLike = Union[MonitorConfig, Mapping[str, Any], None]
 
 
 def _ray():
-    import ray
+    import ray  # deferred: importing the query API (e.g. for its docs) does not start Ray's machinery
 
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS", "auto")
@@ -100,7 +100,9 @@ def status(model: Optional[str] = None, *, config: ConfigLike = None, timeout: f
 
 
 def history(model: Optional[str] = None, since: Optional[float] = None, *, config: ConfigLike = None, timeout: float = 60.0) -> Dict[str, Any]:
-    """Closed windows, feature histograms and alert transitions (the format in CONTRACTS)."""
+    """Closed windows, feature histograms and alert transitions of every shard (or of the
+    one owning ``model``): ``{"models": {key: {"labels", "features", "windows"}}, "alerts": [...]}``
+    (see :meth:`raywatch.aggregate.core.StatsCore.history`)."""
     ray = _ray()
     handles = actors(config)
     targets = [h for _, h in handles]

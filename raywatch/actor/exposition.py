@@ -3,82 +3,59 @@
 :class:`StatsCollector` is a prometheus_client custom collector: at scrape time it reads
 the actor's models (their last evaluation and their live counters) and yields metric
 families, in a dedicated :class:`~prometheus_client.CollectorRegistry` (never the global
-one). The names are the rule series' names with the ``raywatch_`` prefix, so a Prometheus
-alerting rule and a raywatch rule read the same figures; counters (``*_total``) are read
-live, gauges come from the last evaluation.
+one). Names and HELP texts come from the metric catalogue (:mod:`raywatch.series`): the
+rule series' names with the ``raywatch_`` prefix, so a Prometheus alerting rule and a
+raywatch rule read the same figures; counters (``*_total``) are read live, gauges come
+from the last evaluation.
 
 :class:`DogStatsdPublisher` sends the same figures to a DogStatsD agent after each
 evaluation: gauges as gauges, counters as increments of the difference since the last
-send; names ``raywatch.<name>``, labels as ``key:value`` tags.
+send; the catalogue's Datadog names (``raywatch.<name>``), labels as ``key:value`` tags.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["StatsCollector", "DogStatsdPublisher", "HELP"]
+from raywatch import series
+from raywatch.aggregate.core import StatsCore
+from raywatch.aggregate.model import ModelState
+from raywatch.series import METRICS, MODEL_LABELS, Metric
+
+__all__ = ["StatsCollector", "DogStatsdPublisher"]
 
 log = logging.getLogger("raywatch.actor.exposition")
 
-HELP = {
-    "requests_total": "Requests seen by monitored replicas.",
-    "errors_total": "Requests that ended in an exception or a 5xx status.",
-    "dropped_records_total": "Records replicas dropped (buffer full or stats actor unreachable).",
-    "capture_errors_total": "Failures of raywatch's own capture code in replicas.",
-    "throughput_rps": "Requests per second over the rolling view.",
-    "error_rate": "Errors / requests over the rolling view.",
-    "latency_p50_seconds": "Median request latency over the rolling view.",
-    "latency_p95_seconds": "95th percentile request latency over the rolling view.",
-    "latency_p99_seconds": "99th percentile request latency over the rolling view.",
-    "drift_score": "Drift statistic of a feature against the reference profile.",
-    "drift_p_value": "p-value of the feature's drift test (where the test has one).",
-    "drift_detected": "1 when the feature drifted.",
-    "dataset_drift": "1 when the share of drifted features passes the threshold.",
-    "drifted_features_share": "Share of features that drifted.",
-    "missing_share": "Share of missing values of a feature.",
-    "out_of_range_share": "Share of values outside the reference range.",
-    "unseen_category_share": "Share of categories not in the reference profile.",
-    "accuracy": "Accuracy from joined ground truth.",
-    "precision": "Precision from joined ground truth.",
-    "recall": "Recall from joined ground truth.",
-    "f1": "F1 score from joined ground truth.",
-    "roc_auc": "ROC-AUC from joined ground truth.",
-    "mae": "Mean absolute error from joined ground truth.",
-    "rmse": "Root mean squared error from joined ground truth.",
-    "feedback_rows": "Labels joined to predictions in the rolling view.",
-    "concept_drift": "1 when the streaming detector on the error stream fired in the rolling view.",
-    "latency_drift": "1 when the streaming detector on latency fired in the rolling view.",
-    "error_rate_drift": "1 when the streaming detector on the error rate fired in the rolling view.",
-    "cpu_percent": "CPU use of the busiest replica (percent of one core).",
-    "rss_bytes": "Resident memory of the largest replica.",
-    "node_cpu_percent": "CPU use of the busiest node.",
-    "node_memory_percent": "Memory use of the fullest node.",
-    "gpu_utilization": "GPU utilization (percent).",
-    "gpu_memory_used_bytes": "GPU memory used.",
-    "gpu_temperature_celsius": "GPU temperature.",
-    "gpu_power_watts": "GPU power draw.",
+_LIVE_TOTALS: Dict[Metric, Callable[[ModelState], float]] = {
+    series.REQUESTS_TOTAL: lambda ms: ms.totals["requests"],
+    series.ERRORS_TOTAL: lambda ms: ms.totals["errors"],
+    series.DROPPED_RECORDS_TOTAL: lambda ms: ms.dropped_total,
+    series.CAPTURE_ERRORS_TOTAL: lambda ms: ms.capture_errors_total,
+    series.SUMMARIZED_ROWS_TOTAL: lambda ms: ms.totals["rows"],
+    series.FEEDBACK_JOINED_TOTAL: lambda ms: ms.totals[series.FEEDBACK_ROWS.name],
 }
-
-_LIVE_TOTALS = {
-    "requests_total": lambda ms: ms.totals["requests"],
-    "errors_total": lambda ms: ms.totals["errors"],
-    "dropped_records_total": lambda ms: ms.dropped_total,
-    "capture_errors_total": lambda ms: ms.capture_errors_total,
-}
+"""Counters read live from the model's totals at scrape time (not from the last evaluation)."""
 
 
-def _labels(ms: Any) -> Dict[str, str]:
-    return {k: str(ms.labels.get(k, "")) for k in ("app", "deployment", "model", "version")}
+def _labels(ms: ModelState) -> List[str]:
+    return [str(ms.labels.get(k, "")) for k in MODEL_LABELS]
+
+
+def _family(metric: Metric, label_names: Sequence[str] = (), value: Optional[float] = None) -> Any:
+    labels = list(label_names) if value is None else None
+    if metric.is_counter:
+        return CounterMetricFamily(metric.prometheus_family, metric.help, labels=labels, value=value)
+    return GaugeMetricFamily(metric.prometheus, metric.help, labels=labels, value=value)
 
 
 class StatsCollector(Collector):
-    """Reads a :class:`~raywatch.actor.core.StatsCore` at scrape time."""
+    """Reads a :class:`~raywatch.aggregate.core.StatsCore` at scrape time."""
 
-    def __init__(self, core: Any):
+    def __init__(self, core: StatsCore):
         self.core = core
 
     def describe(self) -> Iterable[Any]:
@@ -89,51 +66,42 @@ class StatsCollector(Collector):
         fams: Dict[str, Any] = {}
         keys: Dict[str, Tuple[str, ...]] = {}
 
-        def family(name: str, label_names: Tuple[str, ...]) -> Any:
-            fam = fams.get(name)
+        def family(metric: Metric, label_names: Tuple[str, ...]) -> Any:
+            fam = fams.get(metric.name)
             if fam is None:
-                doc = HELP.get(name, name.replace("_", " "))
-                if name.endswith("_total"):
-                    fam = CounterMetricFamily("raywatch_" + name[: -len("_total")], doc, labels=list(label_names))
-                else:
-                    fam = GaugeMetricFamily("raywatch_" + name, doc, labels=list(label_names))
-                fams[name] = fam
-                keys[name] = label_names
+                fam = fams[metric.name] = _family(metric, label_names)
+                keys[metric.name] = label_names
             return fam
 
-        base_names = ("app", "deployment", "model", "version")
         for ms in list(core.models.values()):
             base = _labels(ms)
-            for name, value in _LIVE_TOTALS.items():
-                family(name, base_names).add_metric([base[k] for k in base_names], float(value(ms)))
-            family("summarized_rows_total", base_names).add_metric([base[k] for k in base_names], float(ms.totals["rows"]))
-            family("feedback_joined_total", base_names).add_metric([base[k] for k in base_names], float(ms.totals["feedback_rows"]))
+            for metric, value in _LIVE_TOTALS.items():
+                family(metric, MODEL_LABELS).add_metric(base, float(value(ms)))
             for s in list(ms.series):
-                if s.name in _LIVE_TOTALS:
+                metric = METRICS[s.name]
+                if metric in _LIVE_TOTALS:
                     continue
                 names = tuple(s.labels.keys())
-                fam = family(s.name, names)
+                fam = family(metric, names)
                 if keys[s.name] != names:
                     continue  # a differently labelled sample would break the family
                 fam.add_metric([str(s.labels[k]) for k in names], float(s.value))
             for rid, r in list(ms.replicas.items()):
                 res = r.resources or {}
-                for key in ("cpu_percent", "rss_bytes"):
+                for metric, key in series.REPLICA_RESOURCES:
                     v = res.get(key)
                     if v is not None:
-                        family(f"replica_{key}", base_names + ("replica",)).add_metric(
-                            [base[k] for k in base_names] + [rid], float(v)
-                        )
+                        family(metric, MODEL_LABELS + ("replica",)).add_metric(base + [rid], float(v))
         yield from fams.values()
         counters = core.counters
-        yield CounterMetricFamily("raywatch_actor_batches", "Replica batches ingested by this stats actor.", value=counters["batches"])
-        yield CounterMetricFamily("raywatch_actor_duplicate_batches", "Batches skipped as already ingested (same replica and seq).", value=counters["duplicates"])
-        yield CounterMetricFamily("raywatch_actor_failures", "Failures of the stats actor's own code (ingest, detection, delivery hand-off).", value=sum(core.failures.values()))
+        yield _family(series.ACTOR_BATCHES_TOTAL, value=counters["batches"])
+        yield _family(series.ACTOR_DUPLICATE_BATCHES_TOTAL, value=counters["duplicates"])
+        yield _family(series.ACTOR_FAILURES_TOTAL, value=sum(core.failures.values()))
         fb = core.joiner.counters()
         pend = core.joiner.pending()
-        yield GaugeMetricFamily("raywatch_feedback_pending", "Predictions and labels waiting to be joined.", value=pend["predictions"] + pend["labels"])
-        yield CounterMetricFamily("raywatch_feedback_expired", "Predictions and labels expired or evicted before a join.",
-                                  value=fb["expired_predictions"] + fb["expired_labels"] + fb["evicted_predictions"] + fb["evicted_labels"])
+        yield _family(series.FEEDBACK_PENDING, value=pend["predictions"] + pend["labels"])
+        yield _family(series.FEEDBACK_EXPIRED_TOTAL,
+                      value=fb["expired_predictions"] + fb["expired_labels"] + fb["evicted_predictions"] + fb["evicted_labels"])
 
 
 class DogStatsdPublisher:
@@ -151,7 +119,7 @@ class DogStatsdPublisher:
 
     def __init__(self, host: str, port: int = 8125, tags: Optional[List[str]] = None, client: Any = None):
         if client is None:
-            from datadog.dogstatsd import DogStatsd
+            from datadog.dogstatsd import DogStatsd  # deferred: only an actor configured for DogStatsD needs it
 
             client = DogStatsd(host=host, port=int(port), constant_tags=list(tags or []), disable_telemetry=True)
         self.client = client
@@ -163,7 +131,7 @@ class DogStatsdPublisher:
         so that the restored totals are not counted again)."""
         for ms in models:
             for s in ms.series:
-                if s.name.endswith("_total"):
+                if METRICS[s.name].is_counter:
                     self._sent[(s.name, tuple(sorted(s.labels.items())))] = s.value
 
     def publish(self, models: Iterable[Any]) -> int:
@@ -171,8 +139,9 @@ class DogStatsdPublisher:
         for ms in models:
             for s in ms.series:
                 tags = [f"{k}:{v}" for k, v in s.labels.items()]
-                name = "raywatch." + s.name
-                if s.name.endswith("_total"):
+                metric = METRICS[s.name]
+                name = metric.datadog
+                if metric.is_counter:
                     key = (s.name, tuple(sorted(s.labels.items())))
                     prev = self._sent.get(key)
                     self._sent[key] = s.value

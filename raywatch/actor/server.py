@@ -25,10 +25,10 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from raywatch.actor.feedback import parse_feedback
-from raywatch.actor.store import dumps
+from raywatch.aggregate.data import report_json
+from raywatch.aggregate.joiner import parse_feedback
 
-__all__ = ["StatsServer", "parse_feedback"]
+__all__ = ["StatsServer"]
 
 log = logging.getLogger("raywatch.actor.server")
 
@@ -103,7 +103,7 @@ class StatsServer:
 
     async def _get_status(self, request: web.Request) -> web.Response:
         st = await self._status(request.query.get("model"))
-        return web.Response(text=dumps(st), content_type="application/json")
+        return web.Response(text=report_json(st), content_type="application/json")
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -21,7 +21,7 @@ import json
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
-from raywatch.actor.feedback import parse_feedback
+from raywatch.aggregate.joiner import parse_feedback
 
 __all__ = ["is_feedback_path", "parse_items", "submit", "asgi_feedback", "request_feedback",
            "request_feedback_sync"]

@@ -1,6 +1,6 @@
 """The stats actor on a real Ray cluster, driven by direct actor calls.
 
-Issue 4 requirements covered:
+What is checked:
 
 * named async actor in namespace "raywatch", get-if-exists, detached —
   test_get_or_create_is_named_detached_and_get_if_exists
@@ -30,7 +30,7 @@ import time
 import urllib.request
 
 import pytest
-from actor_helpers import make_batch, unique_name, profile  # noqa: F401 (fixture)
+from rw_batches import make_batch, unique_name, profile  # noqa: F401 (fixture)
 from prometheus_client.parser import text_string_to_metric_families
 
 import raywatch
@@ -249,7 +249,7 @@ import json, os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
 import ray
 from ray.cluster_utils import Cluster
-from actor_helpers import make_batch, reference
+from rw_batches import make_batch, reference
 from raywatch.actor.actor import get_or_create
 from raywatch.config import MonitorConfig
 from raywatch.stats.profile import Profile
@@ -292,7 +292,7 @@ finally:
 def test_two_node_cluster_reports_into_one_actor(tmp_path):
     script = tmp_path / "two_nodes.py"
     script.write_text(_TWO_NODES)
-    helpers = os.path.join(os.path.dirname(__file__), "actor_helpers.py")
+    helpers = os.path.join(os.path.dirname(os.path.dirname(__file__)), "rw_batches.py")
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
     env.pop("RAY_ADDRESS")
     proc = subprocess.run([sys.executable, str(script), helpers, str(tmp_path / "two.sqlite")],

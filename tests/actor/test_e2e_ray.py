@@ -1,12 +1,11 @@
 """End to end on a real Ray cluster: raywatch.monitor() replicas → stats actor → webhook.
 
-One multi-replica monitored deployment under concurrent load (Issue 4, "Tested on a real
-Ray cluster"):
+One multi-replica monitored deployment under concurrent load, on a real Ray cluster:
 
 * latency percentiles computed by the stats actor from the replicas' merged sketches agree
   with the client's own measurement — checked after phase A;
 * drift injected mid-stream (phase B) is detected by the actor's own evaluation loop and
-  its alert reaches a local webhook receiver (stream B's webhook sink);
+  its alert reaches a local webhook receiver (raywatch's webhook sink);
 * the stats actor killed mid-traffic (phase C): every request is still served, the
   replicas re-create the actor by name, it resumes from SQLite, and totals reconcile:
   requests sent = requests ingested + drops reported.
@@ -27,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from actor_helpers import WebhookReceiver, unique_name
+from rw_batches import WebhookReceiver, unique_name
 from rw_test_support import serve_http_port, wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

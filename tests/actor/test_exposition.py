@@ -1,6 +1,6 @@
 """Exposition without Ray: Prometheus collector, HTTP server (/metrics, /feedback), DogStatsD.
 
-Issue 4 requirements covered: Prometheus metrics from a dedicated registry with a custom
+What is checked: Prometheus metrics from a dedicated registry with a custom
 collector reading the actor's state (test_collector_*), the /metrics and POST /feedback
 routes over real HTTP on 127.0.0.1 (test_server_*), DogStatsD metrics to a real local UDP
 socket (test_dogstatsd_*).
@@ -14,11 +14,11 @@ import socket
 
 import aiohttp
 import pytest
-from actor_helpers import make_batch, profile  # noqa: F401 (fixture)
+from rw_batches import make_batch, profile  # noqa: F401 (fixture)
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from raywatch.actor.core import StatsCore
+from raywatch.aggregate import StatsCore
 from raywatch.actor.exposition import DogStatsdPublisher, StatsCollector
 from raywatch.actor.server import StatsServer
 from raywatch.config import MonitorConfig
@@ -146,3 +146,16 @@ def test_dogstatsd_to_a_local_udp_socket(core, profile):
     finally:
         pub.close()
         sock.close()
+
+
+def test_every_family_is_a_catalogue_metric_with_its_help(core):
+    from raywatch.series import METRICS
+
+    by_family = {m.prometheus_family if m.is_counter else m.prometheus: m for m in METRICS.values()}
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StatsCollector(core))
+    fams = list(text_string_to_metric_families(generate_latest(reg).decode()))
+    assert len(fams) > 20
+    for fam in fams:
+        m = by_family[fam.name]
+        assert (fam.documentation, fam.type) == (m.help, m.type)

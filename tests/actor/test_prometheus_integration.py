@@ -1,7 +1,7 @@
 """A real Prometheus server scrapes the stats actor's /metrics (integration).
 
-Issue 4 requirement covered: "exposes Prometheus metrics on a /metrics endpoint" — checked
-with the consumer users have: ``promtool check metrics`` accepts the exposition, and a
+The stats actor exposes Prometheus metrics on a /metrics endpoint, checked with the
+consumer users have: ``promtool check metrics`` accepts the exposition, and a
 real ``prometheus`` on 127.0.0.1 scrapes it and answers PromQL queries over the actor's
 series (the actor's HTTP server runs here on an asyncio loop in a thread; the Ray-hosted
 server is the same class, scraped in test_actor_ray.py).
@@ -18,11 +18,11 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from actor_helpers import make_batch, profile  # noqa: F401 (fixture)
+from rw_batches import make_batch, profile  # noqa: F401 (fixture)
 from prometheus_client import CollectorRegistry, generate_latest
 from rw_test_support import free_port
 
-from raywatch.actor.core import StatsCore
+from raywatch.aggregate import StatsCore
 from raywatch.actor.exposition import StatsCollector
 from raywatch.actor.server import StatsServer
 from raywatch.config import MonitorConfig

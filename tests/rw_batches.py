@@ -1,5 +1,6 @@
-"""Helpers for the stats actor's tests (imported as ``actor_helpers``): real profiles and
-replica batches built from them."""
+"""Helpers for the stats actor's tests in tests/aggregate and tests/actor (imported as
+``rw_batches``: ``tests/`` is on ``sys.path`` through ``tests/conftest.py``): real profiles,
+replica batches built from them, and a local webhook receiver."""
 
 from __future__ import annotations
 

@@ -26,9 +26,13 @@ import logging
 from collections import OrderedDict
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from raywatch.aggregate.data import fields, record
+
 __all__ = ["FeedbackJoiner", "Joined", "parse_feedback"]
 
-log = logging.getLogger("raywatch.actor.feedback")
+log = logging.getLogger("raywatch.aggregate.joiner")
+
+FORMAT, VERSION = "raywatch.feedback-joiner", 1
 
 
 def parse_feedback(body: Any, default_model: Optional[str] = None) -> List[Tuple[str, Any, Optional[str]]]:
@@ -178,18 +182,18 @@ class FeedbackJoiner:
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:
-        """A picklable snapshot (the actor stores it in SQLite)."""
-        return {
-            "ttl": self.ttl,
-            "max_pending": self.max_pending,
-            "predictions": list(self._predictions.items()),
-            "labels": list(self._labels.items()),
-            "counts": dict(self._counts),
-        }
+        """Both sides and the counters as a ``raywatch.feedback-joiner`` record, version 1:
+        ``predictions`` as ``[request_id, [ts, model_key, prediction, score]]`` and
+        ``labels`` as ``[request_id, [ts, label, model_key]]``, oldest first."""
+        return record(FORMAT, VERSION, ttl=self.ttl, max_pending=self.max_pending,
+                      predictions=[[k, list(v)] for k, v in self._predictions.items()],
+                      labels=[[k, list(v)] for k, v in self._labels.items()], counts=dict(self._counts))
 
     def restore(self, state: Dict[str, Any]) -> None:
-        self._predictions = OrderedDict((k, tuple(v)) for k, v in state.get("predictions", []))
-        self._labels = OrderedDict((k, tuple(v)) for k, v in state.get("labels", []))
+        """Resume from :meth:`state` (ValueError when it is another format or version)."""
+        state = fields(state, FORMAT, VERSION)
+        self._predictions = OrderedDict((str(k), tuple(v)) for k, v in state.get("predictions", []))
+        self._labels = OrderedDict((str(k), tuple(v)) for k, v in state.get("labels", []))
         for k, v in (state.get("counts") or {}).items():
             if k in self._counts:
                 self._counts[k] = int(v)

@@ -1,6 +1,6 @@
 """StatsCore without Ray: the stats actor's logic, with real profiles and replica batches.
 
-Issue 4 requirements covered here (the Ray-level tests are in test_actor_ray.py):
+What is checked (the Ray-level tests are in tests/actor):
 
 * merge per model and tumbling window + rolling view, latency percentiles from the merged
   sketch, throughput, error rate, resources — test_windows_merge_and_figures,
@@ -13,6 +13,9 @@ Issue 4 requirements covered here (the Ray-level tests are in test_actor_ray.py)
   from the error stream — test_feedback_*
 * persistence: checkpoint + journal replay after a crash — test_recover_*
 * the actor's own failures counted, never crash ingest — test_failures_are_counted_not_raised
+* alert rules through the alerting hub, delivered to a webhook; a replaced alerting config
+  resolves the old engine's alerts — test_drift_quality_rules_and_webhook_delivery,
+  test_reconfigured_alerting_*, test_replaced_alerting_*
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ import time
 import numpy as np
 import pytest
 
-from raywatch.actor.core import StatsCore
-from raywatch.actor.store import Store
+from raywatch.aggregate import StatsCore, Store, history_from_sqlite
+from raywatch.aggregate.windows import _FAST_MERGE_OK, Window
+from raywatch.alerts.hub import AlertingHub
 from raywatch.config import MonitorConfig
 from raywatch.stats.sketch import LatencySketch
 
-from actor_helpers import WebhookReceiver, make_batch, profile  # noqa: F401 (fixture)
+from rw_batches import WebhookReceiver, make_batch, profile, rows  # noqa: F401 (fixture)
 from rw_test_support import wait_until
 
 T0 = 1_000_000.0  # a multiple of the window length below
@@ -195,12 +199,11 @@ def test_recover_from_checkpoint_and_journal(profile, tmp_path):
     path = str(tmp_path / "s.sqlite")
     c = core_with(profile, Store(path))
     for k in range(1, 4):
-        c.ingest(make_batch(profile, n=100, seq=k, ts=T0 + k), now=T0 + k, journal=c.journal_batch)
+        c.ingest(make_batch(profile, n=100, seq=k, ts=T0 + k), now=T0 + k)
     c.checkpoint()
     for k in range(4, 6):  # after the checkpoint: only in the journal
-        c.ingest(make_batch(profile, n=100, seq=k, ts=T0 + k, dropped_total=k), now=T0 + k, journal=c.journal_batch)
-    c.feedback("x", 1, now=T0 + 6)
-    c.journal_feedback([("x", 1, None)], T0 + 6)
+        c.ingest(make_batch(profile, n=100, seq=k, ts=T0 + k, dropped_total=k), now=T0 + k)
+    c.feedback("x", 1, now=T0 + 6)  # journaled too
     before = c.evaluate(now=T0 + 7)["models"]["app/Model"]
     del c  # the process dies without a final checkpoint
 
@@ -255,7 +258,7 @@ def test_drift_quality_rules_and_webhook_delivery(profile, tmp_path):
                 "sinks": [{"name": "hook", "type": "webhook", "url": recv.url}],
             },
         }
-        c = StatsCore(cfg(), Store(str(tmp_path / "s.sqlite")))
+        c = StatsCore(cfg(), Store(str(tmp_path / "s.sqlite")), alerting=AlertingHub())
         c.register_model("app/Model", config, profile.to_bytes())
         for k in range(1, 6):
             c.ingest(make_batch(profile, n=400, seq=k, ts=T0 + k), now=T0 + k)
@@ -271,7 +274,7 @@ def test_drift_quality_rules_and_webhook_delivery(profile, tmp_path):
         names = {(s.name, s.labels.get("feature")) for s in c.models["app/Model"].series}
         assert ("drift_detected", "age") in names and ("dataset_drift", None) in names
         assert [a["labels"]["alertname"] for a in st["alerts"]] == ["DataDrift"]
-        eng = next(iter(c.engines.values()))
+        eng = next(iter(c.alerting.engines.values()))
         assert eng.wait_idle(timeout=20)
         deadline = time.time() + 20
         while not recv.received and time.time() < deadline:
@@ -284,22 +287,18 @@ def test_drift_quality_rules_and_webhook_delivery(profile, tmp_path):
         assert [(a["alertname"], a["state"]) for a in hist["alerts"]] == [("DataDrift", "firing")]
         # alert engine state survives a restart (no second "firing" transition)
         c.checkpoint()
-        r = StatsCore(cfg(), Store(str(tmp_path / "s.sqlite")))
+        r = StatsCore(cfg(), Store(str(tmp_path / "s.sqlite")), alerting=AlertingHub())
         r.recover()
         r.evaluate(now=T0 + 22)
         assert [a["labels"]["alertname"] for a in r.alerts()] == ["DataDrift"]
         assert [(a["alertname"], a["state"]) for a in r.history()["alerts"]] == [("DataDrift", "firing")]
-        for e in list(c.engines.values()) + list(r.engines.values()):
-            e.close(timeout=5)
+        for hub in (c.alerting, r.alerting):
+            hub.close(timeout=5)
     finally:
         recv.close()
 
 
 def test_deferred_summary_merge_equals_eager_merge(profile):
-    from actor_helpers import rows
-
-    from raywatch.actor.windows import Window
-
     parts = [profile.summarize(rows(n, seed=n, drift=n % 3 == 0), seed=n) for n in range(1, 140)]
     eager = parts[0]
     for p in parts[1:]:
@@ -309,8 +308,6 @@ def test_deferred_summary_merge_equals_eager_merge(profile):
         w.add_summary(p)
     assert w.summary == eager
     assert w.rows == sum(range(1, 140))
-    from raywatch.actor.windows import _FAST_MERGE_OK
-
     assert _FAST_MERGE_OK[profile.fingerprint] is True  # the one-pass sample merge was used, and checked
 
 
@@ -331,23 +328,11 @@ def test_config_with_masked_secrets_takes_the_actors_own(profile):
     assert bare.failures == {"register.secrets": 1}
 
 
-def test_unwritable_sqlite_path_runs_in_memory(profile, tmp_path):
-    from raywatch.actor.actor import StatsActor
-
-    blocker = tmp_path / "file"
-    blocker.write_text("not a directory")
-    a = StatsActor(MonitorConfig(actor={"sqlite_path": str(blocker / "stats.sqlite")}))
-    assert a.core.store is None and a.core.failures == {"store.open": 1}
-    assert a.core.ingest(make_batch(profile, n=5, seq=1), journal=a.core.journal_batch) == "ok"
-
-
 def test_history_from_sqlite_without_ray(profile, tmp_path):
-    from raywatch.actor import history_from_sqlite
-
     path = str(tmp_path / "s.sqlite")
     c = core_with(profile, Store(path))
     for k in range(3):
-        c.ingest(make_batch(profile, n=50, seq=k + 1, ts=T0 + 10 * k + 1), now=T0 + 10 * k + 1, journal=c.journal_batch)
+        c.ingest(make_batch(profile, n=50, seq=k + 1, ts=T0 + 10 * k + 1), now=T0 + 10 * k + 1)
     c.evaluate(now=T0 + 25)
     live = c.history()
     offline = history_from_sqlite(path)
@@ -378,18 +363,18 @@ def test_reconfigured_alerting_retires_the_old_engine(profile):
         return {"alerting": {"rules": [{"name": "Errors", "metric": "error_rate", "op": ">", "threshold": threshold}],
                              "sinks": [{"name": "log", "type": "log"}]}}
 
-    c = StatsCore(cfg())
+    hub = AlertingHub()
+    c = StatsCore(cfg(), alerting=hub)
     c.register_model("app/Model", alerting(0.5), profile.to_bytes())
     c.ingest(make_batch(profile, n=100, seq=1, errors=20, ts=T0), now=T0)
     c.evaluate(now=T0 + 1)
-    assert len(c.engines) == 1 and c.alerts() == []
-    old = next(iter(c.engines.values()))
+    assert len(hub.engines) == 1 and c.alerts() == []
+    old = next(iter(hub.engines.values()))
     c.register_model("app/Model", alerting(0.1), profile.to_bytes())  # the threshold changed (hot reload)
     c.evaluate(now=T0 + 2)
-    assert len(c.engines) == 1 and next(iter(c.engines.values())) is not old
+    assert len(hub.engines) == 1 and next(iter(hub.engines.values())) is not old
     assert [a["labels"]["alertname"] for a in c.alerts()] == ["Errors"]  # 0.2 > 0.1 now
-    for e in c.engines.values():
-        e.close(timeout=5)
+    hub.close(timeout=5)
 
 
 def test_replaced_alerting_resolves_the_old_engines_alerts_at_once(profile, tmp_path):
@@ -405,19 +390,20 @@ def test_replaced_alerting_resolves_the_old_engines_alerts_at_once(profile, tmp_
             "sinks": [{"name": "hook", "type": "webhook", "url": recv.url}]}}
 
     try:
-        c = StatsCore(cfg(), Store(str(tmp_path / "s.sqlite")))
+        hub = AlertingHub()
+        c = StatsCore(cfg(), Store(str(tmp_path / "s.sqlite")), alerting=hub)
         c.register_model("app/Model", alerting(0.1), profile.to_bytes())
         c.ingest(make_batch(profile, n=100, seq=1, errors=20, ts=T0), now=T0)
         c.evaluate(now=T0 + 1)
         assert [a["labels"]["alertname"] for a in c.alerts()] == ["Errors"]
-        old = next(iter(c.engines.values()))
+        old = next(iter(hub.engines.values()))
         assert old.wait_idle(timeout=20)
         wait_until(lambda: recv.received, timeout=20, interval=0.05, what="the firing notification")
         assert recv.received[0]["status"] == "firing"
         # raised above the error rate (0.2): the old alert is over, and no new one fires
         c.register_model("app/Model", alerting(0.5, "2h"), profile.to_bytes())
         c.evaluate(now=T0 + 2)
-        assert c.alerts() == [] and next(iter(c.engines.values())) is not old
+        assert c.alerts() == [] and next(iter(hub.engines.values())) is not old
         body = wait_until(lambda: recv.received[1:] and recv.received[1], timeout=20, interval=0.05,
                           what="the resolved notification")
         assert body["status"] == "resolved"
@@ -426,7 +412,6 @@ def test_replaced_alerting_resolves_the_old_engines_alerts_at_once(profile, tmp_
         assert entry["annotations"]["resolved_reason"] == "alerting configuration replaced"
         assert [(a["alertname"], a["state"]) for a in c.history()["alerts"]] == [("Errors", "firing"),
                                                                                  ("Errors", "resolved")]
-        for e in c.engines.values():
-            e.close(timeout=5)
+        hub.close(timeout=5)
     finally:
         recv.close()

@@ -18,65 +18,35 @@ joined — a performance accumulator. :meth:`Window.merged` folds several window
 
 from __future__ import annotations
 
-import logging
 import copy
+import logging
 from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 
+from raywatch import series
+from raywatch.aggregate.data import b64, unb64
+from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
 from raywatch.stats.sketch import LatencySketch
+from raywatch.stats.summary import WindowSummary
 
 __all__ = ["Window", "aggregate_resources", "perf_from_dict", "merge_summaries"]
 
 _PENDING_MAX = 64  # summaries held back before one merge_summaries call
 _MAX_KEYS = 200  # distinct routes / methods kept per window; the rest count as "other"
 
-log = logging.getLogger("raywatch.actor.windows")
-
-QUANTILES = (("latency_p50_seconds", 0.50), ("latency_p95_seconds", 0.95), ("latency_p99_seconds", 0.99))
+log = logging.getLogger("raywatch.aggregate.windows")
 
 
 def perf_from_dict(d: Optional[Dict[str, Any]]):
     """A performance accumulator from its ``to_dict`` (classification or regression)."""
     if not d:
         return None
-    from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
-
     return ClassificationMetrics.from_dict(d) if d.get("kind") == "classification" else RegressionMetrics.from_dict(d)
-
-
-def _summary_from_bytes(b: Optional[bytes]):
-    if b is None:
-        return None
-    from raywatch.stats.summary import WindowSummary
-
-    return WindowSummary.from_bytes(b)
 
 
 class Window:
     """One model's aggregates over ``[start, end)``."""
-
-    __slots__ = (
-        "start",
-        "end",
-        "_summary",
-        "_pending",
-        "requests",
-        "errors",
-        "error_types",
-        "statuses",
-        "routes",
-        "methods",
-        "latency",
-        "batches",
-        "dropped",
-        "capture_errors",
-        "perf",
-        "feedback_rows",
-        "resources",
-        "first_ts",
-        "last_ts",
-    )
 
     def __init__(self, start: float, end: float):
         self.start = float(start)
@@ -202,21 +172,22 @@ class Window:
             "statuses": dict(self.statuses),
             "routes": dict(self.routes),
             "methods": dict(self.methods),
-            "error_rate": (self.errors / self.requests) if self.requests else 0.0,
-            "throughput_rps": (self.requests / seconds) if seconds > 0 else 0.0,
+            series.ERROR_RATE.name: (self.errors / self.requests) if self.requests else 0.0,
+            series.THROUGHPUT_RPS.name: (self.requests / seconds) if seconds > 0 else 0.0,
             "rows": self.rows,
             "batches": self.batches,
             "dropped": self.dropped,
             "capture_errors": self.capture_errors,
-            "feedback_rows": self.feedback_rows,
+            series.FEEDBACK_ROWS.name: self.feedback_rows,
             "latency_mean_seconds": self.latency.mean,
         }
-        for name, q in QUANTILES:
-            out[name] = self.latency.quantile(q) if self.latency.count else None
+        for metric, q in series.LATENCY_QUANTILES:
+            out[metric.name] = self.latency.quantile(q) if self.latency.count else None
         return out
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:
+        """The window as JSON-able data (the merged summary as base64 of its codec bytes)."""
         return {
             "start": self.start,
             "end": self.end,
@@ -227,12 +198,12 @@ class Window:
             "routes": self.routes,
             "methods": self.methods,
             "latency": self.latency.to_dict(),
-            "summary": self.summary.to_bytes() if self.summary is not None else None,  # materializes
+            "summary": b64(self.summary.to_bytes()) if self.summary is not None else None,  # materializes
             "batches": self.batches,
             "dropped": self.dropped,
             "capture_errors": self.capture_errors,
             "perf": self.perf.to_dict() if self.perf is not None else None,
-            "feedback_rows": self.feedback_rows,
+            series.FEEDBACK_ROWS.name: self.feedback_rows,
             "resources": self.resources,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
@@ -241,19 +212,23 @@ class Window:
     @classmethod
     def from_state(cls, s: Dict[str, Any]) -> "Window":
         w = cls(s["start"], s["end"])
-        for k in ("requests", "errors", "batches", "dropped", "capture_errors", "feedback_rows", "first_ts", "last_ts"):
-            setattr(w, k, s.get(k, getattr(w, k)))
+        w.requests, w.errors, w.batches = int(s.get("requests", 0)), int(s.get("errors", 0)), int(s.get("batches", 0))
+        w.dropped, w.capture_errors = int(s.get("dropped", 0)), int(s.get("capture_errors", 0))
+        w.feedback_rows = int(s.get(series.FEEDBACK_ROWS.name, 0))
+        w.first_ts, w.last_ts = s.get("first_ts"), s.get("last_ts")
         w.error_types = dict(s.get("error_types") or {})
         w.statuses = dict(s.get("statuses") or {})
         w.routes = dict(s.get("routes") or {})
         w.methods = dict(s.get("methods") or {})
         w.latency = LatencySketch.from_dict(s["latency"]) if s.get("latency") else LatencySketch()
-        w.summary = _summary_from_bytes(s.get("summary"))
+        blob = unb64(s.get("summary"))
+        w.summary = WindowSummary.from_bytes(blob) if blob is not None else None
         w.perf = perf_from_dict(s.get("perf"))
         w.resources = dict(s.get("resources") or {})
         return w
 
 
+_GPU_KEYS = tuple(key for _, key in series.GPU_SERIES) + ("memory_total_bytes",)  # keys of a replica's GPU sample
 _EMPTY = np.empty(0, dtype=np.float64)
 _FAST_MERGE_OK: Dict[str, bool] = {}  # profile fingerprint -> fast path verified
 
@@ -304,7 +279,7 @@ def merge_summaries(summaries: List[Any]):
     if len(summaries) == 1:
         return summaries[0]
     cls = type(summaries[0])
-    fp = str(getattr(summaries[0], "fingerprint", ""))
+    fp = str(summaries[0].fingerprint)
     ok = _FAST_MERGE_OK.get(fp)
     if ok is False:
         return cls.merge_all(summaries)
@@ -344,16 +319,17 @@ def aggregate_resources(per_replica: Dict[str, Dict[str, Any]]) -> Dict[str, Any
     >>> r["cpu_percent"], r["rss_bytes"], r["rss_bytes_total"], r["replicas"], r["gpu_utilization"]
     (30.0, 100.0, 150.0, 2, 55.0)
     """
+    cpu_key, rss_key = series.CPU_PERCENT.name, series.RSS_BYTES.name  # the replica's sample keys
     out: Dict[str, Any] = {"replicas": len(per_replica)}
-    cpu = [_num(r.get("cpu_percent")) for r in per_replica.values()]
-    rss = [_num(r.get("rss_bytes")) for r in per_replica.values()]
+    cpu = [_num(r.get(cpu_key)) for r in per_replica.values()]
+    rss = [_num(r.get(rss_key)) for r in per_replica.values()]
     cpu = [c for c in cpu if c is not None]
     rss = [c for c in rss if c is not None]
-    out["cpu_percent"] = max(cpu) if cpu else None
-    out["cpu_percent_total"] = sum(cpu) if cpu else None
-    out["rss_bytes"] = max(rss) if rss else None
-    out["rss_bytes_total"] = sum(rss) if rss else None
-    for key in ("node_cpu_percent", "node_memory_percent", "num_threads", "open_files"):
+    out[cpu_key] = max(cpu) if cpu else None
+    out[cpu_key + "_total"] = sum(cpu) if cpu else None
+    out[rss_key] = max(rss) if rss else None
+    out[rss_key + "_total"] = sum(rss) if rss else None
+    for key in (series.NODE_CPU_PERCENT.name, series.NODE_MEMORY_PERCENT.name, "num_threads", "open_files"):
         vals = [_num(r.get(key)) for r in per_replica.values()]
         vals = [v for v in vals if v is not None]
         out[key] = max(vals) if vals else None
@@ -363,13 +339,10 @@ def aggregate_resources(per_replica: Dict[str, Dict[str, Any]]) -> Dict[str, Any
         for g in r.get("gpus") or []:
             if not isinstance(g, dict):
                 continue
-            gpus[f"{node}:{g.get('index', 0)}"] = {
-                k: _num(g.get(k))
-                for k in ("utilization", "memory_used_bytes", "memory_total_bytes", "temperature_celsius", "power_watts")
-            }
+            gpus[f"{node}:{g.get('index', 0)}"] = {k: _num(g.get(k)) for k in _GPU_KEYS}
     out["gpus"] = gpus
     util = [g["utilization"] for g in gpus.values() if g.get("utilization") is not None]
-    out["gpu_utilization"] = max(util) if util else None
+    out[series.GPU_UTILIZATION.name] = max(util) if util else None
     if not gpus:
         statuses = {str(r.get("gpu_status")) for r in per_replica.values() if r.get("gpu_status")}
         out["gpu_status"] = ", ".join(sorted(statuses)) if statuses else None

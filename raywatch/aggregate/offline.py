@@ -1,0 +1,83 @@
+"""The history of a stats actor's SQLite file, without Ray: what ``raywatch report --sqlite`` reads.
+
+:func:`history_from_sqlite` copies the file with SQLite's online backup (a running actor is
+not disturbed, and the file is never written: a schema-1 file is migrated in the copy, which
+lives in an owner-only temporary folder and is deleted afterwards), recovers a
+:class:`~raywatch.aggregate.core.StatsCore` from the copy (models, last checkpoint, journal)
+and answers :meth:`~raywatch.aggregate.core.StatsCore.history`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from typing import Any, Dict, Optional
+
+from raywatch.aggregate.core import StatsCore
+from raywatch.aggregate.data import decode
+from raywatch.aggregate.models import config_from_record
+from raywatch.aggregate.store import Store
+from raywatch.config import MonitorConfig
+
+__all__ = ["history_from_sqlite"]
+
+
+def _copy(src: str, dst: str) -> None:
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    target = sqlite3.connect(dst)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def _stored_settings(store: Store) -> MonitorConfig:
+    """The configuration the actor ran with (its window settings shape the rolling view):
+    the first stored model's that can be read."""
+    for key, stored in store.load_models().items():
+        cfg = store.migrated_configs.get(key)
+        if cfg is None and stored.config is not None:
+            try:
+                cfg, _ = config_from_record(decode(stored.config))
+            except Exception:  # a record this raywatch cannot read: try the next model's
+                continue
+        if cfg is not None:
+            return cfg
+    return MonitorConfig()
+
+
+def _newest(core: StatsCore, store: Store, model: Optional[str], since: Optional[float]) -> Optional[float]:
+    ends = [float(w["end"]) for w in store.windows(model, since, 100_000) if w.get("end") is not None]
+    if ends:
+        return max(ends)
+    data = [w.last_ts or w.end for ms in core.models.values() for w in list(ms.open.values()) + list(ms.closed)]
+    return max(data) if data else None
+
+
+def history_from_sqlite(path: str, model: Optional[str] = None, since: Optional[float] = None,
+                        config: Optional[MonitorConfig] = None, now: Optional[float] = None) -> Dict[str, Any]:
+    """``history()`` of the stats actor SQLite file at ``path`` (see the module docstring).
+
+    ``model`` (a model key) and ``since`` (UTC epoch seconds) filter it; ``config`` gives the
+    window settings (default: those stored with the models). The features' "current"
+    histograms are the rolling view at ``now``, by default the end of the newest stored
+    window (the cluster may be long gone when the report is made), else the newest data in
+    the file. FileNotFoundError when there is no such file.
+    """
+    src = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(src):
+        raise FileNotFoundError(src)
+    with tempfile.TemporaryDirectory(prefix="raywatch-report-") as tmp:
+        copy = os.path.join(tmp, "copy.sqlite")
+        _copy(src, copy)
+        store = Store(copy)
+        try:
+            core = StatsCore(config if config is not None else _stored_settings(store), store)
+            core.recover()
+            at = now if now is not None else _newest(core, store, model, since)
+            return core.history(model, since, now=at)
+        finally:
+            store.close()
