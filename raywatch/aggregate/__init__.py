@@ -34,7 +34,7 @@ _EXPORTS = {
     "aggregate_resources": "raywatch.aggregate.windows:aggregate_resources",
     "FeedbackJoiner": "raywatch.aggregate.joiner:FeedbackJoiner",
     "parse_feedback": "raywatch.aggregate.joiner:parse_feedback",
-    "REREGISTER": "raywatch.aggregate.models:REREGISTER",
+    "REREGISTER": "raywatch.stats.batch:REREGISTER",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -92,7 +92,7 @@ class StatsCore:
 
     def ingest(self, batch: Any, now: Optional[float] = None) -> str:
         """Merge one replica batch (journaled first): ``"ok"``, ``"duplicate"``, ``"error"``
-        or ``"reregister"`` (see :data:`raywatch.aggregate.models.REREGISTER`)."""
+        or ``"reregister"`` (see :data:`raywatch.stats.batch.REREGISTER`)."""
         return self._ingest.ingest(batch, self._now(now))
 
     def feedback(self, request_id: str, label: Any, model_key: Optional[str] = None, now: Optional[float] = None) -> bool:

@@ -20,7 +20,8 @@ from raywatch.aggregate.data import scalar
 from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.joiner import FeedbackJoiner, Joined
 from raywatch.aggregate.model import ModelState, ReplicaMemory
-from raywatch.aggregate.models import REREGISTER, for_batch
+from raywatch.aggregate.models import for_batch
+from raywatch.stats.batch import REREGISTER
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics

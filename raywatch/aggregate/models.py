@@ -24,14 +24,12 @@ from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.model import ModelState
 from raywatch.config import AlertingConfig, MonitorConfig, has_masked_secrets, parse_config
 from raywatch.stats.batch import ReplicaBatch
+from raywatch.stats.batch import REREGISTER
 from raywatch.stats.profile import Profile
 
-__all__ = ["register", "for_batch", "alerting_for", "config_record", "config_from_record", "REREGISTER"]
+__all__ = ["register", "for_batch", "alerting_for", "config_record", "config_from_record"]
 
 CONFIG_FORMAT, CONFIG_VERSION = "raywatch.config", 1
-REREGISTER = "reregister"
-"""Ingest's answer (the batch was merged) when the model's configuration lacks its secrets:
-the replica is asked to call ``register_model`` again with its configuration object."""
 
 
 def config_record(cfg: MonitorConfig) -> Dict[str, Any]:

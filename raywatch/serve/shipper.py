@@ -24,7 +24,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from raywatch.serve.capture import RateLimitedLog
-from raywatch.stats.batch import ReplicaBatch
+from raywatch.stats.batch import REREGISTER, ReplicaBatch
 
 __all__ = ["Shipper", "RayTransport", "default_resolver"]
 
@@ -55,11 +55,11 @@ class RayTransport:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=True)
         return ready
 
-    def check(self, ref: Any) -> None:
-        """Raise if the call behind ``ref`` failed."""
+    def check(self, ref: Any) -> Any:
+        """The reply of the call behind ``ref``; raises if the call failed."""
         import ray
 
-        ray.get(ref, timeout=0)
+        return ray.get(ref, timeout=0)
 
     def call(self, handle: Any, method: str, *args: Any) -> Any:
         """Start another actor method (``register_model``, ``get_profile``); a reference."""
@@ -131,6 +131,8 @@ class Shipper:
         self.max_backoff = max_backoff
         self.clock = clock
         self.on_connect = on_connect
+        self.reregistrations = 0
+        self._last_reregister = float("-inf")
         self.handle: Any = None
         self.pending: Deque[Tuple[ReplicaBatch, int]] = deque()
         self.inflight: Dict[Any, Tuple[ReplicaBatch, int, float]] = {}
@@ -180,7 +182,7 @@ class Shipper:
         for ref in ready:
             batch, attempts, _ = self.inflight.pop(ref)
             try:
-                self.transport.check(ref)
+                reply = self.transport.check(ref)
             except Exception as exc:
                 self.failures += 1
                 self._log.warning("raywatch could not ship batch %d (%s); will retry", batch.seq, type(exc).__name__)
@@ -188,6 +190,8 @@ class Shipper:
             else:
                 self.acked_batches += 1
                 self._backoff = 0.0
+                if reply == REREGISTER:
+                    self._reregister(now)
         for ref, (batch, attempts, sent_at) in list(self.inflight.items()):
             if now - sent_at > self.inflight_timeout:
                 del self.inflight[ref]
@@ -204,6 +208,18 @@ class Shipper:
                 old, _ = self.pending.popleft()
                 self._drop(old, "the stats actor is not keeping up (pending queue full)")
             self._schedule_retry(now)
+
+    def _reregister(self, now: float) -> None:
+        """The stats actor asked for this replica's config again (it restarted with a config
+        whose secrets were masked in storage): register again, at most once a minute."""
+        if self.on_connect is None or self.handle is None or now - self._last_reregister < 60.0:
+            return
+        self._last_reregister = now
+        self.reregistrations += 1
+        try:
+            self.on_connect(self.handle)
+        except Exception as exc:
+            self._log.warning("raywatch could not register again with the stats actor: %s", exc)
 
     def pump(self, stamp: Optional[Callable[[ReplicaBatch], None]] = None) -> None:
         """Reap finished calls and send what may be sent now. Never blocks, never raises.
@@ -272,4 +288,5 @@ class Shipper:
             "dropped_records": self.dropped_records,
             "failures": self.failures,
             "connects": self.connects,
+            "reregistrations": self.reregistrations,
         }

@@ -25,10 +25,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from raywatch.stats.sketch import LatencySketch
 
-__all__ = ["ReplicaBatch", "NO_GPU", "model_key"]
+__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER"]
 
 NO_GPU = "no GPU"
 """``resources["gpu_status"]`` when the replica has no GPU assigned or no NVML driver."""
+
+
+REREGISTER = "reregister"
+"""The stats actor's answer to ``ingest`` (the batch was merged) when the model's stored
+configuration lacks its secrets (a restart restored it with literal secrets masked): the
+replica is asked to call ``register_model`` again with its configuration object."""
 
 
 def model_key(app: str, deployment: str) -> str:

@@ -127,12 +127,13 @@ def core_on(path, hub=None, **kw):
 # ---------------------------------------------------------------- the schema-1 fixture
 
 
-def test_scanner_finds_the_pickles_of_a_v1_file():
+def test_scanner_finds_the_pickles_of_a_v1_file(tmp_path):
     """The negative control: the same scan finds the old file's pickles and its literal secret."""
-    data = (FIXTURES / "v1-state.sqlite").read_bytes()
+    path = v1_copy(tmp_path)  # opening the fixture itself would leave -shm/-wal files in the tree
+    data = path.read_bytes()
     assert len(pickles_in(data)) >= 6  # config, 4 state rows, journal entries
     assert LITERAL_CANARY.encode() in data and ENV_CANARY.encode() in data
-    assert any(pickle_at(v, 0) for t, c, v in cells(FIXTURES / "v1-state.sqlite") if t == "models")
+    assert any(pickle_at(v, 0) for t, c, v in cells(path) if t == "models")
 
 
 def test_v1_file_migrates_with_the_figures_the_old_code_read(tmp_path, monkeypatch):

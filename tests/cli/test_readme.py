@@ -47,19 +47,9 @@ def test_yaml_reference_names_every_setting():
 
 
 def test_metrics_reference_names_every_metric():
-    from prometheus_client import CollectorRegistry
-
-    from raywatch.actor.exposition import HELP
-    from raywatch.alerts.metrics import AlertMetrics
+    from raywatch.series import METRICS
 
     text = _section()
-    names = {f"raywatch_{n}" for n in HELP}
-    names |= {"raywatch_summarized_rows_total", "raywatch_feedback_joined_total", "raywatch_replica_cpu_percent",
-              "raywatch_replica_rss_bytes", "raywatch_actor_batches_total", "raywatch_actor_duplicate_batches_total",
-              "raywatch_actor_failures_total", "raywatch_feedback_pending", "raywatch_feedback_expired_total"}
-    reg = CollectorRegistry()
-    AlertMetrics(reg)
-    for fam in reg.collect():
-        names.add(fam.name + ("_total" if fam.type == "counter" else ""))
+    names = {m.prometheus for m in METRICS.values()}
     missing = sorted(n for n in names if f"`{n}`" not in text)
     assert missing == []

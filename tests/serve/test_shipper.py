@@ -31,8 +31,9 @@ class FakeTransport:
 
     def check(self, ref):
         err = self.results[ref]
-        if err:
+        if isinstance(err, BaseException):
             raise err
+        return err  # the actor's reply
 
     def call(self, handle, method, *args):
         self.calls.append((handle, method))
@@ -63,6 +64,38 @@ def test_one_send_per_batch_and_ack():
     tr.results = {0: None, 1: None}
     s.pump()
     assert s.acked_batches == 2 and not s.inflight and not s.pending
+
+
+def test_a_reregister_reply_registers_the_config_again_at_most_once_a_minute():
+    from raywatch.stats.batch import REREGISTER
+
+    tr, clock = FakeTransport(), Clock()
+    connected = []
+    s = Shipper(tr, clock=clock, on_connect=connected.append)
+    for seq in (1, 2):
+        s.submit(_b(seq))
+    s.pump()
+    assert connected == ["actor-1"]
+    tr.results = {0: REREGISTER, 1: REREGISTER}  # both acked; the actor lacks the config's secrets
+    s.pump()
+    assert s.acked_batches == 2 and connected == ["actor-1", "actor-1"] and s.reregistrations == 1
+    clock.t = 30.0
+    s.submit(_b(3))
+    s.pump()
+    tr.results[2] = REREGISTER
+    s.pump()
+    assert connected == ["actor-1", "actor-1"]  # not again within the minute
+    clock.t = 61.0
+    s.submit(_b(4))
+    s.pump()
+    tr.results[3] = "ok"
+    s.pump()
+    assert connected == ["actor-1", "actor-1"]  # an "ok" asks nothing
+    s.submit(_b(5))
+    s.pump()
+    tr.results[4] = REREGISTER
+    s.pump()
+    assert connected == ["actor-1", "actor-1", "actor-1"] and s.reregistrations == 2
 
 
 def test_in_flight_bound_and_pending_overflow_drops_oldest():
