@@ -82,14 +82,27 @@ def _is_function_local(node: ast.AST, parents: Dict[ast.AST, ast.AST]) -> bool:
     return False
 
 
+def _is_type_checking_only(node: ast.AST, parents: Dict[ast.AST, ast.AST]) -> bool:
+    """Inside ``if TYPE_CHECKING:`` (never executed: an annotation's import, not an edge)."""
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and (getattr(node.test, "id", None) == "TYPE_CHECKING"
+                                         or getattr(node.test, "attr", None) == "TYPE_CHECKING"):
+            return True
+    return False
+
+
 def imports(name: str, path: Path, known: Dict[str, Path], lazy: Dict[str, Dict[str, str]]) -> Iterator[Tuple[str, int, bool]]:
-    """(imported module, line, inside a function) for every import in ``path``, resolved to
-    the most specific module that exists (``from raywatch.alerts import AlertEngine`` through
-    the package's lazy table to ``raywatch.alerts.engine``); third-party modules too."""
+    """(imported module, line, inside a function) for every import in ``path`` that can run
+    (imports under ``if TYPE_CHECKING:`` are annotations' only), resolved to the most specific
+    module that exists (``from raywatch.alerts import AlertEngine`` through the package's lazy
+    table to ``raywatch.alerts.engine``); third-party modules too."""
     tree = ast.parse(path.read_text(), str(path))
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and _is_type_checking_only(node, parents):
+            continue
         local = _is_function_local(node, parents)
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -251,7 +264,9 @@ def bad_tree(tmp_path):
         (pkg / sub / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
     (pkg / "sinks" / "slack.py").write_text("def send():\n    from raywatch.alerts.engine import AlertEngine\n")
-    (pkg / "alerts" / "engine.py").write_text("import raywatch.alerts.rules\nAlertEngine = 1\n")
+    (pkg / "alerts" / "engine.py").write_text("import raywatch.alerts.rules\nimport raywatch.alerts.hints\nAlertEngine = 1\n")
+    # an annotation-only import back (never executed) is not a cycle
+    (pkg / "alerts" / "hints.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from raywatch.alerts.engine import AlertEngine\n")
     (pkg / "alerts" / "rules.py").write_text("from raywatch.alerts import engine\n")
     (pkg / "expr" / "matchers.py").write_text("def f():\n    import ray.serve\n")
     (pkg / "helpers.py").write_text("")

@@ -36,6 +36,8 @@ from typing import Any, Dict, Hashable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from raywatch import series
+
 __all__ = ["ClassificationMetrics", "RegressionMetrics"]
 
 log = logging.getLogger("raywatch.drift.performance")
@@ -252,11 +254,11 @@ class ClassificationMetrics:
         auc, err = self.roc_auc()
         return {
             "rows": self.rows,
-            "accuracy": self.accuracy(),
-            "precision": p,
-            "recall": r,
-            "f1": f,
-            "roc_auc": auc,
+            series.ACCURACY.name: self.accuracy(),
+            series.PRECISION.name: p,
+            series.RECALL.name: r,
+            series.F1.name: f,
+            series.ROC_AUC.name: auc,
             "roc_auc_error_bound": err,
             "skipped": self.skipped,
         }
@@ -386,8 +388,8 @@ class RegressionMetrics:
             r2 = 1.0 - self.sq_err / self.m2_true
         return {
             "rows": n,
-            "mae": _div(self.abs_err, n),
-            "rmse": math.sqrt(self.sq_err / n) if n else None,
+            series.MAE.name: _div(self.abs_err, n),
+            series.RMSE.name: math.sqrt(self.sq_err / n) if n else None,
             "bias": _div(self.err, n),
             "r2": r2,
             "skipped": self.skipped,

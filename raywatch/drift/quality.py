@@ -27,6 +27,7 @@ from typing import Dict
 
 from scipy.stats import binom
 
+from raywatch import series
 from raywatch.drift.report import ColumnQuality
 from raywatch.stats.profile import Profile
 from raywatch.stats.summary import WindowSummary
@@ -62,11 +63,11 @@ def assess(
         unseen_rate = _share(spec.singletons, ref.count) if spec.kind == "categorical" else 0.0
         checks = {
             # field: (count, denominator, reference rate)
-            "missing_share": (cur.missing, cur.rows, _share(ref.missing, ref.rows)),
+            series.MISSING_SHARE.name: (cur.missing, cur.rows, _share(ref.missing, ref.rows)),
             "nonfinite_share": (cur.nonfinite, cur.rows, _share(ref.nonfinite, ref.rows)),
             "wrong_type_share": (cur.wrong_type, cur.rows, _share(ref.wrong_type, ref.rows)),
-            "out_of_range_share": (cur.out_of_range, cur.count, oor_rate),
-            "unseen_category_share": (cur.unseen, cur.count, unseen_rate),
+            series.OUT_OF_RANGE_SHARE.name: (cur.out_of_range, cur.count, oor_rate),
+            series.UNSEEN_CATEGORY_SHARE.name: (cur.unseen, cur.count, unseen_rate),
         }
         values = {}
         issues = []

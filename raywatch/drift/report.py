@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from raywatch import series
+
 __all__ = ["ColumnDrift", "ColumnQuality", "DriftReport"]
 
 
@@ -122,7 +124,7 @@ class DriftReport:
         """A JSON-able dict of everything in the report."""
         return _clean(
             {
-                "dataset_drift": self.dataset_drift,
+                series.DATASET_DRIFT.name: self.dataset_drift,
                 "drift_share": self.drift_share,
                 "drift_share_threshold": self.drift_share_threshold,
                 "drifted_columns": self.drifted_columns,
