@@ -51,9 +51,9 @@ __all__ = ["migrate_v1", "Migrated", "UnsafeStateFile", "V1Unpickler", "load_v1"
 
 log = logging.getLogger("raywatch.aggregate.migrate")
 
-_CONFIG_CLASSES = {
+_CONFIG_CLASSES = {  # schema-1 files name them by the public module, raywatch.config
     name for name, obj in vars(config_module).items()
-    if isinstance(obj, type) and obj.__module__ == config_module.__name__
+    if isinstance(obj, type) and obj.__module__.startswith(config_module.__name__)
     and (issubclass(obj, BaseModel) or obj is config_module.EnvSecret)
 }
 ADMITTED = frozenset(
