@@ -30,7 +30,8 @@ with the estimate: a difference beyond ``sigmas · √(SE(m)² + SE(n)²)`` (``m
 like, and is what the disagreement alert fires on.
 
 >>> import numpy as np
->>> from raywatch.stats.confidence import ConfidenceEstimator
+>>> from raywatch.stats.linalg import dot
+from raywatch.stats.confidence import ConfidenceEstimator
 >>> from raywatch.stats.sections import Batch
 >>> rng = np.random.default_rng(0)
 >>> s = rng.random(20_000)
@@ -59,6 +60,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 
 from raywatch.stats.confidence import METRICS, ConfidenceEstimator, ConfidenceSection
+from raywatch.stats.linalg import dot
 
 __all__ = ["MetricEstimate", "PerformanceEstimate", "Disagreement", "estimate_performance", "disagreement",
            "sampling_error"]
@@ -105,8 +107,8 @@ def _auc(pos: np.ndarray, count: np.ndarray):
     if P <= 0 or N <= 0:
         return None, None
     below = np.concatenate(([0.0], np.cumsum(neg)[:-1]))
-    tie = float(np.dot(pos, neg))
-    auc = (float(np.dot(pos, below)) + 0.5 * tie) / (P * N)
+    tie = dot(pos, neg)
+    auc = (dot(pos, below) + 0.5 * tie) / (P * N)
     return min(max(auc, 0.0), 1.0), 0.5 * tie / (P * N)
 
 

@@ -14,8 +14,11 @@ on the reference and picks the method by cross-validation:
 ``method="auto"`` (the default) fits each candidate on ``folds - 1`` folds, predicts the
 held-out fold, and keeps the candidate whose out-of-fold predictions have the smallest
 expected calibration error (ECE: the mean gap between predicted and observed rates over
-equal-mass bins, weighted by the bins' sizes); a simpler method within the ECE's own noise
-(``√(bins / n) / 4``, at least 0.001) of the best is preferred.
+equal-mass bins, weighted by the bins' sizes). Candidates within the ECE's own noise
+(``√(bins / n) / 4``, at least 0.001) of the best count as equal; among them isotonic,
+which assumes nothing of the map's shape, comes first, then Platt, then the identity. (On
+the benchmark's data sets isotonic was never worse than the others beyond noise; the
+identity wins only when the scores are clearly calibrated already.)
 The chosen map is then refitted on all rows. Every calibrator is stored the same way, as
 knots of a piecewise-linear map, so applying one is a single ``np.interp`` per row (scores
 beyond the knots take the end values).
@@ -50,6 +53,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from raywatch.stats.linalg import dot
 
 __all__ = ["Calibration", "fit_calibrator", "expected_calibration_error", "reliability", "isotonic", "platt"]
 
@@ -113,27 +118,28 @@ class Calibration:
 
 
 def isotonic(scores: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Knots of the isotonic regression of ``labels`` on ``scores`` (PAV, weighted by ties)."""
+    """Knots of the isotonic regression of ``labels`` on ``scores`` (weighted by ties).
+
+    Pool-adjacent-violators, vectorized: adjacent blocks whose means do not increase always
+    end up in one block of the solution, so every round pools all runs of them at once (one
+    ``bincount`` per round; a dozen rounds for 200,000 random rows).
+    """
     xs, inverse = np.unique(scores, return_inverse=True)
     w = np.bincount(inverse).astype(np.float64)
-    ys = np.bincount(inverse, weights=labels.astype(np.float64)) / w
-    vals: List[float] = []
-    wts: List[float] = []
-    first: List[int] = []  # index of each block's first unique score
-    for i, (yi, wi) in enumerate(zip(ys.tolist(), w.tolist())):
-        vals.append(yi)
-        wts.append(wi)
-        first.append(i)
-        while len(vals) > 1 and vals[-2] >= vals[-1]:
-            y2, w2 = vals.pop(), wts.pop()
-            first.pop()
-            total = wts[-1] + w2
-            vals[-1] = (vals[-1] * wts[-1] + y2 * w2) / total
-            wts[-1] = total
-    starts = np.asarray(first, dtype=np.intp)
-    ends = np.append(starts[1:] - 1, xs.size - 1)
-    kx = np.column_stack((xs[starts], xs[ends])).reshape(-1)
-    ky = np.repeat(np.asarray(vals), 2)
+    means = np.bincount(inverse, weights=labels.astype(np.float64)) / w
+    first = np.arange(xs.size)
+    while means.size > 1:
+        violating = means[:-1] >= means[1:]
+        if not violating.any():
+            break
+        start = np.concatenate(([True], ~violating))
+        block = np.cumsum(start) - 1
+        total = np.bincount(block, weights=w)
+        means = np.bincount(block, weights=w * means) / total
+        w, first = total, first[start]
+    ends = np.append(first[1:] - 1, xs.size - 1)
+    kx = np.column_stack((xs[first], xs[ends])).reshape(-1)
+    ky = np.repeat(means, 2)
     kx, keep = np.unique(kx, return_index=True)  # a one-score block has one knot
     return kx, np.clip(ky[keep], 0.0, 1.0)
 
@@ -156,17 +162,17 @@ def platt(scores: np.ndarray, labels: np.ndarray, probabilities: bool = True, it
         sd = float(z.std()) or 1.0
         a, b = 1.0 / sd, -float(z.mean()) / sd
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(a * z + b)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500.0, 500.0)))
         g = p - t
         ww = np.maximum(p * (1.0 - p), 1e-12)
-        h11, h12, h22 = float(np.dot(ww * z, z)) + 1e-9, float(np.dot(ww, z)), float(ww.sum()) + 1e-9
-        g1, g2 = float(np.dot(g, z)), float(g.sum())
+        h11, h12, h22 = dot(ww * z, z) + 1e-9, dot(ww, z), float(ww.sum()) + 1e-9
+        g1, g2 = dot(g, z), float(g.sum())
         det = h11 * h22 - h12 * h12
         if det <= 0:
             break
         da, db = (h22 * g1 - h12 * g2) / det, (h11 * g2 - h12 * g1) / det
         a, b = a - da, b - db
-        if abs(da) < 1e-10 and abs(db) < 1e-10:
+        if abs(da) < 1e-7 * (1.0 + abs(a)) and abs(db) < 1e-7 * (1.0 + abs(b)):
             break
     return a, b
 
@@ -306,10 +312,11 @@ def fit_calibrator(
             oof[m][test] = np.interp(s[test], kx, ky)
     ece = {m: expected_calibration_error(oof[m], y, bins) for m in candidates}
     best = min(ece.values())
-    # the ECE of a perfectly calibrated map is itself noisy (about ½·√(bins / n)): a simpler
-    # candidate within a quarter of that of the best is as good (candidates go simplest first)
+    # the ECE of a perfectly calibrated map is itself noisy (about ½·√(bins / n)): within a
+    # quarter of that of the best, the candidates are as good, and isotonic (which assumes
+    # nothing of the map's shape) is preferred, then Platt, then the scores as they are
     tolerance = max(1e-3, math.sqrt(bins / n) / 4.0)
-    chosen = next(m for m in candidates if ece[m] <= best + tolerance)
+    chosen = next(m for m in ("isotonic", "platt", "identity") if m in ece and ece[m] <= best + tolerance)
     x, yk = _fit(chosen, s, y, probabilities)
     return Calibration(
         chosen, x, yk, ece=ece[chosen], candidates=ece, curve=reliability(oof[chosen], y), rows=n, positives=npos,
