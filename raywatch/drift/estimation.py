@@ -30,8 +30,7 @@ with the estimate: a difference beyond ``sigmas · √(SE(m)² + SE(n)²)`` (``m
 like, and is what the disagreement alert fires on.
 
 >>> import numpy as np
->>> from raywatch.stats.linalg import dot
-from raywatch.stats.confidence import ConfidenceEstimator
+>>> from raywatch.stats.confidence import ConfidenceEstimator
 >>> from raywatch.stats.sections import Batch
 >>> rng = np.random.default_rng(0)
 >>> s = rng.random(20_000)

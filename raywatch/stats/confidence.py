@@ -38,7 +38,7 @@ realized figures left the band, which is how concept drift shows.
 >>> y = (rng.random(5000) < s).astype(int)
 >>> est = ConfidenceEstimator.fit(y, s, seed=0)
 >>> est.classes, est.calibrations[0].method
-([0, 1], 'identity')
+([0, 1], 'isotonic')
 >>> part = est.summarize(Batch({"score": s[:100]}, 100)).merge(est.summarize(Batch({"score": s[100:]}, 4900)))
 >>> part.rows, round(float(np.trace(part.confusion)) / part.rows, 2)   # expected accuracy
 (5000, 0.75)

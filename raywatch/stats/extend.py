@@ -93,4 +93,29 @@ def fit_extensions(
             calibration=performance.get("calibration", "auto"), score_columns=names, prediction_column=pred_name,
             seed=0 if seed is None else seed,
         ))
+    if correlation:
+        from raywatch.stats.comoments import CorrelationExtension
+
+        names = _numerical(kinds, correlation, "correlation")
+        out.append(CorrelationExtension.fit(names, batch.matrix(names)))
+    if pca:
+        from raywatch.stats.reconstruction import PCAExtension
+
+        opts = _options(pca, "pca")
+        names = _numerical(kinds, opts.pop("columns", True), "pca")
+        out.append(PCAExtension.fit(names, batch.matrix(names), **opts))
+    if outliers:
+        from raywatch.stats.outliers import OutlierFences
+
+        opts = _options(outliers, "outliers")
+        names = _numerical(kinds, opts.pop("columns", True), "outliers")
+        out.append(OutlierFences.fit({n: batch.numeric(n) for n in names}, **opts))
+    if vectors:
+        from raywatch.stats.vectors import VectorSketch
+
+        specs = dict(vectors) if isinstance(vectors, Mapping) else {str(v): {} for v in vectors}
+        for name, opts in specs.items():
+            if name not in held:
+                raise ValueError(f"vectors: column {name!r} is not in the reference data")
+            out.append(VectorSketch.fit(name, held[name], seed=seed, **dict(opts or {})))
     return out

@@ -67,7 +67,10 @@ MAX_PARTS = 64  # sections a summary (extensions a profile) may carry
 
 
 # the modules that register raywatch's own kinds, imported before anything is decoded
-BUILTIN = ("raywatch.stats.confidence",)
+BUILTIN = (
+    "raywatch.stats.confidence", "raywatch.stats.comoments", "raywatch.stats.reconstruction",
+    "raywatch.stats.outliers", "raywatch.stats.vectors",
+)
 _loaded = False
 
 
@@ -214,15 +217,17 @@ class Batch:
 
     ``numeric(name)`` is the column as float64 with NaN for missing and wrong-type values
     (cached, and shared with the profile's own pass where it already made it); ``matrix``
-    stacks several into ``(rows, columns)``, NaN for an absent column.
+    stacks several into ``(rows, columns)``, NaN for an absent column (cached too: several
+    extensions reading the same columns share one; treat it as read-only).
     """
 
-    __slots__ = ("columns", "rows", "_numeric")
+    __slots__ = ("columns", "rows", "_numeric", "_matrices")
 
     def __init__(self, columns: Mapping[str, Any], rows: int, numeric: Optional[Dict[str, np.ndarray]] = None):
         self.columns = columns
         self.rows = int(rows)
         self._numeric: Dict[str, np.ndarray] = numeric if numeric is not None else {}
+        self._matrices: Dict[Tuple[str, ...], np.ndarray] = {}
 
     def numeric(self, name: str) -> Optional[np.ndarray]:
         x = self._numeric.get(name)
@@ -234,10 +239,15 @@ class Batch:
         return x
 
     def matrix(self, names: Sequence[str]) -> np.ndarray:
-        out = np.empty((self.rows, len(names)), dtype=np.float64)
-        for j, name in enumerate(names):
-            x = self.numeric(name)
-            out[:, j] = np.nan if x is None or x.size != self.rows else x
+        key = tuple(names)
+        out = self._matrices.get(key)
+        if out is None:
+            out = np.empty((self.rows, len(names)), dtype=np.float64)
+            for j, name in enumerate(names):
+                x = self.numeric(name)
+                out[:, j] = np.nan if x is None or x.size != self.rows else x
+            out.flags.writeable = False
+            self._matrices[key] = out
         return out
 
 
