@@ -19,8 +19,13 @@ moved by at least ``min_change`` (0.1, the documented threshold: a 0.1 change of
 is where a model relying on the pair starts to notice; smaller ones pass however significant).
 Windows with fewer than ``min_rows`` complete rows are not tested.
 
-False-alarm rate, measured (``tests/drift/test_correlation.py``): 0 of 300 stationary windows
-of 300 rows × 6 columns (normal and heavy-tailed) flagged at α = 0.05.
+The correlation is that of the columns' normal scores under the reference's marginals (see
+:mod:`raywatch.stats.comoments`): Pearson's for normal data, robust to heavy tails.
+
+False-alarm rate, measured: at α = 0.05, 4.9 % of 3,000 stationary windows of 300 normal rows
+× 6 columns had a pair flagged (the Bonferroni level, family-wise), 19 of 300 with lognormal
+and Student-t columns (``tests/drift/test_correlation.py``), and none of windows of 5,000 rows,
+where the 0.1 floor binds.
 
 >>> import numpy as np
 >>> from raywatch.stats.comoments import CorrelationExtension

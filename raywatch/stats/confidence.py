@@ -117,25 +117,27 @@ def _edges(scores: np.ndarray, per_half: int) -> np.ndarray:
     return np.unique(np.concatenate((q, even)))
 
 
-def _placements(y: np.ndarray, s: np.ndarray) -> tuple:
-    """NannyML's ROC AUC sampling-error components: the standard deviation of each
-    positive's share of negatives scored below it, and the share of positives (taking the
-    minority as positive)."""
-    if y.mean() > 0.5:
-        y, s = 1 - y, -s
+def _placements(y: np.ndarray, s: np.ndarray) -> List[float]:
+    """ROC AUC's sampling-error components (DeLong): the standard deviation of each
+    positive's share of negatives scored below it, the share of positives, and the standard
+    deviation of each negative's share of positives scored above it. (NannyML keeps the
+    first term only, for the minority class; with both terms the band matches the spread of
+    realized AUCs, see ``tests/drift/test_estimation.py``.)"""
     order = np.argsort(s, kind="stable")
     ys = y[order]
     npos, nneg = int(ys.sum()), int(ys.size - ys.sum())
     if npos == 0 or nneg == 0:
-        return math.nan, 0.0
+        return [math.nan, npos / max(ys.size, 1), math.nan]
     below = np.cumsum(1 - ys)[ys == 1] / nneg
-    return float(np.std(below)), npos / ys.size
+    above = (npos - np.cumsum(ys))[ys == 0] / npos
+    return [float(np.std(below)), npos / ys.size, float(np.std(above))]
 
 
 def _components(y: np.ndarray, pred: np.ndarray, scores: np.ndarray, k: int) -> Dict[str, List[List[float]]]:
     """Per metric and class, ``[std, fraction]``: the sampling error of a window of ``n``
     rows is ``std / √(n · fraction)`` (NannyML's formulas; macro averages combine the
-    classes as ``√Σ SE_k² / K``)."""
+    classes as ``√Σ SE_k² / K``); ROC AUC keeps ``[std₊, fraction₊, std₋]`` (DeLong's two
+    terms, see :func:`_placements`)."""
     correct = (y == pred).astype(np.float64)
     out: Dict[str, List[List[float]]] = {"accuracy": [[float(np.std(correct)), 1.0]]}
     classes = [1] if k == 2 else list(range(k))
@@ -153,7 +155,7 @@ def _components(y: np.ndarray, pred: np.ndarray, scores: np.ndarray, k: int) -> 
         else:
             out["f1"].append([math.nan, 0.0])
         sc = scores[:, 0] if k == 2 else scores[:, c]
-        out["roc_auc"].append(list(_placements(tc.astype(np.float64), sc)))
+        out["roc_auc"].append(_placements(tc.astype(np.float64), sc))
     return out
 
 

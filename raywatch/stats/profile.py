@@ -68,11 +68,11 @@ READS = (1, 2)
 
 
 def _take(data: Any, names: Any) -> tuple:
-    """``(rest, taken)``: for a mapping, the named columns taken out before ``to_columns``
-    (a 2-D embedding array is not a column it accepts); other inputs are left whole."""
-    if not isinstance(data, Mapping) or not names:
+    """``(rest, taken)``: for a mapping, the named columns and any 2-D array (an embedding,
+    which ``to_columns`` does not accept) taken out; other inputs are left whole."""
+    if not isinstance(data, Mapping):
         return data, {}
-    taken = {n: data[n] for n in names if n in data}
+    taken = {n: v for n, v in data.items() if n in names or (isinstance(v, np.ndarray) and v.ndim == 2)}
     if not taken:
         return data, {}
     return {k: v for k, v in data.items() if k not in taken}, taken
@@ -165,6 +165,10 @@ class Profile:
             raise ValueError("sample sizes must not be negative")
         vector_names = list(vectors)
         data, held = _take(data, vector_names)
+        for name, v in held.items():
+            if name not in vector_names:
+                raise ValueError(f"column {name!r}: expected a 1-D sequence of values, got an array of shape "
+                                 f"{v.shape}; a vector feature (an embedding) is declared with vectors=[{name!r}]")
         cols, rows = to_columns(data)
         held.update({n: cols.pop(n) for n in vector_names if n in cols})
         target = None
@@ -278,13 +282,11 @@ class Profile:
         columns the profile does not know are ignored and counted in
         ``summary.unknown_columns`` (at most 32 names).
         """
-        held: Dict[str, Any] = {}
-        if self._claimed:
-            batch, held = _take(batch, self._claimed)
+        batch, held = _take(batch, self._claimed)
         cols, rows = to_columns(batch)
         if self._claimed:
             held.update({n: cols.pop(n) for n in self._claimed if n in cols})
-            rows = rows or _rows_of(held)
+        rows = rows or _rows_of(held)
         numeric: Optional[Dict[str, np.ndarray]] = {} if self.extensions else None
         out = self.empty_summary(sample_size)
         k = out.sample_size
@@ -349,7 +351,7 @@ class Profile:
             out.counts = np.concatenate(counts)
         if self.extensions:
             out.sections = self._sections({**cols, **held}, rows, numeric)
-        unknown = sorted(set(cols) - set(self.specs))
+        unknown = sorted((set(cols) | set(held)) - set(self.specs) - self._claimed)
         if unknown:
             log.debug("ignoring columns the profile does not know: %s", ", ".join(unknown[:MAX_UNKNOWN_COLUMNS]))
             out.unknown_columns = {name: rows for name in unknown[:MAX_UNKNOWN_COLUMNS]}

@@ -132,7 +132,8 @@ class _Part:
             "kind": self.kind,
             "version": self.version,
             "meta": meta,
-            "arrays": {k: [np.asarray(v).dtype.str, np.asarray(v).reshape(-1).tolist()] for k, v in arrays.items()},
+            "arrays": {k: [np.asarray(v).dtype.str, list(np.shape(v)), np.asarray(v).reshape(-1).tolist()]
+                       for k, v in arrays.items()},
         }
 
     @classmethod
@@ -146,10 +147,14 @@ class _Part:
         if int(data.get("version", 0)) > target.version:
             raise ValueError(f"{kind} version {data.get('version')} is newer than this raywatch reads ({target.version})")
         arrays = {}
-        for k, (dtype, values) in dict(data.get("arrays", {})).items():
+        for k, (dtype, shape, values) in dict(data.get("arrays", {})).items():
             if dtype not in ("<f8", "<i8", "<f4", "<u4"):
                 raise ValueError(f"array {k!r} has unsupported dtype {dtype!r}")
-            arrays[str(k)] = np.asarray(values, dtype=dtype)
+            a = np.asarray(values, dtype=dtype)
+            shape = tuple(int(d) for d in shape)
+            if a.size != int(np.prod(shape, dtype=np.int64)):
+                raise ValueError(f"array {k!r} does not have the shape it claims")
+            arrays[str(k)] = a.reshape(shape)
         return target.from_state(dict(data.get("meta", {})), arrays)
 
     def fingerprint(self) -> str:
