@@ -177,7 +177,8 @@ class Profile:
             if target not in cols:
                 raise ValueError(f"performance: the target column {target!r} is not in the reference data")
             target = cols.pop(target)
-        if not cols:
+        rows = rows or _rows_of(held)
+        if not cols and not held:
             raise ValueError("reference data has no columns")
         if rows == 0:
             raise ValueError("reference data has no rows")
