@@ -28,8 +28,8 @@ Python floats, most of the time: about 25 ms per 1,000 rows of 1,536 values) and
 >>> s = sketch.summarize(Batch({"emb": [list(r) for r in ref[:10]] + [None, [1.0, 2.0]]}, 12))
 >>> s.n, s.missing, s.invalid, s.mean.shape
 (10, 1, 1, (8,))
->>> len(s.to_dict()["arrays"]["m2"][1])    # 8 × 8, whatever the dimension
-64
+>>> s.to_dict()["arrays"]["m2"][1]    # 8 × 8, whatever the dimension
+[8, 8]
 """
 
 from __future__ import annotations
