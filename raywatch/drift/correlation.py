@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtr, ndtri
 
 from raywatch.drift.correction import adjust
 from raywatch.stats.comoments import CoMoments, CorrelationExtension
@@ -95,6 +95,18 @@ class CorrelationChange:
         return asdict(self)
 
 
+def _reference(ext: CorrelationExtension) -> Tuple[np.ndarray, ...]:
+    """The pairs ``(i, j)`` and the reference's correlations, ``√κ`` and Fisher z there, kept
+    on the extension after the first window (they never change)."""
+    cached = getattr(ext, "_pairs", None)
+    if cached is None:
+        i, j = np.triu_indices(len(ext.columns), k=1)
+        ref = ext.reference_corr[i, j]
+        root_kappa = np.sqrt(ext.tau2[i, j] / np.maximum((1.0 - ref * ref) ** 2, 1e-12))
+        cached = ext._pairs = (i, j, ref, root_kappa, np.arctanh(np.clip(ref, -_CLIP, _CLIP)))
+    return cached
+
+
 def correlation_change(
     ext: CorrelationExtension,
     section: CoMoments,
@@ -123,32 +135,42 @@ def correlation_change(
     if section.n < max(int(min_rows), 4):
         return CorrelationChange(tested=False, drifted=False, max_change=0.0,
                                  note=f"{section.n} complete rows, fewer than min_rows={min_rows}", **base)
-    r_cur = section.correlation()
-    r_ref = ext.reference_corr
-    i, j = np.triu_indices(len(ext.columns), k=1)
-    cur, ref = r_cur[i, j], r_ref[i, j]
+    i, j, ref, root_kappa, z_ref = _reference(ext)
+    sd = section.deviations()  # NaN where a column has no spread
+    cur = section.m2[i, j] / (sd[i] * sd[j])
     ok = np.isfinite(cur)
-    if not ok.any():
-        return CorrelationChange(tested=False, drifted=False, max_change=0.0,
-                                 note="every column is constant in the window", **base)
-    kappa = ext.tau2[i, j] / np.maximum((1.0 - ref * ref) ** 2, 1e-12)
-    var = kappa * (1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
-    z = (np.arctanh(np.clip(cur, -_CLIP, _CLIP)) - np.arctanh(np.clip(ref, -_CLIP, _CLIP))) / np.sqrt(var)
-    p = np.ones_like(z)
-    p[ok] = 2.0 * norm.sf(np.abs(z[ok]))
-    p_adj = np.ones_like(p)
-    p_adj[ok] = adjust(p[ok], correction)
-    change = np.where(ok, cur - ref, 0.0)
-    flagged = ok & (p_adj < alpha) & (np.abs(change) >= min_change)
+    every = bool(ok.all())
+    if not every:
+        if not ok.any():
+            return CorrelationChange(tested=False, drifted=False, max_change=0.0,
+                                     note="every column is constant in the window", **base)
+        cur = np.where(ok, cur, ref)  # untested pairs: no change
+    scale = root_kappa * np.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
+    z = np.abs(np.arctanh(np.clip(cur, -_CLIP, _CLIP)) - z_ref) / scale
+    change = cur - ref
+    size = np.abs(change)
+    m = int(ok.sum())
+    if correction == "bonferroni":  # p·m < α  ⟺  z > Φ⁻¹(1 − α/(2m)): no p-value for every pair
+        flagged = (z > ndtri(1.0 - alpha / (2.0 * m))) & (size >= min_change) & ok
+        p_adj = None
+    else:
+        p = np.where(ok, 2.0 * ndtr(-z), 1.0)
+        p_adj = np.ones_like(p)
+        p_adj[ok] = adjust(p[ok], correction)
+        flagged = ok & (p_adj < alpha) & (size >= min_change)
     names = ext.columns
-    order = np.argsort(-np.abs(change), kind="stable")
-    pairs = [
-        PairChange(names[i[k]], names[j[k]], float(ref[k]), float(cur[k]) if ok[k] else float("nan"),
-                   float(change[k]), float(p[k]), float(p_adj[k]), bool(flagged[k]))
-        for k in order[: max(int(top), int(flagged.sum()))]
-    ]
+    order = np.argsort(-size, kind="stable")
+    hits = order[flagged[order]].tolist()
+    shown = order[: max(int(top), len(hits))]
+    p_shown = 2.0 * ndtr(-z[shown])
+    pa_shown = np.minimum(p_shown * m, 1.0) if p_adj is None else p_adj[shown]
+    i_l, j_l = i.tolist(), j.tolist()
+    pairs = [PairChange(names[i_l[k]], names[j_l[k]], r, c if o else float("nan"), ch, pv, pa, f)
+             for k, r, c, o, ch, pv, pa, f in zip(shown.tolist(), ref[shown].tolist(), cur[shown].tolist(),
+                                                  ok[shown].tolist(), change[shown].tolist(), p_shown.tolist(),
+                                                  pa_shown.tolist(), flagged[shown].tolist())]
     return CorrelationChange(
-        tested=True, drifted=bool(flagged.any()), max_change=float(np.abs(change).max()),
-        drifted_pairs=[(names[i[k]], names[j[k]]) for k in order if flagged[k]], pairs=pairs,
-        note="" if ok.all() else f"{int((~ok).sum())} pairs with a constant column were not tested", **base,
+        tested=True, drifted=bool(hits), max_change=float(size.max()),
+        drifted_pairs=[(names[i_l[k]], names[j_l[k]]) for k in hits], pairs=pairs,
+        note="" if every else f"{len(ok) - m} pairs with a constant column were not tested", **base,
     )

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
 
 import numpy as np
-from scipy.stats import f as f_dist
+from scipy.special import fdtrc
 
 from raywatch.drift.statistics import ks_binned
 from raywatch.stats.vectors import VectorSection, VectorSketch
@@ -120,7 +120,7 @@ def embedding_drift(
     S_ref, S_cur = ref.covariance(), section.covariance()
     t2 = _solve(S_ref / N + S_cur / n, d)
     f_stat = t2 * (n - p) / (p * (n - 1))
-    p_mean = min(1.0, 2.0 * float(f_dist.sf(f_stat, p, n - p)))
+    p_mean = min(1.0, 2.0 * float(fdtrc(p, n - p, max(f_stat, 0.0))))
     mahalanobis = math.sqrt(max(_solve(S_ref, d), 0.0))
     d_low, _, p_norm = ks_binned(ref.norm_counts, section.norm_counts)
     p_norm = min(1.0, 2.0 * p_norm)

@@ -103,11 +103,14 @@ def _div(a: float, b: float) -> Optional[float]:
 
 
 def _auc(pos: np.ndarray, count: np.ndarray):
-    neg = np.maximum(count - pos, 0.0)
-    P, N = float(pos.sum()), float(neg.sum())
+    neg = np.subtract(count, pos)
+    np.maximum(neg, 0.0, out=neg)
+    below = np.cumsum(neg)
+    N = float(below[-1])
+    P = float(pos.sum())
     if P <= 0 or N <= 0:
         return None, None
-    below = np.concatenate(([0.0], np.cumsum(neg)[:-1]))
+    below -= neg  # negatives in the bins below each bin
     tie = dot(pos, neg)
     auc = (dot(pos, below) + 0.5 * tie) / (P * N)
     return min(max(auc, 0.0), 1.0), 0.5 * tie / (P * N)
@@ -117,10 +120,11 @@ def _values(est: ConfidenceEstimator, sec: ConfidenceSection):
     """``(values, shares, auc_bound)``: each metric's value and the window's share of rows
     per class behind its sampling error."""
     C = sec.confusion
-    n = float(C.sum())
-    pred, true, diag = C.sum(axis=0), C.sum(axis=1), np.diag(C)
-    classes = [1] if est.binary else list(range(C.shape[0]))
-    vals: Dict[str, Optional[float]] = {"accuracy": _div(float(diag.sum()), n)}
+    pred, true, diag = C.sum(axis=0).tolist(), C.sum(axis=1).tolist(), C.diagonal().tolist()
+    n = float(sum(pred))
+    binary = est.binary
+    classes = [1] if binary else list(range(len(pred)))
+    vals: Dict[str, Optional[float]] = {"accuracy": _div(sum(diag), n)}
     shares: Dict[str, List[float]] = {"accuracy": [1.0]}
     per: Dict[str, List[Optional[float]]] = {"precision": [], "recall": [], "f1": []}
     for k in classes:
@@ -132,7 +136,7 @@ def _values(est: ConfidenceEstimator, sec: ConfidenceSection):
         shares.setdefault("f1", []).append((pred[k] + true[k] - diag[k]) / n if n else 0.0)
         shares.setdefault("roc_auc", []).append(true[k] / n if n else 0.0)
     for name, vs in per.items():
-        if est.binary:
+        if binary:
             vals[name] = vs[0]
         else:  # macro: an undefined class counts as 0 (scikit-learn's zero_division=0)
             vals[name] = float(np.mean([v or 0.0 for v in vs])) if n else None
@@ -142,8 +146,8 @@ def _values(est: ConfidenceEstimator, sec: ConfidenceSection):
         if a is not None:
             aucs.append(a)
             bounds.append(b)
-    vals["roc_auc"] = float(np.mean(aucs)) if aucs and (est.binary or len(aucs) == len(classes)) else None
-    bound = float(np.mean(bounds)) if vals["roc_auc"] is not None else None
+    vals["roc_auc"] = sum(aucs) / len(aucs) if aucs and (binary or len(aucs) == len(classes)) else None
+    bound = sum(bounds) / len(bounds) if vals["roc_auc"] is not None else None
     return vals, shares, bound
 
 

@@ -5,7 +5,8 @@ For every numerical column of the profile's :class:`~raywatch.stats.outliers.Out
 beside the reference's own share. As with the other quality figures
 (:mod:`raywatch.drift.quality`), the share is an *issue* when it exceeds the reference's rate
 by at least ``tolerance`` (0.01, absolute) **and** a one-sided binomial test at level
-``alpha`` (0.001) says the excess is not chance. Unlike ``out_of_range_share`` (beyond the
+``alpha`` (0.001) says the excess is not chance (the same rule as
+:func:`raywatch.drift.quality.assess`, vectorized over the columns). Unlike ``out_of_range_share`` (beyond the
 reference's minimum and maximum, which grow with the reference's size), the fences sit where
 the bulk of the data ends, so the reference rate is a stable few per cent or less (0.7 % for
 normal data with IQR fences) and a heavier tail shows early.
@@ -24,11 +25,11 @@ normal data with IQR fences) and a heavier tail shows early.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
-from scipy.stats import binom
+import numpy as np
+from scipy.special import bdtrc
 
-from raywatch.drift.quality import _flag
 from raywatch.stats.outliers import OutlierCounts, OutlierFences
 
 __all__ = ["OutlierQuality", "outlier_quality"]
@@ -45,7 +46,7 @@ class OutlierQuality:
     reference_share: float
     low: float
     high: float
-    p_value: float
+    p_value: Optional[float]  # None where the share does not exceed the reference rate by the tolerance
     issue: bool
 
     def to_dict(self) -> Dict[str, Any]:
@@ -64,11 +65,20 @@ def outlier_quality(
     tolerance, alpha
         The excess over the reference rate that may count, and the binomial test's level.
     """
-    out: Dict[str, OutlierQuality] = {}
-    for i, name in enumerate(ext.columns):
-        n, k = int(section.values[i]), int(section.beyond[i])
-        rate = float(ext.reference_rate[i])
-        p = float(binom.sf(k - 1, n, rate)) if n and k and 0.0 < rate < 1.0 else (1.0 if not k or rate >= 1 else 0.0)
-        out[name] = OutlierQuality(name, n, k, k / n if n else 0.0, rate, float(ext.low[i]), float(ext.high[i]), p,
-                                   bool(_flag(k, n, rate, tolerance, alpha)))
-    return out
+    n = section.values.astype(np.float64)
+    k = section.beyond.astype(np.float64)
+    rate = ext.reference_rate
+    share = k / np.maximum(n, 1.0)
+    # the binomial test runs only where the excess reaches the tolerance (stationary windows:
+    # nowhere); P(X ≥ k) for X ~ Binomial(n, rate) as scipy.stats.binom.sf(k - 1, n, rate)
+    candidate = (k > 0) & (share - rate >= tolerance)
+    p = np.full(n.size, np.nan)
+    if candidate.any():
+        c = np.flatnonzero(candidate)
+        r = rate[c]
+        sf = bdtrc(np.maximum(section.beyond[c] - 1, 0), section.values[c], np.clip(r, 1e-300, 1.0))
+        p[c] = np.where(r <= 0, 0.0, np.where(r >= 1, 1.0, sf))
+    issue = candidate & ((rate <= 0) | ((rate < 1) & (p < alpha)))
+    cols = zip(ext.columns, section.values.tolist(), section.beyond.tolist(), share.tolist(), rate.tolist(),
+               ext.low.tolist(), ext.high.tolist(), [None if v != v else v for v in p.tolist()], issue.tolist())
+    return {c[0]: OutlierQuality(*c) for c in cols}

@@ -10,9 +10,9 @@ are left out and counted (``skipped``): pairwise-complete sums would need a coun
 
 :class:`CorrelationExtension` keeps what the test needs of the reference (see
 :mod:`raywatch.drift.correlation`). The correlation it sums is that of the columns' *normal
-scores* under the reference's marginals: each value goes through the reference's quantiles
-(64 knots) to the standard normal quantile there, ``Φ⁻¹(F_ref(x))``, clipped at ±2.4 beyond the
-outer knots. For normal data this is Pearson's correlation; for heavy tails it is robust (one
+scores* under the reference's marginals: each value goes to the standard normal quantile of
+the reference's CDF there, ``Φ⁻¹(F_ref(x))``, read off a 256-point grid between the
+reference's 0.5 % and 99.5 % quantiles (so clipped at about ±2.6 beyond them). For normal data this is Pearson's correlation; for heavy tails it is robust (one
 extreme value cannot swing it, and the test keeps its level where Pearson's did not: 7 % false
 alarms at α = 5 % on 300-row windows with lognormal and t₄ columns), and it moves only when
 the dependence between the columns moves, which is what the test is after. The extension also
@@ -21,8 +21,9 @@ keeps the reference correlation matrix and, for every pair, the asymptotic varia
 with correlation ρ: ``E u²v² − ρ(E u³v + E uv³) + ρ²/4 · (E u⁴ + E v⁴ + 2 E u²v²)``, which is
 ``(1 − ρ²)²`` for normal data).
 
-Cost in the replica: one ``(rows × columns)`` matrix, one ``np.interp`` per column and one
-``Zᵀ Z``: about 100 µs for 1,000 rows × 20 columns.
+Cost in the replica: one ``(rows × columns)`` matrix, the grid lookup (a handful of
+vectorized operations over the matrix) and one ``Zᵀ Z``: about 150 µs for 1,000 rows × 20
+columns.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -51,10 +52,10 @@ from scipy.special import ndtri
 
 from raywatch.stats.sections import Batch, Extension, Section, checked_kind, need, register
 
-__all__ = ["CoMoments", "CorrelationExtension", "normal_score_knots", "MAX_COLUMNS"]
+__all__ = ["CoMoments", "CorrelationExtension", "normal_score_grid", "MAX_COLUMNS"]
 
 MAX_COLUMNS = 64
-KNOTS = 64  # normal-score knots per column
+GRID = 256  # normal-score grid points per column
 
 
 @register
@@ -91,14 +92,17 @@ class CoMoments(Section):
         m2 = self.m2 + other.m2 + np.outer(delta, delta) * (self.n * other.n / n)
         return CoMoments(n, mean, m2, self.skipped + other.skipped)
 
+    def deviations(self) -> np.ndarray:
+        """``√M2[i, i]`` per column, NaN where a column has no spread beyond rounding."""
+        diag = self.m2.diagonal()
+        scale = np.maximum(np.abs(self.mean), 1.0)
+        scale *= scale * (1e-20 * max(self.n, 1))
+        return np.sqrt(np.where(diag > scale, diag, np.nan))
+
     def correlation(self) -> np.ndarray:
         """The correlation matrix (NaN where a column has no spread beyond rounding)."""
-        diag = np.diag(self.m2)
-        scale = np.maximum(np.abs(self.mean), 1.0) ** 2 * max(self.n, 1)
-        sd = np.where(diag > 1e-20 * scale, np.sqrt(np.maximum(diag, 0.0)), np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = self.m2 / np.outer(sd, sd)
-        return np.clip(r, -1.0, 1.0)
+        sd = self.deviations()
+        return np.clip(self.m2 / np.outer(sd, sd), -1.0, 1.0)
 
     def state(self):
         return {"n": self.n, "skipped": self.skipped}, {"mean": self.mean, "m2": self.m2}
@@ -116,15 +120,19 @@ class CoMoments(Section):
         return cls(n, mean, m2, int(meta.get("skipped", 0)))
 
 
-def normal_score_knots(x: np.ndarray, knots: int = KNOTS) -> Tuple[np.ndarray, np.ndarray]:
-    """``(values, scores)``: the column's quantiles at ``(k + ½) / knots`` and the standard
-    normal quantiles there; ``np.interp(x, values, scores)`` maps a value to its normal score
-    under the reference's law (ties share their mean score; beyond the ends, clipped)."""
-    p = (np.arange(knots) + 0.5) / knots
-    values = np.quantile(x, p)
-    scores = ndtri(p)
-    uniq, inverse = np.unique(values, return_inverse=True)
-    return uniq, np.bincount(inverse, weights=scores) / np.bincount(inverse)
+def normal_score_grid(x: np.ndarray, points: int = GRID) -> Tuple[float, float, np.ndarray]:
+    """``(start, step, scores)``: the standard normal quantile of the reference's CDF at
+    ``points`` evenly spaced values from its 0.5 % to its 99.5 % quantile. A value's normal
+    score is read off this grid by arithmetic (no search: a binary search per value costs
+    30-40 ns on random data, three times the whole transform)."""
+    lo, hi = np.quantile(x, [0.005, 0.995])
+    if not hi > lo:
+        lo, hi = float(x.min()) - 0.5, float(x.max()) + 0.5
+    grid = np.linspace(lo, hi, points)
+    srt = np.sort(x)
+    cdf = (np.searchsorted(srt, grid, side="left") + np.searchsorted(srt, grid, side="right")) / (2.0 * srt.size)
+    scores = ndtri(np.clip(cdf, 0.5 / points, 1.0 - 0.5 / points))
+    return float(lo), float((hi - lo) / (points - 1)), np.maximum.accumulate(scores)
 
 
 def _asymptotic_variance(U: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -146,19 +154,34 @@ class CorrelationExtension(Extension):
     kind = "correlation"
     name = "correlation"
 
-    def __init__(self, columns: Sequence[str], knots: Sequence[Tuple[np.ndarray, np.ndarray]],
+    def __init__(self, columns: Sequence[str], start: np.ndarray, step: np.ndarray, grid: np.ndarray,
                  reference_corr: np.ndarray, tau2: np.ndarray, reference_rows: int):
         self.columns = [str(c) for c in columns]
-        self.knots = [(np.asarray(v, dtype=np.float64), np.asarray(z, dtype=np.float64)) for v, z in knots]
+        self.start = np.asarray(start, dtype=np.float64)
+        self.step = np.asarray(step, dtype=np.float64)
+        self.grid = np.asarray(grid, dtype=np.float64)  # (columns, GRID) normal scores
         self.reference_corr = np.asarray(reference_corr, dtype=np.float64)
         self.tau2 = np.asarray(tau2, dtype=np.float64)
         self.reference_rows = int(reference_rows)
+        self._offsets = np.arange(len(self.columns)) * self.grid.shape[1]
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        """The normal scores of complete rows ``X`` under the reference's marginals."""
-        out = np.empty_like(X)
-        for j, (v, z) in enumerate(self.knots):
-            out[:, j] = np.interp(X[:, j], v, z)
+        """The normal scores of complete rows ``X`` under the reference's marginals: linear
+        between grid points, clipped beyond the grid's ends (vectorized over all columns)."""
+        g = self.grid.shape[1]
+        t = np.subtract(X, self.start)
+        t /= self.step
+        np.clip(t, 0.0, g - 1.000001, out=t)
+        i = t.astype(np.intp)
+        t -= i
+        i += self._offsets
+        flat = self.grid.reshape(-1)
+        lo = flat[i]
+        i += 1
+        out = flat[i]
+        out -= lo
+        out *= t
+        out += lo
         return out
 
     def reads(self):
@@ -174,8 +197,10 @@ class CorrelationExtension(Extension):
         X = X[np.all(np.isfinite(X), axis=1)]
         if X.shape[0] < 10:
             raise ValueError(f"correlation needs at least 10 complete reference rows, got {X.shape[0]}")
-        ext = cls(columns, [normal_score_knots(X[:, j]) for j in range(X.shape[1])], np.eye(X.shape[1]),
-                  np.ones((X.shape[1], X.shape[1])), X.shape[0])
+        grids = [normal_score_grid(X[:, j]) for j in range(X.shape[1])]
+        d = X.shape[1]
+        ext = cls(columns, [g[0] for g in grids], [g[1] for g in grids], np.stack([g[2] for g in grids]),
+                  np.eye(d), np.ones((d, d)), X.shape[0])
         U = ext.scores(X)
         rho = CoMoments.of(U).correlation()
         ext.reference_corr = np.where(np.isfinite(rho), rho, 0.0)
@@ -195,10 +220,9 @@ class CorrelationExtension(Extension):
         return CoMoments.of(self.scores(X), skipped)
 
     def state(self):
-        arrays = {"corr": self.reference_corr, "tau2": self.tau2}
-        for j, (v, z) in enumerate(self.knots):
-            arrays[f"v{j}"], arrays[f"z{j}"] = v, z
-        return {"columns": self.columns, "reference_rows": self.reference_rows}, arrays
+        return ({"columns": self.columns, "reference_rows": self.reference_rows},
+                {"start": self.start, "step": self.step, "grid": self.grid, "corr": self.reference_corr,
+                 "tau2": self.tau2})
 
     @classmethod
     def from_state(cls, meta, arrays):
@@ -206,11 +230,13 @@ class CorrelationExtension(Extension):
         d = len(columns)
         if not 2 <= d <= MAX_COLUMNS:
             raise ValueError("bad column list")
-        knots = []
-        for j in range(d):
-            v, z = need(arrays, f"v{j}").reshape(-1), need(arrays, f"z{j}").reshape(-1)
-            if v.size != z.size or v.size == 0 or v.size > 4 * KNOTS or np.any(np.diff(v) <= 0):
-                raise ValueError(f"normal-score knots of column {j} do not fit")
-            knots.append((v, z))
-        return cls(columns, knots, need(arrays, "corr", d * d).reshape(d, d), need(arrays, "tau2", d * d).reshape(d, d),
+        grid = need(arrays, "grid")
+        if grid.size % d or not 2 <= grid.size // d <= 4 * GRID:
+            raise ValueError("normal-score grid does not fit")
+        grid = grid.reshape(d, -1)
+        step = need(arrays, "step", d).reshape(-1)
+        if np.any(~(step > 0)) or np.any(np.diff(grid, axis=1) < 0):
+            raise ValueError("normal-score grid is not increasing")
+        return cls(columns, need(arrays, "start", d).reshape(-1), step, grid,
+                   need(arrays, "corr", d * d).reshape(d, d), need(arrays, "tau2", d * d).reshape(d, d),
                    int(meta["reference_rows"]))

@@ -123,8 +123,10 @@ class OutlierFences(Extension):
     def summarize(self, batch: Batch) -> OutlierCounts:
         X = batch.matrix(self.columns)
         finite = np.isfinite(X)
-        beyond = ((X < self.low) | (X > self.high)) & finite
-        return OutlierCounts(finite.sum(axis=0), beyond.sum(axis=0))
+        beyond = X < self.low
+        beyond |= X > self.high
+        beyond &= finite  # ±inf are non-finite values, counted as such elsewhere
+        return OutlierCounts(np.count_nonzero(finite, axis=0), np.count_nonzero(beyond, axis=0))
 
     def state(self):
         return ({"columns": self.columns, "method": self.method, "k": self.k},
