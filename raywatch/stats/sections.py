@@ -18,7 +18,9 @@ know (written by a newer one) are dropped on reading and logged, never guessed a
 
 Writing a new kind: subclass :class:`Section` (``kind``, ``version``, ``merge``, ``state``,
 ``from_state``) and :class:`Extension` (``summarize``, ``empty``, ``state``,
-``from_state``) and decorate both with :func:`register`. Segments and attributions can
+``from_state``), decorate both with :func:`register`, and list the module in
+:mod:`raywatch.stats.kinds` (imported by the summary and profile modules, so every reader
+knows the kind). Segments and attributions can
 reuse the mechanism as they are.
 
 >>> import numpy as np
@@ -64,24 +66,6 @@ State = Tuple[Dict[str, Any], Dict[str, np.ndarray]]
 SECTIONS: Dict[str, Type["Section"]] = {}
 EXTENSIONS: Dict[str, Type["Extension"]] = {}
 MAX_PARTS = 64  # sections a summary (extensions a profile) may carry
-
-
-# the modules that register raywatch's own kinds, imported before anything is decoded
-BUILTIN = (
-    "raywatch.stats.confidence", "raywatch.stats.comoments", "raywatch.stats.reconstruction",
-    "raywatch.stats.outliers", "raywatch.stats.vectors",
-)
-_loaded = False
-
-
-def _load_builtin() -> None:
-    global _loaded
-    if not _loaded:
-        import importlib
-
-        for module in BUILTIN:
-            importlib.import_module(module)
-        _loaded = True
 
 
 def register(cls: type) -> type:
@@ -138,7 +122,6 @@ class _Part:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Any:
-        _load_builtin()
         registry: Dict[str, Any] = SECTIONS if issubclass(cls, Section) else EXTENSIONS
         kind = data.get("kind") if isinstance(data, Mapping) else None
         target = registry.get(kind) if kind else None
@@ -279,7 +262,6 @@ def decode(
     ValueError when an entry or an array does not fit."""
     if not isinstance(table, (list, tuple)) or len(table) > MAX_PARTS:
         raise ValueError(f"bad {what} table")
-    _load_builtin()
     registry: Dict[str, Any] = EXTENSIONS if what == "extension" else SECTIONS
     out: Dict[str, Any] = {}
     for i, entry in enumerate(table):

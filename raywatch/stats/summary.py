@@ -47,6 +47,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from raywatch.stats import codec, sample, sections as sec
+from raywatch.stats import kinds as _registered_kinds  # noqa: F401  (registers the built-in section kinds)
 from raywatch.stats.columns import MISSING, WRONG
 
 __all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS"]
