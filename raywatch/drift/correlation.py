@@ -22,10 +22,11 @@ Windows with fewer than ``min_rows`` complete rows are not tested.
 The correlation is that of the columns' normal scores under the reference's marginals (see
 :mod:`raywatch.stats.comoments`): Pearson's for normal data, robust to heavy tails.
 
-False-alarm rate, measured: at α = 0.05, 4.9 % of 3,000 stationary windows of 300 normal rows
-× 6 columns had a pair flagged (the Bonferroni level, family-wise), 19 of 300 with lognormal
-and Student-t columns (``tests/drift/test_correlation.py``), and none of windows of 5,000 rows,
-where the 0.1 floor binds.
+False-alarm rate, measured: at α = 0.05, 140 of 3,000 stationary windows of 300 normal rows ×
+6 columns (4.7 %) had a pair flagged, the Bonferroni level, family-wise
+(``tests/drift/test_multivariate_error_rates.py``, slow); 18 of 300 with lognormal and
+Student-t columns, and none of 20 windows of 5,000 rows, where the 0.1 floor binds
+(``tests/drift/test_correlation.py``).
 
 >>> import numpy as np
 >>> from raywatch.stats.comoments import CorrelationExtension

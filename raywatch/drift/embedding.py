@@ -21,9 +21,9 @@ out, a new source) shows in the projection; a change of scale (a new encoder ver
 normalization switched off) in the norms. A rotation that keeps the projected mean, covariance
 and norms escapes both; 16 random directions make that unlikely for a real shift.
 
-False-alarm rate, measured: 3.5 % of 200 stationary windows of 1,000 rows of a
-1,536-dimensional embedding at α = 0.05 (``tests/drift/test_embedding.py`` checks the level on
-60). Set α from an expected run time between false alarms
+False-alarm rate, measured: 6 of 200 stationary windows (3 %) of 1,000 rows of a
+1,536-dimensional embedding at α = 0.05 (``tests/drift/test_multivariate_error_rates.py``,
+slow; ``tests/drift/test_embedding.py`` checks the level on 60). Set α from an expected run time between false alarms
 (:func:`raywatch.drift.runlength.alpha_for_run_length`) to state it in time instead.
 
 >>> import numpy as np
