@@ -16,6 +16,16 @@ minimum. The binned KS
 statistics are checked against scipy's raw-data ones (``max_ks_abs_error`` must stay within
 the documented bound, one bin's mass). The last line of stdout is one JSON object.
 
+Cost of the profile extensions (issue 13), on the same data plus a model score (and its label
+in the reference): a profile with label-free performance estimation, correlation, PCA
+reconstruction and outlier fences over the 20 numerical columns, against the same profile
+without them, interleaved run by run:
+
+* ``extension_summarize_ms_per_1k_rows_20_features`` — what the extensions add to a replica's
+  ``summarize`` of a 1,000-row flush (target: at most 1 ms), beside ``summarize_ms_per_1k_plain``;
+* ``extension_evaluation_overhead`` — what estimation and the new tests add to the stats actor's
+  ``detect_drift`` of a window (target: at most 10 %), beside ``evaluation_ms_plain``.
+
     python benchmarks/drift_engine.py            # 1M × 20 (+3 categorical)
     python benchmarks/drift_engine.py --quick    # 100k rows, ends well within 60 s
 """
@@ -78,6 +88,55 @@ def reference_and_current(args: argparse.Namespace) -> tuple:
     return reference, current
 
 
+def _with_model(data: dict, rows: int, seed: int, label: bool) -> dict:
+    rng = np.random.default_rng(seed)
+    z = data["num_0"] - 0.5 * data["num_1"] + 0.2 * data["num_2"]
+    out = dict(data, score=1.0 / (1.0 + np.exp(-z)))
+    if label:
+        out["label"] = (rng.random(rows) < out["score"]).astype(np.int64)
+    return out
+
+
+def extension_costs(reference: dict, current: dict, rows: int, repeats: int) -> dict:
+    """The extensions' added cost in a replica's summarize and the actor's evaluation."""
+    ref = _with_model(reference, rows, 3, label=True)
+    cur = _with_model(current, rows, 4, label=False)
+    numerical = [n for n in ref if n.startswith("num_")][:20]
+    plain = Profile.fit({k: v for k, v in ref.items() if k != "label"}, seed=0)
+    extended = Profile.fit(ref, seed=0, performance={"target": "label", "scores": "score"},
+                           correlation=numerical, pca={"columns": numerical}, outliers={"columns": numerical})
+    flushes = [{k: v[i:i + 1000] for k, v in cur.items()} for i in range(0, min(rows, 50_000), 1000)]
+    t_plain, t_ext = [], []
+    for r in range(repeats):
+        for batch in flushes[r % 5::5]:  # the same flushes for both, interleaved
+            t0 = time.perf_counter()
+            plain.summarize(batch)
+            t1 = time.perf_counter()
+            extended.summarize(batch)
+            t2 = time.perf_counter()
+            t_plain.append(t1 - t0)
+            t_ext.append(t2 - t1)
+    s_plain, s_ext = plain.summarize(cur), extended.summarize(cur)
+    e_plain, e_ext = [], []
+    for _ in range(repeats * 4):
+        t0 = time.perf_counter()
+        detect_drift(plain, s_plain)
+        t1 = time.perf_counter()
+        report = detect_drift(extended, s_ext)
+        t2 = time.perf_counter()
+        e_plain.append(t1 - t0)
+        e_ext.append(t2 - t1)
+    ms = lambda xs: statistics.median(xs) * 1e3  # noqa: E731
+    return {
+        "summarize_ms_per_1k_plain": round(ms(t_plain), 3),
+        "extension_summarize_ms_per_1k_rows_20_features": round(ms(t_ext) - ms(t_plain), 3),
+        "evaluation_ms_plain": round(ms(e_plain), 3),
+        "extension_evaluation_overhead": round(ms(e_ext) / ms(e_plain) - 1.0, 3),
+        "extension_summary_bytes": len(s_ext.to_bytes()) - len(s_plain.to_bytes()),
+        "extension_tests": sorted(report.extensions),
+    }
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv, __doc__)
     reference, current = reference_and_current(args)
@@ -135,6 +194,9 @@ def main(argv=None) -> dict:
         "ks_within_documented_bound": bool(bound_ok),
         "quick": bool(args.quick),
     }
+    result.update(extension_costs(reference, current, args.rows, repeats=4 if args.quick else 8))
+    result["extension_targets_met"] = (result["extension_summarize_ms_per_1k_rows_20_features"] <= 1.0
+                                       and result["extension_evaluation_overhead"] <= 0.10)
     for name in numerical:
         assert report.columns[name].p_value is not None
     print(f"raywatch summarize+detect: {raywatch_seconds:.3f} s (median of {len(times)}), "

@@ -17,6 +17,17 @@ of the raw value, p-value conservative); boolean → ``ztest``; categorical → 
 when the reference has exactly two labels, ``chisquare`` otherwise. Columns with fewer
 than ``min_rows`` usable values in the window are reported but not tested.
 
+Exact when the data is at hand: given raw columns of at most ``exact_max_rows`` rows
+(10,000 by default), the window is summarized with a sample that holds every value, so a
+numerical column whose reference also fits in the profile's sample is tested exactly: its
+KS statistic and p-value are scipy's ``ks_2samp``'s. Every column says what its figures are
+(``ColumnDrift.figures``: exact, bound, approximate or binned).
+
+The profile's extensions (estimated performance, correlations, PCA reconstruction,
+embeddings, outliers) are tested too when the window carries their sections
+(:mod:`raywatch.drift.extensions`); their results are in ``report.extensions``, and the
+outlier shares join each column's quality figures.
+
 Why an effect-size floor: a KS test on 1,000,000 rows flags a 0.01 σ shift that no model
 notices. The floor keeps "statistically significant" from meaning "alert" when the change
 is too small to matter, while leaving the p-value (and its false-alarm guarantee) to
@@ -37,18 +48,18 @@ The dataset drifts when the share of drifted columns among the tested ones reach
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Mapping, Union
-
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 from raywatch.config import ColumnDriftConfig, DriftConfig, parse_config
 from raywatch.drift.correction import adjust
+from raywatch.drift.extensions import run_extension_tests
 from raywatch.drift.methods import METHODS, ColumnPair, default_method, effect_size
 from raywatch.drift.quality import assess
 from raywatch.drift.report import ColumnDrift, DriftReport
 from raywatch.stats.profile import Profile
 from raywatch.stats.summary import WindowSummary
 
-__all__ = ["detect_drift"]
+__all__ = ["detect_drift", "EXACT_MAX_ROWS"]
 
 log = logging.getLogger("raywatch.drift.detect")
 
@@ -83,10 +94,24 @@ def _validate(profile: Profile, cfg: DriftConfig) -> None:
             )
 
 
+EXACT_MAX_ROWS = 10_000
+
+
+def _figures(kind: str, method: str, exact: bool) -> str:
+    if kind != "numerical":
+        return "exact"  # tests of exact category counts
+    if exact:
+        return "exact"
+    return {"ks": "bound", "wasserstein": "approximate"}.get(method, "binned")
+
+
 def detect_drift(
     profile: Profile,
     current: Any,
     config: Union[DriftConfig, Mapping[str, Any], None] = None,
+    *,
+    exact_max_rows: Optional[int] = None,
+    options: Optional[Mapping[str, Mapping[str, Any]]] = None,
 ) -> DriftReport:
     """Test every column of ``current`` against ``profile``.
 
@@ -99,12 +124,24 @@ def detect_drift(
         columns (anything ``profile.summarize`` accepts).
     config
         A :class:`~raywatch.config.DriftConfig` (or a dict of its fields).
+    exact_max_rows
+        Raw columns of at most this many rows are held whole (exact tests); default the
+        config's ``exact_max_rows`` when it has one, else 10,000.
+    options
+        Parameters of the extension tests by option key (``{"correlation": {"min_change":
+        0.2}}``), over the config's (see :mod:`raywatch.drift.extensions`).
     """
     if not isinstance(profile, Profile):
         raise TypeError(f"detect_drift needs a Profile first, got {type(profile).__name__}")
     cfg = _config(config)
     _validate(profile, cfg)
-    summary = current if isinstance(current, WindowSummary) else profile.summarize(current)
+    if isinstance(current, WindowSummary):
+        summary = current
+    else:
+        limit = exact_max_rows if exact_max_rows is not None else getattr(cfg, "exact_max_rows", EXACT_MAX_ROWS)
+        rows = _rows(current)
+        whole = rows is not None and rows <= int(limit)
+        summary = profile.summarize(current, sample_size=max(rows, profile.window_sample_size) if whole else None)
     if summary.fingerprint != profile.fingerprint:
         raise ValueError(
             "the window summary was made against a different profile "
@@ -161,7 +198,8 @@ def detect_drift(
         drifted = (not m.p_value) and res.statistic >= threshold
         columns[name] = ColumnDrift(
             statistic=float(res.statistic), p_value=res.p_value, p_value_adjusted=None, drifted=drifted,
-            effect_size=float(effect), exact=res.exact, statistic_bounds=res.bounds, note=res.note, **base,
+            effect_size=float(effect), exact=res.exact, statistic_bounds=res.bounds, note=res.note,
+            figures=_figures(spec.kind, method, res.exact), **base,
         )
         if m.p_value:
             pending.append(name)
@@ -182,9 +220,20 @@ def detect_drift(
         notes.append(f"no column had min_rows={cfg.min_rows} usable values: nothing tested")
     if drifted:
         log.debug("drift in %d of %d columns: %s", len(drifted), len(tested), ", ".join(c.name for c in drifted))
+    quality = assess(profile, summary, cfg.quality_tolerance, cfg.quality_alpha)
+    extensions = run_extension_tests(profile, summary, cfg, options) if profile.extensions else {}
+    for result in extensions.values():
+        if isinstance(result, dict):  # outlier shares join the columns' quality figures
+            for col, q in result.items():
+                if col in quality:
+                    quality[col].outlier_share = q.share
+                    quality[col].outlier_share_reference = q.reference_share
+                    if q.issue:
+                        quality[col].issues.append("outlier_share")
     return DriftReport(
         columns=columns,
-        quality=assess(profile, summary, cfg.quality_tolerance, cfg.quality_alpha),
+        quality=quality,
+        extensions=extensions,
         dataset_drift=bool(tested) and share >= cfg.drift_share,
         drift_share=share,
         drift_share_threshold=cfg.drift_share,
@@ -195,3 +244,15 @@ def detect_drift(
         unknown_columns=sorted(summary.unknown_columns),
         notes=notes,
     )
+
+
+def _rows(data: Any) -> Optional[int]:
+    """The number of rows of raw input, without converting it (None when unknown)."""
+    try:
+        if isinstance(data, Mapping):
+            return max((len(v) for v in data.values()), default=0)
+        if isinstance(data, (list, tuple)) or hasattr(data, "shape") or hasattr(data, "num_rows"):
+            return int(getattr(data, "num_rows", None) or len(data))
+    except TypeError:
+        return None
+    return None

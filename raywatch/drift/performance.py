@@ -384,7 +384,8 @@ class RegressionMetrics:
         """``rows``, ``mae``, ``rmse``, ``bias``, ``r2`` (``None`` where undefined), ``skipped``."""
         n = self.rows
         r2 = None
-        if n and self.m2_true > 0:
+        # a spread at the level of rounding (identical true values summed in another order) is none
+        if n and self.m2_true > n * (1e-14 * self.mean_true) ** 2:
             r2 = 1.0 - self.sq_err / self.m2_true
         return {
             "rows": n,

@@ -26,6 +26,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _plain(result: Any) -> Any:
+    if isinstance(result, dict):
+        return {k: _plain(v) for k, v in result.items()}
+    return result.to_dict() if hasattr(result, "to_dict") else asdict(result)
+
+
 @dataclass
 class ColumnDrift:
     """The drift verdict for one column.
@@ -37,6 +43,17 @@ class ColumnDrift:
     for a p-value method to flag drift. ``exact`` is False when computed from bins, and
     ``statistic_bounds`` then brackets the raw-data statistic where known. ``tested`` is
     False when the column was skipped (``note`` says why).
+
+    ``figures`` says what the statistic and p-value are (for the report):
+
+    * ``"exact"`` — computed from every raw value (numerical columns held whole in both
+      samples: equal to scipy's) or from exact counts (categorical and boolean columns);
+    * ``"bound"`` — binned KS: the raw-data statistic lies in ``statistic_bounds`` and the
+      p-value is never smaller than the raw-data one (conservative);
+    * ``"approximate"`` — binned Wasserstein distance (within about 1.5 % of a standard
+      deviation of the raw-data value for smooth data);
+    * ``"binned"`` — a distance defined on the profile's bins (PSI, KL, JS, Hellinger of a
+      numerical column).
     """
 
     name: str
@@ -55,6 +72,7 @@ class ColumnDrift:
     rows_reference: int = 0
     rows_current: int = 0
     note: str = ""
+    figures: str = "exact"
 
     @property
     def score(self) -> Optional[float]:
@@ -73,7 +91,9 @@ class ColumnQuality:
     ``unseen_category_share`` the share of labels the reference never had (reference rate:
     the Good–Turing estimate, labels seen once / n). ``issues`` names the shares that
     exceed their reference rate by at least the tolerance and significantly (one-sided
-    binomial test).
+    binomial test). ``outlier_share`` (beside ``outlier_share_reference``) is the share of
+    finite values beyond the reference's robust fences, when the profile has them
+    (:mod:`raywatch.drift.outliers`); ``None`` otherwise.
     """
 
     name: str
@@ -90,6 +110,8 @@ class ColumnQuality:
     unseen_category_share: float
     unseen_category_share_reference: float
     issues: List[str] = field(default_factory=list)
+    outlier_share: Optional[float] = None
+    outlier_share_reference: Optional[float] = None
 
 
 @dataclass
@@ -97,7 +119,10 @@ class DriftReport:
     """Per-column drift and quality, and the dataset verdict.
 
     ``dataset_drift`` is True when ``drift_share`` (drifted columns / tested columns)
-    reaches ``drift_share_threshold``.
+    reaches ``drift_share_threshold``. ``extensions`` holds the results of the profile's
+    extension tests by section name (:mod:`raywatch.drift.extensions`: estimated performance,
+    correlation change, PCA reconstruction, embeddings, outliers); ``multivariate_drift`` is
+    True when the correlation, reconstruction or an embedding test flags the window.
     """
 
     columns: Dict[str, ColumnDrift]
@@ -111,6 +136,11 @@ class DriftReport:
     rows_current: int
     unknown_columns: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    extensions: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def multivariate_drift(self) -> bool:
+        return any(bool(getattr(r, "drifted", False)) for r in self.extensions.values())
 
     @property
     def drifted_columns(self) -> List[str]:
@@ -137,6 +167,8 @@ class DriftReport:
                 "notes": list(self.notes),
                 "columns": {name: asdict(c) for name, c in self.columns.items()},
                 "quality": {name: asdict(q) for name, q in self.quality.items()},
+                "multivariate_drift": self.multivariate_drift,
+                "extensions": {name: _plain(r) for name, r in self.extensions.items()},
             }
         )
 

@@ -14,7 +14,9 @@ foreign file is recognized and named. Layout (all integers little-endian)::
     22      ...   JSON header (UTF-8), then the arrays back to back
 
 The JSON header lists the arrays as ``[name, dtype, length]``; only a fixed set of
-little-endian numeric dtypes is accepted.
+little-endian numeric dtypes is accepted. A reader names the format versions it reads
+(``unpack(data, kind, (1, 2))``): a format that gains optional parts bumps its version and
+keeps reading the old one.
 
 >>> import numpy as np
 >>> blob = pack(b"WS", 1, {"rows": 3}, {"x": np.arange(3, dtype="<i8")})
@@ -32,11 +34,11 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["FormatError", "pack", "unpack", "KIND_NAMES"]
+__all__ = ["FormatError", "pack", "unpack", "version_of", "KIND_NAMES"]
 
 MAGIC = b"RWATCH"
 _HEAD = struct.Struct("<6s2sHIII")
@@ -46,6 +48,13 @@ _DTYPES = {"<i8", "<u4", "<u2", "<u1", "<f8", "<f4", "|u1", "|i1"}
 
 class FormatError(ValueError):
     """Bytes or a file that are not a readable raywatch profile or summary."""
+
+
+def version_of(data: bytes) -> int:
+    """The format version written in the header of raywatch bytes (0 when there is no header)."""
+    if len(data) < _HEAD.size or bytes(data[:6]) != MAGIC:
+        return 0
+    return int(_HEAD.unpack_from(bytes(data[: _HEAD.size]))[2])
 
 
 def pack(kind: bytes, version: int, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -69,8 +78,15 @@ def pack(kind: bytes, version: int, meta: Mapping[str, Any], arrays: Mapping[str
     return head + body
 
 
-def unpack(data: bytes, kind: bytes, version: int, source: str = "") -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
-    """Decode bytes made by :func:`pack`; raise :class:`FormatError` saying what is wrong."""
+def unpack(
+    data: bytes, kind: bytes, version: Union[int, Sequence[int]], source: str = ""
+) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
+    """Decode bytes made by :func:`pack`; raise :class:`FormatError` saying what is wrong.
+
+    ``version`` is the format version this reader reads, or a sequence of them; the version
+    found is :func:`version_of` the bytes.
+    """
+    versions = (int(version),) if isinstance(version, (int, np.integer)) else tuple(int(v) for v in version)
     what = KIND_NAMES.get(kind, "raywatch data")
     where = f"{source}: " if source else ""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -83,10 +99,9 @@ def unpack(data: bytes, kind: bytes, version: int, source: str = "") -> Tuple[Di
         raise FormatError(
             f"{where}this is a raywatch {KIND_NAMES.get(got_kind, repr(got_kind))}, not a {what}"
         )
-    if got_version != version:
-        raise FormatError(
-            f"{where}{what} format version {got_version} is not supported (this raywatch reads version {version})"
-        )
+    if got_version not in versions:
+        reads = f"version {versions[0]}" if len(versions) == 1 else "versions " + ", ".join(map(str, versions))
+        raise FormatError(f"{where}{what} format version {got_version} is not supported (this raywatch reads {reads})")
     expected = _HEAD.size + hlen + plen
     if len(data) != expected:
         state = "truncated" if len(data) < expected else "damaged (trailing bytes after the end of the data)"

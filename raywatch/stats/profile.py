@@ -36,28 +36,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, Union
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from raywatch.stats import codec
-from raywatch.stats.columns import (
-    KINDS,
-    count_strings,
-    encode_categorical,
-    encode_numerical,
-    infer_kind,
-    normalize_label,
-    to_columns,
-    type_family,
-)
+from raywatch.stats import codec, sections
+from raywatch.stats.columns import KINDS, count_strings, encode_categorical, encode_numerical, infer_kind, to_columns
+from raywatch.stats.sections import Batch, Extension
+from raywatch.stats.spec import ColumnSpec, fit_column
 from raywatch.stats.summary import (
     MAX_UNKNOWN_COLUMNS,
     SMALL_BATCH_ROWS,
@@ -72,64 +63,23 @@ __all__ = ["Profile", "ColumnSpec"]
 
 log = logging.getLogger("raywatch.stats.profile")
 
-FORMAT_VERSION = 1
-MAX_KNOWN_CATEGORIES = 10_000
+FORMAT_VERSION = 2  # 2: optional extensions; a profile without them is written as version 1
+READS = (1, 2)
 
 
-@dataclass
-class ColumnSpec:
-    """How one column is binned: edges (numerical) or categories (categorical, boolean)."""
-
-    name: str
-    kind: str
-    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
-    lo: float = math.nan  # reference min (finite values)
-    hi: float = math.nan  # reference max
-    categories: List[Hashable] = field(default_factory=list)  # the top labels, in bin order
-    known: List[Hashable] = field(default_factory=list)  # further labels seen (overflow bucket)
-    families: Set[str] = field(default_factory=set)
-    singletons: int = 0
-
-    def __post_init__(self) -> None:
-        self.lookup: Dict[Hashable, int] = {}
-        if self.kind != "numerical":
-            n = len(self.categories)
-            for label in self.known:
-                self.lookup[label] = n
-            for i, label in enumerate(self.categories):
-                self.lookup[label] = i
-
-    @property
-    def n_bins(self) -> int:
-        return self.edges.size + 1 if self.kind == "numerical" else len(self.categories) + 1
+def _take(data: Any, names: Any) -> tuple:
+    """``(rest, taken)``: for a mapping, the named columns and any 2-D array (an embedding,
+    which ``to_columns`` does not accept) taken out; other inputs are left whole."""
+    if not isinstance(data, Mapping):
+        return data, {}
+    taken = {n: v for n, v in data.items() if n in names or (isinstance(v, np.ndarray) and v.ndim == 2)}
+    if not taken:
+        return data, {}
+    return {k: v for k, v in data.items() if k not in taken}, taken
 
 
-def _labels_and_counts(name: str, arr: np.ndarray) -> "Counter[Hashable]":
-    k = arr.dtype.kind
-    if k in "US":
-        uniq, counts = np.unique(arr, return_counts=True)
-        return Counter({normalize_label(u): int(c) for u, c in zip(uniq.tolist(), counts.tolist())})
-    if k in "iufb":
-        if k == "f":
-            arr = arr[~np.isnan(arr)]
-        uniq, counts = np.unique(arr, return_counts=True)
-        return Counter({normalize_label(u): int(c) for u, c in zip(uniq.tolist(), counts.tolist())})
-    counter: Counter[Hashable] = Counter()
-    for v in arr:
-        if v is None or (isinstance(v, float) and v != v):
-            continue
-        if type_family(v) == "other":
-            raise TypeError(
-                f"column {name!r}: values of type {type(v).__name__} cannot be categories; "
-                "use strings, integers or booleans"
-            )
-        counter[normalize_label(v)] += 1
-    return counter
-
-
-def _sort_key(item: Any) -> Any:
-    label, count = item
-    return (-count, type(label).__name__, str(label))
+def _rows_of(held: Mapping[str, Any]) -> int:
+    return max((len(v) for v in held.values()), default=0)
 
 
 class Profile:
@@ -138,10 +88,24 @@ class Profile:
     Use :meth:`fit` to build one; ``Profile(...)`` is internal.
     """
 
-    def __init__(self, specs: Sequence[ColumnSpec], *, window_sample_size: int = 100, meta: Optional[dict] = None):
+    def __init__(
+        self,
+        specs: Sequence[ColumnSpec],
+        *,
+        window_sample_size: int = 100,
+        meta: Optional[dict] = None,
+        extensions: Sequence[Extension] = (),
+    ):
         self.specs: Dict[str, ColumnSpec] = {s.name: s for s in specs}
         self.window_sample_size = int(window_sample_size)
         self.meta = dict(meta or {})
+        self.extensions: Dict[str, Extension] = {}
+        for ext in extensions:
+            if ext.name in self.extensions:
+                raise ValueError(f"two extensions make a section named {ext.name!r}")
+            self.extensions[ext.name] = ext
+        # columns an extension takes whole (vector features): kept out of the per-column pass
+        self._claimed = frozenset(c for e in self.extensions.values() for c in getattr(e, "claims", ()))
         self.fingerprint = self._fingerprint()
         self.reference: WindowSummary = self.empty_summary()
         # numerical_layout per set of batched columns, made on first use (see summarize)
@@ -159,6 +123,11 @@ class Profile:
         max_categories: int = 50,
         window_sample_size: int = 100,
         seed: Optional[int] = None,
+        performance: Optional[Mapping[str, Any]] = None,
+        correlation: Union[bool, Sequence[str]] = False,
+        pca: Union[bool, Mapping[str, Any]] = False,
+        outliers: Union[bool, Mapping[str, Any]] = False,
+        vectors: Union[Sequence[str], Mapping[str, Mapping[str, Any]]] = (),
     ) -> "Profile":
         """Fit a profile to reference data.
 
@@ -179,6 +148,14 @@ class Profile:
             Bound of the sample each window summary keeps (its share of the ≤ 64 KiB budget).
         seed
             Seed for the sample's randomness (reproducible profiles).
+        performance, correlation, pca, outliers, vectors
+            Optional extensions (:mod:`raywatch.stats.extend`): label-free performance
+            estimation (``{"target": "label", "scores": "proba", ...}``; the target column
+            is used for calibration only, not profiled), the co-moments of the numerical
+            columns (True or a list of columns), PCA reconstruction error (True or
+            ``{"columns": [...], "variance": 0.65}``), outlier fences (True or
+            ``{"method": "iqr", "k": 1.5}``) and embedding columns (a list of names, or
+            ``{name: {"dims": 16}}``). Each adds a section to every window summary.
         """
         if int(bins) < 2:
             raise ValueError(f"bins must be at least 2, got {bins!r}")
@@ -186,8 +163,22 @@ class Profile:
             raise ValueError(f"max_categories must be at least 1, got {max_categories!r}")
         if int(sample_size) < 0 or int(window_sample_size) < 0:
             raise ValueError("sample sizes must not be negative")
+        vector_names = list(vectors)
+        data, held = _take(data, vector_names)
+        for name, v in held.items():
+            if name not in vector_names:
+                raise ValueError(f"column {name!r}: expected a 1-D sequence of values, got an array of shape "
+                                 f"{v.shape}; a vector feature (an embedding) is declared with vectors=[{name!r}]")
         cols, rows = to_columns(data)
-        if not cols:
+        held.update({n: cols.pop(n) for n in vector_names if n in cols})
+        target = None
+        if performance:
+            target = performance.get("target")
+            if target not in cols:
+                raise ValueError(f"performance: the target column {target!r} is not in the reference data")
+            target = cols.pop(target)
+        rows = rows or _rows_of(held)
+        if not cols and not held:
             raise ValueError("reference data has no columns")
         if rows == 0:
             raise ValueError("reference data has no rows")
@@ -201,48 +192,37 @@ class Profile:
         specs = []
         for name, arr in cols.items():
             kind = kinds.get(name) or infer_kind(name, arr)
-            specs.append(cls._fit_column(name, kind, arr, int(bins), int(max_categories)))
+            specs.append(fit_column(name, kind, arr, int(bins), int(max_categories)))
         meta = {
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "reference_rows": rows,
             "bins": int(bins),
             "max_categories": int(max_categories),
         }
-        profile = cls(specs, window_sample_size=window_sample_size, meta=meta)
-        profile.reference = profile.summarize(cols, seed=seed, sample_size=int(sample_size))
+        from raywatch.stats.extend import fit_extensions
+
+        found = fit_extensions(
+            cols, held, rows, {s.name: s.kind for s in specs}, target=target, performance=performance,
+            correlation=correlation, pca=pca, outliers=outliers, vectors=vectors, seed=seed,
+        )
+        profile = cls(specs, window_sample_size=window_sample_size, meta=meta, extensions=found)
+        profile.reference = profile.summarize({**cols, **held}, seed=seed, sample_size=int(sample_size))
         return profile
 
-    @staticmethod
-    def _fit_column(name: str, kind: str, arr: np.ndarray, bins: int, max_categories: int) -> ColumnSpec:
-        if kind == "numerical":
-            x, wrong = encode_numerical(arr)
-            finite = x[np.isfinite(x)]
-            if finite.size == 0:
-                raise ValueError(
-                    f"reference column {name!r} has no finite numbers"
-                    + (f" ({wrong} values of the wrong type)" if wrong else "")
-                    + "; fix the data, declare its kind, or drop it"
-                )
-            qs = np.arange(1, bins) / bins
-            edges = np.unique(np.quantile(finite, qs))
-            lo, hi = float(finite.min()), float(finite.max())
-            if lo == hi:
-                log.info("reference column %r is constant (%r); any other value is drift", name, lo)
-            return ColumnSpec(name, kind, edges=edges.astype(np.float64), lo=lo, hi=hi)
-        if kind == "boolean":
-            codes = encode_categorical(arr, {False: 0, True: 1}, {"bool", "number"}, 2)
-            if not np.any((codes == 0) | (codes == 1)):
-                raise ValueError(f"reference column {name!r} has no boolean values; fix the data or drop it")
-            return ColumnSpec(name, kind, categories=[False, True], families={"bool", "number"})
-        counter = _labels_and_counts(name, arr)
-        if not counter:
-            raise ValueError(f"reference column {name!r} has no values (all missing); fix the data or drop it")
-        ranked = sorted(counter.items(), key=_sort_key)
-        top = [label for label, _ in ranked[:max_categories]]
-        known = [label for label, _ in ranked[max_categories:MAX_KNOWN_CATEGORIES]]
-        families = {type_family(label) for label in counter}
-        singletons = sum(1 for c in counter.values() if c == 1)
-        return ColumnSpec(name, kind, categories=top, known=known, families=families, singletons=singletons)
+    def extend(self, *extensions: Extension) -> "Profile":
+        """A copy of this profile with more extensions, fitted beforehand (each keeps what
+        its tests need of the reference). The copy has its own fingerprint: summaries made
+        with the two profiles do not merge."""
+        out = Profile(
+            list(self.specs.values()), window_sample_size=self.window_sample_size, meta=self.meta,
+            extensions=[*self.extensions.values(), *extensions],
+        )
+        r = self.reference
+        out.reference = WindowSummary(
+            out.fingerprint, r.names, r.kinds, r.n_bins, r.sample_size, rows=r.rows, ints=r.ints, floats=r.floats,
+            counts=r.counts, samples=r.samples, unknown_columns=r.unknown_columns, sections=r.sections,
+        )
+        return out
 
     # ------------------------------------------------------------- properties
     @property
@@ -303,7 +283,12 @@ class Profile:
         columns the profile does not know are ignored and counted in
         ``summary.unknown_columns`` (at most 32 names).
         """
+        batch, held = _take(batch, self._claimed)
         cols, rows = to_columns(batch)
+        if self._claimed:
+            held.update({n: cols.pop(n) for n in self._claimed if n in cols})
+        rows = rows or _rows_of(held)
+        numeric: Optional[Dict[str, np.ndarray]] = {} if self.extensions else None
         out = self.empty_summary(sample_size)
         k = out.sample_size
         rng = np.random.default_rng(seed)
@@ -324,6 +309,8 @@ class Profile:
                 continue
             if spec.kind == "numerical":
                 x, wrong = encode_numerical(arr)
+                if numeric is not None and not wrong and x.size == rows:
+                    numeric[spec.name] = x
                 if small and not wrong and x.size == rows:
                     together.append((i, spec, x))
                     counts.append(None)  # filled in below
@@ -363,10 +350,24 @@ class Profile:
                 pos += spec.n_bins
         if counts:
             out.counts = np.concatenate(counts)
-        unknown = sorted(set(cols) - set(self.specs))
+        if self.extensions:
+            out.sections = self._sections({**cols, **held}, rows, numeric)
+        unknown = sorted((set(cols) | set(held)) - set(self.specs) - self._claimed)
         if unknown:
             log.debug("ignoring columns the profile does not know: %s", ", ".join(unknown[:MAX_UNKNOWN_COLUMNS]))
             out.unknown_columns = {name: rows for name in unknown[:MAX_UNKNOWN_COLUMNS]}
+        return out
+
+    def _sections(self, cols: Dict[str, Any], rows: int, numeric: Optional[Dict[str, np.ndarray]]) -> Dict[str, Any]:
+        """Every extension's section of one batch; a failing extension costs only its section."""
+        batch = Batch(cols, rows, numeric)
+        out = {}
+        for name, ext in self.extensions.items():
+            try:
+                out[name] = ext.summarize(batch)
+            except Exception as exc:  # a bad extension input must not lose the whole summary
+                log.warning("extension %r could not summarize a batch (%s: %s); its section is left out",
+                            name, type(exc).__name__, exc)
         return out
 
     # -------------------------------------------------------- serialization
@@ -375,6 +376,12 @@ class Profile:
         for s in self.specs.values():
             h.update(json.dumps([s.name, s.kind, s.categories, s.lo, s.hi], default=str).encode())
             h.update(np.ascontiguousarray(s.edges, dtype="<f8").tobytes())
+        base = h.hexdigest()[:16]
+        if not self.extensions:
+            return base  # a profile without extensions keeps the fingerprint it always had
+        h = hashlib.sha256(base.encode())
+        for name, ext in self.extensions.items():
+            h.update(f"{name}:{ext.kind}:{ext.fingerprint()}".encode())
         return h.hexdigest()[:16]
 
     def to_bytes(self) -> bytes:
@@ -402,12 +409,17 @@ class Profile:
         }
         edges = np.concatenate([s.edges for s in specs]) if specs else np.empty(0)
         reference = np.frombuffer(self.reference.to_bytes(), dtype=np.uint8)
-        return codec.pack(b"PR", FORMAT_VERSION, meta, {"edges": edges.astype("<f8"), "reference": reference})
+        arrays = {"edges": edges.astype("<f8"), "reference": reference}
+        if not self.extensions:
+            return codec.pack(b"PR", 1, meta, arrays)  # readable by raywatch before extensions
+        meta["extensions"], extra = sections.encode(self.extensions, prefix="x")
+        arrays.update(extra)
+        return codec.pack(b"PR", FORMAT_VERSION, meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "") -> "Profile":
         """Inverse of :meth:`to_bytes`; raises :class:`~raywatch.stats.codec.FormatError`."""
-        meta, arrays = codec.unpack(data, b"PR", FORMAT_VERSION, source)
+        meta, arrays = codec.unpack(data, b"PR", READS, source)
         where = f"{source}: " if source else ""
         try:
             edges = arrays["edges"]
@@ -424,7 +436,11 @@ class Profile:
                 pos += n
             if pos != edges.size or any(s.kind not in KINDS for s in specs):
                 raise ValueError("inconsistent column table")
-            profile = cls(specs, window_sample_size=int(meta["window_sample_size"]), meta=meta.get("info", {}))
+            found = sections.decode(meta.get("extensions", []), arrays, prefix="x", what="extension")
+            if len(found) != len(meta.get("extensions", [])):
+                raise ValueError("it uses an extension this raywatch does not know")
+            profile = cls(specs, window_sample_size=int(meta["window_sample_size"]), meta=meta.get("info", {}),
+                          extensions=list(found.values()))
             reference = WindowSummary.from_bytes(arrays["reference"].tobytes())
         except codec.FormatError as exc:
             raise codec.FormatError(f"{where}damaged profile: its reference summary is unreadable ({exc})") from None

@@ -14,6 +14,12 @@ rows: about 2 KiB per numerical column with the default 100 bins and 100-value s
 Summaries are made by :meth:`raywatch.stats.profile.Profile.summarize`; this module holds
 the data structure, the vectorized per-column kernels, merging and the byte format.
 
+Optional *sections* (:mod:`raywatch.stats.sections`) ride along under their names: the
+accumulators a profile's extensions make (performance estimation, co-moments, PCA errors,
+embedding sketches, outlier counts). Merging takes the union and merges the sections both
+summaries carry. A summary with sections is written as format version 2; one without them
+as version 1, byte for byte as before, and both versions are read.
+
 >>> import numpy as np
 >>> from raywatch.stats.profile import Profile
 >>> profile = Profile.fit({"x": np.arange(100.0)}, bins=4, seed=0)
@@ -40,14 +46,16 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from raywatch.stats import codec, sample
+from raywatch.stats import codec, sample, sections as sec
+from raywatch.stats import kinds as _registered_kinds  # noqa: F401  (registers the built-in section kinds)
 from raywatch.stats.columns import MISSING, WRONG
 
 __all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS"]
 
 log = logging.getLogger("raywatch.stats.summary")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional sections; version 1 (no sections) is still read and written
+READS = (1, 2)
 MAX_UNKNOWN_COLUMNS = 32
 
 # per-column counters (int64), in this order
@@ -266,7 +274,7 @@ class WindowSummary:
     """
 
     __slots__ = ("fingerprint", "names", "kinds", "n_bins", "sample_size", "rows", "ints", "floats",
-                 "counts", "samples", "unknown_columns", "_offsets")
+                 "counts", "samples", "unknown_columns", "sections", "_offsets")
 
     def __init__(
         self,
@@ -281,6 +289,7 @@ class WindowSummary:
         counts: Optional[np.ndarray] = None,
         samples: Optional[List[sample.Sample]] = None,
         unknown_columns: Optional[Dict[str, int]] = None,
+        sections: Optional[Dict[str, "sec.Section"]] = None,
     ):
         c = len(names)
         self.fingerprint = fingerprint
@@ -303,6 +312,7 @@ class WindowSummary:
         self.counts = counts
         self.samples = samples
         self.unknown_columns = dict(unknown_columns or {})
+        self.sections: Dict[str, sec.Section] = dict(sections or {})
 
     # ------------------------------------------------------------------ access
     @property
@@ -387,6 +397,7 @@ class WindowSummary:
             counts=self.counts + other.counts,
             samples=samples,
             unknown_columns=unknown,
+            sections=sec.merge_sections(self.sections, other.sections) if self.sections or other.sections else None,
         )
 
     @classmethod
@@ -424,13 +435,17 @@ class WindowSummary:
             "sample_values": values.astype("<f8"),
             "sample_keys": keys.astype("<f8"),
         }
+        if not self.sections:
+            return codec.pack(b"WS", 1, meta, arrays)
+        meta["sections"], extra = sec.encode(self.sections)
+        arrays.update(extra)
         return codec.pack(b"WS", FORMAT_VERSION, meta, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "WindowSummary":
         """Inverse of :meth:`to_bytes`; raises :class:`raywatch.stats.codec.FormatError`
         saying what is wrong with damaged or foreign bytes."""
-        meta, arrays = codec.unpack(data, b"WS", FORMAT_VERSION)
+        meta, arrays = codec.unpack(data, b"WS", READS)
         kind_names = {"n": "numerical", "c": "categorical", "b": "boolean"}
         try:
             names = [str(n) for n in meta["columns"]]
@@ -452,6 +467,7 @@ class WindowSummary:
                 str(meta["fingerprint"]), names, kinds, n_bins, int(meta["sample_size"]),
                 rows=int(meta["rows"]), ints=ints, floats=floats, counts=counts, samples=samples,
                 unknown_columns={str(k): int(v) for k, v in dict(meta.get("unknown", {})).items()},
+                sections=sec.decode(meta.get("sections", []), arrays, what="section"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise codec.FormatError(f"damaged window summary: {exc}") from None
@@ -470,6 +486,7 @@ class WindowSummary:
             and np.array_equal(self.counts, other.counts)
             and all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(self.samples, other.samples))
             and self.unknown_columns == other.unknown_columns
+            and self.sections == other.sections
         )
 
     __hash__ = None  # type: ignore[assignment]

@@ -224,3 +224,32 @@ def test_raw_columns_and_summary_agree(profile):
     a = detect_drift(profile, cur).to_dict()
     b = detect_drift(profile, profile.summarize(cur)).to_dict()
     assert a == b
+
+
+def test_raw_columns_small_enough_to_hold_are_tested_exactly():
+    rng = np.random.default_rng(31)
+    ref = rng.normal(size=800)
+    profile = Profile.fit({"x": ref, "c": rng.choice(["u", "v"], 800)}, seed=0)
+    worst = 0.0
+    for shift in (0.0, 0.1, 0.2, 0.4):
+        cur = rng.normal(shift, 1, size=600)
+        col = detect_drift(profile, {"x": cur, "c": rng.choice(["u", "v"], 600)}).columns["x"]
+        scipy_ks = stats.ks_2samp(ref, cur)
+        assert col.exact and col.figures == "exact" and col.statistic_bounds is None
+        worst = max(worst, abs(col.p_value - scipy_ks.pvalue), abs(col.statistic - scipy_ks.statistic))
+    assert worst <= 1e-12
+    # the same window as a summary (its sample bounded at 100): binned, a bound, conservative
+    summary = profile.summarize({"x": cur})
+    binned = detect_drift(profile, summary).columns["x"]
+    assert not binned.exact and binned.figures == "bound" and binned.p_value >= scipy_ks.pvalue - 1e-12
+    assert detect_drift(profile, {"x": cur}, exact_max_rows=100).columns["x"].figures == "bound"
+    assert detect_drift(profile, {"x": cur}).columns["c"].figures == "exact"
+
+
+def test_figures_say_what_each_statistic_is(profile):
+    cur = window(12)
+    cfg = DriftConfig(columns={"a": {"method": "wasserstein"}, "b": {"method": "psi"}})
+    report = detect_drift(profile, profile.summarize(cur), cfg)
+    figures = {name: c.figures for name, c in report.columns.items()}
+    assert figures == {"a": "approximate", "b": "binned", "c": "exact", "two": "exact", "flag": "exact"}
+    assert report.to_dict()["columns"]["a"]["figures"] == "approximate"

@@ -44,3 +44,14 @@ def test_unreadable_header_and_array_table():
         unpack(_reframe(header, b"\0" * 8), b"WS", 1)
     with pytest.raises(FormatError, match="trailing bytes"):
         unpack(pack(b"WS", 1, {}, {}) + b"x", b"WS", 1)
+
+
+def test_a_reader_of_several_versions_reads_each_and_names_them():
+    from raywatch.stats.codec import version_of
+
+    for v in (1, 2):
+        blob = pack(b"WS", v, {"v": v}, {})
+        assert version_of(blob) == v and unpack(blob, b"WS", (1, 2))[0] == {"v": v}
+    with pytest.raises(FormatError, match="version 3 is not supported \\(this raywatch reads versions 1, 2\\)"):
+        unpack(pack(b"WS", 3, {}, {}), b"WS", (1, 2))
+    assert version_of(b"not raywatch") == 0

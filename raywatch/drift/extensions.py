@@ -1,0 +1,93 @@
+"""The per-window tests of a profile's extensions, run by :func:`raywatch.drift.detect_drift`.
+
+For every extension of the profile whose section the window carries, the matching test:
+
+====================  =================  ===========================================  ==============
+extension kind        option key         test                                         result
+====================  =================  ===========================================  ==============
+``cbpe``              ``estimation``     :func:`~raywatch.drift.estimation.           PerformanceEstimate
+                                         estimate_performance`
+``correlation``       ``correlation``    :func:`~raywatch.drift.correlation.          CorrelationChange
+                                         correlation_change`
+``pca``               ``reconstruction`` :func:`~raywatch.drift.reconstruction.       ReconstructionDrift
+                                         reconstruction_drift`
+``vector``            ``embeddings``     :func:`~raywatch.drift.embedding.            EmbeddingDrift
+                                         embedding_drift`
+``outliers``          ``outliers``       :func:`~raywatch.drift.outliers.             {column: OutlierQuality}
+                                         outlier_quality`
+====================  =================  ===========================================  ==============
+
+Each test's parameters come, in this order of precedence, from ``options[key]`` (a plain
+mapping), from the drift config's attribute of that name when it has one (a pydantic model or a
+mapping), and from the test's defaults; the outlier test takes the config's
+``quality_tolerance`` and ``quality_alpha`` and the correlation test its ``correction`` unless
+told otherwise. A test that fails costs only its own result (logged, left out).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from raywatch.drift.correlation import correlation_change
+from raywatch.drift.embedding import embedding_drift
+from raywatch.drift.estimation import estimate_performance
+from raywatch.drift.outliers import outlier_quality
+from raywatch.drift.reconstruction import reconstruction_drift
+
+__all__ = ["TESTS", "run_extension_tests", "option_values"]
+
+log = logging.getLogger("raywatch.drift.extensions")
+
+# extension kind -> (option key, test)
+TESTS: Dict[str, tuple] = {
+    "cbpe": ("estimation", estimate_performance),
+    "correlation": ("correlation", correlation_change),
+    "pca": ("reconstruction", reconstruction_drift),
+    "vector": ("embeddings", embedding_drift),
+    "outliers": ("outliers", outlier_quality),
+}
+
+
+def _as_dict(value: Any) -> Dict[str, Any]:
+    if value is None:
+        return {}
+    if hasattr(value, "model_dump"):
+        return dict(value.model_dump())
+    return dict(value)
+
+
+def option_values(key: str, config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> Dict[str, Any]:
+    """The parameters of the test ``key``: defaults from the config, then ``options[key]``."""
+    out: Dict[str, Any] = {}
+    if key == "outliers" and config is not None:
+        out.update(tolerance=config.quality_tolerance, alpha=config.quality_alpha)
+    if key == "correlation" and config is not None:
+        out.update(correction=config.correction)
+    out.update({k: v for k, v in _as_dict(getattr(config, key, None)).items() if v is not None})
+    out.update(_as_dict((options or {}).get(key)))
+    out.pop("enabled", None)
+    return out
+
+
+def run_extension_tests(profile: Any, summary: Any, config: Any = None,
+                    options: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Any]:
+    """``{section name: result}`` for every extension of ``profile`` that ``summary`` carries
+    a section of (see the module docstring). A test switched off with ``enabled: false`` in
+    its options is skipped."""
+    results: Dict[str, Any] = {}
+    for name, ext in profile.extensions.items():
+        section = summary.sections.get(name)
+        entry = TESTS.get(ext.kind)
+        if section is None or entry is None:
+            continue
+        key, test = entry
+        settings = {**_as_dict(getattr(config, key, None)), **_as_dict((options or {}).get(key))}
+        if settings.get("enabled") is False:
+            continue
+        fn: Callable[..., Any] = test
+        try:
+            results[name] = fn(ext, section, **option_values(key, config, options))
+        except Exception as exc:  # one failing test must not lose the report
+            log.warning("the %s test of %r failed (%s: %s); left out of the report", key, name, type(exc).__name__, exc)
+    return results
