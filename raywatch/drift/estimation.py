@@ -60,11 +60,15 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from raywatch import series
 from raywatch.stats.confidence import METRICS, ConfidenceEstimator, ConfidenceSection
 from raywatch.stats.linalg import dot
 
 __all__ = ["MetricEstimate", "PerformanceEstimate", "Disagreement", "estimate_performance", "disagreement",
            "sampling_error"]
+
+# the performance metrics by their catalogue names
+_ACCURACY, _PRECISION, _RECALL, _F1, _ROC_AUC = (m.name for m in (series.ACCURACY, series.PRECISION, series.RECALL, series.F1, series.ROC_AUC))
 
 
 @dataclass
@@ -124,17 +128,17 @@ def _values(est: ConfidenceEstimator, sec: ConfidenceSection):
     n = float(sum(pred))
     binary = est.binary
     classes = [1] if binary else list(range(len(pred)))
-    vals: Dict[str, Optional[float]] = {"accuracy": _div(sum(diag), n)}
-    shares: Dict[str, List[float]] = {"accuracy": [1.0]}
-    per: Dict[str, List[Optional[float]]] = {"precision": [], "recall": [], "f1": []}
+    vals: Dict[str, Optional[float]] = {_ACCURACY: _div(sum(diag), n)}
+    shares: Dict[str, List[float]] = {_ACCURACY: [1.0]}
+    per: Dict[str, List[Optional[float]]] = {_PRECISION: [], _RECALL: [], _F1: []}
     for k in classes:
-        per["precision"].append(_div(diag[k], pred[k]))
-        per["recall"].append(_div(diag[k], true[k]))
-        per["f1"].append(_div(2 * diag[k], pred[k] + true[k]))
-        shares.setdefault("precision", []).append(pred[k] / n if n else 0.0)
-        shares.setdefault("recall", []).append(true[k] / n if n else 0.0)
-        shares.setdefault("f1", []).append((pred[k] + true[k] - diag[k]) / n if n else 0.0)
-        shares.setdefault("roc_auc", []).append(true[k] / n if n else 0.0)
+        per[_PRECISION].append(_div(diag[k], pred[k]))
+        per[_RECALL].append(_div(diag[k], true[k]))
+        per[_F1].append(_div(2 * diag[k], pred[k] + true[k]))
+        shares.setdefault(_PRECISION, []).append(pred[k] / n if n else 0.0)
+        shares.setdefault(_RECALL, []).append(true[k] / n if n else 0.0)
+        shares.setdefault(_F1, []).append((pred[k] + true[k] - diag[k]) / n if n else 0.0)
+        shares.setdefault(_ROC_AUC, []).append(true[k] / n if n else 0.0)
     for name, vs in per.items():
         if binary:
             vals[name] = vs[0]
@@ -146,8 +150,8 @@ def _values(est: ConfidenceEstimator, sec: ConfidenceSection):
         if a is not None:
             aucs.append(a)
             bounds.append(b)
-    vals["roc_auc"] = sum(aucs) / len(aucs) if aucs and (binary or len(aucs) == len(classes)) else None
-    bound = sum(bounds) / len(bounds) if vals["roc_auc"] is not None else None
+    vals[_ROC_AUC] = sum(aucs) / len(aucs) if aucs and (binary or len(aucs) == len(classes)) else None
+    bound = sum(bounds) / len(bounds) if vals[_ROC_AUC] is not None else None
     return vals, shares, bound
 
 
@@ -157,7 +161,7 @@ def sampling_error(est: ConfidenceEstimator, metric: str, rows: float, shares: L
     comps = est.components.get(metric)
     if not comps or rows <= 0:
         return None
-    if metric == "accuracy":
+    if metric == _ACCURACY:
         std = comps[0][0]
         return None if not math.isfinite(std) else std / math.sqrt(rows)
     var = 0.0

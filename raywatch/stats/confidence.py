@@ -56,17 +56,21 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from raywatch import series
 from raywatch.stats.calibration import Calibration, fit_calibrator
 from raywatch.stats.columns import normalize_label
 from raywatch.stats.sections import Batch, Extension, Section, checked_kind, need, register
 
 __all__ = ["ConfidenceEstimator", "ConfidenceSection", "MAX_CLASSES"]
 
+# the performance metrics by their catalogue names
+_ACCURACY, _PRECISION, _RECALL, _F1, _ROC_AUC = (m.name for m in (series.ACCURACY, series.PRECISION, series.RECALL, series.F1, series.ROC_AUC))
+
 log = logging.getLogger("raywatch.stats.confidence")
 
 MAX_CLASSES = 50
 _EDGE_BUDGET = 4096  # score-bin edges over all classes
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+METRICS = (_ACCURACY, _PRECISION, _RECALL, _F1, _ROC_AUC)
 
 
 def _sort_key(v: Hashable) -> Any:
@@ -139,23 +143,23 @@ def _components(y: np.ndarray, pred: np.ndarray, scores: np.ndarray, k: int) -> 
     classes as ``√Σ SE_k² / K``); ROC AUC keeps ``[std₊, fraction₊, std₋]`` (DeLong's two
     terms, see :func:`_placements`)."""
     correct = (y == pred).astype(np.float64)
-    out: Dict[str, List[List[float]]] = {"accuracy": [[float(np.std(correct)), 1.0]]}
+    out: Dict[str, List[List[float]]] = {_ACCURACY: [[float(np.std(correct)), 1.0]]}
     classes = [1] if k == 2 else list(range(k))
-    for name in ("precision", "recall", "f1", "roc_auc"):
+    for name in (_PRECISION, _RECALL, _F1, _ROC_AUC):
         out[name] = []
     for c in classes:
         pc, tc = pred == c, y == c
-        out["precision"].append([float(np.std(correct[pc])) if pc.any() else math.nan, float(pc.mean())])
-        out["recall"].append([float(np.std(correct[tc])) if tc.any() else math.nan, float(tc.mean())])
+        out[_PRECISION].append([float(np.std(correct[pc])) if pc.any() else math.nan, float(pc.mean())])
+        out[_RECALL].append([float(np.std(correct[tc])) if tc.any() else math.nan, float(tc.mean())])
         tp, fp, fn = int((pc & tc).sum()), int((pc & ~tc).sum()), int((~pc & tc).sum())
         rel = tp + fp + fn
         if rel and tp + 0.5 * (fp + fn) > 0:
             obs = np.concatenate((np.ones(tp), np.zeros(fp + fn))) * (rel / (tp + 0.5 * (fp + fn)))
-            out["f1"].append([float(np.std(obs)), rel / y.size])
+            out[_F1].append([float(np.std(obs)), rel / y.size])
         else:
-            out["f1"].append([math.nan, 0.0])
+            out[_F1].append([math.nan, 0.0])
         sc = scores[:, 0] if k == 2 else scores[:, c]
-        out["roc_auc"].append(_placements(tc.astype(np.float64), sc))
+        out[_ROC_AUC].append(_placements(tc.astype(np.float64), sc))
     return out
 
 
@@ -269,7 +273,7 @@ class ConfidenceEstimator(Extension):
         ok &= pred >= 0
         if ok.any():
             est.components = _components(y[ok], pred[ok], S[ok], len(classes))
-            est.reference = {"rows": int(ok.sum()), "accuracy": float(np.mean(y[ok] == pred[ok]))}
+            est.reference = {"rows": int(ok.sum()), _ACCURACY: float(np.mean(y[ok] == pred[ok]))}
         return est
 
     # ---------------------------------------------------------------- replica
