@@ -84,6 +84,7 @@ import numpy as np
 from raywatch.stats.codec import FormatError
 from raywatch.stats.columns import to_columns
 from raywatch.stats.countmin import CountMin
+from raywatch.stats.grouped import summarize_groups
 from raywatch.stats.labels import MAX_LABEL_LENGTH, MISSING, OTHER, RESERVED, segment_label
 from raywatch.stats.summary import WindowSummary
 
@@ -129,14 +130,14 @@ def _fold(col: _Column, labels: Sequence[str], accs: Sequence[Any], rows: Sequen
 
 
 def _factorize(values: Any) -> Tuple[np.ndarray, List[Any]]:
-    seen: Dict[Any, int] = {}
-    n = len(values)
+    vals = values.tolist() if isinstance(values, np.ndarray) else list(values)
     try:
-        codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.int64, count=n)
+        uniques = list(dict.fromkeys(vals))
     except TypeError:  # unhashable values: segment them by their text
-        seen.clear()
-        codes = np.fromiter((seen.setdefault(str(v), len(seen)) for v in values), dtype=np.int64, count=n)
-    return codes, list(seen)
+        vals = [str(v) for v in vals]
+        uniques = list(dict.fromkeys(vals))
+    index = {v: i for i, v in enumerate(uniques)}
+    return np.fromiter(map(index.__getitem__, vals), dtype=np.int64, count=len(vals)), uniques
 
 
 def _labels(values: List[Any], max_length: int, key: Any) -> List[str]:
@@ -164,17 +165,24 @@ class Segments:
     def build(
         cls,
         values: Mapping[str, Sequence[Any]],
-        summarize: Callable[[np.ndarray], Any],
+        summarize: Optional[Callable[[np.ndarray], Any]] = None,
         *,
+        summarize_all: Optional[Callable[[np.ndarray, np.ndarray], List[Any]]] = None,
         k: int = DEFAULT_K,
         prefer: Optional[Mapping[str, Sequence[Any]]] = None,
         keys: Optional[Mapping[str, Union[bytes, str]]] = None,
         max_label_length: int = MAX_LABEL_LENGTH,
     ) -> "Segments":
         """Segment one batch: ``values`` maps each segment column to its value per row;
-        ``summarize(rows)`` makes the accumulator of the rows at those (ascending) indices.
+        ``summarize(rows)`` makes the accumulator of the rows at those (ascending) indices;
+        or ``summarize_all(order, bounds)`` all of a column's at once (group ``g`` is
+        ``order[bounds[g]:bounds[g + 1]]``: the kept values, then ``__other__`` if any).
         ``prefer`` (column → values) are kept first when present; ``keys`` (column → secret)
         hash that column's labels (:func:`segment_label`)."""
+        if (summarize is None) == (summarize_all is None):
+            raise TypeError("give one of summarize or summarize_all")
+        if summarize_all is None:
+            summarize_all = lambda order, bounds: [summarize(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]  # noqa: E731
         out = cls(k)
         lengths = {len(v) for v in values.values()}
         if len(lengths) > 1:
@@ -203,12 +211,13 @@ class Segments:
             order = np.argsort(row_slot, kind="stable")
             bounds = np.concatenate(([0], np.cumsum(np.bincount(row_slot, minlength=len(chosen) + 1))))
             col = out._columns[name] = _Column()
+            has_other = bounds[-1] > bounds[-2]
+            accs = summarize_all(order, bounds if has_other else bounds[:-1]) if len(codes) else []
             for j, i in enumerate(chosen):
-                col.kept[names[i]] = summarize(order[bounds[j] : bounds[j + 1]])
-                col.rows[names[i]] = int(counts[i])
-            if bounds[-1] > bounds[-2]:
+                col.kept[names[i]], col.rows[names[i]] = accs[j], int(counts[i])
+            if has_other:
                 rest = np.flatnonzero(slot == len(chosen))
-                _fold(col, [names[i] for i in rest.tolist()], [summarize(order[bounds[-2] :])], counts[rest])
+                _fold(col, [names[i] for i in rest.tolist()], [accs[-1]], counts[rest])
         return out
 
     @classmethod
@@ -403,7 +412,8 @@ def summarize_segments(
 
     ``values`` maps request-attribute columns (route, version, a header…) to one value per
     row of ``batch``; ``features`` names columns of ``batch`` itself to segment by.
-    Each segment is ``profile.summarize`` of its rows.
+    Each segment equals ``profile.summarize`` of its rows; all of a column's segments are
+    summarized in one pass (:func:`raywatch.stats.grouped.summarize_groups`).
     """
     cols, n = to_columns(batch)
     seg_values = dict(values)
@@ -416,8 +426,7 @@ def summarize_segments(
         raise ValueError(f"segment columns need one value per row ({n} rows), got lengths {bad}")
     rng = np.random.default_rng(seed)
 
-    def summarize(rows: np.ndarray) -> WindowSummary:
-        part = {name: arr[rows] for name, arr in cols.items()}
-        return profile.summarize(part, seed=int(rng.integers(2**62)), sample_size=sample_size)
+    def summarize_all(order: np.ndarray, bounds: np.ndarray) -> List[WindowSummary]:
+        return summarize_groups(profile, (cols, n), order, bounds, seed=int(rng.integers(2**62)), sample_size=sample_size)
 
-    return Segments.build(seg_values, summarize, k=k, prefer=prefer, keys=keys)
+    return Segments.build(seg_values, summarize_all=summarize_all, k=k, prefer=prefer, keys=keys)

@@ -1,0 +1,285 @@
+"""Window summaries of many groups of rows in one pass (the segments' kernel).
+
+:func:`summarize_groups` returns, for each group of rows of one batch, the
+:class:`~raywatch.stats.summary.WindowSummary` that ``profile.summarize`` would give for
+those rows alone: the same counters, bin counts and unknown-column counts, the same moments
+to rounding, and bottom-k samples of the same law. It costs a fixed handful of numpy calls
+for all groups plus a few per group, instead of one ``summarize`` per group, whose
+per-call overhead is what dominates a segment of a few hundred rows: for 20 segments of a
+10,000-row flush of 20 features it is about 2× the segment-less ``summarize`` instead of
+about 6× (``benchmarks/segments.py``).
+
+How: the batch's rows are reordered once so that each group is a contiguous run, and each
+run is sorted per column. Then, per numerical column and group, the bin counts are
+differences of the positions of the edges in the sorted run (right-closed bins, as
+``summarize``), the values outside the reference's range are counted by two more needles,
+min and max are the run's finite ends, the outer bins' sums one ``reduceat``; the centred sum
+of squares takes a second pass, as ``summarize`` does. Categorical columns: one binary
+search of each string among the profile's sorted labels (or ``encode_categorical``), one
+``bincount`` of ``group × code``.
+
+Samples: one uniform key is drawn per position of a group's run and shared by its columns,
+so each column's sample is a uniform ``k``-subset of its finite values with its own bottom-k
+keys (the law ``summarize`` gives and :mod:`raywatch.stats.sample` merges). Because the runs
+are sorted per column, the columns' samples are drawn at the same random *ranks*: they are
+not row-aligned (``summarize``'s are not either), and nothing may pair them across columns.
+
+If :mod:`raywatch.stats.summary` ever holds fields this kernel does not know,
+:data:`SUPPORTED` is False and :func:`summarize_groups` falls back to one
+``profile.summarize`` per group, so a summary is never missing a section.
+
+>>> import numpy as np
+>>> from raywatch.stats.profile import Profile
+>>> profile = Profile.fit({"x": np.arange(100.0), "c": ["a", "b"] * 50}, bins=4, seed=0)
+>>> batch = {"x": np.array([1.0, 60.0, np.nan, 99.0]), "c": np.array(["a", "b", "a", "z"])}
+>>> order, bounds = np.array([0, 2, 1, 3]), np.array([0, 2, 4])  # groups: rows {0, 2} and {1, 3}
+>>> first, second = summarize_groups(profile, batch, order, bounds, seed=0)
+>>> first.column("x").missing, first.column("x").counts.tolist(), second.column("c").unseen
+(1, [1, 0, 0, 0], 1)
+>>> second.ints.tolist() == profile.summarize({k: v[[1, 3]] for k, v in batch.items()}).ints.tolist()
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from raywatch.stats import summary as sm
+from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
+from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary, numerical_layout
+
+__all__ = ["summarize_groups", "SUPPORTED"]
+
+log = logging.getLogger("raywatch.stats.grouped")
+
+_KNOWN_INTS = ("rows", "missing", "nonfinite", "wrong_type", "out_of_range", "unseen", "count")
+_KNOWN_FLOATS = ("mean", "m2", "min", "max", "low_sum", "high_sum")
+SUPPORTED = tuple(sm.INT_FIELDS) == _KNOWN_INTS and tuple(sm.FLOAT_FIELDS) == _KNOWN_FLOATS
+_I = {name: i for i, name in enumerate(_KNOWN_INTS)}
+
+
+def _numerical(arr: np.ndarray) -> tuple:
+    """``(values with NaN for missing and wrong-type, wrong-type mask or None)``, row-aligned."""
+    x, wrong = encode_numerical(arr)
+    if not wrong:
+        return x, None
+    n = int(arr.shape[0])
+    out, mask = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if arr.dtype.kind != "O":
+        mask[:] = True
+        return out, mask
+    one = np.empty(1, dtype=object)
+    for i, v in enumerate(arr.tolist()):  # rare: a column with wrong-type values
+        one[0] = v
+        xi, w = encode_numerical(one)
+        if w:
+            mask[i] = True
+        else:
+            out[i] = xi[0]
+    return out, mask
+
+
+_STRING_KEYS: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _string_tally(arr: np.ndarray, spec: Any, fingerprint: str, row_group: np.ndarray, sizes: np.ndarray) -> Optional[np.ndarray]:
+    """Per-group code tallies of a numpy string column: one binary search of each value among
+    the profile's sorted string labels (a label it lacks is unseen); None when the column's
+    reference had no strings."""
+    if "str" not in spec.families:
+        return None
+    cached = _STRING_KEYS.get((fingerprint, spec.name))
+    if cached is None:
+        pairs = sorted((key, code) for key, code in spec.lookup.items() if isinstance(key, str))
+        if len(_STRING_KEYS) >= 256:
+            _STRING_KEYS.clear()
+        cached = _STRING_KEYS[(fingerprint, spec.name)] = (
+            np.array([k for k, _ in pairs], dtype=str), np.array([c for _, c in pairs] + [spec.n_bins], dtype=np.intp))
+    labels, codes = cached
+    G, width = sizes.size, spec.n_bins + 4
+    if labels.size:
+        i = np.minimum(np.searchsorted(labels, arr), labels.size - 1)
+        code = np.where(labels[i] == arr, codes[i], spec.n_bins)
+    else:
+        code = np.full(arr.shape[0], spec.n_bins, dtype=np.intp)
+    return np.bincount(row_group * width + code + 3, minlength=(G + 1) * width)[: G * width].reshape(G, width)
+
+
+def _categorical_states(tally: np.ndarray, n_bins: int, boolean: bool) -> tuple:
+    """:func:`~raywatch.stats.summary.categorical_state` for every group's tally (rows) at once."""
+    counts = tally[:, 3 : 3 + n_bins].astype(np.int64)
+    unseen = tally[:, 3 + n_bins].astype(np.int64)
+    wrong = tally[:, WRONG + 3].astype(np.int64)
+    if boolean:
+        wrong, unseen = wrong + unseen, np.zeros_like(unseen)
+    else:
+        counts[:, -1] += unseen
+    ints = np.zeros((tally.shape[0], len(_KNOWN_INTS)), dtype=np.int64)
+    ints[:, _I["rows"]] = tally.sum(axis=1)
+    ints[:, _I["missing"]] = tally[:, MISSING + 3]
+    ints[:, _I["wrong_type"]] = wrong
+    ints[:, _I["unseen"]] = unseen
+    ints[:, _I["count"]] = counts.sum(axis=1)
+    return ints, counts
+
+
+def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples) -> None:
+    """Fill the numerical columns' counters, moments, histograms and samples of every group."""
+    G, starts = sizes.size, bounds[:-1]
+    idx = [t[0] for t in num]
+    X = np.empty((len(num), order.size))
+    for j, t in enumerate(num):
+        np.take(t[2], order, out=X[j], mode="clip")  # "raise" would buffer: order is in range
+    layout = numerical_layout([t[1].edges for t in num], [t[1].lo for t in num], [t[1].hi for t in num])
+    red = lambda a, op=np.add: op.reduceat(a, starts, axis=1).T  # noqa: E731  (G, columns)
+    n_wrong = np.zeros((G, len(num)), dtype=np.int64)
+    if any(t[3] is not None for t in num):
+        wrong = np.zeros(X.shape, dtype=bool)
+        for j, t in enumerate(num):
+            if t[3] is not None:
+                wrong[j] = t[3][order]
+        n_wrong = red(wrong)
+    # sort each group's values: [-inf, finite, +inf, NaN (missing and wrong-type)]. Bins are
+    # then positions of the edges in each run, min and max are read off its ends, and nothing
+    # else depends on the order within a group
+    for a, b in zip(starts, bounds[1:]):
+        X[:, a:b].sort(axis=1)
+    finite = np.isfinite(X)
+    clean = bool(finite.all())
+    nf = np.broadcast_to(sizes[:, None], n_wrong.shape) if clean else red(finite)
+    n_nan = np.zeros_like(n_wrong) if clean else red(np.isnan(X)) - n_wrong
+    neg = np.zeros_like(n_wrong) if clean else red(X == -np.inf)
+    hist = [np.empty((G, t[1].n_bins), dtype=np.int64) for t in num]
+    out = np.empty((G, len(num)), dtype=np.int64)
+    sums = np.empty((3, G, len(num)))  # the finite values' sums: lowest bin, the rest, highest bin
+    begin = starts[:, None] + neg
+    ends, begins = (begin + nf).tolist(), begin.tolist()
+    padded = np.zeros(X.shape[1] + 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j, t in enumerate(num):
+            # a run's finite values are sorted: each bin count is a difference of the positions
+            # of the edges in the run (right-closed bins, as summarize); the two outer needles
+            # count the values below the reference's min and above its max
+            spec, row, m = t[1], X[j], nf[:, j]
+            lo = np.nextafter(spec.lo, -np.inf) if spec.lo == spec.lo else -np.inf
+            hi = spec.hi if spec.hi == spec.hi else np.inf
+            needles = np.concatenate(([lo], spec.edges, [hi]))
+            cum = np.array([row[begins[g][j] : ends[g][j]].searchsorted(needles, "right") for g in range(G)])
+            hist[j][:] = np.diff(cum[:, 1:-1], axis=1, prepend=0, append=m[:, None])
+            out[:, j] = cum[:, 0] + m - cum[:, -1]
+            # sums over [begin, first edge], (first, last edge], (last edge, end): one reduceat
+            cuts = (cum[:, 1], cum[:, -2]) if spec.edges.size else (np.zeros_like(m), m)
+            bounds4 = np.stack((begin[:, j], begin[:, j] + cuts[0], begin[:, j] + cuts[1], begin[:, j] + m), axis=1)
+            padded[:-1] = row
+            part = np.add.reduceat(padded, bounds4.ravel()).reshape(G, 4)[:, :3]
+            sums[:, :, j] = np.where(np.diff(bounds4, axis=1) > 0, part, 0.0).T
+        Xf = X if clean else np.where(finite, X, 0.0)
+        mean = sums.sum(axis=0) / np.maximum(nf, 1)
+        m2 = np.empty_like(mean)
+        for g, (a, b) in enumerate(zip(starts, bounds[1:])):  # centred: two passes, as summarize
+            d = Xf[:, a:b] - mean[g][:, None]
+            if not clean:
+                d[~finite[:, a:b]] = 0.0
+            m2[g] = np.square(d, out=d).sum(axis=1)
+        low, high = sums[0], sums[2]  # the open outer bins' sums (0 for a column without edges)
+        lo_pos = starts[:, None] + neg  # (G, columns): where each group's finite values start
+        cols = np.arange(len(num))[None, :]
+        fmin = np.where(nf > 0, X[cols, np.minimum(lo_pos, X.shape[1] - 1)], np.inf)
+        fmax = np.where(nf > 0, X[cols, np.maximum(lo_pos + nf - 1, 0)], -np.inf)
+    ints[:, idx, _I["rows"]] = sizes[:, None]
+    ints[:, idx, _I["missing"]] = n_nan
+    ints[:, idx, _I["nonfinite"]] = sizes[:, None] - n_wrong - n_nan - nf
+    ints[:, idx, _I["wrong_type"]] = n_wrong
+    ints[:, idx, _I["out_of_range"]] = out
+    ints[:, idx, _I["count"]] = nf
+    floats[:, idx] = np.stack((np.where(nf > 0, mean, 0.0), m2, fmin, fmax, low, high), axis=-1)
+    for j, t in enumerate(num):
+        counts[t[0]] = hist[j]
+    # bottom-k samples: one uniform key per position of a group's sorted run, shared by the
+    # columns; each column's sample is a uniform k-subset of its finite values with its keys
+    pos_keys = rng.random(X.shape[1])
+    for g, (a, b) in enumerate(zip(starts, bounds[1:])):
+        if clean:  # every column's finite values fill the run: one draw of positions for all
+            kk = min(k, int(b - a))
+            kg = pos_keys[a:b]
+            part = np.argpartition(kg, kk - 1)[:kk] if kk < b - a else np.arange(b - a)
+            part = part[np.argsort(kg[part])]
+            vals, kp = X[:, a + part], kg[part]
+            for j in range(len(num)):
+                samples[g][idx[j]] = (vals[j], kp)
+            continue
+        for j in range(len(num)):
+            s0, m = a + int(neg[g, j]), int(nf[g, j])
+            kk = min(k, m)
+            kg = pos_keys[s0 : s0 + m]
+            part = np.argpartition(kg, kk - 1)[:kk] if kk < m else np.arange(m)
+            part = part[np.argsort(kg[part])]
+            samples[g][idx[j]] = (X[j, s0 + part], kg[part])
+
+
+def summarize_groups(
+    profile: Any,
+    batch: Any,
+    order: np.ndarray,
+    bounds: np.ndarray,
+    *,
+    seed: Optional[int] = None,
+    sample_size: Optional[int] = None,
+) -> List[WindowSummary]:
+    """One summary per group: group ``g`` is the rows ``order[bounds[g]:bounds[g + 1]]``.
+
+    ``batch`` is anything ``profile.summarize`` accepts (or the ``(columns, rows)`` pair of
+    :func:`~raywatch.stats.columns.to_columns`); groups must not be empty.
+    """
+    cols, n = batch if isinstance(batch, tuple) else to_columns(batch)
+    order = np.asarray(order, dtype=np.intp)
+    bounds = np.asarray(bounds, dtype=np.intp)
+    sizes = np.diff(bounds)
+    if (sizes <= 0).any():
+        raise ValueError("every group needs at least one row")
+    if not SUPPORTED:
+        rng0 = np.random.default_rng(seed)
+        return [profile.summarize({k: v[order[a:b]] for k, v in cols.items()}, seed=int(rng0.integers(2**62)),
+                                  sample_size=sample_size) for a, b in zip(bounds[:-1], bounds[1:])]
+    G = sizes.size
+    starts = bounds[:-1]
+    gidx = np.repeat(np.arange(G), sizes)
+    row_group = np.full(n, G, dtype=np.intp)  # the group of each row of the batch (G: none)
+    row_group[order] = gidx
+    specs = list(profile.specs.values())
+    c = len(specs)
+    k = profile.window_sample_size if sample_size is None else int(sample_size)
+    rng = np.random.default_rng(seed)
+    ints = np.zeros((G, c, len(_KNOWN_INTS)), dtype=np.int64)
+    floats = np.tile(np.array([0.0, 0.0, np.inf, -np.inf, 0.0, 0.0]), (G, c, 1))
+    counts: List[Optional[np.ndarray]] = [None] * c
+    samples: List[List[Any]] = [[(np.empty(0), np.empty(0))] * c for _ in range(G)]
+    num = []
+    for i, spec in enumerate(specs):
+        arr = cols.get(spec.name)
+        if arr is None:
+            ints[:, i, _I["rows"]] = ints[:, i, _I["missing"]] = sizes
+            counts[i] = np.zeros((G, spec.n_bins), dtype=np.int64)
+        elif spec.kind == "numerical":
+            num.append((i, spec, *_numerical(arr)))
+        else:
+            width = spec.n_bins + 4
+            tally = _string_tally(arr, spec, profile.fingerprint, row_group, sizes) if arr.dtype.kind == "U" else None
+            if tally is None:
+                codes = encode_categorical(arr, spec.lookup, spec.families, spec.n_bins)[order]
+                tally = np.bincount(gidx * width + codes + 3, minlength=G * width).reshape(G, width)
+            ints[:, i], counts[i] = _categorical_states(tally, spec.n_bins, spec.kind == "boolean")
+    if num:
+        _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples)
+    unknown = sorted(set(cols) - set(profile.specs))[:MAX_UNKNOWN_COLUMNS]
+    names, kinds, nb = [s.name for s in specs], [s.kind for s in specs], [s.n_bins for s in specs]
+    every = np.concatenate(counts, axis=1) if c else np.zeros((G, 0), dtype=np.int64)
+    return [
+        WindowSummary(profile.fingerprint, names, kinds, nb, k, rows=int(sizes[g]), ints=ints[g].copy(),
+                      floats=floats[g].copy(), counts=every[g].copy(), samples=list(samples[g]),
+                      unknown_columns={name: int(sizes[g]) for name in unknown})
+        for g in range(G)
+    ]
