@@ -126,11 +126,35 @@ def _categorical_states(tally: np.ndarray, n_bins: int, boolean: bool) -> tuple:
     return ints, counts
 
 
+_NEEDLES: Dict[Tuple[int, ...], Tuple[np.ndarray, np.ndarray, list]] = {}
+
+
+def _needles(num: list) -> Tuple[np.ndarray, np.ndarray]:
+    """``(needles, edges per column)``: per numerical column, the value just below the
+    reference's min, the edges, +inf up to the longest row, and the reference's max."""
+    key = tuple(id(t[1]) for t in num)
+    hit = _NEEDLES.get(key)
+    if hit is not None and all(h is t[1] for h, t in zip(hit[2], num)):
+        return hit[0], hit[1]
+    n_edges = np.array([t[1].edges.size for t in num], dtype=np.intp)
+    needles = np.full((len(num), int(n_edges.max(initial=0)) + 2), np.inf)
+    for j, t in enumerate(num):
+        spec = t[1]
+        needles[j, 0] = np.nextafter(spec.lo, -np.inf) if spec.lo == spec.lo else -np.inf
+        needles[j, 1 : 1 + spec.edges.size] = spec.edges
+        needles[j, -1] = spec.hi if spec.hi == spec.hi else np.inf
+    if len(_NEEDLES) >= 64:
+        _NEEDLES.clear()
+    _NEEDLES[key] = (needles, n_edges, [t[1] for t in num])
+    return needles, n_edges
+
+
 def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples) -> None:
     """Fill the numerical columns' counters, moments, histograms and samples of every group."""
     G, starts = sizes.size, bounds[:-1]
     idx = [t[0] for t in num]
-    X = np.empty((len(num), order.size))
+    padded = np.zeros((len(num), order.size + 1))  # a spare 0 column: reduceat may index the end
+    X = padded[:, :-1]
     for j, t in enumerate(num):
         np.take(t[2], order, out=X[j], mode="clip")  # "raise" would buffer: order is in range
     layout = numerical_layout([t[1].edges for t in num], [t[1].lo for t in num], [t[1].hi for t in num])
@@ -152,30 +176,31 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
     nf = np.broadcast_to(sizes[:, None], n_wrong.shape) if clean else red(finite)
     n_nan = np.zeros_like(n_wrong) if clean else red(np.isnan(X)) - n_wrong
     neg = np.zeros_like(n_wrong) if clean else red(X == -np.inf)
-    hist = [np.empty((G, t[1].n_bins), dtype=np.int64) for t in num]
-    out = np.empty((G, len(num)), dtype=np.int64)
-    sums = np.empty((3, G, len(num)))  # the finite values' sums: lowest bin, the rest, highest bin
-    begin = starts[:, None] + neg
-    ends, begins = (begin + nf).tolist(), begin.tolist()
-    padded = np.zeros(X.shape[1] + 1)
+    # A run's finite values are sorted: a bin count is a difference of the positions of the
+    # edges in the run (right-closed bins, as summarize); needle 0 (just below the reference's
+    # min) and the last (its max) count the values out of range; +inf pads the shorter rows
+    needles, n_edges = _needles(num)
+    c, width = len(num), needles.shape[1]
+    cum = np.empty((c, G, width), dtype=np.int64)
+    begin = starts[:, None] + neg  # (G, columns): where each run's finite values start
+    ends, begins = (begin + nf).T.tolist(), begin.T.tolist()
+    for j in range(c):
+        row, nd, bj, ej = X[j], needles[j], begins[j], ends[j]
+        for g in range(G):
+            cum[j, g] = row[bj[g] : ej[g]].searchsorted(nd, "right")
+    m = nf.T  # (columns, G)
+    steps = np.diff(np.concatenate((np.zeros((c, G, 1), np.int64), cum[:, :, 1:-1], m[:, :, None]), axis=2), axis=2)
+    hist = [steps[j, :, : n_edges[j] + 1] for j in range(c)]
+    out = (cum[:, :, 0] + m - cum[:, :, -1]).T
+    # sums of each run's lowest bin, middle and highest bin: one reduceat over all columns
     with np.errstate(over="ignore", invalid="ignore"):
-        for j, t in enumerate(num):
-            # a run's finite values are sorted: each bin count is a difference of the positions
-            # of the edges in the run (right-closed bins, as summarize); the two outer needles
-            # count the values below the reference's min and above its max
-            spec, row, m = t[1], X[j], nf[:, j]
-            lo = np.nextafter(spec.lo, -np.inf) if spec.lo == spec.lo else -np.inf
-            hi = spec.hi if spec.hi == spec.hi else np.inf
-            needles = np.concatenate(([lo], spec.edges, [hi]))
-            cum = np.array([row[begins[g][j] : ends[g][j]].searchsorted(needles, "right") for g in range(G)])
-            hist[j][:] = np.diff(cum[:, 1:-1], axis=1, prepend=0, append=m[:, None])
-            out[:, j] = cum[:, 0] + m - cum[:, -1]
-            # sums over [begin, first edge], (first, last edge], (last edge, end): one reduceat
-            cuts = (cum[:, 1], cum[:, -2]) if spec.edges.size else (np.zeros_like(m), m)
-            bounds4 = np.stack((begin[:, j], begin[:, j] + cuts[0], begin[:, j] + cuts[1], begin[:, j] + m), axis=1)
-            padded[:-1] = row
-            part = np.add.reduceat(padded, bounds4.ravel()).reshape(G, 4)[:, :3]
-            sums[:, :, j] = np.where(np.diff(bounds4, axis=1) > 0, part, 0.0).T
+        edged = (n_edges > 0)[:, None]
+        first_cut = np.where(edged, cum[:, :, 1], 0)
+        last_cut = np.where(edged, np.take_along_axis(cum, n_edges[:, None, None], axis=2)[:, :, 0], m)
+        b0 = begin.T + np.arange(c)[:, None] * (X.shape[1] + 1)  # rows of the padded, flattened X
+        cuts = np.stack((b0, b0 + first_cut, b0 + last_cut, b0 + m), axis=-1)  # (columns, G, 4)
+        part = np.add.reduceat(padded.ravel(), cuts.ravel()).reshape(c, G, 4)[:, :, :3]
+        sums = np.where(np.diff(cuts, axis=-1) > 0, part, 0.0).transpose(2, 1, 0)  # (3, G, columns)
         Xf = X if clean else np.where(finite, X, 0.0)
         mean = sums.sum(axis=0) / np.maximum(nf, 1)
         m2 = np.empty_like(mean)
@@ -228,11 +253,15 @@ def summarize_groups(
     *,
     seed: Optional[int] = None,
     sample_size: Optional[int] = None,
+    total: bool = False,
 ) -> List[WindowSummary]:
     """One summary per group: group ``g`` is the rows ``order[bounds[g]:bounds[g + 1]]``.
 
     ``batch`` is anything ``profile.summarize`` accepts (or the ``(columns, rows)`` pair of
-    :func:`~raywatch.stats.columns.to_columns`); groups must not be empty.
+    :func:`~raywatch.stats.columns.to_columns`); groups must not be empty. With ``total``, one
+    more summary comes last: every group's rows together, from the groups' figures (counters
+    and histograms added, moments by Chan's formula, the bottom-k of the groups' samples),
+    for far less than another ``summarize``.
     """
     cols, n = batch if isinstance(batch, tuple) else to_columns(batch)
     order = np.asarray(order, dtype=np.intp)
@@ -242,8 +271,9 @@ def summarize_groups(
         raise ValueError("every group needs at least one row")
     if not SUPPORTED:
         rng0 = np.random.default_rng(seed)
-        return [profile.summarize({k: v[order[a:b]] for k, v in cols.items()}, seed=int(rng0.integers(2**62)),
-                                  sample_size=sample_size) for a, b in zip(bounds[:-1], bounds[1:])]
+        out = [profile.summarize({k: v[order[a:b]] for k, v in cols.items()}, seed=int(rng0.integers(2**62)),
+                                 sample_size=sample_size) for a, b in zip(bounds[:-1], bounds[1:])]
+        return out + [WindowSummary.merge_all(out)] if total else out
     G = sizes.size
     starts = bounds[:-1]
     gidx = np.repeat(np.arange(G), sizes)
@@ -277,9 +307,45 @@ def summarize_groups(
     unknown = sorted(set(cols) - set(profile.specs))[:MAX_UNKNOWN_COLUMNS]
     names, kinds, nb = [s.name for s in specs], [s.kind for s in specs], [s.n_bins for s in specs]
     every = np.concatenate(counts, axis=1) if c else np.zeros((G, 0), dtype=np.int64)
-    return [
+    out = [
         WindowSummary(profile.fingerprint, names, kinds, nb, k, rows=int(sizes[g]), ints=ints[g].copy(),
                       floats=floats[g].copy(), counts=every[g].copy(), samples=list(samples[g]),
                       unknown_columns={name: int(sizes[g]) for name in unknown})
         for g in range(G)
     ]
+    if total:
+        out.append(WindowSummary(profile.fingerprint, names, kinds, nb, k, rows=int(sizes.sum()),
+                                 ints=ints.sum(axis=0), floats=_pooled(ints, floats), counts=every.sum(axis=0),
+                                 samples=_bottom_ks(samples, c, k),
+                                 unknown_columns={name: int(sizes.sum()) for name in unknown}))
+    return out
+
+
+def _pooled(ints: np.ndarray, floats: np.ndarray) -> np.ndarray:
+    """The moments of all groups together, ``(columns, FLOAT_FIELDS)``, from each group's
+    (Chan et al.'s pairwise formula, for many parts at once)."""
+    n = ints[:, :, _I["count"]].astype(np.float64)  # (G, columns)
+    total = n.sum(axis=0)
+    safe = np.where(total > 0, total, 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = (n * floats[:, :, 0]).sum(axis=0) / safe
+        m2 = floats[:, :, 1].sum(axis=0) + (n * np.square(np.where(n > 0, floats[:, :, 0] - mean, 0.0))).sum(axis=0)
+    return np.column_stack((np.where(total > 0, mean, 0.0), m2, floats[:, :, 2].min(axis=0),
+                            floats[:, :, 3].max(axis=0), floats[:, :, 4:].sum(axis=0)))
+
+
+def _bottom_ks(samples: List[List[Any]], c: int, k: int) -> List[Any]:
+    """Per column, the ``k`` smallest keys (and their values) of the groups' bottom-k samples.
+    Columns whose groups share their key arrays (a clean batch) share the selection."""
+    out, chosen = [], {}
+    for i in range(c):
+        parts = [smp[i] for smp in samples]
+        sig = tuple(id(p[1]) for p in parts)
+        if sig not in chosen:
+            keys = np.concatenate([p[1] for p in parts])
+            keep = np.argpartition(keys, k - 1)[:k] if keys.size > k else np.arange(keys.size)
+            keep = keep[np.argsort(keys[keep])]
+            chosen[sig] = (keep, keys[keep])
+        keep, keys = chosen[sig]
+        out.append((np.concatenate([p[0] for p in parts])[keep], keys))
+    return out

@@ -152,13 +152,16 @@ class Segments:
     """Per-segment accumulators for some columns, each column bounded to ``k`` values plus
     ``__other__`` (see the module docstring for the rules)."""
 
-    __slots__ = ("k", "_columns")
+    __slots__ = ("k", "_columns", "whole")
 
     def __init__(self, k: int = DEFAULT_K):
         if not 1 <= int(k) <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k!r}")
         self.k = int(k)
         self._columns: Dict[str, _Column] = {}
+        # the segment-less accumulator of every row, when the builder made it (summarize_segments
+        # does); merged with the other side's when both have one, else dropped
+        self.whole: Any = None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -207,7 +210,7 @@ class Segments:
                         chosen.append(i)
             slot = np.full(len(names), len(chosen), dtype=np.int64)
             slot[chosen] = np.arange(len(chosen))
-            row_slot = slot[codes]
+            row_slot = slot[codes].astype(np.int16)  # at most k + 1 slots: numpy sorts 16-bit keys by radix
             order = np.argsort(row_slot, kind="stable")
             bounds = np.concatenate(([0], np.cumsum(np.bincount(row_slot, minlength=len(chosen) + 1))))
             col = out._columns[name] = _Column()
@@ -238,6 +241,8 @@ class Segments:
         if not isinstance(other, Segments):
             raise TypeError(f"cannot merge Segments with {type(other).__name__}")
         out = Segments(min(self.k, other.k))
+        if self.whole is not None and other.whole is not None:
+            out.whole = _merge(self.whole, other.whole)
         for name in dict.fromkeys([*self._columns, *other._columns]):
             a, b = self._columns.get(name), other._columns.get(name)
             col = out._columns[name] = _Column()
@@ -307,7 +312,8 @@ class Segments:
             yield OTHER, col.other, col.other_rows
 
     def total(self, column: str) -> Any:
-        """Every bucket of ``column`` merged: the segment-less accumulator (None if empty)."""
+        """Every bucket of ``column`` merged: the segment-less accumulator (None if empty);
+        :attr:`whole` holds it already when the builder made it."""
         acc = None
         for _, a, _ in self.items(column):
             acc = _merge(acc, a)
@@ -329,7 +335,8 @@ class Segments:
                     "missed": col.missed.to_cells(),
                 },
             })
-        return {"format": FORMAT, "version": FORMAT_VERSION, "k": self.k, "columns": cols}
+        return {"format": FORMAT, "version": FORMAT_VERSION, "k": self.k, "columns": cols,
+                "whole": None if self.whole is None else enc(self.whole)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], decode: Callable[[Any], Any]) -> "Segments":
@@ -352,6 +359,7 @@ class Segments:
         check(isinstance(columns, list) and len(columns) <= MAX_COLUMNS, f"at most {MAX_COLUMNS} columns")
         out = cls(k)
         try:
+            out.whole = None if data.get("whole") is None else decode(data["whole"])
             for c in columns:
                 name, segs, other = c["name"], c["segments"], c["other"]
                 check(isinstance(name, str) and name not in out._columns, f"bad or repeated column name {name!r}")
@@ -413,7 +421,8 @@ def summarize_segments(
     ``values`` maps request-attribute columns (route, version, a header…) to one value per
     row of ``batch``; ``features`` names columns of ``batch`` itself to segment by.
     Each segment equals ``profile.summarize`` of its rows; all of a column's segments are
-    summarized in one pass (:func:`raywatch.stats.grouped.summarize_groups`).
+    summarized in one pass (:func:`raywatch.stats.grouped.summarize_groups`), and
+    :attr:`Segments.whole` is the summary of the whole batch (derived in the same pass).
     """
     cols, n = to_columns(batch)
     seg_values = dict(values)
@@ -425,8 +434,15 @@ def summarize_segments(
     if bad:
         raise ValueError(f"segment columns need one value per row ({n} rows), got lengths {bad}")
     rng = np.random.default_rng(seed)
+    whole: List[WindowSummary] = []
 
     def summarize_all(order: np.ndarray, bounds: np.ndarray) -> List[WindowSummary]:
-        return summarize_groups(profile, (cols, n), order, bounds, seed=int(rng.integers(2**62)), sample_size=sample_size)
+        out = summarize_groups(profile, (cols, n), order, bounds, seed=int(rng.integers(2**62)),
+                               sample_size=sample_size, total=not whole)
+        if not whole:
+            whole.append(out.pop())
+        return out
 
-    return Segments.build(seg_values, summarize_all=summarize_all, k=k, prefer=prefer, keys=keys)
+    out = Segments.build(seg_values, summarize_all=summarize_all, k=k, prefer=prefer, keys=keys)
+    out.whole = whole[0] if whole else profile.summarize(cols, sample_size=sample_size)
+    return out

@@ -57,7 +57,9 @@ def test_each_group_equals_summarize_of_its_rows(profile, n, data, groups):
     present = np.unique(label)
     order = np.concatenate([np.flatnonzero(label == g) for g in present])
     bounds = np.concatenate(([0], np.cumsum([np.count_nonzero(label == g) for g in present])))
-    got = summarize_groups(profile, batch, order, bounds, seed=1)
+    got = summarize_groups(profile, batch, order, bounds, seed=1, total=True)
+    whole = got.pop()
+    _same(whole, profile.summarize(batch, seed=1), batch, np.arange(n))
     for g, summary in zip(present, got):
         rows = np.flatnonzero(label == g)
         want = profile.summarize({k: v[rows] for k, v in batch.items()}, seed=1)

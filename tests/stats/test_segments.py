@@ -63,9 +63,10 @@ def test_each_kept_segment_is_exactly_its_rows_and_the_buckets_partition_the_bat
         assert np.array_equal(summary.counts, direct.counts) and np.array_equal(summary.ints, direct.ints)
         assert summary.column("a").mean == pytest.approx(direct.column("a").mean, abs=1e-12)
     whole = profile.summarize(batch)
-    total = seg.total("country")
-    assert np.array_equal(total.counts, whole.counts) and np.array_equal(total.ints, whole.ints)
-    assert total.column("a").variance == pytest.approx(whole.column("a").variance, rel=1e-12)
+    for total in (seg.total("country"), seg.whole):
+        assert np.array_equal(total.counts, whole.counts) and np.array_equal(total.ints, whole.ints)
+        assert total.column("a").variance == pytest.approx(whole.column("a").variance, rel=1e-12)
+        assert total.column("a").sample.size == 100
     assert all(seg.missed_rows("country", lab) == 0 for lab in seg.labels("country"))
 
 
@@ -94,6 +95,9 @@ def test_replicas_merge_exactly_for_segments_every_replica_kept(profile):
         assert np.array_equal(got.counts, direct.counts) and np.array_equal(got.ints, direct.ints)
         assert merged.missed_rows("country", label) == 0
     assert merged.rows("country", OTHER) == 0 and merged.get("country", OTHER) is None
+    direct = profile.summarize({k: np.concatenate([b[k] for b, _ in parts]) for k in ("a", "b")})
+    assert np.array_equal(merged.whole.counts, direct.counts) and merged.whole.rows == 2400
+    assert merged.merge(Segments.of("country", "de", merged.get("country", "de"), 1)).whole is None  # no whole: dropped
 
 
 def test_a_segment_that_enters_the_top_k_later_keeps_its_earlier_rows_in_other():
@@ -168,6 +172,7 @@ def test_summary_segments_round_trip_as_json(profile):
     back = Segments.from_dict(json.loads(text), decode_summary)
     for label, summary, rows in seg.items("c"):
         assert back.get("c", label) == summary and back.rows("c", label) == rows
+    assert back.whole == seg.whole
     assert back.missed_rows("c", "a") == seg.missed_rows("c", "a")
     assert decode_summary(encode_state(seg.get("c", "a"))) == seg.get("c", "a")
     with pytest.raises(FormatError, match="base64"):
