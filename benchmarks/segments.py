@@ -44,7 +44,8 @@ from raywatch.drift.fairness import GroupRates, assess_fairness  # noqa: E402
 from raywatch.drift.performance import ClassificationMetrics  # noqa: E402
 from raywatch.drift.segmented import evaluate_segments  # noqa: E402
 from raywatch.stats.profile import Profile  # noqa: E402
-from raywatch.stats.segments import Segments, summarize_segments  # noqa: E402
+from raywatch.stats.grouped import summarize_segments  # noqa: E402
+from raywatch.stats.segments import Segments  # noqa: E402
 
 LABELS = np.array(["a", "b", "c", "d", "e"])
 

@@ -66,7 +66,6 @@ Microsoft Tech Report MSR-TR-2020-32.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
 

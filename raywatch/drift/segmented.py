@@ -22,7 +22,7 @@ cover part of its traffic.
 
 >>> import numpy as np
 >>> from raywatch.stats.profile import Profile
->>> from raywatch.stats.segments import summarize_segments
+>>> from raywatch.stats.grouped import summarize_segments
 >>> rng = np.random.default_rng(0)
 >>> profile = Profile.fit({"amount": rng.normal(size=20_000)}, seed=0)
 >>> country = rng.choice(["de", "fr", "it"], 3000)

@@ -1,4 +1,8 @@
-"""Window summaries of many groups of rows in one pass (the segments' kernel).
+"""Window summaries of many groups of rows in one pass, and the segments of a flush.
+
+:func:`summarize_segments` is what a replica calls per flush: the
+:class:`~raywatch.stats.segments.Segments` of window summaries of its rows for each segment
+column, and the summary of all of them (``Segments.whole``), from one pass per column.
 
 :func:`summarize_groups` returns, for each group of rows of one batch, the
 :class:`~raywatch.stats.summary.WindowSummary` that ``profile.summarize`` would give for
@@ -43,15 +47,16 @@ True
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from raywatch.stats import summary as sm
 from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
-from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary, numerical_layout
+from raywatch.stats.segments import DEFAULT_K, Segments
+from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary
 
-__all__ = ["summarize_groups", "SUPPORTED"]
+__all__ = ["summarize_groups", "summarize_segments", "SUPPORTED"]
 
 log = logging.getLogger("raywatch.stats.grouped")
 
@@ -157,7 +162,6 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
     X = padded[:, :-1]
     for j, t in enumerate(num):
         np.take(t[2], order, out=X[j], mode="clip")  # "raise" would buffer: order is in range
-    layout = numerical_layout([t[1].edges for t in num], [t[1].lo for t in num], [t[1].hi for t in num])
     red = lambda a, op=np.add: op.reduceat(a, starts, axis=1).T  # noqa: E731  (G, columns)
     n_wrong = np.zeros((G, len(num)), dtype=np.int64)
     if any(t[3] is not None for t in num):
@@ -275,7 +279,6 @@ def summarize_groups(
                                  sample_size=sample_size) for a, b in zip(bounds[:-1], bounds[1:])]
         return out + [WindowSummary.merge_all(out)] if total else out
     G = sizes.size
-    starts = bounds[:-1]
     gidx = np.repeat(np.arange(G), sizes)
     row_group = np.full(n, G, dtype=np.intp)  # the group of each row of the batch (G: none)
     row_group[order] = gidx
@@ -348,4 +351,48 @@ def _bottom_ks(samples: List[List[Any]], c: int, k: int) -> List[Any]:
             chosen[sig] = (keep, keys[keep])
         keep, keys = chosen[sig]
         out.append((np.concatenate([p[0] for p in parts])[keep], keys))
+    return out
+
+
+def summarize_segments(
+    profile: Any,
+    batch: Any,
+    values: Mapping[str, Sequence[Any]],
+    *,
+    features: Sequence[str] = (),
+    k: int = DEFAULT_K,
+    prefer: Optional[Mapping[str, Sequence[Any]]] = None,
+    keys: Optional[Mapping[str, Union[bytes, str]]] = None,
+    seed: Optional[int] = None,
+    sample_size: Optional[int] = None,
+) -> Segments:
+    """:class:`Segments` of window summaries for one batch (a replica's flush).
+
+    ``values`` maps request-attribute columns (route, version, a header…) to one value per
+    row of ``batch``; ``features`` names columns of ``batch`` itself to segment by.
+    Each segment equals ``profile.summarize`` of its rows; all of a column's segments are
+    summarized in one pass (:func:`raywatch.stats.grouped.summarize_groups`), and
+    :attr:`Segments.whole` is the summary of the whole batch (derived in the same pass).
+    """
+    cols, n = to_columns(batch)
+    seg_values = dict(values)
+    for name in features:
+        if name not in cols:
+            raise KeyError(f"segment column {name!r} is not a column of the batch")
+        seg_values[name] = cols[name]
+    bad = {name: len(v) for name, v in seg_values.items() if len(v) != n}
+    if bad:
+        raise ValueError(f"segment columns need one value per row ({n} rows), got lengths {bad}")
+    rng = np.random.default_rng(seed)
+    whole: List[WindowSummary] = []
+
+    def summarize_all(order: np.ndarray, bounds: np.ndarray) -> List[WindowSummary]:
+        out = summarize_groups(profile, (cols, n), order, bounds, seed=int(rng.integers(2**62)),
+                               sample_size=sample_size, total=not whole)
+        if not whole:
+            whole.append(out.pop())
+        return out
+
+    out = Segments.build(seg_values, summarize_all=summarize_all, k=k, prefer=prefer, keys=keys)
+    out.whole = whole[0] if whole else profile.summarize(cols, sample_size=sample_size)
     return out

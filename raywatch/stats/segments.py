@@ -49,6 +49,7 @@ State is data: :meth:`Segments.to_dict` is JSON-able (a ``WindowSummary`` travel
 base64 of its ``to_bytes``) and :meth:`Segments.from_dict` checks every bound it reads.
 
 >>> import numpy as np
+>>> from raywatch.stats.grouped import summarize_segments
 >>> from raywatch.stats.profile import Profile
 >>> profile = Profile.fit({"x": np.arange(100.0)}, bins=4, seed=0)
 >>> batch = {"x": [1.0, 2.0, 3.0, 4.0, 5.0]}
@@ -82,14 +83,12 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 
 from raywatch.stats.codec import FormatError
-from raywatch.stats.columns import to_columns
 from raywatch.stats.countmin import CountMin
-from raywatch.stats.grouped import summarize_groups
 from raywatch.stats.labels import MAX_LABEL_LENGTH, MISSING, OTHER, RESERVED, segment_label
 from raywatch.stats.summary import WindowSummary
 
 __all__ = [
-    "Segments", "segment_label", "summarize_segments", "encode_state", "decode_summary",
+    "Segments", "segment_label", "encode_state", "decode_summary",
     "OTHER", "MISSING", "DEFAULT_K", "MAX_LABEL_LENGTH",
 ]
 
@@ -402,47 +401,3 @@ def decode_summary(data: Any) -> WindowSummary:
     except (ValueError, UnicodeEncodeError):
         raise FormatError("a window summary's base64 is damaged") from None
     return WindowSummary.from_bytes(raw)
-
-
-def summarize_segments(
-    profile: Any,
-    batch: Any,
-    values: Mapping[str, Sequence[Any]],
-    *,
-    features: Sequence[str] = (),
-    k: int = DEFAULT_K,
-    prefer: Optional[Mapping[str, Sequence[Any]]] = None,
-    keys: Optional[Mapping[str, Union[bytes, str]]] = None,
-    seed: Optional[int] = None,
-    sample_size: Optional[int] = None,
-) -> Segments:
-    """:class:`Segments` of window summaries for one batch (a replica's flush).
-
-    ``values`` maps request-attribute columns (route, version, a header…) to one value per
-    row of ``batch``; ``features`` names columns of ``batch`` itself to segment by.
-    Each segment equals ``profile.summarize`` of its rows; all of a column's segments are
-    summarized in one pass (:func:`raywatch.stats.grouped.summarize_groups`), and
-    :attr:`Segments.whole` is the summary of the whole batch (derived in the same pass).
-    """
-    cols, n = to_columns(batch)
-    seg_values = dict(values)
-    for name in features:
-        if name not in cols:
-            raise KeyError(f"segment column {name!r} is not a column of the batch")
-        seg_values[name] = cols[name]
-    bad = {name: len(v) for name, v in seg_values.items() if len(v) != n}
-    if bad:
-        raise ValueError(f"segment columns need one value per row ({n} rows), got lengths {bad}")
-    rng = np.random.default_rng(seed)
-    whole: List[WindowSummary] = []
-
-    def summarize_all(order: np.ndarray, bounds: np.ndarray) -> List[WindowSummary]:
-        out = summarize_groups(profile, (cols, n), order, bounds, seed=int(rng.integers(2**62)),
-                               sample_size=sample_size, total=not whole)
-        if not whole:
-            whole.append(out.pop())
-        return out
-
-    out = Segments.build(seg_values, summarize_all=summarize_all, k=k, prefer=prefer, keys=keys)
-    out.whole = whole[0] if whole else profile.summarize(cols, sample_size=sample_size)
-    return out

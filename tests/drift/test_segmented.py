@@ -7,7 +7,8 @@ from raywatch.drift.performance import ClassificationMetrics
 from raywatch.drift.segmented import evaluate_segments
 from raywatch.stats.labels import OTHER
 from raywatch.stats.profile import Profile
-from raywatch.stats.segments import Segments, summarize_segments
+from raywatch.stats.grouped import summarize_segments
+from raywatch.stats.segments import Segments
 
 MERCHANTS = ["grocery", "travel", "fuel", "online", "dining"]
 

@@ -12,7 +12,8 @@ from raywatch.stats.codec import FormatError
 from raywatch.stats.countmin import CountMin
 from raywatch.stats.labels import MISSING, OTHER, segment_label
 from raywatch.stats.profile import Profile
-from raywatch.stats.segments import Segments, decode_summary, encode_state, summarize_segments
+from raywatch.stats.grouped import summarize_segments
+from raywatch.stats.segments import Segments, decode_summary, encode_state
 from raywatch.stats.sketch import LatencySketch
 
 
@@ -208,8 +209,8 @@ def _bomb(profile, n=1_000_000):
     return batch, {"user": bomb, "route": np.full(n, "/predict", dtype=object)}
 
 
-def test_a_million_distinct_values_keep_the_state_bounded_and_cost_seconds(profile):
-    n = 1_000_000
+@pytest.mark.parametrize("n", [200_000, pytest.param(1_000_000, marks=pytest.mark.slow)])
+def test_a_bomb_of_distinct_values_keeps_the_state_bounded_and_costs_seconds(profile, n):
     batch, values = _bomb(profile, n)
     t0 = time.perf_counter()
     seg = summarize_segments(profile, batch, values, seed=0)
@@ -223,7 +224,7 @@ def test_a_million_distinct_values_keep_the_state_bounded_and_cost_seconds(profi
                                                             "route": ["/predict"] * 1000}, seed=0)
     state, small_state = len(json.dumps(seg.to_dict())), len(json.dumps(small.to_dict()))
     assert state < 1.5 * small_state + 40_000, (state, small_state)
-    assert elapsed < 15.0, elapsed  # about 2 s here: labels and count-min digests of 1M distinct values
+    assert elapsed < 15.0 * n / 1e6 + 1.0, elapsed  # about 2 s a million: labels and count-min digests
     merged = seg
     for _ in range(5):  # merging many bombed flushes keeps the bound
         merged = merged.merge(_copy(seg))
