@@ -129,7 +129,7 @@ def main(argv=None) -> dict:
                 profile.summarize(rows, seed=seed), metrics(np.arange(args.rows)))
 
     flushes = [replica_flush(100 + r) for r in range(3)]
-    eval_base_t, eval_seg_t = [], []
+    eval_base_t, eval_seg_t, merge_t, fair_t = [], [], [], []
     report = None
     for i in range(max(3, repeat // 3) + 1):
         def baseline():
@@ -137,16 +137,25 @@ def main(argv=None) -> dict:
             detect_drift(profile, summary)
             flushes[0][4].merge(flushes[1][4]).merge(flushes[2][4]).result()
 
+        window = []
+        parts = {}
+
         def segmented_eval():
             nonlocal report
-            window = [flushes[0][j].merge(flushes[1][j]).merge(flushes[2][j]) for j in range(3)]
+            t0 = time.perf_counter()
+            window[:] = [flushes[0][j].merge(flushes[1][j]).merge(flushes[2][j]) for j in range(3)]
+            t1 = time.perf_counter()
             report = evaluate_segments(profile, window[0], performance=window[1])
+            t2 = time.perf_counter()
             assess_fairness({lab: acc for lab, acc, _ in window[2].items("sex")}, attribute="sex")
+            parts.update(merge=t1 - t0, fairness=time.perf_counter() - t2)
 
         b, s = timed(baseline), timed(segmented_eval)
         if i:
             eval_base_t.append(b)
             eval_seg_t.append(s)
+            merge_t.append(parts["merge"])
+            fair_t.append(parts["fairness"])
     eval_base, eval_seg = statistics.median(eval_base_t), statistics.median(eval_seg_t)
     result = {
         "benchmark": "segments",
@@ -162,6 +171,8 @@ def main(argv=None) -> dict:
         "segments_summary_bytes": sum(len(acc.to_bytes()) for _, acc, _ in segments.items("segment")),
         "segments_json_bytes": len(json.dumps(segments.to_dict())),
         "evaluation_ms": round(eval_seg * 1e3, 1),
+        "evaluation_merge_ms": round(statistics.median(merge_t) * 1e3, 1),
+        "evaluation_fairness_ms": round(statistics.median(fair_t) * 1e3, 2),
         "evaluation_segmentless_ms": round(eval_base * 1e3, 2),
         "evaluation_ratio": round(eval_seg / eval_base, 1),
         "evaluation_target_ms": 50,
