@@ -223,9 +223,11 @@ class Segments:
         return out
 
     @classmethod
-    def of(cls, column: str, label: str, accumulator: Any, rows: int, k: int = DEFAULT_K) -> "Segments":
-        """A container holding one accumulator (for example feedback joined in the actor),
-        to :meth:`merge` into a window's container."""
+    def of(cls, column: str, label: str, accumulator: Any, rows: int = 0, k: int = MAX_K) -> "Segments":
+        """A container holding one accumulator, to :meth:`merge` into a window's container:
+        for example the outcome of feedback joined in the actor, under the bucket its request
+        went to (:meth:`bucket`), with ``rows=0`` since its row was counted at prediction time.
+        Its ``k`` (default the largest) leaves the window's ``k`` as it is."""
         out = cls(k)
         col = out._columns[column] = _Column()
         if label == OTHER:

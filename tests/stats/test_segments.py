@@ -163,7 +163,9 @@ def test_of_routes_late_feedback_into_a_window():
     window = _rows_build({"c": ["a", "a", "b"]}, k=1)
     assert window.bucket("c", "a") == "a" and window.bucket("c", "b") == OTHER and window.bucket("c", None) == OTHER
     window = window.merge(Segments.of("c", window.bucket("c", "b"), Rows([99]), 1))
-    assert window.get("c", OTHER).ids == (2, 99) and window.rows("c") == 4
+    assert window.get("c", OTHER).ids == (2, 99) and window.rows("c") == 4 and window.k == 1
+    window = window.merge(Segments.of("c", "a", Rows([100])))  # late feedback: no new traffic
+    assert window.get("c", "a").ids == (0, 1, 100) and window.rows("c", "a") == 2
 
 
 def test_summary_segments_round_trip_as_json(profile):
