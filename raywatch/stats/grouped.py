@@ -1,0 +1,398 @@
+"""Window summaries of many groups of rows in one pass, and the segments of a flush.
+
+:func:`summarize_segments` is what a replica calls per flush: the
+:class:`~raywatch.stats.segments.Segments` of window summaries of its rows for each segment
+column, and the summary of all of them (``Segments.whole``), from one pass per column.
+
+:func:`summarize_groups` returns, for each group of rows of one batch, the
+:class:`~raywatch.stats.summary.WindowSummary` that ``profile.summarize`` would give for
+those rows alone: the same counters, bin counts and unknown-column counts, the same moments
+to rounding, and bottom-k samples of the same law. It costs a fixed handful of numpy calls
+for all groups plus a few per group, instead of one ``summarize`` per group, whose
+per-call overhead is what dominates a segment of a few hundred rows: for 20 segments of a
+10,000-row flush of 20 features it is about 2× the segment-less ``summarize`` instead of
+about 6× (``benchmarks/segments.py``).
+
+How: the batch's rows are reordered once so that each group is a contiguous run, and each
+run is sorted per column. Then, per numerical column and group, the bin counts are
+differences of the positions of the edges in the sorted run (right-closed bins, as
+``summarize``), the values outside the reference's range are counted by two more needles,
+min and max are the run's finite ends, the outer bins' sums one ``reduceat``; the centred sum
+of squares takes a second pass, as ``summarize`` does. Categorical columns: one binary
+search of each string among the profile's sorted labels (or ``encode_categorical``), one
+``bincount`` of ``group × code``.
+
+Samples: one uniform key is drawn per position of a group's run and shared by its columns,
+so each column's sample is a uniform ``k``-subset of its finite values with its own bottom-k
+keys (the law ``summarize`` gives and :mod:`raywatch.stats.sample` merges). Because the runs
+are sorted per column, the columns' samples are drawn at the same random *ranks*: they are
+not row-aligned (``summarize``'s are not either), and nothing may pair them across columns.
+
+If :mod:`raywatch.stats.summary` ever holds fields this kernel does not know,
+:data:`SUPPORTED` is False and :func:`summarize_groups` falls back to one
+``profile.summarize`` per group, so a summary is never missing a section.
+
+>>> import numpy as np
+>>> from raywatch.stats.profile import Profile
+>>> profile = Profile.fit({"x": np.arange(100.0), "c": ["a", "b"] * 50}, bins=4, seed=0)
+>>> batch = {"x": np.array([1.0, 60.0, np.nan, 99.0]), "c": np.array(["a", "b", "a", "z"])}
+>>> order, bounds = np.array([0, 2, 1, 3]), np.array([0, 2, 4])  # groups: rows {0, 2} and {1, 3}
+>>> first, second = summarize_groups(profile, batch, order, bounds, seed=0)
+>>> first.column("x").missing, first.column("x").counts.tolist(), second.column("c").unseen
+(1, [1, 0, 0, 0], 1)
+>>> second.ints.tolist() == profile.summarize({k: v[[1, 3]] for k, v in batch.items()}).ints.tolist()
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from raywatch.stats import summary as sm
+from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
+from raywatch.stats.segments import DEFAULT_K, Segments
+from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary
+
+__all__ = ["summarize_groups", "summarize_segments", "SUPPORTED"]
+
+log = logging.getLogger("raywatch.stats.grouped")
+
+_KNOWN_INTS = ("rows", "missing", "nonfinite", "wrong_type", "out_of_range", "unseen", "count")
+_KNOWN_FLOATS = ("mean", "m2", "min", "max", "low_sum", "high_sum")
+SUPPORTED = tuple(sm.INT_FIELDS) == _KNOWN_INTS and tuple(sm.FLOAT_FIELDS) == _KNOWN_FLOATS
+_I = {name: i for i, name in enumerate(_KNOWN_INTS)}
+
+
+def _numerical(arr: np.ndarray) -> tuple:
+    """``(values with NaN for missing and wrong-type, wrong-type mask or None)``, row-aligned."""
+    x, wrong = encode_numerical(arr)
+    if not wrong:
+        return x, None
+    n = int(arr.shape[0])
+    out, mask = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if arr.dtype.kind != "O":
+        mask[:] = True
+        return out, mask
+    one = np.empty(1, dtype=object)
+    for i, v in enumerate(arr.tolist()):  # rare: a column with wrong-type values
+        one[0] = v
+        xi, w = encode_numerical(one)
+        if w:
+            mask[i] = True
+        else:
+            out[i] = xi[0]
+    return out, mask
+
+
+_STRING_KEYS: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _string_tally(arr: np.ndarray, spec: Any, fingerprint: str, row_group: np.ndarray, sizes: np.ndarray) -> Optional[np.ndarray]:
+    """Per-group code tallies of a numpy string column: one binary search of each value among
+    the profile's sorted string labels (a label it lacks is unseen); None when the column's
+    reference had no strings."""
+    if "str" not in spec.families:
+        return None
+    cached = _STRING_KEYS.get((fingerprint, spec.name))
+    if cached is None:
+        pairs = sorted((key, code) for key, code in spec.lookup.items() if isinstance(key, str))
+        if len(_STRING_KEYS) >= 256:
+            _STRING_KEYS.clear()
+        cached = _STRING_KEYS[(fingerprint, spec.name)] = (
+            np.array([k for k, _ in pairs], dtype=str), np.array([c for _, c in pairs] + [spec.n_bins], dtype=np.intp))
+    labels, codes = cached
+    G, width = sizes.size, spec.n_bins + 4
+    if labels.size:
+        i = np.minimum(np.searchsorted(labels, arr), labels.size - 1)
+        code = np.where(labels[i] == arr, codes[i], spec.n_bins)
+    else:
+        code = np.full(arr.shape[0], spec.n_bins, dtype=np.intp)
+    return np.bincount(row_group * width + code + 3, minlength=(G + 1) * width)[: G * width].reshape(G, width)
+
+
+def _categorical_states(tally: np.ndarray, n_bins: int, boolean: bool) -> tuple:
+    """:func:`~raywatch.stats.summary.categorical_state` for every group's tally (rows) at once."""
+    counts = tally[:, 3 : 3 + n_bins].astype(np.int64)
+    unseen = tally[:, 3 + n_bins].astype(np.int64)
+    wrong = tally[:, WRONG + 3].astype(np.int64)
+    if boolean:
+        wrong, unseen = wrong + unseen, np.zeros_like(unseen)
+    else:
+        counts[:, -1] += unseen
+    ints = np.zeros((tally.shape[0], len(_KNOWN_INTS)), dtype=np.int64)
+    ints[:, _I["rows"]] = tally.sum(axis=1)
+    ints[:, _I["missing"]] = tally[:, MISSING + 3]
+    ints[:, _I["wrong_type"]] = wrong
+    ints[:, _I["unseen"]] = unseen
+    ints[:, _I["count"]] = counts.sum(axis=1)
+    return ints, counts
+
+
+_NEEDLES: Dict[Tuple[int, ...], Tuple[np.ndarray, np.ndarray, list]] = {}
+
+
+def _needles(num: list) -> Tuple[np.ndarray, np.ndarray]:
+    """``(needles, edges per column)``: per numerical column, the value just below the
+    reference's min, the edges, +inf up to the longest row, and the reference's max."""
+    key = tuple(id(t[1]) for t in num)
+    hit = _NEEDLES.get(key)
+    if hit is not None and all(h is t[1] for h, t in zip(hit[2], num)):
+        return hit[0], hit[1]
+    n_edges = np.array([t[1].edges.size for t in num], dtype=np.intp)
+    needles = np.full((len(num), int(n_edges.max(initial=0)) + 2), np.inf)
+    for j, t in enumerate(num):
+        spec = t[1]
+        needles[j, 0] = np.nextafter(spec.lo, -np.inf) if spec.lo == spec.lo else -np.inf
+        needles[j, 1 : 1 + spec.edges.size] = spec.edges
+        needles[j, -1] = spec.hi if spec.hi == spec.hi else np.inf
+    if len(_NEEDLES) >= 64:
+        _NEEDLES.clear()
+    _NEEDLES[key] = (needles, n_edges, [t[1] for t in num])
+    return needles, n_edges
+
+
+def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples) -> None:
+    """Fill the numerical columns' counters, moments, histograms and samples of every group."""
+    G, starts = sizes.size, bounds[:-1]
+    idx = [t[0] for t in num]
+    padded = np.zeros((len(num), order.size + 1))  # a spare 0 column: reduceat may index the end
+    X = padded[:, :-1]
+    for j, t in enumerate(num):
+        np.take(t[2], order, out=X[j], mode="clip")  # "raise" would buffer: order is in range
+    red = lambda a, op=np.add: op.reduceat(a, starts, axis=1).T  # noqa: E731  (G, columns)
+    n_wrong = np.zeros((G, len(num)), dtype=np.int64)
+    if any(t[3] is not None for t in num):
+        wrong = np.zeros(X.shape, dtype=bool)
+        for j, t in enumerate(num):
+            if t[3] is not None:
+                wrong[j] = t[3][order]
+        n_wrong = red(wrong)
+    # sort each group's values: [-inf, finite, +inf, NaN (missing and wrong-type)]. Bins are
+    # then positions of the edges in each run, min and max are read off its ends, and nothing
+    # else depends on the order within a group
+    for a, b in zip(starts, bounds[1:]):
+        X[:, a:b].sort(axis=1)
+    finite = np.isfinite(X)
+    clean = bool(finite.all())
+    nf = np.broadcast_to(sizes[:, None], n_wrong.shape) if clean else red(finite)
+    n_nan = np.zeros_like(n_wrong) if clean else red(np.isnan(X)) - n_wrong
+    neg = np.zeros_like(n_wrong) if clean else red(X == -np.inf)
+    # A run's finite values are sorted: a bin count is a difference of the positions of the
+    # edges in the run (right-closed bins, as summarize); needle 0 (just below the reference's
+    # min) and the last (its max) count the values out of range; +inf pads the shorter rows
+    needles, n_edges = _needles(num)
+    c, width = len(num), needles.shape[1]
+    cum = np.empty((c, G, width), dtype=np.int64)
+    begin = starts[:, None] + neg  # (G, columns): where each run's finite values start
+    ends, begins = (begin + nf).T.tolist(), begin.T.tolist()
+    for j in range(c):
+        row, nd, bj, ej = X[j], needles[j], begins[j], ends[j]
+        for g in range(G):
+            cum[j, g] = row[bj[g] : ej[g]].searchsorted(nd, "right")
+    m = nf.T  # (columns, G)
+    steps = np.diff(np.concatenate((np.zeros((c, G, 1), np.int64), cum[:, :, 1:-1], m[:, :, None]), axis=2), axis=2)
+    hist = [steps[j, :, : n_edges[j] + 1] for j in range(c)]
+    out = (cum[:, :, 0] + m - cum[:, :, -1]).T
+    # sums of each run's lowest bin, middle and highest bin: one reduceat over all columns
+    with np.errstate(over="ignore", invalid="ignore"):
+        edged = (n_edges > 0)[:, None]
+        first_cut = np.where(edged, cum[:, :, 1], 0)
+        last_cut = np.where(edged, np.take_along_axis(cum, n_edges[:, None, None], axis=2)[:, :, 0], m)
+        b0 = begin.T + np.arange(c)[:, None] * (X.shape[1] + 1)  # rows of the padded, flattened X
+        cuts = np.stack((b0, b0 + first_cut, b0 + last_cut, b0 + m), axis=-1)  # (columns, G, 4)
+        part = np.add.reduceat(padded.ravel(), cuts.ravel()).reshape(c, G, 4)[:, :, :3]
+        sums = np.where(np.diff(cuts, axis=-1) > 0, part, 0.0).transpose(2, 1, 0)  # (3, G, columns)
+        Xf = X if clean else np.where(finite, X, 0.0)
+        mean = sums.sum(axis=0) / np.maximum(nf, 1)
+        m2 = np.empty_like(mean)
+        for g, (a, b) in enumerate(zip(starts, bounds[1:])):  # centred: two passes, as summarize
+            d = Xf[:, a:b] - mean[g][:, None]
+            if not clean:
+                d[~finite[:, a:b]] = 0.0
+            m2[g] = np.square(d, out=d).sum(axis=1)
+        low, high = sums[0], sums[2]  # the open outer bins' sums (0 for a column without edges)
+        lo_pos = starts[:, None] + neg  # (G, columns): where each group's finite values start
+        cols = np.arange(len(num))[None, :]
+        fmin = np.where(nf > 0, X[cols, np.minimum(lo_pos, X.shape[1] - 1)], np.inf)
+        fmax = np.where(nf > 0, X[cols, np.maximum(lo_pos + nf - 1, 0)], -np.inf)
+    ints[:, idx, _I["rows"]] = sizes[:, None]
+    ints[:, idx, _I["missing"]] = n_nan
+    ints[:, idx, _I["nonfinite"]] = sizes[:, None] - n_wrong - n_nan - nf
+    ints[:, idx, _I["wrong_type"]] = n_wrong
+    ints[:, idx, _I["out_of_range"]] = out
+    ints[:, idx, _I["count"]] = nf
+    floats[:, idx] = np.stack((np.where(nf > 0, mean, 0.0), m2, fmin, fmax, low, high), axis=-1)
+    for j, t in enumerate(num):
+        counts[t[0]] = hist[j]
+    # bottom-k samples: one uniform key per position of a group's sorted run, shared by the
+    # columns; each column's sample is a uniform k-subset of its finite values with its keys
+    pos_keys = rng.random(X.shape[1])
+    for g, (a, b) in enumerate(zip(starts, bounds[1:])):
+        if clean:  # every column's finite values fill the run: one draw of positions for all
+            kk = min(k, int(b - a))
+            kg = pos_keys[a:b]
+            part = np.argpartition(kg, kk - 1)[:kk] if kk < b - a else np.arange(b - a)
+            part = part[np.argsort(kg[part])]
+            vals, kp = X[:, a + part], kg[part]
+            for j in range(len(num)):
+                samples[g][idx[j]] = (vals[j], kp)
+            continue
+        for j in range(len(num)):
+            s0, m = a + int(neg[g, j]), int(nf[g, j])
+            kk = min(k, m)
+            kg = pos_keys[s0 : s0 + m]
+            part = np.argpartition(kg, kk - 1)[:kk] if kk < m else np.arange(m)
+            part = part[np.argsort(kg[part])]
+            samples[g][idx[j]] = (X[j, s0 + part], kg[part])
+
+
+def summarize_groups(
+    profile: Any,
+    batch: Any,
+    order: np.ndarray,
+    bounds: np.ndarray,
+    *,
+    seed: Optional[int] = None,
+    sample_size: Optional[int] = None,
+    total: bool = False,
+) -> List[WindowSummary]:
+    """One summary per group: group ``g`` is the rows ``order[bounds[g]:bounds[g + 1]]``.
+
+    ``batch`` is anything ``profile.summarize`` accepts (or the ``(columns, rows)`` pair of
+    :func:`~raywatch.stats.columns.to_columns`); groups must not be empty. With ``total``, one
+    more summary comes last: every group's rows together, from the groups' figures (counters
+    and histograms added, moments by Chan's formula, the bottom-k of the groups' samples),
+    for far less than another ``summarize``.
+    """
+    cols, n = batch if isinstance(batch, tuple) else to_columns(batch)
+    order = np.asarray(order, dtype=np.intp)
+    bounds = np.asarray(bounds, dtype=np.intp)
+    sizes = np.diff(bounds)
+    if (sizes <= 0).any():
+        raise ValueError("every group needs at least one row")
+    if not SUPPORTED:
+        rng0 = np.random.default_rng(seed)
+        out = [profile.summarize({k: v[order[a:b]] for k, v in cols.items()}, seed=int(rng0.integers(2**62)),
+                                 sample_size=sample_size) for a, b in zip(bounds[:-1], bounds[1:])]
+        return out + [WindowSummary.merge_all(out)] if total else out
+    G = sizes.size
+    gidx = np.repeat(np.arange(G), sizes)
+    row_group = np.full(n, G, dtype=np.intp)  # the group of each row of the batch (G: none)
+    row_group[order] = gidx
+    specs = list(profile.specs.values())
+    c = len(specs)
+    k = profile.window_sample_size if sample_size is None else int(sample_size)
+    rng = np.random.default_rng(seed)
+    ints = np.zeros((G, c, len(_KNOWN_INTS)), dtype=np.int64)
+    floats = np.tile(np.array([0.0, 0.0, np.inf, -np.inf, 0.0, 0.0]), (G, c, 1))
+    counts: List[Optional[np.ndarray]] = [None] * c
+    samples: List[List[Any]] = [[(np.empty(0), np.empty(0))] * c for _ in range(G)]
+    num = []
+    for i, spec in enumerate(specs):
+        arr = cols.get(spec.name)
+        if arr is None:
+            ints[:, i, _I["rows"]] = ints[:, i, _I["missing"]] = sizes
+            counts[i] = np.zeros((G, spec.n_bins), dtype=np.int64)
+        elif spec.kind == "numerical":
+            num.append((i, spec, *_numerical(arr)))
+        else:
+            width = spec.n_bins + 4
+            tally = _string_tally(arr, spec, profile.fingerprint, row_group, sizes) if arr.dtype.kind == "U" else None
+            if tally is None:
+                codes = encode_categorical(arr, spec.lookup, spec.families, spec.n_bins)[order]
+                tally = np.bincount(gidx * width + codes + 3, minlength=G * width).reshape(G, width)
+            ints[:, i], counts[i] = _categorical_states(tally, spec.n_bins, spec.kind == "boolean")
+    if num:
+        _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples)
+    unknown = sorted(set(cols) - set(profile.specs))[:MAX_UNKNOWN_COLUMNS]
+    names, kinds, nb = [s.name for s in specs], [s.kind for s in specs], [s.n_bins for s in specs]
+    every = np.concatenate(counts, axis=1) if c else np.zeros((G, 0), dtype=np.int64)
+    out = [
+        WindowSummary(profile.fingerprint, names, kinds, nb, k, rows=int(sizes[g]), ints=ints[g].copy(),
+                      floats=floats[g].copy(), counts=every[g].copy(), samples=list(samples[g]),
+                      unknown_columns={name: int(sizes[g]) for name in unknown})
+        for g in range(G)
+    ]
+    if total:
+        out.append(WindowSummary(profile.fingerprint, names, kinds, nb, k, rows=int(sizes.sum()),
+                                 ints=ints.sum(axis=0), floats=_pooled(ints, floats), counts=every.sum(axis=0),
+                                 samples=_bottom_ks(samples, c, k),
+                                 unknown_columns={name: int(sizes.sum()) for name in unknown}))
+    return out
+
+
+def _pooled(ints: np.ndarray, floats: np.ndarray) -> np.ndarray:
+    """The moments of all groups together, ``(columns, FLOAT_FIELDS)``, from each group's
+    (Chan et al.'s pairwise formula, for many parts at once)."""
+    n = ints[:, :, _I["count"]].astype(np.float64)  # (G, columns)
+    total = n.sum(axis=0)
+    safe = np.where(total > 0, total, 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = (n * floats[:, :, 0]).sum(axis=0) / safe
+        m2 = floats[:, :, 1].sum(axis=0) + (n * np.square(np.where(n > 0, floats[:, :, 0] - mean, 0.0))).sum(axis=0)
+    return np.column_stack((np.where(total > 0, mean, 0.0), m2, floats[:, :, 2].min(axis=0),
+                            floats[:, :, 3].max(axis=0), floats[:, :, 4:].sum(axis=0)))
+
+
+def _bottom_ks(samples: List[List[Any]], c: int, k: int) -> List[Any]:
+    """Per column, the ``k`` smallest keys (and their values) of the groups' bottom-k samples.
+    Columns whose groups share their key arrays (a clean batch) share the selection."""
+    out, chosen = [], {}
+    for i in range(c):
+        parts = [smp[i] for smp in samples]
+        sig = tuple(id(p[1]) for p in parts)
+        if sig not in chosen:
+            keys = np.concatenate([p[1] for p in parts])
+            keep = np.argpartition(keys, k - 1)[:k] if keys.size > k else np.arange(keys.size)
+            keep = keep[np.argsort(keys[keep])]
+            chosen[sig] = (keep, keys[keep])
+        keep, keys = chosen[sig]
+        out.append((np.concatenate([p[0] for p in parts])[keep], keys))
+    return out
+
+
+def summarize_segments(
+    profile: Any,
+    batch: Any,
+    values: Mapping[str, Sequence[Any]],
+    *,
+    features: Sequence[str] = (),
+    k: int = DEFAULT_K,
+    prefer: Optional[Mapping[str, Sequence[Any]]] = None,
+    keys: Optional[Mapping[str, Union[bytes, str]]] = None,
+    seed: Optional[int] = None,
+    sample_size: Optional[int] = None,
+) -> Segments:
+    """:class:`Segments` of window summaries for one batch (a replica's flush).
+
+    ``values`` maps request-attribute columns (route, version, a header…) to one value per
+    row of ``batch``; ``features`` names columns of ``batch`` itself to segment by.
+    Each segment equals ``profile.summarize`` of its rows; all of a column's segments are
+    summarized in one pass (:func:`raywatch.stats.grouped.summarize_groups`), and
+    :attr:`Segments.whole` is the summary of the whole batch (derived in the same pass).
+    """
+    cols, n = to_columns(batch)
+    seg_values = dict(values)
+    for name in features:
+        if name not in cols:
+            raise KeyError(f"segment column {name!r} is not a column of the batch")
+        seg_values[name] = cols[name]
+    bad = {name: len(v) for name, v in seg_values.items() if len(v) != n}
+    if bad:
+        raise ValueError(f"segment columns need one value per row ({n} rows), got lengths {bad}")
+    rng = np.random.default_rng(seed)
+    whole: List[WindowSummary] = []
+
+    def summarize_all(order: np.ndarray, bounds: np.ndarray) -> List[WindowSummary]:
+        out = summarize_groups(profile, (cols, n), order, bounds, seed=int(rng.integers(2**62)),
+                               sample_size=sample_size, total=not whole)
+        if not whole:
+            whole.append(out.pop())
+        return out
+
+    out = Segments.build(seg_values, summarize_all=summarize_all, k=k, prefer=prefer, keys=keys)
+    out.whole = whole[0] if whole else profile.summarize(cols, sample_size=sample_size)
+    return out

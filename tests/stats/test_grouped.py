@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from raywatch.stats import grouped
+from raywatch.stats.grouped import summarize_groups
+from raywatch.stats.profile import Profile
+
+
+@pytest.fixture(scope="module")
+def profile():
+    rng = np.random.default_rng(0)
+    return Profile.fit(
+        {"a": rng.normal(size=3000), "b": rng.exponential(size=3000), "k": rng.integers(0, 4, 3000),
+         "c": rng.choice(["x", "y", "z"], 3000), "t": rng.random(3000) < 0.3},
+        seed=0, bins=20, window_sample_size=10,
+    )
+
+
+def _same(got, want, batch, rows):
+    assert got.rows == want.rows == len(rows)
+    assert np.array_equal(got.ints, want.ints), (got.ints, want.ints)
+    assert np.array_equal(got.counts, want.counts)
+    assert np.allclose(got.floats, want.floats, rtol=1e-9, atol=1e-9)
+    assert got.unknown_columns == want.unknown_columns
+    for name in got.names:
+        g, w = got.column(name), want.column(name)
+        assert g.sample.size == w.sample.size  # min(k, finite values)
+        if g.kind == "numerical" and name in batch:
+            x = grouped._numerical(batch[name][rows])[0]
+            assert set(g.sample.tolist()) <= set(x[np.isfinite(x)].tolist())
+
+
+_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.none(),
+    st.sampled_from(["x", "y", "q", True, 7]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 40),
+    data=st.data(),
+    groups=st.integers(1, 5),
+)
+def test_each_group_equals_summarize_of_its_rows(profile, n, data, groups):
+    batch = {
+        "a": np.array(data.draw(st.lists(_values, min_size=n, max_size=n)), dtype=object),
+        "b": np.array(data.draw(st.lists(st.floats(-5, 5), min_size=n, max_size=n))),
+        "c": np.array(data.draw(st.lists(st.sampled_from(["x", "y", "z", "new"]), min_size=n, max_size=n))),
+        "t": np.array(data.draw(st.lists(st.sampled_from([True, False, None, "yes"]), min_size=n, max_size=n)), dtype=object),
+        "extra": np.zeros(n),
+    }  # "k" is absent: missing for every row
+    label = np.array(data.draw(st.lists(st.integers(0, groups - 1), min_size=n, max_size=n)))
+    present = np.unique(label)
+    order = np.concatenate([np.flatnonzero(label == g) for g in present])
+    bounds = np.concatenate(([0], np.cumsum([np.count_nonzero(label == g) for g in present])))
+    got = summarize_groups(profile, batch, order, bounds, seed=1, total=True)
+    whole = got.pop()
+    _same(whole, profile.summarize(batch, seed=1), batch, np.arange(n))
+    for g, summary in zip(present, got):
+        rows = np.flatnonzero(label == g)
+        want = profile.summarize({k: v[rows] for k, v in batch.items()}, seed=1)
+        _same(summary, want, batch, rows)
+        assert summary.merge(want).rows == 2 * rows.size  # made to the same shape: they merge
+
+
+def test_large_groups_and_the_samples_law(profile):
+    rng = np.random.default_rng(3)
+    n = 10_000
+    batch = {"a": rng.normal(size=n), "b": rng.exponential(size=n), "k": rng.integers(0, 4, n),
+             "c": rng.choice(["x", "y", "z"], n), "t": rng.random(n) < 0.5}
+    label = rng.choice(20, n, p=np.arange(1, 21) / 210)  # groups of about 50 to 950 rows
+    order = np.argsort(label, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(label))))
+    got = summarize_groups(profile, batch, order, bounds, seed=2)
+    for g in range(20):
+        rows = order[bounds[g] : bounds[g + 1]]
+        want = profile.summarize({k: v[rows] for k, v in batch.items()})
+        assert np.array_equal(got[g].ints, want.ints) and np.array_equal(got[g].counts, want.counts)
+        assert np.allclose(got[g].floats, want.floats, rtol=1e-9)
+        sample = got[g].column("a").sample
+        assert sample.size == 10 and set(sample.tolist()) <= set(batch["a"][rows].tolist())
+    # bottom-k by uniform keys: each row of a group is sampled with probability k / size
+    hits = np.zeros(n)
+    for s in range(200):
+        for g, summary in enumerate(summarize_groups(profile, batch, order, bounds, seed=100 + s)):
+            rows = order[bounds[g] : bounds[g + 1]]
+            hits[rows[np.isin(batch["a"][rows], summary.column("a").sample)]] += 1
+    expect = 200 * 10 / np.bincount(label)[label]
+    assert abs(hits.sum() - expect.sum()) / expect.sum() < 0.01
+    assert np.corrcoef(hits, expect)[0, 1] > 0.5
+    assert abs(np.corrcoef(hits, batch["a"])[0, 1]) < 0.05  # no preference for any value
+    assert np.mean(hits > 0) > 0.9
+
+
+def test_falls_back_to_one_summarize_per_group_when_the_summary_has_unknown_fields(profile, monkeypatch):
+    monkeypatch.setattr(grouped, "SUPPORTED", False)
+    batch = {"a": np.array([1.0, 2.0, 3.0]), "c": np.array(["x", "y", "x"])}
+    got = summarize_groups(profile, batch, np.array([0, 2, 1]), np.array([0, 2, 3]), seed=0)
+    want = profile.summarize({"a": np.array([1.0, 3.0]), "c": np.array(["x", "x"])})
+    assert np.array_equal(got[0].ints, want.ints) and np.array_equal(got[0].counts, want.counts)
+    with pytest.raises(ValueError, match="at least one row"):
+        summarize_groups(profile, batch, np.array([0, 1, 2]), np.array([0, 0, 3]))
