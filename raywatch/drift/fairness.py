@@ -71,6 +71,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from raywatch import series
 from raywatch.drift import intervals as ci
 from raywatch.drift.performance import _label_key
 from raywatch.drift.report import _clean
@@ -304,7 +305,7 @@ def assess_fairness(
             selection_rate=_rate(c["selected"], c["predictions"], m, conf, "selection rate"),
             true_positive_rate=_rate(c["tp"], c["tp"] + c["fn"], m, conf, "true positive rate"),
             false_positive_rate=_rate(c["fp"], c["fp"] + c["tn"], m, conf, "false positive rate"),
-            precision=_rate(c["tp"], c["tp"] + c["fp"], m, conf, "precision"),
+            precision=_rate(c["tp"], c["tp"] + c["fp"], m, conf, series.PRECISION.name),
             calibration_gap=calib,
             mean_score=s["cal_score"] / cal_n if cal_n else None,
             observed_rate=s["cal_outcome"] / cal_n if cal_n else None,

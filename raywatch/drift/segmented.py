@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Union
 
+from raywatch import series
 from raywatch.config import DriftConfig
 from raywatch.drift.detect import _config, detect_drift
 from raywatch.drift.report import DriftReport, _clean
@@ -62,10 +63,10 @@ class SegmentVerdict:
 
     def sort_key(self) -> tuple:
         perf = self.performance or {}
-        if perf.get("accuracy") is not None:
-            badness = 1.0 - perf["accuracy"]
-        elif perf.get("mae") is not None:
-            badness = perf["mae"]
+        if perf.get(series.ACCURACY.name) is not None:
+            badness = 1.0 - perf[series.ACCURACY.name]
+        elif perf.get(series.MAE.name) is not None:
+            badness = perf[series.MAE.name]
         else:
             badness = 0.0
         return (not self.drift.dataset_drift, -self.drift.drift_share, -self.quality_issues, -badness, -self.rows)
@@ -73,7 +74,7 @@ class SegmentVerdict:
     def to_dict(self) -> Dict[str, Any]:
         return _clean({
             "column": self.column, "segment": self.segment, "rows": self.rows, "missed_rows": self.missed_rows,
-            "dataset_drift": self.drift.dataset_drift, "drift_share": self.drift.drift_share,
+            series.DATASET_DRIFT.name: self.drift.dataset_drift, "drift_share": self.drift.drift_share,
             "drifted_columns": self.drift.drifted_columns, "quality_issues": self.quality_issues,
             "performance": self.performance, "drift": self.drift.to_dict(),
         })

@@ -51,6 +51,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from raywatch.stats import sections
 from raywatch.stats import summary as sm
 from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
 from raywatch.stats.segments import DEFAULT_K, Segments
@@ -316,11 +317,20 @@ def summarize_groups(
                       unknown_columns={name: int(sizes[g]) for name in unknown})
         for g in range(G)
     ]
+    if profile.extensions:  # the profile's sections (estimation, correlation…), per group
+        for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            rows = order[a:b]
+            out[g].sections = profile._sections({name: v[rows] for name, v in cols.items()}, int(b - a), None)
     if total:
         out.append(WindowSummary(profile.fingerprint, names, kinds, nb, k, rows=int(sizes.sum()),
                                  ints=ints.sum(axis=0), floats=_pooled(ints, floats), counts=every.sum(axis=0),
                                  samples=_bottom_ks(samples, c, k),
                                  unknown_columns={name: int(sizes.sum()) for name in unknown}))
+        if profile.extensions:
+            whole = out[0].sections
+            for part in out[1:G]:
+                whole = sections.merge_sections(whole, part.sections)
+            out[-1].sections = dict(whole)
     return out
 
 

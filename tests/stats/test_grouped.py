@@ -104,3 +104,27 @@ def test_falls_back_to_one_summarize_per_group_when_the_summary_has_unknown_fiel
     assert np.array_equal(got[0].ints, want.ints) and np.array_equal(got[0].counts, want.counts)
     with pytest.raises(ValueError, match="at least one row"):
         summarize_groups(profile, batch, np.array([0, 1, 2]), np.array([0, 0, 3]))
+
+
+def test_groups_carry_the_profiles_sections_as_summarize_does():
+    """A profile with extensions (PCA, outliers): each group's sections equal ``summarize`` of
+    its rows, and the total's are the merge of the groups'."""
+    rng = np.random.default_rng(3)
+    ref = {f"x{i}": rng.normal(size=4000) for i in range(4)}
+    profile = Profile.fit(ref, seed=0, pca=True, outliers=True, correlation=True)
+    assert profile.extensions
+    batch = {f"x{i}": rng.normal(size=600) for i in range(4)}
+    order = rng.permutation(600)
+    bounds = np.array([0, 200, 450, 600])
+    parts = summarize_groups(profile, batch, order, bounds, seed=1, total=True)
+    for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        own = profile.summarize({k: v[order[a:b]] for k, v in batch.items()}, seed=2)
+        assert set(parts[g].sections) == set(own.sections) and parts[g].sections
+        for name in own.sections:
+            assert parts[g].sections[name] == own.sections[name], name
+    whole = profile.summarize(batch, seed=3)
+    for name in whole.sections:  # merged from the groups': equal to rounding (Chan's update)
+        (ma, aa), (mb, ab) = parts[-1].sections[name].state(), whole.sections[name].state()
+        assert ma == mb and aa.keys() == ab.keys(), name
+        for key in aa:
+            np.testing.assert_allclose(aa[key], ab[key], rtol=1e-9, atol=1e-9, err_msg=f"{name}.{key}")
