@@ -421,6 +421,9 @@ TOO_LARGE = "int (too large for float)"
 
 
 def _type_name(v: Any) -> str:
+    observed = getattr(v, "observed_type", None)  # a stand-in for a value that could not be kept
+    if isinstance(observed, str):
+        return observed
     if isinstance(v, np.generic):
         try:
             return type(v.item()).__name__
