@@ -22,7 +22,7 @@ so the rest of the flush is kept.
 
 Payloads are bounded. A row of more than ``capture.max_keys_per_row`` keys is not walked:
 it is a counted drop (``"too_many_keys"``). The payloads a flush holds are measured off the
-request path (:func:`estimate_bytes` on up to 32 of them, a bounded walk) against
+request path (:func:`estimate_bytes` on up to 8 of them, a bounded walk) against
 ``shipping.max_buffer_bytes``; those beyond the budget are counted drops
 (``"byte_budget"``), and :meth:`BatchBuilder.payload_bound` tells the request path how
 many records may wait with their payload (see :class:`~raywatch.serve.capture.Capture`).
@@ -63,7 +63,7 @@ BYTE_BUDGET = "byte_budget"
 TOO_MANY_KEYS = "too_many_keys"
 """Why a payload was dropped: a row over ``capture.max_keys_per_row``."""
 
-_MEASURED = 32  # payloads measured a flush (a bounded walk each)
+_MEASURED = 8  # payloads measured a flush (a bounded walk each)
 _FIRST_PAYLOAD_BYTES = 1 << 20  # assumed per payload until one is measured
 _MAX_PROBED = 4096  # values probed one by one in a column that fails to summarize
 
@@ -158,18 +158,20 @@ class BatchBuilder:
     def _admitted(self, records: Sequence[Record]) -> Optional[int]:
         """Measure the payloads of ``records`` (at most :data:`_MEASURED`, evenly spaced) and
         return how many of them fit the byte budget, or None when all of them do."""
-        held = [i for i, r in enumerate(records) if r[ARGS] is not None]
+        held = len(records) - list(map(itemgetter(ARGS), records)).count(None)
         if not held:
             return None
-        step = max(1, len(held) // _MEASURED)
-        picked = held[::step][:_MEASURED]
-        mean = sum(estimate_bytes((records[i][ARGS], records[i][KWARGS], records[i][RESULT])) for i in picked) / len(picked)
+        step = max(1, len(records) // (4 * _MEASURED))
+        picked = [r for r in records[::step] if r[ARGS] is not None][:_MEASURED]
+        if not picked:
+            picked = [r for r in records if r[ARGS] is not None][:_MEASURED]
+        mean = sum(estimate_bytes((r[ARGS], r[KWARGS], r[RESULT])) for r in picked) / len(picked)
         if not self._measured or mean > self.payload_bytes:
             self.payload_bytes = mean  # up at once (a burst of large payloads)...
         else:
             self.payload_bytes = (self.payload_bytes + 3 * mean) / 4  # ...down by quarters
         self._measured = True
-        if mean * len(held) <= self.max_buffer_bytes:
+        if mean * held <= self.max_buffer_bytes:
             return None
         return int(self.max_buffer_bytes // max(mean, 1.0))
 
@@ -408,8 +410,10 @@ def _summarizes(profile: Any, name: str, arr: np.ndarray) -> bool:
 # ------------------------------------------------------------------ sizes
 
 _ATOMS = frozenset((str, bytes, bytearray, int, float, bool, complex, type(None)))
+_PLAIN_CONTAINERS = frozenset((dict, list, tuple, set, frozenset))
 _CONTAINERS = (dict, list, tuple, set, frozenset, Mapping)
-_ITEMS = 16  # items looked at per container; the rest are extrapolated
+_sizeof = sys.getsizeof
+_ITEMS = 8  # items looked at per container; the rest are extrapolated
 _DEPTH = 24
 _UNKNOWN = 64  # bytes assumed for an item not looked at
 
@@ -433,11 +437,35 @@ def _estimate(o: Any, depth: int, left: List[int]) -> float:
     left[0] -= 1
     t = type(o)
     if t in _ATOMS:
-        return sys.getsizeof(o)
+        return _sizeof(o)
+    if t in _PLAIN_CONTAINERS or (isinstance(o, _CONTAINERS) and not _is_starlette_request(o)):
+        n = len(o)
+        size = _sizeof(o) if t in _PLAIN_CONTAINERS else 64 + 16 * n
+        if n == 0:
+            return size
+        if depth >= _DEPTH or left[0] <= 0:
+            return size + n * _UNKNOWN
+        looked, sub = 0, 0.0
+        depth += 1
+        if isinstance(o, Mapping):
+            for k, v in islice(o.items(), _ITEMS):
+                sub += (_sizeof(k) if type(k) in _ATOMS else _estimate(k, depth, left)) \
+                    + (_sizeof(v) if type(v) in _ATOMS else _estimate(v, depth, left))
+                looked += 1
+                if left[0] <= 0:
+                    break
+        else:
+            for v in islice(o, _ITEMS):
+                sub += _sizeof(v) if type(v) in _ATOMS else _estimate(v, depth, left)
+                looked += 1
+                if left[0] <= 0:
+                    break
+        left[0] -= looked
+        return size + (sub * n / looked if looked else n * _UNKNOWN)
     if isinstance(o, np.ndarray):
         return 112 + o.nbytes + (o.size * _UNKNOWN if o.dtype.kind == "O" else 0)
     if isinstance(o, (str, bytes, bytearray)):
-        return sys.getsizeof(o)
+        return _sizeof(o)
     if isinstance(o, memoryview):
         return 184 + o.nbytes
     if isinstance(o, np.generic):
@@ -449,22 +477,6 @@ def _estimate(o: Any, depth: int, left: List[int]) -> float:
         parsed = getattr(o, "_json", None)
         return (512 + (len(body) if isinstance(body, (bytes, bytearray)) else 0)
                 + (_estimate(parsed, depth + 1, left) if parsed is not None else 0))
-    if isinstance(o, _CONTAINERS):
-        n = len(o)
-        size = sys.getsizeof(o) if t in (dict, list, tuple, set, frozenset) else 64 + 16 * n
-        if n == 0:
-            return size
-        if depth >= _DEPTH or left[0] <= 0:
-            return size + n * _UNKNOWN
-        looked, sub = 0, 0.0
-        pairs = isinstance(o, Mapping)
-        for item in islice(o.items() if pairs else o, _ITEMS):
-            sub += (_estimate(item[0], depth + 1, left) + _estimate(item[1], depth + 1, left)) if pairs \
-                else _estimate(item, depth + 1, left)
-            looked += 1
-            if left[0] <= 0:
-                break
-        return size + (sub * n / looked if looked else n * _UNKNOWN)
     usage = getattr(o, "memory_usage", None)
     if callable(usage) and hasattr(o, "columns"):  # a pandas DataFrame: shallow, not deep (O(columns))
         return float(usage(index=True, deep=False).sum())

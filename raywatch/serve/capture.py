@@ -183,7 +183,8 @@ class Capture:
             elif n >= self.payload_bound:  # sampled, but over the byte budget
                 self.payloads_dropped += 1
                 args = kwargs = None
-                self.wake.set()  # (the flusher makes room)
+                if not self.wake.is_set():
+                    self.wake.set()  # (the flusher makes room)
             if args is None:
                 if not self.keep_results:
                     if status is None:  # an HTTP Response's status is kept, not the body
@@ -232,7 +233,8 @@ class Capture:
                 args = kwargs = None
                 if not self.keep_results:
                     result = None
-                self.wake.set()
+                if not self.wake.is_set():
+                    self.wake.set()
             buf.append((method, t0, t1, outcome, status, self._ctx(), args, kwargs, result, route))
             if n + 1 >= self.flush_at and not self.wake.is_set():
                 self.wake.set()
