@@ -48,7 +48,6 @@ import importlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Union
 
@@ -117,17 +116,7 @@ def _profile_file(spec: str, where: str) -> str:
         os.utime(out)  # used again: the most recent
         logger.info("reference profile %s: the same content as %s", spec, out)
     else:
-        fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=str(folder))  # owner-only
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, out)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        (made if isinstance(made, Profile) else Profile.from_bytes(data)).save(out)  # atomic, owner-only
         logger.info("reference profile %s written to %s", spec, out)
     _trim_profiles(folder, keep=out)
     return str(out)

@@ -281,19 +281,24 @@ def test_a_value_that_breaks_summarizing_costs_only_itself(profile):
 # ------------------------------------------------------------ bounded payloads
 
 
+def _cpu(fn, *args):
+    """``(fn(*args), CPU seconds it took)``, without a collection of other tests' garbage."""
+    gc.disable()
+    try:
+        t0 = time.thread_time()
+        out = fn(*args)
+        return out, time.thread_time() - t0
+    finally:
+        gc.enable()
+
+
 def test_a_row_with_too_many_keys_is_a_counted_drop(profile):
     wide = {f"k{i}": float(i) for i in range(100_000)}
     records = [_rec({"a": 1.0, "c": "x"}, 1, i=i) for i in range(10)]
     records.insert(3, _rec(wide, 1, i=99))
     records.append(_rec({"a": 2.0, "m": {f"k{i}": i for i in range(5000)}}, 1, i=100))  # nested: also counted
     builder = BatchBuilder(_labels(), Extractor(max_keys=1000), profile=profile)
-    gc.disable()
-    try:
-        t0 = time.thread_time()
-        b = builder.build(records)
-        spent = time.thread_time() - t0
-    finally:
-        gc.enable()
+    b, spent = _cpu(builder.build, records)
     assert spent < 0.05  # was 0.71 s of flusher CPU for the 100,000-key dict
     assert b.requests == 12 and builder.capture_errors == 0
     assert builder.payloads_dropped == {"too_many_keys": 2}
@@ -328,13 +333,7 @@ def test_payload_size_estimate_is_bounded_and_survives_anything():
     for _ in range(30_000):
         deep = [deep]
     odd = (loop, deep, {"d": {i: {"x": i} for i in range(10_000)}}, object(), np.array([object()] * 5), {(1, 2): {None}})
-    gc.disable()  # (time the walk, not a collection of the other tests' garbage)
-    try:
-        t0 = time.thread_time()
-        sizes = [estimate_bytes(obj) for obj in odd]
-        spent = time.thread_time() - t0
-    finally:
-        gc.enable()
+    sizes, spent = _cpu(lambda objs: [estimate_bytes(obj) for obj in objs], odd)
     assert all(size > 0 for size in sizes)
     assert spent < 0.05  # a bounded walk: a few hundred objects at most
 
