@@ -140,7 +140,7 @@ def _json_or_none(data: Any) -> Any:
         if not text or text[0] not in "[{\"-0123456789tfn":
             return None
         return json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (30,000-deep JSON: not a payload)
         return None
 
 

@@ -131,3 +131,12 @@ def test_rows_have_at_most_max_keys_columns_at_any_depth():
     wide = np.zeros((3, 1_000_000))
     assert [len(r) for r in Extractor().features((wide,), {})] == [64, 64, 64]  # only what becomes columns
     assert len(Extractor().features((np.zeros(10_000_000),), {})[0]) == 64
+
+
+def test_json_nested_30000_deep_is_no_payload_not_a_failure():
+    deep = "[" * 30_000 + "]" * 30_000
+    ex = Extractor()
+    assert ex.features((deep,), {}) == [{"feature": deep}]  # text that is no JSON is a text feature
+    for payload in (deep.encode(), HttpPayload(b"", deep.encode())):
+        assert ex.features((payload,), {}) == []
+    assert ex.predictions(JsonBody(deep.encode())) == []

@@ -69,6 +69,7 @@ HUGE = [
     np.zeros(200_000), np.array([object(), None, [1]], dtype=object), np.array([[np.nan, np.inf]]),
     np.float32("nan"), np.int64(2 ** 62), np.str_("75001"), np.bytes_(b"x"),
     _deep(30_000, "list"), _deep(30_000, "dict"), _cyclic("dict"), _cyclic("list"),
+    "[" * 30_000 + "]" * 30_000, ("{\"a\": " + "[" * 30_000 + "]" * 30_000 + "}").encode(),  # 30,000-deep JSON
     {f"k{i}": float(i) for i in range(5000)},  # over the keys cap
     float("nan"), float("inf"), -float("inf"), 1e308, -0.0,
 ]
