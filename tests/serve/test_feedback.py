@@ -159,3 +159,14 @@ def test_gate_forgets_the_oldest_clients_and_reconfigures():
     gate.configure(_cfg(feedback_rate_limit=10, feedback_burst=5).capture)
     now[0] = 1.0
     assert gate.admit("a") is None and gate.rate == 10
+
+
+def test_user_config_reload_locks_the_route(variant, monkeypatch):
+    monkeypatch.setenv("RW_TEST_FEEDBACK_TOKEN", "t0k3n")
+    v = variant("asgi")
+    body = b'{"request_id": "r1", "label": 1}'
+    assert v.post(body)[0] == 200
+    mon = v.obj.__dict__[MONITOR_ATTR]
+    assert mon.reconfigure({"capture": {"feedback_token": "${RW_TEST_FEEDBACK_TOKEN}", "feedback_max_body_bytes": 10}})
+    assert v.post(body)[0] == 401
+    assert v.post(body, headers=[("authorization", "Bearer t0k3n")])[0] == 413
