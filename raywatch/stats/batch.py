@@ -71,7 +71,7 @@ class ReplicaBatch:
         profile column -> the ``capture.redact`` pattern that removes it before it is
         summarized (``{"card_present": "card_*"}``): the column reads as missing because of
         that rule. Only ``redact_mode: drop``; computed once per configuration and profile,
-        sent with every batch.
+        sent with every batch while the replica has a profile.
     ``payloads_dropped_total``
         cumulative since the replica started, like ``dropped_total``: sampled requests whose
         payload (features and prediction) was not summarized, by reason — ``"byte_budget"``
@@ -107,6 +107,14 @@ class ReplicaBatch:
     redacted: Dict[str, str] = field(default_factory=dict)
     payloads_dropped_total: Dict[str, int] = field(default_factory=dict)
     profile_error: Optional[str] = None
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # a batch pickled by an older replica (or journaled in a schema-1 state file) lacks
+        # the fields added since: they take their defaults
+        self.__dict__.update(state)
+        for f in dataclasses.fields(self):
+            if f.name not in self.__dict__:
+                self.__dict__[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
     @property
     def model_key(self) -> str:

@@ -64,3 +64,15 @@ def test_data_quality_fields_are_optional_and_round_trip():
                   payloads_dropped_total={"byte_budget": 3}, profile_error="cannot read x.profile")
     assert ReplicaBatch.from_dict(full.to_dict()) == full
     assert pickle.loads(pickle.dumps(full)) == full
+
+
+def test_a_batch_pickled_by_an_older_replica_gets_the_new_fields_defaults():
+    """Schema-1 state files journaled batches as pickles made before these fields existed."""
+    old = _batch()
+    for name in ("wrong_types", "redacted", "payloads_dropped_total", "profile_error"):
+        del old.__dict__[name]
+    b = pickle.loads(pickle.dumps(old))
+    assert (b.wrong_types, b.redacted, b.payloads_dropped_total, b.profile_error) == ({}, {}, {}, None)
+    assert b.requests == 3 and b.seq == 7
+    b.wrong_types["x"] = ["str"]
+    assert pickle.loads(pickle.dumps(old)).wrong_types == {}  # each gets its own mapping
