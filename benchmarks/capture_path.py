@@ -73,7 +73,9 @@ def main(argv=None) -> dict:
         def call(self, *a):
             return None
 
-    cfg = MonitorConfig(resources={"enabled": False}, shipping={"buffer_size": calls + 10, "flush_max_records": 10 * calls})
+    # a round's records wait whole (no flush between calls): buffer, flush trigger and byte budget hold them all
+    cfg = MonitorConfig(resources={"enabled": False}, shipping={"buffer_size": calls + 10, "flush_max_records": 10 * calls,
+                                                                "max_buffer_bytes": 1 << 40})
     rng = np.random.default_rng(0)
     profile = Profile.fit({**{f"f{j}": rng.uniform(0, 14, 2000) for j in range(20)},
                            "prediction": rng.integers(0, 2, 2000), "score": rng.random(2000)})

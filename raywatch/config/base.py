@@ -252,6 +252,14 @@ def to_data(obj: Any) -> Any:
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    def __setstate__(self, state: Dict[Any, Any]) -> None:
+        # a settings object pickled by an older raywatch (a schema-1 state file) lacks the
+        # settings added since: they take their defaults
+        super().__setstate__(state)
+        for name, f in type(self).model_fields.items():
+            if name not in self.__dict__:
+                self.__dict__[name] = f.get_default(call_default_factory=True)
+
 
 def _check_import_path(value: Any) -> Any:
     if value is None or callable(value):

@@ -33,6 +33,9 @@ class MonitorConfig(StrictModel):
     shipping: ShippingConfig = Field(default_factory=ShippingConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     profile_path: Optional[str] = None
+    # --- (issue 16; the replica's block) a profile_path that cannot be read fails monitor()
+    # and the deploy, unless this is false: then the model starts without a reference profile
+    profile_required: bool = True
 
     def to_data(self) -> Dict[str, Any]:
         """Plain JSON-able data that :meth:`from_data` reads back into an equal config:

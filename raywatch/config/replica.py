@@ -8,7 +8,7 @@ from typing import List, Literal, Optional
 
 from pydantic import Field
 
-from raywatch.config.base import Duration, ImportPath, PositiveDuration, StrictModel
+from raywatch.config.base import Duration, ImportPath, PositiveDuration, Secret, StrictModel
 
 __all__ = ["CaptureConfig", "ShippingConfig", "ResourcesConfig"]
 
@@ -31,6 +31,20 @@ class CaptureConfig(StrictModel):
     feedback_route: Optional[str] = "/-/raywatch/feedback"
     max_predictions: int = Field(10_000, ge=0)
 
+    # --- bounded payloads and the feedback route's locks (issues 11 and 16; the replica's block)
+    max_keys_per_row: int = Field(1000, ge=1)
+    """A payload (or result) that would make a row of more columns is not summarized: a
+    counted drop (``too_many_keys``)."""
+    feedback_token: Optional[Secret] = None
+    """When set (``${ENV_VAR}``), the feedback route needs ``Authorization: Bearer <token>``
+    (401 otherwise)."""
+    feedback_rate_limit: float = Field(50.0, gt=0)
+    """Feedback requests per second per client (by address); beyond the burst: 429 with
+    ``Retry-After``."""
+    feedback_burst: int = Field(100, ge=1)
+    feedback_max_body_bytes: int = Field(1 << 20, ge=1)
+    """A feedback body is read in chunks up to this size; larger: 413."""
+
 
 class ShippingConfig(StrictModel):
     """How records leave the replica: one fire-and-forget actor call per flush."""
@@ -44,6 +58,12 @@ class ShippingConfig(StrictModel):
     retry_backoff: Duration = 0.5
     max_backoff: Duration = 10.0
     create_actor: bool = True
+
+    # --- the replica's byte budget (issue 11; the replica's block)
+    max_buffer_bytes: int = Field(64 << 20, ge=1)
+    """Bytes of sampled payloads a replica holds between flushes (an estimate measured off
+    the request path); payloads beyond it are counted drops (``byte_budget``), the requests
+    themselves are still counted."""
 
 
 class ResourcesConfig(StrictModel):

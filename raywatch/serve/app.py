@@ -30,6 +30,13 @@ the field path and what was expected (and the file, for a monitor YAML given by 
 the serve config is loaded with :func:`raywatch.serve.deploy.load_serve_config` / ``raywatch deploy`` /
 ``raywatch check-config``).
 
+A profile given as ``module:function`` is written to ``~/.raywatch/profiles`` (owner-only),
+under a name keyed by the profile's content (its creation time left out), so that deploying
+the same profile again reuses its file; the folder keeps the :data:`MAX_CACHED_PROFILES`
+most recently used files (and at most :data:`MAX_CACHED_BYTES`), removing the oldest. A
+``profile_path`` in the monitor settings that cannot be read fails the deploy, unless
+``profile_required`` is false.
+
 The builder's arguments (:class:`~raywatch.config.MonitoredAppArgs`) are declared with the
 rest of the schema in :mod:`raywatch.config`.
 """
@@ -38,22 +45,31 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Union
 
 from raywatch.config import APP_ARGS_SOURCE, ConfigError, MonitoredAppArgs, MonitorConfig, validate_args
+from raywatch.serve.replica import check_profile
 
 __all__ = [
     "app",
     "build_monitored_app",
     "PROFILE_DIR",
+    "MAX_CACHED_PROFILES",
+    "MAX_CACHED_BYTES",
+    "profile_key",
 ]
 
 logger = logging.getLogger("raywatch.serve.app")
 
 PROFILE_DIR = "~/.raywatch/profiles"
+MAX_CACHED_PROFILES = 16
+"""Generated profile files kept in :data:`PROFILE_DIR` (the most recently used)."""
+MAX_CACHED_BYTES = 256 << 20
+"""Bytes of generated profile files kept in :data:`PROFILE_DIR`."""
 
 # --------------------------------------------------------------------------- building
 
@@ -87,15 +103,64 @@ def _profile_file(spec: str, where: str) -> str:
     data = made if isinstance(made, (bytes, bytearray)) else getattr(made, "to_bytes", lambda: None)()
     if not data:
         raise ConfigError([f"{where}: profile: {spec!r} returned {type(made).__name__}, expected a Profile"], where)
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    out = Path(os.path.expanduser(PROFILE_DIR)) / f"{spec.replace(':', '.').replace('/', '_')}-{digest}.profile"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-        tmp.write_bytes(bytes(data))
-        tmp.replace(out)
-    logger.info("reference profile %s written to %s", spec, out)
+    data = bytes(data)
+    try:
+        key = profile_key(data)
+    except Exception as exc:
+        raise ConfigError([f"{where}: profile: {spec!r} returned bytes that are no profile: {exc}"], where) from None
+    folder = Path(os.path.expanduser(PROFILE_DIR))
+    out = folder / f"{spec.replace(':', '.').replace('/', '_')}-{key}.profile"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)  # the profiles hold a sample of the reference data
+    if out.exists():
+        os.utime(out)  # used again: the most recent
+        logger.info("reference profile %s: the same content as %s", spec, out)
+    else:
+        (made if isinstance(made, Profile) else Profile.from_bytes(data)).save(out)  # atomic, owner-only
+        logger.info("reference profile %s written to %s", spec, out)
+    _trim_profiles(folder, keep=out)
     return str(out)
+
+
+def profile_key(data: bytes) -> str:
+    """What identifies a profile's content: a hash of its bytes without the time it was
+    made (``info.created_at``), so that the same profile built twice has one key."""
+    from raywatch.stats import codec
+    from raywatch.stats.profile import FORMAT_VERSION, Profile
+
+    Profile.from_bytes(data)  # (a damaged blob fails here, not in every replica)
+    meta, arrays = codec.unpack(data, b"PR", FORMAT_VERSION)
+    info = dict(meta.get("info") or {})
+    info.pop("created_at", None)
+    meta = {**meta, "info": info}
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(arrays[name].tobytes())
+    return h.hexdigest()[:16]
+
+
+def _trim_profiles(folder: Path, keep: Path) -> None:
+    """Keep the most recently used generated profiles: at most MAX_CACHED_PROFILES files
+    and MAX_CACHED_BYTES bytes (``keep`` always stays)."""
+    files = []
+    for f in folder.glob("*.profile"):
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        files.append((st.st_mtime, st.st_size, f))
+    files.sort(key=lambda t: t[0], reverse=True)
+    count = size = 0
+    for _, nbytes, f in files:
+        count += 1
+        size += nbytes
+        if f != keep and (count > MAX_CACHED_PROFILES or size > MAX_CACHED_BYTES):
+            try:
+                f.unlink()
+                logger.info("removed the cached reference profile %s (oldest)", f)
+            except OSError:
+                pass
 
 
 def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where: str = APP_ARGS_SOURCE):
@@ -103,7 +168,7 @@ def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where:
     from ray.serve.deployment import Application
 
     from raywatch.serve.compat import bound_deployment, build_user_app
-    from raywatch.serve.wrap import monitor
+    from raywatch.serve.wrap import wrap_checked
 
     args = validate_args(args, where)
     try:
@@ -134,9 +199,11 @@ def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where:
         spec = profiles.get(name)
         if spec:
             cfg = cfg.model_copy(update={"profile_path": _profile_file(spec, f"{where}: profiles.{name}" if name != ingress else where)})
+        else:
+            check_profile(cfg, f"{where}: monitor ({name})")
         configs[name] = cfg
     cache: Dict[int, Any] = {}
-    return _rebuild(user_app, configs, monitor, cache)
+    return _rebuild(user_app, configs, wrap_checked, cache)
 
 
 def _deployment_names(app: Any) -> List[str]:

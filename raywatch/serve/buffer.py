@@ -13,27 +13,59 @@ configured, those become typed columns straight from the payloads (:func:`_flat_
 one transpose per batch, no row dict per request); anything else, or a batch that mixes
 them with other payloads, takes the row path (extract, join, transpose), which gives the
 same columns.
+
+A bad value costs only itself. A value the summary cannot take (an integer no float holds,
+text in a numerical column) is counted as wrong type for its own column, and the batch
+names the types seen (``ReplicaBatch.wrong_types``); should summarizing still fail, the
+columns that fail alone are found, and their values that fail alone become wrong type,
+so the rest of the flush is kept.
+
+Payloads are bounded. A row of more than ``capture.max_keys_per_row`` keys is not walked:
+it is a counted drop (``"too_many_keys"``). The payloads a flush holds are measured off the
+request path (:func:`estimate_bytes` on up to 8 of them, a bounded walk) against
+``shipping.max_buffer_bytes``; those beyond the budget are counted drops
+(``"byte_budget"``), and :meth:`BatchBuilder.payload_bound` tells the request path how
+many records may wait with their payload (see :class:`~raywatch.serve.capture.Capture`).
+
+The profile columns that a ``capture.redact`` rule removes are named in every batch
+(``ReplicaBatch.redacted``), computed once per configuration and profile, and a warning is
+logged once per column and rule.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from collections.abc import Mapping
+from itertools import islice
 from operator import itemgetter
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from raywatch.serve.capture import ARGS, KWARGS, RESULT, T0, T1, RateLimitedLog, Record
-from raywatch.serve.extract import _STR, Extractor, prediction_and_score
+from raywatch.serve.extract import _STR, Extractor, HttpPayload, TooManyKeys, _is_starlette_request, prediction_and_score
 from raywatch.stats.batch import ReplicaBatch
+from raywatch.stats.columns import wrong_type_names
 from raywatch.stats.sketch import LatencySketch
+from raywatch.stats.summary import INT_FIELDS
 
-__all__ = ["BatchBuilder", "Labels"]
+__all__ = ["BatchBuilder", "Labels", "estimate_bytes", "BYTE_BUDGET", "TOO_MANY_KEYS"]
 
 logger = logging.getLogger("raywatch.serve.buffer")
 
 _MAX_ROUTES = 100
+_WRONG_TYPE = INT_FIELDS.index("wrong_type")
+
+BYTE_BUDGET = "byte_budget"
+"""Why a payload was dropped: over ``shipping.max_buffer_bytes``."""
+TOO_MANY_KEYS = "too_many_keys"
+"""Why a payload was dropped: a row over ``capture.max_keys_per_row``."""
+
+_MEASURED = 8  # payloads measured a flush (a bounded walk each)
+_FIRST_PAYLOAD_BYTES = 1 << 20  # assumed per payload until one is measured
+_MAX_PROBED = 4096  # values probed one by one in a column that fails to summarize
 
 
 class Labels:
@@ -67,23 +99,103 @@ class BatchBuilder:
     """
 
     def __init__(self, labels: Labels, extractor: Extractor, *, profile: Any = None,
-                 feedback: bool = False, max_predictions: int = 10_000, alpha: float = 0.01):
+                 feedback: bool = False, max_predictions: int = 10_000, alpha: float = 0.01,
+                 max_buffer_bytes: int = 64 << 20):
         self.labels = labels
-        self.extractor = extractor
-        self.profile = profile
+        self._extractor = extractor
+        self._profile = profile
         self.feedback = feedback
         self.max_predictions = max_predictions
         self.alpha = alpha
+        self.max_buffer_bytes = int(max_buffer_bytes)
         self.seq = 0
         self.capture_errors = 0
         self.rows_summarized = 0
+        self.payloads_dropped: Dict[str, int] = {}
+        self.payload_bytes = float(_FIRST_PAYLOAD_BYTES)  # per payload, measured off the request path
+        self._measured = False
+        self._redacted: Optional[Dict[str, str]] = None
+        self._warned: set = set()
         self._log = RateLimitedLog(logger)
         # one offset turns perf_counter readings into UTC epoch seconds
         self._epoch_offset = time.time() - time.perf_counter()
 
+    # what the redaction mapping is computed from: changing either computes it again
+    @property
+    def profile(self) -> Any:
+        return self._profile
+
+    @profile.setter
+    def profile(self, value: Any) -> None:
+        self._profile = value
+        self._redacted = None
+
+    @property
+    def extractor(self) -> Extractor:
+        return self._extractor
+
+    @extractor.setter
+    def extractor(self, value: Extractor) -> None:
+        self._extractor = value
+        self._redacted = None
+
     def _failed(self, what: str, exc: BaseException) -> None:
         self.capture_errors += 1
         self._log.warning("raywatch could not %s (%s: %s); skipped", what, type(exc).__name__, exc)
+
+    def _dropped(self, reason: str) -> None:
+        self.payloads_dropped[reason] = self.payloads_dropped.get(reason, 0) + 1
+
+    # ------------------------------------------------------------------ budgets
+
+    def payload_bound(self, sample_rate: float, buffer_size: int) -> int:
+        """How many records may wait in the capture buffer with their payload: the byte
+        budget over the measured bytes per payload (over the sampled share of records)."""
+        payloads = max(1, int(self.max_buffer_bytes // max(self.payload_bytes, 1.0)))
+        rate = min(max(float(sample_rate), 1e-6), 1.0)
+        return int(max(1, min(buffer_size, payloads / rate)))
+
+    def _admitted(self, records: Sequence[Record]) -> Optional[int]:
+        """Measure the payloads of ``records`` (at most :data:`_MEASURED`, evenly spaced) and
+        return how many of them fit the byte budget, or None when all of them do."""
+        held = len(records) - list(map(itemgetter(ARGS), records)).count(None)
+        if not held:
+            return None
+        step = max(1, len(records) // (4 * _MEASURED))
+        picked = [r for r in records[::step] if r[ARGS] is not None][:_MEASURED]
+        if not picked:
+            picked = [r for r in records if r[ARGS] is not None][:_MEASURED]
+        mean = sum(estimate_bytes((r[ARGS], r[KWARGS], r[RESULT])) for r in picked) / len(picked)
+        if not self._measured or mean > self.payload_bytes:
+            self.payload_bytes = mean  # up at once (a burst of large payloads)...
+        else:
+            self.payload_bytes = (self.payload_bytes + 3 * mean) / 4  # ...down by quarters
+        self._measured = True
+        if mean * held <= self.max_buffer_bytes:
+            return None
+        return int(self.max_buffer_bytes // max(mean, 1.0))
+
+    def redacted(self) -> Dict[str, str]:
+        """Profile column → the redaction rule that removes it (computed once per
+        extractor and profile; warns once per column and rule)."""
+        if self._redacted is None:
+            out: Dict[str, str] = {}
+            ex, prof = self._extractor, self._profile
+            if prof is not None and ex.redact:
+                for name in prof.columns:
+                    rule = ex.redaction_rule(name)
+                    if rule is not None:
+                        out[name] = rule
+            for name, rule in out.items():
+                if (name, rule) not in self._warned and len(self._warned) < 1000:
+                    self._warned.add((name, rule))
+                    logger.warning(
+                        "raywatch: the redaction rule %r removes the profile column %r before it is summarized, "
+                        "so it reads as missing; narrow the rule (capture.redact) or leave the column out of the profile",
+                        rule, name,
+                    )
+            self._redacted = out
+        return self._redacted
 
     def build(self, records: Sequence[Record], resources: Optional[Dict[str, Any]] = None) -> ReplicaBatch:
         """One batch from ``records`` (may be empty: a heartbeat with resources only)."""
@@ -104,16 +216,25 @@ class BatchBuilder:
             end_ts = float(t1s.max()) + self._epoch_offset
         else:
             start_ts = end_ts = now
-        extractor = self.extractor
-        want_rows = self.profile is not None
+        extractor = self._extractor
+        want_rows = self._profile is not None
         # the columnar path: a flat dict in and a dict or a number out, with no custom
         # extraction, become columns straight from the payloads (no row dicts, no joins)
         plain = want_rows and extractor.plain
+        max_keys = extractor.max_keys
+        admitted = self._admitted(records) if n else None
+        held = 0
         flat: List[Record] = []
         routes: Dict[str, int] = {}
         methods: Dict[str, int] = {}
         for r in records:
             method, _, _, outcome, status, ctx, args, kwargs, result, route = r
+            if args is not None and admitted is not None:
+                held += 1
+                if held > admitted:  # over the byte budget: the request counts, its payload not
+                    args = kwargs = None
+                    if want_rows:
+                        self._dropped(BYTE_BUDGET)
             methods[method] = methods.get(method, 0) + 1
             if not route:
                 route = getattr(ctx, "route", None)
@@ -134,8 +255,8 @@ class BatchBuilder:
                 continue  # failed or rejected requests: no prediction, not in the summary
             pred_rows: Optional[List[Dict[str, Any]]] = None
             if args is not None and want_rows:
-                if (plain and len(args) == 1 and type(args[0]) is dict and not kwargs
-                        and (type(result) is dict or type(result) in _NUMBERS)):
+                if (plain and len(args) == 1 and type(args[0]) is dict and not kwargs and len(args[0]) <= max_keys
+                        and ((type(result) is dict and len(result) <= max_keys) or type(result) in _NUMBERS)):
                     flat.append(r)
                 else:
                     pred_rows = self._rows(rows, args, kwargs, result)
@@ -154,9 +275,13 @@ class BatchBuilder:
                 for r in flat:
                     self._rows(rows, r[ARGS], r[KWARGS], r[RESULT])
         summary = None
+        wrong_types: Dict[str, List[str]] = {}
         if columns is not None or rows:
             try:
-                summary = self.profile.summarize(columns if columns is not None else _columns(rows)).to_bytes()
+                cols = columns if columns is not None else _columns(rows)
+                ws = self._summarize(cols)
+                wrong_types = self._wrong_types(ws, cols)
+                summary = ws.to_bytes()
                 self.rows_summarized += len(flat) if columns is not None else len(rows)
             except Exception as exc:
                 self._failed("summarize features", exc)
@@ -180,26 +305,182 @@ class BatchBuilder:
             seq=self.seq,
             routes=routes,
             methods=methods,
+            wrong_types=wrong_types,
+            redacted=dict(self.redacted()) if want_rows else {},
         )
 
     def _predictions(self, result: Any) -> List[Dict[str, Any]]:
         try:
-            return self.extractor.predictions(result)
+            return self._extractor.predictions(result)
+        except TooManyKeys:
+            self._dropped(TOO_MANY_KEYS)
+            return []
         except Exception as exc:
             self._failed("extract a prediction", exc)
             return []
 
     def _rows(self, out: List[Dict[str, Any]], args: Any, kwargs: Any, result: Any) -> List[Dict[str, Any]]:
         """Append one request's joined feature and prediction rows to ``out``; returns its
-        prediction rows (for feedback)."""
-        pred_rows = self._predictions(result) if result is not None else []
+        prediction rows (for feedback). A payload over the keys cap adds no row."""
         try:
-            feat_rows = self.extractor.features(args, kwargs or {})
+            pred_rows = self._extractor.predictions(result) if result is not None else []
+        except TooManyKeys:
+            self._dropped(TOO_MANY_KEYS)
+            return []
+        except Exception as exc:
+            self._failed("extract a prediction", exc)
+            pred_rows = []
+        try:
+            feat_rows = self._extractor.features(args, kwargs or {})
+        except TooManyKeys:
+            self._dropped(TOO_MANY_KEYS)
+            return pred_rows
         except Exception as exc:
             self._failed("extract features", exc)
             feat_rows = []
         _join(out, feat_rows, pred_rows)
         return pred_rows
+
+    # ------------------------------------------------------------------ summaries
+
+    def _summarize(self, cols: Dict[str, np.ndarray]) -> Any:
+        """The window summary of ``cols``. Should it fail, the columns that fail alone are
+        found, and in them the values that fail alone become wrong type (a value of a type
+        no column takes), so that one bad value costs only itself."""
+        profile = self._profile
+        try:
+            return profile.summarize(cols)
+        except Exception as exc:
+            first = exc
+        bad = [name for name in cols if not _summarizes(profile, name, cols[name])]
+        if not bad:
+            raise first
+        for name in bad:
+            arr = cols[name]
+            fixed = np.empty(arr.shape[0], dtype=object)
+            probe = arr.shape[0] <= _MAX_PROBED
+            for j, v in enumerate(arr.tolist() if arr.dtype != object else arr):
+                fixed[j] = v if probe and _summarizes(profile, name, _one(v)) else _Unsummarizable(v)
+            cols[name] = fixed
+            self._log.warning("raywatch: values of column %r could not be summarized (%s: %s); counted as wrong type",
+                              name, type(first).__name__, first)
+        return profile.summarize(cols)
+
+    def _wrong_types(self, ws: Any, cols: Dict[str, np.ndarray]) -> Dict[str, List[str]]:
+        """Column → type names of its wrong-type values, for the columns that have some."""
+        out: Dict[str, List[str]] = {}
+        specs = self._profile.specs
+        for i in np.flatnonzero(ws.ints[:, _WRONG_TYPE] > 0).tolist():
+            name = ws.names[i]
+            arr = cols.get(name)
+            if arr is None:
+                continue
+            try:
+                names = wrong_type_names(arr, specs[name])
+            except Exception:  # noqa: BLE001 - a diagnosis, never a failure of the batch
+                names = []
+            if names:
+                out[name] = names
+        return out
+
+
+class _Unsummarizable:
+    """Stands for a value no summary could take: wrong type for every column kind."""
+
+    __slots__ = ("observed_type",)  # the value's own type name, for wrong_type_names
+
+    def __init__(self, value: Any):
+        self.observed_type = type(value).__name__
+
+
+def _one(value: Any) -> np.ndarray:
+    arr = np.empty(1, dtype=object)
+    arr[0] = value
+    return arr
+
+
+def _summarizes(profile: Any, name: str, arr: np.ndarray) -> bool:
+    try:
+        profile.summarize({name: arr})
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# ------------------------------------------------------------------ sizes
+
+_ATOMS = frozenset((str, bytes, bytearray, int, float, bool, complex, type(None)))
+_PLAIN_CONTAINERS = frozenset((dict, list, tuple, set, frozenset))
+_CONTAINERS = (dict, list, tuple, set, frozenset, Mapping)
+_sizeof = sys.getsizeof
+_ITEMS = 8  # items looked at per container; the rest are extrapolated
+_DEPTH = 24
+_UNKNOWN = 64  # bytes assumed for an item not looked at
+
+
+def estimate_bytes(obj: Any, nodes: int = 256) -> int:
+    """A bounded estimate of the memory ``obj`` holds: exact for strings, bytes, numpy
+    arrays and HTTP bodies; for containers, :data:`_ITEMS` items of each are measured and
+    the rest extrapolated, at most ``nodes`` objects and 24 levels looked at in all. Cycles,
+    deep nesting and odd objects cost no more than that; it never raises.
+
+    >>> estimate_bytes("x" * 1000) >= 1000, estimate_bytes([[0.5] * 1000]) > 8000
+    (True, True)
+    """
+    try:
+        return int(_estimate(obj, 0, [nodes]))
+    except Exception:  # noqa: BLE001
+        return _UNKNOWN
+
+
+def _estimate(o: Any, depth: int, left: List[int]) -> float:
+    left[0] -= 1
+    t = type(o)
+    if t in _ATOMS:
+        return _sizeof(o)
+    if t in _PLAIN_CONTAINERS or (isinstance(o, _CONTAINERS) and not _is_starlette_request(o)):
+        n = len(o)
+        size = _sizeof(o) if t in _PLAIN_CONTAINERS else 64 + 16 * n
+        if n == 0:
+            return size
+        if depth >= _DEPTH or left[0] <= 0:
+            return size + n * _UNKNOWN
+        looked, sub = 0, 0.0
+        depth += 1
+        if isinstance(o, Mapping):
+            for k, v in islice(o.items(), _ITEMS):
+                sub += (_sizeof(k) if type(k) in _ATOMS else _estimate(k, depth, left)) \
+                    + (_sizeof(v) if type(v) in _ATOMS else _estimate(v, depth, left))
+                looked += 1
+                if left[0] <= 0:
+                    break
+        else:
+            for v in islice(o, _ITEMS):
+                sub += _sizeof(v) if type(v) in _ATOMS else _estimate(v, depth, left)
+                looked += 1
+                if left[0] <= 0:
+                    break
+        left[0] -= looked
+        return size + (sub * n / looked if looked else n * _UNKNOWN)
+    if isinstance(o, np.ndarray):
+        return 112 + o.nbytes + (o.size * _UNKNOWN if o.dtype.kind == "O" else 0)
+    if isinstance(o, (str, bytes, bytearray)):
+        return _sizeof(o)
+    if isinstance(o, memoryview):
+        return 184 + o.nbytes
+    if isinstance(o, np.generic):
+        return 32 + o.nbytes
+    if t is HttpPayload:
+        return 64 + len(o.query or b"") + len(o.body or b"")
+    if _is_starlette_request(o):  # what the user's code read of the body is held with it
+        body = getattr(o, "_body", None)
+        parsed = getattr(o, "_json", None)
+        return (512 + (len(body) if isinstance(body, (bytes, bytearray)) else 0)
+                + (_estimate(parsed, depth + 1, left) if parsed is not None else 0))
+    usage = getattr(o, "memory_usage", None)
+    if callable(usage) and hasattr(o, "columns"):  # a pandas DataFrame: shallow, not deep (O(columns))
+        return float(usage(index=True, deep=False).sum())
+    return sys.getsizeof(o, _UNKNOWN)
 
 
 _PLAIN_RESULTS = frozenset((dict, list, tuple, str, bytes, int, float, bool))

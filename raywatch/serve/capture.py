@@ -8,6 +8,13 @@ the flusher thread (:mod:`raywatch.serve.replica`). When the deque is full the r
 dropped and counted (``dropped``); any failure inside ``record`` is counted
 (``errors``) and logged at a bounded rate, never raised.
 
+The payloads the deque holds are bounded in bytes without sizing anything here: a sampled
+request keeps its payload only while fewer than ``payload_bound`` records are waiting, and
+the flusher sets that bound from the byte budget and the payload size it measures off the
+request path (:meth:`raywatch.serve.buffer.BatchBuilder.payload_bound`). Beyond it the
+request is still recorded (latency, outcome, status), without its payload, and counted in
+``payloads_dropped``: one comparison of a length the append needs anyway.
+
 A record is a tuple ``(method, t0, t1, outcome, status, ctx, args, kwargs, result, route)``:
 ``t0``/``t1`` are ``time.perf_counter()`` readings, ``outcome`` is ``None`` for success or
 the exception's type name, ``status`` an HTTP status or ``None``, ``ctx`` Serve's request
@@ -109,6 +116,8 @@ class Capture:
         "wake",
         "dropped",
         "errors",
+        "payload_bound",
+        "payloads_dropped",
         "_log",
         "_random",
         "_clock",
@@ -136,6 +145,8 @@ class Capture:
         self.wake = wake if wake is not None else threading.Event()
         self.dropped = 0
         self.errors = 0
+        self.payload_bound = self.bound  # the flusher lowers it to fit the byte budget
+        self.payloads_dropped = 0
         self._log = RateLimitedLog(logger)
         self._random = random.random
         self._clock = time.perf_counter
@@ -169,6 +180,12 @@ class Capture:
             rate = self.sample_rate
             if rate < 1.0 and (rate <= 0.0 or self._random() >= rate):
                 args = kwargs = None
+            elif n >= self.payload_bound:  # sampled, but over the byte budget
+                self.payloads_dropped += 1
+                args = kwargs = None
+                if not self.wake.is_set():
+                    self.wake.set()  # (the flusher makes room)
+            if args is None:
                 if not self.keep_results:
                     if status is None:  # an HTTP Response's status is kept, not the body
                         code = getattr(result, "status_code", None)
@@ -211,6 +228,13 @@ class Capture:
             if n >= self.bound:
                 self.dropped += 1
                 return
+            if n >= self.payload_bound and args is not None:
+                self.payloads_dropped += 1
+                args = kwargs = None
+                if not self.keep_results:
+                    result = None
+                if not self.wake.is_set():
+                    self.wake.set()
             buf.append((method, t0, t1, outcome, status, self._ctx(), args, kwargs, result, route))
             if n + 1 >= self.flush_at and not self.wake.is_set():
                 self.wake.set()

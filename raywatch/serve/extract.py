@@ -27,6 +27,10 @@ An allow-list (``fields``, glob patterns) keeps only the named feature columns; 
 (``redact``, glob patterns) drops matching columns or replaces their values with a stable
 hash (``redact_mode="hash"``) so that drift on them can still be measured.
 
+A row has at most ``max_keys`` columns (``capture.max_keys_per_row``): a payload or a
+result with more keys than that — at any nesting level — raises :class:`TooManyKeys`
+before it is walked, and the batch builder counts it as a dropped payload.
+
 >>> ex = Extractor(fields=["age", "income", "tags.*"], redact=["income"], redact_mode="hash")
 >>> ex.features(({"age": 41, "income": 52000, "name": "Ann", "tags": [1, 2]},), {})
 [{'age': 41, 'income': 'h:99b7424d371c', 'tags.0': 1, 'tags.1': 2}]
@@ -48,7 +52,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["Extractor", "HttpPayload", "JsonBody", "resolve_callable", "prediction_and_score"]
+__all__ = ["Extractor", "HttpPayload", "JsonBody", "TooManyKeys", "resolve_callable", "prediction_and_score"]
 
 logger = logging.getLogger("raywatch.serve.extract")
 
@@ -88,7 +92,10 @@ def _scalar(v: Any) -> Tuple[bool, Any]:
     if isinstance(v, np.ndarray) and v.ndim == 0:
         return True, v.item()
     if isinstance(v, numbers.Number):
-        return True, float(v)
+        try:
+            return True, float(v)
+        except Exception:  # noqa: BLE001 - no float holds it: it stays itself (wrong type, for its column alone)
+            return True, v
     return False, None
 
 
@@ -96,7 +103,13 @@ _FAST_SCALARS = frozenset((str, bool, int, float, type(None)))
 _STR = frozenset((str,))
 
 
-def _flatten(obj: Mapping, prefix: str, out: Row, depth: int) -> None:
+class TooManyKeys(ValueError):
+    """A payload or result would make a row of more than ``max_keys`` columns."""
+
+
+def _flatten(obj: Mapping, prefix: str, out: Row, depth: int, limit: int) -> None:
+    if len(obj) + len(out) > limit:
+        raise TooManyKeys(f"a row of more than {limit} keys")
     fast = _FAST_SCALARS
     for k, v in obj.items():
         key = k if (not prefix and type(k) is str) else f"{prefix}{k}"
@@ -107,8 +120,10 @@ def _flatten(obj: Mapping, prefix: str, out: Row, depth: int) -> None:
         if ok:
             out[key] = val
         elif isinstance(v, Mapping) and depth < _MAX_DEPTH:
-            _flatten(v, key + ".", out, depth + 1)
+            _flatten(v, key + ".", out, depth + 1, limit)
         elif isinstance(v, (list, tuple, np.ndarray)) and len(v) <= _MAX_LIST_EXPAND and depth < _MAX_DEPTH:
+            if len(out) + len(v) > limit:
+                raise TooManyKeys(f"a row of more than {limit} keys")
             seq = v.ravel() if isinstance(v, np.ndarray) and v.ndim > 1 else v
             for i, item in enumerate(seq):
                 ok, val = _scalar(item)
@@ -125,7 +140,7 @@ def _json_or_none(data: Any) -> Any:
         if not text or text[0] not in "[{\"-0123456789tfn":
             return None
         return json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (30,000-deep JSON: not a payload)
         return None
 
 
@@ -199,6 +214,7 @@ class Extractor:
         feature_extractor: Any = None,
         prediction_extractor: Any = None,
         max_rows: int = 64,
+        max_keys: int = 1000,
     ):
         self.fields = list(fields) if fields else None
         self.redact = list(redact)
@@ -207,6 +223,7 @@ class Extractor:
         self.feature_extractor = resolve_callable(feature_extractor)
         self.prediction_extractor = resolve_callable(prediction_extractor)
         self.max_rows = int(max_rows)
+        self.max_keys = int(max_keys)
         self._keep_cache: Dict[str, bool] = {}
         self._redact_cache: Dict[str, bool] = {}
 
@@ -220,6 +237,7 @@ class Extractor:
             feature_extractor=capture_cfg.feature_extractor,
             prediction_extractor=capture_cfg.prediction_extractor,
             max_rows=capture_cfg.max_rows_per_request,
+            max_keys=capture_cfg.max_keys_per_row,
         )
 
     @property
@@ -247,6 +265,17 @@ class Extractor:
                 self._redact_cache[name] = hit
         return hit
 
+    def redaction_rule(self, name: str) -> Optional[str]:
+        """The first ``redact`` pattern that removes column ``name`` (``redact_mode: drop``
+        only: hashed columns are still there), or None.
+
+        >>> Extractor(redact=["ssn", "card_*"]).redaction_rule("card_present")
+        'card_*'
+        """
+        if self.redact_mode != "drop":
+            return None
+        return next((p for p in self.redact if fnmatch.fnmatchcase(name, p)), None)
+
     @staticmethod
     def _hash(value: Any) -> str:
         return "h:" + hashlib.sha256(repr(value).encode()).hexdigest()[:12]
@@ -270,11 +299,14 @@ class Extractor:
     def _rows(self, payload: Any, scalar_name: str, depth: int = 0) -> List[Row]:
         if payload is None:
             return []
+        limit = self.max_keys
         if type(payload) is dict:  # the common case first
+            if len(payload) > limit:
+                raise TooManyKeys(f"a row of {len(payload)} keys (at most {limit})")
             if _FAST_SCALARS.issuperset(map(type, payload.values())) and _STR.issuperset(map(type, payload)):
                 return [dict(payload)]  # flat, string keys, plain scalars: nothing to flatten
             row: Row = {}
-            _flatten(payload, "", row, 0)
+            _flatten(payload, "", row, 0, limit)
             return [row]
         ok, val = _scalar(payload)
         if ok:
@@ -287,16 +319,17 @@ class Extractor:
             return self._rows(_starlette_payload(payload), scalar_name, depth + 1) if depth < 2 else []
         if isinstance(payload, Mapping):
             row = {}
-            _flatten(payload, "", row, 0)
+            _flatten(payload, "", row, 0, limit)
             return [row]
         if isinstance(payload, (bytes, bytearray, memoryview)):
             parsed = _json_or_none(payload)
             return self._rows(parsed, scalar_name, depth + 1) if parsed is not None and depth < 2 else []
         if isinstance(payload, np.ndarray):
+            width = self._width()  # (only what becomes columns is converted)
             if payload.ndim == 1:
-                return [self._positional(payload.tolist())]
+                return [self._positional(payload[:width].tolist())]
             if payload.ndim == 2:
-                return [self._positional(r) for r in payload[: self.max_rows].tolist()]
+                return [self._positional(r) for r in payload[: self.max_rows, :width].tolist()]
             return []
         if isinstance(payload, (list, tuple)):
             if not payload:
@@ -307,11 +340,12 @@ class Extractor:
                 for item in payload[: self.max_rows]:
                     if isinstance(item, Mapping):
                         row = {}
-                        _flatten(item, "", row, 0)
+                        _flatten(item, "", row, 0, limit)
                         rows.append(row)
                 return rows
             if isinstance(first, (list, tuple, np.ndarray)):
-                return [self._positional(list(r)) for r in payload[: self.max_rows] if isinstance(r, (list, tuple, np.ndarray))]
+                width = self._width()
+                return [self._positional(list(r[:width])) for r in payload[: self.max_rows] if isinstance(r, (list, tuple, np.ndarray))]
             return [self._positional(payload)]
         to_dict = getattr(payload, "to_dict", None)
         if callable(to_dict) and hasattr(payload, "columns"):  # pandas DataFrame
@@ -320,6 +354,10 @@ class Extractor:
             except Exception:
                 return []
         return []
+
+    def _width(self) -> int:
+        """How many positional values become columns."""
+        return _MAX_LIST_EXPAND if self.feature_names is None else len(self.feature_names)
 
     def _positional(self, values: Sequence[Any]) -> Row:
         names = self.feature_names

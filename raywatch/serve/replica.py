@@ -10,7 +10,15 @@ batch to the :class:`~raywatch.serve.shipper.Shipper`. Nothing here blocks a req
 The reference profile comes from ``profile_path`` (loaded in the replica and registered
 with the stats actor through ``register_model``) or, when there is no path, from the actor
 (``get_profile``, polled until one is registered). Without a profile the replica still
-ships latency, outcomes and resources; the window summary is then ``None``.
+ships latency, outcomes and resources; the window summary is then ``None``. A
+``profile_path`` that cannot be read fails :func:`raywatch.monitor` and the deploy
+(:func:`check_profile`) unless ``profile_required`` is false; should it still fail in the
+replica (a file on another node), the replica serves, logs it and ships the reason in every
+batch (``profile_error``).
+
+After each flush the capture's ``payload_bound`` (and, below it, ``flush_at``) is set from the
+byte budget and the payload size the builder measured, so that the records waiting with
+their payload fit ``shipping.max_buffer_bytes``.
 
 :meth:`ReplicaMonitor.reconfigure` applies new settings in place (sampling, allow-list,
 redaction, extractors, flush cadence, bounds, resources) — this is what a ``raywatch`` key in
@@ -27,13 +35,14 @@ from typing import Any, Dict, Mapping, Optional
 
 from raywatch import series
 from raywatch.config import ConfigError, MonitorConfig
-from raywatch.serve.buffer import BatchBuilder, Labels
+from raywatch.serve.buffer import BYTE_BUDGET, BatchBuilder, Labels
 from raywatch.serve.capture import Capture, RateLimitedLog
 from raywatch.serve.extract import Extractor
+from raywatch.serve.feedback import FeedbackGate
 from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
 from raywatch.stats.batch import ReplicaBatch
 
-__all__ = ["ReplicaMonitor", "load_profile"]
+__all__ = ["ReplicaMonitor", "load_profile", "check_profile"]
 
 logger = logging.getLogger("raywatch.serve.replica")
 
@@ -51,6 +60,27 @@ def load_profile(path: Optional[str] = None, data: Optional[bytes] = None) -> An
 
         return Profile.load(os.path.expanduser(path))
     return Profile.from_bytes(data)
+
+
+def check_profile(config: MonitorConfig, where: str = "monitor()") -> Optional[str]:
+    """Fail now, with what to do, when ``config.profile_path`` cannot be read as a profile
+    (a ConfigError naming ``where`` and the field); with ``profile_required: false``, log a
+    warning and return the reason instead. None when the profile reads (or there is none)."""
+    path = config.profile_path
+    if not path:
+        return None
+    try:
+        load_profile(path)
+        return None
+    except Exception as exc:
+        reason = f"cannot read the reference profile {path!r}: {exc}"
+    if config.profile_required:
+        raise ConfigError([
+            f"{where}: profile_path: {reason}. Build it first (raywatch profile build DATA -o {path}), "
+            "fix the path, or set profile_required: false to start without a reference profile"
+        ], where)
+    logger.warning("raywatch: %s; starting without a reference profile (profile_required: false)", reason)
+    return reason
 
 
 class ReplicaMonitor:
@@ -96,6 +126,7 @@ class ReplicaMonitor:
         self.reload_errors = 0
         self.reloads = 0
         self.http_feedback = bool(cap.feedback and cap.feedback_route)
+        self.feedback_gate = FeedbackGate(cap)
         self._log = RateLimitedLog(logger)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -103,7 +134,8 @@ class ReplicaMonitor:
         self._profile_ref: Any = None
         self._profile_next_poll = 0.0
         self._profile_source = None
-        self._last_shipped_counters = (0, 0)
+        self.profile_error: Optional[str] = None
+        self._last_shipped_counters: tuple = (0, 0, {})
         self._resources: Optional[Dict[str, Any]] = None
         self._resources_fresh = False
         self._resources_due = 0.0
@@ -117,7 +149,9 @@ class ReplicaMonitor:
             Extractor.from_config(cap),
             feedback=cap.feedback,
             max_predictions=cap.max_predictions,
+            max_buffer_bytes=ship.max_buffer_bytes,
         )
+        self._calibrate()
         if profile is not None:
             self.builder.profile = profile
             self._profile_source = "given"
@@ -126,6 +160,7 @@ class ReplicaMonitor:
                 self.builder.profile = load_profile(config.profile_path)
                 self._profile_source = "path"
             except Exception as exc:
+                self.profile_error = f"cannot read the reference profile {config.profile_path!r}: {exc}"
                 logger.error("raywatch could not load the profile %s: %s", config.profile_path, exc)
         self.transport = transport or RayTransport(default_resolver(lambda: self.config, labels.model_key))
         self.shipper = Shipper(
@@ -196,10 +231,32 @@ class ReplicaMonitor:
 
     # ------------------------------------------------------------------ flush
 
+    def _payloads_dropped(self) -> Dict[str, int]:
+        out = dict(self.builder.payloads_dropped)
+        if self.capture.payloads_dropped:
+            out[BYTE_BUDGET] = out.get(BYTE_BUDGET, 0) + self.capture.payloads_dropped
+        return out
+
+    def _counters(self) -> tuple:
+        return (
+            self.capture.dropped + self.shipper.dropped_records,
+            self.capture.errors + self.builder.capture_errors + self.reload_errors,
+            self._payloads_dropped(),
+        )
+
     def _stamp(self, batch: ReplicaBatch) -> None:
-        batch.dropped_total = self.capture.dropped + self.shipper.dropped_records
-        batch.capture_errors_total = self.capture.errors + self.builder.capture_errors + self.reload_errors
-        self._last_shipped_counters = (batch.dropped_total, batch.capture_errors_total)
+        counters = self._counters()
+        batch.dropped_total, batch.capture_errors_total, batch.payloads_dropped_total = counters
+        batch.profile_error = self.profile_error if self.builder.profile is None else None
+        self._last_shipped_counters = counters
+
+    def _calibrate(self) -> None:
+        """Let the request path keep as many payloads as the byte budget holds, and wake the
+        flusher before that many are waiting."""
+        c, ship = self.capture, self.config.shipping
+        bound = self.builder.payload_bound(c.sample_rate, ship.buffer_size)
+        c.payload_bound = bound
+        c.flush_at = max(1, min(ship.flush_max_records, bound // 2))
 
     def tick(self) -> Optional[ReplicaBatch]:
         """One flush: drain, build, queue, pump. Returns the batch built, if any."""
@@ -212,15 +269,13 @@ class ReplicaMonitor:
                 self._resources_due = now + self.config.resources.interval
             records = self.capture.drain()
             self.records_drained += len(records)
-            counters = (
-                self.capture.dropped + self.shipper.dropped_records,
-                self.capture.errors + self.builder.capture_errors + self.reload_errors,
-            )
+            counters = self._counters()
             batch = None
             if records or self._resources_fresh or counters != self._last_shipped_counters:
                 batch = self.builder.build(records, self._resources)
                 self._resources_fresh = False
                 self.shipper.submit(batch)
+                self._calibrate()
             self.shipper.pump(self._stamp)
             self._poll_profile(now)
             return batch
@@ -254,6 +309,7 @@ class ReplicaMonitor:
             if data:
                 self.builder.profile = load_profile(data=data)
                 self._profile_source = "actor"
+                self.profile_error = None
                 logger.info("raywatch: reference profile for %s received from the stats actor", self.labels.model_key)
         except Exception as exc:
             self._profile_ref = None
@@ -297,12 +353,12 @@ class ReplicaMonitor:
         if new.profile_path and new.profile_path != old.profile_path:
             profile = load_profile(new.profile_path)
             self._profile_source = "path"
+            self.profile_error = None
         c = self.capture
         c.sample_rate = cap.sample_rate
         c.enabled = cap.enabled
         c.keep_results = cap.feedback
         c.bound = ship.buffer_size
-        c.flush_at = ship.flush_max_records
         c.methods = frozenset(cap.methods)  # methods wrapped at deploy time can be narrowed, not added
         b = self.builder
         b.extractor = extractor
@@ -310,6 +366,7 @@ class ReplicaMonitor:
         b.feedback = cap.feedback
         self.http_feedback = bool(cap.feedback and cap.feedback_route)
         b.max_predictions = cap.max_predictions
+        b.max_buffer_bytes = ship.max_buffer_bytes
         b.labels.model = new.model or b.labels.deployment
         b.labels.version = new.version
         self.shipper.configure(
@@ -325,6 +382,8 @@ class ReplicaMonitor:
             self._make_sampler(new)
             self._resources_due = 0.0
         self.config = new
+        self.feedback_gate.configure(cap)
+        self._calibrate()
         self.wake.set()
 
     # ------------------------------------------------------------------ introspection
@@ -337,6 +396,11 @@ class ReplicaMonitor:
             "config": self.config.to_data(),  # secrets as their ${ENV} reference, or masked
             "buffered": len(self.capture.buffer),
             "dropped_total": self.capture.dropped + self.shipper.dropped_records,
+            "payloads_dropped_total": self._payloads_dropped(),
+            "payload_bound": self.capture.payload_bound,
+            "payload_bytes_estimate": round(self.builder.payload_bytes),
+            "redacted": dict(self.builder.redacted()),
+            "profile_error": self.profile_error if self.builder.profile is None else None,
             series.CAPTURE_ERRORS_TOTAL.name: self.capture.errors + self.builder.capture_errors + self.reload_errors,
             "batches_built": self.builder.seq,
             "rows_summarized": self.builder.rows_summarized,

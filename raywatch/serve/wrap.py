@@ -5,7 +5,9 @@
 class (:func:`~raywatch.serve.subclass.monitored_class`), made with
 ``Deployment.options(func_or_class=...)`` so that it keeps its name and options and the
 ``deployments:`` overrides of a serve config YAML still match it. A plain class or a
-function becomes a deployment of its own name.
+function becomes a deployment of its own name. A ``profile_path`` that cannot be read fails
+here, at deploy time, with what to do (:func:`~raywatch.serve.replica.check_profile`),
+unless ``profile_required`` is false.
 
 What runs per request is in :mod:`raywatch.serve.methods` (method wrappers) and
 :mod:`raywatch.serve.asgi` (ASGI ingress apps); what runs per replica in
@@ -18,9 +20,10 @@ import inspect
 from typing import Any, Mapping, Optional
 
 from raywatch.config import MonitorConfig, load_config, parse_config
+from raywatch.serve.replica import check_profile
 from raywatch.serve.subclass import function_class, monitored_class
 
-__all__ = ["monitor", "resolve_config"]
+__all__ = ["monitor", "resolve_config", "wrap_checked"]
 
 
 def resolve_config(config: Any = None, overrides: Optional[Mapping[str, Any]] = None) -> MonitorConfig:
@@ -48,10 +51,16 @@ def monitor(deployment_or_class: Any, config: Any = None, **overrides: Any) -> A
     keyword ``overrides`` are merged into it (``capture={"sample_rate": 0.1}``,
     ``model="fraud"``). Returns a Serve ``Deployment`` with the same name and options.
     """
+    cfg = resolve_config(config, overrides)
+    check_profile(cfg, "monitor()")
+    return wrap_checked(deployment_or_class, cfg)
+
+
+def wrap_checked(deployment_or_class: Any, cfg: MonitorConfig) -> Any:
+    """:func:`monitor` for a configuration already resolved and checked (the app builder's)."""
     from ray import serve
     from ray.serve.deployment import Deployment
 
-    cfg = resolve_config(config, overrides)
     if isinstance(deployment_or_class, Deployment):
         target = deployment_or_class.func_or_class
         if isinstance(target, str):

@@ -58,6 +58,28 @@ class ReplicaBatch:
     ``routes`` (route template or Serve route prefix -> requests, at most 100 distinct
     routes, the rest under ``"other"``) and ``methods`` (deployment method -> requests) are
     additions to the contract for per-route / per-method views; older readers may ignore them.
+
+    Data quality the summary cannot say (each optional, with a default, so that older batches
+    read back; an older reader may ignore them):
+
+    ``wrong_types``
+        profile column -> the type names of the values of this batch that the column counted
+        as wrong type, in order of first appearance, at most 3 (``{"amount": ["str"]}``;
+        an integer no float holds is ``"int (too large for float)"``). Only columns with
+        wrong-type values in this batch.
+    ``redacted``
+        profile column -> the ``capture.redact`` pattern that removes it before it is
+        summarized (``{"card_present": "card_*"}``): the column reads as missing because of
+        that rule. Only ``redact_mode: drop``; computed once per configuration and profile,
+        sent with every batch while the replica has a profile.
+    ``payloads_dropped_total``
+        cumulative since the replica started, like ``dropped_total``: sampled requests whose
+        payload (features and prediction) was not summarized, by reason — ``"byte_budget"``
+        (over ``shipping.max_buffer_bytes``) or ``"too_many_keys"`` (a row over
+        ``capture.max_keys_per_row``). The requests themselves are counted in ``requests``.
+    ``profile_error``
+        why the replica has no reference profile of its own (``profile_path`` could not be
+        read, with ``profile_required: false``), else None.
     """
 
     app: str
@@ -80,6 +102,19 @@ class ReplicaBatch:
     seq: int = 0
     routes: Dict[str, int] = field(default_factory=dict)
     methods: Dict[str, int] = field(default_factory=dict)
+    # data quality (issues 11 and 16): optional, see the class docstring
+    wrong_types: Dict[str, List[str]] = field(default_factory=dict)
+    redacted: Dict[str, str] = field(default_factory=dict)
+    payloads_dropped_total: Dict[str, int] = field(default_factory=dict)
+    profile_error: Optional[str] = None
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        # a batch pickled by an older replica (or journaled in a schema-1 state file) lacks
+        # the fields added since: they take their defaults
+        self.__dict__.update(state)
+        for f in dataclasses.fields(self):
+            if f.name not in self.__dict__:
+                self.__dict__[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
     @property
     def model_key(self) -> str:

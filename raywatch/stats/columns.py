@@ -12,6 +12,11 @@ Column kinds:
 * ``"categorical"`` — hashable labels (strings, integers). ``None``/NaN are *missing*; a
   value whose type family (string, number, boolean) never occurs in the reference is
   *wrong type*; a value of the right family that the reference never had is *unseen*.
+  Numbers and text compare by their normalised text: ``"75001"`` is the label 75001 (a
+  profile built from a CSV of zip codes) and 75001 is the label ``"75001"``; a number
+  written as text that the reference never had is *unseen* for number labels, and a
+  number is *unseen* for labels that are mostly numbers written as text (else wrong type).
+  Text is never a boolean.
 * ``"boolean"`` — ``True``/``False`` (also 0/1); anything else is *wrong type*.
 
 Kind inference (:func:`infer_kind`): numpy bool → boolean; integer and float dtypes →
@@ -32,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import re
 from itertools import repeat
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Set, Tuple
 
@@ -47,6 +53,8 @@ __all__ = [
     "count_strings",
     "normalize_label",
     "type_family",
+    "wrong_type_names",
+    "TOO_LARGE",
 ]
 
 log = logging.getLogger("raywatch.stats.columns")
@@ -231,21 +239,28 @@ def encode_numerical(arr: np.ndarray) -> Tuple[np.ndarray, int]:
         return np.empty(0, dtype=np.float64), int(arr.shape[0])
     types = set(map(type, arr))
     if types <= set(_NUMERIC_TYPES):
-        return arr.astype(np.float64), 0
+        try:
+            return arr.astype(np.float64), 0
+        except (OverflowError, TypeError, ValueError):
+            pass  # an int too large for a float: value by value, it alone is wrong type
     out: List[float] = []
     wrong = 0
     nan = math.nan
     for v in arr:
         if v is None:
             out.append(nan)
-        elif isinstance(v, (numbers.Real, np.bool_)) and not isinstance(v, np.timedelta64):
+        elif _is_real(v):
             try:
                 out.append(float(v))
-            except (OverflowError, TypeError, ValueError):
+            except Exception:  # noqa: BLE001 - any value that is no float costs only itself
                 wrong += 1
         else:
             wrong += 1
     return np.asarray(out, dtype=np.float64), wrong
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (numbers.Real, np.bool_)) and not isinstance(v, np.timedelta64)
 
 
 def _classify(v: Any, lookup: Mapping[Hashable, int], families: Set[str], unseen: int) -> int:
@@ -253,14 +268,76 @@ def _classify(v: Any, lookup: Mapping[Hashable, int], families: Set[str], unseen
         return MISSING
     try:
         code = lookup.get(v)
-    except TypeError:  # unhashable
+    except Exception:  # noqa: BLE001 - unhashable (or a hash that raises): it alone is wrong
         return WRONG
-    if code is not None and type_family(v) in families:
+    family = type_family(v)
+    if code is not None and family in families:
         return code
-    if type_family(v) not in families:
+    if family in families:
+        code = lookup.get(normalize_label(v))
+        if code is None and "str" in families and "number" in families:
+            code = _by_text(v, family, lookup)  # labels of both families: "75001" is 75001
+        return unseen if code is None else code
+    if "bool" in families or family not in ("str", "number"):
         return WRONG
-    code = lookup.get(normalize_label(v))
-    return unseen if code is None else code
+    # a number for labels written as text, or a number written as text for number labels:
+    # compared by its normalised text
+    code = _by_text(v, family, lookup)
+    if code is not None:
+        return code
+    if family == "str":
+        return unseen if _as_number(v) is not None else WRONG
+    return unseen if _numeric_text_labels(lookup) else WRONG
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,4000}")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _as_number(v: Any) -> Any:
+    """The number a label written as text stands for (``"75001"`` → 75001, ``"2.50"`` → 2.5),
+    or None."""
+    text = normalize_label(v)
+    if not isinstance(text, str):
+        return None
+    if _INT_TEXT.fullmatch(text):
+        return int(text)
+    if _FLOAT_TEXT.fullmatch(text):
+        number = float(text)
+        return normalize_label(number) if math.isfinite(number) else None
+    return None
+
+
+def _as_text(v: Any) -> Any:
+    """A number label's text (75001 and 75001.0 → ``"75001"``), or None."""
+    v = normalize_label(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return str(v) if isinstance(v, int) else repr(v)
+
+
+def _by_text(v: Any, family: str, lookup: Mapping[Hashable, int]) -> Optional[int]:
+    """The code of the label that ``v`` spells in the other family, or None."""
+    other = _as_number(v) if family == "str" else _as_text(v)
+    return None if other is None else lookup.get(other)
+
+
+_NUMERIC_TEXT: Dict[int, Tuple[Mapping[Hashable, int], bool]] = {}
+
+
+def _numeric_text_labels(lookup: Mapping[Hashable, int]) -> bool:
+    """Whether most text labels of a column are numbers written as text (zip codes, ids):
+    then a number the reference never had is an unseen label, not a wrong type. Computed
+    once per lookup (a profile's column)."""
+    hit = _NUMERIC_TEXT.get(id(lookup))
+    if hit is not None and hit[0] is lookup:
+        return hit[1]
+    texts = [k for k in lookup if isinstance(k, str)]
+    numeric = 2 * sum(1 for k in texts if _as_number(k) is not None) > len(texts) > 0
+    if len(_NUMERIC_TEXT) >= 256:
+        _NUMERIC_TEXT.clear()
+    _NUMERIC_TEXT[id(lookup)] = (lookup, numeric)  # the lookup itself is kept: its id stays its own
+    return numeric
 
 
 def encode_categorical(
@@ -275,10 +352,10 @@ def encode_categorical(
         arr = np.char.decode(arr, "utf-8", "replace")
         k = "U"
     if k == "U":
-        if "str" not in families:
+        if "str" not in families and ("number" not in families or "bool" in families):
             return np.full(n, WRONG, dtype=np.int64)
         str_keys = [(key, code) for key, code in lookup.items() if isinstance(key, str)]
-        if len(str_keys) <= 64:
+        if "number" not in families and len(str_keys) <= 64:
             codes = np.full(n, unseen, dtype=np.int64)
             for key, code in str_keys:
                 codes[arr == key] = code
@@ -299,7 +376,7 @@ def encode_categorical(
         return np.full(n, WRONG, dtype=np.int64)
     try:
         codes = np.fromiter(map(lookup.get, arr, repeat(-1)), dtype=np.int64, count=n)
-    except TypeError:  # an unhashable value somewhere: classify one by one
+    except Exception:  # noqa: BLE001 - an unhashable value somewhere: classify one by one
         return np.fromiter((_classify(v, lookup, families, unseen) for v in arr), dtype=np.int64, count=n)
     # a hit is only valid for a type family the reference had (True == 1 in a dict)
     present = {_family_of_type(t) for t in set(map(type, arr))} - {"missing"}
@@ -325,7 +402,7 @@ def count_strings(
     """The tally of :func:`encode_categorical`'s codes (count of code ``c`` at ``c + 3``)
     for a numpy string array against at most 64 known labels, without building codes:
     one vectorized comparison per label. ``None`` when this fast path does not apply."""
-    if arr.dtype.kind != "U" or "str" not in families:
+    if arr.dtype.kind != "U" or "str" not in families or "number" in families:
         return None
     str_keys = [(key, code) for key, code in lookup.items() if isinstance(key, str)]
     if len(str_keys) > 64:
@@ -335,3 +412,76 @@ def count_strings(
         tally[code + 3] += int(np.count_nonzero(arr == key))
     tally[unseen + 3] = int(arr.shape[0]) - int(tally.sum())
     return tally
+
+
+# ------------------------------------------------------------ wrong-type diagnosis
+
+TOO_LARGE = "int (too large for float)"
+"""The name :func:`wrong_type_names` gives an integer no float can hold."""
+
+
+def _type_name(v: Any) -> str:
+    observed = getattr(v, "observed_type", None)  # a stand-in for a value that could not be kept
+    if isinstance(observed, str):
+        return observed
+    if isinstance(v, np.generic):
+        try:
+            return type(v.item()).__name__
+        except Exception:  # noqa: BLE001
+            return type(v).__name__
+    return type(v).__name__
+
+
+def _numerical_wrong(v: Any) -> Optional[str]:
+    """Why a value is wrong type for a numerical column (its type name), or None."""
+    if v is None or _is_missing(v):
+        return None
+    if not _is_real(v):
+        return _type_name(v)
+    try:
+        float(v)
+    except OverflowError:
+        return TOO_LARGE if isinstance(v, int) else _type_name(v)
+    except Exception:  # noqa: BLE001
+        return _type_name(v)
+    return None
+
+
+def wrong_type_names(arr: np.ndarray, spec: Any, limit: int = 3) -> List[str]:
+    """The type names of the values of ``arr`` that a column counts as wrong type, in order
+    of first appearance, at most ``limit`` of them (``["str"]`` for text sent to a numerical
+    column). ``spec`` is the column's :class:`~raywatch.stats.profile.ColumnSpec`
+    (``kind``, ``lookup``, ``families``, ``n_bins``). Off the request path, and only for a
+    column whose summary counted wrong-type values: it walks the column once.
+
+    >>> from raywatch.stats.profile import ColumnSpec
+    >>> wrong_type_names(np.array([1.5, "n/a", None, b"x"], dtype=object), ColumnSpec("a", "numerical"))
+    ['str', 'bytes']
+    """
+    names: List[str] = []
+    if limit <= 0 or arr.size == 0:
+        return names
+    if spec.kind == "numerical":
+        k = arr.dtype.kind
+        if k in "iufb":
+            return names
+        if k != "O":
+            return [_type_name(arr[0])]
+        for v in arr:
+            name = _numerical_wrong(v)
+            if name is not None and name not in names:
+                names.append(name)
+                if len(names) >= limit:
+                    break
+        return names
+    codes = encode_categorical(arr, spec.lookup, spec.families, spec.n_bins)
+    bad = codes == WRONG
+    if spec.kind == "boolean":
+        bad |= codes == spec.n_bins  # a value of no category of a boolean column is wrong type
+    for v in arr[bad]:
+        name = _type_name(v)
+        if name not in names:
+            names.append(name)
+            if len(names) >= limit:
+                break
+    return names

@@ -3,7 +3,11 @@
 :func:`read_table` returns what :meth:`raywatch.stats.profile.Profile.fit` takes: a mapping
 of column name to a 1-D array (CSV, NPZ) or a pyarrow Table (Parquet, which needs pyarrow).
 CSV cells are typed per column: numbers as float (an empty cell is NaN), ``true``/``false``
-as bool, anything else as strings (an empty cell is None). An NPZ file holds one 1-D array
+as bool, anything else as strings (an empty cell is None). Integers written with a leading
+zero (``01234``) are codes, not quantities: their column stays text. A column whose kind is
+given as ``"categorical"`` (``kinds``, what ``raywatch profile build --kind zip=categorical``
+says) keeps its cells as written, so its labels are the strings production JSON sends
+(``"75001"``, ``"01234"``). An NPZ file holds one 1-D array
 per column, or a single 2-D array whose columns are named ``<name>_0``, ``<name>_1``…
 A file that cannot be read as a table is a ValueError naming the file (and the line).
 
@@ -17,23 +21,30 @@ A file that cannot be read as a table is a ValueError naming the file (and the l
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["read_table", "typed_column", "FORMATS"]
+__all__ = ["read_table", "typed_column", "text_column", "FORMATS"]
+
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]+")
 
 FORMATS = ("csv", "tsv", "npz", "parquet")
 """The formats :func:`read_table` reads (``txt`` is read as CSV, ``pq`` as Parquet)."""
 
 
-def read_table(path: Union[str, Path], fmt: Optional[str] = None) -> Any:
-    """Columns of a CSV, TSV, NPZ or Parquet file (``fmt`` defaults to the extension)."""
+def read_table(path: Union[str, Path], fmt: Optional[str] = None, kinds: Optional[Mapping[str, str]] = None) -> Any:
+    """Columns of a CSV, TSV, NPZ or Parquet file (``fmt`` defaults to the extension).
+
+    ``kinds`` (column → kind, as given to :meth:`~raywatch.stats.profile.Profile.fit`)
+    types the CSV cells of a ``"categorical"`` column as text; it must name columns of the
+    file."""
     p = Path(path)
     fmt = (fmt or p.suffix.lstrip(".")).lower()
     if fmt in ("csv", "tsv", "txt"):
-        return _read_csv(p, "\t" if fmt == "tsv" else ",")
+        return _read_csv(p, "\t" if fmt == "tsv" else ",", dict(kinds or {}))
     if fmt == "npz":
         return _read_npz(p)
     if fmt in ("parquet", "pq"):
@@ -45,7 +56,7 @@ def read_table(path: Union[str, Path], fmt: Optional[str] = None) -> Any:
     raise ValueError(f"{path}: unknown format {fmt!r} (expected csv, tsv, npz or parquet)")
 
 
-def _read_csv(p: Path, delimiter: str) -> Dict[str, np.ndarray]:
+def _read_csv(p: Path, delimiter: str, kinds: Mapping[str, str]) -> Dict[str, np.ndarray]:
     import csv
 
     with p.open(newline="", encoding="utf-8") as fh:
@@ -61,7 +72,11 @@ def _read_csv(p: Path, delimiter: str) -> Dict[str, np.ndarray]:
                 raise ValueError(f"{p}: line {lineno}: {len(row)} fields, header has {len(header)}")
             for i, v in enumerate(row):
                 raw[i].append(v)
-    return {name: typed_column(vals) for name, vals in zip(header, raw)}
+    unknown = sorted(set(kinds) - set(header))
+    if unknown:
+        raise ValueError(f"{p}: kinds names columns that are not in the file: {', '.join(unknown)} (it has {', '.join(header)})")
+    return {name: text_column(vals) if kinds.get(name) == "categorical" else typed_column(vals)
+            for name, vals in zip(header, raw)}
 
 
 def _read_npz(p: Path) -> Dict[str, np.ndarray]:
@@ -90,7 +105,18 @@ def typed_column(values: Sequence[str]) -> np.ndarray:
         if len(present) == len(values):
             return np.array([v.strip().lower() == "true" for v in values])
         return np.array([None if v.strip() == "" else v.strip().lower() == "true" for v in values], dtype=object)
+    if any(_LEADING_ZERO.fullmatch(v) for v in present):
+        return text_column(values)
     try:
         return np.array([float(v) if v.strip() != "" else np.nan for v in values], dtype=np.float64)
     except ValueError:
         return np.array([v if v.strip() != "" else None for v in values], dtype=object)
+
+
+def text_column(values: Sequence[str]) -> np.ndarray:
+    """A column of text cells kept as written (surrounding blanks removed; empty → None).
+
+    >>> text_column(["01234", " 75001", ""]).tolist()
+    ['01234', '75001', None]
+    """
+    return np.array([v.strip() if v.strip() != "" else None for v in values], dtype=object)

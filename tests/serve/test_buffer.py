@@ -1,3 +1,5 @@
+import gc
+import time
 import types
 
 import numpy as np
@@ -225,3 +227,132 @@ def test_mixed_flat_and_other_payloads_summarize_every_request(profile):
     b = builder.build(records)
     assert WindowSummary.from_bytes(b.summary).rows == 15 == builder.rows_summarized
     assert len(b.predictions) == 15 and b.predictions[0] == ("q0", 1, 0.5)
+
+
+# ------------------------------------------------------- a bad value costs only itself
+
+HUGE = 10 ** 400  # what json.loads makes of a 400-digit integer
+
+
+def test_one_huge_integer_costs_only_its_own_value(profile):
+    records = [_rec({"a": float(i), "c": "x"}, {"prediction": 1, "score": 0.5}, i=i) for i in range(999)]
+    records.append(_rec({"a": HUGE, "c": "y"}, {"prediction": 0, "score": 0.5}, i=999))
+    builder = BatchBuilder(_labels(), Extractor(), profile=profile)
+    b = builder.build(records)
+    assert b.summary is not None and builder.capture_errors == 0
+    ws = WindowSummary.from_bytes(b.summary)
+    assert ws.rows == 1000 and ws.column("a").wrong_type == 1 and ws.column("a").count == 999
+    assert ws.column("c").count == 1000
+    assert b.wrong_types == {"a": ["int (too large for float)"]}
+
+
+def test_wrong_types_name_what_was_seen(profile):
+    records = [_rec({"a": "n/a" if i % 10 == 0 else float(i), "c": 3 if i == 5 else "x"}, 1, i=i) for i in range(50)]
+    b = BatchBuilder(_labels(), Extractor(), profile=profile).build(records)
+    ws = WindowSummary.from_bytes(b.summary)
+    assert ws.column("a").wrong_type == 5 and ws.column("c").wrong_type == 1
+    assert b.wrong_types == {"a": ["str"], "c": ["int"]}
+    clean = BatchBuilder(_labels(), Extractor(), profile=profile).build(records[1:5])
+    assert clean.wrong_types == {}
+
+
+class _Sulky(float):
+    """A float whose comparisons raise: no summary can take it."""
+
+    def __ne__(self, other):
+        raise RuntimeError("no comparing me")
+
+    __eq__ = __ne__
+    __hash__ = float.__hash__
+
+
+def test_a_value_that_breaks_summarizing_costs_only_itself(profile):
+    rows = [{"a": float(i), "c": "x"} for i in range(30)]
+    rows[7] = {"a": 7.0, "c": _Sulky(1.0)}
+    builder = BatchBuilder(_labels(), Extractor(feature_extractor=lambda p: p), profile=profile)
+    b = builder.build([_rec(r, {"prediction": 1, "score": 0.5}, i=i) for i, r in enumerate(rows)])
+    assert b.summary is not None and builder.capture_errors == 0
+    ws = WindowSummary.from_bytes(b.summary)
+    assert ws.rows == 30 and ws.column("c").wrong_type == 1 and ws.column("c").count == 29
+    assert ws.column("a").count == 30
+    assert b.wrong_types == {"c": ["_Sulky"]}
+
+
+# ------------------------------------------------------------ bounded payloads
+
+
+def _cpu(fn, *args):
+    """``(fn(*args), CPU seconds it took)``, without a collection of other tests' garbage."""
+    gc.disable()
+    try:
+        t0 = time.thread_time()
+        out = fn(*args)
+        return out, time.thread_time() - t0
+    finally:
+        gc.enable()
+
+
+def test_a_row_with_too_many_keys_is_a_counted_drop(profile):
+    wide = {f"k{i}": float(i) for i in range(100_000)}
+    records = [_rec({"a": 1.0, "c": "x"}, 1, i=i) for i in range(10)]
+    records.insert(3, _rec(wide, 1, i=99))
+    records.append(_rec({"a": 2.0, "m": {f"k{i}": i for i in range(5000)}}, 1, i=100))  # nested: also counted
+    builder = BatchBuilder(_labels(), Extractor(max_keys=1000), profile=profile)
+    b, spent = _cpu(builder.build, records)
+    assert spent < 0.05  # was 0.71 s of flusher CPU for the 100,000-key dict
+    assert b.requests == 12 and builder.capture_errors == 0
+    assert builder.payloads_dropped == {"too_many_keys": 2}
+    assert WindowSummary.from_bytes(b.summary).rows == 10
+
+
+def test_payloads_beyond_the_byte_budget_are_counted_drops(profile):
+    blob = "x" * (1 << 20)
+    records = [_rec({"a": float(i), "c": "x", "blob": blob + str(i)}, 1, i=i) for i in range(40)]
+    builder = BatchBuilder(_labels(), Extractor(), profile=profile, max_buffer_bytes=8 << 20)
+    b = builder.build(records)
+    kept = WindowSummary.from_bytes(b.summary).rows
+    assert b.requests == 40 and kept == 7  # a bit over 1 MiB each: seven fit in 8 MiB
+    assert builder.payloads_dropped == {"byte_budget": 40 - kept}
+    assert builder.payload_bytes == pytest.approx(1 << 20, rel=0.05)  # the estimate, per payload
+    assert builder.payload_bound(sample_rate=1.0, buffer_size=100_000) == kept == 7  # 8 MiB over (1 MiB and a bit)
+    assert builder.payload_bound(sample_rate=0.5, buffer_size=100_000) == 14  # records, half of them sampled
+    assert builder.payload_bound(sample_rate=1.0, buffer_size=5) == 5
+
+
+def test_payload_size_estimate_is_bounded_and_survives_anything():
+    from raywatch.serve.buffer import estimate_bytes
+    from raywatch.serve.extract import HttpPayload
+
+    assert estimate_bytes("x" * 1_000_000) >= 1_000_000
+    assert estimate_bytes(b"x" * 1000) >= 1000 and estimate_bytes(np.zeros(1000)) >= 8000
+    assert estimate_bytes(HttpPayload(b"a=1", b"y" * 5000)) >= 5000
+    assert 800_000 < estimate_bytes({"k": [float(i) for i in range(100_000)]}) < 8_000_000  # extrapolated
+    loop = []
+    loop.append(loop)
+    deep = []
+    for _ in range(30_000):
+        deep = [deep]
+    odd = (loop, deep, {"d": {i: {"x": i} for i in range(10_000)}}, object(), np.array([object()] * 5), {(1, 2): {None}})
+    sizes, spent = _cpu(lambda objs: [estimate_bytes(obj) for obj in objs], odd)
+    assert all(size > 0 for size in sizes)
+    assert spent < 0.05  # a bounded walk: a few hundred objects at most
+
+
+# ------------------------------------------------------------ redaction
+
+
+def test_redaction_of_a_profile_column_is_named_once_per_config(profile, caplog):
+    import logging
+
+    records = [_rec({"a": float(i), "c": "x", "card_number": "4111"}, 1, i=i) for i in range(5)]
+    builder = BatchBuilder(_labels(), Extractor(redact=["card_*", "c"]), profile=profile)
+    with caplog.at_level(logging.WARNING, logger="raywatch.serve.buffer"):
+        b = builder.build(records)
+        builder.build(records)
+    assert b.redacted == {"c": "c"}  # card_number is not a profile column: not reported
+    warned = [r.getMessage() for r in caplog.records if "redact" in r.getMessage()]
+    assert len(warned) == 1 and "'c'" in warned[0] and "missing" in warned[0]
+    builder.extractor = Extractor(redact=["*"], redact_mode="hash")  # hashed columns are still there
+    assert builder.build(records).redacted == {}
+    builder.extractor = Extractor(redact=["z", "[ab]*", "a"])
+    assert builder.build(records).redacted == {"a": "[ab]*"}  # the first rule that matches

@@ -105,3 +105,25 @@ def test_rate_limited_log(caplog):
     results = [log.warning("x %d", i) for i in range(5)]
     assert results == [True, True, False, False, False]
     assert log.suppressed == 3
+
+
+def test_payloads_beyond_the_bound_are_dropped_and_counted_not_the_records():
+    """200 sampled 1 MB payloads: at most ``payload_bound`` are held, the rest of the
+    requests are recorded (latency, outcome) without their payload, and counted."""
+    cap = Capture(buffer_size=1000)
+    cap.payload_bound = 64
+    blob = "x" * (1 << 20)
+    for i in range(200):
+        cap.record("m", 0.0, None, None, ({"blob": blob + str(i)},), {}, 1)
+    recs = cap.drain()
+    assert len(recs) == 200 and cap.dropped == 0
+    assert sum(r[ARGS] is not None for r in recs) == 64 and cap.payloads_dropped == 136
+    assert all(r[RESULT] is None for r in recs[64:])
+    cap.keep_results = True  # feedback joins keep the (small) result
+    cap.payload_bound = 0
+    cap.record("m", 0.0, None, None, ({"x": 1},), {}, 3)
+    (r,) = cap.drain()
+    assert r[ARGS] is None and r[RESULT] == 3 and cap.payloads_dropped == 137
+    cap.record_decided("m", 0.0, None, 200, ({"x": 1},), {}, 4)
+    (r,) = cap.drain()
+    assert r[ARGS] is None and r[RESULT] == 4 and cap.payloads_dropped == 138

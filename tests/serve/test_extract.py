@@ -106,3 +106,37 @@ def test_prediction_and_score():
     assert prediction_and_score({"class": "a", "confidence": 0.4}) == ("a", 0.4)
     assert prediction_and_score({"foo": 3}) == (3, None)
     assert prediction_and_score(None) == (None, None)
+
+
+def test_numbers_no_float_holds_stay_themselves_and_cost_only_their_column():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    big = Fraction(10 ** 400)
+    (row,) = Extractor().features(({"a": big, "b": Decimal("sNaN"), "c": 1},), {})
+    assert row["a"] == big and row["b"].is_snan() and row["c"] == 1
+
+
+def test_rows_have_at_most_max_keys_columns_at_any_depth():
+    from raywatch.serve.extract import TooManyKeys
+
+    ex = Extractor(max_keys=10)
+    assert len(ex.features(({f"k{i}": i for i in range(10)},), {})[0]) == 10
+    for payload in ({f"k{i}": i for i in range(11)}, {"a": 1, "m": {f"k{i}": i for i in range(10)}},
+                    {"x": 1, "a": {"b": list(range(10))}}, [{f"k{i}": i for i in range(11)}]):
+        with pytest.raises(TooManyKeys):
+            ex.features((payload,), {})
+    with pytest.raises(TooManyKeys):
+        ex.predictions({f"p{i}": i for i in range(11)})
+    wide = np.zeros((3, 1_000_000))
+    assert [len(r) for r in Extractor().features((wide,), {})] == [64, 64, 64]  # only what becomes columns
+    assert len(Extractor().features((np.zeros(10_000_000),), {})[0]) == 64
+
+
+def test_json_nested_30000_deep_is_no_payload_not_a_failure():
+    deep = "[" * 30_000 + "]" * 30_000
+    ex = Extractor()
+    assert ex.features((deep,), {}) == [{"feature": deep}]  # text that is no JSON is a text feature
+    for payload in (deep.encode(), HttpPayload(b"", deep.encode())):
+        assert ex.features((payload,), {}) == []
+    assert ex.predictions(JsonBody(deep.encode())) == []

@@ -158,3 +158,56 @@ def test_status_config_is_json_able_with_callables_and_no_resolved_secret(monkey
     assert d["capture"]["feature_extractor"] == "builtins:len"
     assert [s["url"] for s in d["alerting"]["sinks"]] == ["${RW_TEST_HOOK}", "**********"]
     assert "s3cr3t" not in text and "literal" not in text
+
+
+def test_payloads_held_between_flushes_fit_the_byte_budget(profile):
+    """200 sampled 1 MB payloads used to be held whole (200 MB). The request path keeps at
+    most ``payload_bound`` of them; the flusher measures their size and sets the bound from
+    ``shipping.max_buffer_bytes``; the rest are counted, and the requests all are."""
+    from raywatch.serve.buffer import estimate_bytes
+    from raywatch.serve.capture import ARGS
+
+    tr = Recorder()
+    cfg = MonitorConfig(resources={"enabled": False}, shipping={"max_buffer_bytes": 16 << 20})
+    mon = _mon(cfg, transport=tr, profile=profile)
+    blob = "x" * (1 << 20)
+
+    def send(n):
+        for i in range(n):
+            mon.capture.record("__call__", time.perf_counter(), None, None, ({"a": 0.5, "blob": blob + str(i)},), {}, 1)
+
+    def held():
+        return sum(estimate_bytes(r[ARGS]) for r in list(mon.capture.buffer) if r[ARGS] is not None)
+
+    assert mon.capture.payload_bound == 16  # until measured: 1 MiB a payload is assumed
+    send(200)
+    assert sum(r[ARGS] is not None for r in mon.capture.buffer) == 16 and mon.capture.wake.is_set()
+    assert held() <= 1.01 * (16 << 20)  # (these are 1 MiB and a few hundred bytes)
+    mon.tick()
+    assert mon.capture.payload_bound == 15 and mon.capture.flush_at == 7  # measured: a bit over 1 MiB each
+    send(200)
+    assert held() <= 16 << 20
+    mon.tick()
+    requests = sum(b.requests for b in tr.batches)
+    assert requests == 400 and tr.batches[-1].dropped_total == 0
+    rows = sum(WindowSummary.from_bytes(b.summary).rows for b in tr.batches)
+    # 16 held, of which the flush kept 15 (16 payloads of a bit over 1 MiB are over 16 MiB), then 15
+    assert tr.batches[-1].payloads_dropped_total == {"byte_budget": 400 - rows} and rows == 30
+    assert mon.status()["payloads_dropped_total"] == {"byte_budget": 370}
+    # small payloads again (~500 bytes): the bound grows back within a few flushes
+    for _ in range(6):
+        _requests(mon, 20)
+        mon.tick()
+    assert mon.builder.payload_bytes < 1000 and mon.capture.payload_bound > 16_000
+    assert mon.capture.flush_at == cfg.shipping.flush_max_records
+
+
+def test_an_unreadable_profile_is_named_in_every_batch(tmp_path):
+    tr = Recorder()
+    cfg = MonitorConfig(resources={"enabled": False}, profile_path=str(tmp_path / "nope.profile"), profile_required=False)
+    mon = _mon(cfg, transport=tr)
+    _requests(mon, 3)
+    mon.tick()
+    (b,) = tr.batches
+    assert b.summary is None and "nope.profile" in b.profile_error and "No such file" in b.profile_error
+    assert mon.status()["profile_error"] == b.profile_error

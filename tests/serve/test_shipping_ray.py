@@ -58,9 +58,10 @@ def _start_recorder(ray, profile_bytes=None):
 _wait = functools.partial(wait_until, interval=0.25)
 
 
-def _http(base, method, path, body=None, headers=False):
+def _http(base, method, path, body=None, headers=False, token=None):
+    sent = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
     req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"})
+                                 headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             out = resp.status, resp.read(), dict(resp.headers)
@@ -177,15 +178,22 @@ def test_feedback_route_on_the_app_joins_by_serve_request_id(deployed):
     assert ray.get(recorder.dump_labels.remote())[-1] == (rid, 1, "fraud/Fraud")
     st, answer = _http(base, "POST", "/-/raywatch/feedback", {"label": 1})
     assert st == 400 and "request_id" in json.loads(answer)["error"]
+    # labels for another app's model are refused: the route is this deployment's own
+    st, answer = _http(base, "POST", "/-/raywatch/feedback", {"request_id": rid, "label": 0, "model": "other/Model"})
+    assert st == 403 and "other/Model" in json.loads(answer)["error"]
+    assert ray.get(recorder.dump_labels.remote())[-1] == (rid, 1, "fraud/Fraud")
     # the user's routes are untouched
     assert _http(base, "POST", "/score/web", {"amount": 10.0})[0] == 200
 
 
-def test_feedback_route_on_plain_sync_and_async_handlers(deployed):
+def test_feedback_route_on_plain_sync_and_async_handlers(deployed, monkeypatch):
     """Plain ``__call__(self, request)`` handlers answer the feedback route too; a sync one
-    (run in Serve's thread pool) reads the body on the replica's event loop."""
+    (run in Serve's thread pool) reads the body on the replica's event loop. Through Serve's
+    proxy, the route asks for its token (401) and limits each client (429 + Retry-After)."""
     ray, serve, base, recorder = deployed
     import raywatch
+
+    monkeypatch.setenv("RW_TEST_FEEDBACK_TOKEN", "fb-s3cr3t")
 
     @serve.deployment(ray_actor_options={"num_cpus": 0})
     class PlainSync:
@@ -198,7 +206,9 @@ def test_feedback_route_on_plain_sync_and_async_handlers(deployed):
             body = await request.json()
             return {"prediction": int(body.get("x", 0) > 1), "kind": "async"}
 
-    cfg = {"actor": {"name": NAME, "namespace": NS}, "capture": {"feedback": True},
+    cfg = {"actor": {"name": NAME, "namespace": NS},
+           "capture": {"feedback": True, "feedback_token": "${RW_TEST_FEEDBACK_TOKEN}",
+                       "feedback_rate_limit": 0.05, "feedback_burst": 3},
            "shipping": {"flush_interval": 0.1, "create_actor": False}, "resources": {"enabled": False}}
     root = base.rsplit("/", 1)[0]
     try:
@@ -208,13 +218,18 @@ def test_feedback_route_on_plain_sync_and_async_handlers(deployed):
             status, body, headers = _http(root, "POST", f"/{app}?x=2", {"x": 2}, headers=True)
             assert status == 200 and json.loads(body) == {"prediction": 1, "kind": kind}
             rid = {k.lower(): v for k, v in headers.items()}["x-request-id"]
-            st, answer = _http(root, "POST", f"/{app}/-/raywatch/feedback", {"request_id": rid, "label": 1})
+            route = f"/{app}/-/raywatch/feedback"
+            st, answer = _http(root, "POST", route, {"request_id": rid, "label": 1})
+            assert st == 401 and "fb-s3cr3t" not in answer.decode()  # no token
+            st, answer = _http(root, "POST", route, {"request_id": rid, "label": 1}, token="fb-s3cr3t")
             assert st == 200, answer
             assert json.loads(answer) == {"received": 1, "joined": 1}  # the route, not the user's code
             model = "PlainSync" if kind == "sync" else "PlainAsync"
             assert (rid, 1, f"{app}/{model}") in ray.get(recorder.dump_labels.remote())
-            st, answer = _http(root, "POST", f"/{app}/-/raywatch/feedback", [{"label": 0}])
+            st, answer = _http(root, "POST", route, [{"label": 0}], token="fb-s3cr3t")
             assert st == 400 and "request_id" in json.loads(answer)["error"]
+            st, answer, hdrs = _http(root, "POST", route, {"request_id": rid, "label": 1}, headers=True, token="fb-s3cr3t")
+            assert st == 429 and int({k.lower(): v for k, v in hdrs.items()}["retry-after"]) >= 1  # a burst of 3
             # the user's code still answers every other request
             assert json.loads(_http(root, "POST", f"/{app}?x=0", {"x": 0})[1]) == {"prediction": 0, "kind": kind}
     finally:

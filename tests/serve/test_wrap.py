@@ -65,3 +65,35 @@ def test_resolve_config_merges_overrides_over_any_source(tmp_path, monkeypatch):
         resolve_config({"model": "fraud"}, {"capture": {"sample_rate": 3}})
     with pytest.raises(ConfigError, match=r"monitor\(config=\.\.\.\): drift.alpah: unknown field"):
         resolve_config({"drift": {"alpah": 0.1}})
+
+
+def test_a_profile_that_cannot_be_read_fails_monitor_unless_not_required(tmp_path, caplog):
+    """The README's ``profile_path="fraud.profile"`` before the file exists: the wrap (the
+    deploy) fails, saying what to do, instead of a replica log line nobody reads."""
+    import logging
+
+    import numpy as np
+
+    import raywatch
+    from raywatch.config import ConfigError
+    from raywatch.stats.profile import Profile
+
+    class Fraud:
+        def __call__(self, tx):
+            return 1
+
+    missing = tmp_path / "fraud.profile"
+    with pytest.raises(ConfigError) as err:
+        raywatch.monitor(Fraud, model="fraud", profile_path=str(missing))
+    text = str(err.value)
+    assert "profile_path" in text and "fraud.profile" in text and "No such file" in text
+    assert "raywatch profile build" in text and "profile_required: false" in text
+    damaged = tmp_path / "damaged.profile"
+    damaged.write_bytes(b"RWATCH" + b"\0" * 40)
+    with pytest.raises(ConfigError, match="damaged.profile"):
+        raywatch.monitor(Fraud, {"profile_path": str(damaged)})
+    with caplog.at_level(logging.WARNING, logger="raywatch.serve.replica"):
+        d = raywatch.monitor(Fraud, profile_path=str(missing), profile_required=False)
+    assert d.name == "Fraud" and any("without a reference profile" in r.getMessage() for r in caplog.records)
+    Profile.fit({"amount": np.arange(50.0)}, seed=0).save(missing)
+    assert raywatch.monitor(Fraud, profile_path=str(missing)).func_or_class._raywatch_config.profile_path == str(missing)

@@ -52,3 +52,27 @@ def test_from_dict_rejects_unknown_fields():
     d["bogus"] = 1
     with pytest.raises(ValueError, match="bogus"):
         ReplicaBatch.from_dict(d)
+
+
+def test_data_quality_fields_are_optional_and_round_trip():
+    old = _batch().to_dict()
+    for name in ("wrong_types", "redacted", "payloads_dropped_total", "profile_error"):
+        old.pop(name)
+    b = ReplicaBatch.from_dict(old)  # a batch from an older replica
+    assert (b.wrong_types, b.redacted, b.payloads_dropped_total, b.profile_error) == ({}, {}, {}, None)
+    full = _batch(wrong_types={"amount": ["str", "int (too large for float)"]}, redacted={"card_present": "card_*"},
+                  payloads_dropped_total={"byte_budget": 3}, profile_error="cannot read x.profile")
+    assert ReplicaBatch.from_dict(full.to_dict()) == full
+    assert pickle.loads(pickle.dumps(full)) == full
+
+
+def test_a_batch_pickled_by_an_older_replica_gets_the_new_fields_defaults():
+    """Schema-1 state files journaled batches as pickles made before these fields existed."""
+    old = _batch()
+    for name in ("wrong_types", "redacted", "payloads_dropped_total", "profile_error"):
+        del old.__dict__[name]
+    b = pickle.loads(pickle.dumps(old))
+    assert (b.wrong_types, b.redacted, b.payloads_dropped_total, b.profile_error) == ({}, {}, {}, None)
+    assert b.requests == 3 and b.seq == 7
+    b.wrong_types["x"] = ["str"]
+    assert pickle.loads(pickle.dumps(old)).wrong_types == {}  # each gets its own mapping

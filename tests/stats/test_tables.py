@@ -63,3 +63,27 @@ def test_unreadable_tables_name_the_file_and_line(tmp_path):
         read_table(empty)
     with pytest.raises(ValueError, match="unknown format 'json'"):
         read_table(tmp_path / "x.json")
+
+
+def test_a_column_forced_categorical_keeps_its_text(tmp_path):
+    """``--kind zip=categorical``: the labels are the cells as written ("01234", "75001"),
+    not the numbers they look like, so production strings match them exactly."""
+    path = tmp_path / "t.csv"
+    path.write_text("zip,amount\n75001,1.5\n01234,2\n,3\n")
+    cols = read_table(path, kinds={"zip": "categorical", "amount": "numerical"})
+    assert cols["zip"].tolist() == ["75001", "01234", None] and cols["amount"].tolist() == [1.5, 2.0, 3.0]
+    profile = Profile.fit(cols, {"zip": "categorical"}, seed=0)
+    assert sorted(profile.categories("zip")) == ["01234", "75001"]
+    z = profile.summarize([{"zip": "01234", "amount": 1.0}, {"zip": "75001", "amount": 1.0}]).column("zip")
+    assert (z.wrong_type, z.unseen, z.count) == (0, 0, 2)
+    with pytest.raises(ValueError, match="kinds names columns that are not in .*: nope"):
+        read_table(path, kinds={"nope": "categorical"})
+
+
+def test_integers_written_with_a_leading_zero_are_codes_not_quantities(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("zip,n,x\n01234,0,0.5\n75001,10,-0.25\n")
+    cols = read_table(path)
+    assert cols["zip"].tolist() == ["01234", "75001"]  # a zip code keeps its zero
+    assert cols["n"].tolist() == [0.0, 10.0] and cols["x"].tolist() == [0.5, -0.25]  # "0" and "0.5" are numbers
+    assert Profile.fit(cols).kinds["zip"] == "categorical"

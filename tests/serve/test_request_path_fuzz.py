@@ -1,0 +1,171 @@
+"""The request path under hostile payloads (issue 11): hypothesis generates at least 10,000
+of them — deep nesting, huge values, NaN/inf, bytes, cycles, odd keys, numpy object arrays,
+10 MB strings — and sends each through a monitored deployment's method wrapper (capture),
+then the flusher's extraction and batch building (buffer), with no Ray.
+
+For every payload: the monitored call answers exactly what the unwrapped call answers (the
+same object, or the same exception), capture never fails, and no flush raises. For every
+flush: every request is counted, the payloads held wait within the byte budget's bound,
+and what the flush kept to summarize fits the budget by its measure."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from monitored_helpers import no_ray_transport  # noqa: F401 (an autouse fixture)
+
+from raywatch.config import MonitorConfig
+from raywatch.serve import subclass
+from raywatch.serve.buffer import estimate_bytes
+from raywatch.serve.capture import ARGS
+from raywatch.serve.methods import MONITOR_ATTR
+from raywatch.stats.profile import Profile
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = 500
+PER_EXAMPLE = 20  # payloads an example sends: 500 x 20 = 10,000
+BUDGET = 4 << 20
+
+
+class Model:
+    """Answers with the payload itself; a dict naming "boom" raises, as user code may."""
+
+    def __call__(self, payload):
+        if type(payload) is dict and "boom" in payload:
+            raise KeyError("boom")
+        return {"prediction": 1.0, "echo": payload}
+
+
+def _deep(depth, kind):
+    out = {} if kind == "dict" else []
+    for _ in range(depth):
+        out = {"a": out} if kind == "dict" else [out]
+    return out
+
+
+def _cyclic(kind):
+    if kind == "dict":
+        d = {"a": 1.0}
+        d["self"] = d
+        return d
+    lst = [1.0]
+    lst.append(lst)
+    return lst
+
+
+HUGE = [
+    "x" * (10 << 20),                       # a 10 MB string
+    b"\x00" * (1 << 20),                     # 1 MB of bytes
+    10 ** 400,                               # what json.loads makes of a 400-digit integer
+    -(10 ** 5000),                           # more digits than str() will print
+    Fraction(10 ** 400, 3), Decimal("sNaN"), Decimal("1e999999"), complex(1, 2),
+    np.zeros(200_000), np.array([object(), None, [1]], dtype=object), np.array([[np.nan, np.inf]]),
+    np.float32("nan"), np.int64(2 ** 62), np.str_("75001"), np.bytes_(b"x"),
+    _deep(30_000, "list"), _deep(30_000, "dict"), _cyclic("dict"), _cyclic("list"),
+    "[" * 30_000 + "]" * 30_000, ("{\"a\": " + "[" * 30_000 + "]" * 30_000 + "}").encode(),  # 30,000-deep JSON
+    {f"k{i}": float(i) for i in range(5000)},  # over the keys cap
+    float("nan"), float("inf"), -float("inf"), 1e308, -0.0,
+]
+
+ODD_KEYS = st.one_of(
+    st.sampled_from(["a", "b", "c", "f0", "x.y", "", "a.0", "\ud800", "prediction", "boom", "k" * 5000]),
+    st.text(max_size=8), st.integers(), st.none(), st.booleans(), st.binary(max_size=4),
+    st.floats(allow_nan=True), st.tuples(st.integers(), st.text(max_size=2)), st.frozensets(st.integers(), max_size=2),
+)
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10 ** 500), max_value=10 ** 500),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20), st.binary(max_size=20),
+    st.sampled_from(["75001", "1.5", "true", "nan", "", "pro", "free"]),
+)
+
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6), st.tuples(inner, inner), st.dictionaries(ODD_KEYS, inner, max_size=6),
+        st.sets(st.integers(), max_size=3),
+    ),
+    max_leaves=25,
+)
+
+PAYLOADS = st.one_of(
+    st.dictionaries(st.sampled_from(["a", "b", "c", "f0", "prediction"]), SCALARS, max_size=5),  # profile-shaped
+    st.dictionaries(ODD_KEYS, VALUES, max_size=8),
+    VALUES,
+    st.sampled_from(HUGE),
+    st.builds(lambda v: __import__("json").dumps(v).encode(), st.dictionaries(st.sampled_from("abc"), st.integers())),
+    st.lists(st.floats(allow_nan=True), max_size=70).map(np.array),
+)
+
+
+@pytest.fixture(scope="module")
+def profile():
+    rng = np.random.default_rng(0)
+    return Profile.fit({"a": rng.normal(0, 1, 500), "b": rng.choice(["pro", "free", "75001"], 500),
+                        "c": rng.random(500) > 0.5, "f0": rng.normal(0, 1, 500),
+                        "prediction": rng.random(500)}, seed=0)
+
+
+def _same(bare, monitored, payload):
+    (ok_a, a), (ok_b, b) = bare, monitored
+    if not ok_a:
+        return not ok_b and type(a) is type(b) and a.args == b.args
+    return ok_b and a.keys() == b.keys() and a["echo"] is payload and b["echo"] is payload
+
+
+def _call(fn, payload):
+    try:
+        return True, fn(payload)
+    except Exception as exc:  # noqa: BLE001 - the user's exception, compared below
+        return False, exc
+
+
+def test_hostile_payloads_never_reach_the_request_and_stay_bounded(profile):
+    cfg = MonitorConfig(resources={"enabled": False}, capture={"max_keys_per_row": 1000},
+                        shipping={"max_buffer_bytes": BUDGET, "flush_interval": 3600})
+    monitored = subclass.monitored_class(Model, cfg)()
+    mon = monitored.__dict__[MONITOR_ATTR]
+    mon.stop(flush=False)  # the test drives the flushes itself
+    mon.builder.profile = profile
+    bare = Model()
+    sent = {"payloads": 0, "requests_built": 0, "summarized": 0}
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(PAYLOADS, min_size=PER_EXAMPLE, max_size=PER_EXAMPLE))
+    def run(payloads):
+        cap = mon.capture
+        for p in payloads:
+            assert _same(_call(bare, p), _call(monitored, p), p)
+        sent["payloads"] += len(payloads)
+        assert cap.errors == 0
+        waiting = [r for r in cap.buffer if r[ARGS] is not None]
+        assert len(waiting) <= max(cap.payload_bound, 0)
+        batch = mon.tick()  # extraction, summaries, the batch: never raises
+        assert batch is not None and batch.requests == len(payloads)
+        sent["requests_built"] += batch.requests
+        kept = mon.builder
+        # the bound the request path keeps is the budget over the measured payload size
+        assert cap.payload_bound == 1 or cap.payload_bound * kept.payload_bytes <= BUDGET * 1.000001
+        if batch.summary is not None:
+            sent["summarized"] += 1
+        for name, types in batch.wrong_types.items():
+            assert name in profile.columns and 1 <= len(types) <= 3
+
+    run()
+    assert sent["payloads"] >= 10_000 and sent["requests_built"] == sent["payloads"]
+    assert sent["summarized"] > EXAMPLES // 2  # most flushes had rows for the profile
+    assert mon.capture.errors == 0 and mon.reload_errors == 0
+    assert mon.builder.capture_errors == 0  # no payload made extraction or a summary fail
+    assert mon.builder.payloads_dropped.get("too_many_keys", 0) > 0  # the 5,000-key dict, each time
+    assert mon.builder.payloads_dropped.get("byte_budget", 0) + mon.capture.payloads_dropped > 0  # the 10 MB strings
+    assert mon.capture.dropped == 0 and mon.shipper.dropped_records >= 0
+    assert math.isfinite(mon.builder.payload_bytes)
+    assert estimate_bytes(HUGE[0]) >= 10 << 20
