@@ -37,6 +37,9 @@ def export(what: str, config_path: Optional[str], output: Optional[str]) -> None
             cfg = load_config(config_path, unset_env=unset)
         except ConfigError as err:
             config_error(err)
+        if unset:
+            click.echo(f"note: unset environment variables: {', '.join(sorted(unset))} "
+                       "(the exports hold no secrets; set them before deploying)", err=True)
     else:
         cfg = MonitorConfig()
         click.echo("note: no --config given; exporting raywatch's defaults (no alert rules)", err=True)
