@@ -35,7 +35,7 @@ def _check(path: str, unset: Optional[Set[str]]) -> str:
     return f"(raywatch config: {len(cfg.alerting.rules)} rule(s), {len(cfg.alerting.sinks)} sink(s))"
 
 
-@click.command("check-config")
+@click.command("check-config", short_help="Check raywatch and serve YAMLs: every problem at once.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--allow-unset-env", is_flag=True,
               help="Check files whose ${ENV_VAR} secrets are not set here; name the unset variables.")

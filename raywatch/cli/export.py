@@ -22,7 +22,7 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
 """Each export: the function of :mod:`raywatch.export` that makes it, and its format."""
 
 
-@click.command()
+@click.command(short_help="Files for Prometheus, Alertmanager, Grafana, Datadog.")
 @click.argument("what", type=click.Choice(sorted(EXPORTS)))
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="raywatch YAML whose alert rules to export (default: raywatch's defaults).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (default: standard output).")

@@ -8,7 +8,8 @@ from typing import Any, List, Mapping, Optional
 import click
 
 from raywatch import series
-from raywatch.cli.common import ADDRESS_HELP, CONFIG_HELP, connect, fail, fmt, load_monitor_config
+from raywatch.cli.common import (ADDRESS_HELP, CONFIG_HELP, CONNECT_TIMEOUT, TIMEOUT_HELP, ask, connect, fail, fmt,
+                                 load_monitor_config, no_such_model)
 
 __all__ = ["status", "status_lines", "drift_lines", "quality_parts"]
 
@@ -116,22 +117,30 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
     return lines
 
 
-@click.command()
+OFFLINE_HINT = "Without Ray, the stored history is in the report: raywatch report --sqlite ~/.raywatch/raywatch-stats.sqlite"
+
+
+@click.command(short_help="What the stats actor sees now, and why.")
 @click.option("--model", help="A model key (app/deployment) or model name; all models by default.")
 @click.option("--address", help=ADDRESS_HELP)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help=CONFIG_HELP)
+@click.option("--timeout", default=CONNECT_TIMEOUT, show_default=True, help=TIMEOUT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-def status(model: Optional[str], address: Optional[str], config_path: Optional[str], as_json: bool) -> None:
-    """What the stats actor sees now: traffic, latency, drift, performance, alerts."""
+def status(model: Optional[str], address: Optional[str], config_path: Optional[str], timeout: float, as_json: bool) -> None:
+    """What the stats actor sees now: traffic, latency, drift (and why a column was not
+    tested), data quality, performance, alerts."""
     cfg = load_monitor_config(config_path) if config_path else None
-    connect(address)
-    from raywatch.actor.api import status as get_status
+    connect(address, timeout, offline_hint=OFFLINE_HINT)
+    from raywatch.actor import api
 
-    st = get_status(model, config=cfg)
+    st = ask("status", lambda: api.status(model, config=cfg, timeout=timeout), timeout)
+    if not st.get("actors"):
+        fail("no raywatch stats actor is running on this cluster (is a monitored deployment up?)")
+    if model is not None and not st.get("models"):
+        everything = ask("status", lambda: api.status(None, config=cfg, timeout=timeout), timeout)
+        no_such_model(model, everything.get("models") or {})
     if as_json:
         click.echo(json.dumps(st, indent=2, default=str))
         return
-    if not st.get("actors"):
-        fail("no raywatch stats actor is running on this cluster (is a monitored deployment up?)")
     for line in status_lines(st):
         click.echo(line)
