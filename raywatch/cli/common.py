@@ -52,11 +52,21 @@ RAY_NOTICES = ("ray._private.authentication.authentication_token_setup",)
 authentication is enabled for this Ray cluster…" on every connection."""
 
 
+_THREAD_NOTICE = "SIGTERM handler is not set because current thread"
+
+
+def _not_the_thread_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_THREAD_NOTICE)
+
+
 def quiet_ray_notices() -> None:
-    """Keep Ray's connection notices (:data:`RAY_NOTICES`) out of the commands' output; their
-    errors still show."""
+    """Keep Ray's connection notices out of the commands' output: :data:`RAY_NOTICES` (their
+    errors still show) and the one ``ray.init`` gives when :func:`connect` runs it in a thread."""
     for name in RAY_NOTICES:
         logging.getLogger(name).setLevel(logging.ERROR)
+    worker = logging.getLogger("ray._private.worker")
+    if _not_the_thread_notice not in worker.filters:
+        worker.addFilter(_not_the_thread_notice)
 
 
 def _endpoint(address: str) -> Optional[Tuple[str, int]]:

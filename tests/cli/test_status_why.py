@@ -163,3 +163,16 @@ def test_reasons_from_a_batch_that_carries_the_replicas_notes(profile):
     core.evaluate(now=T0 + 4)
     cols = core.status(KEY)["models"][KEY]["drift"]["columns"]
     assert cols["card_present"]["reason"] == "redacted" and cols["zip"]["observed_types"] == {"str": N}
+
+
+def test_the_readme_sample_is_what_status_prints(profile):
+    """README.md shows these lines (the block marked ``covered-by=tests/cli/test_status_why.py``)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    m = re.search(r"<!-- test: output sample covered-by=tests/cli/test_status_why.py -->\n```text\n(.*?)```", readme, re.S)
+    assert m
+    real = click.unstyle("\n".join(status_lines(_evaluated(profile)))).splitlines()
+    for line in m.group(1).splitlines():
+        assert line in real, (line, real)
