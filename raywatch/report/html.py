@@ -94,19 +94,12 @@ def _has(series: Iterable[Tuple[float, Optional[float]]]) -> bool:
     return any(v is not None for _, v in series)
 
 
-def _latest_drift(windows: Sequence[Mapping[str, Any]], feature: str) -> Optional[Mapping[str, Any]]:
+def _latest(windows: Sequence[Mapping[str, Any]], part: str, feature: str) -> Optional[Mapping[str, Any]]:
+    """The newest window's ``part`` (``drift``, ``quality``) entry of ``feature``."""
     for w in reversed(windows):
-        d = (w.get("drift") or {}).get(feature)
+        d = (w.get(part) or {}).get(feature)
         if d:
             return d
-    return None
-
-
-def _latest_quality(windows: Sequence[Mapping[str, Any]], feature: str) -> Optional[Mapping[str, Any]]:
-    for w in reversed(windows):
-        q = (w.get("quality") or {}).get(feature)
-        if q:
-            return q
     return None
 
 
@@ -229,9 +222,9 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
             ref = f.get("reference") or {}
             cur = f.get("current") or {}
             rl, rc, cc = display_hist(ref, cur)
-            d = _latest_drift(windows, name)
+            d = _latest(windows, "drift", name)
             chart = svg.histogram_pair(rl, rc, cc or None, title=name, subtitle=str(f.get("kind", "")))
-            meta = f"{_badge(d)} {_drift_meta(d)}{_quality_meta(_latest_quality(windows, name))}"
+            meta = f"{_badge(d)} {_drift_meta(d)}{_quality_meta(_latest(windows, 'quality', name))}"
             cards.append(f'<div class="card feat">{chart}<div class="meta">{meta}</div></div>')
         out.append('<div class="grid2">' + "".join(cards) + "</div>")
     else:
