@@ -23,20 +23,32 @@ def port() -> int:
     return free_port()
 
 
-def _require_binary(*names: str) -> str:
+DEBIAN_PACKAGES = {
+    "prometheus": "prometheus", "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager", "alertmanager": "prometheus-alertmanager",
+    "chromium": "chromium", "chromium-browser": "chromium",
+}
+"""The Debian package of each external binary (what ``.ci/run`` installs)."""
+
+
+def _require_binary(test: str, *names: str) -> str:
     for name in names:
         path = shutil.which(name)
         if path:
             return path
-    reason = f"binary {' or '.join(names)!s} not found on PATH (Debian package needed; see .ci/run)"
+    package = DEBIAN_PACKAGES.get(names[0], names[0])
+    reason = (f"{test} needs {' or '.join(names)}, not found on PATH: "
+              f"install the Debian package `{package}` (apt-get install {package}; .ci/run does)")
     if os.environ.get("RAYWATCH_REQUIRE_INTEGRATION") == "1":
-        pytest.fail(reason + " and RAYWATCH_REQUIRE_INTEGRATION=1")
+        pytest.fail(reason + " — RAYWATCH_REQUIRE_INTEGRATION=1 makes this a failure")
     pytest.skip(reason)
 
 
 @pytest.fixture
-def require_binary():
-    return _require_binary
+def require_binary(request):
+    """``require_binary(name, *alternatives)``: the path of the binary, or a skip (a failure
+    with ``RAYWATCH_REQUIRE_INTEGRATION=1``) that names the test and the Debian package."""
+    return lambda *names: _require_binary(request.node.nodeid, *names)
 
 
 @pytest.fixture(scope="session")

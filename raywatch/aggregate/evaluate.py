@@ -12,7 +12,7 @@ go to the alert rules and the exposition.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from raywatch import series
 from raywatch.aggregate.detectors import NAMES
@@ -22,12 +22,18 @@ from raywatch.aggregate.model_series import model_series
 from raywatch.aggregate.windows import Window, aggregate_resources
 from raywatch.config import WindowConfig
 from raywatch.drift import detect_drift
-from raywatch.drift.report import DriftReport
+from raywatch.drift.report import ColumnDrift, ColumnQuality, DriftReport
 
-__all__ = ["Evaluator", "rolling_horizon"]
+__all__ = ["Evaluator", "rolling_horizon", "column_notes", "untested", "UNTESTED_REASONS", "NO_PROFILE"]
 
 _RESOURCE_FIELDS = tuple(m.name for m in series.MODEL_RESOURCES) + (series.GPU_UTILIZATION.name,)
 _QUALITY_FIELDS = tuple(m.name for m in series.QUALITY_SHARES) + ("wrong_type_share",)
+
+
+NO_PROFILE = "no reference profile"
+"""A model's ``drift_note`` when it has no reference profile (nothing to test against)."""
+NO_ROWS = "no feature rows in this period (no request with features, or none sampled)"
+"""A model's ``drift_note`` when its replicas shipped no feature rows."""
 
 
 def rolling_horizon(now: float, wc: WindowConfig) -> float:
@@ -39,18 +45,126 @@ def _resource_fields(res: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: res.get(k) for k in _RESOURCE_FIELDS}
 
 
-def _drift_fields(report: DriftReport) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Per-feature drift and dataset-level fields from a DriftReport."""
+UNTESTED_REASONS = ("disabled", "redacted", "no_reference_values", "no_rows", "wrong_type", "missing", "too_few_rows")
+"""Why a column of the profile was not tested, in the order they are checked: switched off in
+``drift.columns``; removed by a ``capture.redact`` rule; no usable value in the reference; no
+row in the window; most unusable values of the wrong type; most of them missing; else too few
+usable values for ``drift.min_rows``."""
+
+
+def column_notes(windows: Sequence[Any]) -> Tuple[Dict[str, str], Dict[str, Dict[str, int]]]:
+    """What the replicas said about columns in ``windows``: ``redacted`` (column → the
+    ``capture.redact`` pattern that removed it) and ``wrong_types`` (column → observed type
+    name → count), the optional fields of a replica batch that the window aggregates carry.
+
+    >>> class W: pass
+    >>> a, b = W(), W()
+    >>> a.redacted, a.wrong_types = {"card_present": "card_*"}, {"zip": {"str": 3}}
+    >>> b.wrong_types = {"zip": {"str": 2, "float": 1}}
+    >>> column_notes([a, b])
+    ({'card_present': 'card_*'}, {'zip': {'str': 5, 'float': 1}})
+    """
+    redacted: Dict[str, str] = {}
+    wrong: Dict[str, Dict[str, int]] = {}
+    for w in windows:
+        for col, pattern in (getattr(w, "redacted", None) or {}).items():
+            redacted[str(col)] = str(pattern)
+        for col, types in (getattr(w, "wrong_types", None) or {}).items():
+            dst = wrong.setdefault(str(col), {})
+            for name, n in (types or {}).items():
+                dst[str(name)] = dst.get(str(name), 0) + int(n)
+    return redacted, wrong
+
+
+def expected_type(kind: str, families: Any = ()) -> str:
+    """What values a column of ``kind`` takes, for people.
+
+    >>> expected_type("numerical"), expected_type("categorical", {"number"}), expected_type("categorical", {"str"})
+    ('a number', 'a number (its categories are numbers)', 'a string')
+    """
+    if kind == "numerical":
+        return "a number"
+    if kind == "boolean":
+        return "true or false"
+    fams = sorted(families or ())
+    if fams == ["number"]:
+        return "a number (its categories are numbers)"
+    if fams == ["bool"]:
+        return "true or false"
+    if fams == ["str"] or not fams:
+        return "a string"
+    return " or ".join({"str": "a string", "number": "a number", "bool": "a boolean"}.get(f, f) for f in fams)
+
+
+def _count(share: Any, rows: int) -> int:
+    return int(round(float(share or 0.0) * rows))
+
+
+def untested(c: ColumnDrift, q: Optional[ColumnQuality], *, kind: str, families: Any, min_rows: int,
+             redacted: Mapping[str, str], wrong_types: Mapping[str, Mapping[str, int]]) -> Dict[str, Any]:
+    """Why the column ``c`` was not tested: ``reason`` (one of :data:`UNTESTED_REASONS`) and
+    ``why`` (a sentence), with the counts and types it rests on.
+
+    >>> c = ColumnDrift("zip", "categorical", "chisquare", None, None, None, 0.05, False, tested=False,
+    ...                 rows_reference=3000, rows_current=0)
+    >>> q = ColumnQuality("zip", "categorical", 40, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    >>> untested(c, q, kind="categorical", families={"number"}, min_rows=30, redacted={},
+    ...          wrong_types={"zip": {"str": 40}})["why"]
+    'wrong type: got str in 40 of 40 rows, expected a number (its categories are numbers)'
+    """
+    rows = int(q.rows) if q is not None else 0
+    usable = int(c.rows_current)
+    missing = _count(q.missing_share, rows) if q is not None else 0
+    wrong = _count(q.wrong_type_share, rows) if q is not None else 0
+    out: Dict[str, Any] = {"rows": rows, "usable": usable}
+    few = f"{usable} usable value{'s' if usable != 1 else ''}, fewer than drift.min_rows={min_rows}"
+    if c.note == "disabled in the drift config":
+        out.update(reason="disabled", why=f"disabled in drift.columns.{c.name}")
+    elif c.name in redacted:
+        out.update(reason="redacted", redacted_by=redacted[c.name],
+                   why=f"redacted by the capture.redact rule {redacted[c.name]!r}: raywatch never sees it")
+    elif c.rows_reference == 0:
+        out.update(reason="no_reference_values", why="the reference profile has no usable value of it")
+    elif rows == 0:
+        out.update(reason="no_rows", why="no row in this period")
+    elif wrong and wrong >= missing:
+        observed = dict(wrong_types.get(c.name) or {})
+        expected = expected_type(kind, families)
+        got = ", ".join(f"{t}" for t, _ in sorted(observed.items(), key=lambda kv: -kv[1])) if observed else "another type"
+        out.update(reason="wrong_type", observed_types=observed, expected_type=expected,
+                   why=f"wrong type: got {got} in {wrong} of {rows} rows, expected {expected}")
+        if usable:
+            out["why"] += f" ({few})"
+    elif missing:
+        out.update(reason="missing", why=f"missing in {missing} of {rows} rows" + (f" ({few})" if usable else ""))
+    else:
+        out.update(reason="too_few_rows", why=f"too few rows: {few}")
+    return out
+
+
+def _drift_fields(report: DriftReport, profile: Any = None, min_rows: int = 30,
+                  parts: Sequence[Any] = ()) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Per-feature drift and dataset-level fields from a DriftReport. A column that was not
+    tested keeps its entry, with ``tested: False`` and why (:func:`untested`), read from the
+    report and from what the replicas said about the windows ``parts`` (:func:`column_notes`)."""
+    redacted, wrong_types = column_notes(parts)
+    specs = getattr(profile, "specs", None) or {}
     cols = {}
     for name, c in report.columns.items():
-        if not c.tested:
-            continue  # skipped column (too few rows, ...): no verdict to report
-        cols[name] = {"method": c.method, "statistic": c.statistic, "p_value": c.p_value,
-                      "p_value_adjusted": c.p_value_adjusted, "threshold": c.threshold, "drifted": bool(c.drifted)}
+        entry = {"method": c.method, "statistic": c.statistic, "p_value": c.p_value,
+                 "p_value_adjusted": c.p_value_adjusted, "threshold": c.threshold, "drifted": bool(c.drifted)}
+        if not c.tested:  # a tested column's entry has no "tested" key (readers default to True)
+            entry["tested"] = False
+            spec = specs.get(name)
+            entry.update(untested(c, report.quality.get(name), kind=c.kind, families=getattr(spec, "families", ()),
+                                  min_rows=min_rows, redacted=redacted, wrong_types=wrong_types))
+        cols[name] = entry
     quality = {}
     for name, q in report.quality.items():
         entry = {k: getattr(q, k) for k in _QUALITY_FIELDS}  # the fields of ColumnQuality
         entry["issues"] = list(q.issues or [])
+        if name in wrong_types:
+            entry["wrong_types"] = dict(wrong_types[name])
         quality[name] = entry
     extra = {
         series.DATASET_DRIFT.name: bool(report.dataset_drift),
@@ -95,7 +209,9 @@ class Evaluator:
             return None
         return detect_drift(ms.profile, w.summary, ms.config.drift)
 
-    def window_result(self, ms: ModelState, w: Window, seconds: float) -> Dict[str, Any]:
+    def window_result(self, ms: ModelState, w: Window, seconds: float, parts: Optional[Sequence[Window]] = None) -> Dict[str, Any]:
+        """The figures, drift, quality and performance of ``w`` (made of the windows ``parts``:
+        what the replicas said about their columns is read from them; default ``[w]``)."""
         res = w.figures(seconds)
         res.update(_resource_fields(aggregate_resources(w.resources)))
         res[series.DATASET_DRIFT.name] = False
@@ -108,8 +224,12 @@ class Evaluator:
             self.failures.fail("drift", exc)
             report = None
         if report is not None:
-            drift, extra = _drift_fields(report)
+            drift, extra = _drift_fields(report, ms.profile, ms.config.drift.min_rows, [w] if parts is None else parts)
             res.update(extra)
+        elif ms.profile is None:
+            res["drift_note"] = NO_PROFILE
+        elif w.rows == 0:
+            res["drift_note"] = NO_ROWS
         res["drift"] = drift
         perf: Dict[str, Any] = {}
         if w.perf is not None:
@@ -120,11 +240,16 @@ class Evaluator:
         res["performance"] = perf
         return res
 
+    def rolling_parts(self, ms: ModelState, now: float) -> List[Window]:
+        """The windows of the rolling view at ``now``: closed ones, then the open ones."""
+        horizon = rolling_horizon(now, self.wc)
+        return [w for w in ms.closed if w.start >= horizon] + [ms.open[s] for s in sorted(ms.open) if s >= horizon]
+
     def rolling(self, ms: ModelState, now: float) -> Tuple[Window, float]:
         """The rolling view at ``now`` and the seconds it covers."""
         wc = self.wc
         horizon = rolling_horizon(now, wc)
-        ws = [w for w in ms.closed if w.start >= horizon] + [ms.open[s] for s in sorted(ms.open) if s >= horizon]
+        ws = self.rolling_parts(ms, now)
         view = Window.merged(ws) if ws else Window(horizon, horizon + wc.rolling * wc.length)
         begin = max(horizon, ms.first_seen if ms.first_seen is not None else horizon)
         # up to the newest data, which lags ``now`` by the replicas' flush delay; but never
@@ -151,7 +276,7 @@ class Evaluator:
     def evaluate_model(self, ms: ModelState, now: float) -> Dict[str, Any]:
         closed = self.close_windows(ms, now)
         view, seconds = self.rolling(ms, now)
-        res = self.window_result(ms, view, seconds)
+        res = self.window_result(ms, view, seconds, parts=self.rolling_parts(ms, now))
         resources = aggregate_resources(self.live_resources(ms, now))
         res.update(_resource_fields(resources))
         res["resources"] = resources

@@ -2,7 +2,8 @@
 
 Every name comes from :mod:`raywatch.series`; every series carries the model's labels
 (``app``, ``deployment``, ``model``, ``version``) and the catalogue's extra labels
-(``feature``, ``method``, ``gpu``). Counters are the model's live totals; gauges come from
+(``feature``, ``method``, ``gpu``). A column that was not tested gives no drift series
+(its entry in the view says why). Counters are the model's live totals; gauges come from
 the rolling view. A value that is missing or not a number gives no sample.
 """
 
@@ -39,7 +40,8 @@ def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     add(catalogue.CAPTURE_ERRORS_TOTAL, ms.capture_errors_total)
     for m in (catalogue.THROUGHPUT_RPS, catalogue.ERROR_RATE) + tuple(m for m, _ in catalogue.LATENCY_QUANTILES):
         add(m, r.get(m.name))
-    drift: Dict[str, Any] = r.get("drift") or {}
+    # columns that were not tested (their entry says why) have no verdict: no drift series
+    drift: Dict[str, Any] = {f: d for f, d in (r.get("drift") or {}).items() if d.get("tested", True)}
     for feat, d in drift.items():
         method = str(d.get("method"))
         add(catalogue.DRIFT_SCORE, d.get("statistic"), feature=feat, method=method)

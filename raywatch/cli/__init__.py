@@ -9,6 +9,7 @@
     raywatch export prometheus-rules --config configs/monitor.yaml
     raywatch check-config configs/serve-fraud.yaml configs/monitor.yaml
     raywatch deploy configs/serve-fraud.yaml
+    raywatch reset --model fraud/FraudModel  # forget a model's state and history
     raywatch replay-dead-letters dead-letters.jsonl --config configs/monitor.yaml
 
 The CLI prints; the library only logs. What the commands share is in
@@ -21,12 +22,24 @@ import logging
 
 import click
 
-from raywatch.cli import check_config, demo, deploy, export, profile, replay_dead_letters, report, status
+from raywatch.cli import check_config, demo, deploy, export, profile, replay_dead_letters, report, reset, status
+from raywatch.cli.common import quiet_ray_notices
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The command list shows each command's summary whole (click cuts it at 45 characters)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=200)) for name, cmd in
+                ((n, self.get_command(ctx, n)) for n in self.list_commands(ctx)) if cmd is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="raywatch", prog_name="raywatch")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
@@ -37,9 +50,10 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_ray_notices()  # Ray 2.60's "Token authentication is enabled…" on every connection
 
 
 for _command in (check_config.check_config, demo.demo, deploy.deploy, export.export, profile.profile,
-                 replay_dead_letters.replay_dead_letters, report.report, status.status):
+                 replay_dead_letters.replay_dead_letters, report.report, reset.reset, status.status):
     main.add_command(_command)
 del _command

@@ -6,7 +6,7 @@ from typing import Dict, Optional
 
 import click
 
-from raywatch.cli.common import ADDRESS_HELP, config_error, connect, fail
+from raywatch.cli.common import ADDRESS_HELP, CONNECT_TIMEOUT, TIMEOUT_HELP, config_error, connect, fail
 from raywatch.config import ConfigError
 
 __all__ = ["deploy", "print_states"]
@@ -17,11 +17,12 @@ def print_states(states: Dict[str, str]) -> None:
     click.echo("  " + ", ".join(f"{n}: {s}" for n, s in states.items()))
 
 
-@click.command()
+@click.command(short_help="Check a serve config YAML, then deploy it.")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--address", help=ADDRESS_HELP)
+@click.option("--connect-timeout", default=CONNECT_TIMEOUT, show_default=True, help=TIMEOUT_HELP)
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for the applications to run.")
-def deploy(config: str, address: Optional[str], timeout: float) -> None:
+def deploy(config: str, address: Optional[str], connect_timeout: float, timeout: float) -> None:
     """Check a serve config YAML (raywatch's parts included) and deploy it, like `serve deploy`.
 
     Relative `monitor:`/`profile:` paths are resolved against the YAML file's directory.
@@ -32,7 +33,7 @@ def deploy(config: str, address: Optional[str], timeout: float) -> None:
         load_serve_config(config)  # before touching Ray
     except ConfigError as err:
         config_error(err)
-    connect(address)
+    connect(address, connect_timeout)
     try:
         deploy_serve_config(config, timeout=timeout, on_change=print_states)
     except ConfigError as err:

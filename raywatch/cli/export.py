@@ -22,7 +22,7 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
 """Each export: the function of :mod:`raywatch.export` that makes it, and its format."""
 
 
-@click.command()
+@click.command(short_help="Files for Prometheus, Alertmanager, Grafana, Datadog.")
 @click.argument("what", type=click.Choice(sorted(EXPORTS)))
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="raywatch YAML whose alert rules to export (default: raywatch's defaults).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (default: standard output).")
@@ -37,6 +37,9 @@ def export(what: str, config_path: Optional[str], output: Optional[str]) -> None
             cfg = load_config(config_path, unset_env=unset)
         except ConfigError as err:
             config_error(err)
+        if unset:
+            click.echo(f"note: unset environment variables: {', '.join(sorted(unset))} "
+                       "(the exports hold no secrets; set them before deploying)", err=True)
     else:
         cfg = MonitorConfig()
         click.echo("note: no --config given; exporting raywatch's defaults (no alert rules)", err=True)

@@ -13,7 +13,7 @@ from raywatch.stats.tables import FORMATS
 __all__ = ["profile"]
 
 
-@click.group()
+@click.group(short_help="Build or show a reference profile.")
 def profile() -> None:
     """Reference profiles: what the training data looked like."""
 

@@ -13,7 +13,7 @@ from raywatch.cli.common import fail, load_monitor_config
 __all__ = ["replay_dead_letters"]
 
 
-@click.command("replay-dead-letters")
+@click.command("replay-dead-letters", short_help="Send a dead-letter file's notifications again.")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False), help="raywatch YAML with the sinks (secrets come from it).")
 @click.option("--sink", "sinks", multiple=True, help="Only replay notifications of this sink. Repeatable.")

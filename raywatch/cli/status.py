@@ -8,9 +8,10 @@ from typing import Any, List, Mapping, Optional
 import click
 
 from raywatch import series
-from raywatch.cli.common import ADDRESS_HELP, CONFIG_HELP, connect, fail, fmt, load_monitor_config
+from raywatch.cli.common import (ADDRESS_HELP, CONFIG_HELP, CONNECT_TIMEOUT, TIMEOUT_HELP, ask, connect, fail, fmt,
+                                 load_monitor_config, no_such_model)
 
-__all__ = ["status", "status_lines"]
+__all__ = ["status", "status_lines", "drift_lines", "quality_parts"]
 
 
 def _traffic_line(m: Mapping[str, Any]) -> str:
@@ -35,6 +36,62 @@ def _alert_line(a: Mapping[str, Any]) -> str:
     )
 
 
+P_ADJ_LEGEND = "p_adj: the p-value adjusted across columns (drift.correction), the one compared with drift.alpha"
+
+
+def _verdict(d: Mapping[str, Any]) -> str:
+    """``DRIFT (p_adj=3e-12)`` / ``ok (p_adj=0.41)``; a distance method shows its statistic
+    against its threshold."""
+    mark = click.style("DRIFT", fg="red", bold=True) if d.get("drifted") else "ok"
+    p_adj, stat, thr = d.get("p_value_adjusted"), d.get("statistic"), d.get("threshold")
+    if _is_num(p_adj):
+        return f"{mark} (p_adj={p_adj:.2g})"
+    if _is_num(stat) and _is_num(thr):
+        return f"{mark} ({d.get('method', 'score')}={stat:.3g}, threshold {thr:.3g})"
+    return mark
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def quality_parts(quality: Mapping[str, Any]) -> List[str]:
+    """``zip wrong_type_share 100% (reference 0%)`` for each data-quality issue."""
+    parts = []
+    for f, q in quality.items():
+        for issue in q.get("issues") or []:
+            ref = q.get(f"{issue}_reference")
+            parts.append(f"{f} {issue} {fmt((q.get(issue) or 0) * 100, '%')}"
+                         + (f" (reference {fmt(ref * 100, '%')})" if _is_num(ref) else ""))
+    return parts
+
+
+def drift_lines(m: Mapping[str, Any]) -> List[str]:
+    """A model's drift verdicts (with the p-value that decides), why each untested column
+    was not tested, and its data-quality issues."""
+    cols = (m.get("drift") or {}).get("columns") or {}
+    tested = {f: d for f, d in cols.items() if d.get("tested", True)}
+    untested = {f: d for f, d in cols.items() if not d.get("tested", True)}
+    lines: List[str] = []
+    if tested:
+        lines.append("  drift: " + ", ".join(f"{f} {_verdict(d)}" for f, d in tested.items()))
+        if any(_is_num(d.get("p_value_adjusted")) for d in tested.values()):
+            lines.append(click.style(f"         ({P_ADJ_LEGEND})", dim=True))
+    elif not m.get("profile"):
+        lines.append("  drift: not tested — no reference profile (give profile_path, or profile: in the serve config)")
+    elif untested:
+        lines.append("  drift: no column could be tested")
+    else:
+        note = (m.get("rolling") or {}).get("drift_note") or "no feature rows yet"
+        lines.append(f"  drift: not tested — {note}")
+    for f, d in untested.items():
+        lines.append(f"    {f} " + click.style("untested", fg="yellow") + f": {d.get('why') or d.get('reason') or 'not tested'}")
+    issues = quality_parts(m.get("quality") or {})
+    if issues:
+        lines.append("  quality: " + ", ".join(issues))
+    return lines
+
+
 def status_lines(st: Mapping[str, Any]) -> List[str]:
     """Human-readable lines for ``raywatch.status()``'s answer."""
     lines: List[str] = []
@@ -44,16 +101,7 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
     for key, m in models.items():
         lines.append(click.style(key, bold=True) + "  " + " ".join(f"{k}={v}" for k, v in (m.get("labels") or {}).items() if v))
         lines.append(_traffic_line(m))
-        drift = (m.get("drift") or {}).get("columns") or {}
-        if drift:
-            parts = []
-            for f, d in drift.items():
-                p = d.get("p_value")
-                mark = click.style("DRIFT", fg="red", bold=True) if d.get("drifted") else "ok"
-                parts.append(f"{f} {mark}" + (f" (p={p:.2g})" if isinstance(p, (int, float)) else ""))
-            lines.append("  drift: " + ", ".join(parts))
-        elif not m.get("profile"):
-            lines.append("  drift: no reference profile")
+        lines.extend(drift_lines(m))
         perf = {k: v for k, v in (m.get("performance") or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if perf:
             lines.append("  performance: " + ", ".join(f"{k} {fmt(v)}" for k, v in perf.items()))
@@ -69,22 +117,30 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
     return lines
 
 
-@click.command()
+OFFLINE_HINT = "Without Ray, the stored history is in the report: raywatch report --sqlite ~/.raywatch/raywatch-stats.sqlite"
+
+
+@click.command(short_help="What the stats actor sees now, and why.")
 @click.option("--model", help="A model key (app/deployment) or model name; all models by default.")
 @click.option("--address", help=ADDRESS_HELP)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help=CONFIG_HELP)
+@click.option("--timeout", default=CONNECT_TIMEOUT, show_default=True, help=TIMEOUT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-def status(model: Optional[str], address: Optional[str], config_path: Optional[str], as_json: bool) -> None:
-    """What the stats actor sees now: traffic, latency, drift, performance, alerts."""
+def status(model: Optional[str], address: Optional[str], config_path: Optional[str], timeout: float, as_json: bool) -> None:
+    """What the stats actor sees now: traffic, latency, drift (and why a column was not
+    tested), data quality, performance, alerts."""
     cfg = load_monitor_config(config_path) if config_path else None
-    connect(address)
-    from raywatch.actor.api import status as get_status
+    connect(address, timeout, offline_hint=OFFLINE_HINT)
+    from raywatch.actor import api
 
-    st = get_status(model, config=cfg)
+    st = ask("status", lambda: api.status(model, config=cfg, timeout=timeout), timeout)
+    if not st.get("actors"):
+        fail("no raywatch stats actor is running on this cluster (is a monitored deployment up?)")
+    if model is not None and not st.get("models"):
+        everything = ask("status", lambda: api.status(None, config=cfg, timeout=timeout), timeout)
+        no_such_model(model, everything.get("models") or {})
     if as_json:
         click.echo(json.dumps(st, indent=2, default=str))
         return
-    if not st.get("actors"):
-        fail("no raywatch stats actor is running on this cluster (is a monitored deployment up?)")
     for line in status_lines(st):
         click.echo(line)

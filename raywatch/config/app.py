@@ -12,7 +12,7 @@ raywatch.config.base.ConfigError: raywatch.serve:app args: monitor.drift.alpha: 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Set, Union
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -82,18 +82,20 @@ class MonitoredAppArgs(StrictModel):
         # Ray Serve validates a builder's args with this; report problems our way.
         return validate_args(obj)
 
-    def monitor_config(self, deployment: Optional[str] = None, where: str = APP_ARGS_SOURCE) -> MonitorConfig:
-        """The monitor's configuration (for ``deployment``, with its ``overrides``)."""
+    def monitor_config(self, deployment: Optional[str] = None, where: str = APP_ARGS_SOURCE, *,
+                       unset_env: Optional[Set[str]] = None) -> MonitorConfig:
+        """The monitor's configuration (for ``deployment``, with its ``overrides``); ``unset_env``
+        as in :func:`~raywatch.config.parse_config`."""
         if isinstance(self.monitor, str):
-            base = load_config(self.monitor)
+            base = load_config(self.monitor, unset_env=unset_env)
         else:
-            base = _parse_prefixed(self.monitor or {}, where, "monitor.")
+            base = _parse_prefixed(self.monitor or {}, where, "monitor.", unset_env)
         over = self.overrides.get(deployment) if deployment else None
         if not over:
             return base
         # merge what the user wrote (not a dump of the validated model, which holds derived fields)
         data = deep_merge(self.raw_monitor(), over)
-        return _parse_prefixed(data, where, f"overrides.{deployment}.")
+        return _parse_prefixed(data, where, f"overrides.{deployment}.", unset_env)
 
     def raw_monitor(self) -> Dict[str, Any]:
         """The monitor settings as written: the inline mapping, or the YAML file's mapping."""
@@ -102,15 +104,16 @@ class MonitoredAppArgs(StrictModel):
         return dict(self.monitor or {})
 
 
-def _parse_prefixed(data: Any, where: str, prefix: str) -> MonitorConfig:
+def _parse_prefixed(data: Any, where: str, prefix: str, unset_env: Optional[Set[str]] = None) -> MonitorConfig:
     try:
-        return parse_config(data, MonitorConfig)
+        return parse_config(data, MonitorConfig, unset_env=unset_env)
     except ConfigError as err:
         raise ConfigError([f"{where}: {prefix}{p}" for p in err.problems], where) from None
 
 
-def validate_args(obj: Any, where: str = APP_ARGS_SOURCE) -> MonitoredAppArgs:
-    """Validate builder args; errors name ``where`` and the field path."""
+def validate_args(obj: Any, where: str = APP_ARGS_SOURCE, *, unset_env: Optional[Set[str]] = None) -> MonitoredAppArgs:
+    """Validate builder args; errors name ``where`` and the field path. With ``unset_env`` (a
+    set), unset ``${VAR}`` references in the monitor settings are collected there, not errors."""
     if isinstance(obj, MonitoredAppArgs):
         return obj
     if not isinstance(obj, Mapping):
@@ -119,7 +122,7 @@ def validate_args(obj: Any, where: str = APP_ARGS_SOURCE) -> MonitoredAppArgs:
         args = super(MonitoredAppArgs, MonitoredAppArgs).model_validate(dict(obj))
     except ValidationError as err:
         raise ConfigError(_problems(err, where), where) from None
-    args.monitor_config(where=where)  # inline monitor settings are checked now, not in the replicas
+    args.monitor_config(where=where, unset_env=unset_env)  # inline monitor settings are checked now, not in the replicas
     for name in args.overrides:
-        args.monitor_config(name, where=where)
+        args.monitor_config(name, where=where, unset_env=unset_env)
     return args

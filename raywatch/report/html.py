@@ -94,17 +94,24 @@ def _has(series: Iterable[Tuple[float, Optional[float]]]) -> bool:
     return any(v is not None for _, v in series)
 
 
-def _latest_drift(windows: Sequence[Mapping[str, Any]], feature: str) -> Optional[Mapping[str, Any]]:
+def _latest(windows: Sequence[Mapping[str, Any]], part: str, feature: str) -> Optional[Mapping[str, Any]]:
+    """The newest window's ``part`` (``drift``, ``quality``) entry of ``feature``."""
     for w in reversed(windows):
-        d = (w.get("drift") or {}).get(feature)
+        d = (w.get(part) or {}).get(feature)
         if d:
             return d
     return None
 
 
+def _tested(d: Mapping[str, Any]) -> bool:
+    return bool(d.get("tested", True))
+
+
 def _badge(d: Optional[Mapping[str, Any]]) -> str:
     if not d:
         return '<span class="badge na">not tested yet</span>'
+    if not _tested(d):
+        return '<span class="badge na">not tested</span>'
     if d.get("drifted"):
         return '<span class="badge drift">drift</span>'
     return '<span class="badge ok">no drift</span>'
@@ -113,12 +120,29 @@ def _badge(d: Optional[Mapping[str, Any]]) -> str:
 def _drift_meta(d: Optional[Mapping[str, Any]]) -> str:
     if not d:
         return "no drift test in this period"
+    if not _tested(d):
+        return escape(str(d.get("why") or d.get("reason") or "not tested"))
     parts = [f"method {escape(str(d.get('method', '?')))}"]
     if _num(d.get("statistic")) is not None:
         parts.append(f"statistic {svg.format_value(d['statistic'])}")
-    if _num(d.get("p_value")) is not None:
+    if _num(d.get("p_value_adjusted")) is not None:  # the p-value that decides
+        parts.append(f"p_adj {svg.format_value(d['p_value_adjusted'])} (after the correction across features)")
+    elif _num(d.get("p_value")) is not None:
         parts.append(f"p-value {svg.format_value(d['p_value'])}")
     return " · ".join(parts)
+
+
+def _quality_meta(q: Optional[Mapping[str, Any]]) -> str:
+    """The data-quality issues of a feature, each share beside the reference's rate."""
+    issues = list((q or {}).get("issues") or [])
+    if not issues:
+        return ""
+    parts = []
+    for issue in issues:
+        v, ref = _num(q.get(issue)), _num(q.get(f"{issue}_reference"))
+        parts.append(f"{escape(issue)} {svg.format_value(None if v is None else v * 100, '%')}"
+                     + (f" (reference {svg.format_value(ref * 100, '%')})" if ref is not None else ""))
+    return '<div class="quality">data quality: ' + ", ".join(parts) + "</div>"
 
 
 def _tile(key: str, value: str, bad: bool = False) -> str:
@@ -191,22 +215,26 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
 
     # ---- distributions
     out.append("<h3>Feature distributions: reference vs current</h3>")
+    note = last.get("drift_note")
     if features:
         cards = []
         for name, f in features.items():
             ref = f.get("reference") or {}
             cur = f.get("current") or {}
             rl, rc, cc = display_hist(ref, cur)
-            d = _latest_drift(windows, name)
+            d = _latest(windows, "drift", name)
             chart = svg.histogram_pair(rl, rc, cc or None, title=name, subtitle=str(f.get("kind", "")))
-            cards.append(f'<div class="card feat">{chart}<div class="meta">{_badge(d)} {_drift_meta(d)}</div></div>')
+            meta = f"{_badge(d)} {_drift_meta(d)}{_quality_meta(_latest(windows, 'quality', name))}"
+            cards.append(f'<div class="card feat">{chart}<div class="meta">{meta}</div></div>')
         out.append('<div class="grid2">' + "".join(cards) + "</div>")
     else:
-        out.append('<p class="note">No reference profile registered for this model, so no distributions or drift tests.</p>')
+        out.append('<p class="note">No reference profile registered for this model, so no distributions or drift tests'
+                   + (f" ({escape(str(note))})" if note and "profile" not in str(note) else "") + ".</p>")
 
     # ---- drift over time
-    drift_feats = [f for f in features if any((w.get("drift") or {}).get(f) for w in windows)]
-    drift_feats += sorted({f for w in windows for f in (w.get("drift") or {}) if f not in features})
+    tested = [{f: d for f, d in (w.get("drift") or {}).items() if d and _tested(d)} for w in windows]
+    drift_feats = [f for f in features if any(t.get(f) for t in tested)]
+    drift_feats += sorted({f for t in tested for f in t if f not in features})
     if drift_feats:
         out.append("<h3>Drift over time</h3>")
         starts = [_t(w) or 0.0 for w in windows]

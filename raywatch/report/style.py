@@ -23,6 +23,7 @@ nav a { margin-right:14px; color:#9fd3ff; }
 .badge.ok { background:#e9f7ef; color:var(--ok); }
 .badge.na { background:#eef0f2; color:var(--muted); }
 .feat .meta { font-size:12px; color:var(--muted); padding:0 6px 4px; }
+.feat .quality { color:var(--bad); margin-top:2px; }
 table { border-collapse:collapse; width:100%; font-size:13px; background:var(--card); }
 th, td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:#f0f3f6; }

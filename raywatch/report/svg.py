@@ -257,6 +257,37 @@ def line_chart(
     return "".join(out)
 
 
+TICK_CHAR_WIDTH = 6.5
+"""At most this many pixels per character of a tick label (10 px DejaVu Sans / Helvetica)."""
+
+
+def _axis_labels(labels: Sequence[str], left: float, bw: float, width: float, gap: float = 6.0) -> List[Tuple[float, str]]:
+    """The x-axis labels of ``len(labels)`` bins of width ``bw``: every k-th label, whole, with
+    the smallest k at which no two neighbours overlap, and each kept inside the chart.
+
+    >>> [t for _, t in _axis_labels(["0–10", "10–20", "20–30", "30–40", "40–50"], 44, 17, 460)]
+    ['0–10', '30–40']
+    """
+    n = len(labels)
+    if n == 0:
+        return []
+    widths = [len(t) * TICK_CHAR_WIDTH for t in labels]
+    k = 1
+    while k < n:
+        shown = range(0, n, k)
+        if all((widths[i] + widths[i + k]) / 2 + gap <= k * bw for i in shown if i + k < n):
+            break
+        k += 1
+    out = []
+    for i in range(0, n, k):
+        half = widths[i] / 2
+        x = min(max(left + (i + 0.5) * bw, half + 1), width - half - 1)
+        if out and x - out[-1][0] < (widths[i] + len(out[-1][1]) * TICK_CHAR_WIDTH) / 2 + gap:
+            continue  # pushed back inside the chart onto its neighbour: leave it out
+        out.append((x, labels[i]))
+    return out
+
+
 def histogram_pair(
     labels: Sequence[str],
     reference: Sequence[float],
@@ -304,13 +335,8 @@ def histogram_pair(
                 f'<rect x="{x + bw * (0.08 + inner):.1f}" y="{top + ph - h2:.1f}" width="{max(bw * inner, 0.8):.1f}" height="{h2:.1f}" '
                 f'fill="{CURRENT_COLOR}"><title>{escape(labels[i] if i < len(labels) else "")}: current {cshare[i]:.1%}</title></rect>'
             )
-    # x labels: all of them when few, else about six
-    every = max(1, math.ceil(n / 6))
-    for i in range(0, n, every):
-        lab = labels[i] if i < len(labels) else ""
-        if len(lab) > 12:
-            lab = lab[:11] + "…"
-        out.append(f'<text class="tick" x="{left + (i + 0.5) * bw:.1f}" y="{top + ph + 13}" text-anchor="middle">{escape(lab)}</text>')
+    for x, lab in _axis_labels(labels[:n], left, bw, width):
+        out.append(f'<text class="tick" x="{x:.1f}" y="{top + ph + 13}" text-anchor="middle">{escape(lab)}</text>')
     ly = height - 8
     out.append(f'<rect x="{left}" y="{ly - 9}" width="10" height="10" fill="{REFERENCE_COLOR}"/>')
     out.append(f'<text class="legend" x="{left + 14}" y="{ly}">reference</text>')

@@ -165,7 +165,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def test_repository_configs_are_valid(monkeypatch):
     import re
 
-    paths = sorted(str(p) for p in CONFIGS.glob("serve-*.yaml")) + sorted(str(p) for p in CONFIGS.glob("monitor*.yaml"))
+    paths = sorted(str(p) for p in CONFIGS.glob("serve-*.yaml") if p.name != "serve-bad.yaml")  # the README's bad example
+    paths += sorted(str(p) for p in CONFIGS.glob("monitor*.yaml"))
     assert len(paths) >= 5
     for p in CONFIGS.glob("monitor*.yaml"):
         for name in set(re.findall(r"\$\{(\w+)\}", p.read_text())):
@@ -306,7 +307,8 @@ def test_status_lines_summarize_the_query_api():
         "profile": True, "totals": {"requests": 1234},
         "rolling": {"throughput_rps": 40.2, "error_rate": 0.0, "latency_p50_seconds": 0.0035, "latency_p95_seconds": 0.012,
                     "latency_p99_seconds": 0.03},
-        "drift": {"columns": {"amount": {"drifted": True, "p_value": 1e-30}, "hour": {"drifted": False, "p_value": 0.4}}},
+        "drift": {"columns": {"amount": {"drifted": True, "p_value": 1e-31, "p_value_adjusted": 1e-30},
+                              "hour": {"drifted": False, "p_value": 0.2, "p_value_adjusted": 0.4}}},
         "performance": {"accuracy": 0.98, "rows": 500}, "resources": {"cpu_percent": 12.0, "rss_bytes": 2.5e8},
         "replicas": {"r1": {}, "r2": {}},
         "alerts": [{"state": "firing", "labels": {"alertname": "FeatureDrift", "severity": "warning", "feature": "amount"},
@@ -314,7 +316,7 @@ def test_status_lines_summarize_the_query_api():
     }}}
     text = click.unstyle("\n".join(status_lines(st)))
     assert "requests 1,234" in text and "p95 12 ms" in text and "replicas 2" in text
-    assert "amount DRIFT (p=1e-30)" in text and "hour ok (p=0.4)" in text
+    assert "amount DRIFT (p_adj=1e-30)" in text and "hour ok (p_adj=0.4)" in text  # the p-value that decides
     assert "accuracy 0.98" in text and "rows 500" in text
     assert "FIRING FeatureDrift [warning] feature=amount — amount drifted" in text
     assert status_lines({"models": {}}) == ["no model has reported to the stats actor yet"]

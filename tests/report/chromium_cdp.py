@@ -36,9 +36,11 @@ class PageResult:
     png: bytes
     problems: List[str] = field(default_factory=list)  # console errors/warnings, exceptions, error logs
     counts: Dict[str, Any] = field(default_factory=dict)
+    values: Dict[str, Any] = field(default_factory=dict)  # results of the JavaScript expressions asked for
 
 
-async def _open(chromium: str, url: str, width: int, height: int, selectors: Dict[str, str]) -> PageResult:
+async def _open(chromium: str, url: str, width: int, height: int, selectors: Dict[str, str],
+                expressions: Dict[str, str]) -> PageResult:
     with tempfile.TemporaryDirectory(prefix="rw-chromium-") as profile:
         proc = subprocess.Popen(
             [chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
@@ -94,6 +96,10 @@ async def _open(chromium: str, url: str, width: int, height: int, selectors: Dic
                     for name, sel in selectors.items():
                         res = await call("Runtime.evaluate", expression=f"document.querySelectorAll({json.dumps(sel)}).length", returnByValue=True)
                         counts[name] = res["result"]["value"]
+                    values = {}
+                    for name, expr in expressions.items():
+                        res = await call("Runtime.evaluate", expression=expr, returnByValue=True)
+                        values[name] = res["result"].get("value")
                     shot = await call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
         finally:
             proc.terminate()
@@ -111,9 +117,12 @@ async def _open(chromium: str, url: str, width: int, height: int, selectors: Dic
             problems.append("exception: " + str(p.get("exceptionDetails", {}).get("exception", {}).get("description") or p.get("exceptionDetails", {}).get("text")))
         elif m == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
             problems.append(f"log {p['entry']['level']}: {p['entry'].get('text')} {p['entry'].get('url', '')}")
-    return PageResult(png=base64.b64decode(shot["data"]), problems=problems, counts=counts)
+    return PageResult(png=base64.b64decode(shot["data"]), problems=problems, counts=counts, values=values)
 
 
-def open_page(chromium: str, path: os.PathLike, width: int = 1100, height: int = 3000, selectors: Dict[str, str] | None = None) -> PageResult:
+def open_page(chromium: str, path: os.PathLike, width: int = 1100, height: int = 3000, selectors: Dict[str, str] | None = None,
+              expressions: Dict[str, str] | None = None) -> PageResult:
+    """Open ``path``; ``selectors`` are counted, ``expressions`` (JavaScript returning JSON-able
+    values) evaluated once the page has loaded."""
     url = Path(path).resolve().as_uri()
-    return asyncio.run(_open(chromium, url, width, height, selectors or {}))
+    return asyncio.run(_open(chromium, url, width, height, selectors or {}, expressions or {}))

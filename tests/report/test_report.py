@@ -107,3 +107,135 @@ def test_report_renders_in_headless_chromium(tmp_path, require_binary):
     # charts sit in the body, below the header: content in the lower half too
     lower = img[1500:2900]
     assert len(np.unique(lower[::4, ::4].reshape(-1, 3), axis=0)) > 100
+
+
+def _with_untested_and_quality_issues() -> dict:
+    h = make_history()
+    last = h["models"]["fraud/FraudModel"]["windows"][-1]
+    last["drift"]["merchant_category"] = {
+        "method": "chisquare", "statistic": None, "p_value": None, "p_value_adjusted": None, "drifted": False,
+        "tested": False, "reason": "wrong_type", "observed_types": {"int": 2000}, "expected_type": "a string",
+        "why": "wrong type: got int in 2000 of 2000 rows, expected a string",
+    }
+    last["drift"]["card_present"] = {
+        "method": "ztest", "statistic": None, "p_value": None, "drifted": False, "tested": False, "reason": "redacted",
+        "redacted_by": "card_*", "why": "redacted by the capture.redact rule 'card_*': raywatch never sees it",
+    }
+    last["drift"]["amount"]["p_value_adjusted"] = 4e-9
+    last["quality"] = {
+        "merchant_category": {"wrong_type_share": 1.0, "wrong_type_share_reference": 0.0, "issues": ["wrong_type_share"]},
+        "card_present": {"missing_share": 1.0, "missing_share_reference": 0.0, "issues": ["missing_share"]},
+        "hour": {"missing_share": 0.0, "issues": []},
+    }
+    return h
+
+
+def _card(page: str, feature: str) -> str:
+    start = page.index(f'aria-label="{feature}"')
+    return page[start:page.index("</div></div>", start)]
+
+
+def test_report_says_why_a_feature_was_not_tested_and_shows_quality_issues():
+    page = render_report(_with_untested_and_quality_issues())
+    cat = _card(page, "merchant_category")
+    assert '<span class="badge na">not tested</span>' in cat
+    assert "wrong type: got int in 2000 of 2000 rows, expected a string" in cat
+    assert "data quality: wrong_type_share 100% (reference 0%)" in cat
+    card = _card(page, "card_present")
+    assert "redacted by the capture.redact rule &#x27;card_*&#x27;" in card
+    assert "data quality: missing_share 100% (reference 0%)" in card
+    # a tested feature: the verdict with the p-value that decides it, named
+    amount = _card(page, "amount")
+    assert '<span class="badge drift">drift</span>' in amount and "p_adj 4.00e-09" in amount
+    assert "data quality" not in _card(page, "hour")
+    # the latest verdict of a feature is its latest test, not an older one
+    assert "not tested yet" not in page
+
+
+def test_report_says_when_a_model_has_no_reference_profile():
+    h = {"models": {"a/B": {"labels": {}, "features": {}, "windows": [
+        {"start": 0, "end": 10, "requests": 5, "drift": {}, "drift_note": "no reference profile"}]}}, "alerts": []}
+    page = render_report(h)
+    assert "No reference profile registered for this model" in page
+
+
+def _x_labels(svg_text: str):
+    """The x-axis labels of a histogram: (x, text) of each tick text below the plot."""
+    top = 26
+    ticks = re.findall(r'<text class="tick" x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', svg_text)
+    ys = [float(y) for _, y, _ in ticks]
+    axis_y = max(ys)
+    assert axis_y > top
+    import html
+
+    return [(float(x), html.unescape(t)) for x, y, t in ticks if float(y) == axis_y]
+
+
+def test_histogram_axis_labels_are_whole_and_spaced():
+    """The score column of the fraud model (log-spaced bins from 1e-3 to 0.6): its labels were
+    cut with "…" and overlapped (`≤9.84e-04 0.00237–0.0…`)."""
+    from deployments.fraud import reference_profile
+
+    from raywatch.report import svg
+    from raywatch.report.bins import display_hist
+
+    prof = reference_profile()
+    for name in ("probability", "account_age_days", "merchant_category", "amount"):
+        h = prof.histogram(name)
+        labels, rc, cc = display_hist(h, h)
+        chart = svg.histogram_pair(labels, rc, cc, title=name)
+        shown = _x_labels(chart)
+        assert len(shown) >= 2, name
+        assert all("…" not in t and t in labels for _, t in shown), shown
+        for (x0, t0), (x1, t1) in zip(shown, shown[1:]):
+            # at most 6.5 px per character at the tick's 10 px font, 4 px apart
+            assert x1 - x0 >= (len(t0) + len(t1)) * 6.5 / 2 + 4, (name, t0, t1, x1 - x0)
+        assert shown[0][0] - len(shown[0][1]) * 6.5 / 2 >= 0 and shown[-1][0] + len(shown[-1][1]) * 6.5 / 2 <= 460
+
+
+# every histogram's x-axis tick labels (the lowest row of tick texts), as rendered boxes
+_LABEL_BOXES_JS = """
+Array.from(document.querySelectorAll('.feat svg.chart')).map(svg => {
+  const ticks = Array.from(svg.querySelectorAll('text.tick'));
+  const y = Math.max(...ticks.map(t => +t.getAttribute('y')));
+  const chart = svg.getBoundingClientRect();
+  return {name: svg.getAttribute('aria-label'), left: chart.left, right: chart.right,
+          labels: ticks.filter(t => +t.getAttribute('y') === y).map(t => {
+            const r = t.getBoundingClientRect(); return {text: t.textContent, left: r.left, right: r.right};
+          })};
+})
+"""
+
+
+@pytest.mark.integration
+def test_histogram_axis_labels_do_not_overlap_in_chromium(tmp_path, require_binary):
+    """The fraud model's features and predictions (its score column has log-spaced bins from
+    1e-3 to 0.6), rendered: no two x-axis labels of a histogram overlap, none is cut, all
+    sit inside their chart. The screenshot is left in tmp_path/axis.png."""
+    chromium = require_binary("chromium", "chromium-browser")
+    from chromium_cdp import open_page
+
+    from deployments.fraud import PREDICTIONS, reference_profile
+    from deployments.fraud_data import FEATURES, generate_transactions
+
+    prof = reference_profile()
+    cols, _ = generate_transactions(3000, seed=3, drift={"amount": 3.0})
+    summary = prof.summarize(cols)
+    kinds = {**FEATURES, **PREDICTIONS}
+    feats = {n: {"kind": kinds.get(n, ""), "reference": prof.histogram(n), "current": prof.histogram(n, summary)}
+             for n in prof.columns}
+    h = make_history()
+    h["models"]["fraud/FraudModel"]["features"] = feats
+    path = write_report(h, tmp_path / "report.html")
+    res = open_page(chromium, path, width=1100, height=2400, expressions={"charts": _LABEL_BOXES_JS})
+    (tmp_path / "axis.png").write_bytes(res.png)
+    assert res.problems == []
+    charts = res.values["charts"]
+    assert {c["name"] for c in charts} == set(prof.columns) and "probability" in prof.columns
+    for c in charts:
+        labels = c["labels"]
+        assert len(labels) >= 2, c
+        assert all("…" not in lab["text"] for lab in labels), c
+        assert labels[0]["left"] >= c["left"] and labels[-1]["right"] <= c["right"], c
+        for a, b in zip(labels, labels[1:]):
+            assert b["left"] - a["right"] >= 2, (c["name"], a, b)

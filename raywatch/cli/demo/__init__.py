@@ -26,11 +26,22 @@ from typing import Optional
 
 import click
 
+from raywatch.cli.demo.traffic import MIN_DURATION
+
 __all__ = ["demo"]
 
 
-@click.command()
-@click.option("--duration", default=100.0, show_default=True, help="Seconds of traffic (the whole demo takes about a minute more).")
+def _duration(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value < MIN_DURATION:
+        raise click.BadParameter(
+            f"at least {MIN_DURATION:g} seconds, got {value:g}: the drift is injected at 30 % of the duration and the "
+            "latency regression at 50 %, and each needs a few 10 s windows to be detected")
+    return value
+
+
+@click.command(short_help="Watch raywatch catch a drift and a latency regression.")
+@click.option("--duration", default=100.0, show_default=True, callback=_duration,
+              help=f"Seconds of traffic, at least {MIN_DURATION:g} (the whole demo takes about a minute more).")
 @click.option("--rps", default=40.0, show_default=True, help="Requests per second sent to the model.")
 @click.option("--out", "out_dir", default="raywatch-demo", show_default=True, type=click.Path(file_okay=False), help="Directory for the report, alerts.jsonl and the SQLite file.")
 @click.option("--config", "serve_config", type=click.Path(exists=True, dir_okay=False), help="Serve config YAML of the fraud example to deploy (default: configs/serve-demo.yaml; app `fraud`, deployment `FraudModel`).")

@@ -54,9 +54,12 @@ def status_block(t: float, st: Dict[str, Any], traffic: Traffic) -> List[str]:
     if cols:
         parts = []
         for f, d in cols.items():
-            p = d.get("p_value")
+            p = d.get("p_value_adjusted")  # the p-value that decides
+            if not d.get("tested", True):
+                parts.append(f"{f}=" + click.style("untested", fg="yellow") + f"({d.get('reason', '?')})")
+                continue
             tag = click.style("DRIFT", fg="red", bold=True) if d.get("drifted") else "ok"
-            parts.append(f"{f}={tag}" + (f"(p={p:.1g})" if isinstance(p, (int, float)) and d.get("drifted") else ""))
+            parts.append(f"{f}={tag}" + (f"(p_adj={p:.1g})" if isinstance(p, (int, float)) and d.get("drifted") else ""))
         lines.append("           drift: " + " ".join(parts))
     else:
         lines.append("           drift: waiting for the first window with enough rows")

@@ -16,7 +16,7 @@ import click
 
 from raywatch.cli.demo.display import bar, drift_summary, firing, status_block, summary
 from raywatch.cli.demo.receiver import AlertReceiver, free_port, port_free
-from raywatch.cli.demo.traffic import APP, DEPLOYMENT, DRIFT, MODEL_KEY, Traffic
+from raywatch.cli.demo.traffic import APP, DEPLOYMENT, DRIFT, MIN_DURATION, MODEL_KEY, Traffic
 
 __all__ = ["run_demo", "repo_root"]
 
@@ -54,7 +54,9 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
                   Path(str(sqlite_path) + "-wal"), Path(str(sqlite_path) + "-shm")):
         if stale.exists():
             stale.unlink()
-    duration = max(float(duration), 30.0)
+    if float(duration) < MIN_DURATION:  # the command refuses it first; a caller in Python gets told too
+        raise ValueError(f"the demo needs a duration of at least {MIN_DURATION:g} s, got {duration:g}")
+    duration = float(duration)
     drift_at, slow_at = round(duration * 0.3), round(duration * 0.5)
     tty = progress and sys.stdout.isatty()
 

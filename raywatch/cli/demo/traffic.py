@@ -10,6 +10,9 @@ from typing import Any, Dict, List, Optional, Tuple
 __all__ = ["Traffic", "DRIFT", "MODEL_KEY"]
 
 DRIFT = {"amount": 3.0, "distance_km": 5.0}
+MIN_DURATION = 30.0
+"""The shortest demo that shows its story: the drift is injected at 30 % of the duration and
+the latency regression at 50 %, with 10 s windows and a 2-window rolling view."""
 """The data drift the demo injects: each feature's factor."""
 APP = "fraud"
 DEPLOYMENT = "FraudModel"
