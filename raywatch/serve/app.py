@@ -126,10 +126,10 @@ def profile_key(data: bytes) -> str:
     """What identifies a profile's content: a hash of its bytes without the time it was
     made (``info.created_at``), so that the same profile built twice has one key."""
     from raywatch.stats import codec
-    from raywatch.stats.profile import FORMAT_VERSION, Profile
+    from raywatch.stats.profile import READS, Profile
 
     Profile.from_bytes(data)  # (a damaged blob fails here, not in every replica)
-    meta, arrays = codec.unpack(data, b"PR", FORMAT_VERSION)
+    meta, arrays = codec.unpack(data, b"PR", READS)
     info = dict(meta.get("info") or {})
     info.pop("created_at", None)
     meta = {**meta, "info": info}
