@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from raywatch import series
 from raywatch.aggregate.core import StatsCore
+from raywatch.aggregate.ingest import REFUSALS
 from raywatch.aggregate.model import ModelState
 from raywatch.series import METRICS, MODEL_LABELS, Metric
 
@@ -37,6 +38,7 @@ _LIVE_TOTALS: Dict[Metric, Callable[[ModelState], float]] = {
     series.CAPTURE_ERRORS_TOTAL: lambda ms: ms.capture_errors_total,
     series.SUMMARIZED_ROWS_TOTAL: lambda ms: ms.totals["rows"],
     series.FEEDBACK_JOINED_TOTAL: lambda ms: ms.totals[series.FEEDBACK_ROWS.name],
+    series.SUMMARIES_REFUSED_TOTAL: lambda ms: ms.refused["summaries"],
 }
 """Counters read live from the model's totals at scrape time (not from the last evaluation)."""
 
@@ -102,6 +104,14 @@ class StatsCollector(Collector):
         yield _family(series.FEEDBACK_PENDING, value=pend["predictions"] + pend["labels"])
         yield _family(series.FEEDBACK_EXPIRED_TOTAL,
                       value=fb["expired_predictions"] + fb["expired_labels"] + fb["evicted_predictions"] + fb["evicted_labels"])
+        refused = _family(series.FEEDBACK_REFUSED_TOTAL, ("reason",))
+        for reason in REFUSALS:
+            refused.add_metric([reason], float(core.refused.get(reason, 0)))
+        yield refused
+        for s in core.health_series():  # the actor's own health: its state file and journal
+            fam = _family(METRICS[s.name], tuple(s.labels))
+            fam.add_metric([str(v) for v in s.labels.values()], float(s.value))
+            yield fam
 
 
 class DogStatsdPublisher:

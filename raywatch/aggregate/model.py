@@ -14,7 +14,12 @@ profile are stored apart, in the ``models`` table)::
      "first_seen": <ts or null>, "replicas": [<replica>...], "retired": {...},
      "totals": {...}, "error_types": {...},
      "detectors": {"latency": <raywatch.detector record, or null: restart it>, ...},
-     "detector_hits": {...}, "detector_counts": {...}, "detector_restarts": {...}}
+     "detector_hits": {...}, "detector_counts": {...}, "detector_restarts": {...},
+     "refused": {"summaries": n, "values": n, "labels": n},
+     "label_values": [<distinct label values of the confusion matrix>...],
+     "generation": <the deployment generation the figures belong to, or null>}
+
+(``refused``, ``label_values`` and ``generation`` are optional: a record without them is read as empty.)
 
 A window is :meth:`~raywatch.aggregate.windows.Window.state` (its merged summary as base64
 of the summary codec's bytes); a replica is ``{"replica_id", "node_id", "max_seq", "seqs":
@@ -61,6 +66,12 @@ class ReplicaMemory:
         if seq in self.seqs:
             return True
         return seq <= self.max_seq - SEQ_MEMORY
+
+    def unmark(self, seq: int) -> None:
+        """Forget ``seq`` (a batch whose journal write failed: it was never merged)."""
+        self.seqs.discard(seq)
+        if seq == self.max_seq:
+            self.max_seq = max(self.seqs) if self.seqs else -1
 
     def mark(self, seq: int) -> None:
         self.seqs.add(seq)
@@ -122,6 +133,12 @@ class ModelState:
             "predictions": 0,
             FEEDBACK_ROWS.name: 0,  # labels joined, cumulative
         }
+        # what this model's data cost itself: summaries / sketches failing their semantic checks,
+        # values of a batch that were not plain data, joins over the distinct-label-values cap
+        self.refused = {"summaries": 0, "values": 0, "labels": 0}
+        self.registered = True  # False: created by a batch; its replicas are asked for their config
+        self.label_values: set = set()  # distinct label keys in the confusion matrix (classification)
+        self.generation: Optional[str] = None
         self.error_types: Dict[str, int] = {}
         self.detectors: Dict[str, Detector] = {}
         self.detector_hits: Dict[str, float] = {}  # detector -> UTC time it last fired
@@ -181,6 +198,9 @@ class ModelState:
             detector_hits=dict(self.detector_hits),
             detector_counts=dict(self.detector_counts),
             detector_restarts=dict(self.detector_restarts),
+            refused=dict(self.refused),
+            label_values=sorted(self.label_values, key=lambda v: (type(v).__name__, v)),
+            generation=self.generation,
         )
 
     def restore(self, s: Dict[str, Any]) -> None:
@@ -198,6 +218,9 @@ class ModelState:
         self.detector_hits = dict(s.get("detector_hits") or {})
         self.detector_counts = dict(s.get("detector_counts") or {})
         self.detector_restarts = dict(s.get("detector_restarts") or {})
+        self.refused.update(s.get("refused") or {})
+        self.label_values = set(s.get("label_values") or ())
+        self.generation = s.get("generation")
         self.detectors = {}
         for name, det in (s.get("detectors") or {}).items():
             if name not in NAMES:

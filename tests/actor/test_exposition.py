@@ -79,14 +79,21 @@ def test_server_metrics_feedback_status(core):
         return core.status(model)
 
     async def main():
-        srv = StatsServer(reg, fb, st, host="127.0.0.1", port=0)
+        srv = StatsServer(reg, fb, st, host="127.0.0.1", port=0, models=lambda: {"app/Model": {"model": "fraud"}})
         base = await srv.start()
-        assert base.startswith("http://127.0.0.1:")
+        api = srv.api_address
+        assert base.startswith("http://127.0.0.1:") and api.startswith("http://127.0.0.1:") and api != base
         try:
             async with aiohttp.ClientSession() as http:
                 async with http.get(base + "/metrics") as r:
                     assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
                     text = await r.text()
+                for path in ("/feedback", "/status"):  # /metrics listens apart from the rest
+                    async with http.request("POST" if path == "/feedback" else "GET", base + path) as r:
+                        assert r.status in (404, 405), path
+                async with http.get(api + "/metrics") as r:
+                    assert r.status == 404
+                base = api
                 async with http.post(base + "/feedback", json={"request_id": "p1", "label": 1}) as r:
                     one = (r.status, await r.json())
                 async with http.post(base + "/feedback", json={"items": [{"request_id": "p2", "label": 1, "model": "app/Model"},
