@@ -133,23 +133,32 @@ class StatsActor:
         await self._start_server()
 
     async def _start_server(self) -> None:
+        """Start the listeners not running yet (a port taken: counted, tried again on the
+        next evaluation; each listener on its own, so /metrics does not wait for the API)."""
         a = self.config.actor
-        if a.metrics_port is None or self.server is not None:
+        if a.metrics_port is None:
             return
-        port = a.metrics_port + self.shard if a.metrics_port else 0
-        api_port = None if a.api_port is None else (a.api_port + self.shard if a.api_port else 0)
-        try:
-            srv = StatsServer(self.registry, self._feedback_items, self._status_json, host=a.metrics_host, port=port,
-                              api_host=a.api_host, api_port=api_port, tokens=TokenTable.of(a),
-                              models=lambda: {k: ms.labels for k, ms in self.core.models.items()},
-                              rate_limit=a.api_rate_limit, rate_burst=a.api_rate_burst, max_body=a.api_max_body_bytes,
-                              ssl_context=tls_context(a))
-        except Exception as exc:  # certificate files unreadable, ...: counted, tried again on the next evaluation
-            self.core.fail("http.start", exc)
+        if self.server is None:
+            port = a.metrics_port + self.shard if a.metrics_port else 0
+            api_port = a.api_port
+            if a.metrics_port == 0 and "api_port" not in a.model_fields_set:
+                api_port = 0  # "pick free ports" (tests, several actors on one host): the API's too
+            elif api_port:
+                api_port += self.shard
+            try:
+                self.server = StatsServer(
+                    self.registry, self._feedback_items, self._status_json, host=a.metrics_host, port=port,
+                    api_host=a.api_host, api_port=api_port, tokens=TokenTable.of(a),
+                    models=lambda: {k: ms.labels for k, ms in self.core.models.items()},
+                    rate_limit=a.api_rate_limit, rate_burst=a.api_rate_burst, max_body=a.api_max_body_bytes,
+                    ssl_context=tls_context(a))
+            except Exception as exc:  # certificate files unreadable, ...: counted, tried again later
+                self.core.fail("http.start", exc)
+                return
+        if self.server.started:
             return
         try:
-            await srv.start()
-            self.server = srv
+            await self.server.start()
         except Exception as exc:  # port taken: retried on the next evaluation
             self.core.fail("http.start", exc)
 
@@ -161,7 +170,7 @@ class StatsActor:
                 self._tick()
             except Exception as exc:  # never let the loop die
                 self.core.fail("loop", exc)
-            if self.server is None:
+            if self.server is None or not self.server.started:
                 await self._start_server()
 
     def _tick(self, now: Optional[float] = None, want_status: bool = False) -> Optional[Dict[str, Any]]:
@@ -336,7 +345,7 @@ class StatsActor:
 
     async def metrics_address(self) -> Optional[str]:
         await self._ensure_started()
-        return f"{self.server.address}/metrics" if self.server else None
+        return f"{self.server.address}/metrics" if self.server is not None and self.server.address else None
 
     async def api_address(self) -> Optional[str]:
         """``http(s)://host:port`` of ``/status`` and ``/feedback`` (None: no API listener)."""

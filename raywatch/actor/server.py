@@ -244,14 +244,18 @@ class StatsServer:
     def api_address(self) -> Optional[str]:
         return self.api.address if self.api is not None else None
 
+    @property
+    def started(self) -> bool:
+        """Whether every listener is up."""
+        return self.metrics.runner is not None and (self.api is None or self.api.runner is not None)
+
     async def start(self) -> str:
-        await self.metrics.start()
-        if self.api is not None:
-            try:
-                await self.api.start()
-            except BaseException:
-                await self.metrics.stop()
-                raise
+        """Start the listeners not up yet (each on its own: a taken API port leaves /metrics
+        served); raises the first listener's failure."""
+        if self.metrics.runner is None:
+            await self.metrics.start()
+        if self.api is not None and self.api.runner is None:
+            await self.api.start()
         log.info("stats actor serving /metrics on %s and /status, /feedback on %s", self.address, self.api_address)
         return self.address  # type: ignore[return-value]
 

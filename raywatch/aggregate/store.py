@@ -272,6 +272,7 @@ class Store:
         self.journal_bytes = 0
         self.journal_entries = 0
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._wlock = threading.RLock()
         _prepare_folder(os.path.dirname(self.path))
         self._conn, self._read = self._open()
         self._count_journal()
@@ -461,16 +462,18 @@ class Store:
         return fut
 
     def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``work`` in one transaction (every write of the store goes through here)."""
+        """Run ``work`` in one transaction (every write of the store goes through here; one
+        at a time, whichever thread calls)."""
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            out = work(c)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        return out
+        with self._wlock:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                out = work(c)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            return out
 
     def save_model(self, model_key: str, labels: Mapping[str, Any], config: Optional[str], profile: Optional[bytes],
                    now: float) -> None:
@@ -487,9 +490,10 @@ class Store:
             c.executemany("INSERT INTO journal (kind, model_key, data, blob, ts) VALUES (?, ?, ?, ?, ?)", rows)
             return int(c.execute("SELECT last_insert_rowid()").fetchone()[0])
 
-        last = self._write(work)
-        self.journal_entries += len(rows)
-        self.journal_bytes += sum(len(r[2]) + (len(r[3]) if r[3] is not None else 0) for r in rows)
+        with self._wlock:
+            last = self._write(work)
+            self.journal_entries += len(rows)
+            self.journal_bytes += sum(len(r[2]) + (len(r[3]) if r[3] is not None else 0) for r in rows)
         return last
 
     def checkpoint(self, states: Mapping[str, Tuple[str, str]], journal_id: int, now: float) -> int:
@@ -511,9 +515,10 @@ class Store:
             c.execute("DELETE FROM journal WHERE id <= ?", (trim,))
             return trim, int(n), int(size)
 
-        trim, n, size = self._write(work)
-        self.journal_entries = max(0, self.journal_entries - n)
-        self.journal_bytes = max(0, self.journal_bytes - size)
+        with self._wlock:
+            trim, n, size = self._write(work)
+            self.journal_entries = max(0, self.journal_entries - n)
+            self.journal_bytes = max(0, self.journal_bytes - size)
         return trim
 
     def insert_window(self, model_key: str, start: float, end: float, result: Mapping[str, Any]) -> None:
@@ -554,9 +559,10 @@ class Store:
             out["journal_bytes"] = int(size)
             return out
 
-        out = self._write(work)
-        self.journal_entries = max(0, self.journal_entries - out["journal"])
-        self.journal_bytes = max(0, self.journal_bytes - out.pop("journal_bytes"))
+        with self._wlock:
+            out = self._write(work)
+            self.journal_entries = max(0, self.journal_entries - out["journal"])
+            self.journal_bytes = max(0, self.journal_bytes - out.pop("journal_bytes"))
         return out
 
     # ------------------------------------------------------------------ reads

@@ -65,7 +65,8 @@ class ActorConfig(StrictModel):
     ``feedback_tokens``) is required."""
     api_port: Optional[int] = Field(9564, ge=0, le=65535)
     """Port of the API listener (+ the shard number when sharded, as ``metrics_port``);
-    0 picks a free one; None: no API listener."""
+    0 picks a free one (as it does when left unset and ``metrics_port`` is 0); None: no API
+    listener."""
     api_token: Optional[Secret] = None
     """Bearer token for ``/status`` and ``/feedback`` (any model); ``${ENV}`` reference advised."""
     feedback_tokens: List["FeedbackTokenConfig"] = Field(default_factory=list)

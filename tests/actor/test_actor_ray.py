@@ -192,13 +192,13 @@ def test_feedback_api_and_http_route(actors, ray_cluster, profile):
     ray_cluster.get(h.ingest.remote(make_batch(profile, n=10, seq=1, ts=now, predictions=preds)))
     assert raywatch.feedback("req-1", 1, model="app/Model", config=cfg) is True
     assert raywatch.feedback("req-2", 1, config=cfg) is True  # no model: every shard
-    base = ray_cluster.get(h.metrics_address.remote()).rsplit("/metrics", 1)[0]
+    base = ray_cluster.get(h.api_address.remote())  # /feedback and /status listen apart from /metrics
     body = json.dumps({"items": [{"request_id": f"req-{i}", "label": i % 2} for i in range(3, 10)]}).encode()
     req = urllib.request.Request(base + "/feedback", data=body, headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert json.loads(r.read()) == {"accepted": 7, "joined": 7}
+        assert json.loads(r.read()) == {"accepted": 7, "joined": 7, "refused": {}}
     joined = ray_cluster.get(h.feedback_many.remote([("nope", 1)]))
-    assert joined == {"accepted": 1, "joined": 0}
+    assert joined == {"accepted": 1, "joined": 0, "refused": {}}
     st = ray_cluster.get(h.evaluate.remote())
     perf = st["models"]["app/Model"]["performance"]
     assert perf["rows"] == 10 and perf["accuracy"] == pytest.approx(0.9)  # req-2: predicted 0, label 1
@@ -272,6 +272,8 @@ try:
     def batches(replica, n):
         return [make_batch(profile, n=n, seq=s, replica=replica, ts=time.time()) for s in range(1, 4)]
 
+    # replicas register their model when they connect (one the actor learns from a batch alone asks for it)
+    ray.get(get_or_create(cfg).register_model.remote("app/Model", cfg, profile.to_bytes()))
     refs = [reporter.options(resources={"node_a": 0.1}).remote(cfg, batches("replica-a", 10)),
             reporter.options(resources={"node_b": 0.1}).remote(cfg, batches("replica-b", 20))]
     results = ray.get(refs, timeout=120)
