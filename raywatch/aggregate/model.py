@@ -136,6 +136,7 @@ class ModelState:
         # what this model's data cost itself: summaries / sketches failing their semantic checks,
         # values of a batch that were not plain data, joins over the distinct-label-values cap
         self.refused = {"summaries": 0, "values": 0, "labels": 0}
+        self.profile_refused: Optional[str] = None  # why the last profile offered was refused
         self.registered = True  # False: created by a batch; its replicas are asked for their config
         self.label_values: set = set()  # distinct label keys in the confusion matrix (classification)
         self.generation: Optional[str] = None

@@ -40,6 +40,7 @@ def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]], no
         "labels": dict(ms.labels),
         "shard": shard,
         "profile": ms.profile is not None,
+        "profile_refused": ms.profile_refused,
         "config_secrets": ms.config_secrets,
         "evaluated_at": v.get("evaluated_at"),
         "window": v.get("window"),

@@ -47,7 +47,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Set, 
 
 import numpy as np
 
-from raywatch.stats import codec
+from raywatch.stats import codec, signing
 from raywatch.stats.columns import (
     KINDS,
     count_strings,
@@ -102,6 +102,31 @@ class ColumnSpec:
     @property
     def n_bins(self) -> int:
         return self.edges.size + 1 if self.kind == "numerical" else len(self.categories) + 1
+
+
+def check_profile(profile: "Profile", reference: WindowSummary) -> Optional[str]:
+    """What is semantically wrong with a profile read from bytes (None: nothing): its
+    reference summary in the profile's own layout, numerical bin edges finite and sorted,
+    reference bounds finite (or NaN: no finite reference value), counts non-negative."""
+    specs = list(profile.specs.values())
+    if not 0 <= profile.window_sample_size <= 1_000_000:
+        return f"window_sample_size is {profile.window_sample_size}"
+    if list(reference.names) != [sp.name for sp in specs] or list(reference.n_bins) != [sp.n_bins for sp in specs] \
+            or list(reference.kinds) != [sp.kind for sp in specs]:
+        return "its reference summary does not have the profile's columns and bins"
+    for sp in specs:
+        if sp.singletons < 0:
+            return f"column {sp.name!r}: singletons is {sp.singletons}"
+        if sp.kind == "numerical":
+            e = sp.edges
+            if not np.isfinite(e).all() or (e.size > 1 and (np.diff(e) < 0).any()):
+                return f"column {sp.name!r}: its bin edges are not finite and sorted"
+            lo, hi = sp.lo, sp.hi
+            if not ((math.isnan(lo) and math.isnan(hi)) or (math.isfinite(lo) and math.isfinite(hi) and lo <= hi)):
+                return f"column {sp.name!r}: its reference range is out of bounds"
+        elif sp.edges.size:
+            return f"column {sp.name!r}: a {sp.kind} column has bin edges"
+    return None
 
 
 def _labels_and_counts(name: str, arr: np.ndarray) -> "Counter[Hashable]":
@@ -404,9 +429,18 @@ class Profile:
         reference = np.frombuffer(self.reference.to_bytes(), dtype=np.uint8)
         return codec.pack(b"PR", FORMAT_VERSION, meta, {"edges": edges.astype("<f8"), "reference": reference})
 
+    def sign(self, key: Any) -> bytes:
+        """The profile's bytes signed with ``key`` (HMAC-SHA256; see :mod:`raywatch.stats.signing`)."""
+        return signing.sign(self.to_bytes(), key)
+
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "") -> "Profile":
-        """Inverse of :meth:`to_bytes`; raises :class:`~raywatch.stats.codec.FormatError`."""
+        """Inverse of :meth:`to_bytes` (signed bytes too, unchecked: see
+        :mod:`raywatch.stats.signing`); raises :class:`~raywatch.stats.codec.FormatError`."""
+        try:
+            data = signing.strip(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        except signing.SignatureError as exc:
+            raise codec.FormatError(f"{source + ': ' if source else ''}{exc}") from None
         meta, arrays = codec.unpack(data, b"PR", FORMAT_VERSION, source)
         where = f"{source}: " if source else ""
         try:
@@ -432,6 +466,9 @@ class Profile:
             raise codec.FormatError(f"{where}damaged profile: {exc}") from None
         if profile.fingerprint != meta.get("fingerprint") or reference.fingerprint != profile.fingerprint:
             raise codec.FormatError(f"{where}damaged profile: its bins do not match its fingerprint")
+        problem = check_profile(profile, reference)
+        if problem is not None:  # the CRC and the fingerprint only say these are the bytes someone wrote
+            raise codec.FormatError(f"{where}implausible profile: {problem}")
         profile.reference = reference
         return profile
 

@@ -43,7 +43,7 @@ import numpy as np
 from raywatch.stats import codec, sample
 from raywatch.stats.columns import MISSING, WRONG
 
-__all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS"]
+__all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS", "check_summary"]
 
 log = logging.getLogger("raywatch.stats.summary")
 
@@ -258,6 +258,60 @@ def categorical_state(
     return ints, counts
 
 
+MAX_SAMPLE_SIZE = 1_000_000  # a sample bound no summary raywatch makes comes near
+
+
+def check_summary(s: "WindowSummary") -> Optional[str]:
+    """What is semantically wrong with a summary read from bytes (None: nothing): counts
+    non-negative and consistent with each other and with the layout, bounds finite where
+    there are values, the sample within its bound.
+
+    >>> import numpy as np
+    >>> from raywatch.stats.profile import Profile
+    >>> good = Profile.fit({"x": np.arange(10.0)}, bins=2, seed=0).summarize({"x": [1.0, None]}, seed=0)
+    >>> check_summary(good) is None
+    True
+    >>> good.rows = -1_000_000_000
+    >>> check_summary(good)
+    'rows is -1000000000'
+    """
+    c = len(s.names)
+    if s.rows < 0:
+        return f"rows is {s.rows}"
+    if not 0 <= s.sample_size <= MAX_SAMPLE_SIZE:
+        return f"sample_size is {s.sample_size}"
+    if len(s.kinds) != c or len(s.n_bins) != c or len(s.samples) != c or len(set(s.names)) != c:
+        return "its column table is inconsistent"
+    if any(b < 1 for b in s.n_bins) or s.counts.size != sum(s.n_bins):
+        return "its bins do not match its layout"
+    if s.ints.shape != (c, len(INT_FIELDS)) or s.floats.shape != (c, len(FLOAT_FIELDS)):
+        return "its counters do not match its layout"
+    if (s.ints < 0).any() or (s.counts < 0).any():
+        return "a count is negative"
+    if any(int(v) < 0 or int(v) > s.rows for v in s.unknown_columns.values()):
+        return "an unknown column's count is out of range"
+    offsets = s._offsets
+    for i, name in enumerate(s.names):
+        rows, missing, nonfinite, wrong, out_of_range, unseen, count = (int(v) for v in s.ints[i])
+        if rows > s.rows or missing + nonfinite + wrong + count != rows:
+            return f"column {name!r}: its counts do not add up to its rows"
+        if int(s.counts[offsets[i]:offsets[i + 1]].sum()) != count or out_of_range > count or unseen > count:
+            return f"column {name!r}: its histogram does not match its count"
+        values, keys = s.samples[i]
+        if values.size > min(s.sample_size, count) or not np.isfinite(values).all() \
+                or ((keys < 0) | (keys > 1)).any():
+            return f"column {name!r}: its sample is out of bounds"
+        mean, m2, lo, hi = (float(v) for v in s.floats[i, :4])
+        if np.isnan(s.floats[i]).any():
+            return f"column {name!r}: a moment is NaN"
+        if s.kinds[i] == "numerical" and count > 0:
+            # (m2 may overflow to +inf for values near the float limit; it is never negative)
+            if not (math.isfinite(mean) and math.isfinite(lo) and math.isfinite(hi)) or lo > hi \
+                    or m2 < -1e-6 * max(1.0, mean * mean * count):
+                return f"column {name!r}: its moments are out of bounds"
+    return None
+
+
 class WindowSummary:
     """A mergeable summary of a window of rows, in the shape of one profile.
 
@@ -448,13 +502,17 @@ class WindowSummary:
             if values.size != bounds[-1] or keys.size != bounds[-1]:
                 raise ValueError("inconsistent sample sizes")
             samples = [(values[bounds[i] : bounds[i + 1]], keys[bounds[i] : bounds[i + 1]]) for i in range(c)]
-            return cls(
+            out = cls(
                 str(meta["fingerprint"]), names, kinds, n_bins, int(meta["sample_size"]),
                 rows=int(meta["rows"]), ints=ints, floats=floats, counts=counts, samples=samples,
                 unknown_columns={str(k): int(v) for k, v in dict(meta.get("unknown", {})).items()},
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise codec.FormatError(f"damaged window summary: {exc}") from None
+        problem = check_summary(out)
+        if problem is not None:  # the CRC only says these are the bytes someone wrote
+            raise codec.FormatError(f"implausible window summary: {problem}")
+        return out
 
     # ------------------------------------------------------------------- misc
     def __eq__(self, other: object) -> bool:

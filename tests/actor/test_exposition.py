@@ -166,3 +166,20 @@ def test_every_family_is_a_catalogue_metric_with_its_help(core):
     for fam in fams:
         m = by_family[fam.name]
         assert (fam.documentation, fam.type) == (m.help, m.type)
+
+
+def test_collector_exposes_refusals_and_the_actors_own_health(core, profile):
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StatsCollector(core))
+    b = make_batch(profile, n=5, seq=3, ts=T0 + 4)
+    s = profile.summarize({"amount": [1.0]}, seed=0)
+    s.rows = -1_000_000_000
+    b.summary = s.to_bytes()  # a valid CRC over an implausible summary
+    core.ingest(b, now=T0 + 4)
+    core.feedback_items([("x", "y" * 10_000, None)], now=T0 + 4)
+    got = samples(generate_latest(reg).decode())
+    assert got[("raywatch_summaries_refused_total", LABELS)] == 1
+    assert got[("raywatch_feedback_refused_total", (("reason", "too_large"),))] == 1
+    actor = (("actor", "raywatch-stats"),)
+    assert got[("raywatch_store_memory_only", actor)] == 0 and got[("raywatch_store_corrupt", actor)] == 0
+    assert ("raywatch_store_journal_bytes", actor) in got and ("raywatch_store_repairs_total", actor) in got
