@@ -347,6 +347,16 @@ class StatsActor:
         await self._ensure_started()
         return f"{self.server.address}/metrics" if self.server is not None and self.server.address else None
 
+    async def reset_model(self, model: str) -> Dict[str, Any]:
+        """Forget a model (its key, or a model name: every model of that name) here and in
+        the SQLite file: state, pending labels, registration, checkpoint, journal, closed
+        windows, alert history. Returns ``{"model", "keys", "found", "pending_dropped",
+        "deleted": {table: rows}}`` (see :meth:`raywatch.aggregate.core.StatsCore.reset_model`)."""
+        answer, fut = self.core.start_reset(model)
+        if fut is not None:
+            await asyncio.wrap_future(fut)
+        return answer
+
     async def api_address(self) -> Optional[str]:
         """``http(s)://host:port`` of ``/status`` and ``/feedback`` (None: no API listener)."""
         await self._ensure_started()

@@ -106,7 +106,8 @@ class StatsCore:
         self.journal = Journal(store, self._failures, enabled=a.journal)
         self._checkpointing: Optional["concurrent.futures.Future[Any]"] = None
         self._ingest = Ingestor(self.config, self.models, self.joiner, self._failures, self.counters,
-                                on_new_model=self._persist, refused=self.refused)
+                                on_new_model=self._persist, refused=self.refused,
+                                on_new_generation=lambda ms: self.joiner.forget_model(ms.key))
         self._evaluator = Evaluator(self.config.windows, self.config.actor.replica_ttl, self._failures, on_closed=self._closed)
 
     @property
@@ -363,6 +364,47 @@ class StatsCore:
         return history(self.models, self.store.windows(model_key, since, limit) if stored else [],
                        self.store.alerts(model_key, since, limit) if stored else [], model_key,
                        rolling=lambda ms: self._evaluator.rolling(ms, at)[0], fail=self.fail)
+
+    # ------------------------------------------------------------------ reset
+    def model_keys(self, model: str) -> List[str]:
+        """The keys a model key or model name (``labels["model"]``) refers to."""
+        if model in self.models:
+            return [model]
+        return sorted(k for k, ms in self.models.items() if ms.labels.get("model") == model)
+
+    def start_reset(self, model: str) -> Tuple[Dict[str, Any], Optional["concurrent.futures.Future[Any]"]]:
+        """Forget a model (a key, or a model name: every model of that name) — its state,
+        pending predictions and labels here, and its registration, checkpoint, journal,
+        windows and alert history in the SQLite file (written on the writer thread: the
+        future, None without a store). Returns ``(answer, future)``; see :meth:`reset_model`."""
+        keys = self.model_keys(model) or ([model] if "/" in model else [])
+        answer: Dict[str, Any] = {"model": model, "keys": keys, "found": [k for k in keys if k in self.models],
+                                  "pending_dropped": 0, "deleted": {}}
+        for key in keys:
+            self.models.pop(key, None)
+            answer["pending_dropped"] += self.joiner.forget_model(key)
+        if self.store is None or not keys:
+            return answer, None
+        store = self.store
+
+        def forget() -> Dict[str, int]:
+            total: Dict[str, int] = {}
+            for key in keys:
+                for table, n in store.forget_model(key).items():
+                    total[table] = total.get(table, 0) + n
+            return total
+
+        return answer, self._write("store.reset", forget, done=lambda deleted: answer.update(deleted=deleted))
+
+    def reset_model(self, model: str) -> Dict[str, Any]:
+        """Forget a model in this actor and its SQLite file (``raywatch reset --model``):
+        ``{"model", "keys", "found", "pending_dropped", "deleted": {table: rows}}``. Its
+        replicas, if still running, register it again with their next batch (fresh figures);
+        its active alerts resolve at the next evaluation."""
+        answer, fut = self.start_reset(model)
+        if fut is not None:
+            fut.result()
+        return answer
 
     # ------------------------------------------------------------------ persistence
     def start_checkpoint(self, now: Optional[float] = None) -> Optional["concurrent.futures.Future[Any]"]:

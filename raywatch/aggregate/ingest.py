@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Union
 
 from raywatch.aggregate.data import scalar
 from raywatch.aggregate.failures import Failures
+from raywatch.aggregate.generations import NEW, STALE, classify, generation_key, start
 from raywatch.aggregate.joiner import FeedbackJoiner, Joined, LabelRefused
 from raywatch.aggregate.model import ModelState, ReplicaMemory
 from raywatch.aggregate.models import for_batch
@@ -42,9 +43,12 @@ from raywatch.series import FEEDBACK_ROWS
 from raywatch.stats.batch import REREGISTER, ReplicaBatch
 from raywatch.stats.summary import WindowSummary
 
-__all__ = ["Ingestor", "Admitted", "window_for", "OK", "DUPLICATE", "ERROR", "REFUSALS"]
+__all__ = ["Ingestor", "Admitted", "window_for", "OK", "DUPLICATE", "ERROR", "STALE_BATCH", "REFUSALS"]
 
 OK, DUPLICATE, ERROR = "ok", "duplicate", "error"
+STALE_BATCH = "stale"
+"""The reply to a batch of a superseded deployment generation: acknowledged, not merged
+(see :mod:`raywatch.aggregate.generations`)."""
 
 REFUSALS = ("too_large", "not_plain", "unknown_model", "too_many_values", "pending_full", "not_allowed")
 """Why a label is refused (the ``reason`` of ``feedback_refused_total``)."""
@@ -85,12 +89,15 @@ class Ingestor:
     """Batches and labels into the models' state (see the module docstring).
 
     ``on_new_model`` is called with each model a batch registers (the core persists it);
+    ``on_new_generation`` with each model whose figures a new generation cleared;
     ``refused`` counts refused labels by reason.
     """
 
     def __init__(self, config: MonitorConfig, models: Dict[str, ModelState], joiner: FeedbackJoiner, failures: Failures,
                  counters: Dict[str, int], *, on_new_model: Callable[[ModelState], None],
-                 refused: Optional[Dict[str, int]] = None):
+                 refused: Optional[Dict[str, int]] = None,
+                 on_new_generation: Optional[Callable[[ModelState], None]] = None):
+        self.on_new_generation = on_new_generation
         self.config = config
         self.models = models
         self.joiner = joiner
@@ -107,15 +114,28 @@ class Ingestor:
     # ------------------------------------------------------------------ batches
     def admit(self, b: Any, now: float) -> Union[str, Admitted]:
         """Take a batch in: an :class:`Admitted` to journal and :meth:`apply`, or the reply
-        (``"duplicate"``, ``"error"``) when there is nothing to merge."""
+        (``"duplicate"``, ``"stale"``, ``"error"``) when there is nothing to merge."""
         try:
             if not isinstance(b, ReplicaBatch):
                 b = ReplicaBatch.from_dict(dict(b))
             seq = int(b.seq)
+            known = self.models.get(b.model_key)
+            version = known.labels.get("version") if known is not None else None  # before the batch updates it
             ms, new = for_batch(self.models, b, actor_config=self.config, failures=self.failures)
             if new:
                 ms.registered = False
                 self.on_new_model(ms)
+            key = generation_key(b)
+            kind = classify(ms, key, version)
+            if kind == STALE:  # an old replica still draining: acknowledged, never merged
+                ms.refused["stale_batches"] += 1
+                return STALE_BATCH
+            if kind == NEW:
+                start(ms, key)  # type: ignore[arg-type]
+                if self.on_new_generation is not None:
+                    self.on_new_generation(ms)
+            elif key is not None and ms.generation is None:
+                ms.generation = key
             rep = ms.replicas.get(b.replica_id)
             if rep is None:
                 rep = ms.replicas[b.replica_id] = ReplicaMemory(b.replica_id)

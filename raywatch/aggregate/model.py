@@ -17,9 +17,10 @@ profile are stored apart, in the ``models`` table)::
      "detector_hits": {...}, "detector_counts": {...}, "detector_restarts": {...},
      "refused": {"summaries": n, "values": n, "labels": n},
      "label_values": [<distinct label values of the confusion matrix>...],
-     "generation": <the deployment generation the figures belong to, or null>}
+     "generation": <the deployment generation the figures belong to, or null>,
+     "past_generations": [<superseded generations>...], "generations": <generations started>}
 
-(``refused``, ``label_values`` and ``generation`` are optional: a record without them is read as empty.)
+(``refused``, ``label_values`` and the ``generation`` fields are optional: a record without them is read as empty.)
 
 A window is :meth:`~raywatch.aggregate.windows.Window.state` (its merged summary as base64
 of the summary codec's bytes); a replica is ``{"replica_id", "node_id", "max_seq", "seqs":
@@ -135,11 +136,13 @@ class ModelState:
         }
         # what this model's data cost itself: summaries / sketches failing their semantic checks,
         # values of a batch that were not plain data, joins over the distinct-label-values cap
-        self.refused = {"summaries": 0, "values": 0, "labels": 0}
+        self.refused = {"summaries": 0, "values": 0, "labels": 0, "stale_batches": 0}
         self.profile_refused: Optional[str] = None  # why the last profile offered was refused
         self.registered = True  # False: created by a batch; its replicas are asked for their config
         self.label_values: set = set()  # distinct label keys in the confusion matrix (classification)
-        self.generation: Optional[str] = None
+        self.generation: Optional[str] = None  # see raywatch.aggregate.generations
+        self.past_generations: List[str] = []
+        self.generations = 0  # generations started since the model was first seen
         self.error_types: Dict[str, int] = {}
         self.detectors: Dict[str, Detector] = {}
         self.detector_hits: Dict[str, float] = {}  # detector -> UTC time it last fired
@@ -202,6 +205,8 @@ class ModelState:
             refused=dict(self.refused),
             label_values=sorted(self.label_values, key=lambda v: (type(v).__name__, v)),
             generation=self.generation,
+            past_generations=list(self.past_generations),
+            generations=self.generations,
         )
 
     def restore(self, s: Dict[str, Any]) -> None:
@@ -222,6 +227,8 @@ class ModelState:
         self.refused.update(s.get("refused") or {})
         self.label_values = set(s.get("label_values") or ())
         self.generation = s.get("generation")
+        self.past_generations = [str(g) for g in s.get("past_generations") or []]
+        self.generations = int(s.get("generations") or 0)
         self.detectors = {}
         for name, det in (s.get("detectors") or {}).items():
             if name not in NAMES:

@@ -61,6 +61,7 @@ def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]], no
                      for rid, r in live.items()},
         "replicas_gone": len(ms.replicas) - len(live),
         "generation": ms.generation,
+        "generations": ms.generations,
         "registered": ms.registered,
         "label_values": len(ms.label_values),
         "refused": dict(ms.refused),

@@ -58,6 +58,7 @@ class ReplicaBatch:
     ``routes`` (route template or Serve route prefix -> requests, at most 100 distinct
     routes, the rest under ``"other"``) and ``methods`` (deployment method -> requests) are
     additions to the contract for per-route / per-method views; older readers may ignore them.
+    ``generation`` (optional) marks the deployment generation (its attribute docstring).
     """
 
     app: str
@@ -80,6 +81,12 @@ class ReplicaBatch:
     seq: int = 0
     routes: Dict[str, int] = field(default_factory=dict)
     methods: Dict[str, int] = field(default_factory=dict)
+    generation: Optional[str] = None
+    """The deployment generation the replica belongs to: an opaque string, the same for
+    every replica of one rollout and new with each deploy (e.g. Serve's code version of the
+    deployment, or the time the app was deployed). With ``version``, it tells the stats
+    actor when figures start fresh (see ``raywatch.aggregate.generations``); None: the
+    version alone decides."""
 
     @property
     def model_key(self) -> str:
