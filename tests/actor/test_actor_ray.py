@@ -15,6 +15,10 @@ What is checked:
   metrics — test_feedback_api_and_http_route
 * Prometheus /metrics scraped over HTTP — test_metrics_endpoint_scraped_over_http
 * DogStatsD from the actor to a local UDP socket — test_actor_sends_dogstatsd
+* a journal write that fails fails the Ray call (the replica retries), the retry merged once
+  — test_failed_journal_write_fails_the_ray_call
+* ``raywatch.actor.api.reset`` forgets a model in the actor and its file —
+  test_reset_through_the_query_api
 * two nodes (ray.cluster_utils.Cluster), reporters on both report into one actor —
   test_two_node_cluster_reports_into_one_actor (slow; runs its own cluster in a subprocess)
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -242,6 +247,40 @@ def test_actor_sends_dogstatsd(actors, ray_cluster, profile):
         assert req.startswith("raywatch.requests_total:40|c|") and "env:ci" in req and "deployment:Model" in req
     finally:
         sock.close()
+
+
+def test_failed_journal_write_fails_the_ray_call(actors, ray_cluster, profile, tmp_path):
+    cfg = actors(busy_timeout=0.3)
+    h = actor_mod.get_or_create(cfg)
+    ray_cluster.get(h.register_model.remote("app/Model", cfg, profile.to_bytes()))
+    b = make_batch(profile, n=30, seq=1, ts=time.time())
+    other = sqlite3.connect(str(tmp_path / "stats.sqlite"), isolation_level=None, timeout=5)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the file's write lock
+    try:
+        with pytest.raises(Exception, match="StoreWriteError|could not be written"):
+            ray_cluster.get(h.ingest.remote(b), timeout=60)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    st = ray_cluster.get(h.status.remote("app/Model"))
+    assert st["models"]["app/Model"]["totals"]["requests"] == 0 and st["actor"]["store"]["write_failures"] >= 1
+    assert ray_cluster.get(h.ingest.remote(b)) == "ok"  # the retry, merged once
+    assert ray_cluster.get(h.ingest.remote(b)) == "duplicate"
+    assert ray_cluster.get(h.status.remote("app/Model"))["models"]["app/Model"]["totals"]["requests"] == 30
+
+
+def test_reset_through_the_query_api(actors, ray_cluster, profile):
+    from raywatch.actor.api import reset
+
+    cfg = actors()
+    h = actor_mod.get_or_create(cfg)
+    for key in ("app/Model", "app/Keep"):
+        ray_cluster.get(h.register_model.remote(key, cfg, profile.to_bytes()))
+    ray_cluster.get(h.ingest.remote(make_batch(profile, n=10, seq=1, ts=time.time())))
+    ray_cluster.get(h.checkpoint.remote())
+    (answer,) = reset("app/Model", config=cfg)
+    assert answer["found"] == ["app/Model"] and answer["deleted"]["models"] == 1 and answer["deleted"]["state"] == 1
+    assert list(raywatch.status(config=cfg)["models"]) == ["app/Keep"]
 
 
 _TWO_NODES = r"""
