@@ -179,10 +179,11 @@ class StatsCore:
         b = a.batch
         if self.durable:
             try:
-                cleaned = clean_batch(b, lambda where, exc: self._bad_value(a.ms, where, exc))
-                if cleaned is not b:
-                    a = Admitted(a.ms, a.rep, cleaned)
-                rows = [batch_row(a.batch, now)]
+                try:
+                    rows = [batch_row(b, now)]
+                except (TypeError, ValueError):  # a value that is not plain data: it costs only itself
+                    a = Admitted(a.ms, a.rep, clean_batch(b, lambda where, exc: self._bad_value(a.ms, where, exc)))
+                    rows = [batch_row(a.batch, now)]
             except Exception as exc:
                 self._ingest.abandon(a)
                 self.fail("ingest.decode", exc)

@@ -290,25 +290,28 @@ def check_summary(s: "WindowSummary") -> Optional[str]:
         return "a count is negative"
     if any(int(v) < 0 or int(v) > s.rows for v in s.unknown_columns.values()):
         return "an unknown column's count is out of range"
-    offsets = s._offsets
-    for i, name in enumerate(s.names):
-        rows, missing, nonfinite, wrong, out_of_range, unseen, count = (int(v) for v in s.ints[i])
-        if rows > s.rows or missing + nonfinite + wrong + count != rows:
-            return f"column {name!r}: its counts do not add up to its rows"
-        if int(s.counts[offsets[i]:offsets[i + 1]].sum()) != count or out_of_range > count or unseen > count:
-            return f"column {name!r}: its histogram does not match its count"
-        values, keys = s.samples[i]
-        if values.size > min(s.sample_size, count) or not np.isfinite(values).all() \
-                or ((keys < 0) | (keys > 1)).any():
+    if not c:
+        return None
+    # every column at once (this runs on each summary a replica ships)
+    rows, missing, nonfinite, wrong, out_of_range, unseen, count = s.ints.T
+    hist = np.add.reduceat(s.counts, s._offsets[:-1]) if s.counts.size else np.zeros(c, dtype=np.int64)
+    sizes = np.array([v.size for v, _ in s.samples], dtype=np.int64)
+    bad = ((rows > s.rows) | (missing + nonfinite + wrong + count != rows), "its counts do not add up to its rows")
+    bad_hist = ((hist != count) | (out_of_range > count) | (unseen > count), "its histogram does not match its count")
+    bad_sample = (sizes > np.minimum(s.sample_size, count), "its sample is out of bounds")
+    f = s.floats
+    numeric = np.array([k == "numerical" for k in s.kinds]) & (count > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tol = -1e-6 * np.maximum(1.0, f[:, 0] * f[:, 0] * count)
+        # (the mean and m2 may overflow to ±inf for values near the float limit; m2 is never negative)
+        moments = numeric & ~(np.isfinite(f[:, 2]) & np.isfinite(f[:, 3]) & (f[:, 2] <= f[:, 3]) & (f[:, 1] >= tol))
+    bad_nan = (np.isnan(f).any(axis=1), "a moment is NaN")
+    for mask, what in (bad, bad_hist, bad_sample, bad_nan, (moments, "its moments are out of bounds")):
+        if mask.any():
+            return f"column {s.names[int(np.argmax(mask))]!r}: {what}"
+    for name, (values, keys) in zip(s.names, s.samples):
+        if values.size and (not np.isfinite(values).all() or keys.min() < 0 or keys.max() > 1):
             return f"column {name!r}: its sample is out of bounds"
-        mean, m2, lo, hi = (float(v) for v in s.floats[i, :4])
-        if np.isnan(s.floats[i]).any():
-            return f"column {name!r}: a moment is NaN"
-        if s.kinds[i] == "numerical" and count > 0:
-            # (m2 may overflow to +inf for values near the float limit; it is never negative)
-            if not (math.isfinite(mean) and math.isfinite(lo) and math.isfinite(hi)) or lo > hi \
-                    or m2 < -1e-6 * max(1.0, mean * mean * count):
-                return f"column {name!r}: its moments are out of bounds"
     return None
 
 
