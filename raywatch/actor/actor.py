@@ -354,7 +354,7 @@ class StatsActor:
         "deleted": {table: rows}}`` (see :meth:`raywatch.aggregate.core.StatsCore.reset_model`)."""
         answer, fut = self.core.start_reset(model)
         if fut is not None:
-            await asyncio.wrap_future(fut)
+            answer["deleted"] = await asyncio.wrap_future(fut)
         return answer
 
     async def api_address(self) -> Optional[str]:

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from raywatch import series
 from raywatch.aggregate.core import StatsCore
 from raywatch.aggregate.ingest import REFUSALS
+from raywatch.aggregate.query import live_replicas
 from raywatch.aggregate.model import ModelState
 from raywatch.series import METRICS, MODEL_LABELS, Metric
 
@@ -75,6 +76,8 @@ class StatsCollector(Collector):
                 keys[metric.name] = label_names
             return fam
 
+        ttl = core.config.actor.replica_ttl
+        at = core.last_evaluation if core.last_evaluation is not None else core.clock()  # as the gauges are
         for ms in list(core.models.values()):
             base = _labels(ms)
             for metric, value in _LIVE_TOTALS.items():
@@ -88,7 +91,7 @@ class StatsCollector(Collector):
                 if keys[s.name] != names:
                     continue  # a differently labelled sample would break the family
                 fam.add_metric([str(s.labels[k]) for k in names], float(s.value))
-            for rid, r in list(ms.replicas.items()):
+            for rid, r in list(live_replicas(ms, at, ttl).items()):  # gone replicas are not exported
                 res = r.resources or {}
                 for metric, key in series.REPLICA_RESOURCES:
                     v = res.get(key)

@@ -377,7 +377,8 @@ class StatsCore:
         """Forget a model (a key, or a model name: every model of that name) — its state,
         pending predictions and labels here, and its registration, checkpoint, journal,
         windows and alert history in the SQLite file (written on the writer thread: the
-        future, None without a store). Returns ``(answer, future)``; see :meth:`reset_model`."""
+        future of the rows deleted per table, None without a store). Returns
+        ``(answer, future)``; see :meth:`reset_model`."""
         keys = self.model_keys(model) or ([model] if "/" in model else [])
         answer: Dict[str, Any] = {"model": model, "keys": keys, "found": [k for k in keys if k in self.models],
                                   "pending_dropped": 0, "deleted": {}}
@@ -395,7 +396,7 @@ class StatsCore:
                     total[table] = total.get(table, 0) + n
             return total
 
-        return answer, self._write("store.reset", forget, done=lambda deleted: answer.update(deleted=deleted))
+        return answer, self._write("store.reset", forget)
 
     def reset_model(self, model: str) -> Dict[str, Any]:
         """Forget a model in this actor and its SQLite file (``raywatch reset --model``):
@@ -404,7 +405,7 @@ class StatsCore:
         its active alerts resolve at the next evaluation."""
         answer, fut = self.start_reset(model)
         if fut is not None:
-            fut.result()
+            answer["deleted"] = fut.result()
         return answer
 
     # ------------------------------------------------------------------ persistence

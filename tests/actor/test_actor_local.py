@@ -62,6 +62,17 @@ def test_unwritable_sqlite_path_runs_in_memory_and_says_so(profile, tmp_path):
     a.alerting.close(timeout=5)
 
 
+def test_state_folder_and_dead_letters_are_owner_only(tmp_path):
+    import os
+    import stat
+
+    folder = tmp_path / "state"
+    a = actor_on(folder / "s.sqlite")
+    assert a.alerting.dead_letter_dir == str(folder)  # dead letters live in the owner-only folder
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    a.core.store.close()
+
+
 def test_journal_write_off_the_loop_fails_the_call(profile, tmp_path):
     path = tmp_path / "s.sqlite"
     a = actor_on(path)

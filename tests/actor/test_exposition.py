@@ -183,3 +183,17 @@ def test_collector_exposes_refusals_and_the_actors_own_health(core, profile):
     actor = (("actor", "raywatch-stats"),)
     assert got[("raywatch_store_memory_only", actor)] == 0 and got[("raywatch_store_corrupt", actor)] == 0
     assert ("raywatch_store_journal_bytes", actor) in got and ("raywatch_store_repairs_total", actor) in got
+
+
+def test_gone_replicas_are_not_exported(profile):
+    c = StatsCore(MonitorConfig(windows={"length": 10, "grace": 0}, actor={"sqlite_path": None, "replica_ttl": 60}))
+    c.register_model("app/Model", {"model": "fraud", "version": "v1"}, profile.to_bytes())
+    res = {"cpu_percent": 5.0, "rss_bytes": 1, "gpus": []}
+    c.ingest(make_batch(profile, n=5, seq=1, replica="gone", ts=T0 - 900, resources=res), now=T0 - 900)
+    c.ingest(make_batch(profile, n=5, seq=1, replica="live", ts=T0, resources=res), now=T0)
+    c.evaluate(now=T0 + 1)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StatsCollector(c))
+    got = samples(generate_latest(reg).decode())
+    replicas = {dict(k[1]).get("replica") for k in got if k[0] == "raywatch_replica_cpu_percent"}
+    assert replicas == {"live"}
