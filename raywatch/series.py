@@ -198,6 +198,45 @@ FEEDBACK_PENDING = _m("feedback_pending", "gauge", "entries", "Predictions and l
 FEEDBACK_EXPIRED_TOTAL = _m("feedback_expired_total", "counter", "entries",
                             "Predictions and labels expired or evicted before a join.", "feedback", per_model=False, rule=False)
 
+# ---------------------------------------------------------------- the stats actor's own health (issue 11)
+STORE_CORRUPT = _m("store_corrupt", "gauge", "boolean",
+                   "1 for actor.store_alert_hold after the stats actor found its state file damaged or empty and "
+                   "moved it aside (raywatch's built-in RaywatchStoreCorrupt alert).", "actor", ("actor",),
+                   per_model=False)
+STORE_MEMORY_ONLY = _m("store_memory_only", "gauge", "boolean",
+                       "1 while the stats actor runs without its configured state file (nothing it holds survives a "
+                       "restart; built-in alert RaywatchStoreMemoryOnly).", "actor", ("actor",), per_model=False)
+STORE_WRITE_FAILING = _m("store_write_failing", "gauge", "boolean",
+                         "1 while the stats actor's last write to its state file failed (ingest calls fail and "
+                         "replicas retry; built-in alert RaywatchStoreWriteFailing).", "actor", ("actor",),
+                         per_model=False)
+STORE_JOURNAL_FULL = _m("store_journal_full", "gauge", "boolean",
+                        "1 while the ingest journal is at actor.journal_max_bytes and cannot shrink (ingest calls "
+                        "fail; built-in alert RaywatchJournalFull).", "actor", ("actor",), per_model=False)
+STORE_JOURNAL_BYTES = _m("store_journal_bytes", "gauge", "bytes",
+                         "Bytes of ingest journal entries not yet included in a checkpoint.", "actor", ("actor",),
+                         per_model=False)
+STORE_JOURNAL_ENTRIES = _m("store_journal_entries", "gauge", "entries",
+                           "Ingest journal entries not yet included in a checkpoint.", "actor", ("actor",),
+                           per_model=False, rule=False)
+STORE_REPAIRS_TOTAL = _m("store_repairs_total", "counter", "files",
+                         "State files found damaged or empty and moved aside since the stats actor started.", "actor",
+                         ("actor",), per_model=False, rule=False)
+STORE_WRITE_FAILURES_TOTAL = _m("store_write_failures_total", "counter", "writes",
+                                "Writes to the state file that failed (journal, checkpoint, history).", "actor",
+                                ("actor",), per_model=False, rule=False)
+SELF_HEALTH: Tuple[Metric, ...] = (STORE_CORRUPT, STORE_MEMORY_ONLY, STORE_WRITE_FAILING, STORE_JOURNAL_FULL,
+                                   STORE_JOURNAL_BYTES, STORE_JOURNAL_ENTRIES, STORE_REPAIRS_TOTAL,
+                                   STORE_WRITE_FAILURES_TOTAL)
+"""The stats actor's own health series (one sample each, labelled with the actor's name)."""
+FEEDBACK_REFUSED_TOTAL = _m("feedback_refused_total", "counter", "labels",
+                            "Labels the stats actor refused (too large, unknown model, too many distinct values, "
+                            "pending labels full, not a plain value).", "feedback", ("reason",), per_model=False,
+                            rule=False)
+SUMMARIES_REFUSED_TOTAL = _m("summaries_refused_total", "counter", "summaries",
+                             "Window summaries or latency sketches refused: they decode but fail the semantic checks "
+                             "(negative or inconsistent counts, sizes, bounds).", "ingest", rule=False)
+
 # ---------------------------------------------------------------- alerting (rules, deliver)
 NOTIFICATIONS_SENT_TOTAL = _m("notifications_sent_total", "counter", "notifications", "Notifications accepted by a sink.",
                               "deliver", ("sink",), per_model=False, rule=False)

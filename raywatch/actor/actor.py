@@ -9,13 +9,24 @@ On its event loop the actor runs, besides the calls it receives:
 
 * the evaluation loop (every ``windows.evaluation_interval``): close windows, drift,
   performance, rules → alert engines (which deliver in the background), DogStatsD;
-* checkpoints to SQLite (every ``actor.checkpoint_interval``);
-* an aiohttp server with ``/metrics`` (Prometheus), ``POST /feedback`` and ``/status``.
+* checkpoints to SQLite (every ``actor.checkpoint_interval``), written on the store's
+  writer thread;
+* two aiohttp listeners: ``/metrics`` (Prometheus) on ``actor.metrics_host:metrics_port``,
+  ``/status`` and ``POST /feedback`` on ``actor.api_host:api_port`` (tokens, rate limit,
+  TLS: see :mod:`raywatch.actor.server`). An API listener beyond 127.0.0.1 without a token
+  is refused when the actor is created (ValueError naming the setting).
+
+Nothing is acknowledged before it is durable: ``ingest``, ``ingest_many``, ``feedback`` and
+``feedback_many`` journal what they bring on the store's writer thread — the calls that
+arrive while a write is under way share the next one (group commit) — and answer once it is
+written and merged; a failed write fails the call (``StoreWriteError``), so the replica
+keeps its batch and sends it again. The event loop never waits on the disk (the store's
+busy timeout, ``actor.busy_timeout``, bounds how long the writer thread may).
 
 Actor methods (all ``async``): ``ready``, ``register_model``, ``get_profile``,
 ``get_config``, ``ingest`` (fire-and-forget from replicas), ``ingest_many``, ``feedback``,
-``feedback_many``, ``evaluate``, ``status``, ``history``, ``metrics_address``, ``info``,
-``checkpoint``, ``close``.
+``feedback_many``, ``evaluate``, ``status``, ``history``, ``metrics_address``,
+``api_address``, ``info``, ``checkpoint``, ``reset_model``, ``close``.
 """
 
 from __future__ import annotations
@@ -31,10 +42,11 @@ import ray
 from prometheus_client import CollectorRegistry
 
 from raywatch.actor.exposition import DogStatsdPublisher, StatsCollector
-from raywatch.actor.server import StatsServer
+from raywatch.actor.server import StatsServer, TokenTable, check_doors, tls_context
 from raywatch.actor.sharding import actor_name, shard_for
-from raywatch.aggregate.core import StatsCore
+from raywatch.aggregate.core import StatsCore, Ticket
 from raywatch.aggregate.failures import Failures
+from raywatch.aggregate.journal import StoreWriteError
 from raywatch.aggregate.store import Store
 from raywatch.alerts.hub import AlertingHub
 from raywatch.config import MonitorConfig, parse_config
@@ -71,23 +83,25 @@ class StatsActor:
         self.config = cfg
         self.shard = int(shard)
         self.name = actor_name(cfg.actor.name, self.shard, cfg.actor.shards)
+        a = cfg.actor
+        check_doors(a)  # an open door is refused before anything starts
         store = None
         store_error: Optional[BaseException] = None
         path = sqlite_path_for(cfg, self.shard)
         if path:
-            try:
-                store = Store(path)  # owner-only from creation: it holds configs (secrets as ${ENV} references)
-            except Exception as exc:  # unwritable path, foreign or refused file: run in memory, loudly
+            try:  # owner-only from creation (it holds configs, secrets as ${ENV} references), checked, repaired
+                store = Store(path, integrity_check=a.integrity_check, check_timeout=a.integrity_check_timeout,
+                              busy_timeout=a.busy_timeout, background=True)
+            except Exception as exc:  # unwritable path, locked or refused file: in memory, in status and alerted
                 store_error = exc
         failures = Failures()
         self.registry = CollectorRegistry(auto_describe=False)
         self.alerting = AlertingHub(registry=self.registry, name=self.name, on_failure=failures.fail,
                                     dead_letter_dir=os.path.dirname(store.path) if store is not None else None)
-        self.core = StatsCore(cfg, store, alerting=self.alerting, failures=failures, group_commit=True,
-                              shard=self.shard, name=self.name)
-        if store_error is not None:
-            self.core.fail("store.open", store_error)
-        self._commit_fut: Optional[asyncio.Future] = None
+        self.core = StatsCore(cfg, store, alerting=self.alerting, failures=failures, shard=self.shard,
+                              name=self.name, store_error=store_error, store_path=path)
+        self._queue: List[Tuple[List[Ticket], asyncio.Future]] = []
+        self._writer: Optional[asyncio.Task] = None
         self.registry.register(StatsCollector(self.core))
         self.recovered = self.core.recover() if store is not None else {}
         self.dogstatsd: Optional[DogStatsdPublisher] = None
@@ -119,14 +133,32 @@ class StatsActor:
         await self._start_server()
 
     async def _start_server(self) -> None:
+        """Start the listeners not running yet (a port taken: counted, tried again on the
+        next evaluation; each listener on its own, so /metrics does not wait for the API)."""
         a = self.config.actor
-        if a.metrics_port is None or self.server is not None:
+        if a.metrics_port is None:
             return
-        port = a.metrics_port + self.shard if a.metrics_port else 0
-        srv = StatsServer(self.registry, self._feedback_items, self._status_json, host=a.metrics_host, port=port)
+        if self.server is None:
+            port = a.metrics_port + self.shard if a.metrics_port else 0
+            api_port = a.api_port
+            if a.metrics_port == 0 and "api_port" not in a.model_fields_set:
+                api_port = 0  # "pick free ports" (tests, several actors on one host): the API's too
+            elif api_port:
+                api_port += self.shard
+            try:
+                self.server = StatsServer(
+                    self.registry, self._feedback_items, self._status_json, host=a.metrics_host, port=port,
+                    api_host=a.api_host, api_port=api_port, tokens=TokenTable.of(a),
+                    models=lambda: {k: ms.labels for k, ms in self.core.models.items()},
+                    rate_limit=a.api_rate_limit, rate_burst=a.api_rate_burst, max_body=a.api_max_body_bytes,
+                    ssl_context=tls_context(a))
+            except Exception as exc:  # certificate files unreadable, ...: counted, tried again later
+                self.core.fail("http.start", exc)
+                return
+        if self.server.started:
+            return
         try:
-            await srv.start()
-            self.server = srv
+            await self.server.start()
         except Exception as exc:  # port taken: retried on the next evaluation
             self.core.fail("http.start", exc)
 
@@ -138,7 +170,7 @@ class StatsActor:
                 self._tick()
             except Exception as exc:  # never let the loop die
                 self.core.fail("loop", exc)
-            if self.server is None:
+            if self.server is None or not self.server.started:
                 await self._start_server()
 
     def _tick(self, now: Optional[float] = None, want_status: bool = False) -> Optional[Dict[str, Any]]:
@@ -151,13 +183,11 @@ class StatsActor:
         t = time.monotonic()
         if t - self._last_checkpoint >= self.config.actor.checkpoint_interval:
             self._last_checkpoint = t
-            self.core.checkpoint()
-        if self.core.store is not None and t - self._last_prune > 3600.0:
+            self.core.start_checkpoint()  # snapshot here, written on the store's writer thread
+        store = self.core.store
+        if store is not None and t - self._last_prune > 3600.0:
             self._last_prune = t
-            try:
-                self.core.store.prune(time.time() - self.config.actor.history_retention)
-            except Exception as exc:
-                self.core.fail("store.prune", exc)
+            self.core._write("store.prune", store.prune, time.time() - self.config.actor.history_retention)
         return st
 
     # ------------------------------------------------------------------ API
@@ -175,6 +205,7 @@ class StatsActor:
             "node_id": ray.get_runtime_context().get_node_id(),
             RSS_BYTES.name: psutil.Process().memory_info().rss,  # the actor's own
             "metrics_address": self.server.address if self.server else None,
+            "api_address": self.server.api_address if self.server else None,
             "sqlite_path": self.core.store.path if self.core.store is not None else None,
             "recovered": dict(self.recovered),
             "uptime_seconds": time.monotonic() - self._t0,
@@ -197,52 +228,83 @@ class StatsActor:
         return ms.config.to_data() if ms is not None else None
 
     async def ingest(self, batch: Union[ReplicaBatch, Dict[str, Any]]) -> str:
-        """Merge one replica batch: ``"ok"``, ``"duplicate"``, ``"error"``, or
-        ``"reregister"`` (merged; the replica should call ``register_model`` again with its
-        configuration object: the one the actor has lost its secrets)."""
+        """Merge one replica batch, journaled first: ``"ok"``, ``"duplicate"``, ``"error"``,
+        or ``"reregister"`` (merged; the replica should call ``register_model`` again with
+        its configuration object: the actor has none it can use). Raises
+        ``StoreWriteError`` when the batch could not be journaled (nothing merged: send it again)."""
         if not self._started:
             await self._ensure_started()
-        r = self.core.ingest(batch)
-        if self.core.journal_pending:
-            await self._committed()
-        return r
+        t = self.core.admit(batch)
+        if isinstance(t, str):
+            return t
+        await self._commit([t])
+        return t.reply
 
     async def ingest_many(self, batches: List[Union[ReplicaBatch, Dict[str, Any]]]) -> Dict[str, int]:
         if not self._started:
             await self._ensure_started()
         out: Dict[str, int] = {}
+        tickets = []
         for b in batches:
-            r = self.core.ingest(b)
-            out[r] = out.get(r, 0) + 1
-        if self.core.journal_pending:
-            await self._committed()
+            t = self.core.admit(b)
+            if isinstance(t, str):
+                out[t] = out.get(t, 0) + 1
+            else:
+                tickets.append(t)
+        await self._commit(tickets)
+        for t in tickets:
+            out[t.reply] = out.get(t.reply, 0) + 1
         return out
 
-    async def _committed(self) -> None:
-        """Wait until the journal entries queued so far are in SQLite (group commit: the
-        calls that arrive in the same turn of the event loop share one transaction), so a
-        call is acknowledged only once what it brought survives the actor being killed."""
-        fut = self._commit_fut
-        if fut is None:
-            loop = asyncio.get_running_loop()
-            fut = self._commit_fut = loop.create_future()
-            loop.call_soon(self._group_commit)
+    async def _commit(self, tickets: List[Ticket]) -> None:
+        """Journal ``tickets`` (grouped with the other calls waiting) and merge them; raises
+        ``StoreWriteError`` when the write failed (nothing merged)."""
+        if not tickets:
+            return
+        if not any(t.rows for t in tickets):  # in memory or journal off: nothing to wait for
+            self.core.settle(tickets)
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._queue.append((tickets, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_loop())
         await asyncio.shield(fut)
 
-    def _group_commit(self) -> None:
-        fut, self._commit_fut = self._commit_fut, None
-        try:
-            self.core.flush_journal()
-        finally:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+    async def _write_loop(self) -> None:
+        """Group commit: the calls queued while a write is under way go in the next one,
+        written on the store's writer thread; each group is merged once written."""
+        core = self.core
+        while self._queue:
+            group, self._queue = self._queue, []
+            tickets = [t for ts, _ in group for t in ts]
+            error: Optional[BaseException] = None
+            last = None
+            try:
+                last = await asyncio.wrap_future(core.store.submit(core.journal.write, core.journal_rows(tickets)))
+            except StoreWriteError as exc:
+                error = exc
+            except Exception as exc:  # pragma: no cover - the writer thread itself failed
+                error = StoreWriteError(f"the ingest journal could not be written ({type(exc).__name__}: {exc})")
+            core.health.wrote(None if error is None else (error.__cause__ or error))
+            try:
+                core.settle(tickets, last, error=error)
+            except Exception as exc:  # pragma: no cover - settle counts its own failures
+                core.fail("ingest.settle", exc)
+            for _, fut in group:
+                if not fut.done():
+                    if error is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(error)
 
     async def feedback(self, request_id: str, label: Any, model_key: Optional[str] = None) -> bool:
         r = await self._feedback_items([(str(request_id), label, model_key)])
         return r["joined"] > 0
 
-    async def feedback_many(self, items: List[Any]) -> Dict[str, int]:
-        """Labels as ``(request_id, label[, model_key])`` tuples or dicts (``request_id``, ``label``, ``model``)."""
+    async def feedback_many(self, items: List[Any]) -> Dict[str, Any]:
+        """Labels as ``(request_id, label[, model_key])`` tuples or dicts (``request_id``,
+        ``label``, ``model``): ``{"accepted", "joined", "refused": {reason: n}}``."""
         norm: List[Tuple[str, Any, Optional[str]]] = []
         for it in items:
             if isinstance(it, Mapping):
@@ -252,24 +314,27 @@ class StatsActor:
                 norm.append((str(t[0]), t[1], t[2] if len(t) > 2 else None))
         return await self._feedback_items(norm)
 
-    async def _feedback_items(self, items: List[Tuple[str, Any, Optional[str]]]) -> Dict[str, int]:
+    async def _feedback_items(self, items: List[Tuple[str, Any, Optional[str]]]) -> Dict[str, Any]:
         await self._ensure_started()
-        joined = self.core.feedback_many(items)
-        if self.core.journal_pending:
-            await self._committed()
-        return {"accepted": len(items), "joined": joined}
+        t, refused = self.core.admit_feedback(items)
+        if t is None:
+            return {"accepted": 0, "joined": 0, "refused": refused}
+        await self._commit([t])
+        return {"accepted": len(t.items), "joined": t.reply, "refused": refused}
 
     async def evaluate(self, now: Optional[float] = None) -> Dict[str, Any]:
         """Evaluate now (close due windows, rules, DogStatsD, checkpoint); returns status."""
         await self._ensure_started()
         st = self._tick(now, want_status=True)
         st["actor"]["metrics_address"] = self.server.address if self.server else None
+        st["actor"]["api_address"] = self.server.api_address if self.server else None
         return st
 
     async def status(self, model_key: Optional[str] = None) -> Dict[str, Any]:
         await self._ensure_started()
         st = self.core.status(model_key)
         st["actor"]["metrics_address"] = self.server.address if self.server else None
+        st["actor"]["api_address"] = self.server.api_address if self.server else None
         return st
 
     async def _status_json(self, model_key: Optional[str]) -> Dict[str, Any]:
@@ -280,15 +345,37 @@ class StatsActor:
 
     async def metrics_address(self) -> Optional[str]:
         await self._ensure_started()
-        return f"{self.server.address}/metrics" if self.server else None
+        return f"{self.server.address}/metrics" if self.server is not None and self.server.address else None
+
+    async def reset_model(self, model: str) -> Dict[str, Any]:
+        """Forget a model (its key, or a model name: every model of that name) here and in
+        the SQLite file: state, pending labels, registration, checkpoint, journal, closed
+        windows, alert history. Returns ``{"model", "keys", "found", "pending_dropped",
+        "deleted": {table: rows}}`` (see :meth:`raywatch.aggregate.core.StatsCore.reset_model`)."""
+        answer, fut = self.core.start_reset(model)
+        if fut is not None:
+            answer["deleted"] = await asyncio.wrap_future(fut)
+        return answer
+
+    async def api_address(self) -> Optional[str]:
+        """``http(s)://host:port`` of ``/status`` and ``/feedback`` (None: no API listener)."""
+        await self._ensure_started()
+        return self.server.api_address if self.server else None
 
     async def checkpoint(self) -> bool:
-        return self.core.checkpoint()
+        fut = self.core.start_checkpoint()
+        if fut is None:
+            return False
+        try:
+            await asyncio.wrap_future(fut)
+            return True
+        except Exception:
+            return False
 
     async def close(self, timeout: float = 5.0) -> None:
         """Checkpoint, flush alert delivery and stop the HTTP server (before a planned kill)."""
         self._closed = True
-        self.core.checkpoint()
+        await self.checkpoint()
         await asyncio.get_running_loop().run_in_executor(None, lambda: self.alerting.close(timeout=timeout))
         if self.server is not None:
             await self.server.stop()
@@ -297,6 +384,8 @@ class StatsActor:
             t.cancel()
         if self.dogstatsd is not None:
             self.dogstatsd.close()
+        if self.core.store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.core.store.close)
 
 
 _RemoteStatsActor = ray.remote(StatsActor)

@@ -1,4 +1,5 @@
-"""The query API: ``raywatch.status``, ``raywatch.feedback``, ``raywatch.actor.history``.
+"""The query API: ``raywatch.status``, ``raywatch.feedback``, ``raywatch.actor.history``,
+``raywatch.actor.api.reset`` (behind ``raywatch reset --model``).
 
 These run in any Ray driver (the CLI, a notebook, a job) connected to the cluster where
 the stats actors live. Without a ``config`` they find the actors by name in the
@@ -16,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from raywatch.actor.sharding import actor_name, parse_actor_name, shard_for
 from raywatch.config import MonitorConfig, parse_config
 
-__all__ = ["status", "feedback", "history", "actors"]
+__all__ = ["status", "feedback", "history", "actors", "reset"]
 
 log = logging.getLogger("raywatch.actor.api")
 
@@ -138,3 +139,23 @@ def feedback(request_id: str, label: Any, model: Optional[str] = None, *, config
     key = model if model is not None and "/" in model else None  # a model name alone: any shard
     results = ray.get([h.feedback.remote(str(request_id), label, key) for h in targets], timeout=timeout)
     return any(results)
+
+
+def reset(model: str, *, config: ConfigLike = None, timeout: float = 30.0) -> List[Dict[str, Any]]:
+    """Forget a model in the stats actors and their SQLite files: its state, pending labels,
+    registration, checkpoint, journal, closed windows and alert history (what
+    ``raywatch reset --model`` does). ``model`` is a model key (``"app/deployment"``: its
+    shard is asked) or a model name (every shard is asked, and forgets every model of that
+    name). Returns each asked shard's answer ``{"model", "keys", "found",
+    "pending_dropped", "deleted": {table: rows}}``; ``found`` empty everywhere means no actor
+    knew the model. RuntimeError when no stats actor runs (reset the file itself with
+    :func:`raywatch.aggregate.offline.reset_sqlite`)."""
+    ray = _ray()
+    handles = actors(config)
+    if not handles:
+        raise RuntimeError("no raywatch stats actor is running (reset the state file with --sqlite instead)")
+    targets = [h for _, h in handles]
+    if "/" in model:
+        h = _owner(model, handles, config, timeout)
+        targets = [h] if h is not None else targets
+    return list(ray.get([h.reset_model.remote(model) for h in targets], timeout=timeout))

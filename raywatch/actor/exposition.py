@@ -23,6 +23,8 @@ from prometheus_client.registry import Collector
 
 from raywatch import series
 from raywatch.aggregate.core import StatsCore
+from raywatch.aggregate.ingest import REFUSALS
+from raywatch.aggregate.query import live_replicas
 from raywatch.aggregate.model import ModelState
 from raywatch.series import METRICS, MODEL_LABELS, Metric
 
@@ -37,6 +39,7 @@ _LIVE_TOTALS: Dict[Metric, Callable[[ModelState], float]] = {
     series.CAPTURE_ERRORS_TOTAL: lambda ms: ms.capture_errors_total,
     series.SUMMARIZED_ROWS_TOTAL: lambda ms: ms.totals["rows"],
     series.FEEDBACK_JOINED_TOTAL: lambda ms: ms.totals[series.FEEDBACK_ROWS.name],
+    series.SUMMARIES_REFUSED_TOTAL: lambda ms: ms.refused["summaries"],
 }
 """Counters read live from the model's totals at scrape time (not from the last evaluation)."""
 
@@ -73,6 +76,8 @@ class StatsCollector(Collector):
                 keys[metric.name] = label_names
             return fam
 
+        ttl = core.config.actor.replica_ttl
+        at = core.last_evaluation if core.last_evaluation is not None else core.clock()  # as the gauges are
         for ms in list(core.models.values()):
             base = _labels(ms)
             for metric, value in _LIVE_TOTALS.items():
@@ -86,7 +91,7 @@ class StatsCollector(Collector):
                 if keys[s.name] != names:
                     continue  # a differently labelled sample would break the family
                 fam.add_metric([str(s.labels[k]) for k in names], float(s.value))
-            for rid, r in list(ms.replicas.items()):
+            for rid, r in list(live_replicas(ms, at, ttl).items()):  # gone replicas are not exported
                 res = r.resources or {}
                 for metric, key in series.REPLICA_RESOURCES:
                     v = res.get(key)
@@ -102,6 +107,14 @@ class StatsCollector(Collector):
         yield _family(series.FEEDBACK_PENDING, value=pend["predictions"] + pend["labels"])
         yield _family(series.FEEDBACK_EXPIRED_TOTAL,
                       value=fb["expired_predictions"] + fb["expired_labels"] + fb["evicted_predictions"] + fb["evicted_labels"])
+        refused = _family(series.FEEDBACK_REFUSED_TOTAL, ("reason",))
+        for reason in REFUSALS:
+            refused.add_metric([reason], float(core.refused.get(reason, 0)))
+        yield refused
+        for s in core.health_series():  # the actor's own health: its state file and journal
+            fam = _family(METRICS[s.name], tuple(s.labels))
+            fam.add_metric([str(v) for v in s.labels.values()], float(s.value))
+            yield fam
 
 
 class DogStatsdPublisher:

@@ -11,6 +11,9 @@ Public names (imported lazily):
 
 * :class:`StatsCore` — the facade; :class:`Store` — the SQLite file;
 * :func:`history_from_sqlite` — the history of a stats actor's SQLite file, without Ray;
+  :func:`reset_sqlite` — forget a model in such a file (no actor running on it);
+* :class:`StoreWriteError` — what an ingest or feedback call raises when it could not be
+  journaled (nothing acknowledged: send it again);
 * :class:`Failures`, :class:`Window`, :class:`FeedbackJoiner`, :func:`parse_feedback`,
   :func:`merge_summaries`, :func:`aggregate_resources`.
 """
@@ -27,6 +30,9 @@ _EXPORTS = {
     "SCHEMA_VERSION": "raywatch.aggregate.store:SCHEMA_VERSION",
     "UnsafeStateFile": "raywatch.aggregate.migrate:UnsafeStateFile",
     "history_from_sqlite": "raywatch.aggregate.offline:history_from_sqlite",
+    "reset_sqlite": "raywatch.aggregate.offline:reset_sqlite",
+    "StoreWriteError": "raywatch.aggregate.journal:StoreWriteError",
+    "JournalFull": "raywatch.aggregate.journal:JournalFull",
     "Failures": "raywatch.aggregate.failures:Failures",
     "ModelState": "raywatch.aggregate.model:ModelState",
     "Window": "raywatch.aggregate.windows:Window",

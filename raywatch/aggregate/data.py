@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["FormatMismatch", "record", "fields", "encode", "decode", "b64", "unb64", "scalar",
-           "seq_ranges", "from_ranges", "report_json"]
+__all__ = ["FormatMismatch", "record", "fields", "encode", "encode_lenient", "decode", "b64", "unb64", "scalar",
+           "plain", "seq_ranges", "from_ranges", "report_json"]
 
 
 class FormatMismatch(ValueError):
@@ -66,6 +66,45 @@ def _default(o: Any) -> Any:
 def encode(data: Any) -> str:
     """Compact JSON text of ``data`` (see the module docstring)."""
     return json.dumps(data, default=_default, separators=(",", ":"))
+
+
+def encode_lenient(data: Any, on_bad: Callable[[str, BaseException], None]) -> str:
+    """:func:`encode`, except that a value that is not stored data costs only itself: it
+    is written as null and ``on_bad(path, error)`` is called for it (a value that slipped
+    into a model's state must not make every checkpoint of the model fail).
+
+    >>> bad = []
+    >>> encode_lenient({"ok": 1, "res": {"x": {1, 2}, "y": 2.0}}, lambda path, exc: bad.append(path))
+    '{"ok":1,"res":{"x":null,"y":2.0}}'
+    >>> bad
+    ['res.x']
+    """
+    try:
+        return encode(data)
+    except (TypeError, ValueError):
+        return encode(plain(data, on_bad))
+
+
+def plain(data: Any, on_bad: Callable[[str, BaseException], None], path: str = "") -> Any:
+    """``data`` with every value :func:`encode` refuses replaced by None (``on_bad`` called)."""
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                on_bad(sub, TypeError(f"a {type(k).__name__} key is not stored data"))
+                continue
+            out[k] = plain(v, on_bad, sub)
+        return out
+    if isinstance(data, (list, tuple)):
+        return [plain(v, on_bad, f"{path}[{i}]") for i, v in enumerate(data)]
+    if isinstance(data, (str, int, float, bool)) or data is None:
+        return data
+    try:
+        return json.loads(encode(data))
+    except (TypeError, ValueError) as exc:
+        on_bad(path, exc)
+        return None
 
 
 def decode(text: str) -> Any:

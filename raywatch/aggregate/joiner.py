@@ -3,9 +3,13 @@
 Predictions reach the stats actor in replica batches; labels arrive later through
 ``raywatch.feedback`` or the HTTP route — or, when a client is quick, *before* the batch
 holding the prediction has been shipped. :class:`FeedbackJoiner` keeps both sides in
-insertion-ordered maps: whichever side comes second completes the pair. Each side holds at
-most ``max_pending`` entries (the oldest is evicted first) and entries older than ``ttl``
-seconds are expired by :meth:`expire`. Evictions and expiries are counted, never silent.
+insertion-ordered maps: whichever side comes second completes the pair. Entries older than
+``ttl`` seconds are expired by :meth:`expire`. The predictions side (from the replicas)
+holds at most ``max_pending`` entries, the oldest evicted first. The labels side (from
+callers outside) holds at most ``max_pending`` entries and ``max_pending_bytes`` bytes:
+past either a new label is refused (:class:`LabelRefused`, ``pending_full``) — a flood of
+labels never evicts the real ones waiting for their predictions. Evictions, refusals (by the caller) and
+expiries are counted, never silent.
 
 >>> j = FeedbackJoiner(ttl=60, max_pending=2)
 >>> j.add_prediction("r1", "m", 1, 0.9, now=0.0)
@@ -28,7 +32,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from raywatch.aggregate.data import fields, record
 
-__all__ = ["FeedbackJoiner", "Joined", "parse_feedback"]
+__all__ = ["FeedbackJoiner", "Joined", "parse_feedback", "LabelRefused"]
 
 log = logging.getLogger("raywatch.aggregate.joiner")
 
@@ -75,6 +79,21 @@ def parse_feedback(body: Any, default_model: Optional[str] = None) -> List[Tuple
     return out
 
 
+class LabelRefused(ValueError):
+    """A label the joiner will not keep (``reason``: ``pending_full``)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+_ENTRY_OVERHEAD = 64  # bytes counted per waiting label beyond its id and value
+
+
+def _label_size(request_id: str, label: Any) -> int:
+    return len(request_id) + (len(label) if isinstance(label, str) else 16) + _ENTRY_OVERHEAD
+
+
 class Joined(NamedTuple):
     request_id: str
     model_key: str
@@ -91,12 +110,17 @@ class FeedbackJoiner:
     ttl
         Seconds a prediction waits for its label (and a label for its prediction).
     max_pending
-        Most entries kept on each side; beyond it the oldest entry is evicted.
+        Most entries kept on each side; beyond it the oldest prediction is evicted, and a
+        new label is refused.
+    max_pending_bytes
+        Most bytes of waiting labels (ids and values); beyond it a new label is refused.
     """
 
-    def __init__(self, ttl: float = 3600.0, max_pending: int = 100_000):
+    def __init__(self, ttl: float = 3600.0, max_pending: int = 100_000, max_pending_bytes: int = 32 * 1024 * 1024):
         self.ttl = float(ttl)
         self.max_pending = int(max_pending)
+        self.max_pending_bytes = int(max_pending_bytes)
+        self._label_bytes = 0
         # request_id -> (ts, model_key, prediction, score)
         self._predictions: "OrderedDict[str, Tuple[float, str, Any, Optional[float]]]" = OrderedDict()
         # request_id -> (ts, label, model_key or None)
@@ -120,13 +144,13 @@ class FeedbackJoiner:
         """Record a prediction; returns the pair when its label was already waiting."""
         rid = str(request_id)
         self._counts["predictions"] += 1
-        waiting = self._labels.pop(rid, None)
+        waiting = self._labels.get(rid)
         if waiting is not None:
             _, label, want_model = waiting
             if want_model is not None and want_model != model_key:
-                self._counts["model_mismatch"] += 1
-                self._labels[rid] = waiting  # a label for another model with the same id
+                self._counts["model_mismatch"] += 1  # a label for another model with the same id
             else:
+                self._drop_label(rid)
                 self._counts["joined"] += 1
                 return [Joined(rid, model_key, label, prediction, score)]
         if rid in self._predictions:
@@ -149,14 +173,31 @@ class FeedbackJoiner:
                 self._counts["joined"] += 1
                 return [Joined(rid, pkey, label, prediction, score)]
             self._counts["model_mismatch"] += 1
+        size = _label_size(rid, label)
         if rid in self._labels:
             self._counts["duplicate_labels"] += 1
-            self._labels.move_to_end(rid)
+            self._drop_label(rid)
+        elif len(self._labels) >= self.max_pending or self._label_bytes + size > self.max_pending_bytes:
+            raise LabelRefused("pending_full", f"{len(self._labels)} labels ({self._label_bytes} bytes) already wait "
+                                               "for their predictions")
         self._labels[rid] = (now, label, model_key)
-        while len(self._labels) > self.max_pending:
-            self._labels.popitem(last=False)
-            self._counts["evicted_labels"] += 1
+        self._label_bytes += size
         return []
+
+    def _drop_label(self, rid: str) -> None:
+        entry = self._labels.pop(rid, None)
+        if entry is not None:
+            self._label_bytes = max(0, self._label_bytes - _label_size(rid, entry[1]))
+
+    def forget_model(self, model_key: str) -> int:
+        """Drop the predictions of one model and the labels addressed to it; returns how many."""
+        preds = [rid for rid, v in self._predictions.items() if v[1] == model_key]
+        labels = [rid for rid, v in self._labels.items() if v[2] == model_key]
+        for rid in preds:
+            del self._predictions[rid]
+        for rid in labels:
+            self._drop_label(rid)
+        return len(preds) + len(labels)
 
     # ------------------------------------------------------------------ upkeep
     def expire(self, now: float) -> int:
@@ -169,13 +210,21 @@ class FeedbackJoiner:
                 rid, entry = next(iter(side.items()))
                 if entry[0] > cutoff:
                     break
-                side.popitem(last=False)
+                if side is self._labels:
+                    self._drop_label(rid)
+                else:
+                    side.popitem(last=False)
                 self._counts[counter] += 1
                 dropped += 1
         return dropped
 
     def pending(self) -> Dict[str, int]:
         return {"predictions": len(self._predictions), "labels": len(self._labels)}
+
+    @property
+    def label_bytes(self) -> int:
+        """Bytes of the labels waiting for their predictions (bounded by ``max_pending_bytes``)."""
+        return self._label_bytes
 
     def counters(self) -> Dict[str, int]:
         return dict(self._counts)
@@ -201,3 +250,4 @@ class FeedbackJoiner:
             self._predictions.popitem(last=False)
         while len(self._labels) > self.max_pending:
             self._labels.popitem(last=False)
+        self._label_bytes = sum(_label_size(rid, v[1]) for rid, v in self._labels.items())

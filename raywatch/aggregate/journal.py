@@ -11,9 +11,17 @@ row's BLOB column.
 ``feedback``: a ``raywatch.journal.feedback`` record, version 1 — ``{"ts": <when it was
 received>, "items": [[request_id, label, model_key or null], ...]}``.
 
-With ``group_commit`` the entries wait in :attr:`Journal.pending` until :meth:`Journal.flush`
-writes them in one transaction (the actor flushes once per turn of its event loop and
-acknowledges the calls after that); without it each entry is written at once.
+Nothing is acknowledged before it is durable: the core journals what a call brings and
+merges it only once the write succeeded (write-ahead); a write that fails raises
+:class:`StoreWriteError` out of the call, nothing is merged, so the sender keeps what it
+sent and retries (a replica's shipper retries a failed ``ingest`` call; the retried batch
+is not a duplicate, since it was never merged). The stats actor groups the entries of the
+calls that arrive while a write is under way into the next write (group commit), on the
+store's writer thread, and acknowledges each call after its group is written and merged.
+
+A batch or label that cannot be encoded costs only itself: :func:`clean_batch` leaves out
+the values of a batch that are not plain data (a resource figure that is a set, a
+prediction that is an object), counted, and keeps the rest.
 
 >>> from raywatch.stats.batch import ReplicaBatch
 >>> b = ReplicaBatch(app="a", deployment="M", replica_id="r", start_ts=0.0, end_ts=1.0, seq=3,
@@ -30,16 +38,17 @@ True
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
-from raywatch.aggregate.data import decode, encode, fields, record, scalar
+from raywatch.aggregate.data import decode, encode, fields, plain, record, scalar
 from raywatch.aggregate.failures import Failures
 from raywatch.stats.batch import ReplicaBatch
 
 if TYPE_CHECKING:  # the store imports this module (its v1 migration writes journal rows)
     from raywatch.aggregate.store import Store
 
-__all__ = ["Journal", "JournalRow", "batch_row", "feedback_row", "decode_batch", "decode_feedback", "FeedbackItem"]
+__all__ = ["Journal", "JournalRow", "batch_row", "feedback_row", "decode_batch", "decode_feedback", "FeedbackItem",
+           "StoreWriteError", "JournalFull", "clean_batch"]
 
 BATCH, FEEDBACK = "batch", "feedback"
 _BATCH_FORMAT, _FEEDBACK_FORMAT, _VERSION = "raywatch.journal.batch", "raywatch.journal.feedback", 1
@@ -81,43 +90,65 @@ def decode_feedback(data: str) -> Tuple[float, List[FeedbackItem]]:
     return float(d["ts"]), [(str(r), label, mk) for r, label, mk in d["items"]]
 
 
-class Journal:
-    """Journal writes of one store (see the module docstring); failures counted as ``journal``."""
+class StoreWriteError(RuntimeError):
+    """The journal could not be written: the call is not acknowledged (its sender retries)."""
 
-    def __init__(self, store: Optional["Store"], failures: Failures, *, enabled: bool = True, group_commit: bool = False):
+
+class JournalFull(StoreWriteError):
+    """The journal is at ``actor.journal_max_bytes`` and no checkpoint could shrink it yet."""
+
+
+_DICT_FIELDS = ("errors", "statuses", "routes", "methods")
+
+
+def clean_batch(b: ReplicaBatch, on_bad: "Callable[[str, BaseException], None]") -> ReplicaBatch:
+    """``b`` itself when it encodes; otherwise a copy without the values that are not plain
+    data (each reported to ``on_bad(field, error)``)."""
+    try:
+        encode({name: getattr(b, name) for name in _BATCH_FIELDS})
+        return b
+    except (TypeError, ValueError):
+        pass
+    changes: dict = {}
+    preds = []
+    for i, p in enumerate(b.predictions or ()):
+        try:
+            rid, pred, score = (tuple(p) + (None, None))[:3]
+            preds.append((str(rid), scalar(pred), None if score is None else float(score)))
+        except (TypeError, ValueError) as exc:
+            on_bad(f"predictions[{i}]", exc)
+    changes["predictions"] = preds
+    for name in _DICT_FIELDS + ("resources", "latency"):
+        changes[name] = plain(getattr(b, name) or {}, on_bad, name)
+    for name in ("model", "version", "node_id"):
+        v = getattr(b, name)
+        if v is not None and not isinstance(v, str):
+            on_bad(name, TypeError(f"a {type(v).__name__} is not a string"))
+            changes[name] = None
+    return dataclasses.replace(b, **changes)
+
+
+class Journal:
+    """Journal writes of one store (see the module docstring).
+
+    ``last_id`` is the id of the newest entry written *and merged*: a checkpoint includes
+    the journal up to it.
+    """
+
+    def __init__(self, store: Optional["Store"], failures: Failures, *, enabled: bool = True):
         self.store = store
         self.failures = failures
         self.enabled = enabled and store is not None
-        self.group_commit = group_commit
-        self.pending: List[JournalRow] = []
-        self.last_id = 0  # the id of the newest entry written
+        self.last_id = 0
 
-    def batch(self, b: ReplicaBatch, now: float) -> None:
-        if self.enabled:
-            self._append(lambda: batch_row(b, now))
-
-    def feedback(self, items: Sequence[FeedbackItem], now: float) -> None:
-        if self.enabled:
-            self._append(lambda: feedback_row(items, now))
-
-    def _append(self, make) -> None:
-        try:
-            row = make()
-        except Exception as exc:  # not stored data (a label that is no plain value)
-            self.failures.fail("journal.encode", exc)
-            return
-        self.pending.append(row)
-        if not self.group_commit:
-            self.flush()
-
-    def flush(self) -> int:
-        """Write the pending entries in one transaction; returns how many."""
-        rows, self.pending = self.pending, []
+    def write(self, rows: Sequence[JournalRow]) -> int:
+        """Write ``rows`` in one transaction; returns the id of the last one. Raises
+        :class:`StoreWriteError` when the write fails (counted as ``journal``)."""
         if not rows or self.store is None:
-            return 0
+            return self.last_id
         try:
-            self.last_id = self.store.append_journal(rows)
+            return self.store.append_journal(rows)
         except Exception as exc:
             self.failures.fail("journal", exc)
-            return 0
-        return len(rows)
+            raise StoreWriteError(f"the ingest journal could not be written ({type(exc).__name__}: {exc}); "
+                                  "nothing was acknowledged, send it again") from exc

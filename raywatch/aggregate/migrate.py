@@ -88,8 +88,26 @@ class V1Unpickler(pickle.Unpickler):
 
 
 def load_v1(blob: bytes) -> Any:
-    """The object of a schema-1 pickle (see :class:`V1Unpickler`)."""
-    return V1Unpickler(io.BytesIO(blob)).load()
+    """The object of a schema-1 pickle (see :class:`V1Unpickler`); configuration models
+    pickled before a field existed get that field's default."""
+    return _complete(V1Unpickler(io.BytesIO(blob)).load())
+
+
+def _complete(obj: Any) -> Any:
+    """Give every pydantic model in ``obj`` the defaults of fields its pickle predates."""
+    if isinstance(obj, BaseModel):
+        for name, info in type(obj).model_fields.items():
+            if name not in obj.__dict__:
+                object.__setattr__(obj, name, info.get_default(call_default_factory=True))
+            else:
+                _complete(obj.__dict__[name])
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _complete(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _complete(v)
+    return obj
 
 
 @dataclass

@@ -14,7 +14,13 @@ profile are stored apart, in the ``models`` table)::
      "first_seen": <ts or null>, "replicas": [<replica>...], "retired": {...},
      "totals": {...}, "error_types": {...},
      "detectors": {"latency": <raywatch.detector record, or null: restart it>, ...},
-     "detector_hits": {...}, "detector_counts": {...}, "detector_restarts": {...}}
+     "detector_hits": {...}, "detector_counts": {...}, "detector_restarts": {...},
+     "refused": {"summaries": n, "values": n, "labels": n},
+     "label_values": [<distinct label values of the confusion matrix>...],
+     "generation": <the deployment generation the figures belong to, or null>,
+     "past_generations": [<superseded generations>...], "generations": <generations started>}
+
+(``refused``, ``label_values`` and the ``generation`` fields are optional: a record without them is read as empty.)
 
 A window is :meth:`~raywatch.aggregate.windows.Window.state` (its merged summary as base64
 of the summary codec's bytes); a replica is ``{"replica_id", "node_id", "max_seq", "seqs":
@@ -61,6 +67,12 @@ class ReplicaMemory:
         if seq in self.seqs:
             return True
         return seq <= self.max_seq - SEQ_MEMORY
+
+    def unmark(self, seq: int) -> None:
+        """Forget ``seq`` (a batch whose journal write failed: it was never merged)."""
+        self.seqs.discard(seq)
+        if seq == self.max_seq:
+            self.max_seq = max(self.seqs) if self.seqs else -1
 
     def mark(self, seq: int) -> None:
         self.seqs.add(seq)
@@ -122,6 +134,15 @@ class ModelState:
             "predictions": 0,
             FEEDBACK_ROWS.name: 0,  # labels joined, cumulative
         }
+        # what this model's data cost itself: summaries / sketches failing their semantic checks,
+        # values of a batch that were not plain data, joins over the distinct-label-values cap
+        self.refused = {"summaries": 0, "values": 0, "labels": 0, "stale_batches": 0}
+        self.profile_refused: Optional[str] = None  # why the last profile offered was refused
+        self.registered = True  # False: created by a batch; its replicas are asked for their config
+        self.label_values: set = set()  # distinct label keys in the confusion matrix (classification)
+        self.generation: Optional[str] = None  # see raywatch.aggregate.generations
+        self.past_generations: List[str] = []
+        self.generations = 0  # generations started since the model was first seen
         self.error_types: Dict[str, int] = {}
         self.detectors: Dict[str, Detector] = {}
         self.detector_hits: Dict[str, float] = {}  # detector -> UTC time it last fired
@@ -181,6 +202,11 @@ class ModelState:
             detector_hits=dict(self.detector_hits),
             detector_counts=dict(self.detector_counts),
             detector_restarts=dict(self.detector_restarts),
+            refused=dict(self.refused),
+            label_values=sorted(self.label_values, key=lambda v: (type(v).__name__, v)),
+            generation=self.generation,
+            past_generations=list(self.past_generations),
+            generations=self.generations,
         )
 
     def restore(self, s: Dict[str, Any]) -> None:
@@ -198,6 +224,11 @@ class ModelState:
         self.detector_hits = dict(s.get("detector_hits") or {})
         self.detector_counts = dict(s.get("detector_counts") or {})
         self.detector_restarts = dict(s.get("detector_restarts") or {})
+        self.refused.update(s.get("refused") or {})
+        self.label_values = set(s.get("label_values") or ())
+        self.generation = s.get("generation")
+        self.past_generations = [str(g) for g in s.get("past_generations") or []]
+        self.generations = int(s.get("generations") or 0)
         self.detectors = {}
         for name, det in (s.get("detectors") or {}).items():
             if name not in NAMES:

@@ -2,7 +2,13 @@
 
 A replica registers its model when it connects (``register_model``: the model key, its
 :class:`~raywatch.config.MonitorConfig` and the profile's bytes); a batch from a model the
-actor does not know registers it with the actor's own configuration.
+actor does not know registers it with the actor's own configuration (and the replica is
+asked to register it properly: ``REREGISTER``).
+
+With ``actor.profile_key`` configured, a profile must carry a valid HMAC-SHA256 signature
+(:mod:`raywatch.stats.signing`): an unsigned or forged one is refused (counted as
+``register.profile_signature``), the model runs without it and status says why
+(``profile_refused``). Profiles are checked again when a restarted actor reads them back.
 
 Configurations are stored as ``raywatch.config`` records, version 1 (JSON)::
 
@@ -25,6 +31,7 @@ from raywatch.aggregate.model import ModelState
 from raywatch.config import AlertingConfig, MonitorConfig, has_masked_secrets, parse_config
 from raywatch.stats.batch import ReplicaBatch
 from raywatch.stats.batch import REREGISTER
+from raywatch.stats import signing
 from raywatch.stats.profile import Profile
 
 __all__ = ["register", "for_batch", "alerting_for", "config_record", "config_from_record"]
@@ -86,12 +93,19 @@ def register(models: Dict[str, ModelState], model_key: str, config: Any, profile
         "version": (labels or {}).get("version") or cfg.version or "",
     }
     profile = None
+    refused = None
     if profile_bytes is not None:
+        key = actor_config.actor.profile_key
         try:
+            if key is not None:
+                signing.verify(profile_bytes, key)
             profile = Profile.from_bytes(profile_bytes)
+        except signing.SignatureError as exc:
+            failures.fail("register.profile_signature", exc)
+            refused, profile_bytes = str(exc), None
         except Exception as exc:
             failures.fail("register.profile", exc)
-            profile_bytes = None
+            refused, profile_bytes = f"unreadable: {exc}", None
     ms = models.get(model_key)
     if ms is None:
         ms = models[model_key] = ModelState(model_key, lab, cfg, profile, profile_bytes)
@@ -100,6 +114,10 @@ def register(models: Dict[str, ModelState], model_key: str, config: Any, profile
         ms.labels.update({k: v for k, v in lab.items() if v})
         if profile is not None:
             ms.profile, ms.profile_bytes = profile, profile_bytes
+    if profile is not None:
+        ms.profile_refused = None
+    elif refused is not None:
+        ms.profile_refused = refused
     ms.config_secrets = secrets
     return ms
 

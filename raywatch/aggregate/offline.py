@@ -20,7 +20,7 @@ from raywatch.aggregate.models import config_from_record
 from raywatch.aggregate.store import Store
 from raywatch.config import MonitorConfig
 
-__all__ = ["history_from_sqlite"]
+__all__ = ["history_from_sqlite", "reset_sqlite"]
 
 
 def _copy(src: str, dst: str) -> None:
@@ -81,3 +81,27 @@ def history_from_sqlite(path: str, model: Optional[str] = None, since: Optional[
             return core.history(model, since, now=at)
         finally:
             store.close()
+
+
+def reset_sqlite(path: str, model: str) -> Dict[str, Any]:
+    """Forget a model in a stats actor's SQLite file while no actor runs on it (``raywatch
+    reset --model KEY --sqlite PATH``): its registration, checkpointed state, journal, closed
+    windows and alert history. ``model`` is a model key, or a model name (every model the
+    file registered under that name). Returns ``{"model", "keys", "deleted": {table: rows}}``.
+    FileNotFoundError when there is no such file. (A running actor keeps the model in
+    memory and writes it back: reset through the actor, :func:`raywatch.actor.api.reset`.)"""
+    src = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(src):
+        raise FileNotFoundError(src)
+    store = Store(src)
+    try:
+        models = store.load_models()
+        keys = [model] if model in models or "/" in model else sorted(
+            k for k, m in models.items() if m.labels.get("model") == model)
+        deleted: Dict[str, int] = {}
+        for key in keys:
+            for table, n in store.forget_model(key).items():
+                deleted[table] = deleted.get(table, 0) + n
+        return {"model": model, "keys": keys, "deleted": deleted}
+    finally:
+        store.close()

@@ -23,13 +23,24 @@ __all__ = ["model_status", "actor_status", "feature_histograms", "history"]
 _NOT_ROLLING = ("drift", "quality", "performance", "detectors", "resources")
 
 
-def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]]) -> Dict[str, Any]:
+def live_replicas(ms: ModelState, now: float, ttl: float) -> Dict[str, Any]:
+    """The replicas of ``ms`` heard from within ``ttl`` seconds of ``now``."""
+    return {rid: r for rid, r in ms.replicas.items() if now - r.last_seen <= ttl}
+
+
+def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]], now: Optional[float] = None,
+                 replica_ttl: float = float("inf")) -> Dict[str, Any]:
+    """One model's status. ``replicas`` are the live ones (heard from within
+    ``replica_ttl``); ``replicas_gone`` counts the others, still remembered (their batch
+    numbers, so a late retry is still recognised) until they are retired."""
     v = ms.view or {}
+    live = live_replicas(ms, now, replica_ttl) if now is not None else dict(ms.replicas)
     roll = v.get("rolling") or {}
     return {
         "labels": dict(ms.labels),
         "shard": shard,
         "profile": ms.profile is not None,
+        "profile_refused": ms.profile_refused,
         "config_secrets": ms.config_secrets,
         "evaluated_at": v.get("evaluated_at"),
         "window": v.get("window"),
@@ -47,7 +58,13 @@ def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]]) ->
                        errors_by_type=dict(ms.error_types)),
         "replicas": {rid: {"node_id": r.node_id, "last_seen": r.last_seen, "max_seq": r.max_seq,
                            "dropped_total": r.dropped_total, CAPTURE_ERRORS_TOTAL.name: r.capture_errors_total}
-                     for rid, r in ms.replicas.items()},
+                     for rid, r in live.items()},
+        "replicas_gone": len(ms.replicas) - len(live),
+        "generation": ms.generation,
+        "generations": ms.generations,
+        "registered": ms.registered,
+        "label_values": len(ms.label_values),
+        "refused": dict(ms.refused),
         "open_windows": sorted(ms.open),
         "alerts": alerts,
     }

@@ -1,9 +1,12 @@
 """SQLite persistence of the stats actor: state checkpoints, an ingest journal, history.
 
 One file (WAL mode, ``synchronous=NORMAL``: a commit survives the process being killed,
-which is what ``ray.kill`` does), created owner-only (``0600``, in a ``0700`` folder when
-the store creates it; SQLite gives its WAL and SHM files the database file's mode).
-Nothing in it is a pickle: every value is JSON text, or the checksummed codec bytes of
+which is what ``ray.kill`` does). It is owner-only from creation: the folder ``0700`` when
+the store creates it (and ``~/.raywatch``, the default folder, tightened to ``0700``), the
+database, its WAL and SHM ``0600`` — created under a ``077`` umask, and tightened when an
+older raywatch left them readable (a folder the store did not create is left as it is).
+
+Opening checks the file (:ref:`repair`). Nothing in it is a pickle: every value is JSON text, or the checksummed codec bytes of
 :mod:`raywatch.stats` (profiles, window summaries). Schema version 2; tables:
 
 ``meta(key, value)``
@@ -41,8 +44,29 @@ Nothing in it is a pickle: every value is JSON text, or the checksummed codec by
 A file of schema version 1 (pickled configs, state and journal) is migrated when it is
 opened: see :mod:`raywatch.aggregate.migrate`.
 
-Every write goes through :meth:`Store._write` (one transaction); reads return JSON text,
-which the caller decodes and checks.
+Every write goes through :meth:`Store._write` (one transaction, on the writer connection,
+whose busy timeout is short: a locked file fails the write, it does not stall for long);
+:meth:`Store.submit` runs a write on the store's single writer thread when the store was
+opened with ``background=True`` (the stats actor, whose event loop must not wait on the
+disk). Reads use a connection of their own and return JSON text, which the caller decodes
+and checks.
+
+.. _repair:
+
+Repair on open
+--------------
+A file SQLite cannot read (a damaged header: "file is not a database"), one whose
+integrity check fails (``PRAGMA quick_check`` by default, bounded in time: a check cut
+short is recorded as ``check_timeout`` and the file is used), or an empty (zero-length)
+file that was there before — SQLite would silently start an empty database in it — is
+moved aside as ``<name>.corrupt-<UTC time>`` (its WAL and SHM with it, as
+``<moved>-wal`` / ``<moved>-shm``, so the moved file still opens with them), and a fresh
+store starts in its place. What the moved file still holds is then salvaged into the fresh
+one table by table, a page of rows at a time: a damaged table costs only its damaged rows.
+Each event is in :attr:`Store.repairs` (``kind``, ``path``, ``moved_to``, ``detail``,
+``salvaged``: rows and damaged pages per table); the stats actor counts it, logs it,
+shows it in status and raises its built-in ``RaywatchStoreCorrupt`` alert. A locked file,
+a file of a newer schema or one an unsafe pickle names are not "corrupt": they raise.
 
 >>> import tempfile, os
 >>> from raywatch.aggregate.journal import JournalRow
@@ -53,7 +77,8 @@ which the caller decodes and checks.
 >>> jid = s.append_journal([JournalRow("feedback", None, '{"items": []}', None, 1.0)])
 >>> [(kind, data) for _, kind, _, data, _ in s.journal_after(0)]
 [('feedback', '{"items": []}')]
->>> s.checkpoint({"app/m": ("model", '{"format": "raywatch.model-state"}')}, journal_id=jid, now=2.0)
+>>> s.checkpoint({"app/m": ("model", '{"format": "raywatch.model-state"}')}, journal_id=jid, now=2.0)  # trimmed to
+1
 >>> list(s.journal_after(0)), s.load_state()["app/m"]
 ([], ('model', '{"format": "raywatch.model-state"}'))
 >>> s.close()
@@ -61,17 +86,22 @@ which the caller decodes and checks.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
 import logging
 import os
 import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from raywatch.aggregate.data import report_json
 from raywatch.aggregate.migrate import Migrated, migrate_v1
 from raywatch.config import MonitorConfig
 
-__all__ = ["Store", "StoredModel", "SCHEMA_VERSION"]
+__all__ = ["Store", "StoredModel", "SCHEMA_VERSION", "is_corruption", "owner_only_umask", "DEFAULT_DIR"]
 
 log = logging.getLogger("raywatch.aggregate.store")
 
@@ -97,7 +127,20 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
 """
 
+TABLES: Dict[str, Tuple[str, ...]] = {  # salvage order and columns
+    "meta": ("key", "value"),
+    "models": ("model_key", "labels", "config", "profile", "updated_at"),
+    "state": ("key", "kind", "data", "journal_id", "updated_at"),
+    "journal": ("id", "kind", "model_key", "data", "blob", "ts"),
+    "windows": ("model_key", "start", '"end"', "result"),
+    "alerts": ("id", "ts", "model_key", "alertname", "state", "severity", "labels", "annotations", "value"),
+}
+
 _JOURNAL_PAGE = 256  # journal rows read at a time during recovery
+_SALVAGE_PAGE = 64  # rows read at a time from a damaged file
+_CHECK_STEPS = 1000  # SQLite VM steps between two looks at the integrity check's deadline
+DEFAULT_DIR = os.path.join("~", ".raywatch")
+_ENTRY_BYTES = "length(data) + COALESCE(length(blob), 0)"
 
 
 class StoredModel(NamedTuple):
@@ -106,77 +149,331 @@ class StoredModel(NamedTuple):
     profile: Optional[bytes]
 
 
-def _create_owner_only(path: str) -> None:
-    parent = os.path.dirname(path)
-    if parent and not os.path.isdir(parent):
-        os.makedirs(parent, mode=0o700, exist_ok=True)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
+def is_corruption(exc: BaseException) -> bool:
+    """Whether an SQLite error says the file is damaged or not a database (rather than
+    locked, read-only or missing)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return True
+    text = str(exc)
+    return type(exc) is sqlite3.DatabaseError and ("malformed" in text or "not a database" in text)
+
+
+_umask_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def owner_only_umask() -> Iterator[None]:
+    """Files and folders created inside are owner-only (umask 077), whatever the process's
+    umask (SQLite creates the WAL and SHM files itself)."""
+    with _umask_lock:
+        old = os.umask(0o077)
         try:
-            os.chmod(path, 0o600)  # a file an older raywatch created with the default mode
-        except OSError:
-            pass
+            yield
+        finally:
+            os.umask(old)
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        if os.path.exists(path) and (os.stat(path).st_mode & 0o777) != mode:
+            os.chmod(path, mode)
+    except OSError as exc:  # not ours: say so, never fail on it
+        log.warning("cannot make %s owner-only: %s", path, exc)
+
+
+def _prepare_folder(parent: str) -> None:
+    """Create the folder (and missing parents) ``0700``; tighten ``~/.raywatch`` when an
+    older raywatch created it with the default mode. Other existing folders are not changed."""
+    if not parent:
+        return
+    if not os.path.isdir(parent):
+        with owner_only_umask():
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        _chmod(parent, 0o700)
+    elif os.path.abspath(parent) == os.path.abspath(os.path.expanduser(DEFAULT_DIR)):
+        _chmod(parent, 0o700)
+    elif os.stat(parent).st_mode & 0o077:
+        log.info("%s is readable by others; raywatch's files in it are owner-only (0600)", parent)
+
+
+def _siblings(path: str) -> Tuple[str, str]:
+    return path + "-wal", path + "-shm"
+
+
+def _utc_stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def move_aside(path: str, now: float) -> str:
+    """Rename ``path`` (and its WAL and SHM) to ``<path>.corrupt-<UTC time>``; returns the new name."""
+    target = f"{path}.corrupt-{_utc_stamp(now)}"
+    n = 1
+    while os.path.exists(target):
+        n += 1
+        target = f"{path}.corrupt-{_utc_stamp(now)}-{n}"
+    for src, dst in ((path, target),) + tuple(zip(_siblings(path), _siblings(target))):
+        if os.path.exists(src):
+            os.replace(src, dst)
+            _chmod(dst, 0o600)
+    return target
+
+
+class _Deadline:
+    """A progress handler that interrupts a statement past ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+        self.hit = False
+
+    def __call__(self) -> int:
+        if time.monotonic() > self.end:
+            self.hit = True
+            return 1
+        return 0
 
 
 class Store:
-    """The stats actor's SQLite file. Not thread-safe: the actor uses it from its event loop.
+    """The stats actor's SQLite file (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The database file (``~`` expanded).
+    integrity_check
+        ``"quick"`` (``PRAGMA quick_check``), ``"full"`` (``integrity_check``) or ``"off"``.
+    check_timeout
+        Longest the check may run (seconds); cut short, the file is used and the event
+        recorded (``check_timeout``).
+    busy_timeout
+        Seconds a write waits for a lock held by another connection before it fails.
+    background
+        Run :meth:`submit` work on one writer thread (otherwise at once, in the caller).
+    clock
+        UTC epoch seconds (the time in a moved-aside file's name and in the events).
 
     ``migrated`` tells what opening a schema-1 file converted (None otherwise); its
     ``configs`` are the models' configurations as they were unpickled, secrets included,
     for this run only (the file keeps them as data, secrets masked or referenced).
+    ``repairs`` lists what opening repaired; ``check`` is the integrity check's outcome
+    (``"ok"``, ``"new"``, ``"skipped"``, ``"timeout"``, ``"repaired"``).
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, integrity_check: str = "quick", check_timeout: float = 10.0,
+                 busy_timeout: float = 10.0, background: bool = False, clock: Callable[[], float] = time.time):
         self.path = os.path.abspath(os.path.expanduser(path))
-        _create_owner_only(self.path)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self.integrity_check = integrity_check
+        self.check_timeout = float(check_timeout)
+        self.busy_timeout = float(busy_timeout)
+        self.clock = clock
+        self.repairs: List[Dict[str, Any]] = []
+        self.check = "ok"
         self.migrated: Optional[Migrated] = None
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            version = self._schema_version()
-            if version == 1:
-                self.migrated = migrate_v1(self._conn, SCHEMA, SCHEMA_VERSION)
-                log.warning("%s: migrated from schema version 1 (pickles) to %d (data): %s", self.path, SCHEMA_VERSION,
-                            self.migrated.summary())
-            elif version is not None and version != SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: schema version {version}, this raywatch reads {SCHEMA_VERSION}")
-            self._conn.executescript(SCHEMA)
-            if version is None:
-                self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        except BaseException:
-            self._conn.close()
-            raise
+        self.journal_bytes = 0
+        self.journal_entries = 0
+        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._wlock = threading.RLock()
+        _prepare_folder(os.path.dirname(self.path))
+        self._conn, self._read = self._open()
+        self._count_journal()
+        if background:
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="raywatch-store")
 
-    def _schema_version(self) -> Optional[int]:
-        if self._conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
+    # ------------------------------------------------------------------ opening
+    def _event(self, kind: str, detail: str, moved_to: Optional[str] = None, **extra: Any) -> Dict[str, Any]:
+        ev = {"ts": self.clock(), "kind": kind, "path": self.path, "moved_to": moved_to, "detail": detail, **extra}
+        self.repairs.append(ev)
+        return ev
+
+    def _open(self) -> Tuple[sqlite3.Connection, sqlite3.Connection]:
+        path = self.path
+        existed = os.path.exists(path)
+        if existed and os.path.getsize(path) == 0:
+            moved = move_aside(path, self.clock())
+            log.error("%s was empty (zero length): moved aside as %s; a fresh store starts", path, moved)
+            self._event("empty", "the file was empty (zero length)", moved)
+            existed = False
+        elif not existed and any(os.path.exists(p) for p in _siblings(path)):
+            moved = move_aside(path, self.clock())  # a WAL without its database: never apply it to a new one
+            log.error("%s: a WAL/SHM without its database: moved aside as %s", path, moved)
+            self._event("orphan", "a WAL or SHM file without its database", moved)
+        try:
+            return self._connect(check=existed)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            moved = move_aside(path, self.clock())
+            log.error("%s is damaged (%s): moved aside as %s; a fresh store starts and what can be read is "
+                      "salvaged table by table", path, exc, moved)
+            ev = self._event("corrupt", str(exc), moved)
+            conns = self._connect(check=False)
+            self.check = "repaired"
+            ev["salvaged"] = self._salvage(moved, conns[0])
+            return conns
+
+    def _connect(self, check: bool) -> Tuple[sqlite3.Connection, sqlite3.Connection]:
+        path = self.path
+        with owner_only_umask():
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass
+            for p in (path,) + _siblings(path):
+                _chmod(p, 0o600)  # a file an older raywatch created with the default mode
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                if check:
+                    self._check(conn)
+                else:
+                    self.check = "new"
+                version = self._schema_version(conn)
+                if version == 1:
+                    self.migrated = migrate_v1(conn, SCHEMA, SCHEMA_VERSION)
+                    log.warning("%s: migrated from schema version 1 (pickles) to %d (data): %s", path, SCHEMA_VERSION,
+                                self.migrated.summary())
+                elif version is not None and version != SCHEMA_VERSION:
+                    raise RuntimeError(f"{path}: schema version {version}, this raywatch reads {SCHEMA_VERSION}")
+                conn.executescript(SCHEMA)
+                if version is None:
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                read = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout)
+            except BaseException:
+                conn.close()
+                raise
+            for p in _siblings(path):
+                _chmod(p, 0o600)
+        return conn, read
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        """The integrity check, bounded in time; DatabaseError when the file is damaged."""
+        if self.integrity_check == "off":
+            self.check = "skipped"
+            return
+        pragma = "integrity_check" if self.integrity_check == "full" else "quick_check"
+        deadline = _Deadline(self.check_timeout)
+        conn.set_progress_handler(deadline, _CHECK_STEPS)
+        try:
+            rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}(20)")]
+        except sqlite3.OperationalError as exc:
+            if not deadline.hit:
+                raise
+            log.warning("%s: the integrity check did not finish in %.1f s; the file is used as it is (%s)",
+                        self.path, self.check_timeout, exc)
+            self.check = "timeout"
+            self._event("check_timeout", f"{pragma} did not finish in {self.check_timeout:g} s")
+            return
+        finally:
+            conn.set_progress_handler(None, 0)
+        if rows != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed ({pragma}: {'; '.join(rows[:5])})")
+        self.check = "ok"
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> Optional[int]:
+        if conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
             return None
-        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else None
+
+    def _salvage(self, moved: str, conn: sqlite3.Connection) -> Dict[str, Dict[str, int]]:
+        """Copy what the moved-aside file still holds into the fresh store, table by table
+        and a page of rows at a time; returns ``{table: {"rows", "damaged"}}``."""
+        out: Dict[str, Dict[str, int]] = {}
+        try:
+            src = sqlite3.connect(f"file:{moved}?mode=ro", uri=True, timeout=self.busy_timeout)
+        except sqlite3.Error as exc:
+            log.error("%s: nothing salvaged (%s)", moved, exc)
+            return out
+        try:
+            try:
+                src.execute("PRAGMA writable_schema=ON")  # read a truncated file up to its end (never written here)
+                version = self._schema_version(src)
+            except sqlite3.Error as exc:
+                log.error("%s: nothing salvaged, its schema cannot be read (%s)", moved, exc)
+                return out
+            if version != SCHEMA_VERSION:
+                log.error("%s: nothing salvaged (schema version %s)", moved, version)
+                return out
+            for table, columns in TABLES.items():
+                out[table] = self._salvage_table(src, conn, table, columns)
+        finally:
+            src.close()
+        log.warning("%s: salvaged %s", moved, {t: v["rows"] for t, v in out.items()})
+        return out
+
+    @staticmethod
+    def _salvage_table(src: sqlite3.Connection, dst: sqlite3.Connection, table: str,
+                       columns: Tuple[str, ...]) -> Dict[str, int]:
+        cols = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        rows = damaged = 0
+        try:
+            top = src.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+        except sqlite3.Error:
+            top = None  # the table's last pages are damaged: stop at the first damage
+        last = 0
+        while True:
+            try:
+                page = src.execute(f"SELECT rowid, {cols} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                   (last, _SALVAGE_PAGE)).fetchall()
+            except sqlite3.Error:
+                damaged += 1
+                if top is None or last >= top:
+                    break
+                last += _SALVAGE_PAGE  # skip past the damage
+                continue
+            if not page:
+                break
+            try:
+                dst.executemany(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", [r[1:] for r in page])
+                rows += len(page)
+            except sqlite3.Error:
+                damaged += 1
+            last = page[-1][0]
+        return {"rows": rows, "damaged": damaged}
 
     @property
     def migrated_configs(self) -> Dict[str, Optional[MonitorConfig]]:
         return self.migrated.configs if self.migrated is not None else {}
 
     def close(self) -> None:
-        try:
-            self._conn.close()
-        except sqlite3.Error:  # pragma: no cover
-            pass
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        for conn in (self._read, self._conn):
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover
+                pass
 
     # ------------------------------------------------------------------ writes
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``work`` in one transaction (every write of the store goes through here)."""
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
+    def submit(self, fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future[Any]":
+        """Run ``fn(*args)`` on the writer thread (in order with every other submitted
+        write); at once, in the caller, when the store has no writer thread."""
+        if self._executor is not None:
+            return self._executor.submit(fn, *args)
+        fut: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
         try:
-            out = work(c)
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        return out
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            fut.set_exception(exc)
+        return fut
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work`` in one transaction (every write of the store goes through here; one
+        at a time, whichever thread calls)."""
+        c = self._conn
+        with self._wlock:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                out = work(c)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            return out
 
     def save_model(self, model_key: str, labels: Mapping[str, Any], config: Optional[str], profile: Optional[bytes],
                    now: float) -> None:
@@ -187,25 +484,42 @@ class Store:
     def append_journal(self, rows: Sequence[Tuple[str, Optional[str], str, Optional[bytes], float]]) -> int:
         """Append ``(kind, model_key, data, blob, ts)`` rows in one transaction (group commit);
         returns the id of the last one."""
+        rows = list(rows)
 
         def work(c: sqlite3.Connection) -> int:
-            c.executemany("INSERT INTO journal (kind, model_key, data, blob, ts) VALUES (?, ?, ?, ?, ?)", list(rows))
+            c.executemany("INSERT INTO journal (kind, model_key, data, blob, ts) VALUES (?, ?, ?, ?, ?)", rows)
             return int(c.execute("SELECT last_insert_rowid()").fetchone()[0])
 
-        return self._write(work)
+        with self._wlock:
+            last = self._write(work)
+            self.journal_entries += len(rows)
+            self.journal_bytes += sum(len(r[2]) + (len(r[3]) if r[3] is not None else 0) for r in rows)
+        return last
 
-    def checkpoint(self, states: Mapping[str, Tuple[str, str]], journal_id: int, now: float) -> None:
-        """Write ``{key: (kind, data)}`` state rows and drop the journal entries they include,
-        in one transaction. Engine rows not in ``states`` are deleted (retired engines)."""
+    def checkpoint(self, states: Mapping[str, Tuple[str, str]], journal_id: int, now: float) -> int:
+        """Write ``{key: (kind, data)}`` state rows (each including the journal up to
+        ``journal_id``) and drop the journal entries that *every* state row includes, in one
+        transaction: a row this checkpoint could not write keeps its older ``journal_id``,
+        and the journal is kept from there. Engine rows not in ``states`` are deleted
+        (retired engines). Returns the journal id trimmed to."""
 
-        def work(c: sqlite3.Connection) -> None:
+        def work(c: sqlite3.Connection) -> Tuple[int, int, int]:
             c.execute("DELETE FROM state WHERE kind = 'engine'")
             c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
                           [(k, kind, data, journal_id, now) for k, (kind, data) in states.items()])
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('journal_id', ?)", (str(journal_id),))
-            c.execute("DELETE FROM journal WHERE id <= ?", (journal_id,))
+            low = c.execute("SELECT MIN(journal_id) FROM state WHERE kind != 'engine'").fetchone()[0]
+            trim = int(journal_id if low is None else min(low, journal_id))
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('journal_id', ?)", (str(trim),))
+            n, size = c.execute(f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM journal WHERE id <= ?",
+                                (trim,)).fetchone()
+            c.execute("DELETE FROM journal WHERE id <= ?", (trim,))
+            return trim, int(n), int(size)
 
-        self._write(work)
+        with self._wlock:
+            trim, n, size = self._write(work)
+            self.journal_entries = max(0, self.journal_entries - n)
+            self.journal_bytes = max(0, self.journal_bytes - size)
+        return trim
 
     def insert_window(self, model_key: str, start: float, end: float, result: Mapping[str, Any]) -> None:
         self._write(lambda c: c.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?)",
@@ -227,18 +541,51 @@ class Store:
 
         return self._write(work)
 
+    def forget_model(self, model_key: str) -> Dict[str, int]:
+        """Delete everything stored about one model — its registration, checkpointed state,
+        journaled batches, closed windows and alert history — in one transaction; returns the
+        rows deleted per table (``raywatch reset --model``)."""
+
+        def work(c: sqlite3.Connection) -> Dict[str, int]:
+            n, size = c.execute(f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM journal WHERE model_key = ?",
+                                (model_key,)).fetchone()
+            out = {
+                "models": c.execute("DELETE FROM models WHERE model_key = ?", (model_key,)).rowcount,
+                "state": c.execute("DELETE FROM state WHERE key = ? AND kind = 'model'", (model_key,)).rowcount,
+                "journal": c.execute("DELETE FROM journal WHERE model_key = ?", (model_key,)).rowcount,
+                "windows": c.execute("DELETE FROM windows WHERE model_key = ?", (model_key,)).rowcount,
+                "alerts": c.execute("DELETE FROM alerts WHERE model_key = ?", (model_key,)).rowcount,
+            }
+            out["journal_bytes"] = int(size)
+            return out
+
+        with self._wlock:
+            out = self._write(work)
+            self.journal_entries = max(0, self.journal_entries - out["journal"])
+            self.journal_bytes = max(0, self.journal_bytes - out.pop("journal_bytes"))
+        return out
+
     # ------------------------------------------------------------------ reads
+    def _count_journal(self) -> None:
+        n, size = self._read.execute(f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM journal").fetchone()
+        self.journal_entries, self.journal_bytes = int(n), int(size)
+
     def get_meta(self, key: str) -> Optional[str]:
-        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        row = self._read.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
     def load_models(self) -> Dict[str, StoredModel]:
         return {key: StoredModel(json.loads(labels), config, profile)
-                for key, labels, config, profile in self._conn.execute("SELECT model_key, labels, config, profile FROM models")}
+                for key, labels, config, profile in self._read.execute("SELECT model_key, labels, config, profile FROM models")}
 
     def load_state(self) -> Dict[str, Tuple[str, str]]:
         """``{key: (kind, data)}`` of the last checkpoint."""
-        return {k: (kind, data) for k, kind, data in self._conn.execute("SELECT key, kind, data FROM state")}
+        return {k: (kind, data) for k, kind, data, _ in self.state_rows()}
+
+    def state_rows(self) -> Iterator[Tuple[str, str, str, int]]:
+        """``(key, kind, data, journal_id)`` of the last checkpoint, one row at a time."""
+        for key, kind, data, jid in self._read.execute("SELECT key, kind, data, journal_id FROM state"):
+            yield key, kind, data, int(jid)
 
     def checkpoint_journal_id(self) -> int:
         v = self.get_meta("journal_id")
@@ -249,7 +596,7 @@ class Store:
         first, read a page at a time."""
         last = journal_id
         while True:
-            rows = self._conn.execute("SELECT id, kind, model_key, data, blob FROM journal WHERE id > ? ORDER BY id LIMIT ?",
+            rows = self._read.execute("SELECT id, kind, model_key, data, blob FROM journal WHERE id > ? ORDER BY id LIMIT ?",
                                       (last, _JOURNAL_PAGE)).fetchall()
             yield from rows
             if len(rows) < _JOURNAL_PAGE:
@@ -257,7 +604,7 @@ class Store:
             last = rows[-1][0]
 
     def journal_size(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
+        return int(self._read.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
 
     def windows(self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000) -> List[Dict[str, Any]]:
         rows = self._newest('SELECT model_key, result FROM windows WHERE "end" > ?', "start", model_key, since, limit)
@@ -288,13 +635,13 @@ class Store:
             args.append(model_key)
         query += f" ORDER BY {order_by} DESC LIMIT ?"
         args.append(int(limit))
-        rows = list(self._conn.execute(query, args))
+        rows = list(self._read.execute(query, args))
         rows.reverse()
         return rows
 
     def counts(self) -> Dict[str, int]:
         return {
-            t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+            t: int(self._read.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
             for t in ("models", "state", "journal", "windows", "alerts")
         }
 

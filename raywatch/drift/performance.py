@@ -202,10 +202,26 @@ class ClassificationMetrics:
         others = [k for k in self.labels if k != self.positive]
         return "binary" if len(others) <= 1 else "macro"
 
-    def _prf(self, label: Hashable) -> Tuple[Optional[float], Optional[float], Optional[float], int, int, int]:
-        tp = self._confusion.get((label, label), 0)
-        fp = sum(v for (t, p), v in self._confusion.items() if p == label and t != label)
-        fn = sum(v for (t, p), v in self._confusion.items() if t == label and p != label)
+    def _margins(self) -> Tuple[Dict[Hashable, int], Dict[Hashable, int], Dict[Hashable, int]]:
+        """``(true positives, row sums, column sums)`` per label, in one pass over the
+        confusion counts: every per-label figure is then O(1), so the cost of
+        :meth:`result` is linear in the pairs seen (not labels × pairs)."""
+        tp: Dict[Hashable, int] = {}
+        by_true: Dict[Hashable, int] = {}
+        by_pred: Dict[Hashable, int] = {}
+        for (t, p), v in self._confusion.items():
+            by_true[t] = by_true.get(t, 0) + v
+            by_pred[p] = by_pred.get(p, 0) + v
+            if t == p:
+                tp[t] = tp.get(t, 0) + v
+        return tp, by_true, by_pred
+
+    def _prf(self, label: Hashable, margins: Optional[Tuple[Dict, Dict, Dict]] = None
+             ) -> Tuple[Optional[float], Optional[float], Optional[float], int, int, int]:
+        tps, by_true, by_pred = margins if margins is not None else self._margins()
+        tp = tps.get(label, 0)
+        fp = by_pred.get(label, 0) - tp
+        fn = by_true.get(label, 0) - tp
         precision = _div(tp, tp + fp)
         recall = _div(tp, tp + fn)
         f1 = _div(2 * tp, 2 * tp + fp + fn)
@@ -221,17 +237,18 @@ class ClassificationMetrics:
         if not self._confusion:
             return None, None, None
         mode = self._mode()
+        margins = self._margins()
         if mode == "binary":
-            p, r, f, *_ = self._prf(self.positive)
+            p, r, f, *_ = self._prf(self.positive, margins)
             return p, r, f
         labels = self.labels
         if mode == "micro":
             tp = fp = fn = 0
             for lab in labels:
-                _, _, _, a, b, c = self._prf(lab)
+                _, _, _, a, b, c = self._prf(lab, margins)
                 tp, fp, fn = tp + a, fp + b, fn + c
             return _div(tp, tp + fp), _div(tp, tp + fn), _div(2 * tp, 2 * tp + fp + fn)
-        per = [self._prf(lab)[:3] for lab in labels]
+        per = [self._prf(lab, margins)[:3] for lab in labels]
         # macro: undefined per-label values count as 0, as scikit-learn's zero_division=0
         return tuple(sum((v[i] or 0.0) for v in per) / len(per) for i in range(3))  # type: ignore[return-value]
 

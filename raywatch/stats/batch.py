@@ -80,6 +80,8 @@ class ReplicaBatch:
     ``profile_error``
         why the replica has no reference profile of its own (``profile_path`` could not be
         read, with ``profile_required: false``), else None.
+    ``generation``
+        the deployment generation the replica belongs to (see the attribute's docstring).
     """
 
     app: str
@@ -107,6 +109,12 @@ class ReplicaBatch:
     redacted: Dict[str, str] = field(default_factory=dict)
     payloads_dropped_total: Dict[str, int] = field(default_factory=dict)
     profile_error: Optional[str] = None
+    generation: Optional[str] = None
+    """The deployment generation the replica belongs to: an opaque string, the same for
+    every replica of one rollout and new with each deploy (e.g. Serve's code version of the
+    deployment, or the time the app was deployed). With ``version``, it tells the stats
+    actor when figures start fresh (see ``raywatch.aggregate.generations``); None: the
+    version alone decides."""
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # a batch pickled by an older replica (or journaled in a schema-1 state file) lacks

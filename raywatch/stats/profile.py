@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -45,7 +46,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from raywatch.stats import codec, sections
+from raywatch.stats import codec, sections, signing
 from raywatch.stats.columns import KINDS, count_strings, encode_categorical, encode_numerical, infer_kind, to_columns
 from raywatch.stats.sections import Batch, Extension
 from raywatch.stats.spec import ColumnSpec, fit_column
@@ -80,6 +81,31 @@ def _take(data: Any, names: Any) -> tuple:
 
 def _rows_of(held: Mapping[str, Any]) -> int:
     return max((len(v) for v in held.values()), default=0)
+
+
+def check_profile(profile: "Profile", reference: WindowSummary) -> Optional[str]:
+    """What is semantically wrong with a profile read from bytes (None: nothing): its
+    reference summary in the profile's own layout, numerical bin edges finite and sorted,
+    reference bounds finite (or NaN: no finite reference value), counts non-negative."""
+    specs = list(profile.specs.values())
+    if not 0 <= profile.window_sample_size <= 1_000_000:
+        return f"window_sample_size is {profile.window_sample_size}"
+    if list(reference.names) != [sp.name for sp in specs] or list(reference.n_bins) != [sp.n_bins for sp in specs] \
+            or list(reference.kinds) != [sp.kind for sp in specs]:
+        return "its reference summary does not have the profile's columns and bins"
+    for sp in specs:
+        if sp.singletons < 0:
+            return f"column {sp.name!r}: singletons is {sp.singletons}"
+        if sp.kind == "numerical":
+            e = sp.edges
+            if not np.isfinite(e).all() or (e.size > 1 and (np.diff(e) < 0).any()):
+                return f"column {sp.name!r}: its bin edges are not finite and sorted"
+            lo, hi = sp.lo, sp.hi
+            if not ((math.isnan(lo) and math.isnan(hi)) or (math.isfinite(lo) and math.isfinite(hi) and lo <= hi)):
+                return f"column {sp.name!r}: its reference range is out of bounds"
+        elif sp.edges.size:
+            return f"column {sp.name!r}: a {sp.kind} column has bin edges"
+    return None
 
 
 class Profile:
@@ -416,9 +442,18 @@ class Profile:
         arrays.update(extra)
         return codec.pack(b"PR", FORMAT_VERSION, meta, arrays)
 
+    def sign(self, key: Any) -> bytes:
+        """The profile's bytes signed with ``key`` (HMAC-SHA256; see :mod:`raywatch.stats.signing`)."""
+        return signing.sign(self.to_bytes(), key)
+
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "") -> "Profile":
-        """Inverse of :meth:`to_bytes`; raises :class:`~raywatch.stats.codec.FormatError`."""
+        """Inverse of :meth:`to_bytes` (signed bytes too, unchecked: see
+        :mod:`raywatch.stats.signing`); raises :class:`~raywatch.stats.codec.FormatError`."""
+        try:
+            data = signing.strip(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        except signing.SignatureError as exc:
+            raise codec.FormatError(f"{source + ': ' if source else ''}{exc}") from None
         meta, arrays = codec.unpack(data, b"PR", READS, source)
         where = f"{source}: " if source else ""
         try:
@@ -448,6 +483,9 @@ class Profile:
             raise codec.FormatError(f"{where}damaged profile: {exc}") from None
         if profile.fingerprint != meta.get("fingerprint") or reference.fingerprint != profile.fingerprint:
             raise codec.FormatError(f"{where}damaged profile: its bins do not match its fingerprint")
+        problem = check_profile(profile, reference)
+        if problem is not None:  # the CRC and the fingerprint only say these are the bytes someone wrote
+            raise codec.FormatError(f"{where}implausible profile: {problem}")
         profile.reference = reference
         return profile
 

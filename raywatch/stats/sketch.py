@@ -35,10 +35,31 @@ from typing import Any, Dict, Iterable, Optional
 
 import numpy as np
 
-__all__ = ["LatencySketch"]
+__all__ = ["LatencySketch", "check_sketch"]
+
+MAX_OFFSET = 100_000
+"""Largest bucket index a sketch may name: 1 ns to 10^9 s at 1 % need about ±2,100; a wild
+offset would make a merge allocate a huge array."""
 
 # Values at or below this count as zero (a latency of < 1 ns is a clock artefact).
 _MIN_POSITIVE = 1e-9
+
+
+def check_sketch(s: "LatencySketch", n_buckets: int) -> Optional[str]:
+    """What is semantically wrong with a sketch read from a dict (None: nothing): its
+    accuracy in (0, 1), counters non-negative, bucket indexes bounded, sum and bounds
+    finite and ordered where there are values."""
+    if not 0.0 < s.alpha < 1.0:
+        return f"alpha is {s.alpha}"
+    if s.zero_count < 0 or s.invalid < 0 or s.count < 0:
+        return "a counter is negative"
+    if abs(s._offset) > MAX_OFFSET or abs(s._offset + n_buckets) > MAX_OFFSET:
+        return f"bucket offset {s._offset} is out of range"
+    if not math.isfinite(s.sum) or s.sum < 0:
+        return f"sum is {s.sum}"
+    if s.count and not (math.isfinite(s.min) and math.isfinite(s.max) and 0 <= s.min <= s.max):
+        return f"bounds [{s.min}, {s.max}] are out of order"
+    return None
 
 
 class LatencySketch:
@@ -298,5 +319,8 @@ class LatencySketch:
         s.invalid = int(data.get("invalid", 0))
         if s.count != int(counts.sum()) + s.zero_count:
             raise ValueError("sketch count does not match its bucket counts")
+        problem = check_sketch(s, counts.size)
+        if problem is not None:  # bytes from elsewhere: checked beyond their shape
+            raise ValueError(f"implausible latency sketch: {problem}")
         s._collapse()
         return s

@@ -50,7 +50,7 @@ from raywatch.stats import codec, sample, sections as sec
 from raywatch.stats import kinds as _registered_kinds  # noqa: F401  (registers the built-in section kinds)
 from raywatch.stats.columns import MISSING, WRONG
 
-__all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS"]
+__all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS", "check_summary"]
 
 log = logging.getLogger("raywatch.stats.summary")
 
@@ -266,6 +266,63 @@ def categorical_state(
     return ints, counts
 
 
+MAX_SAMPLE_SIZE = 1_000_000  # a sample bound no summary raywatch makes comes near
+
+
+def check_summary(s: "WindowSummary") -> Optional[str]:
+    """What is semantically wrong with a summary read from bytes (None: nothing): counts
+    non-negative and consistent with each other and with the layout, bounds finite where
+    there are values, the sample within its bound.
+
+    >>> import numpy as np
+    >>> from raywatch.stats.profile import Profile
+    >>> good = Profile.fit({"x": np.arange(10.0)}, bins=2, seed=0).summarize({"x": [1.0, None]}, seed=0)
+    >>> check_summary(good) is None
+    True
+    >>> good.rows = -1_000_000_000
+    >>> check_summary(good)
+    'rows is -1000000000'
+    """
+    c = len(s.names)
+    if s.rows < 0:
+        return f"rows is {s.rows}"
+    if not 0 <= s.sample_size <= MAX_SAMPLE_SIZE:
+        return f"sample_size is {s.sample_size}"
+    if len(s.kinds) != c or len(s.n_bins) != c or len(s.samples) != c or len(set(s.names)) != c:
+        return "its column table is inconsistent"
+    if any(b < 1 for b in s.n_bins) or s.counts.size != sum(s.n_bins):
+        return "its bins do not match its layout"
+    if s.ints.shape != (c, len(INT_FIELDS)) or s.floats.shape != (c, len(FLOAT_FIELDS)):
+        return "its counters do not match its layout"
+    if (s.ints < 0).any() or (s.counts < 0).any():
+        return "a count is negative"
+    if any(int(v) < 0 or int(v) > s.rows for v in s.unknown_columns.values()):
+        return "an unknown column's count is out of range"
+    if not c:
+        return None
+    # every column at once (this runs on each summary a replica ships)
+    rows, missing, nonfinite, wrong, out_of_range, unseen, count = s.ints.T
+    hist = np.add.reduceat(s.counts, s._offsets[:-1]) if s.counts.size else np.zeros(c, dtype=np.int64)
+    sizes = np.array([v.size for v, _ in s.samples], dtype=np.int64)
+    bad = ((rows > s.rows) | (missing + nonfinite + wrong + count != rows), "its counts do not add up to its rows")
+    bad_hist = ((hist != count) | (out_of_range > count) | (unseen > count), "its histogram does not match its count")
+    bad_sample = (sizes > np.minimum(s.sample_size, count), "its sample is out of bounds")
+    f = s.floats
+    numeric = np.array([k == "numerical" for k in s.kinds]) & (count > 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        tol = -1e-6 * np.maximum(1.0, f[:, 0] * f[:, 0] * count)
+        # (the mean and m2 may overflow to ±inf for values near the float limit; m2 is never negative)
+        moments = numeric & ~(np.isfinite(f[:, 2]) & np.isfinite(f[:, 3]) & (f[:, 2] <= f[:, 3]) & (f[:, 1] >= tol))
+    bad_nan = (np.isnan(f).any(axis=1), "a moment is NaN")
+    for mask, what in (bad, bad_hist, bad_sample, bad_nan, (moments, "its moments are out of bounds")):
+        if mask.any():
+            return f"column {s.names[int(np.argmax(mask))]!r}: {what}"
+    for name, (values, keys) in zip(s.names, s.samples):
+        if values.size and (not np.isfinite(values).all() or keys.min() < 0 or keys.max() > 1):
+            return f"column {name!r}: its sample is out of bounds"
+    return None
+
+
 class WindowSummary:
     """A mergeable summary of a window of rows, in the shape of one profile.
 
@@ -463,7 +520,7 @@ class WindowSummary:
             if values.size != bounds[-1] or keys.size != bounds[-1]:
                 raise ValueError("inconsistent sample sizes")
             samples = [(values[bounds[i] : bounds[i + 1]], keys[bounds[i] : bounds[i + 1]]) for i in range(c)]
-            return cls(
+            out = cls(
                 str(meta["fingerprint"]), names, kinds, n_bins, int(meta["sample_size"]),
                 rows=int(meta["rows"]), ints=ints, floats=floats, counts=counts, samples=samples,
                 unknown_columns={str(k): int(v) for k, v in dict(meta.get("unknown", {})).items()},
@@ -471,6 +528,10 @@ class WindowSummary:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise codec.FormatError(f"damaged window summary: {exc}") from None
+        problem = check_summary(out)
+        if problem is not None:  # the CRC only says these are the bytes someone wrote
+            raise codec.FormatError(f"implausible window summary: {problem}")
+        return out
 
     # ------------------------------------------------------------------- misc
     def __eq__(self, other: object) -> bool:

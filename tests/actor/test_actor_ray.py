@@ -15,6 +15,10 @@ What is checked:
   metrics — test_feedback_api_and_http_route
 * Prometheus /metrics scraped over HTTP — test_metrics_endpoint_scraped_over_http
 * DogStatsD from the actor to a local UDP socket — test_actor_sends_dogstatsd
+* a journal write that fails fails the Ray call (the replica retries), the retry merged once
+  — test_failed_journal_write_fails_the_ray_call
+* ``raywatch.actor.api.reset`` forgets a model in the actor and its file —
+  test_reset_through_the_query_api
 * two nodes (ray.cluster_utils.Cluster), reporters on both report into one actor —
   test_two_node_cluster_reports_into_one_actor (slow; runs its own cluster in a subprocess)
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -192,13 +197,13 @@ def test_feedback_api_and_http_route(actors, ray_cluster, profile):
     ray_cluster.get(h.ingest.remote(make_batch(profile, n=10, seq=1, ts=now, predictions=preds)))
     assert raywatch.feedback("req-1", 1, model="app/Model", config=cfg) is True
     assert raywatch.feedback("req-2", 1, config=cfg) is True  # no model: every shard
-    base = ray_cluster.get(h.metrics_address.remote()).rsplit("/metrics", 1)[0]
+    base = ray_cluster.get(h.api_address.remote())  # /feedback and /status listen apart from /metrics
     body = json.dumps({"items": [{"request_id": f"req-{i}", "label": i % 2} for i in range(3, 10)]}).encode()
     req = urllib.request.Request(base + "/feedback", data=body, headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
-        assert json.loads(r.read()) == {"accepted": 7, "joined": 7}
+        assert json.loads(r.read()) == {"accepted": 7, "joined": 7, "refused": {}}
     joined = ray_cluster.get(h.feedback_many.remote([("nope", 1)]))
-    assert joined == {"accepted": 1, "joined": 0}
+    assert joined == {"accepted": 1, "joined": 0, "refused": {}}
     st = ray_cluster.get(h.evaluate.remote())
     perf = st["models"]["app/Model"]["performance"]
     assert perf["rows"] == 10 and perf["accuracy"] == pytest.approx(0.9)  # req-2: predicted 0, label 1
@@ -244,6 +249,40 @@ def test_actor_sends_dogstatsd(actors, ray_cluster, profile):
         sock.close()
 
 
+def test_failed_journal_write_fails_the_ray_call(actors, ray_cluster, profile, tmp_path):
+    cfg = actors(busy_timeout=0.3)
+    h = actor_mod.get_or_create(cfg)
+    ray_cluster.get(h.register_model.remote("app/Model", cfg, profile.to_bytes()))
+    b = make_batch(profile, n=30, seq=1, ts=time.time())
+    other = sqlite3.connect(str(tmp_path / "stats.sqlite"), isolation_level=None, timeout=5)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the file's write lock
+    try:
+        with pytest.raises(Exception, match="StoreWriteError|could not be written"):
+            ray_cluster.get(h.ingest.remote(b), timeout=60)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    st = ray_cluster.get(h.status.remote("app/Model"))
+    assert st["models"]["app/Model"]["totals"]["requests"] == 0 and st["actor"]["store"]["write_failures"] >= 1
+    assert ray_cluster.get(h.ingest.remote(b)) == "ok"  # the retry, merged once
+    assert ray_cluster.get(h.ingest.remote(b)) == "duplicate"
+    assert ray_cluster.get(h.status.remote("app/Model"))["models"]["app/Model"]["totals"]["requests"] == 30
+
+
+def test_reset_through_the_query_api(actors, ray_cluster, profile):
+    from raywatch.actor.api import reset
+
+    cfg = actors()
+    h = actor_mod.get_or_create(cfg)
+    for key in ("app/Model", "app/Keep"):
+        ray_cluster.get(h.register_model.remote(key, cfg, profile.to_bytes()))
+    ray_cluster.get(h.ingest.remote(make_batch(profile, n=10, seq=1, ts=time.time())))
+    ray_cluster.get(h.checkpoint.remote())
+    (answer,) = reset("app/Model", config=cfg)
+    assert answer["found"] == ["app/Model"] and answer["deleted"]["models"] == 1 and answer["deleted"]["state"] == 1
+    assert list(raywatch.status(config=cfg)["models"]) == ["app/Keep"]
+
+
 _TWO_NODES = r"""
 import json, os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[1])))
@@ -272,6 +311,8 @@ try:
     def batches(replica, n):
         return [make_batch(profile, n=n, seq=s, replica=replica, ts=time.time()) for s in range(1, 4)]
 
+    # replicas register their model when they connect (one the actor learns from a batch alone asks for it)
+    ray.get(get_or_create(cfg).register_model.remote("app/Model", cfg, profile.to_bytes()))
     refs = [reporter.options(resources={"node_a": 0.1}).remote(cfg, batches("replica-a", 10)),
             reporter.options(resources={"node_b": 0.1}).remote(cfg, batches("replica-b", 20))]
     results = ray.get(refs, timeout=120)

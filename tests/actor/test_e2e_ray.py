@@ -224,12 +224,12 @@ def test_ground_truth_over_http_joins_serve_request_ids(serve_clean, tmp_path):
             truth[rid] = (int(x > 0.4), int(x > 0.5))  # (label, prediction): wrong for x in (0.4, 0.5]
         wait_for(lambda: (s := raywatch.status("fb/Spam", config=actor_cfg)["models"].get("fb/Spam"))
                  and s["totals"]["predictions"] >= 60, what="predictions shipped")
-        url = ray_mod.get(ray_mod.get_actor(name, namespace="raywatch").metrics_address.remote()).rsplit("/", 1)[0]
+        url = ray_mod.get(ray_mod.get_actor(name, namespace="raywatch").api_address.remote())
         items = [{"request_id": rid, "label": y, "model": "fb/Spam"} for rid, (y, _) in truth.items()]
         req = urllib.request.Request(url + "/feedback", data=json.dumps(items).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(req, timeout=30) as r:
-            assert json.loads(r.read()) == {"accepted": 60, "joined": 60}
+            assert json.loads(r.read()) == {"accepted": 60, "joined": 60, "refused": {}}
         st = wait_for(lambda: (s := raywatch.status("fb/Spam", config=actor_cfg)["models"]["fb/Spam"])
                       and s["performance"].get("rows") == 60 and s, what="performance computed")
         perf = st["performance"]

@@ -79,14 +79,21 @@ def test_server_metrics_feedback_status(core):
         return core.status(model)
 
     async def main():
-        srv = StatsServer(reg, fb, st, host="127.0.0.1", port=0)
+        srv = StatsServer(reg, fb, st, host="127.0.0.1", port=0, models=lambda: {"app/Model": {"model": "fraud"}})
         base = await srv.start()
-        assert base.startswith("http://127.0.0.1:")
+        api = srv.api_address
+        assert base.startswith("http://127.0.0.1:") and api.startswith("http://127.0.0.1:") and api != base
         try:
             async with aiohttp.ClientSession() as http:
                 async with http.get(base + "/metrics") as r:
                     assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
                     text = await r.text()
+                for path in ("/feedback", "/status"):  # /metrics listens apart from the rest
+                    async with http.request("POST" if path == "/feedback" else "GET", base + path) as r:
+                        assert r.status in (404, 405), path
+                async with http.get(api + "/metrics") as r:
+                    assert r.status == 404
+                base = api
                 async with http.post(base + "/feedback", json={"request_id": "p1", "label": 1}) as r:
                     one = (r.status, await r.json())
                 async with http.post(base + "/feedback", json={"items": [{"request_id": "p2", "label": 1, "model": "app/Model"},
@@ -159,3 +166,34 @@ def test_every_family_is_a_catalogue_metric_with_its_help(core):
     for fam in fams:
         m = by_family[fam.name]
         assert (fam.documentation, fam.type) == (m.help, m.type)
+
+
+def test_collector_exposes_refusals_and_the_actors_own_health(core, profile):
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StatsCollector(core))
+    b = make_batch(profile, n=5, seq=3, ts=T0 + 4)
+    s = profile.summarize({"amount": [1.0]}, seed=0)
+    s.rows = -1_000_000_000
+    b.summary = s.to_bytes()  # a valid CRC over an implausible summary
+    core.ingest(b, now=T0 + 4)
+    core.feedback_items([("x", "y" * 10_000, None)], now=T0 + 4)
+    got = samples(generate_latest(reg).decode())
+    assert got[("raywatch_summaries_refused_total", LABELS)] == 1
+    assert got[("raywatch_feedback_refused_total", (("reason", "too_large"),))] == 1
+    actor = (("actor", "raywatch-stats"),)
+    assert got[("raywatch_store_memory_only", actor)] == 0 and got[("raywatch_store_corrupt", actor)] == 0
+    assert ("raywatch_store_journal_bytes", actor) in got and ("raywatch_store_repairs_total", actor) in got
+
+
+def test_gone_replicas_are_not_exported(profile):
+    c = StatsCore(MonitorConfig(windows={"length": 10, "grace": 0}, actor={"sqlite_path": None, "replica_ttl": 60}))
+    c.register_model("app/Model", {"model": "fraud", "version": "v1"}, profile.to_bytes())
+    res = {"cpu_percent": 5.0, "rss_bytes": 1, "gpus": []}
+    c.ingest(make_batch(profile, n=5, seq=1, replica="gone", ts=T0 - 900, resources=res), now=T0 - 900)
+    c.ingest(make_batch(profile, n=5, seq=1, replica="live", ts=T0, resources=res), now=T0)
+    c.evaluate(now=T0 + 1)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StatsCollector(c))
+    got = samples(generate_latest(reg).decode())
+    replicas = {dict(k[1]).get("replica") for k in got if k[0] == "raywatch_replica_cpu_percent"}
+    assert replicas == {"live"}
