@@ -48,7 +48,7 @@ receivers:
       - url: {hook.url('/am')}
         send_resolved: true
 """)
-        cfg = AlertingConfig.model_validate({
+        cfg = AlertingConfig.model_validate({"watchdog": False,
             "rules": [{"name": "HighLatency", "expr": "latency_p95_seconds > 0.5", "severity": "warning",
                        "annotations": {"summary": "{{ $labels.model }} {{ $labels.version }} p95 {{ $value }}s"}}],
             "sinks": [{"name": "am", "type": "alertmanager", "url": am, "resend_delay": "300ms", "timeout": 2}],
