@@ -481,10 +481,12 @@ def _make_cert_cryptography(cert: str, key: str) -> Tuple[str, str]:
 
 class SMTPServer:
     """ESMTP with STARTTLS and AUTH PLAIN; mail is refused before STARTTLS. With
-    ``implicit_tls`` the connection is TLS from the first byte (SMTPS) instead."""
+    ``implicit_tls`` the connection is TLS from the first byte (SMTPS) instead; with
+    ``trickle`` every reply is written one byte every ``trickle`` seconds."""
 
     def __init__(self, cert: str, key: str, *, username: str = "", password: str = "",
-                 refuse: Tuple[str, ...] = (), offer_starttls: bool = True, implicit_tls: bool = False):
+                 refuse: Tuple[str, ...] = (), offer_starttls: bool = True, implicit_tls: bool = False,
+                 trickle: float = 0.0):
         self.messages: List[Dict[str, Any]] = []
         self.data_replies: Deque[str] = collections.deque()  # scripted replies to DATA, e.g. "451 try later"
         self.username, self.password, self.refuse = username, password, refuse
@@ -504,8 +506,15 @@ class SMTPServer:
                 self.authed = not srv.username
 
             def send(self, line: str) -> None:
-                self.wfile.write((line + "\r\n").encode())
-                self.wfile.flush()
+                data = (line + "\r\n").encode()
+                if not trickle:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    return
+                for i in range(len(data)):  # one byte at a time: each read returns, the reply never ends
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
 
             def handle(self) -> None:
                 self.send("220 localhost ESMTP raywatch-test")
