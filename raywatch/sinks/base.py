@@ -29,6 +29,7 @@ from __future__ import annotations
 import abc
 import email.utils
 import functools
+import heapq
 import http.client
 import json
 import logging
@@ -40,7 +41,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, ClassVar, List, Mapping, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from pydantic import BaseModel, SecretStr
 
@@ -115,6 +116,48 @@ def classify_status(status: int, headers: Mapping[str, str], answer: str) -> Opt
     return PermanentError(f"HTTP {status} from receiver: {answer[:200]}", status=status, answer=answer)
 
 
+class _Reaper:
+    """One daemon thread for every attempt's deadline (a heap of them), so that an attempt
+    starts no thread of its own."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: List[Tuple[float, int, "_Deadline"]] = []
+        self._seq = 0
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, d: "_Deadline") -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (d.expires, self._seq, d))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="raywatch-sink-deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is d:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(5.0)
+                    if not self._heap:
+                        self._thread = None
+                        return
+                    continue
+                left = self._heap[0][0] - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                _, _, d = heapq.heappop(self._heap)
+            d.fire()
+
+
+_REAPER = _Reaper()
+
+
 class _Deadline:
     """An attempt's overall deadline: when it passes, the connection's socket is shut down,
     so that whatever read or write is blocked on it returns at once. A per-read socket
@@ -124,26 +167,27 @@ class _Deadline:
         self.seconds = float(seconds)
         self.expires = time.monotonic() + self.seconds
         self.fired = False
+        self.done = False
         self.conn: Any = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, self.seconds), self._fire)
-        self._timer.daemon = True
 
     def left(self) -> float:
         return max(0.001, self.expires - time.monotonic())
 
     def start(self) -> "_Deadline":
-        self._timer.start()
+        _REAPER.add(self)
         return self
 
     def cancel(self) -> None:
         with self._lock:
-            self._timer.cancel()
+            self.done = True
             self.conn = None
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
-            self.fired = True
+            if self.done:
+                return
+            self.fired = self.done = True
             sock = getattr(self.conn, "sock", None)
             if sock is not None:
                 try:  # the plain socket's shutdown, also under TLS: blocked reads and writes return
@@ -153,8 +197,9 @@ class _Deadline:
 
 
 class _DeadlineMixin:
-    """An ``http.client`` connection bound to a :class:`_Deadline`: socket operations time
-    out at what is left of it, and the deadline can shut the socket down."""
+    """An ``http.client`` connection bound to the :class:`_Deadline` its request carries:
+    socket operations time out at what is left of it, and the deadline can shut the socket
+    down."""
 
     def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any):
         kwargs["timeout"] = min(float(kwargs.get("timeout") or deadline.seconds), deadline.left())
@@ -175,22 +220,18 @@ class _DeadlineHTTPSConnection(_DeadlineMixin, http.client.HTTPSConnection):
     pass
 
 
-class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, deadline: _Deadline):
-        super().__init__()
-        self._deadline = deadline
+class _DeadlineRequest(urllib.request.Request):
+    deadline: _Deadline
 
-    def http_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(functools.partial(_DeadlineHTTPConnection, deadline=self._deadline), req)
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: _DeadlineRequest) -> Any:
+        return self.do_open(functools.partial(_DeadlineHTTPConnection, deadline=req.deadline), req)
 
 
 class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline, context: Optional[ssl.SSLContext]):
-        super().__init__(context=context)
-        self._deadline = deadline
-
-    def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(functools.partial(_DeadlineHTTPSConnection, deadline=self._deadline), req,
+    def https_open(self, req: _DeadlineRequest) -> Any:
+        return self.do_open(functools.partial(_DeadlineHTTPSConnection, deadline=req.deadline), req,
                             context=self._context)
 
 
@@ -201,6 +242,27 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+_openers: Dict[Tuple[int, Tuple[Tuple[str, str], ...]], urllib.request.OpenerDirector] = {}
+_openers_lock = threading.Lock()
+
+
+def _opener(context: Optional[ssl.SSLContext]) -> urllib.request.OpenerDirector:
+    """The opener for a TLS context, built once per context and proxy settings (the
+    environment's ``*_proxy`` variables are read at each call, as urllib does)."""
+    proxies = tuple(sorted(urllib.request.getproxies().items()))
+    key = (id(context), proxies)
+    with _openers_lock:
+        op = _openers.get(key)
+        if op is None:
+            if len(_openers) > 32:
+                _openers.clear()
+            op = _openers[key] = urllib.request.build_opener(
+                urllib.request.ProxyHandler(dict(proxies)), _NoRedirects(), _DeadlineHTTPHandler(),
+                _DeadlineHTTPSHandler(context=context))
+            op._raywatch_context = context  # type: ignore[attr-defined]  # keeps id(context) from being reused
+        return op
 
 
 _REDIRECT = ("the receiver answered with a redirect (HTTP {status}); redirects are not followed, so that no "
@@ -226,13 +288,11 @@ def http_post_json(url: str, body: Any, *, timeout: float, headers: Optional[Map
     hdrs = {"Content-Type": "application/json", "User-Agent": "raywatch"}
     hdrs.update(headers or {})
     try:
-        req = urllib.request.Request(url, data=data, headers=hdrs, method="POST")
+        req = _DeadlineRequest(url, data=data, headers=hdrs, method="POST")
     except ValueError:
         raise PermanentError(_INVALID_URL) from None
-    deadline = _Deadline(timeout)
-    opener = urllib.request.build_opener(_NoRedirects(), _DeadlineHTTPHandler(deadline),
-                                         _DeadlineHTTPSHandler(deadline, context))
-    deadline.start()
+    opener = _opener(context)
+    deadline = req.deadline = _Deadline(timeout).start()
     try:
         with opener.open(req, timeout=deadline.left()) as resp:
             status = resp.status
