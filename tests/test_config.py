@@ -373,3 +373,19 @@ def test_config_errors_never_echo_a_secret(base, field, kind, value, canary, tmp
         assert field.split(".")[0] in text, text    # the error still names the field
     if kind == "unset":
         assert all("RW_TEST_UNSET_CANARY" in t for t in texts)
+
+
+def test_a_config_pickled_before_a_field_existed_loads_with_its_default():
+    """Schema-1 state files hold pickled configs; fields added since (alerting.watchdog, ...)
+    take their defaults instead of breaking every walk over the model."""
+    import pickle
+
+    cfg = parse_config({"alerting": {"rules": [{"name": "E", "expr": "error_rate > 0.1"}],
+                                     "sinks": [{"name": "s", "type": "slack", "webhook_url": "https://hooks.example/T0"}]}})
+    old = cfg.alerting.__getstate__()
+    del old["__dict__"]["watchdog"]            # as the release before the Watchdog pickled it
+    older = AlertingConfig.__new__(AlertingConfig)
+    older.__setstate__(old)
+    assert older.watchdog.enabled and secret_values(older) == ["https://hooks.example/T0"]
+    again = pickle.loads(pickle.dumps(cfg.model_copy(update={"alerting": older})))
+    assert again.to_data()["alerting"]["watchdog"]["enabled"] is True

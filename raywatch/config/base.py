@@ -272,6 +272,16 @@ class StrictModel(BaseModel):
     # value, which may be a secret; ConfigError adds "got ..." back where no secret can be
     model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
 
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        """A model pickled by an older raywatch (a schema-1 state file being migrated) lacks
+        the fields added since: they get their defaults, as a config written without them
+        would."""
+        super().__setstate__(state)
+        values = self.__dict__
+        for name, field in type(self).model_fields.items():
+            if name not in values and not field.is_required():
+                values[name] = field.get_default(call_default_factory=True)
+
 
 def _check_import_path(value: Any) -> Any:
     if value is None or callable(value):
