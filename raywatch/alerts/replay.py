@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from raywatch.alerts.deadletter import DEAD_LETTER, ReplayBusy, current, file_lock, kind, read_from, rewrite_dead_letters
 from raywatch.alerts.delivery import deliver_with_retries

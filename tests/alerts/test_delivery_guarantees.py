@@ -7,7 +7,6 @@ local stand-ins of tests/sinks."""
 import json
 import os
 import stat
-import threading
 import time
 
 import pytest
@@ -15,26 +14,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import alert_helpers  # noqa: F401  (puts tests/sinks on sys.path)
 from alert_helpers import got, make_engine, stepped  # noqa: F401  (make_engine: fixture)
-from alert_receivers import Answer, HTTPReceiver, check_am_webhook, check_slack
+from alert_receivers import Answer, HTTPReceiver, check_slack
 from raywatch.alerts import AlertEngine, Series, read_dead_letters, replay_dead_letters
 from raywatch.alerts.deadletter import DeadLetterFile
 from raywatch.config import AlertingConfig
 from raywatch.sinks.base import Sink, TransientError
 from raywatch.sinks.notification import Notification
+from sink_fixtures import hook  # noqa: F401  (fixture)
 
 M = {"app": "shop", "deployment": "Fraud", "model": "fraud", "version": "v1"}
 HOT = [Series("error_rate", M, 0.5)]
 COLD = [Series("error_rate", M, 0.0)]
 RULES = [{"name": "HighErrors", "expr": "error_rate > 0.1", "severity": "critical"}]
-
-
-@pytest.fixture
-def hook():
-    r = HTTPReceiver(validators={"/hook": check_am_webhook})
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def config(url, *, retry=None, group_interval="1m", repeat_interval="1h", watchdog=False, **extra):

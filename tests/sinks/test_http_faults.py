@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from alert_receivers import Answer, HTTPReceiver, check_am_webhook, check_slack
+from alert_receivers import Answer, HTTPReceiver, check_slack
 from sink_helpers import FAST_RETRY, notification
 from raywatch.alerts.delivery import deliver_with_retries
 from raywatch.config import AlertmanagerSinkConfig, DatadogSinkConfig, SlackSinkConfig, WebhookSinkConfig
@@ -20,15 +20,7 @@ from raywatch.sinks.alertmanager import AlertmanagerSink
 from raywatch.sinks.base import PermanentError, TransientError
 from raywatch.sinks.slack import SlackSink
 from raywatch.sinks.webhook import WebhookSink
-
-
-@pytest.fixture
-def hook():
-    r = HTTPReceiver(validators={"/hook": check_am_webhook})
-    try:
-        yield r
-    finally:
-        r.close()
+from sink_fixtures import hook  # noqa: F401  (fixture)
 
 
 @pytest.fixture
