@@ -351,3 +351,20 @@ def test_a_rotated_slack_url_gets_the_next_notification_and_the_old_one_nothing(
         hub.close(timeout=5)
     finally:
         slack.close()
+
+
+def test_a_read_only_dead_letter_file_can_still_be_read(tmp_path, monkeypatch):
+    """A copy on a read-only mount: no lock file can be made there (and no one appends)."""
+    from raywatch.alerts import deadletter
+
+    dl_path = tmp_path / "dl.jsonl"
+    DeadLetterFile(dl_path).write("h", "webhook", letter("h", "firing", 1.0), "HTTP 500", 1, 500)
+    real = deadletter._open_private
+
+    def refuse_locks(path, flags):
+        if str(path).endswith(".lock"):
+            raise PermissionError(13, "Read-only file system")
+        return real(path, flags)
+
+    monkeypatch.setattr(deadletter, "_open_private", refuse_locks)
+    assert len(read_dead_letters(dl_path)) == 1
