@@ -249,6 +249,18 @@ NOTIFICATIONS_DEAD_LETTERED_TOTAL = _m("notifications_dead_lettered_total", "cou
                                        per_model=False, rule=False)
 NOTIFICATION_QUEUE_LENGTH = _m("notification_queue_length", "gauge", "notifications", "Notifications waiting in a sink's queue.",
                                "deliver", ("sink",), per_model=False, rule=False)
+NOTIFICATIONS_BEST_EFFORT_TOTAL = _m("notifications_best_effort_total", "counter", "notifications",
+                                     "Notifications handed to a transport that never acknowledges (DogStatsD over UDP); "
+                                     "not counted as sent.", "deliver", ("sink",), per_model=False, rule=False)
+NOTIFICATIONS_SUPERSEDED_TOTAL = _m("notifications_superseded_total", "counter", "notifications",
+                                    "Undelivered notifications dropped because a newer notification of the same group "
+                                    "(or nothing left to say) replaced them.", "deliver", ("sink",), per_model=False, rule=False)
+NOTIFICATION_FAILURES_TOTAL = _m("notification_failures_total", "counter", "failures",
+                                 "Failures on the way to a sink, by stage: queue (the sink's queue was full), send (a "
+                                 "delivery attempt failed), dead_letter (the dead-letter file could not be written).",
+                                 "deliver", ("sink", "stage"), per_model=False, rule=False)
+NOTIFICATION_FAILURE_STAGES = ("queue", "send", "dead_letter")
+"""The values of :data:`NOTIFICATION_FAILURES_TOTAL`'s ``stage`` label."""
 ALERT_STATE = _m("alert_state", "gauge", "state", "Alert state: 1 pending, 2 firing, 0 resolved.", "rules",
                  ("alertname", "severity", "feature", "method", "gpu"), rule=False)
 ALERT_EVALUATION_DURATION_SECONDS = _m("alert_evaluation_duration_seconds", "histogram", "seconds",

@@ -284,3 +284,108 @@ def test_app_args_errors_name_the_field(args, expected):
     with pytest.raises(ConfigError) as exc:
         MonitoredAppArgs.model_validate(args)
     assert expected in str(exc.value)
+
+
+# --------------------------------------------------------------------------- secrets never echoed by errors
+
+# Every secret field of every sink, with each kind of wrong value a YAML file or Python
+# caller can give it. ``canary`` is what must never appear in an error (for ${UNSET}: the rest
+# of the value; the variable's name is not secret and is named).
+SECRET_FIELDS = [
+    ({"type": "slack"}, "webhook_url"),
+    ({"type": "pagerduty"}, "routing_key"),
+    ({"type": "webhook"}, "url"),
+    ({"type": "webhook", "url": "https://hooks.example/x"}, "headers.Authorization"),
+    ({"type": "webhook", "url": "https://hooks.example/x"}, "headers"),
+    ({"type": "datadog"}, "api_key"),
+    ({"type": "datadog", "api_key": "k"}, "app_key"),
+    ({"type": "alertmanager", "url": "http://127.0.0.1:9093"}, "bearer_token"),
+    ({"type": "email", "host": "smtp.example", "from": "a@example.com", "to": ["b@example.com"]}, "password"),
+]
+WRONG_VALUES = [
+    ("number", 424242424242, "424242424242"),
+    ("float", 3.14159265358, "3.14159265358"),
+    ("list", ["https://hooks.example/T0/CANARYLIST"], "CANARYLIST"),
+    ("dict", {"token": "CANARYDICT"}, "CANARYDICT"),
+    ("wrong-string", "Bearer CANARYSTRING-9f8e7d", "CANARYSTRING"),   # where a string is the wrong type
+    ("bad-reference", "https://hooks.example/${not a var}/CANARYBADREF", "CANARYBADREF"),
+    ("unset", "https://hooks.example/${RW_TEST_UNSET_CANARY}/CANARYUNSET", "CANARYUNSET"),
+]
+SECRET_CASES = [
+    (base, field, kind, value, canary)
+    for base, field in SECRET_FIELDS for kind, value, canary in WRONG_VALUES
+    # a string is a valid secret, so "wrong string" is for headers, which want a mapping of them
+    # (and a mapping of strings is valid headers; any other string given to headers is the same case)
+    if (kind in ("number", "float", "list", "wrong-string") if field == "headers" else kind != "wrong-string")
+]
+
+
+def _sink_with(base, field, value):
+    sink = dict(base, name="s")
+    if "." in field:
+        outer, inner = field.split(".")
+        sink[outer] = {inner: value}
+    else:
+        sink[field] = value
+    return sink
+
+
+def _error_texts(sink, tmp_path):
+    """The error of every entry point that validates a sink (YAML file, mapping, Python
+    model, serve-app args, overrides merged at run time)."""
+    from pydantic import ValidationError
+
+    from raywatch.config import SINK_TYPES
+
+    texts = []
+    doc = {"alerting": {"sinks": [sink]}}
+
+    def grab(fn):
+        try:
+            fn()
+        except (ConfigError, ValidationError) as exc:
+            texts.append(str(exc))
+            return
+        texts.append("")  # accepted: the test says so below
+
+    f = tmp_path / "m.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    grab(lambda: load_config(f))
+    grab(lambda: parse_config(doc, MonitorConfig, source="m.yaml"))
+    grab(lambda: AlertingConfig.model_validate(doc["alerting"]))
+    grab(lambda: MonitorConfig.model_validate(doc))
+    grab(lambda: SINK_TYPES[sink["type"]].model_validate(sink))
+    grab(lambda: SINK_TYPES[sink["type"]](**sink))
+    grab(lambda: validate_args({"application": {"import_path": "x:y"}, "monitor": doc}))
+    grab(lambda: validate_args({"application": {"import_path": "x:y"}, "overrides": {"D": doc}}))
+    grab(lambda: MonitorConfig().merged(doc, source="user_config"))
+    return texts
+
+
+@pytest.mark.parametrize("base,field,kind,value,canary", SECRET_CASES,
+                         ids=[f"{b['type']}.{f}-{k}" for b, f, k, _, _ in SECRET_CASES])
+def test_config_errors_never_echo_a_secret(base, field, kind, value, canary, tmp_path, monkeypatch):
+    monkeypatch.delenv("RW_TEST_UNSET_CANARY", raising=False)
+    texts = _error_texts(_sink_with(base, field, value), tmp_path)
+    for text in texts:
+        assert text, "a wrong secret value was accepted"
+        assert canary not in text, text
+        assert field.split(".")[0] in text, text    # the error still names the field
+    if kind == "unset":
+        assert all("RW_TEST_UNSET_CANARY" in t for t in texts)
+
+
+def test_a_config_pickled_before_a_field_existed_loads_with_its_default():
+    """Schema-1 state files hold pickled configs; fields added since (alerting.watchdog, ...)
+    take their defaults instead of breaking every walk over the model."""
+    import pickle
+
+    cfg = parse_config({"alerting": {"rules": [{"name": "E", "expr": "error_rate > 0.1"}],
+                                     "sinks": [{"name": "s", "type": "slack", "webhook_url": "https://hooks.example/T0"}]}})
+    old = cfg.alerting.__getstate__()
+    del old["__dict__"]["watchdog"]            # as the release before the Watchdog pickled it
+    older = AlertingConfig.__new__(AlertingConfig)
+    older.__setstate__(old)
+    assert older.watchdog.enabled and secret_values(older) == ["https://hooks.example/T0"]
+    again = pickle.loads(pickle.dumps(cfg.model_copy(update={"alerting": older})))
+    assert again.to_data()["alerting"]["watchdog"]["enabled"] is True

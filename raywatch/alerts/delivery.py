@@ -2,16 +2,30 @@
 
 Each notification is tried until the sink accepts it, with
 
-* capped exponential backoff with jitter after timeouts, connection errors and 5xx
-  (``initial_backoff · 2^(attempt-1)``, capped at ``max_backoff``; the wait is drawn
+* capped exponential backoff with jitter after timeouts, connection errors, protocol errors
+  and 5xx (``initial_backoff · 2^(attempt-1)``, capped at ``max_backoff``; the wait is drawn
   uniformly from the upper half of that, so retries from many engines spread out);
 * the receiver's ``Retry-After`` after a 429 (capped at ``max_retry_after``);
-* no retry after any other 4xx: the receiver's answer is logged;
+* no retry after any other 4xx, or a 3xx (redirects are not followed): the receiver's answer
+  is logged;
 * a per-sink rate limit (``rate_limit`` notifications per second; Slack defaults to 1).
 
+**Sent means accepted.** The worker reports each notification's outcome to its engine
+(``on_outcome``): ``delivered`` once the receiver accepted it — only then does the engine's
+notification log record it, which is what dedup reads, as Alertmanager's ``nflog`` does — or
+``failed`` / ``superseded``. A failed notification is *not* logged as sent, so the group's
+next flush (each ``group_interval``) sends the group's state again until a receiver accepts
+it. A queued or retrying notification that a newer one of the same group replaces (or whose
+news is void: its alerts resolved before anyone was told) is dropped as ``superseded``
+before its next attempt, never dead-lettered. A sink whose transport acknowledges nothing
+(DogStatsD over UDP, :attr:`~raywatch.sinks.base.Sink.acknowledged` False) counts its
+notifications as *best effort*, never as sent.
+
 What is still not delivered after ``max_attempts``, what is refused, what overflows the
-queue and what is still queued when the engine closes goes to the dead-letter file
-(:mod:`raywatch.alerts.deadletter`): delivery is at least once, never silently dropped.
+queue and what is still queued when the engine closes also goes to the dead-letter file
+(:mod:`raywatch.alerts.deadletter`), in case the engine does not live to retry it:
+delivery is at least once, never silently dropped. Failures are counted per sink and stage
+(``queue``, ``send``, ``dead_letter``).
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ import queue
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from raywatch.alerts.deadletter import DeadLetterFile
 from raywatch.alerts.metrics import AlertMetrics
@@ -30,9 +44,18 @@ from raywatch.sinks.base import DeliveryError, PermanentError, RetryAfter, Sink
 
 log = logging.getLogger("raywatch.alerts.delivery")
 
-__all__ = ["SinkWorker", "deliver_with_retries", "backoff_delay", "RateLimiter"]
+__all__ = ["SinkWorker", "deliver_with_retries", "backoff_delay", "RateLimiter", "Superseded",
+           "DELIVERED", "FAILED", "SUPERSEDED"]
 
 _STOP = object()
+DELIVERED, FAILED, SUPERSEDED = "delivered", "failed", "superseded"
+"""The outcomes a worker reports (``on_outcome(sink name, notification, outcome)``)."""
+
+
+class Superseded(DeliveryError):
+    """A newer notification of the same group replaced this one before it was delivered."""
+
+    retryable = False
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random = random) -> float:
@@ -75,18 +98,25 @@ def _sleep(delay: float) -> bool:
 
 def deliver_with_retries(sink: Sink, n: Notification, retry: Any, *, metrics: Optional[AlertMetrics] = None,
                          limiter: Optional[RateLimiter] = None, wait: Waiter = _sleep,
-                         rng: random.Random = random) -> Tuple[bool, Optional[DeliveryError], int]:
-    """Try to deliver ``n`` until accepted, refused or out of attempts.
+                         rng: random.Random = random,
+                         cancelled: Callable[[], bool] = lambda: False) -> Tuple[bool, Optional[DeliveryError], int]:
+    """Try to deliver ``n`` until accepted, refused, out of attempts or ``cancelled()``.
 
-    Returns (delivered, last error, attempts). ``wait(seconds)`` returns False to abandon
-    (the engine is shutting down).
+    Returns (delivered, last error, attempts); a cancelled notification's error is
+    :class:`Superseded`. ``wait(seconds)`` returns False to abandon (the engine is shutting
+    down). "Delivered" by a sink that acknowledges nothing (``sink.acknowledged`` False) is
+    counted as best effort, not as sent.
     """
     attempts = 0
     while True:
+        if cancelled():
+            return False, Superseded("superseded by a newer notification of its group"), attempts
         if limiter is not None:
             d = limiter.delay()
             if d > 0 and not wait(d):
                 return False, DeliveryError("not delivered before shutdown"), attempts
+            if cancelled():
+                return False, Superseded("superseded by a newer notification of its group"), attempts
             limiter.mark()
         attempts += 1
         try:
@@ -99,10 +129,12 @@ def deliver_with_retries(sink: Sink, n: Notification, retry: Any, *, metrics: Op
             log.error("sink %s raised unexpectedly: %s", sink.name, err)
         else:
             if metrics is not None:
-                metrics.sent.labels(sink=sink.name).inc()
+                (metrics.sent if sink.acknowledged else metrics.best_effort).labels(sink=sink.name).inc()
             if attempts > 1:
                 log.info("sink %s: notification %s delivered after %d attempts", sink.name, n.id, attempts)
             return True, None, attempts
+        if metrics is not None:
+            metrics.failure(sink.name, "send")
         msg = sink.redact(str(err))
         if not err.retryable:
             log.error("sink %s refused notification %s (not retried): %s%s", sink.name, n.id, msg,
@@ -123,24 +155,39 @@ def deliver_with_retries(sink: Sink, n: Notification, retry: Any, *, metrics: Op
             return False, err, attempts
 
 
-class SinkWorker:
-    """The queue and thread that deliver one sink's notifications in order."""
+Outcome = Callable[[str, Notification, str], None]
 
-    def __init__(self, sink: Sink, metrics: AlertMetrics, dead_letter: DeadLetterFile):
+
+class SinkWorker:
+    """The queue and thread that deliver one sink's notifications in order.
+
+    ``on_outcome(sink name, notification, outcome)`` is called from the worker thread once
+    per submitted notification, before it counts as handled (:meth:`idle`): ``delivered``,
+    ``failed`` (refused, out of attempts, queue full, shutdown: dead-lettered) or
+    ``superseded`` (:meth:`supersede`).
+    """
+
+    def __init__(self, sink: Sink, metrics: AlertMetrics, dead_letter: DeadLetterFile,
+                 on_outcome: Optional[Outcome] = None):
         self.sink = sink
         cfg = sink.cfg
         self.retry = cfg.retry
         self.metrics = metrics
         self.dead_letter = dead_letter
+        self.on_outcome = on_outcome
         self.limiter = RateLimiter(cfg.rate_limit)
         self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=int(cfg.queue_size))
         self._abort = threading.Event()
+        self._nudge = threading.Event()   # wakes a backoff wait: shutdown, or a notification superseded
         self._closing = False
+        self._handed_over = False         # the engine's successor resends what is queued: drop, never dead-letter
         self._rng = random.Random()
         # queued or in flight, by id: saved with the engine's state so that a restart resends
         # them (at least once: one may have been delivered just before the state was saved)
         self.outbox: Dict[str, Notification] = {}
+        self._superseded: Set[str] = set()
         self._outbox_lock = threading.Lock()
+        self._current: Optional[str] = None
         metrics.init_sink(sink.name)
         self._qlen = metrics.queue_length.labels(sink=sink.name)
         self.thread = threading.Thread(target=self._run, name=f"raywatch-sink-{sink.name}", daemon=True)
@@ -150,6 +197,7 @@ class SinkWorker:
         """Queue ``n`` (never blocks). A full queue sends it to the dead-letter file."""
         if self._closing:
             self._dead(n, "engine closed before the notification was queued", 0)
+            self._report(n, FAILED)
             return False
         with self._outbox_lock:
             self.outbox[n.id] = n
@@ -160,18 +208,57 @@ class SinkWorker:
                 self.outbox.pop(n.id, None)
             log.error("sink %s: queue full (%d); notification %s goes to the dead-letter file",
                       self.sink.name, self.queue.maxsize, n.id)
+            self.metrics.failure(self.sink.name, "queue")
             self._dead(n, "queue full", 0)
+            self._report(n, FAILED)
             return False
         self._qlen.inc()
         return True
 
+    def supersede(self, notification_id: str) -> bool:
+        """Drop a queued or retrying notification before its next attempt (one being sent
+        right now completes). True if it was still waiting or in flight."""
+        with self._outbox_lock:
+            if notification_id not in self.outbox:
+                return False
+            self._superseded.add(notification_id)
+        self._nudge.set()
+        return True
+
+    def _is_superseded(self, notification_id: str) -> bool:
+        with self._outbox_lock:
+            return notification_id in self._superseded
+
+    def _report(self, n: Notification, outcome: str) -> None:
+        if self.on_outcome is None or self._handed_over:
+            return
+        try:
+            self.on_outcome(self.sink.name, n, outcome)
+        except Exception:  # pragma: no cover - the engine's bookkeeping must not kill the worker
+            log.exception("sink %s: outcome of notification %s not recorded", self.sink.name, n.id)
+
     def _dead(self, n: Notification, reason: str, attempts: int, status: Optional[int] = None) -> None:
+        if self._handed_over:
+            return  # the successor engine has it in its outbox
         self.metrics.failed.labels(sink=self.sink.name).inc()
         if self.dead_letter.write(self.sink.name, self.sink.type, n, self.sink.redact(reason), attempts, status):
             self.metrics.dead_lettered.labels(sink=self.sink.name).inc()
+        elif self.dead_letter.configured:
+            self.metrics.failure(self.sink.name, "dead_letter")
 
     def _wait(self, delay: float) -> bool:
-        return not self._abort.wait(delay)
+        """Wait ``delay`` s; False on shutdown, True early when the current one is superseded."""
+        end = time.monotonic() + delay
+        while True:
+            if self._abort.is_set():
+                return False
+            if self._current is not None and self._is_superseded(self._current):
+                return True
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            self._nudge.wait(left)
+            self._nudge.clear()
 
     def _run(self) -> None:
         while True:
@@ -182,21 +269,32 @@ class SinkWorker:
                 self._qlen.dec()
                 if self._abort.is_set():
                     self._dead(item, "not delivered before shutdown", 0)
+                    self._report(item, FAILED)
                     continue
+                self._current = item.id
                 ok, err, attempts = deliver_with_retries(
                     self.sink, item, self.retry, metrics=self.metrics, limiter=self.limiter,
-                    wait=self._wait, rng=self._rng)
-                if not ok:
+                    wait=self._wait, rng=self._rng, cancelled=lambda: self._is_superseded(item.id))
+                if ok:
+                    self._report(item, DELIVERED)
+                elif isinstance(err, Superseded):
+                    self.metrics.superseded.labels(sink=self.sink.name).inc()
+                    log.info("sink %s: notification %s superseded before it was delivered", self.sink.name, item.id)
+                    self._report(item, SUPERSEDED)
+                else:
                     reason = str(err) if err is not None else "not delivered"
                     if self._abort.is_set() and err is not None and err.retryable:
                         reason = f"not delivered before shutdown (last error: {err})"
                     self._dead(item, reason, attempts, getattr(err, "status", None))
+                    self._report(item, FAILED)
             except Exception:  # pragma: no cover - keep the worker alive whatever happens
                 log.exception("sink %s: delivery worker error", self.sink.name)
             finally:
+                self._current = None
                 if item is not _STOP:
                     with self._outbox_lock:
                         self.outbox.pop(item.id, None)
+                        self._superseded.discard(item.id)
                 self.queue.task_done()
 
     def pending(self) -> List[Notification]:
@@ -226,6 +324,7 @@ class SinkWorker:
         self.thread.join(max(0.0, deadline - time.monotonic()))
         if self.thread.is_alive():
             self._abort.set()
+            self._nudge.set()
             self.thread.join(float(self.sink.cfg.timeout) + 1.0)
         try:
             self.sink.close()
@@ -236,3 +335,12 @@ class SinkWorker:
         """Deliver what is queued for up to ``timeout`` s; dead-letter the rest."""
         self.begin_close()
         self.finish_close(time.monotonic() + max(0.0, timeout))
+
+    def hand_over(self) -> None:
+        """Stop at once without dead-lettering: the engine's successor (same configuration,
+        rotated secrets) resends what is queued or in flight from the saved outbox. A send in
+        progress completes (it may reach the old address once more: at least once)."""
+        self._handed_over = True
+        self._abort.set()
+        self._nudge.set()
+        self.begin_close()

@@ -6,10 +6,21 @@ then every ``group_interval`` while it holds alerts. Each flush runs, per receiv
 
 1. **inhibit**: drop alerts muted by a firing source alert (:mod:`raywatch.alerts.inhibit`);
 2. **silence**: drop alerts matched by an active silence (:mod:`raywatch.alerts.silence`);
-3. **dedup**: compare with the notification log (what this receiver was last told for this
-   group) and notify only when new alerts fire, alerts resolve (``send_resolved``), or
+3. **dedup**: compare with the notification log (what this receiver last *accepted* for
+   this group) and notify only when new alerts fire, alerts resolve (``send_resolved``), or
    ``repeat_interval`` has passed: Alertmanager's ``needsUpdate``;
 4. **deliver**: hand the notification to the receiver's delivery worker (never blocks).
+
+As in Alertmanager (``RetryStage`` then ``SetNotifiesStage``), a notification enters the
+notification log only once the receiver accepted it (:meth:`Dispatcher.delivered`, called
+from the delivery worker). Until then it is *pending*: a flush that has the same news again
+leaves it on its way; a flush with other news (or with nothing left to say, e.g. its alerts
+resolved before anyone was told) supersedes it. A failed notification leaves the log as it
+was, so the group's next flush — every ``group_interval`` — sends the group's state again,
+until a receiver accepts it. A resolved alert leaves its group only once no receiver still
+has to hear it resolved and nothing of the group is in flight, so a failed "resolved" is
+retried too; a group is forgotten only when it holds no alert, and then
+``on_group_closed`` is told (the engine settles the group's dead letters).
 
 The dispatcher is pure logic on explicit timestamps; :class:`raywatch.alerts.AlertEngine`
 drives it from its evaluation and from a timer thread.
@@ -21,7 +32,7 @@ import heapq
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from raywatch.alerts.alert import FIRING, RESOLVED, Alert
 from raywatch.alerts.inhibit import Inhibitor
@@ -31,16 +42,31 @@ from raywatch.alerts.silence import Silences
 
 log = logging.getLogger("raywatch.alerts.dispatch")
 
-__all__ = ["Dispatcher", "NotifyEntry", "needs_update"]
+__all__ = ["Dispatcher", "NotifyEntry", "Pending", "needs_update"]
 
 
 @dataclass
 class NotifyEntry:
-    """The notification log's record of what one receiver was last told about one group."""
+    """The notification log's record of what one receiver last accepted about one group."""
 
     firing: FrozenSet[str]
     resolved: FrozenSet[str]
     ts: float
+
+
+@dataclass
+class Pending:
+    """The latest notification handed to a receiver's worker and not yet accepted."""
+
+    id: str
+    firing: FrozenSet[str]
+    resolved: FrozenSet[str]
+    ts: float
+
+
+def _sets(n: Notification) -> Tuple[FrozenSet[str], FrozenSet[str]]:
+    return (frozenset(a["fingerprint"] for a in n.alerts if a["status"] == FIRING),
+            frozenset(a["fingerprint"] for a in n.alerts if a["status"] == RESOLVED))
 
 
 def needs_update(entry: Optional[NotifyEntry], firing: FrozenSet[str], resolved: FrozenSet[str],
@@ -81,26 +107,41 @@ class Group:
 
 
 Submit = Callable[[str, Notification], None]
+Supersede = Callable[[str, str], None]
+GroupClosed = Callable[[str, Sequence[str], float], None]
 
 
 class Dispatcher:
-    """Holds aggregation groups and the notification log; ``tick(now)`` flushes due groups."""
+    """Holds aggregation groups and the notification log; ``tick(now)`` flushes due groups.
+
+    ``submit(receiver, notification)`` hands a notification over; ``supersede(receiver,
+    notification id)`` withdraws a pending one; ``on_group_closed(group key, receivers,
+    now)`` is told when a group is forgotten. :meth:`delivered` and :meth:`undelivered`
+    take the outcome of each submitted notification.
+    """
 
     def __init__(self, root: Route, inhibitor: Inhibitor, silences: Silences, submit: Submit,
-                 send_resolved: Mapping[str, bool]):
+                 send_resolved: Mapping[str, bool], supersede: Optional[Supersede] = None,
+                 on_group_closed: Optional[GroupClosed] = None):
         self.root = root
         self.inhibitor = inhibitor
         self.silences = silences
         self.submit = submit
+        self.supersede = supersede or (lambda receiver, nid: None)
+        self.on_group_closed = on_group_closed or (lambda key, receivers, now: None)
         self.send_resolved = dict(send_resolved)
         self.groups: Dict[str, Group] = {}
         self.nflog: Dict[Tuple[str, str], NotifyEntry] = {}
+        self.pending: Dict[Tuple[str, str], Pending] = {}
+        self.inflight: Dict[Tuple[str, str], Set[str]] = {}  # every submitted id without an outcome yet
         self._heap: List[Tuple[float, int, str]] = []
         self._seq = itertools.count()
+        self._now = float("-inf")  # the latest time a flush or an insert ran at
 
     # ------------------------------------------------------------------ alerts in
     def insert(self, alerts: Iterable[Alert], now: float) -> None:
         """Add alerts that started firing or resolved (pending alerts are not routed)."""
+        self._now = max(self._now, now)
         for a in alerts:
             if a.state not in (FIRING, RESOLVED):
                 continue
@@ -138,6 +179,7 @@ class Dispatcher:
     # ------------------------------------------------------------------ flushing
     def tick(self, now: float) -> int:
         """Flush every group that is due at ``now``; returns the notifications submitted."""
+        self._now = max(self._now, now)
         sent = 0
         while True:
             t = self.next_deadline()
@@ -150,12 +192,33 @@ class Dispatcher:
                 g.next_flush = now + g.route.group_interval
                 self._schedule(g)
             else:
-                del self.groups[key]
-                # forget log entries that say "nothing firing": a new alert is news either way
-                for r in g.route.receivers:
-                    e = self.nflog.get((key, r))
-                    if e is not None and not e.firing:
-                        del self.nflog[(key, r)]
+                self._close(g, now)
+
+    def _close(self, g: Group, now: float) -> None:
+        del self.groups[g.key]
+        # forget log entries that say "nothing firing": a new alert is news either way
+        for r in g.route.receivers:
+            e = self.nflog.get((g.key, r))
+            if e is not None and not e.firing:
+                del self.nflog[(g.key, r)]
+        self.on_group_closed(g.key, list(g.route.receivers), now)
+
+    def _prune(self, g: Group, shown: Optional[Set[str]] = None) -> None:
+        """Resolved alerts leave the group once no receiver has to hear them resolved any more
+        (it was told, never told, or does not want resolves; with ``shown``, the alerts a flush
+        showed: muted ones have nothing to tell) and nothing of the group is in flight."""
+        receivers = g.route.receivers
+        if any(self.inflight.get((g.key, r)) for r in receivers):
+            return
+        owed: Set[str] = set()
+        for r in receivers:
+            e = self.nflog.get((g.key, r))
+            if e is not None and self.send_resolved.get(r, True):
+                owed |= e.firing
+        if shown is not None:
+            owed &= shown
+        for fp in [fp for fp, a in g.alerts.items() if a.state == RESOLVED and fp not in owed]:
+            del g.alerts[fp]
 
     def flush_all(self, now: float) -> int:
         """Flush every group now, whatever its timers say (the engine is being retired);
@@ -180,9 +243,8 @@ class Dispatcher:
         if visible:  # all muted: nothing to say, and the notification log stays as it was
             for receiver in g.route.receivers:
                 sent += self._notify(g, receiver, visible, now)
-        # resolved alerts have been told (or were muted): they leave the group
-        for fp in [fp for fp, a in g.alerts.items() if a.state == RESOLVED]:
-            del g.alerts[fp]
+        # resolved alerts still owed to a receiver stay for the next flush (a failed resolve is retried)
+        self._prune(g, {a.fingerprint for a in visible})
         return sent
 
     def _notify(self, g: Group, receiver: str, visible: Sequence[Alert], now: float) -> int:
@@ -190,22 +252,84 @@ class Dispatcher:
         entry = self.nflog.get(nkey)
         told = entry.firing if entry is not None else frozenset()
         firing = [a for a in visible if a.state == FIRING]
-        # a resolved alert is news only to a receiver that was told it fired
+        # a resolved alert is news only to a receiver that accepted a notification saying it fired
         resolved = [a for a in visible if a.state == RESOLVED and a.fingerprint in told]
         fset = frozenset(a.fingerprint for a in firing)
         rset = frozenset(a.fingerprint for a in resolved)
         send_resolved = self.send_resolved.get(receiver, True)
+        pending = self.pending.get(nkey)
         # stage 3: dedup against the notification log
         if not needs_update(entry, fset, rset, send_resolved, g.route.repeat_interval, now):
+            if pending is not None:  # what is on its way is no longer news
+                self._withdraw(nkey, receiver, pending)
             return 0
-        self.nflog[nkey] = NotifyEntry(fset, rset, now)
+        if pending is not None:
+            if pending.firing == fset and pending.resolved == rset:
+                return 0  # the same news is already on its way
+            self._withdraw(nkey, receiver, pending)
         body = firing + (resolved if send_resolved else [])
         if not body:
+            # only resolved alerts, which this receiver does not want: logged as told (Alertmanager does so)
+            self.nflog[nkey] = NotifyEntry(fset, rset, now)
             return 0
         n = Notification.build(receiver, g.key, g.labels, [a.notification_entry() for a in body], created_at=now)
+        self.pending[nkey] = Pending(n.id, fset, rset, now)
+        self.inflight.setdefault(nkey, set()).add(n.id)
         # stage 4: hand over to the receiver's delivery worker (a queue put; never blocks)
         self.submit(receiver, n)
         return 1
+
+    def _withdraw(self, nkey: Tuple[str, str], receiver: str, pending: Pending) -> None:
+        del self.pending[nkey]
+        self.supersede(receiver, pending.id)
+
+    # ------------------------------------------------------------------ outcomes
+    def track(self, n: Notification) -> None:
+        """A notification submitted outside a flush (re-queued from a saved outbox) is
+        pending like one a flush made."""
+        nkey = (n.group_key, n.receiver)
+        fset, rset = _sets(n)
+        p = self.pending.get(nkey)
+        if p is None or p.ts <= n.created_at:
+            self.pending[nkey] = Pending(n.id, fset, rset, n.created_at)
+        self.inflight.setdefault(nkey, set()).add(n.id)
+
+    def _settle(self, n: Notification) -> Optional[Pending]:
+        nkey = (n.group_key, n.receiver)
+        ids = self.inflight.get(nkey)
+        if ids is not None:
+            ids.discard(n.id)
+            if not ids:
+                del self.inflight[nkey]
+        p = self.pending.get(nkey)
+        if p is not None and p.id == n.id:
+            return self.pending.pop(nkey)
+        return None
+
+    def delivered(self, n: Notification) -> None:
+        """The receiver accepted ``n``: the notification log records what it was told."""
+        p = self._settle(n)
+        fset, rset = (p.firing, p.resolved) if p is not None else _sets(n)
+        nkey = (n.group_key, n.receiver)
+        entry = self.nflog.get(nkey)
+        if entry is None or entry.ts <= n.created_at:
+            self.nflog[nkey] = NotifyEntry(fset, rset, n.created_at)
+        self._after(n)
+
+    def undelivered(self, n: Notification) -> None:
+        """``n`` failed or was superseded: the log stays as it was, so the next flush retries."""
+        self._settle(n)
+        self._after(n)
+
+    def _after(self, n: Notification) -> None:
+        """Once nothing of a group is in flight, resolved alerts no receiver is owed leave it
+        at once (not a group_interval later), and an empty group is forgotten."""
+        g = self.groups.get(n.group_key)
+        if g is None or any(a.state == FIRING for a in g.alerts.values()):
+            return
+        self._prune(g)
+        if not g.alerts:
+            self._close(g, max(self._now, n.created_at))
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:

@@ -3,7 +3,11 @@
 The stats actor builds one engine from its configuration and calls :meth:`evaluate` with
 the series of each evaluation. Evaluation is pure computation plus queue puts: it never
 waits on a network call. Group timers run on a small dispatcher thread; each sink has its
-own delivery thread and queue (:mod:`raywatch.alerts.delivery`).
+own delivery thread and queue (:mod:`raywatch.alerts.delivery`), which reports back each
+notification's outcome: only what a receiver accepted enters the notification log (see
+:mod:`raywatch.alerts.dispatch`), and a receiver's acceptance settles the dead letters of
+the same group. The Watchdog (:mod:`raywatch.alerts.watchdog`) fires from the first
+evaluation on, unless ``alerting.watchdog`` turns it off.
 
 >>> from raywatch.config import AlertingConfig
 >>> cfg = AlertingConfig.model_validate({
@@ -25,21 +29,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from raywatch.alerts.alert import FIRING, PENDING, RESOLVED, Alert
 from raywatch.alerts.deadletter import DeadLetterFile
-from raywatch.alerts.delivery import SinkWorker
+from raywatch.alerts.delivery import DELIVERED, SinkWorker
 from raywatch.alerts.dispatch import Dispatcher
 from raywatch.alerts.inhibit import Inhibitor
 from raywatch.alerts.metrics import AlertMetrics
 from raywatch.alerts.routing import Route
 from raywatch.alerts.rules import RuleSet
 from raywatch.alerts.silence import Silences
+from raywatch.alerts.watchdog import WATCHDOG_KEY, WatchdogRule, watchdog_route
 from raywatch.config import AlertingConfig
 from raywatch.series import Series
 from raywatch.sinks import Sink, build_sink
-from raywatch.sinks.notification import Notification, iso
+from raywatch.sinks.notification import DIRECT, Notification, iso
 
 log = logging.getLogger("raywatch.alerts.engine")
 
@@ -74,18 +79,26 @@ class AlertEngine:
         self.cfg = cfg = AlertingConfig.of(cfg)
         self.clock = clock
         self.metrics = AlertMetrics.for_registry(registry)
-        self.rules = RuleSet(cfg.rules, resolved_retention=float(cfg.resolved_retention))
+        builtin = [WatchdogRule(cfg.watchdog)] if cfg.watchdog.enabled else []
+        self.rules = RuleSet(cfg.rules, resolved_retention=float(cfg.resolved_retention), builtin=builtin)
         self.dead_letter = DeadLetterFile(dead_letter_path or cfg.dead_letter_path)
         overrides = dict(sinks or {})
         self.sinks: Dict[str, Sink] = {sc.name: overrides.pop(sc.name, None) or build_sink(sc) for sc in cfg.sinks}
         self.sinks.update(overrides)
+        self._lock = threading.RLock()
         self.workers: Dict[str, SinkWorker] = {
-            name: SinkWorker(s, self.metrics, self.dead_letter) for name, s in self.sinks.items()
+            name: SinkWorker(s, self.metrics, self.dead_letter, on_outcome=self._on_outcome)
+            for name, s in self.sinks.items()
         }
         self._direct = [name for name, s in self.sinks.items() if s.direct]
+        # per direct sink: when each alert's firing push was last accepted, and what is on its way
         self._pushed: Dict[str, Dict[str, float]] = {name: {} for name in self._direct}
+        self._inflight: Dict[str, Dict[str, Tuple[str, str]]] = {name: {} for name in self._direct}
         routed = [name for name, s in self.sinks.items() if not s.direct]
         root = Route(cfg.route) if cfg.route is not None else Route.default(routed)
+        if builtin and cfg.watchdog.receivers():
+            # first among the root's children, with a key of its own (the others' keys stay as they were)
+            root.routes.insert(0, Route(watchdog_route(cfg.watchdog, cfg.watchdog.receivers()), root, "watchdog"))
         self.silences = Silences()
         for sc in cfg.silences:
             self.silences.add(sc.matchers, ends_at=sc.ends_at.timestamp(),
@@ -93,8 +106,8 @@ class AlertEngine:
                               comment=sc.comment, created_by=sc.created_by, from_config=True)
         self.inhibitor = Inhibitor(cfg.inhibit_rules)
         self.dispatcher = Dispatcher(root, self.inhibitor, self.silences, self._submit,
-                                     {name: bool(getattr(s.cfg, "send_resolved", True)) for name, s in self.sinks.items()})
-        self._lock = threading.RLock()
+                                     {name: bool(getattr(s.cfg, "send_resolved", True)) for name, s in self.sinks.items()},
+                                     supersede=self._supersede, on_group_closed=self._group_closed)
         self._wake = threading.Condition(self._lock)
         self._offset = 0.0  # evaluation time minus clock time (callers may run on their own timeline)
         self._closed = False
@@ -113,7 +126,9 @@ class AlertEngine:
     def evaluate(self, series: Iterable[Series], now: Optional[float] = None) -> List[Alert]:
         """Run every rule over ``series`` (one sample per series at time ``now``, UTC epoch
         seconds, default the clock). Returns the alerts whose state changed: newly pending,
-        newly firing, resolved. Notifications are queued, never sent inline.
+        newly firing, resolved (of the configured rules: the Watchdog, raywatch's own
+        heartbeat, is routed and listed by :meth:`alerts` but is no rule's transition).
+        Notifications are queued, never sent inline.
 
         The background timer follows the timeline of ``now``: it runs group timers at
         ``clock() + (now - clock() at the last evaluation)``, so a caller with its own
@@ -131,6 +146,9 @@ class AlertEngine:
             changed = self.rules.evaluate(series, now)
             for a in changed:
                 self.metrics.set_state(a.labels, a.state)
+            for name in self._direct:
+                for a in self.rules.removed:  # forgotten: Alertmanager ends them by their endsAt
+                    self._pushed[name].pop(a.fingerprint, None)
             for a in self.rules.removed:
                 self.metrics.set_state(a.labels, None)
             if changed:
@@ -142,6 +160,8 @@ class AlertEngine:
             self.dispatcher.tick(now)
             self._wake.notify_all()
         self.metrics.evaluation_seconds.observe(time.perf_counter() - t0)
+        if self.rules.builtin:
+            return [a for a in changed if a.rule != WATCHDOG_KEY]
         return changed
 
     def resolve_all(self, reason: str = "", now: Optional[float] = None) -> List[Alert]:
@@ -149,13 +169,19 @@ class AlertEngine:
         raised them is being replaced, and notify now: every group with news is flushed at
         once (no group_wait), so the receivers hear "resolved" before the engine closes.
         ``reason`` goes into each resolved alert's ``resolved_reason`` annotation. Returns
-        the alerts resolved."""
+        the alerts resolved. The Watchdog never resolves: it is forgotten without a word
+        (the successor engine fires it again)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the alert engine is closed")
             now = self._now() if now is None else float(now)
             changed: List[Alert] = []
             for rule in self.rules.rules:
+                if getattr(rule, "builtin", False):
+                    for a in rule.active.values():
+                        self.metrics.set_state(a.labels, None)
+                    rule.active.clear()
+                    continue
                 for key, a in list(rule.active.items()):
                     if a.state == FIRING:
                         a.state, a.resolved_at = RESOLVED, now
@@ -186,26 +212,38 @@ class AlertEngine:
         return self.clock() + self._offset
 
     def _push_direct(self, changed: Sequence[Alert], now: float) -> None:
-        firing = [a for a in self.rules.alerts() if a.state == FIRING]
+        """Push to direct sinks (Alertmanager): alerts that start firing, firing alerts every
+        ``resend_delay`` since their last *accepted* push, and resolves owed to a receiver
+        that accepted a firing push. What failed is pushed again at the next evaluation;
+        what is on its way is not pushed twice, and a newer state supersedes it."""
+        alerts = {a.fingerprint: a for a in self.rules.alerts()}
+        for a in changed:  # resolve_all has taken its alerts out of the rules
+            alerts.setdefault(a.fingerprint, a)
         changed_fps = {a.fingerprint for a in changed}
         for name in self._direct:
-            pushed = self._pushed[name]
+            pushed, inflight = self._pushed[name], self._inflight[name]
             resend = float(getattr(self.sinks[name].cfg, "resend_delay", 60.0))
             batch: List[Alert] = []
-            for a in changed:
-                if a.state == FIRING or (a.state == RESOLVED and a.fingerprint in pushed):
-                    batch.append(a)
-            for a in firing:
-                if a.fingerprint not in changed_fps and now - pushed.get(a.fingerprint, float("-inf")) >= resend:
-                    batch.append(a)
+            for fp, a in alerts.items():
+                cur = inflight.get(fp)
+                if a.state == FIRING:
+                    due = fp in changed_fps or now - pushed.get(fp, float("-inf")) >= resend
+                elif a.state == RESOLVED:
+                    due = fp in pushed or (cur is not None and cur[1] == FIRING)
+                else:
+                    continue
+                if not due:
+                    continue
+                if cur is not None:
+                    if cur[1] == a.state:
+                        continue  # the same news is on its way
+                    self.workers[name].supersede(cur[0])
+                batch.append(a)
             if not batch:
                 continue
+            n = Notification.build(name, DIRECT, {}, [a.notification_entry() for a in batch], created_at=now)
             for a in batch:
-                if a.state == FIRING:
-                    pushed[a.fingerprint] = now
-                else:
-                    pushed.pop(a.fingerprint, None)
-            n = Notification.build(name, "direct", {}, [a.notification_entry() for a in batch], created_at=now)
+                inflight[a.fingerprint] = (n.id, a.state)
             self._submit(name, n)
 
     def _submit(self, receiver: str, n: Notification) -> None:
@@ -213,8 +251,52 @@ class AlertEngine:
         if w is None:  # pragma: no cover - config validation prevents it
             log.error("no sink named %s; notification %s dropped to the dead-letter file", receiver, n.id)
             self.dead_letter.write(receiver, "unknown", n, "no such sink", 0)
+            self._on_outcome(receiver, n, "failed")
             return
         w.submit(n)
+
+    def _supersede(self, receiver: str, notification_id: str) -> None:
+        w = self.workers.get(receiver)
+        if w is not None:
+            w.supersede(notification_id)
+
+    def _group_closed(self, group_key: str, receivers: Sequence[str], now: float) -> None:
+        """Nothing is left to tell about a group: its dead letters are stale."""
+        for r in receivers:
+            self.dead_letter.settle(r, group_key, now, reason="nothing left to tell")
+
+    def _track(self, receiver: str, n: Notification) -> None:
+        """A notification re-queued from a saved outbox is pending like a fresh one."""
+        if n.group_key == DIRECT:
+            inflight = self._inflight.get(receiver)
+            if inflight is not None:
+                for e in n.alerts:
+                    inflight[e["fingerprint"]] = (n.id, e["status"])
+        else:
+            self.dispatcher.track(n)
+
+    def _on_outcome(self, sink: str, n: Notification, outcome: str) -> None:
+        """From a delivery worker: ``n`` was delivered, failed or superseded."""
+        with self._lock:
+            if n.group_key == DIRECT:
+                inflight, pushed = self._inflight.get(sink, {}), self._pushed.get(sink, {})
+                for e in n.alerts:
+                    fp = e["fingerprint"]
+                    cur = inflight.get(fp)
+                    if cur is not None and cur[0] == n.id:
+                        del inflight[fp]
+                    if outcome == DELIVERED:
+                        if e["status"] == FIRING:
+                            pushed[fp] = max(pushed.get(fp, float("-inf")), n.created_at)
+                        else:
+                            pushed.pop(fp, None)
+            elif outcome == DELIVERED:
+                self.dispatcher.delivered(n)
+            else:
+                self.dispatcher.undelivered(n)
+        if outcome == DELIVERED:
+            fps = [e["fingerprint"] for e in n.alerts] if n.group_key == DIRECT else None
+            self.dead_letter.settle(sink, n.group_key, n.created_at, fps)
 
     def _timer_loop(self) -> None:
         with self._lock:
@@ -314,7 +396,9 @@ class AlertEngine:
                     n = Notification.from_dict(d)
                     if w is None:
                         self.dead_letter.write(name, "unknown", n, "sink no longer configured", 0)
-                    elif w.submit(n):
+                        continue
+                    self._track(name, n)
+                    if w.submit(n):
                         resent += 1
             if resent:
                 log.info("re-queued %d notification(s) that were not delivered before the last save", resent)
@@ -325,6 +409,30 @@ class AlertEngine:
         """Wait until every queued notification has been handled (delivered or dead-lettered)."""
         deadline = time.monotonic() + timeout
         return all(w.idle(max(0.0, deadline - time.monotonic())) for w in self.workers.values())
+
+    def hand_over(self, timeout: float = 10.0) -> Dict[str, Any]:
+        """Stop at once and return :meth:`state` for a successor with the same configuration
+        but other secrets (a rotated webhook URL or key): nothing resolves, nothing queued is
+        dead-lettered or delivered here any more — the successor resends the outbox to its
+        own addresses. The workers and sinks finish closing in the background."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the alert engine is closed")
+            state = self.state()
+            self._closed = True
+            self._wake.notify_all()
+        for w in self.workers.values():
+            w.hand_over()
+
+        def finish() -> None:
+            if self._thread is not None:
+                self._thread.join(2.0)
+            deadline = time.monotonic() + max(0.0, timeout)
+            for w in self.workers.values():
+                w.finish_close(deadline)
+
+        threading.Thread(target=finish, name="raywatch-engine-handover", daemon=True).start()
+        return state
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the timer; give the delivery workers ``timeout`` seconds in all to deliver

@@ -5,7 +5,9 @@ The stats actor's core hands :meth:`AlertingHub.evaluate` each model's alerting
 configuration with the model's series. Models with equal configurations share one engine.
 An engine is keyed by the configuration's data *and* a hash of its resolved secret values,
 so a rotated secret (a new webhook URL in the same ``${ENV}`` variable) builds a new engine
-that posts to the new address. An engine no model uses any more (the configuration was
+that posts to the new address; the old engine hands its state over (alerts, notification
+log, undelivered notifications) and stops at once, so nothing resolves or fires again and
+the old address hears nothing more. An engine no model uses any more (the configuration was
 replaced) is retired: its firing alerts are resolved at once, with a ``resolved_reason``
 annotation, so the receivers hear "resolved" instead of being left with an open incident;
 then it is closed in the background (closing waits for queued deliveries).
@@ -38,7 +40,7 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from raywatch.alerts.engine import AlertEngine
-from raywatch.config import AlertingConfig, secret_values
+from raywatch.config import AlertingConfig, WatchdogConfig, secret_values
 from raywatch.series import MODEL_LABELS, Series
 
 __all__ = ["AlertingHub", "engine_key", "has_alerting"]
@@ -52,7 +54,10 @@ KEPT = ("firing", "resolved")  # the transitions the history keeps (pending ones
 def engine_key(cfg: AlertingConfig) -> Tuple[str, str]:
     """``(data key, secrets key)`` of an alerting configuration: a hash of its JSON dump
     (secrets masked) and a hash of its resolved secret values (kept in memory only)."""
-    blob = json.dumps(cfg.model_dump(mode="json", by_alias=True), sort_keys=True, default=str)
+    # the Watchdog at its defaults is left out, so that keys (and the saved states they name)
+    # stay what they were before the Watchdog existed
+    exclude = {"watchdog"} if cfg.watchdog == WatchdogConfig() else None
+    blob = json.dumps(cfg.model_dump(mode="json", by_alias=True, exclude=exclude), sort_keys=True, default=str)
     secrets = hashlib.sha256("\0".join(secret_values(cfg)).encode()).hexdigest()[:16]
     return hashlib.sha1(blob.encode()).hexdigest()[:12], secrets
 
@@ -161,8 +166,16 @@ class AlertingHub:
                     self._fail("alerts.history", exc)
 
     def _retire(self, live: set, now: float, record: Callable[[Dict[str, Any]], None]) -> None:
+        live_data = {k[0] for k in live}
         for key in [k for k in self.engines if k not in live]:
             eng = self.engines.pop(key)
+            if key[0] in live_data:  # the same configuration with other secrets: its successor takes over
+                try:
+                    self._pending_states[key[0]] = eng.hand_over()
+                    log.info("alert engine %s: secrets changed; its state moves to the new engine", key[0])
+                except Exception as exc:
+                    self._fail("alerts.handover", exc)
+                continue
             try:
                 self._record(eng.resolve_all(REPLACED, now=now), now, record)
             except Exception as exc:

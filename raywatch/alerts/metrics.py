@@ -2,8 +2,10 @@
 
 One :class:`AlertMetrics` per registry (engines sharing a registry share the metrics;
 their series differ by the ``sink`` label). Names, help texts and labels come from
-:mod:`raywatch.series`: notifications sent, retried, failed and dead-lettered per sink, the
-queue length per sink, each alert's state (1 pending, 2 firing, 0 resolved; removed when
+:mod:`raywatch.series`: notifications sent (accepted by the receiver), handed to a
+best-effort transport (DogStatsD over UDP: never counted as sent), retried, failed,
+superseded and dead-lettered per sink, failures per sink and stage (``queue``, ``send``,
+``dead_letter``), the queue length per sink, each alert's state (1 pending, 2 firing, 0 resolved; removed when
 the alert is forgotten) and the duration of one rule evaluation.
 
 >>> from prometheus_client import CollectorRegistry
@@ -45,6 +47,9 @@ class AlertMetrics:
         self.retried = _declare(Counter, series.NOTIFICATIONS_RETRIED_TOTAL, registry)
         self.failed = _declare(Counter, series.NOTIFICATIONS_FAILED_TOTAL, registry)
         self.dead_lettered = _declare(Counter, series.NOTIFICATIONS_DEAD_LETTERED_TOTAL, registry)
+        self.best_effort = _declare(Counter, series.NOTIFICATIONS_BEST_EFFORT_TOTAL, registry)
+        self.superseded = _declare(Counter, series.NOTIFICATIONS_SUPERSEDED_TOTAL, registry)
+        self.failures = _declare(Counter, series.NOTIFICATION_FAILURES_TOTAL, registry)
         self.queue_length = _declare(Gauge, series.NOTIFICATION_QUEUE_LENGTH, registry)
         self.alert_state = _declare(Gauge, series.ALERT_STATE, registry, STATE_LABELS)
         self.evaluation_seconds = _declare(
@@ -62,9 +67,15 @@ class AlertMetrics:
 
     def init_sink(self, sink: str) -> None:
         """Create the sink's series at zero so that dashboards show them before any event."""
-        for c in (self.sent, self.retried, self.failed, self.dead_lettered):
+        for c in (self.sent, self.retried, self.failed, self.dead_lettered, self.best_effort, self.superseded):
             c.labels(sink=sink)
+        for stage in series.NOTIFICATION_FAILURE_STAGES:
+            self.failures.labels(sink=sink, stage=stage)
         self.queue_length.labels(sink=sink).set(0)
+
+    def failure(self, sink: str, stage: str) -> None:
+        """Count one failure of ``stage`` (one of :data:`raywatch.series.NOTIFICATION_FAILURE_STAGES`)."""
+        self.failures.labels(sink=sink, stage=stage).inc()
 
     def set_state(self, labels: Mapping[str, str], state: Optional[str]) -> None:
         values = [labels.get(k, "") for k in STATE_LABELS]

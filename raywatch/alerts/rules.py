@@ -166,15 +166,22 @@ class Rule:
 
 
 class RuleSet:
-    """All rules, indexed by metric name; :meth:`evaluate` runs one evaluation."""
+    """All rules, indexed by metric name; :meth:`evaluate` runs one evaluation.
 
-    def __init__(self, rule_configs: Iterable[Any], *, resolved_retention: float = 900.0):
-        self.rules: List[Rule] = [Rule(c) for c in rule_configs]
+    ``builtin`` rules (the :class:`~raywatch.alerts.watchdog.WatchdogRule`) read no series:
+    each evaluation calls their ``tick(now, changed)``. They are kept, saved and restored
+    with the others.
+    """
+
+    def __init__(self, rule_configs: Iterable[Any], *, resolved_retention: float = 900.0, builtin: Sequence[Any] = ()):
+        self.builtin = list(builtin)
+        self.rules: List[Any] = [Rule(c) for c in rule_configs] + self.builtin
         self.resolved_retention = float(resolved_retention)
         self.removed: List[Alert] = []  # alerts forgotten by the last evaluation
         self.by_metric: Dict[str, List[Rule]] = {}
         for r in self.rules:
-            self.by_metric.setdefault(r.metric, []).append(r)
+            if not getattr(r, "builtin", False):
+                self.by_metric.setdefault(r.metric, []).append(r)
 
     def evaluate(self, series: Iterable[Series], now: float) -> List[Alert]:
         """Advance every rule; returns the alerts whose state changed (new pending, firing,
@@ -226,6 +233,8 @@ class RuleSet:
                 hits = np.flatnonzero(mask)
                 if len(hits) or r.active:
                     r.update(batch, hits.tolist(), values, now, self.resolved_retention, changed, removed)
+        for b in self.builtin:
+            b.tick(now, changed)
         return changed
 
     def alerts(self) -> List[Alert]:

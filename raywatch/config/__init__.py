@@ -71,6 +71,8 @@ from raywatch.config.alerting import (
     RouteConfig,
     Severity,
     SilenceConfig,
+    WATCHDOG_ALERTNAME,
+    WatchdogConfig,
 )
 from raywatch.config.monitor import MonitorConfig, load_config, parse_config
 from raywatch.config.app import APP_ARGS_SOURCE, ApplicationArgs, MonitoredAppArgs, validate_args
@@ -88,7 +90,7 @@ __all__ = [
     "DriftMethod", "ColumnDriftConfig", "DriftConfig",
     # alerting
     "Severity", "Matchers", "AlertRuleConfig", "RouteConfig", "InhibitRuleConfig", "SilenceConfig",
-    "AlertingConfig",
+    "AlertingConfig", "WatchdogConfig", "WATCHDOG_ALERTNAME",
     # sinks
     "RetryConfig", "SlackSinkConfig", "DatadogSinkConfig", "AlertmanagerSinkConfig", "PagerDutySinkConfig",
     "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "SinkConfig", "SINK_TYPES", "DIRECT_SINK_TYPES",

@@ -28,7 +28,8 @@ from raywatch.config.sinks import DIRECT_SINK_TYPES, SinkConfig
 from raywatch.expr import Selector, Template, number_text, parse_condition, parse_matchers
 
 __all__ = [
-    "Severity", "Matchers", "AlertRuleConfig", "RouteConfig", "InhibitRuleConfig", "SilenceConfig", "AlertingConfig",
+    "Severity", "Matchers", "AlertRuleConfig", "RouteConfig", "InhibitRuleConfig", "SilenceConfig", "WatchdogConfig",
+    "AlertingConfig", "WATCHDOG_ALERTNAME",
 ]
 
 Severity = Literal["critical", "error", "warning", "info"]
@@ -220,6 +221,53 @@ class SilenceConfig(StrictModel):
         return self
 
 
+# --------------------------------------------------------------------------- delivery: the Watchdog
+
+WATCHDOG_ALERTNAME = "Watchdog"
+
+
+def _watchdog_shorthand(value: Any) -> Any:
+    return {"enabled": value} if isinstance(value, bool) else value
+
+
+class WatchdogConfig(StrictModel):
+    """raywatch's own heartbeat, the Prometheus convention: an alert named ``Watchdog``
+    that always fires while the alerting engine runs, so that a receiver (a dead man's
+    switch: healthchecks.io, PagerDuty or Opsgenie heartbeats, an Alertmanager route)
+    notices when raywatch itself has gone silent.
+
+    By default it is routed like any alert (the route tree's receivers get it, repeated every
+    ``repeat_interval`` of its route; a route with ``matchers: ['alertname="Watchdog"']``
+    picks its own). ``receiver`` sends it to those sinks only, every ``repeat_interval``.
+    Alertmanager sinks receive it directly, as every alert. ``watchdog: false`` (or
+    ``enabled: false``) turns it off.
+    """
+
+    enabled: bool = True
+    severity: Literal["none", "info"] = "none"
+    receiver: Optional[Union[str, List[str]]] = None
+    repeat_interval: PositiveDuration = 300.0
+    labels: Dict[str, str] = Field(default_factory=dict)
+    annotations: Dict[str, str] = Field(default_factory=lambda: {
+        "summary": "raywatch's alerting pipeline is alive",
+        "description": "This alert always fires while raywatch evaluates its rules. If it stops arriving, "
+                       "raywatch itself has gone silent (stats actor down, or its notifications blocked).",
+    })
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: Dict[str, str]) -> Dict[str, str]:
+        for k in v:
+            if not _ALERTNAME_RE.match(k) or k in ("alertname", "severity"):
+                raise ValueError(f"bad label name {k!r} (alertname and severity are set by the watchdog itself)")
+        return v
+
+    def receivers(self) -> List[str]:
+        if self.receiver is None:
+            return []
+        return [self.receiver] if isinstance(self.receiver, str) else list(self.receiver)
+
+
 def _default_inhibit() -> List[InhibitRuleConfig]:
     return [
         InhibitRuleConfig(
@@ -236,7 +284,8 @@ class AlertingConfig(StrictModel):
     Without ``route``, every sink (except Alertmanager sinks, which receive every alert
     directly) gets every alert, grouped by alertname and model. ``inhibit_rules`` defaults
     to "a critical alert mutes warnings and infos of the same model"; set ``[]`` to turn
-    that off.
+    that off. ``watchdog`` is raywatch's own always-firing heartbeat (:class:`WatchdogConfig`),
+    on by default.
     """
 
     rules: List[AlertRuleConfig] = Field(default_factory=list)
@@ -246,6 +295,7 @@ class AlertingConfig(StrictModel):
     sinks: List[SinkConfig] = Field(default_factory=list)
     dead_letter_path: Optional[str] = None
     resolved_retention: Duration = 900.0
+    watchdog: Annotated[WatchdogConfig, BeforeValidator(_watchdog_shorthand)] = Field(default_factory=WatchdogConfig)
 
     @classmethod
     def of(cls, cfg: Any) -> "AlertingConfig":
@@ -284,6 +334,13 @@ class AlertingConfig(StrictModel):
             for i, child in enumerate(route.routes):
                 walk(child, f"{path}.routes[{i}]")
 
+        for r in self.watchdog.receivers():
+            if r not in kinds:
+                known = ", ".join(sorted(kinds)) or "none defined"
+                raise ValueError(f"watchdog.receiver: no sink named {r!r} (sinks: {known})")
+            if kinds[r] in DIRECT_SINK_TYPES:
+                raise ValueError(f"watchdog.receiver: {r!r} is an alertmanager sink, which receives every alert "
+                                 "(the Watchdog too) directly; leave it out")
         if self.route is not None:
             if not self.route.receivers():
                 raise ValueError("route.receiver: the root route needs a receiver")

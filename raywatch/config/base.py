@@ -10,15 +10,22 @@ Secrets (webhook URLs, API keys, tokens) are :class:`pydantic.SecretStr`; a valu
 form ``${ENV_VAR}`` is read from the environment when the config is loaded, so YAML files
 can be committed without secrets in them. A secret remembers its reference, so a config is
 written out (:func:`to_data`) with its references, never with the resolved value.
+
+No error repeats a secret: a wrong value given to a secret field (a number, a list, a
+mapping, a string where a mapping of secrets is expected, a malformed ``${...}``, an unset
+variable) is reported by its field path and type only (:func:`_problems`), and pydantic's own
+messages leave every input out (``hide_input_in_errors`` on every model), so neither
+:class:`ConfigError` nor a raw :class:`pydantic.ValidationError` carries one.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Dict, Iterator, List, Mapping, Optional, Set, Union
+from typing import Annotated, Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union, get_args
 
 import yaml
 from pydantic import (
@@ -136,6 +143,9 @@ def env_references(text: str) -> List[str]:
     return _ENV_RE.findall(text)
 
 
+_BAD_REF_RE = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*\})")
+
+
 def _secret(value: Any, handler: Any, info: ValidationInfo) -> SecretStr:
     """Validate a secret: ``${VAR}`` references are resolved from the environment (unset
     variables are collected in the validation context's ``unset_env`` set when it has one,
@@ -145,6 +155,9 @@ def _secret(value: Any, handler: Any, info: ValidationInfo) -> SecretStr:
     if isinstance(value, str):
         if "${" not in value:
             return EnvSecret(value)
+        if _BAD_REF_RE.search(value):
+            raise ValueError("a ${...} reference must name an environment variable: letters, digits and '_', "
+                             "such as ${SLACK_WEBHOOK_URL} (the value is not shown: it is a secret)")
         unset = (info.context or {}).get("unset_env") if info is not None else None
 
         def sub(m: "re.Match[str]") -> str:
@@ -157,7 +170,12 @@ def _secret(value: Any, handler: Any, info: ValidationInfo) -> SecretStr:
             return os.environ[name]
 
         return EnvSecret(_ENV_RE.sub(sub, value), value)
-    raise ValueError(f"expected a string (a secret, or a ${{ENV_VAR}} reference), got a {type(value).__name__}")
+    raise ValueError(f"expected a string (a secret, or a ${{ENV_VAR}} reference), got {_a(type(value).__name__)}")
+
+
+def _a(noun: str) -> str:
+    """``"an int"``, ``"a list"``."""
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 Secret = Annotated[SecretStr, WrapValidator(_secret)]
@@ -250,7 +268,19 @@ def to_data(obj: Any) -> Any:
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # hide_input_in_errors: a raw ValidationError (model_validate from Python) never repeats a
+    # value, which may be a secret; ConfigError adds "got ..." back where no secret can be
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, hide_input_in_errors=True)
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        """A model pickled by an older raywatch (a schema-1 state file being migrated) lacks
+        the fields added since: they get their defaults, as a config written without them
+        would."""
+        super().__setstate__(state)
+        values = self.__dict__
+        for name, field in type(self).model_fields.items():
+            if name not in values and not field.is_required():
+                values[name] = field.get_default(call_default_factory=True)
 
     def __setstate__(self, state: Dict[Any, Any]) -> None:
         # a settings object pickled by an older raywatch (a schema-1 state file) lacks the
@@ -286,9 +316,71 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
+def _holds_secret(tp: Any, seen: Set[Any]) -> bool:
+    """Whether a type annotation can hold a secret (a SecretStr, or a model with one)."""
+    if isinstance(tp, type):
+        if issubclass(tp, SecretStr):
+            return True
+        if issubclass(tp, BaseModel):
+            if tp in seen:
+                return False
+            seen.add(tp)
+            return any(_holds_secret(f.annotation, seen) for f in tp.model_fields.values())
+    return any(_holds_secret(a, seen) for a in get_args(tp) if not isinstance(a, (str, int, float)) or a is None)
+
+
+def _walk_models(root: type) -> Iterator[type]:
+    todo, seen = [root], set()
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+                yield sub
+
+
+@functools.lru_cache(maxsize=1)
+def _secret_field_names() -> Tuple[Set[str], Set[str]]:
+    """(names of secret fields, names of fields that hold secret-bearing models), by name and
+    alias, over every model of the schema. Errors located at or under a secret field, or on
+    a secret-bearing item itself (a sink given as a string), never show their input."""
+    secret: Set[str] = set()
+    holders: Set[str] = set()
+    for model in _walk_models(StrictModel):
+        for name, f in model.model_fields.items():
+            names = {name} | ({f.alias} if f.alias else set())
+            if _holds_secret(f.annotation, set()):
+                inner = [a for a in _flatten(f.annotation) if isinstance(a, type) and issubclass(a, SecretStr)]
+                (secret if inner else holders).update(names)
+    return secret, holders
+
+
+def _flatten(tp: Any) -> Iterator[Any]:
+    """The types inside an annotation, models not entered (Optional, List, Dict, Annotated)."""
+    yield tp
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return
+    for a in get_args(tp):
+        yield from _flatten(a)
+
+
+def _hides_input(loc: tuple) -> bool:
+    secret, holders = _secret_field_names()
+    fields = [(i, p) for i, p in enumerate(loc) if isinstance(p, str) and not p.startswith("[")
+              and not p.startswith("function-")]
+    if any(p in secret for _, p in fields):
+        return True
+    if fields and fields[-1][1] in holders:
+        # the item itself is wrong (e.g. a sink given as a string): it may be a pasted secret
+        return all(isinstance(p, int) or str(p).startswith("[") for p in loc[fields[-1][0] + 1:])
+    return False
+
+
 def _problems(err: ValidationError, source: Optional[str]) -> List[str]:
     """One line per validation error: ``source: field.path[0]: what was expected``. The one
-    formatter of validation errors (for YAML files, Python mappings and builder args)."""
+    formatter of validation errors (for YAML files, Python mappings and builder args). An
+    error at a secret field (or on an item that holds secrets) never shows its input."""
     prefix = f"{source}: " if source else ""
     lines = []
     for e in err.errors(include_url=False):
@@ -303,7 +395,11 @@ def _problems(err: ValidationError, source: Optional[str]) -> List[str]:
             msg = "required field is missing"
         elif "input" in e and e["type"] not in ("value_error",):
             inp = e["input"]
-            if not isinstance(inp, (dict, list)):
+            if isinstance(inp, (dict, list)):
+                pass
+            elif _hides_input(tuple(e["loc"])):
+                msg = f"{msg}, got {_a(type(inp).__name__)} (not shown: this field holds a secret)"
+            else:
                 msg = f"{msg}, got {inp!r}"
         lines.append(f"{prefix}{_loc(loc)}: {msg}")
     return lines

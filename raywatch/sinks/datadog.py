@@ -12,10 +12,16 @@ Over DogStatsD (UDP, always), for each alert of a notification:
   with the rule's ``alertname`` and scope: OK when resolved, WARNING for warning/info,
   CRITICAL for critical/error.
 
+DogStatsD is UDP: nothing acknowledges a datagram, so with DogStatsD alone the sink is
+*best effort* (:attr:`Sink.acknowledged` is False): the delivery layer counts its
+notifications in ``notifications_best_effort_total``, never as sent.
+
 With ``api_key`` (and ``app_key``) configured, each event is also posted to the HTTP API
-(``POST {api_host}/api/v1/events``), and :meth:`DatadogSink.sync_monitors` creates or
-updates monitor definitions (``/api/v1/monitor``) it is given (:mod:`raywatch.export.datadog`
-writes them from the alert rules).
+(``POST {api_host}/api/v1/events``, through :func:`~raywatch.sinks.base.http_post_json`: an
+overall deadline per attempt, redirects not followed), and that acceptance is what counts as
+sent. :meth:`DatadogSink.sync_monitors` creates or updates monitor definitions
+(``/api/v1/monitor``) it is given (:mod:`raywatch.export.datadog` writes them from the alert
+rules); it refuses redirects too, so the keys never reach another host.
 ``api_host`` is configurable (EU site, or a local receiver in tests).
 
 Tags are ``key:value`` with characters DogStatsD reserves (``|``, ``,``, ``#``, ``:`` in
@@ -32,7 +38,7 @@ import threading
 from typing import Any, Dict, Iterable, List, Mapping
 
 from raywatch import series
-from raywatch.sinks.base import PermanentError, RetryAfter, Sink, TransientError, parse_retry_after
+from raywatch.sinks.base import PermanentError, RetryAfter, Sink, TransientError, http_post_json, parse_retry_after
 
 log = logging.getLogger("raywatch.sinks.datadog")
 
@@ -67,14 +73,24 @@ def _check_status(alert: Mapping[str, Any]) -> int:
 
 def _recording_client():
     """A datadog HTTP client that remembers the last response (status, Retry-After), so a
-    429 can be told from other refusals (the package folds them into ApiError)."""
+    429 can be told from other refusals (the package folds them into ApiError), and that
+    follows no redirect (the package's session would send the keys to the new host)."""
+    import requests
     from datadog.api.http_client import RequestClient
 
     class _Recording(RequestClient):
+        _session = None
+
         @classmethod
         def request(cls, method, url, headers, params, data, timeout, proxies, verify, max_retries):
             _last_response.status = None
             _last_response.retry_after = None
+            with cls._session_lock:
+                if cls._session is None:
+                    session = requests.Session()
+                    session.max_redirects = 0  # a 3xx raises TooManyRedirects before anything is re-sent
+                    session.mount("https://", requests.adapters.HTTPAdapter(max_retries=max_retries))
+                    cls._session = session
             result = super().request(method, url, headers, params, data, timeout, proxies, verify, max_retries)
             _last_response.status = result.status_code
             _last_response.retry_after = result.headers.get("Retry-After")
@@ -85,6 +101,11 @@ def _recording_client():
 
 class DatadogSink(Sink):
     type = "datadog"
+
+    @property
+    def acknowledged(self) -> bool:
+        """Only the HTTP API acknowledges; DogStatsD alone (UDP) is best effort."""
+        return self.cfg.api_key is not None
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -120,12 +141,23 @@ class DatadogSink(Sink):
             self.statsd.service_check(self.cfg.service_check, _check_status(a), tags=check_tags,
                                       message=(ann.get("summary") or title)[:500])
             if self.cfg.api_key is not None:
-                self._api("Event", "create", title=title, text=text or title, alert_type=alert_type,
-                          aggregation_key=a.get("fingerprint"), source_type_name="raywatch", tags=tags + extra)
+                self._post_event({"title": title, "text": text or title, "alert_type": alert_type,
+                                  "aggregation_key": a.get("fingerprint"), "source_type_name": "raywatch",
+                                  "tags": tags + extra})
         self.statsd.flush()
+
+    def _post_event(self, body: Dict[str, Any]) -> None:
+        """``POST /api/v1/events``: Datadog answers 202; 429 carries Retry-After."""
+        c = self.cfg
+        headers = {"DD-API-KEY": c.api_key.get_secret_value()}
+        if c.app_key is not None:
+            headers["DD-APPLICATION-KEY"] = c.app_key.get_secret_value()
+        http_post_json(c.api_host.rstrip("/") + "/api/v1/events", {k: v for k, v in body.items() if v is not None},
+                       timeout=float(c.timeout), headers=headers)
 
     # ------------------------------------------------------------------ HTTP API
     def _api(self, resource: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        import requests
         from datadog import api
         from datadog.api import exceptions as dx
         from datadog.api.api_client import APIClient
@@ -145,6 +177,11 @@ class DatadogSink(Sink):
                 APIClient._timeout_counter = 0  # our own retry policy applies, not the package's back-off
                 APIClient._backoff_timestamp = None
                 return getattr(getattr(api, resource), method)(*args, **kwargs)
+            except requests.exceptions.TooManyRedirects as exc:
+                status = getattr(getattr(exc, "response", None), "status_code", None)
+                raise PermanentError(f"the Datadog API answered with a redirect (HTTP {status}); redirects are not "
+                                     "followed, so that the keys reach no other host: check api_host",
+                                     status=status) from None
             except dx.HttpTimeout:
                 raise TransientError(f"Datadog API timed out after {c.timeout:g}s") from None
             except (dx.ClientError, dx.ProxyError, dx.HttpBackoff) as exc:

@@ -6,6 +6,10 @@ plain-text body and an HTML alternative. STARTTLS is required by default; with
 first byte. Either way the server's certificate is verified (``ca_file`` adds a trust anchor, ``tls_verify: false`` turns
 verification off). The password is a secret.
 
+Each attempt has an overall deadline, ``timeout``: connecting, the TLS handshake and the
+whole SMTP exchange must be done by then (a server that answers one byte at a time is cut
+off, as :func:`~raywatch.sinks.base.http_post_json` cuts off an HTTP receiver).
+
 Errors: connection problems, timeouts and SMTP 4xx replies are retried; 5xx replies,
 refused recipients, failed authentication and an untrusted certificate are not.
 """
@@ -20,7 +24,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from raywatch.sinks.base import PermanentError, Sink, TransientError
+from raywatch.sinks.base import PermanentError, Sink, TransientError, _Deadline
 
 __all__ = ["EmailSink", "build_message", "implicit_tls"]
 
@@ -61,6 +65,23 @@ def build_message(n: Any, *, sender: str, to: list, subject_prefix: str = "[rayw
     return msg
 
 
+class _Watched:
+    """An SMTP client whose socket the attempt's deadline shuts down when it passes (from the
+    greeting on: the client is registered before it connects)."""
+
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any):
+        deadline.conn = self
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+
+
+class _DeadlineSMTP(_Watched, smtplib.SMTP):
+    pass
+
+
+class _DeadlineSMTPSSL(_Watched, smtplib.SMTP_SSL):
+    pass
+
+
 class EmailSink(Sink):
     type = "email"
 
@@ -74,12 +95,14 @@ class EmailSink(Sink):
     def send(self, notification) -> None:
         c = self.cfg
         msg = build_message(notification, sender=c.from_, to=list(c.to), subject_prefix=c.subject_prefix)
+        deadline = _Deadline(float(c.timeout)).start()
         try:
             implicit = implicit_tls(c)
             if implicit:
-                client = smtplib.SMTP_SSL(c.host, int(c.port), timeout=float(c.timeout), context=self._context())
+                client = _DeadlineSMTPSSL(c.host, int(c.port), timeout=float(c.timeout), context=self._context(),
+                                          deadline=deadline)
             else:
-                client = smtplib.SMTP(c.host, int(c.port), timeout=float(c.timeout))
+                client = _DeadlineSMTP(c.host, int(c.port), timeout=float(c.timeout), deadline=deadline)
             with client as smtp:
                 smtp.ehlo()
                 if c.starttls and not implicit:
@@ -106,6 +129,13 @@ class EmailSink(Sink):
             raise PermanentError(f"TLS certificate not accepted: {exc.verify_message}") from None
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.timeout, TimeoutError,
                 ConnectionError, ssl.SSLError, OSError) as exc:
+            if deadline.fired or isinstance(exc, (socket.timeout, TimeoutError)):
+                raise TransientError(f"SMTP timed out after {deadline.seconds:g}s (no complete exchange within "
+                                     "the sink's timeout)") from None
             raise TransientError(f"SMTP connection error: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}") from None
         except smtplib.SMTPException as exc:
+            if deadline.fired:
+                raise TransientError(f"SMTP timed out after {deadline.seconds:g}s") from None
             raise TransientError(f"SMTP error: {type(exc).__name__}") from None
+        finally:
+            deadline.cancel()

@@ -28,9 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["Notification", "SEVERITY_ORDER", "iso", "from_iso"]
+__all__ = ["Notification", "SEVERITY_ORDER", "DIRECT", "iso", "from_iso"]
 
 SEVERITY_ORDER = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+DIRECT = "direct"
+"""The ``group_key`` of notifications pushed to a direct sink (Alertmanager): their alerts
+are independent of each other, not the state of one routed group."""
 
 
 def iso(ts: Optional[float]) -> Optional[str]:

@@ -35,15 +35,46 @@ class DirectRecordingSink(RecordingSink):
     direct = True
 
 
+def stepped():
+    """An :class:`AlertEngine` for tests that drive time explicitly (``background=False``):
+    before each step (evaluate, tick, resolve_all) it waits until the previous steps'
+    notifications have been handled, as the seconds between two real evaluations would let
+    them. Without this, a flush "60 s later" runs microseconds later, before the receiver
+    could accept anything, and supersedes what is on its way (as it should in real time)."""
+    from raywatch.alerts import AlertEngine
+
+    class SteppedEngine(AlertEngine):
+        def evaluate(self, series, now=None):
+            assert self.wait_idle(10)
+            return super().evaluate(series, now)
+
+        def tick(self, now=None):
+            assert self.wait_idle(10)
+            return super().tick(now)
+
+        def resolve_all(self, reason="", now=None):
+            assert self.wait_idle(10)
+            return super().resolve_all(reason, now)
+
+    return SteppedEngine
+
+
 def got(engine, name):
     """Notifications a recording sink received, once the queue has drained."""
     assert engine.wait_idle(5)
     return engine.sinks[name].got
 
 
+def quiet(cfg):
+    """``cfg`` (a mapping) without the Watchdog, for tests about other alerts (the Watchdog,
+    on by default, would add its own notification to every receiver)."""
+    return dict(cfg, watchdog=cfg.get("watchdog", False))
+
+
 @pytest.fixture
 def make_engine():
-    """Build engines that are always closed; sinks of type log are replaced by recorders."""
+    """Build engines that are always closed; sinks of type log are replaced by recorders.
+    The Watchdog is off unless the config sets ``watchdog`` (see :func:`quiet`)."""
     from prometheus_client import CollectorRegistry
 
     from raywatch.alerts import AlertEngine
@@ -52,9 +83,10 @@ def make_engine():
     engines = []
 
     def make(cfg, *, background=False, record=True, **kw):
-        cfg = AlertingConfig.model_validate(cfg) if isinstance(cfg, dict) else cfg
+        cfg = AlertingConfig.model_validate(quiet(cfg)) if isinstance(cfg, dict) else cfg
         sinks = {s.name: RecordingSink(s) for s in cfg.sinks if s.type == "log"} if record else None
-        e = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=background, sinks=sinks, **kw)
+        kind = AlertEngine if background else stepped()
+        e = kind.from_config(cfg, registry=CollectorRegistry(), background=background, sinks=sinks, **kw)
         engines.append(e)
         return e
 

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import alert_helpers  # noqa: F401  (puts tests/sinks, where the receivers live, on sys.path)
 from alert_receivers import Answer, HTTPReceiver, check_am_webhook
-from alert_helpers import RecordingSink, got
+from alert_helpers import RecordingSink, got, stepped
 from raywatch.alerts import AlertEngine, Series, read_dead_letters, replay_dead_letters
 from raywatch.config import AlertingConfig
 from raywatch.sinks.base import Sink, TransientError
@@ -60,7 +60,7 @@ class Blocking(Sink):
 
 
 def test_evaluate_never_waits_on_delivery():
-    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
+    cfg = AlertingConfig.model_validate({"watchdog": False, "rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
                                          "sinks": [{"name": "x", "type": "log"}]})
     sink = Blocking(cfg.sinks[0])
     e = AlertEngine.from_config(cfg, registry=CollectorRegistry(), sinks={"x": sink})
@@ -85,7 +85,7 @@ class AlwaysDown(Sink):
 
 def test_close_dead_letters_what_is_still_queued(tmp_path):
     dl = tmp_path / "dead.jsonl"
-    cfg = AlertingConfig.model_validate({
+    cfg = AlertingConfig.model_validate({"watchdog": False,
         "rules": [{"name": f"R{i}", "expr": f"error_rate > {i / 100}"} for i in range(3)],
         "route": {"receiver": "x", "group_wait": "0s", "group_by": ["alertname"]},
         "sinks": [{"name": "x", "type": "log", "retry": {"max_attempts": 50, "initial_backoff": "5s"}}]})
@@ -103,7 +103,7 @@ def test_close_dead_letters_what_is_still_queued(tmp_path):
 
 def test_queue_overflow_goes_to_the_dead_letter_file(tmp_path):
     dl = tmp_path / "dead.jsonl"
-    cfg = AlertingConfig.model_validate({
+    cfg = AlertingConfig.model_validate({"watchdog": False,
         "rules": [{"name": f"R{i}", "expr": f"error_rate > {i / 100}"} for i in range(5)],
         "route": {"receiver": "x", "group_wait": "0s", "group_by": ["alertname"]},
         "sinks": [{"name": "x", "type": "log", "queue_size": 2}]})
@@ -129,7 +129,7 @@ def test_dead_letters_hold_no_secrets_and_replay_resends_them(tmp_path, monkeypa
         monkeypatch.setenv("RW_HOOK_URL", hook.url(f"/hooks/{token}"))
         monkeypatch.setenv("RW_HOOK_AUTH", "Bearer " + token)
         hook.defaults[f"/hooks/{token}"] = Answer(401, "bad token")
-        raw = {"rules": RULES, "route": {"receiver": "hook", "group_wait": "0s"},
+        raw = {"rules": RULES, "route": {"receiver": "hook", "group_wait": "0s"}, "watchdog": False,
                "sinks": [{"name": "hook", "type": "webhook", "url": "${RW_HOOK_URL}",
                           "headers": {"Authorization": "${RW_HOOK_AUTH}"}}]}
         from raywatch.config import parse_config
@@ -151,7 +151,8 @@ def test_dead_letters_hold_no_secrets_and_replay_resends_them(tmp_path, monkeypa
         # the receiver is fixed: replay sends the letter and empties the file
         hook.defaults[f"/hooks/{token}"] = Answer(200, "ok")
         result = replay_dead_letters(dl, cfg)
-        assert result.to_dict() == {"sent": 1, "failed": 0, "skipped": 0, "remaining": 0}
+        assert result.to_dict() == {"sent": 1, "failed": 0, "skipped": 0, "remaining": 0, "superseded": 0,
+                                    "best_effort": 0}
         assert dl.read_text() == ""
         last = hook.requests[-1]
         assert last.status == 200 and last.headers["Authorization"] == "Bearer " + token
@@ -162,13 +163,13 @@ def test_dead_letters_hold_no_secrets_and_replay_resends_them(tmp_path, monkeypa
 
 def test_replay_keeps_what_fails_again_and_unknown_sinks(tmp_path, receiver):
     receiver.defaults["/h"] = Answer(400, "nope")
-    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "h", "group_wait": "0s"},
+    two = RULES + [{"name": "Slow", "expr": "latency_p95_seconds > 0.5"}]   # two groups, both refused
+    cfg = AlertingConfig.model_validate({"watchdog": False, "rules": two, "inhibit_rules": [],
+                                         "route": {"receiver": "h", "group_wait": "0s"},
                                          "sinks": [webhook("h", receiver.url("/h"))]})
     dl = tmp_path / "dead.jsonl"
     e = AlertEngine.from_config(cfg, registry=CollectorRegistry(), dead_letter_path=str(dl), background=False)
-    e.evaluate(HOT, now=0)
-    e.evaluate(COLD, now=10)
-    e.tick(300)
+    e.evaluate(HOT + [Series("latency_p95_seconds", M, 0.9)], now=0)
     assert e.wait_idle(5)
     e.close(2)
     recs = read_dead_letters(dl)
@@ -176,7 +177,8 @@ def test_replay_keeps_what_fails_again_and_unknown_sinks(tmp_path, receiver):
     with dl.open("a") as fh:
         fh.write(json.dumps(dict(recs[0], sink="gone")) + "\n")
     result = replay_dead_letters(dl, cfg)
-    assert result.to_dict() == {"sent": 0, "failed": 2, "skipped": 1, "remaining": 3}
+    assert result.to_dict() == {"sent": 0, "failed": 2, "skipped": 1, "remaining": 3, "superseded": 0,
+                                "best_effort": 0}
     assert [r["attempts"] for r in read_dead_letters(dl)][:2] == [2, 2]
 
 
@@ -238,9 +240,9 @@ def test_resolve_all_tells_the_receivers_at_once_and_forgets_pending(make_engine
 def test_direct_alertmanager_push_format(receiver):
     from alert_receivers import ISO_RE
 
-    cfg = AlertingConfig.model_validate({"rules": RULES, "sinks": [
+    cfg = AlertingConfig.model_validate({"watchdog": False, "rules": RULES, "sinks": [
         {"name": "am", "type": "alertmanager", "url": receiver.url(""), "resend_delay": "1m", "bearer_token": "tok"}]})
-    e = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=False)
+    e = stepped().from_config(cfg, registry=CollectorRegistry(), background=False)
     try:
         e.evaluate(HOT, now=1_000_000)
         e.evaluate(HOT, now=1_000_030)   # within resend_delay: no push
@@ -265,7 +267,7 @@ def test_engine_rejects_evaluate_after_close(make_engine):
 
 
 def test_undelivered_notifications_survive_a_restart(tmp_path):
-    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
+    cfg = AlertingConfig.model_validate({"watchdog": False, "rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
                                          "sinks": [{"name": "x", "type": "log"}]})
     stuck = Blocking(cfg.sinks[0])
     e1 = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=False, sinks={"x": stuck},
@@ -291,7 +293,7 @@ def test_undelivered_notifications_survive_a_restart(tmp_path):
 def test_unwritable_dead_letter_path_falls_back_to_the_log(tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
+    cfg = AlertingConfig.model_validate({"watchdog": False, "rules": RULES, "route": {"receiver": "x", "group_wait": "0s"},
                                          "sinks": [{"name": "x", "type": "log", "retry": {"max_attempts": 1}}]})
     with caplog.at_level(logging.ERROR, logger="raywatch"):
         e = AlertEngine.from_config(cfg, registry=CollectorRegistry(), background=False,
@@ -307,7 +309,7 @@ def test_engines_share_the_default_registry():
     """The stats actor may build several engines in one process with registry=None."""
     from prometheus_client import REGISTRY
 
-    cfg = {"rules": RULES, "sinks": [{"name": "shared-a", "type": "log"}]}
+    cfg = {"rules": RULES, "sinks": [{"name": "shared-a", "type": "log"}], "watchdog": False}
     e1 = AlertEngine.from_config(cfg, background=False)
     e2 = AlertEngine.from_config(dict(cfg, sinks=[{"name": "shared-b", "type": "log"}]), background=False)
     try:
@@ -321,7 +323,7 @@ def test_engines_share_the_default_registry():
 def test_background_timer_follows_the_callers_timeline(receiver):
     """A caller on its own timeline (here: 1970) gets group timers in real time, and no
     repeat storm from mixing its timestamps with the clock's."""
-    cfg = AlertingConfig.model_validate({"rules": RULES, "route": {"receiver": "h", "group_wait": "0s",
+    cfg = AlertingConfig.model_validate({"watchdog": False, "rules": RULES, "route": {"receiver": "h", "group_wait": "0s",
                                                                    "group_interval": "200ms", "repeat_interval": "1h"},
                                          "sinks": [webhook("h", receiver.url("/h"))]})
     e = AlertEngine.from_config(cfg, registry=CollectorRegistry())

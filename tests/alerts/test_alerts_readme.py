@@ -43,7 +43,8 @@ def test_readme_yaml_loads_and_works(monkeypatch):
         assert [n.title() for n in sinks["pagerduty"].got] == ["[FIRING:1] HighErrorRate (fraud)"]
         assert "[FIRING:1] HighErrorRate (fraud)" in [n.title() for n in sinks["slack"].got]
         assert sinks["alertmanager"].got  # direct: every firing alert
-        assert {a["alertname"]: a["state"] for a in e.alerts()} == {"HighErrorRate": "firing", "FeatureDrift": "pending"}
+        assert {a["alertname"]: a["state"] for a in e.alerts()} == {"HighErrorRate": "firing", "FeatureDrift": "pending",
+                                                                    "Watchdog": "firing"}  # on by default
     finally:
         e.close(2)
 

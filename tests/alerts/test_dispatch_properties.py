@@ -9,7 +9,7 @@ from raywatch.alerts import AlertEngine, Series, fingerprint
 from raywatch.config import AlertingConfig
 
 GW, GI, RI = 30.0, 60.0, 600.0
-CFG = AlertingConfig.model_validate({
+CFG = AlertingConfig.model_validate({"watchdog": False,
     "rules": [{"name": "Hot", "expr": "error_rate > 0.5"}],
     "route": {"receiver": "r", "group_by": ["alertname"], "group_wait": "30s", "group_interval": "60s",
               "repeat_interval": "10m"},

@@ -4,7 +4,10 @@
   format of the service it stands in for (Slack incoming webhooks, PagerDuty Events v2,
   Alertmanager's webhook payload, Datadog's events API) and answers as the service does:
   200/202, 400 with the service's error text, 429 with ``Retry-After``, 500, or no answer
-  within the client's timeout, as scripted per path.
+  within the client's timeout, as scripted per path. Faults, also scripted per path: a
+  redirect (``Answer(302, headers={"Location": ...})``), an answer trickled one byte at a
+  time (``trickle``), raw bytes instead of an HTTP answer (``raw``: a malformed status line,
+  a body cut short) or the connection closed without a word (``hang_up``).
 * :class:`DogStatsDReceiver`: a UDP socket; datagrams parsed by DogStatsD's documented
   grammar (metrics, ``_e`` events, ``_sc`` service checks, ``#tags``).
 * :class:`SMTPServer`: a minimal ESMTP server with STARTTLS (self-signed certificate made
@@ -150,6 +153,22 @@ def check_datadog_event(body: Any) -> List[str]:
 # --------------------------------------------------------------------------- HTTP
 
 
+class Headers(dict):
+    """Request headers, looked up case-insensitively as HTTP defines them."""
+
+    def __init__(self, items):
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key):
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key):
+        return super().__contains__(str(key).lower())
+
+    def get(self, key, default=None):
+        return super().get(key.lower(), default)
+
+
 @dataclass
 class Request:
     method: str
@@ -159,6 +178,7 @@ class Request:
     raw: bytes
     t: float
     status: int = 0
+    raw_path: str = ""  # the request target as sent, query included
 
 
 @dataclass
@@ -167,6 +187,10 @@ class Answer:
     body: Any = "ok"
     headers: Dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    trickle: float = 0.0            # seconds between bytes of the whole answer (status line included)
+    raw: Optional[bytes] = None     # written as is instead of an HTTP answer, then the connection closes
+    hang_up: bool = False           # close the connection without answering
+    max_seconds: float = 30.0       # a trickled answer stops after this long (the server stops by itself)
 
 
 class HTTPReceiver:
@@ -199,7 +223,8 @@ class HTTPReceiver:
                 except ValueError:
                     body = None
                 path = self.path.split("?")[0]
-                req = Request(self.command, path, {k: v for k, v in self.headers.items()}, body, raw, time.time())
+                req = Request(self.command, path, Headers(self.headers.items()), body, raw, time.time(),
+                              raw_path=self.path)
                 ans = recv._answer(req)
                 req.status = ans.status
                 with recv.cond:
@@ -209,6 +234,30 @@ class HTTPReceiver:
                     time.sleep(ans.delay)
                 data = ans.body if isinstance(ans.body, bytes) else (
                     ans.body.encode() if isinstance(ans.body, str) else json.dumps(ans.body).encode())
+                if ans.hang_up or ans.raw is not None:
+                    try:
+                        if ans.raw:
+                            self.wfile.write(ans.raw)
+                            self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
+                if ans.trickle:
+                    head = [f"HTTP/1.1 {ans.status} X"] + [f"{k}: {v}" for k, v in ans.headers.items()]
+                    whole = ("\r\n".join(head + [f"Content-Length: {len(data)}", "", ""])).encode() + data
+                    stop = time.monotonic() + ans.max_seconds
+                    try:
+                        for i in range(len(whole)):
+                            if time.monotonic() > stop:
+                                break
+                            self.wfile.write(whole[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(ans.trickle)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                    return
                 try:
                     self.send_response(ans.status)
                     for k, v in ans.headers.items():
@@ -432,10 +481,12 @@ def _make_cert_cryptography(cert: str, key: str) -> Tuple[str, str]:
 
 class SMTPServer:
     """ESMTP with STARTTLS and AUTH PLAIN; mail is refused before STARTTLS. With
-    ``implicit_tls`` the connection is TLS from the first byte (SMTPS) instead."""
+    ``implicit_tls`` the connection is TLS from the first byte (SMTPS) instead; with
+    ``trickle`` every reply is written one byte every ``trickle`` seconds."""
 
     def __init__(self, cert: str, key: str, *, username: str = "", password: str = "",
-                 refuse: Tuple[str, ...] = (), offer_starttls: bool = True, implicit_tls: bool = False):
+                 refuse: Tuple[str, ...] = (), offer_starttls: bool = True, implicit_tls: bool = False,
+                 trickle: float = 0.0):
         self.messages: List[Dict[str, Any]] = []
         self.data_replies: Deque[str] = collections.deque()  # scripted replies to DATA, e.g. "451 try later"
         self.username, self.password, self.refuse = username, password, refuse
@@ -455,8 +506,15 @@ class SMTPServer:
                 self.authed = not srv.username
 
             def send(self, line: str) -> None:
-                self.wfile.write((line + "\r\n").encode())
-                self.wfile.flush()
+                data = (line + "\r\n").encode()
+                if not trickle:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    return
+                for i in range(len(data)):  # one byte at a time: each read returns, the reply never ends
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
 
             def handle(self) -> None:
                 self.send("220 localhost ESMTP raywatch-test")

@@ -3,7 +3,17 @@ would clash with other test folders' conftest modules under --doctest-modules)."
 
 import pytest
 
-from alert_receivers import DogStatsDReceiver, HTTPReceiver, SMTPServer, make_cert  # noqa: F401
+from alert_receivers import DogStatsDReceiver, HTTPReceiver, SMTPServer, check_am_webhook, make_cert  # noqa: F401
+
+
+@pytest.fixture
+def hook():
+    """A receiver that checks Alertmanager's webhook payload on ``/hook...`` paths."""
+    r = HTTPReceiver(validators={"/hook": check_am_webhook})
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ receivers:
       - url: {hook.url('/am')}
         send_resolved: true
 """)
-        cfg = AlertingConfig.model_validate({
+        cfg = AlertingConfig.model_validate({"watchdog": False,
             "rules": [{"name": "HighLatency", "expr": "latency_p95_seconds > 0.5", "severity": "warning",
                        "annotations": {"summary": "{{ $labels.model }} {{ $labels.version }} p95 {{ $value }}s"}}],
             "sinks": [{"name": "am", "type": "alertmanager", "url": am, "resend_delay": "300ms", "timeout": 2}],
@@ -89,6 +89,54 @@ receivers:
         assert engine.wait_idle(5)
         sent = engine.metrics.sent.labels(sink="am")._value.get()
         assert sent >= 3
+    finally:
+        if engine is not None:
+            engine.close(5)
+        hook.close()
+
+
+def test_the_watchdog_is_a_dead_mans_switch_through_a_real_alertmanager(alertmanager):
+    """The Prometheus convention end to end: Alertmanager routes the always-firing Watchdog to
+    a heartbeat receiver; when raywatch stops evaluating, the Watchdog's endsAt passes and
+    the receiver is told it resolved: raywatch went silent, and someone notices."""
+    hook = HTTPReceiver(validators={"/": check_am_webhook})
+    engine = None
+    try:
+        am = alertmanager(f"""
+route:
+  receiver: team
+  group_wait: 100ms
+  group_interval: 300ms
+  repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="Watchdog"']
+      receiver: deadman
+receivers:
+  - name: team
+    webhook_configs: [{{url: {hook.url('/team')}}}]
+  - name: deadman
+    webhook_configs: [{{url: {hook.url('/deadman')}, send_resolved: true}}]
+""")
+        cfg = AlertingConfig.model_validate({
+            "rules": [{"name": "HighLatency", "expr": "latency_p95_seconds > 0.5"}],
+            "sinks": [{"name": "am", "type": "alertmanager", "url": am, "resend_delay": "300ms", "timeout": 2}],
+        })
+        engine = AlertEngine.from_config(cfg, registry=CollectorRegistry())
+        quiet = [Series("latency_p95_seconds", {"app": "shop", "deployment": "Fraud", "model": "fraud"}, 0.1)]
+        assert engine.evaluate(quiet) == []      # nothing of the models fires...
+        (beat,) = hook.wait_for(1, "/deadman")   # ...and yet the heartbeat arrives
+        assert beat.body["status"] == "firing"
+        assert beat.body["alerts"][0]["labels"] == {"alertname": "Watchdog", "severity": "none"}
+        for _ in range(3):                       # raywatch keeps evaluating: the Watchdog stays active
+            time.sleep(0.3)
+            engine.evaluate(quiet)
+        assert [a["labels"]["alertname"] for a in get(am + "/api/v2/alerts")] == ["Watchdog"]
+        engine.close(5)                          # raywatch goes silent
+        engine = None
+        gone = until(lambda: [r for r in hook.requests if r.path == "/deadman" and r.body["status"] == "resolved"],
+                     timeout=20, what="the Watchdog to resolve once raywatch stopped")
+        assert gone[0].body["alerts"][0]["labels"]["alertname"] == "Watchdog"
+        assert hook.invalid == [] and not [r for r in hook.requests if r.path == "/team"]
     finally:
         if engine is not None:
             engine.close(5)

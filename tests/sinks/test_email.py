@@ -116,3 +116,18 @@ def test_implicit_tls_is_the_default_for_port_465():
     assert implicit_tls(EmailSinkConfig(**cfg)) is False  # 587, STARTTLS
     assert implicit_tls(EmailSinkConfig(**cfg, port=465, implicit_tls=False)) is False
     assert implicit_tls(EmailSinkConfig(**cfg, port=2465, implicit_tls=True)) is True
+
+
+def test_a_trickling_smtp_server_cannot_hold_a_worker_past_the_timeout(tls_cert):
+    """Every reply one byte per 0.2 s: each read returns in time, a whole exchange takes a minute."""
+    import time
+
+    slow = SMTPServer(*tls_cert, trickle=0.2)
+    try:
+        sink = sink_for(slow, tls_cert, timeout=1, username=None, password=None)
+        t0 = time.monotonic()
+        with pytest.raises(TransientError, match="timed out after 1s"):
+            sink.send(notification())
+        assert time.monotonic() - t0 < 3.5
+    finally:
+        slow.close()

@@ -1,18 +1,7 @@
-import pytest
-
-from alert_receivers import HTTPReceiver, check_am_webhook
 from sink_helpers import alert, notification
 from raywatch.config import WebhookSinkConfig
 from raywatch.sinks.webhook import WebhookSink
-
-
-@pytest.fixture
-def hook():
-    r = HTTPReceiver(validators={"/hook": check_am_webhook})
-    try:
-        yield r
-    finally:
-        r.close()
+from sink_fixtures import hook  # noqa: F401  (fixture)
 
 
 def test_body_is_alertmanager_webhook_v4_with_secret_headers(hook):
