@@ -22,7 +22,7 @@ __all__ = ["Alerting", "NoAlerting", "model_key_of"]
 class Alerting(Protocol):
     """Runs the alert rules over the series of each alerting configuration."""
 
-    def evaluate(self, groups: Sequence[Tuple[AlertingConfig, Sequence[Series]]], now: float,
+    def evaluate(self, groups: Sequence[Tuple[Any, ...]], now: float,
                  record: Callable[[Dict[str, Any]], None]) -> None: ...
 
     def alerts(self, model_key: Optional[str] = None) -> List[Dict[str, Any]]: ...

@@ -308,13 +308,14 @@ class StatsCore:
             except Exception as exc:
                 self.fail("evaluate", exc)
                 continue
-            groups.append((registry.alerting_for(ms, self.config), ms.series))
+            groups.append((registry.alerting_for(ms, self.config), ms.series, False))
         try:
             self.joiner.expire(now)
         except Exception as exc:
             self.fail("feedback.expire", exc)
         try:
-            groups.append((builtin_alerting(self.config.alerting), self.health_series(now)))
+            # the actor's own group: the store's health rules, and the one Watchdog of this actor
+            groups.append((builtin_alerting(self.config.alerting), self.health_series(now), True))
         except Exception as exc:
             self.fail("health", exc)
         try:

@@ -199,6 +199,8 @@ class Ingestor:
                 self.failures.fail("ingest.sketch", exc)
         w.add_counts(requests=b.requests, errors=b.errors, statuses=b.statuses, latency=sketch, start_ts=b.start_ts,
                      end_ts=b.end_ts, routes=b.routes, methods=b.methods)
+        if b.redacted or b.wrong_types:
+            w.add_notes(b.redacted, b.wrong_types)
         errs = b.error_count
         ms.totals["requests"] += int(b.requests)
         ms.totals["errors"] += errs

@@ -68,8 +68,35 @@ class Window:
         self.resources: Dict[str, Dict[str, Any]] = {}  # replica_id -> latest figures
         self.first_ts: Optional[float] = None
         self.last_ts: Optional[float] = None
+        # what the replicas said about columns: column -> capture.redact pattern that removed
+        # it; column -> observed wrong type name -> batches that saw it (bounded)
+        self.redacted: Dict[str, str] = {}
+        self.wrong_types: Dict[str, Dict[str, int]] = {}
 
     # ------------------------------------------------------------------ adding
+    def add_notes(self, redacted: Optional[Dict[str, str]], wrong_types: Optional[Dict[str, Any]]) -> None:
+        """Add a batch's column notes (``redacted``: column → pattern; ``wrong_types``: column →
+        the type names it saw, or → name → count), bounded to :data:`_MAX_KEYS` columns and 8
+        type names a column.
+
+        >>> w = Window(0, 10)
+        >>> w.add_notes({"card_present": "card_*"}, {"zip": ["str"]}); w.add_notes(None, {"zip": ["str", "int"]})
+        >>> w.redacted, w.wrong_types
+        ({'card_present': 'card_*'}, {'zip': {'str': 2, 'int': 1}})
+        """
+        for col, pattern in (redacted or {}).items():
+            if col in self.redacted or len(self.redacted) < _MAX_KEYS:
+                self.redacted[str(col)] = str(pattern)[:200]
+        for col, types in (wrong_types or {}).items():
+            if col not in self.wrong_types and len(self.wrong_types) >= _MAX_KEYS:
+                continue
+            dst = self.wrong_types.setdefault(str(col), {})
+            counts = types.items() if isinstance(types, dict) else ((t, 1) for t in types or ())
+            for name, n in counts:
+                name = str(name)[:64]
+                if name in dst or len(dst) < 8:
+                    dst[name] = dst.get(name, 0) + int(n)
+
     def add_counts(
         self,
         *,
@@ -158,6 +185,7 @@ class Window:
             out.dropped += w.dropped
             out.capture_errors += w.capture_errors
             out.resources.update(w.resources)  # later windows win per replica
+            out.add_notes(w.redacted, w.wrong_types)
         return out
 
     # ------------------------------------------------------------------ reading
@@ -207,6 +235,8 @@ class Window:
             "resources": self.resources,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
+            "redacted": self.redacted,
+            "wrong_types": self.wrong_types,
         }
 
     @classmethod
@@ -225,6 +255,7 @@ class Window:
         w.summary = WindowSummary.from_bytes(blob) if blob is not None else None
         w.perf = perf_from_dict(s.get("perf"))
         w.resources = dict(s.get("resources") or {})
+        w.add_notes(s.get("redacted"), s.get("wrong_types"))
         return w
 
 

@@ -75,11 +75,11 @@ class AlertEngine:
 
     def __init__(self, cfg: Any, *, dead_letter_path: Optional[str] = None, registry: Any = None,
                  background: bool = True, sinks: Optional[Mapping[str, Sink]] = None,
-                 clock=time.time):
+                 clock=time.time, watchdog: bool = True):
         self.cfg = cfg = AlertingConfig.of(cfg)
         self.clock = clock
         self.metrics = AlertMetrics.for_registry(registry)
-        builtin = [WatchdogRule(cfg.watchdog)] if cfg.watchdog.enabled else []
+        builtin = [WatchdogRule(cfg.watchdog)] if watchdog and cfg.watchdog.enabled else []
         self.rules = RuleSet(cfg.rules, resolved_retention=float(cfg.resolved_retention), builtin=builtin)
         self.dead_letter = DeadLetterFile(dead_letter_path or cfg.dead_letter_path)
         overrides = dict(sinks or {})

@@ -37,7 +37,7 @@ import json
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from raywatch.alerts.engine import AlertEngine
 from raywatch.config import AlertingConfig, WatchdogConfig, secret_values
@@ -48,6 +48,7 @@ __all__ = ["AlertingHub", "engine_key", "has_alerting"]
 log = logging.getLogger("raywatch.alerts.hub")
 
 REPLACED = "alerting configuration replaced"
+WATCHDOG_SUFFIX = "+watchdog"  # the data key of an engine that runs the Watchdog
 KEPT = ("firing", "resolved")  # the transitions the history keeps (pending ones are not)
 
 
@@ -118,27 +119,35 @@ class AlertingHub:
             log.error("alerting %s failed: %s: %s", stage, type(exc).__name__, exc)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, groups: Iterable[Tuple[AlertingConfig, Sequence[Series]]], now: float,
+    def evaluate(self, groups: Iterable[Tuple[Any, ...]], now: float,
                  record: Callable[[Dict[str, Any]], None]) -> None:
         """Run each configuration's engine over its series; ``record`` gets every firing or
         resolved transition. Engines of configurations no longer given are retired first,
-        so a replaced configuration's alerts resolve before its successor's are set."""
-        by_key: Dict[Tuple[str, str], Tuple[AlertingConfig, List[Series]]] = {}
-        for cfg, series in groups:
-            by_key.setdefault(engine_key(cfg), (cfg, []))[1].extend(series)
+        so a replaced configuration's alerts resolve before its successor's are set.
+
+        A group is ``(config, series)`` or ``(config, series, watchdog)``: the Watchdog
+        (raywatch's heartbeat) fires only from engines built with ``watchdog`` true — the stats
+        actor gives it to its own group only, so one Watchdog fires per actor, not one per
+        model's alerting configuration."""
+        by_key: Dict[Tuple[str, str], Tuple[AlertingConfig, List[Series], bool]] = {}
+        for cfg, series, *rest in groups:
+            watchdog = bool(rest[0]) if rest else True
+            data, secrets = engine_key(cfg)
+            key = (data + WATCHDOG_SUFFIX if watchdog and cfg.watchdog.enabled else data, secrets)
+            by_key.setdefault(key, (cfg, [], watchdog))[1].extend(series)
         self._retire(set(by_key), now, record)
-        for key, (cfg, series) in by_key.items():
+        for key, (cfg, series, watchdog) in by_key.items():
             if not has_alerting(cfg):
                 continue
             try:
-                changed = self._engine(key, cfg).evaluate(series, now=now)
+                changed = self._engine(key, cfg, watchdog).evaluate(series, now=now)
             except Exception as exc:
                 self._fail("alerts.evaluate", exc)
                 continue
             self._record(changed, now, record)
         self._pending_states.clear()  # restored states no configuration uses any more
 
-    def _engine(self, key: Tuple[str, str], cfg: AlertingConfig) -> AlertEngine:
+    def _engine(self, key: Tuple[str, str], cfg: AlertingConfig, watchdog: bool = True) -> AlertEngine:
         eng = self.engines.get(key)
         if eng is not None:
             return eng
@@ -146,7 +155,8 @@ class AlertingHub:
         dead = None
         if self.dead_letter_dir:
             dead = os.path.join(self.dead_letter_dir, f"raywatch-dead-letters-{self.name}-{data_key}.jsonl")
-        eng = AlertEngine.from_config(cfg, dead_letter_path=dead, registry=self.registry, background=self.background)
+        eng = AlertEngine.from_config(cfg, dead_letter_path=dead, registry=self.registry, background=self.background,
+                                      watchdog=watchdog)
         state = self._pending_states.pop(data_key, None)
         if state is not None:
             try:

@@ -20,12 +20,17 @@ __all__ = ["replay_dead_letters"]
 @click.option("--max-attempts", type=int, help="Attempts per notification (default: the sink's retry setting).")
 def replay_dead_letters(path: str, config_path: str, sinks: Tuple[str, ...], max_attempts: Optional[int]) -> None:
     """Send the notifications in a dead-letter file again; only what fails again stays."""
+    from raywatch.alerts.deadletter import ReplayBusy
     from raywatch.alerts.replay import replay
 
     cfg = load_monitor_config(config_path)
     if not Path(path).exists():
         fail(f"{path}: no such dead-letter file")
-    res = replay(path, cfg, sinks=list(sinks) or None, max_attempts=max_attempts)
-    click.echo(f"sent {res.sent}, failed again {res.failed}, skipped {res.skipped}; {res.remaining} left in {path}")
+    try:
+        res = replay(path, cfg, sinks=list(sinks) or None, max_attempts=max_attempts)
+    except ReplayBusy as exc:
+        fail(f"{path}: {exc} (another replay of this file is running; try again when it ends)")
+    click.echo(f"sent {res.sent}, best effort {res.best_effort}, failed again {res.failed}, skipped {res.skipped}, "
+               f"superseded {res.superseded}; {res.remaining} left in {path}")
     if res.failed:
         sys.exit(1)

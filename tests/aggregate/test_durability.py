@@ -188,7 +188,8 @@ def test_memory_only_is_in_status_and_alerted(profile, tmp_path):
     st = c.evaluate(now=T0)
     store = st["actor"]["store"]
     assert store["mode"] == "memory" and "read-only" in store["reason"]
-    assert [a["labels"]["alertname"] for a in st["actor"]["alerts"]] == ["RaywatchStoreMemoryOnly"]
+    # the actor's own alerts: the store's, and its heartbeat (the Watchdog)
+    assert sorted(a["labels"]["alertname"] for a in st["actor"]["alerts"]) == ["RaywatchStoreMemoryOnly", "Watchdog"]
     assert c.failures["store.open"] == 1
     hub.close(timeout=5)
     plain = StatsCore(cfg(), None)  # no file configured: in memory by choice, no alert
@@ -209,13 +210,13 @@ def test_repaired_file_is_in_status_and_alerted(profile, tmp_path):
     c.recover()
     st = c.evaluate(now=now)["actor"]
     assert st["store"]["corrupt"] is True and st["store"]["repairs"][0]["kind"] == "corrupt"
-    assert [a["labels"]["alertname"] for a in st["alerts"]] == ["RaywatchStoreCorrupt"]
+    assert sorted(a["labels"]["alertname"] for a in st["alerts"]) == ["RaywatchStoreCorrupt", "Watchdog"]
     assert c.failures["store.corrupt"] == 1
     series = {s.name: s.value for s in c.health_series(now=now)}
     assert series["store_corrupt"] == 1.0 and series["store_repairs_total"] == 1.0
     # the alert resolves once the hold has passed
     st = c.evaluate(now=now + c.config.actor.store_alert_hold + 1)["actor"]
-    assert st["alerts"] == [] and st["store"]["corrupt"] is False
+    assert [a["labels"]["alertname"] for a in st["alerts"]] == ["Watchdog"] and st["store"]["corrupt"] is False
     hub.close(timeout=5)
 
 

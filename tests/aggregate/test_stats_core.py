@@ -43,7 +43,8 @@ T0 = 1_000_000.0  # a multiple of the window length below
 def cfg(**windows):
     w = {"length": 10.0, "rolling": 3, "grace": 0.0, "evaluation_interval": 1.0}
     w.update(windows)
-    return MonitorConfig(windows=w, actor={"sqlite_path": None})
+    # the actor's own heartbeat (the Watchdog) off: these tests are about the models' alerts
+    return MonitorConfig(windows=w, actor={"sqlite_path": None}, alerting={"watchdog": False})
 
 
 def core_with(profile, store=None, **windows):

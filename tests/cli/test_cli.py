@@ -277,7 +277,7 @@ def test_replay_dead_letters_sends_and_empties_the_file(tmp_path):
         DeadLetterFile(dl).write("gone", "webhook", n, "HTTP 503", attempts=6, status=503)
         res = CliRunner().invoke(main, ["replay-dead-letters", str(dl), "--config", str(cfg)])
         assert res.exit_code == 0, res.output
-        assert f"sent 1, failed again 0, skipped 1; 1 left in {dl}" in res.output
+        assert f"sent 1, best effort 0, failed again 0, skipped 1, superseded 0; 1 left in {dl}" in res.output
         assert _Receiver.bodies and _Receiver.bodies[-1]["alerts"][0]["labels"]["feature"] == "amount"
         assert [json.loads(x)["sink"] for x in dl.read_text().splitlines()] == ["gone"]
     finally:
