@@ -29,15 +29,21 @@ def _said(result: Mapping[str, Any]) -> str:
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help=CONFIG_HELP)
 @click.option("--timeout", default=CONNECT_TIMEOUT, show_default=True, help=TIMEOUT_HELP)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-def reset(model: str, address: Optional[str], config_path: Optional[str], timeout: float, yes: bool) -> None:
+@click.option("--sqlite", "sqlite_path", type=click.Path(dir_okay=False),
+              help="Forget the model in this stats actor's SQLite file instead (no actor may be running on it).")
+def reset(model: str, address: Optional[str], config_path: Optional[str], timeout: float, yes: bool,
+          sqlite_path: Optional[str]) -> None:
     """Forget a model's counters, windows, replicas, alerts and history in the running stats
     actor (and its SQLite file), e.g. after redeploying a different model under the same key.
 
-    With no cluster running, the state is the SQLite file itself (actor.sqlite_path, by
-    default ~/.raywatch/raywatch-stats.sqlite): removing it forgets every model.
+    With no cluster running, `--sqlite PATH` forgets it in the actor's SQLite file
+    (actor.sqlite_path, by default ~/.raywatch/raywatch-stats.sqlite).
     """
+    if sqlite_path:
+        _reset_file(sqlite_path, model, yes)
+        return
     cfg = load_monitor_config(config_path) if config_path else None
-    ray = connect(address, timeout)
+    ray = connect(address, timeout, offline_hint="with no cluster running, `raywatch reset --model M --sqlite FILE` resets the state file")
     from raywatch.actor import api
 
     st = ask("status", lambda: api.status(None, config=cfg, timeout=timeout), timeout)
@@ -63,3 +69,19 @@ def reset(model: str, address: Optional[str], config_path: Optional[str], timeou
         fail("this stats actor cannot reset a model (its raywatch predates `raywatch reset`); restart it with this raywatch")
     result = ask(f"to reset {key}", lambda: ray.get(method.remote(key), timeout=timeout), timeout) or {}
     click.echo(f"reset {key}" + (f": {_said(result)}" if isinstance(result, Mapping) and _said(result) else ""))
+
+
+def _reset_file(path: str, model: str, yes: bool) -> None:
+    from raywatch.aggregate.offline import reset_sqlite
+
+    if not yes:
+        click.confirm(f"forget everything {path} holds about {model} (state, windows, alerts, history)?", abort=True)
+    try:
+        result = reset_sqlite(path, model)
+    except FileNotFoundError:
+        fail(f"{path}: no such file (the stats actor's SQLite file is actor.sqlite_path in the raywatch YAML)")
+    except RuntimeError as exc:
+        fail(f"{path}: {exc}")
+    if not result.get("keys"):
+        fail(f"{path} holds no model {model!r}")
+    click.echo(f"reset {', '.join(result['keys'])} in {path}: " + ", ".join(f"{t} {n}" for t, n in result["deleted"].items()))

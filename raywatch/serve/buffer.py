@@ -69,18 +69,20 @@ _MAX_PROBED = 4096  # values probed one by one in a column that fails to summari
 
 
 class Labels:
-    """Who a replica is: app, deployment, model, version, replica id, node id."""
+    """Who a replica is: app, deployment, model, version, replica id, node id, and the
+    deployment generation (Serve's code version of the deployment) it belongs to."""
 
-    __slots__ = ("app", "deployment", "model", "version", "replica_id", "node_id")
+    __slots__ = ("app", "deployment", "model", "version", "replica_id", "node_id", "generation")
 
     def __init__(self, app: str, deployment: str, replica_id: str, model: Optional[str] = None,
-                 version: Optional[str] = None, node_id: Optional[str] = None):
+                 version: Optional[str] = None, node_id: Optional[str] = None, generation: Optional[str] = None):
         self.app = app
         self.deployment = deployment
         self.replica_id = replica_id
         self.model = model or deployment
         self.version = version
         self.node_id = node_id
+        self.generation = generation
 
     @property
     def model_key(self) -> str:
@@ -293,6 +295,7 @@ class BatchBuilder:
             version=lab.version,
             replica_id=lab.replica_id,
             node_id=lab.node_id,
+            generation=lab.generation,
             start_ts=start_ts,
             end_ts=end_ts,
             requests=n,

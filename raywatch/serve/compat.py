@@ -35,6 +35,7 @@ __all__ = [
     "deploy_apps",
     "request_context_var",
     "replica_identity",
+    "deployment_generation",
     "serve_http_port",
 ]
 
@@ -69,7 +70,7 @@ INTERNALS: Tuple[Internal, ...] = (
              "read the running request's context on the request path"),
     Internal("ray.serve.context", "_RequestContext", ("request_id", "route", "is_http_request"),
              "read a request's id, route and whether it came over HTTP"),
-    Internal("ray.serve.context", "ReplicaContext", ("app_name", "deployment", "replica_id", "replica_tag"),
+    Internal("ray.serve.context", "ReplicaContext", ("app_name", "deployment", "replica_id", "replica_tag", "code_version"),
              "name the replica in every series"),
     Internal("ray.serve._private.common", "ReplicaID", ("unique_id",), "name the replica in every series"),
     Internal("ray.serve._private.utils", "extract_self_if_method_call", ("args", "func"),
@@ -155,6 +156,16 @@ def replica_identity() -> Tuple[Optional[str], Optional[str], Optional[str]]:
     ctx = serve.get_replica_context()
     rid = getattr(ctx, "replica_id", None)
     return ctx.app_name, ctx.deployment, getattr(rid, "unique_id", None) or ctx.replica_tag
+
+
+def deployment_generation() -> Optional[str]:
+    """The code version of the deployment this replica belongs to: the same for every replica
+    of one rollout, new when the deployment's code is deployed again (a ``user_config``
+    change keeps it). None outside a replica or when Serve does not say."""
+    from ray import serve
+
+    version = getattr(serve.get_replica_context(), "code_version", None)
+    return str(version) if version else None
 
 
 # ----------------------------------------------------------------------------- building and deploying

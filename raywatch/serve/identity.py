@@ -16,14 +16,15 @@ __all__ = ["replica_labels"]
 
 def replica_labels(cls_name: str, config: MonitorConfig) -> Labels:
     """The labels of the replica this runs in (``cls_name`` names the deployment outside one)."""
-    app, deployment, replica_id, node_id = "default", cls_name, "local", None
+    app, deployment, replica_id, node_id, generation = "default", cls_name, "local", None, None
     try:
-        from raywatch.serve.compat import replica_identity
+        from raywatch.serve.compat import deployment_generation, replica_identity
 
         ctx_app, ctx_deployment, ctx_replica = replica_identity()
         app = ctx_app or app
         deployment = ctx_deployment or deployment
         replica_id = ctx_replica or replica_id
+        generation = deployment_generation()
     except Exception:
         pass
     try:
@@ -34,4 +35,4 @@ def replica_labels(cls_name: str, config: MonitorConfig) -> Labels:
     except Exception:
         pass
     return Labels(app=app, deployment=deployment, replica_id=str(replica_id), model=config.model,
-                  version=config.version, node_id=node_id)
+                  version=config.version, node_id=node_id, generation=generation)

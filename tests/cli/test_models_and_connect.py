@@ -217,3 +217,28 @@ def test_top_level_help_shows_whole_summaries():
     assert "…" not in out and "..." not in out.split("Commands:")[1]
     for line in out.split("Commands:")[1].strip().splitlines():
         assert line.rstrip().endswith("."), line
+
+
+def test_reset_forgets_a_model_in_a_state_file_without_a_cluster(tmp_path):
+    from click.testing import CliRunner
+
+    from raywatch.aggregate import StatsCore, Store
+    from raywatch.cli import main
+    from raywatch.config import MonitorConfig
+
+    path = tmp_path / "stats.sqlite"
+    core = StatsCore(MonitorConfig(actor={"sqlite_path": None}), Store(str(path)))
+    for key in ("shop/Fraud", "shop/Churn"):
+        core.register_model(key, {"model": key.split("/")[1].lower()})
+    core.store.close()
+    runner = CliRunner()
+    res = runner.invoke(main, ["reset", "--model", "fraud", "--sqlite", str(path), "--yes"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith(f"reset shop/Fraud in {path}: ")
+    left = Store(str(path))
+    try:
+        assert sorted(left.load_models()) == ["shop/Churn"]
+    finally:
+        left.close()
+    res = runner.invoke(main, ["reset", "--model", "fraud", "--sqlite", str(path), "--yes"])
+    assert res.exit_code == 1 and "holds no model 'fraud'" in res.output

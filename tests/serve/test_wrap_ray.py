@@ -151,7 +151,10 @@ def test_user_config_reconfigures_without_restart(apps):
     h = _h(serve, "mon")
     info0 = h.info.remote().result()
     assert info0["threshold"] == 0.5
-    assert h._raywatch_status.remote().result()["config"]["capture"]["sample_rate"] == 1.0
+    st0 = h._raywatch_status.remote().result()
+    assert st0["config"]["capture"]["sample_rate"] == 1.0
+    generation = st0["labels"]["generation"]  # Serve's code version of the deployment, sent with every batch
+    assert isinstance(generation, str) and generation
     serve.run(
         serve_apps.build(True, _config(), shapes_user_config={"threshold": 0.9, "raywatch": {"capture": {"sample_rate": 0.25}, "drift": {"alpha": 0.01}}}),
         name="mon", route_prefix="/mon",
@@ -166,4 +169,5 @@ def test_user_config_reconfigures_without_restart(apps):
     assert info1["replica"] == info0["replica"]  # same replica: not restarted
     assert info1["threshold"] == 0.9 and info1["reconfigured"] == info0["reconfigured"] + 1
     assert st["config"]["capture"]["sample_rate"] == 0.25 and st["config"]["drift"]["alpha"] == 0.01
+    assert st["labels"]["generation"] == generation  # a user_config change is no new generation: figures go on
     assert h.remote({"x": 0.7}).result()["above"] is False  # the user's threshold changed too
