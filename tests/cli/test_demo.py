@@ -140,7 +140,11 @@ def test_demo_catches_injected_drift_and_latency_and_writes_alerts_and_report(de
     assert not drift_features & (set(INPUT_FEATURES) - {"amount", "distance_km"})
     assert any(a["labels"]["alertname"] == "LatencyRegression" for a in firing)
     for a in firing:
+        if a["labels"]["alertname"] == "Watchdog":  # raywatch's own heartbeat: no model labels
+            continue
         assert a["labels"]["app"] == "fraud" and a["labels"]["deployment"] == "FraudModel"
+    assert any(a["labels"]["alertname"] == "Watchdog" for a in firing)  # the dead man's switch arrived
+    assert summary["heartbeats"] >= 1 and "HEARTBEAT" in stdout
     assert re.search(r"ALERT FIRING\s+FeatureDrift \[warning\] feature=amount", stdout)
     assert re.search(r"ALERT FIRING\s+LatencyRegression \[critical\]", stdout)
 

@@ -12,6 +12,7 @@ from raywatch import series
 from raywatch.cli.common import fmt
 from raywatch.cli.demo.receiver import AlertReceiver
 from raywatch.cli.demo.traffic import DRIFT, MODEL_KEY, Traffic
+from raywatch.config import WATCHDOG_ALERTNAME
 
 __all__ = ["status_block", "drift_summary", "firing", "bar", "summary", "LATENCY_ALERT"]
 
@@ -96,7 +97,8 @@ def summary(out: Path, hist: Dict[str, Any], st: Dict[str, Any], traffic: Traffi
     detected = sorted(f for f in after if f in FEATURES)
     false_alarms = sorted(f for f in (before | after) if f in FEATURES and f not in DRIFT)
     prediction_drift = sorted(f for f in after if f in PREDICTIONS)
-    firing_events = [e for e in receiver.events if e.get("status") == "firing"]
+    heartbeats = [e for e in receiver.events if e["labels"].get("alertname") == WATCHDOG_ALERTNAME]
+    firing_events = [e for e in receiver.events if e.get("status") == "firing" and e not in heartbeats]
     alert_names = sorted({e["labels"].get("alertname", "?") for e in firing_events})
     t_drift = t0_wall + drift_at
     t_slow = t0_wall + slow_at
@@ -119,6 +121,7 @@ def summary(out: Path, hist: Dict[str, Any], st: Dict[str, Any], traffic: Traffi
         "prediction_drift": prediction_drift,
         "alert_notifications": receiver.count,
         "alerts_fired": alert_names,
+        "heartbeats": len(heartbeats),
         "seconds_to_drift_alert": None if first_drift_alert is None else round(first_drift_alert - t_drift, 1),
         "seconds_to_latency_alert": None if first_latency_alert is None else round(first_latency_alert - t_slow, 1),
         "client_p95_seconds_before": p95_before,
@@ -142,7 +145,8 @@ def summary(out: Path, hist: Dict[str, Any], st: Dict[str, Any], traffic: Traffi
     to_latency_alert = figures["seconds_to_latency_alert"]
     echo(f"  client p95       {fmt(p95_before, 's')} before the regression, {fmt(p95_after, 's')} after"
          + (f"; alert {to_latency_alert:.0f} s after the rollout" if to_latency_alert is not None else ""))
-    echo(f"  alerts           {receiver.count} notification(s) ({', '.join(alert_names) or 'none'}) → {out / 'alerts.jsonl'}")
+    echo(f"  alerts           {len(firing_events)} firing notification(s) ({', '.join(alert_names) or 'none'}) → {out / 'alerts.jsonl'}")
+    echo(f"  heartbeat        {WATCHDOG_ALERTNAME} received {len(heartbeats)} time(s): raywatch's own pipeline was alive throughout")
     echo(f"  report           {report}")
     echo(f"  summary          {out / 'summary.json'}")
     return 0

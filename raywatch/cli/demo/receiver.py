@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
+from raywatch.config import WATCHDOG_ALERTNAME
+
 __all__ = ["AlertReceiver", "free_port", "port_free"]
 
 
@@ -153,6 +155,10 @@ def _ts(value: Any) -> float:
 
 def _alert_line(rec: Dict[str, Any]) -> str:
     labels = rec.get("labels") or {}
+    if labels.get("alertname") == WATCHDOG_ALERTNAME:
+        return (click.style("  HEARTBEAT     ", fg="blue", bold=True)
+                + f" {WATCHDOG_ALERTNAME} — raywatch's alerting pipeline is alive (a receiver that stops hearing it"
+                " knows raywatch went silent)")
     status = str(rec.get("status", "")).upper()
     colour = "red" if status == "FIRING" else "green"
     feature = f" feature={labels['feature']}" if labels.get("feature") else ""
