@@ -98,22 +98,16 @@ class ColumnSummary:
         return math.sqrt(self.variance) if self.variance > 0 else 0.0
 
 
-def numerical_state(
+def numerical_figures(
     x: np.ndarray,
     edges: np.ndarray,
     bounds: Tuple[float, float],
-    k: int,
-    rng: np.random.Generator,
     scratch: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-) -> Tuple[List[int], List[float], np.ndarray, sample.Sample]:
-    """Counters, moments, bin counts and sample of one float64 column, from one sort.
-
-    NaN sorts last and ±inf sort outermost, so after ``np.sort`` every counter is a
-    ``searchsorted`` into the sorted column; bin counts are differences of
-    ``searchsorted(sorted, edges)``. Bins are right-closed: (-inf, e0], (e0, e1], ...,
-    (e_last, +inf). ``scratch`` (two float64 buffers at least as long as ``x``) saves
-    the allocations when many columns are summarized in a row.
-    """
+) -> Tuple[List[int], List[float], np.ndarray, np.ndarray]:
+    """:func:`numerical_state` without the sample: ``(ints, floats, counts, finite)`` where
+    ``finite`` is the column's finite values, sorted (a view of ``scratch[0]`` when given).
+    It draws no random numbers, so it may run on any thread (numpy releases the GIL in its
+    sort and reductions) while the samples are drawn in column order."""
     if scratch is not None and scratch[0].size >= x.size:
         s = scratch[0][: x.size]
         s[...] = x
@@ -141,7 +135,27 @@ def numerical_state(
     else:
         mean, m2, fmin, fmax, low_sum, high_sum = 0.0, 0.0, math.inf, -math.inf, 0.0, 0.0
     ints = [n, n - not_nan, lo + (not_nan - hi), 0, out, 0, nf]
-    return ints, [mean, m2, fmin, fmax, low_sum, high_sum], counts, sample.draw(f, k, rng)
+    return ints, [mean, m2, fmin, fmax, low_sum, high_sum], counts, f
+
+
+def numerical_state(
+    x: np.ndarray,
+    edges: np.ndarray,
+    bounds: Tuple[float, float],
+    k: int,
+    rng: np.random.Generator,
+    scratch: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+) -> Tuple[List[int], List[float], np.ndarray, sample.Sample]:
+    """Counters, moments, bin counts and sample of one float64 column, from one sort.
+
+    NaN sorts last and ±inf sort outermost, so after ``np.sort`` every counter is a
+    ``searchsorted`` into the sorted column; bin counts are differences of
+    ``searchsorted(sorted, edges)``. Bins are right-closed: (-inf, e0], (e0, e1], ...,
+    (e_last, +inf). ``scratch`` (two float64 buffers at least as long as ``x``) saves
+    the allocations when many columns are summarized in a row.
+    """
+    ints, floats, counts, f = numerical_figures(x, edges, bounds, scratch)
+    return ints, floats, counts, sample.draw(f, k, rng)
 
 
 # below this many rows, numerical_states (a few numpy calls for all columns together) beats
