@@ -31,7 +31,7 @@ once per profile (:func:`plan_for`, cached while the profile lives).
 from __future__ import annotations
 
 import weakref
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
@@ -60,13 +60,15 @@ class _Group(NamedTuple):
 
 
 class Plan(NamedTuple):
-    """What :func:`binned_tests` needs of one profile (see :func:`plan_for`)."""
+    """What :func:`binned_tests` and ``detect_drift`` need of one profile (see :func:`plan_for`)."""
 
     reference: WindowSummary  # the profile's reference summary this plan was made from
     groups: Tuple[_Group, ...]
     where: Dict[int, Tuple[int, int]]  # column index -> (group, row in the group)
     scale: np.ndarray  # per profile column: the reference std (1.0 when 0), for the effect size
     default_methods: Tuple[str, ...]  # per profile column: raywatch's default rule (methods.default_method)
+    columns: Tuple[Any, ...]  # per profile column: the reference's ColumnSummary (read-only views)
+    quality_rates: np.ndarray  # (5, columns): the reference rates of raywatch.drift.quality's shares
 
 
 class BinnedResults(NamedTuple):
@@ -123,10 +125,34 @@ def plan_for(profile) -> Plan:
     count = ref.ints[:, _COUNT].astype(np.float64)
     var = np.where(count > 0, ref.floats[:, _M2] / np.where(count > 0, count, 1.0), 0.0)
     std = np.sqrt(np.maximum(var, 0.0))
-    defaults = tuple(default_method(s.kind, ref.column(s.name)) for s in specs)
-    plan = Plan(ref, tuple(groups), where, np.where(std > 0, std, 1.0), defaults)
+    columns = tuple(ref.column(s.name) for s in specs)
+    defaults = tuple(default_method(s.kind, col) for s, col in zip(specs, columns))
+    plan = Plan(ref, tuple(groups), where, np.where(std > 0, std, 1.0), defaults, columns, _quality_rates(specs, ref))
     _PLANS[profile] = plan
     return plan
+
+
+def shares(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``k / n`` where ``n > 0``, else 0 (elementwise)."""
+    return np.divide(k, n, out=np.zeros(np.shape(k)), where=n > 0)
+
+
+def _quality_rates(specs: List[Any], ref: WindowSummary) -> np.ndarray:
+    """The reference rate of each data-quality share (see :mod:`raywatch.drift.quality`), in
+    its order: missing, non-finite and wrong-type shares of the reference's rows; out of range
+    ``2 / (n + 1)`` for numerical columns; unseen labels ``singletons / n`` for categorical ones."""
+    r = ref.ints.astype(np.float64)
+    rows, count = r[:, INT_FIELDS.index("rows")], r[:, _COUNT]
+    numerical = np.array([s.kind == "numerical" for s in specs], dtype=bool)
+    categorical = np.array([s.kind == "categorical" for s in specs], dtype=bool)
+    singletons = np.array([float(s.singletons) if s.kind == "categorical" else 0.0 for s in specs])
+    return np.stack([
+        shares(r[:, INT_FIELDS.index("missing")], rows),
+        shares(r[:, INT_FIELDS.index("nonfinite")], rows),
+        shares(r[:, INT_FIELDS.index("wrong_type")], rows),
+        np.where(numerical, 2.0 / (count + 1.0), 0.0),
+        np.where(categorical, shares(singletons, count), 0.0),
+    ])
 
 
 def _abs_linear_integral(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -200,7 +200,7 @@ def detect_drift(
             batched.append((name, i, base))
             continue
         pair = ColumnPair(
-            ref=reference.column(name),
+            ref=plan.columns[i],
             cur=summary.column(name),
             edges=spec.edges,
             ref_complete=ref_complete,

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.stats import binom
 
 from raywatch import series
+from raywatch.drift.batched import shares, plan_for
 from raywatch.drift.report import ColumnQuality
 from raywatch.stats.profile import Profile
 from raywatch.stats.summary import INT_FIELDS, WindowSummary
@@ -41,11 +42,6 @@ log = logging.getLogger("raywatch.drift.quality")
 _FIELDS = (series.MISSING_SHARE.name, "nonfinite_share", "wrong_type_share", series.OUT_OF_RANGE_SHARE.name,
            series.UNSEEN_CATEGORY_SHARE.name)
 _I = {name: i for i, name in enumerate(INT_FIELDS)}
-
-
-def _shares(k: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``k / n`` where ``n > 0``, else 0 (elementwise)."""
-    return np.divide(k, n, out=np.zeros(k.shape), where=n > 0)
 
 
 def _flag(k: int, n: int, rate: float, alpha: float) -> bool:
@@ -64,24 +60,14 @@ def assess(
     all columns in a few array operations; the binomial test only where a share exceeds its
     reference rate by the tolerance)."""
     specs = list(profile.specs.values())
-    ref, cur = profile.reference.ints.astype(np.float64), summary.ints.astype(np.float64)
-    numerical = np.array([s.kind == "numerical" for s in specs])
-    categorical = np.array([s.kind == "categorical" for s in specs])
-    singletons = np.array([float(s.singletons) if s.kind == "categorical" else 0.0 for s in specs])
+    cur = summary.ints.astype(np.float64)
     rows, count = cur[:, _I["rows"]], cur[:, _I["count"]]
-    ref_rows, ref_count = ref[:, _I["rows"]], ref[:, _I["count"]]
-    # per check (the _FIELDS order): counts, denominators, reference rates
+    # per check (the _FIELDS order): counts, denominators, reference rates (made once per profile)
     k = np.stack([cur[:, _I["missing"]], cur[:, _I["nonfinite"]], cur[:, _I["wrong_type"]],
                   cur[:, _I["out_of_range"]], cur[:, _I["unseen"]]])
     n = np.stack([rows, rows, rows, count, count])
-    rate = np.stack([
-        _shares(ref[:, _I["missing"]], ref_rows),
-        _shares(ref[:, _I["nonfinite"]], ref_rows),
-        _shares(ref[:, _I["wrong_type"]], ref_rows),
-        np.where(numerical, 2.0 / (ref_count + 1.0), 0.0),
-        np.where(categorical, _shares(singletons, ref_count), 0.0),
-    ])
-    share = _shares(k, n)
+    rate = plan_for(profile).quality_rates
+    share = shares(k, n)
     candidates = (n > 0) & (k > 0) & (share - rate >= tolerance)
     issue = np.zeros(k.shape, dtype=bool)
     for f, i in zip(*np.nonzero(candidates)):
