@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from raywatch.actor.sharding import shard_for  # noqa: E402  (no Ray: a hash)
 from raywatch.aggregate import StatsCore  # noqa: E402
 from raywatch.config import MonitorConfig  # noqa: E402
-from raywatch.drift import batched, detect, statistics as drift_statistics  # noqa: E402
+from raywatch.drift import detect, statistics as drift_statistics  # noqa: E402
 from raywatch.stats.batch import ReplicaBatch  # noqa: E402
 from raywatch.stats.profile import Profile  # noqa: E402
 from raywatch.stats.sketch import LatencySketch  # noqa: E402
@@ -114,12 +114,10 @@ def previous_engine():
             return float(np.clip(distributions.kstwo.sf(d, en), 0.0, 1.0))
         return drift_statistics._vrbik_sf(d, en)
 
-    empty = batched.Plan(None, (), {}, np.empty(0), (), ())
     real_plan, real_law = detect.plan_for, drift_statistics.ks_pvalue
 
-    def plan_without_batches(profile):
-        plan = real_plan(profile)
-        return empty._replace(default_methods=plan.default_methods, columns=plan.columns)
+    def plan_without_batches(profile):  # no column takes the batched binned tests
+        return real_plan(profile)._replace(groups=(), where={})
 
     detect.plan_for, drift_statistics.ks_pvalue = plan_without_batches, law
     try:
