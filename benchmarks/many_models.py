@@ -23,8 +23,12 @@ has filled:
 
 Baseline, in the same run: the same evaluation column by column with the KS law raywatch used
 before issue 15 (scipy's exact two-sample law up to 4M pairs of rows, its one-sample law at the
-effective size up to 2,000, Vrbik's correction above), on ``--baseline-models`` models of the
-same shard, interleaved with raywatch's evaluation at the same moments.
+effective size up to 2,000, Vrbik's correction above), on ``--baseline-models`` models of one
+shard, interleaved with raywatch's evaluation at the same moments — in the scenario above, and in
+the one issue 15 measured (``issue_*``: 10 s windows, 50-row flushes, so the rolling view holds a
+few hundred rows against the 5,000-row reference and the previous engine took the exact law).
+``memory_breakdown_mib`` splits one model's bytes: its decoded profile, the profile's bytes the
+shard keeps for persistence, its windows, the rest (view, series, detectors, config).
 
 Targets: 500 models' evaluation in at most 1 s of a 10 s cycle per shard; at most 2 MiB a model.
 The last line of stdout is one JSON object.
@@ -181,6 +185,7 @@ def run(models: int, shards: int, profiles, flushes, args, cycles: int) -> Dict[
             times.append(max(per_shard))
     gc.collect()
     held = sum(deep_bytes(core.models) for core in fleet.cores)
+    breakdown = memory_breakdown(fleet.cores[0])
     out = {
         "models": models,
         "shards": shards,
@@ -191,15 +196,17 @@ def run(models: int, shards: int, profiles, flushes, args, cycles: int) -> Dict[
         "ingest_ms_per_cycle": round(statistics.median(feed) * 1e3, 1),
         "memory_mib_per_model": round(held / models / 2**20, 3),
         "rss_mib_per_model": round((rss_bytes() - rss0) / models / 2**20, 3),
+        "memory_breakdown_mib": breakdown,
     }
     del fleet
     return out
 
 
-def baseline(profiles, flushes, args, models: int, repeats: int) -> Dict[str, float]:
+def baseline(profiles, flushes, rows: int, window_length: float, models: int, repeats: int,
+             prefix: str = "") -> Dict[str, float]:
     """raywatch's and the previous engine's evaluation of the same shard, interleaved."""
-    fleet = Fleet(models, 1, profiles, flushes, args.rows, args.window_length)
-    warm = int(math.ceil(3 * args.window_length / CYCLE)) + 1
+    fleet = Fleet(models, 1, profiles, flushes, rows, window_length)
+    warm = int(math.ceil(3 * window_length / CYCLE)) + 1
     now = T0
     for c in range(warm):
         now = T0 + (c + 1) * CYCLE
@@ -213,8 +220,20 @@ def baseline(profiles, flushes, args, models: int, repeats: int) -> Dict[str, fl
             with previous_engine():
                 theirs.append(fleet.evaluate(now)[0])
     a, b = statistics.median(ours), statistics.median(theirs)
-    return {"baseline_models": models, "raywatch_ms_per_model": round(a * 1e3 / models, 3),
-            "baseline_ms_per_model": round(b * 1e3 / models, 3), "speedup": round(b / a, 1)}
+    view_rows = statistics.median(ev.rolling(ms, now)[0].rows for ms in fleet.cores[0].models.values()
+                                  for ev in [fleet.cores[0]._evaluator])
+    return {f"{prefix}baseline_models": models, f"{prefix}rolling_view_rows": int(view_rows),
+            f"{prefix}raywatch_ms_per_model": round(a * 1e3 / models, 3),
+            f"{prefix}baseline_ms_per_model": round(b * 1e3 / models, 3), f"{prefix}speedup": round(b / a, 1)}
+
+
+def memory_breakdown(core: StatsCore) -> Dict[str, float]:
+    """One model's bytes by part (MiB)."""
+    ms = next(iter(core.models.values()))
+    parts = {"profile": deep_bytes(ms.profile), "profile_bytes": sys.getsizeof(ms.profile_bytes),
+             "windows": deep_bytes((ms.open, ms.closed))}
+    parts["rest"] = deep_bytes(ms) - sum(parts.values())
+    return {k: round(v / 2**20, 3) for k, v in parts.items()}
 
 
 def main(argv=None) -> dict:
@@ -236,8 +255,11 @@ def main(argv=None) -> dict:
         prof = Profile.fit(make_rows(rng, 5000), seed=p)
         profiles.append(prof.to_bytes())
         flushes.append([prof.summarize(make_rows(rng, args.rows), seed=f).to_bytes() for f in range(FLUSHES)])
-    base = baseline(profiles, flushes, args, args.baseline_models or (10 if args.quick else 20),
-                    repeats=3 if args.quick else 7)
+    n_base, repeats = args.baseline_models or (10 if args.quick else 20), 3 if args.quick else 7
+    base = baseline(profiles, flushes, args.rows, args.window_length, n_base, repeats)
+    small = [[Profile.from_bytes(profiles[p]).summarize(make_rows(rng, 50), seed=f).to_bytes() for f in range(FLUSHES)]
+             for p in range(PROFILES)]
+    base.update(baseline(profiles, small, 50, 10.0, n_base, repeats, prefix="issue_"))
     results = []
     for n in counts:
         for shards in (1, args.shards):
@@ -268,6 +290,7 @@ def main(argv=None) -> dict:
         "largest_cycle_ms_one_shard": large["cycle_ms"],
         "largest_cycle_ms_sharded": [r for r in results if r["models"] == largest][-1]["cycle_ms"],
         "memory_mib_per_model": large["memory_mib_per_model"],
+        "memory_breakdown_mib": large["memory_breakdown_mib"],
         "target_cycle_ms": 1000,
         "target_mib_per_model": 2.0,
         "meets_cycle_target": bool(largest >= 500 and large["cycle_ms"] <= 1000),
