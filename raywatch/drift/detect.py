@@ -50,14 +50,17 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Union
 
+import numpy as np
+
 from raywatch.config import ColumnDriftConfig, DriftConfig, parse_config
+from raywatch.drift.batched import plan_for, binned_tests
 from raywatch.drift.correction import adjust
 from raywatch.drift.extensions import run_extension_tests
-from raywatch.drift.methods import METHODS, ColumnPair, default_method, effect_size
+from raywatch.drift.methods import METHODS, ColumnPair, effect_size
 from raywatch.drift.quality import assess
 from raywatch.drift.report import ColumnDrift, DriftReport
 from raywatch.stats.profile import Profile
-from raywatch.stats.summary import WindowSummary
+from raywatch.stats.summary import INT_FIELDS, WindowSummary
 
 __all__ = ["detect_drift", "EXACT_MAX_ROWS"]
 
@@ -95,6 +98,8 @@ def _validate(profile: Profile, cfg: DriftConfig) -> None:
 
 
 EXACT_MAX_ROWS = 10_000
+_COUNT = INT_FIELDS.index("count")
+_COLUMN_DEFAULTS = ColumnDriftConfig()
 
 
 def _figures(kind: str, method: str, exact: bool) -> str:
@@ -148,49 +153,58 @@ def detect_drift(
             f"(summary {summary.fingerprint}, profile {profile.fingerprint}); summarize with this profile"
         )
     reference = profile.reference
-    columns: Dict[str, ColumnDrift] = {}
-    pending: List[str] = []  # tested p-value columns, for the correction
-    raw_p: List[float] = []
-    for name, spec in profile.specs.items():
-        col_cfg = cfg.columns.get(name) or ColumnDriftConfig()
-        ref = reference.column(name)
-        cur = summary.column(name)
+    plan = plan_for(profile)
+    ref_count = reference.ints[:, _COUNT].tolist()
+    cur_count = summary.ints[:, _COUNT].tolist()
+    ref_sample = [len(v) for v, _ in reference.samples]
+    cur_sample = [len(v) for v, _ in summary.samples]
+    columns: Dict[str, Optional[ColumnDrift]] = {}
+    batched: List[tuple] = []  # binned KS columns, tested together (raywatch.drift.batched)
+    for i, (name, spec) in enumerate(profile.specs.items()):
+        col_cfg = cfg.columns.get(name) or _COLUMN_DEFAULTS
         if spec.kind == "numerical":
-            method = col_cfg.method or cfg.numerical_method or default_method(spec.kind, ref)
+            method = col_cfg.method or cfg.numerical_method or "ks"  # default_method's rule
             floor = cfg.min_effect_numerical
         else:
-            method = col_cfg.method or cfg.categorical_method or default_method(spec.kind, ref)
+            method = col_cfg.method or cfg.categorical_method or plan.default_methods[i]
             floor = cfg.min_effect_categorical
             if method not in METHODS or spec.kind not in METHODS[method].kinds:
-                method = default_method(spec.kind, ref)
+                method = plan.default_methods[i]
         m = METHODS[method]
         if col_cfg.min_effect is not None:
             floor = col_cfg.min_effect
         threshold = col_cfg.threshold or cfg.thresholds.get(method) or m.default_threshold or cfg.alpha
         base = dict(
             name=name, kind=spec.kind, method=method, threshold=float(threshold),
-            rows_reference=ref.count, rows_current=cur.count,
+            rows_reference=ref_count[i], rows_current=cur_count[i],
             effect_floor=float(floor) if m.p_value else None,
         )
         if not col_cfg.enabled:
             columns[name] = ColumnDrift(statistic=None, p_value=None, p_value_adjusted=None, drifted=False,
                                         tested=False, note="disabled in the drift config", **base)
             continue
-        if cur.count < cfg.min_rows or ref.count == 0:
+        if cur_count[i] < cfg.min_rows or ref_count[i] == 0:
             why = (
-                f"{cur.count} usable values in the window, fewer than min_rows={cfg.min_rows}"
-                if ref.count
+                f"{cur_count[i]} usable values in the window, fewer than min_rows={cfg.min_rows}"
+                if ref_count[i]
                 else "no usable values in the reference"
             )
             columns[name] = ColumnDrift(statistic=None, p_value=None, p_value_adjusted=None, drifted=False,
                                         tested=False, note=why, **base)
             continue
+        ref_complete = ref_count[i] == ref_sample[i]
+        cur_complete = cur_count[i] == cur_sample[i]
+        exact = ref_complete and cur_complete and ref_sample[i] > 0 and cur_sample[i] > 0
+        if method == "ks" and not exact and i in plan.where:
+            columns[name] = None  # filled in below, in the profile's order
+            batched.append((name, i, base))
+            continue
         pair = ColumnPair(
-            ref=ref,
-            cur=cur,
+            ref=plan.columns[i],
+            cur=summary.column(name),
             edges=spec.edges,
-            ref_complete=reference.sample_complete(name),
-            cur_complete=summary.sample_complete(name),
+            ref_complete=ref_complete,
+            cur_complete=cur_complete,
             smoothing=cfg.smoothing,
         )
         res = m.compute(pair)
@@ -201,12 +215,18 @@ def detect_drift(
             effect_size=float(effect), exact=res.exact, statistic_bounds=res.bounds, note=res.note,
             figures=_figures(spec.kind, method, res.exact), **base,
         )
-        if m.p_value:
-            pending.append(name)
-            raw_p.append(float(res.p_value))
+    if batched:
+        res = binned_tests(plan, summary, np.array([i for _, i, _ in batched]))
+        for (name, _, base), d_low, d_high, p, effect in zip(batched, res.d_low.tolist(), res.d_high.tolist(),
+                                                             res.p_value.tolist(), res.effect.tolist()):
+            columns[name] = ColumnDrift(
+                statistic=d_low, p_value=p, p_value_adjusted=None, drifted=False, effect_size=effect, exact=False,
+                statistic_bounds=(d_low, d_high), note="", figures="bound", **base,
+            )
+    pending = [name for name, c in columns.items() if c.tested and METHODS[c.method].p_value]
     if pending:
-        adjusted = adjust(raw_p, cfg.correction)
-        for name, p_adj in zip(pending, adjusted):
+        adjusted = adjust([columns[name].p_value for name in pending], cfg.correction)
+        for name, p_adj in zip(pending, adjusted.tolist()):
             c = columns[name]
             c.p_value_adjusted = float(p_adj)
             c.drifted = bool(p_adj < c.threshold and (c.effect_size or 0.0) >= (c.effect_floor or 0.0))

@@ -25,25 +25,27 @@ from __future__ import annotations
 import logging
 from typing import Dict
 
+import numpy as np
 from scipy.stats import binom
 
 from raywatch import series
+from raywatch.drift.batched import shares, plan_for
 from raywatch.drift.report import ColumnQuality
 from raywatch.stats.profile import Profile
-from raywatch.stats.summary import WindowSummary
+from raywatch.stats.summary import INT_FIELDS, WindowSummary
 
 __all__ = ["assess"]
 
 log = logging.getLogger("raywatch.drift.quality")
 
 
-def _share(k: int, n: int) -> float:
-    return k / n if n > 0 else 0.0
+_FIELDS = (series.MISSING_SHARE.name, "nonfinite_share", "wrong_type_share", series.OUT_OF_RANGE_SHARE.name,
+           series.UNSEEN_CATEGORY_SHARE.name)
+_I = {name: i for i, name in enumerate(INT_FIELDS)}
 
 
-def _flag(k: int, n: int, rate: float, tolerance: float, alpha: float) -> bool:
-    if n <= 0 or k <= 0 or k / n - rate < tolerance:
-        return False
+def _flag(k: int, n: int, rate: float, alpha: float) -> bool:
+    """The binomial test of a share already above its rate by the tolerance."""
     if rate <= 0.0:
         return True
     if rate >= 1.0:
@@ -54,29 +56,31 @@ def _flag(k: int, n: int, rate: float, tolerance: float, alpha: float) -> bool:
 def assess(
     profile: Profile, summary: WindowSummary, tolerance: float = 0.01, alpha: float = 0.001
 ) -> Dict[str, ColumnQuality]:
-    """Quality shares and issues for every column of ``profile`` in ``summary``."""
+    """Quality shares and issues for every column of ``profile`` in ``summary`` (the shares of
+    all columns in a few array operations; the binomial test only where a share exceeds its
+    reference rate by the tolerance)."""
+    specs = list(profile.specs.values())
+    cur = summary.ints.astype(np.float64)
+    rows, count = cur[:, _I["rows"]], cur[:, _I["count"]]
+    # per check (the _FIELDS order): counts, denominators, reference rates (made once per profile)
+    k = np.stack([cur[:, _I["missing"]], cur[:, _I["nonfinite"]], cur[:, _I["wrong_type"]],
+                  cur[:, _I["out_of_range"]], cur[:, _I["unseen"]]])
+    n = np.stack([rows, rows, rows, count, count])
+    rate = plan_for(profile).quality_rates
+    share = shares(k, n)
+    candidates = (n > 0) & (k > 0) & (share - rate >= tolerance)
+    issue = np.zeros(k.shape, dtype=bool)
+    for f, i in zip(*np.nonzero(candidates)):
+        issue[f, i] = _flag(int(k[f, i]), int(n[f, i]), float(rate[f, i]), alpha)
+    share_l, rate_l, issue_l = share.T.tolist(), rate.T.tolist(), issue.T.tolist()
     out: Dict[str, ColumnQuality] = {}
-    for name, spec in profile.specs.items():
-        ref = profile.reference.column(name)
-        cur = summary.column(name)
-        oor_rate = 2.0 / (ref.count + 1) if spec.kind == "numerical" else 0.0
-        unseen_rate = _share(spec.singletons, ref.count) if spec.kind == "categorical" else 0.0
-        checks = {
-            # field: (count, denominator, reference rate)
-            series.MISSING_SHARE.name: (cur.missing, cur.rows, _share(ref.missing, ref.rows)),
-            "nonfinite_share": (cur.nonfinite, cur.rows, _share(ref.nonfinite, ref.rows)),
-            "wrong_type_share": (cur.wrong_type, cur.rows, _share(ref.wrong_type, ref.rows)),
-            series.OUT_OF_RANGE_SHARE.name: (cur.out_of_range, cur.count, oor_rate),
-            series.UNSEEN_CATEGORY_SHARE.name: (cur.unseen, cur.count, unseen_rate),
-        }
+    for i, spec in enumerate(specs):
         values = {}
-        issues = []
-        for key, (k, n, rate) in checks.items():
-            values[key] = _share(k, n)
-            values[key + "_reference"] = rate
-            if _flag(k, n, rate, tolerance, alpha):
-                issues.append(key)
+        for f, key in enumerate(_FIELDS):
+            values[key] = share_l[i][f]
+            values[key + "_reference"] = rate_l[i][f]
+        issues = [key for f, key in enumerate(_FIELDS) if issue_l[i][f]]
         if issues:
-            log.debug("column %r quality issues: %s", name, ", ".join(issues))
-        out[name] = ColumnQuality(name=name, kind=spec.kind, rows=cur.rows, issues=issues, **values)
+            log.debug("column %r quality issues: %s", spec.name, ", ".join(issues))
+        out[spec.name] = ColumnQuality(name=spec.name, kind=spec.kind, rows=int(rows[i]), issues=issues, **values)
     return out

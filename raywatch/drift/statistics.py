@@ -20,10 +20,10 @@ edges, so the gap there is at most ``max(F(e_{i+1}) - G(e_i), G(e_{i+1}) - F(e_i
 ``d_high`` is the largest of these. Hence ``d_high - d_low`` is at most the largest mass of
 one bin in either histogram — 1 % of the reference with the default 100 quantile bins. The
 p-value is computed from ``d_low`` and so is never smaller than the raw-data p-value: binning
-can cost power but never adds false alarms. (Its law is the exact one for small samples and a
-limit law above 4M pairs of rows, to bound the cost of a stats actor's evaluations; the limit
-law sits on the conservative side of the exact one but for ~1e-4, or ~1e-3 where the two sizes
-share a large factor: see :func:`ks_pvalue`.)
+can cost power but never adds false alarms. (Its law, :mod:`raywatch.drift.kslaw`, is the
+exact one up to 100,000 pairs of rows and above that a corrected limit law, vectorized over
+columns, that never falls below the exact law and exceeds it by at most 10–25 % for windows
+of a hundred rows or more: see its table.)
 
 Zero bins
 ---------
@@ -57,12 +57,15 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import special
-from scipy.stats import chi2, distributions, norm
+from scipy.stats import distributions
+
+from raywatch.drift import kslaw
 
 __all__ = [
     "proportions",
     "ks_statistic",
     "ks_pvalue",
+    "ks_pvalues",
     "ks_samples",
     "ks_binned",
     "wasserstein_samples",
@@ -78,11 +81,6 @@ __all__ = [
 
 _MAX_EXACT_N = 10_000  # scipy.stats.ks_2samp's 'auto' switches to the asymptotic law above this
 _MAX_SCIPY_EN = 20_000  # above this effective size, Vrbik's corrected limit law (fast)
-# the binned test's bounded-cost law (see ks_pvalue's ``bounded``): the exact law up to this
-# much work (n1·n2; scipy's exact evaluation then takes ≤ ~2 ms), scipy's limit law up to this
-# effective size (≤ ~1 ms), Vrbik's corrected limit law above it (~20 µs)
-_BOUNDED_EXACT_WORK = 4_000_000
-_BOUNDED_SCIPY_EN = 2_000
 
 try:  # scipy's exact two-sample KS law (private; the asymptotic law is used if it moves)
     from scipy.stats._stats_py import _attempt_exact_2kssamp as _exact_2kssamp
@@ -127,14 +125,12 @@ def ks_pvalue(d: float, n1: int, n2: int, *, bounded: bool = False) -> float:
     ``Q(z + 1/(6√en) + (z − 1)/(4·en))`` with ``z = d·√en``, stands in for it; it stays
     within 1.1e-6 of scipy's value (absolute).
 
-    ``bounded=True`` caps the cost, for the binned test a stats actor runs on every
-    evaluation (22 columns of a 2,000-row reference against a 9,000-row window cost 150–350 ms
-    with the exact law here): the exact law while ``n1·n2`` (its cost) ≤ 4,000,000, scipy's
-    limit law ``kstwo.sf(d, en)`` up to ``en`` = 2,000, Vrbik's corrected law (within 1e-5 of
-    it) above. The limit law mostly lies on the conservative side of the exact one: over
-    2,322 random cases with sizes to 10,000 it was below it 31 times, by at most 7.4e-5. Sizes
-    that share a large factor make the exact law a coarse lattice, which the limit law can
-    undershoot by up to ~1.2e-3 (9,968 and 3,738 rows: 0.2666 for 0.2678).
+    ``bounded=True`` caps the cost, for the binned test a stats actor runs on every column
+    of every evaluation: the law of :func:`raywatch.drift.kslaw.pvalues` — scipy's exact law
+    up to 100,000 pairs of rows (``n1·n2``), above that a corrected limit law (~1 µs) that is
+    never below the exact law and above it by at most the factors tabled in
+    :mod:`raywatch.drift.kslaw` (≤ 1.25 for p ≥ 1e-5 and effective sizes of 100 or more).
+    :func:`ks_pvalues` computes many at once.
 
     References: Vrbik, J. (2018). Small-sample corrections to Kolmogorov–Smirnov test
     statistic. Pioneer J. Theor. Appl. Statistics 15.
@@ -143,12 +139,9 @@ def ks_pvalue(d: float, n1: int, n2: int, *, bounded: bool = False) -> float:
     if n1 <= 0 or n2 <= 0:
         raise ValueError("the KS test needs two non-empty samples")
     d = float(min(max(d, 0.0), 1.0))
+    if bounded:
+        return float(kslaw.pvalues(d, n1, n2))
     g = math.gcd(n1, n2)
-    if bounded and n1 * n2 > _BOUNDED_EXACT_WORK:
-        en = float(np.round(n1 * n2 / (n1 + n2)))
-        if en <= _BOUNDED_SCIPY_EN:
-            return float(np.clip(distributions.kstwo.sf(d, en), 0.0, 1.0))
-        return _vrbik_sf(d, en)
     if max(n1, n2) <= _MAX_EXACT_N and _exact_2kssamp is not None and n1 // g < np.iinfo(np.int32).max / (n2 // g):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -162,6 +155,16 @@ def ks_pvalue(d: float, n1: int, n2: int, *, bounded: bool = False) -> float:
     # scipy's kstwo.sf costs O(en) per call here (up to a second); Vrbik's corrected limit
     # law is within 1.1e-6 of it (absolute) for en > 20,000.
     return _vrbik_sf(d, en)
+
+
+def ks_pvalues(d: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> np.ndarray:
+    """:func:`ks_pvalue` with ``bounded=True`` for many statistics at once (arrays, or
+    scalars broadcast against them): one vectorized call (:func:`raywatch.drift.kslaw.pvalues`).
+
+    >>> ks_pvalues(np.array([0.0, 0.3]), 40, np.array([50, 60])).round(4).tolist()
+    [1.0, 0.0225]
+    """
+    return kslaw.pvalues(d, n1, n2)
 
 
 def _vrbik_sf(d: float, en: float) -> float:
@@ -330,7 +333,7 @@ def chisquare(observed: Sequence[float], expected: Sequence[float]) -> Tuple[flo
     if np.any(e <= 0):
         raise ValueError("chi-square needs positive expected counts; smooth the reference first")
     stat = float(np.sum((o - e) ** 2 / e))
-    return stat, float(chi2.sf(stat, o.size - 1))
+    return stat, float(special.chdtrc(o.size - 1, stat))  # chi2.sf without its per-call overhead
 
 
 def ztest(x1: int, n1: int, x2: int, n2: int) -> Tuple[float, float]:
@@ -346,4 +349,4 @@ def ztest(x1: int, n1: int, x2: int, n2: int) -> Tuple[float, float]:
     if var <= 0:
         return 0.0, 1.0
     z = (p2 - p1) / math.sqrt(var)
-    return float(z), float(2.0 * norm.sf(abs(z)))
+    return float(z), float(2.0 * special.ndtr(-abs(z)))  # 2·norm.sf(|z|)

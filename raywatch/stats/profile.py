@@ -40,21 +40,23 @@ import math
 import os
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from raywatch.stats import codec, sections, signing
+from raywatch.stats import codec, parallel, sample, sections, signing
 from raywatch.stats.columns import KINDS, count_strings, encode_categorical, encode_numerical, infer_kind, to_columns
 from raywatch.stats.sections import Batch, Extension
 from raywatch.stats.spec import ColumnSpec, fit_column
+from raywatch.stats.strings import MIN_ROWS as STRINGS_MIN_ROWS, tally_short_strings
 from raywatch.stats.summary import (
     MAX_UNKNOWN_COLUMNS,
     SMALL_BATCH_ROWS,
     WindowSummary,
     categorical_state,
+    numerical_figures,
     numerical_layout,
     numerical_state,
     numerical_states,
@@ -106,6 +108,53 @@ def check_profile(profile: "Profile", reference: WindowSummary) -> Optional[str]
         elif sp.edges.size:
             return f"column {sp.name!r}: a {sp.kind} column has bin edges"
     return None
+
+
+def _categorical(spec: ColumnSpec, arr: np.ndarray) -> tuple:
+    """Counters and bin counts of one categorical or boolean column."""
+    c = tally_short_strings(arr, spec.lookup, spec.families, spec.n_bins) if arr.shape[0] >= STRINGS_MIN_ROWS else None
+    if c is None:
+        c = count_strings(arr, spec.lookup, spec.families, spec.n_bins)
+    if c is not None:
+        return categorical_state(c, spec.n_bins, spec.kind == "boolean", tallied=True)
+    codes = encode_categorical(arr, spec.lookup, spec.families, spec.n_bins)
+    return categorical_state(codes, spec.n_bins, spec.kind == "boolean")
+
+
+def _on_pool(pool: Any, jobs: List[Any], out: WindowSummary, counts: List[Any], rows: int, k: int,
+             rng: np.random.Generator) -> None:
+    """Summarize ``jobs``' columns on the shared pool, into ``out`` and ``counts``.
+
+    Every column is a task. The numerical ones sort into sort buffers that this call owns
+    (one more than the workers, taken before a task is submitted and given back once its
+    sample is drawn, so no task ever waits) and their samples are drawn here, in column order,
+    from ``rng``: the summary equals the one-thread path's, samples included.
+    """
+    categorical = [(i, pool.submit(_categorical, spec, arr)) for i, spec, arr, _ in jobs if spec.kind != "numerical"]
+    numerical = [job for job in jobs if job[1].kind == "numerical"]
+    free = [(np.empty(rows), np.empty(rows)) for _ in range(min(len(numerical), parallel.workers() + 1))]
+    pending: Any = deque()
+
+    def finish() -> None:
+        i, wrong, future, buffers = pending.popleft()
+        ints, floats, c, finite = future.result()
+        out.samples[i] = sample.draw(finite, k, rng)
+        free.append(buffers)
+        ints[0] += wrong
+        ints[3] = wrong
+        out.ints[i] = ints
+        out.floats[i] = floats
+        counts[i] = c
+
+    for i, spec, x, wrong in numerical:
+        if not free:
+            finish()
+        buffers = free.pop()
+        pending.append((i, wrong, pool.submit(numerical_figures, x, spec.edges, (spec.lo, spec.hi), buffers), buffers))
+    while pending:
+        finish()
+    for i, future in categorical:
+        out.ints[i], counts[i] = future.result()
 
 
 class Profile:
@@ -324,8 +373,11 @@ class Profile:
         # small batches (a replica's flush): every clean numerical column in one pass; the
         # sort buffers are for the per-column kernel, which large batches use
         small = n_num > 1 and 0 < rows <= SMALL_BATCH_ROWS
-        scratch = (np.empty(rows), np.empty(rows)) if n_num > 1 and not small else None
+        # large batches: every column is a task on the shared pool (see raywatch.stats.parallel)
+        on_pool = parallel.pool() if rows >= parallel.PARALLEL_MIN_ROWS and len(cols) > 1 else None
+        scratch = (np.empty(rows), np.empty(rows)) if n_num > 1 and not small and on_pool is None else None
         together: List[Any] = []
+        jobs: List[Any] = []  # (column index, spec, values, wrong-type count) for the pool
         for i, spec in enumerate(self.specs.values()):
             arr = cols.get(spec.name)
             if arr is None:
@@ -341,20 +393,25 @@ class Profile:
                     together.append((i, spec, x))
                     counts.append(None)  # filled in below
                     continue
+                if on_pool is not None:
+                    jobs.append((i, spec, x, wrong))
+                    counts.append(None)
+                    continue
                 ints, floats, c, smp = numerical_state(x, spec.edges, (spec.lo, spec.hi), k, rng, scratch)
                 ints[0] += wrong
                 ints[3] = wrong
                 out.floats[i] = floats
                 out.samples[i] = smp
             else:
-                c = count_strings(arr, spec.lookup, spec.families, spec.n_bins)
-                if c is not None:
-                    ints, c = categorical_state(c, spec.n_bins, spec.kind == "boolean", tallied=True)
-                else:
-                    codes = encode_categorical(arr, spec.lookup, spec.families, spec.n_bins)
-                    ints, c = categorical_state(codes, spec.n_bins, spec.kind == "boolean")
+                if on_pool is not None:
+                    jobs.append((i, spec, arr, 0))
+                    counts.append(None)
+                    continue
+                ints, c = _categorical(spec, arr)
             out.ints[i] = ints
             counts.append(c)
+        if jobs:
+            _on_pool(on_pool, jobs, out, counts, rows, k, rng)
         if together:
             key = tuple(t[0] for t in together)
             layouts = self._layouts

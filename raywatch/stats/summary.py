@@ -98,22 +98,16 @@ class ColumnSummary:
         return math.sqrt(self.variance) if self.variance > 0 else 0.0
 
 
-def numerical_state(
+def numerical_figures(
     x: np.ndarray,
     edges: np.ndarray,
     bounds: Tuple[float, float],
-    k: int,
-    rng: np.random.Generator,
     scratch: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-) -> Tuple[List[int], List[float], np.ndarray, sample.Sample]:
-    """Counters, moments, bin counts and sample of one float64 column, from one sort.
-
-    NaN sorts last and ±inf sort outermost, so after ``np.sort`` every counter is a
-    ``searchsorted`` into the sorted column; bin counts are differences of
-    ``searchsorted(sorted, edges)``. Bins are right-closed: (-inf, e0], (e0, e1], ...,
-    (e_last, +inf). ``scratch`` (two float64 buffers at least as long as ``x``) saves
-    the allocations when many columns are summarized in a row.
-    """
+) -> Tuple[List[int], List[float], np.ndarray, np.ndarray]:
+    """:func:`numerical_state` without the sample: ``(ints, floats, counts, finite)`` where
+    ``finite`` is the column's finite values, sorted (a view of ``scratch[0]`` when given).
+    It draws no random numbers, so it may run on any thread (numpy releases the GIL in its
+    sort and reductions) while the samples are drawn in column order."""
     if scratch is not None and scratch[0].size >= x.size:
         s = scratch[0][: x.size]
         s[...] = x
@@ -141,7 +135,27 @@ def numerical_state(
     else:
         mean, m2, fmin, fmax, low_sum, high_sum = 0.0, 0.0, math.inf, -math.inf, 0.0, 0.0
     ints = [n, n - not_nan, lo + (not_nan - hi), 0, out, 0, nf]
-    return ints, [mean, m2, fmin, fmax, low_sum, high_sum], counts, sample.draw(f, k, rng)
+    return ints, [mean, m2, fmin, fmax, low_sum, high_sum], counts, f
+
+
+def numerical_state(
+    x: np.ndarray,
+    edges: np.ndarray,
+    bounds: Tuple[float, float],
+    k: int,
+    rng: np.random.Generator,
+    scratch: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+) -> Tuple[List[int], List[float], np.ndarray, sample.Sample]:
+    """Counters, moments, bin counts and sample of one float64 column, from one sort.
+
+    NaN sorts last and ±inf sort outermost, so after ``np.sort`` every counter is a
+    ``searchsorted`` into the sorted column; bin counts are differences of
+    ``searchsorted(sorted, edges)``. Bins are right-closed: (-inf, e0], (e0, e1], ...,
+    (e_last, +inf). ``scratch`` (two float64 buffers at least as long as ``x``) saves
+    the allocations when many columns are summarized in a row.
+    """
+    ints, floats, counts, f = numerical_figures(x, edges, bounds, scratch)
+    return ints, floats, counts, sample.draw(f, k, rng)
 
 
 # below this many rows, numerical_states (a few numpy calls for all columns together) beats
@@ -323,6 +337,49 @@ def check_summary(s: "WindowSummary") -> Optional[str]:
     return None
 
 
+def _bottom_k_all(parts: List[List[sample.Sample]], k: int) -> List[sample.Sample]:
+    """Per column, the ``k`` smallest keys of the union of every part's sample, sorted by key:
+    what merging the samples pairwise gives (:func:`raywatch.stats.sample.merge`), for all
+    columns and parts at once. The keys of each column with a sample go into one row of a
+    matrix (padded with 2.0, above every key, when the columns hold different numbers), one
+    ``argpartition`` and one ``argsort`` over the rows pick and order each column's ``k``
+    smallest; the columns' samples are rows of the result."""
+    c = len(parts[0])
+    values = [p[j][0] for j in range(c) for p in parts]  # column by column
+    keys = [p[j][1] for j in range(c) for p in parts]
+    totals = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)).reshape(c, len(parts)).sum(axis=1)
+    out: List[sample.Sample] = [(_NONE, _NONE)] * c
+    full = np.flatnonzero(totals)
+    if full.size == 0 or k <= 0:
+        return out
+    t = totals[full]
+    width = int(t.max())
+    flat_keys, flat_values = np.concatenate(keys), np.concatenate(values)
+    if int(t.min()) == width:  # every sampled column holds as many: no padding
+        key_m, val_m = flat_keys.reshape(full.size, width), flat_values.reshape(full.size, width)
+    else:
+        row = np.repeat(np.arange(full.size), t)
+        starts = np.concatenate(([0], np.cumsum(t)[:-1]))
+        slot = row * width + (np.arange(flat_keys.size) - starts[row])
+        key_m = np.full(full.size * width, 2.0)
+        val_m = np.zeros(full.size * width)
+        key_m[slot], val_m[slot] = flat_keys, flat_values
+        key_m, val_m = key_m.reshape(full.size, width), val_m.reshape(full.size, width)
+    rows = np.arange(full.size)[:, None]
+    if width > k:
+        keep = np.argpartition(key_m, k - 1, axis=1)[:, :k]
+        key_m, val_m = key_m[rows, keep], val_m[rows, keep]
+    order = np.argsort(key_m, axis=1, kind="stable")
+    key_m, val_m = key_m[rows, order], val_m[rows, order]
+    for j, row_keys, row_values, n in zip(full.tolist(), key_m, val_m, np.minimum(t, k).tolist()):
+        out[j] = (row_values[:n], row_keys[:n])
+    return out
+
+
+_NONE = np.empty(0, dtype=np.float64)
+_NONE.flags.writeable = False
+
+
 class WindowSummary:
     """A mergeable summary of a window of rows, in the shape of one profile.
 
@@ -427,45 +484,63 @@ class WindowSummary:
         """A new summary of both windows: exact for counts and moments, a uniform
         bottom-k sample of the union for the sample."""
         self._check(other)
-        a, b = self.ints, other.ints
-        na = a[:, _I["count"]].astype(np.float64)
-        nb = b[:, _I["count"]].astype(np.float64)
-        n = na + nb
-        safe = np.where(n > 0, n, 1.0)
-        fa, fb = self.floats, other.floats
-        with np.errstate(over="ignore", invalid="ignore"):
-            delta = fb[:, 0] - fa[:, 0]
-            mean = fa[:, 0] + delta * (nb / safe)
-            m2 = fa[:, 1] + fb[:, 1] + delta * delta * (na * nb / safe)
-        floats = np.column_stack(
-            (mean, m2, np.minimum(fa[:, 2], fb[:, 2]), np.maximum(fa[:, 3], fb[:, 3]), fa[:, 4:] + fb[:, 4:])
-        )
-        k = min(self.sample_size, other.sample_size)
-        samples = [sample.merge(sa, sb, k) for sa, sb in zip(self.samples, other.samples)]
-        unknown = dict(self.unknown_columns)
-        for name, rows in other.unknown_columns.items():
-            if name in unknown or len(unknown) < MAX_UNKNOWN_COLUMNS:
-                unknown[name] = unknown.get(name, 0) + rows
-        return WindowSummary(
-            self.fingerprint, self.names, self.kinds, self.n_bins, k,
-            rows=self.rows + other.rows,
-            ints=a + b,
-            floats=floats,
-            counts=self.counts + other.counts,
-            samples=samples,
-            unknown_columns=unknown,
-            sections=sec.merge_sections(self.sections, other.sections) if self.sections or other.sections else None,
-        )
+        return WindowSummary._merged([self, other])
 
     @classmethod
     def merge_all(cls, summaries: Sequence["WindowSummary"]) -> "WindowSummary":
-        """Merge a non-empty sequence of summaries (pairwise, in order)."""
+        """Merge a non-empty sequence of summaries: equal to merging them pairwise, in order
+        (``a.merge(b).merge(c)…``), in one pass — the samples of every column and part in a few
+        array operations (:func:`_bottom_k_all`), the moments by the pairwise formulas.
+
+        >>> import numpy as np
+        >>> from raywatch.stats.profile import Profile
+        >>> p = Profile.fit({"x": np.arange(100.0), "y": np.arange(100.0) % 7}, seed=0)
+        >>> parts = [p.summarize({"x": np.arange(i, i + 30.0), "y": np.arange(30.0)}, seed=i) for i in range(4)]
+        >>> WindowSummary.merge_all(parts) == parts[0].merge(parts[1]).merge(parts[2]).merge(parts[3])
+        True
+        """
         if not summaries:
             raise ValueError("merge_all needs at least one summary")
-        out = summaries[0]
+        if len(summaries) == 1:
+            return summaries[0]
         for s in summaries[1:]:
-            out = out.merge(s)
-        return out
+            summaries[0]._check(s)
+        return cls._merged(list(summaries))
+
+    @classmethod
+    def _merged(cls, parts: List["WindowSummary"]) -> "WindowSummary":
+        """The pairwise merge of ``parts`` in order, arithmetic for arithmetic, over all parts at
+        once where the order cannot change a result (integer sums, minima and maxima)."""
+        first = parts[0]
+        ints_all = np.stack([p.ints for p in parts])
+        floats_all = np.stack([p.floats for p in parts])
+        n_part = ints_all[:, :, _I["count"]].astype(np.float64)
+        n_cum = np.cumsum(n_part, axis=0)  # exact: sums of integers
+        mean, m2 = floats_all[0, :, 0], floats_all[0, :, 1]
+        tails = floats_all[0, :, 4:]
+        with np.errstate(over="ignore", invalid="ignore"):
+            for i in range(1, len(parts)):
+                na, nb = n_cum[i - 1], n_part[i]
+                safe = np.where(n_cum[i] > 0, n_cum[i], 1.0)
+                delta = floats_all[i, :, 0] - mean
+                mean = mean + delta * (nb / safe)
+                m2 = m2 + floats_all[i, :, 1] + delta * delta * (na * nb / safe)
+                tails = tails + floats_all[i, :, 4:]
+        floats = np.column_stack((mean, m2, floats_all[:, :, 2].min(axis=0), floats_all[:, :, 3].max(axis=0), tails))
+        unknown = dict(first.unknown_columns)
+        sections = first.sections
+        for other in parts[1:]:
+            for name, n_rows in other.unknown_columns.items():
+                if name in unknown or len(unknown) < MAX_UNKNOWN_COLUMNS:
+                    unknown[name] = unknown.get(name, 0) + n_rows
+            if sections or other.sections:
+                sections = sec.merge_sections(sections, other.sections)
+        k = min(s.sample_size for s in parts)
+        return WindowSummary(
+            first.fingerprint, first.names, first.kinds, first.n_bins, k, rows=sum(s.rows for s in parts),
+            ints=ints_all.sum(axis=0), floats=floats, counts=np.sum([s.counts for s in parts], axis=0),
+            samples=_bottom_k_all([s.samples for s in parts], k), unknown_columns=unknown, sections=sections or None,
+        )
 
     # ----------------------------------------------------------- serialization
     def to_bytes(self) -> bytes:
