@@ -60,3 +60,22 @@ def flush(builder: BatchBuilder, payloads: Sequence[Any], results: Sequence[Any]
 def rows_of(cols: Dict[str, Any]) -> List[Dict[str, Any]]:
     names = list(cols)
     return [dict(zip(names, vals)) for vals in zip(*(list(cols[n]) for n in names))]
+
+
+def assert_equals_fairlearn(report: Dict[str, Any], y_true: Any, y_pred: Any, groups: Any, tol: float = 1e-9) -> None:
+    """The fairness report raywatch computed (its ``to_dict()``) holds fairlearn's values on
+    the same raw data, within ``tol``: per group and across groups (each within its interval)."""
+    import fairlearn.metrics as fm
+    import pytest
+
+    mf = fm.MetricFrame(metrics={"selection_rate": fm.selection_rate, "true_positive_rate": fm.true_positive_rate,
+                                 "false_positive_rate": fm.false_positive_rate},
+                        y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+    for group, row in mf.by_group.iterrows():
+        for name in ("selection_rate", "true_positive_rate", "false_positive_rate"):
+            assert report["groups"][group][name]["value"] == pytest.approx(row[name], abs=tol), (group, name)
+    for name in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
+                 "equal_opportunity_difference"):
+        want = getattr(fm, name)(y_true, y_pred, sensitive_features=groups)
+        assert report[name]["value"] == pytest.approx(want, abs=tol), name
+        assert report[name]["low"] <= report[name]["value"] <= report[name]["high"]

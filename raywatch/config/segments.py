@@ -29,7 +29,7 @@ from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from raywatch.config.alerting import AlertingConfig, AlertRuleConfig
 from raywatch import series
-from raywatch.config.base import ImportPath, Secret, StrictModel, validate
+from raywatch.config.base import ImportPath, Secret, StrictModel, validate  # noqa: F401 (validate: the doctest)
 
 __all__ = [
     "SegmentSource", "SegmentColumnConfig", "SegmentsConfig", "FairnessAttributeConfig", "FairnessConfig",

@@ -138,14 +138,14 @@ class SegmentBuilder:
     # ------------------------------------------------------------------ what to do
 
     def active(self, records: Sequence[Record], profile: Any) -> bool:
-        """Whether this flush has anything to segment (cheap: a scan of the records' request
-        contexts for a multiplexed model id, until one has been seen)."""
+        """Whether this flush has anything to segment (cheap: up to 16 records' request contexts
+        are looked at for a multiplexed model id, until one has been seen)."""
         if self.columns or self.attributes or self._tables(profile):
             return True
         if not self.auto_model_id:
             return False
-        if not self.multiplexed_seen:
-            self.multiplexed_seen = any(multiplexed_model_id(r[CTX]) for r in records)
+        if not self.multiplexed_seen:  # 16 records looked at: a multiplexed deployment's requests all carry an id
+            self.multiplexed_seen = any(multiplexed_model_id(r[CTX]) for r in records[::max(1, len(records) // 16)])
         return self.multiplexed_seen
 
     def _tables(self, profile: Any) -> List[str]:

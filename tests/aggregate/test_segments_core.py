@@ -34,12 +34,11 @@ from raywatch.drift.attribution_tables import fit_reference
 from raywatch.stats.labels import OTHER, segment_label
 from raywatch.stats.profile import Profile
 
-from rw_segments import flush, replica, rows_of
+from rw_segments import assert_equals_fairlearn, flush, replica, rows_of
 
-fairlearn_metrics = pytest.importorskip("fairlearn.metrics", reason="fairlearn is a test dependency (pip install .[test])")
+pytest.importorskip("fairlearn.metrics", reason="fairlearn is a test dependency (pip install .[test])")
 
 KEY = "app/Model"
-TOL = 1e-9
 
 
 def _profile(seed=0, n=6000, attribution=False):
@@ -143,19 +142,7 @@ def test_fairness_equals_fairlearn_through_the_product_path():
         y_pred += list(pred)
     rep = core.evaluate(now=now + 1)["models"][KEY]["rolling"]["fairness"]["sex"]
     g, yt, yp = np.array(sexes), np.array(y_true), np.array(y_pred)
-    mf = fairlearn_metrics.MetricFrame(
-        metrics={"selection_rate": fairlearn_metrics.selection_rate,
-                 "true_positive_rate": fairlearn_metrics.true_positive_rate,
-                 "false_positive_rate": fairlearn_metrics.false_positive_rate},
-        y_true=yt, y_pred=yp, sensitive_features=g)
-    for group, row in mf.by_group.iterrows():
-        for name in ("selection_rate", "true_positive_rate", "false_positive_rate"):
-            assert rep["groups"][group][name]["value"] == pytest.approx(row[name], abs=TOL), (group, name)
-    kw = dict(sensitive_features=g)
-    for name in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
-                 "equal_opportunity_difference"):
-        assert rep[name]["value"] == pytest.approx(getattr(fairlearn_metrics, name)(yt, yp, **kw), abs=TOL), name
-        assert rep[name]["low"] <= rep[name]["value"] <= rep[name]["high"]
+    assert_equals_fairlearn(rep, yt, yp, g)
     assert rep["group_rows"] == {k: int((g == k).sum()) for k in ("f", "m", "x")}
     names = {s.name for s in core.models[KEY].series}
     assert {"fairness_disparate_impact", "fairness_selection_rate", "fairness_ci_low"} <= names
