@@ -154,7 +154,11 @@ def reference_data(seed: int = TRAIN_SEED, n: int = TRAIN_ROWS, with_predictions
 
 
 def reference_profile(seed: int = TRAIN_SEED, n: int = TRAIN_ROWS):
-    """A :class:`raywatch.stats.profile.Profile` of the training data and predictions."""
+    """A :class:`raywatch.stats.profile.Profile` of the training data and predictions, with the
+    reference tables that let raywatch say which features moved the predictions when they drift."""
+    from raywatch.drift.attribution_tables import fit_reference
     from raywatch.stats.profile import Profile
 
-    return Profile.fit(reference_data(seed, n), kinds={**FEATURES, **PREDICTIONS})
+    data = reference_data(seed, n)
+    profile = Profile.fit(data, kinds={**FEATURES, **PREDICTIONS})
+    return fit_reference(profile, data, predictions=list(PREDICTIONS), positive={"is_fraud": True})

@@ -9,7 +9,10 @@ features separates them well, but not perfectly.
 
 ``drift`` multiplies numerical features (``{"amount": 2.5}``: every amount is 2.5 times
 larger) or, for ``merchant_category``, replaces the category mix (``{"merchant_category":
-{"online_retail": 0.6, ...}}``). The demo uses it to inject data drift.
+{"online_retail": 0.6, ...}}``). With ``segment`` (a merchant category) the numerical drift
+hits that category's transactions only, and ``fraud_wave`` of them become frauds that look
+like genuine spending (a model trained before the wave misses them). The demo uses both to
+inject data drift and an accuracy drop into one segment.
 
 >>> cols, y = generate_transactions(1000, seed=1)
 >>> sorted(cols)
@@ -63,8 +66,17 @@ def generate_transactions(
     seed: int = 0,
     fraud_rate: float = 0.03,
     drift: Optional[Mapping[str, Any]] = None,
+    segment: Optional[str] = None,
+    fraud_wave: float = 0.0,
 ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-    """``n`` transactions as columns, and their labels (1 = fraud)."""
+    """``n`` transactions as columns, and their labels (1 = fraud); see the module docstring
+    for ``drift``, ``segment`` and ``fraud_wave``.
+
+    >>> cols, y = generate_transactions(4000, seed=2, drift={"amount": 3.0}, segment="grocery", fraud_wave=0.5)
+    >>> g = cols["merchant_category"] == "grocery"
+    >>> bool(y[g].mean() > 0.4 > y[~g].mean())
+    True
+    """
     rng = np.random.default_rng(seed)
     drift = dict(drift or {})
     y = (rng.random(n) < fraud_rate).astype(np.int64)
@@ -112,12 +124,15 @@ def generate_transactions(
         "tx_count_24h": tx_count.astype(np.int64),
         "account_age_days": account_age,
     }
+    hit = np.ones(n, dtype=bool) if segment is None else cat == CATEGORIES.index(segment)
     for name, factor in drift.items():
         if name == "merchant_category":
             continue
         if name not in cols or FEATURES[name] != "numerical":
             raise ValueError(f"cannot drift {name!r}: not a numerical feature of {sorted(FEATURES)}")
-        cols[name] = (cols[name] * float(factor)).astype(cols[name].dtype)
+        cols[name] = np.where(hit, cols[name] * float(factor), cols[name]).astype(cols[name].dtype)
+    if fraud_wave:
+        y = np.where(hit & (rng.random(n) < float(fraud_wave)), 1, y)
     return cols, y
 
 

@@ -18,7 +18,7 @@ Prometheus names are ``raywatch_<name>``; Datadog names ``raywatch.<name>`` with
 >>> check_selector("latncy_p95_seconds", ["model"])
 ["unknown metric 'latncy_p95_seconds' (did you mean latency_p95_seconds, latency_p99_seconds, latency_p50_seconds?)"]
 >>> check_selector("drift_score", ["modle"])
-["metric 'drift_score' has no label 'modle' (did you mean model?); its labels: app, deployment, model, version, feature, method"]
+["metric 'drift_score' has no label 'modle' (did you mean model?); its labels: app, deployment, model, version, feature, method, segment_column, segment"]
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def check_selector(name: str, label_names: Iterable[str], extra_labels: Iterable
     m = METRICS.get(name)
     if m is None or not m.rule:
         return [_unknown(name)]
-    allowed = list(m.all_labels) + [x for x in extra_labels if x not in m.all_labels]
+    allowed = list(m.all_labels) + [x for x in (*extra_labels, *segment_labels(name)) if x not in m.all_labels]
     problems = []
     for label in label_names:
         if label not in allowed:
@@ -329,3 +329,95 @@ def series_labels(base: Mapping[str, str], **extra: str) -> Dict[str, str]:
 def find(name: Optional[str]) -> Optional[Metric]:
     """The entry of ``name`` or None."""
     return METRICS.get(name) if name else None
+
+
+# ---- issue 12: segments, fairness, attribution
+SEGMENT_COLUMN, SEGMENT = "segment_column", "segment"
+SEGMENT_LABELS: Tuple[str, ...] = (SEGMENT_COLUMN, SEGMENT)
+"""The bounded label pair of a per-segment series: the segment column and its value (one of
+the top K values, or ``__other__``)."""
+SEGMENTED = frozenset(m.name for m in (
+    ERROR_RATE, LATENCY_P50_SECONDS, LATENCY_P95_SECONDS, LATENCY_P99_SECONDS, DRIFT_SCORE, DRIFT_P_VALUE,
+    DRIFT_DETECTED, DATASET_DRIFT, DRIFTED_FEATURES_SHARE, *QUALITY_SHARES, *PERFORMANCE, FEEDBACK_ROWS))
+"""The model series also computed per segment, with :data:`SEGMENT_LABELS` added. A rule (or
+an exported rule) that names neither label reads the model-wide series only; one that names
+either reads the per-segment series, one alert per segment."""
+SEGMENT_ROWS = _m("segment_rows", "gauge", "rows", "Feature rows of one segment in the rolling view.", "detect",
+                  SEGMENT_LABELS)
+SEGMENT_REQUESTS = _m("segment_requests", "gauge", "requests",
+                      "Requests of one segment in the rolling view (route, version, replica and model-id segments: "
+                      "every request; feature, header and attribute segments: the sampled ones).", "ingest",
+                      SEGMENT_LABELS)
+SEGMENT_MISSED_ROWS = _m("segment_missed_rows", "gauge", "rows",
+                         "Upper bound on a segment's rows counted in __other__ (it entered the top K late); 0: its "
+                         "figures cover all of its rows.", "detect", SEGMENT_LABELS)
+SEGMENT_SERIES: Tuple[Metric, ...] = (SEGMENT_ROWS, SEGMENT_REQUESTS, SEGMENT_MISSED_ROWS)
+
+_GROUP = ("attribute", "group")
+FAIRNESS_GROUP_ROWS = _m("fairness_group_rows", "gauge", "rows", "Predictions of one group of a protected attribute "
+                         "in the rolling view.", "feedback", _GROUP)
+FAIRNESS_SELECTION_RATE = _m("fairness_selection_rate", "gauge", "ratio",
+                             "P(prediction = favourable) in one group.", "feedback", _GROUP)
+FAIRNESS_TRUE_POSITIVE_RATE = _m("fairness_true_positive_rate", "gauge", "ratio",
+                                 "P(prediction = favourable | label = favourable) in one group.", "feedback", _GROUP)
+FAIRNESS_FALSE_POSITIVE_RATE = _m("fairness_false_positive_rate", "gauge", "ratio",
+                                  "P(prediction = favourable | label ≠ favourable) in one group.", "feedback", _GROUP)
+FAIRNESS_PRECISION = _m("fairness_precision", "gauge", "ratio",
+                        "P(label = favourable | prediction = favourable) in one group.", "feedback", _GROUP)
+FAIRNESS_CALIBRATION_GAP = _m("fairness_calibration_gap", "gauge", "probability",
+                              "Mean score minus observed favourable rate in one group.", "feedback", _GROUP)
+FAIRNESS_DISPARATE_IMPACT_GROUP = _m("fairness_disparate_impact_group", "gauge", "ratio",
+                                     "One group's selection rate over the reference group's.", "feedback", _GROUP)
+FAIRNESS_GROUP_FIGURES: Tuple[Tuple[Metric, str], ...] = (
+    (FAIRNESS_SELECTION_RATE, "selection_rate"), (FAIRNESS_TRUE_POSITIVE_RATE, "true_positive_rate"),
+    (FAIRNESS_FALSE_POSITIVE_RATE, "false_positive_rate"), (FAIRNESS_PRECISION, "precision"),
+    (FAIRNESS_CALIBRATION_GAP, "calibration_gap"), (FAIRNESS_DISPARATE_IMPACT_GROUP, "disparate_impact"))
+"""Each per-group fairness series with the field of ``raywatch.drift.fairness.GroupFairness`` it reads."""
+FAIRNESS_DEMOGRAPHIC_PARITY_DIFFERENCE = _m("fairness_demographic_parity_difference", "gauge", "ratio",
+                                            "Largest minus smallest selection rate across groups.", "feedback",
+                                            ("attribute",))
+FAIRNESS_DEMOGRAPHIC_PARITY_RATIO = _m("fairness_demographic_parity_ratio", "gauge", "ratio",
+                                       "Smallest over largest selection rate across groups.", "feedback", ("attribute",))
+FAIRNESS_DISPARATE_IMPACT = _m("fairness_disparate_impact", "gauge", "ratio",
+                               "Smallest ratio of a group's selection rate to the reference group's (the four-fifths "
+                               "rule flags < 0.8).", "feedback", ("attribute",))
+FAIRNESS_EQUALIZED_ODDS_DIFFERENCE = _m("fairness_equalized_odds_difference", "gauge", "ratio",
+                                        "The larger of the true and false positive rates' spreads across groups.",
+                                        "feedback", ("attribute",))
+FAIRNESS_EQUAL_OPPORTUNITY_DIFFERENCE = _m("fairness_equal_opportunity_difference", "gauge", "ratio",
+                                           "The true positive rate's spread across groups.", "feedback", ("attribute",))
+FAIRNESS_FIGURES: Tuple[Tuple[Metric, str], ...] = (
+    (FAIRNESS_DEMOGRAPHIC_PARITY_DIFFERENCE, "demographic_parity_difference"),
+    (FAIRNESS_DEMOGRAPHIC_PARITY_RATIO, "demographic_parity_ratio"),
+    (FAIRNESS_DISPARATE_IMPACT, "disparate_impact"),
+    (FAIRNESS_EQUALIZED_ODDS_DIFFERENCE, "equalized_odds_difference"),
+    (FAIRNESS_EQUAL_OPPORTUNITY_DIFFERENCE, "equal_opportunity_difference"))
+"""Each cross-group fairness series with the field of ``raywatch.drift.fairness.FairnessReport`` it reads."""
+FAIRNESS_CI_LOW = _m("fairness_ci_low", "gauge", "the figure's unit",
+                     "Lower bound of a fairness figure's confidence interval (figure: the series name without "
+                     "fairness_; group empty for a cross-group figure).", "feedback", ("attribute", "group", "figure"))
+FAIRNESS_CI_HIGH = _m("fairness_ci_high", "gauge", "the figure's unit",
+                      "Upper bound of a fairness figure's confidence interval.", "feedback",
+                      ("attribute", "group", "figure"))
+
+REPLICA_OUTLIER = _m("replica_outlier", "gauge", "boolean",
+                     "1 when a replica's features, predictions or latency differ from its peers' (same deployment and "
+                     "version) in the rolling view.", "detect", ("replica",))
+REPLICA_OUTLIER_SCORE = _m("replica_outlier_score", "gauge", "ratio",
+                           "A replica's largest effect over its floor among the columns that differ from its peers.",
+                           "detect", ("replica",))
+DRIFT_ATTRIBUTION_SHARE = _m("drift_attribution_share", "gauge", "ratio",
+                             "Share of the prediction's mean shift a feature's drift explains (shift-share "
+                             "decomposition), when the prediction drifted.", "detect", ("prediction", "feature"))
+
+
+def segment_labels(name: str) -> Tuple[str, ...]:
+    """The segment labels a rule on ``name`` may match (empty for a metric not computed per segment).
+
+    >>> segment_labels("accuracy"), segment_labels("requests_total")
+    (('segment_column', 'segment'), ())
+    """
+    m = METRICS.get(name)
+    if name in SEGMENTED or (m is not None and m.labels[:2] == SEGMENT_LABELS):
+        return SEGMENT_LABELS
+    return ()

@@ -88,8 +88,9 @@ class StatsCollector(Collector):
                     continue
                 names = tuple(s.labels.keys())
                 fam = family(metric, names)
-                if keys[s.name] != names:
-                    continue  # a differently labelled sample would break the family
+                if keys[s.name] != names:  # a per-segment sample: its family holds both label sets
+                    fam.add_sample(fam.name, {k: str(v) for k, v in s.labels.items()}, float(s.value))
+                    continue
                 fam.add_metric([str(s.labels[k]) for k in names], float(s.value))
             for rid, r in list(live_replicas(ms, at, ttl).items()):  # gone replicas are not exported
                 res = r.resources or {}

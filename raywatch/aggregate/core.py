@@ -43,6 +43,7 @@ from raywatch.aggregate.journal import FeedbackItem, Journal, JournalFull, Journ
 from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.query import actor_status, history, model_status
 from raywatch.aggregate.recovery import recover, snapshot
+from raywatch.aggregate.segment_eval import default_rule_groups
 from raywatch.aggregate.store import Store
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig, parse_config
@@ -309,6 +310,7 @@ class StatsCore:
                 self.fail("evaluate", exc)
                 continue
             groups.append((registry.alerting_for(ms, self.config), ms.series, False))
+            groups.extend(default_rule_groups(ms, self.config))  # fairness and replica rules (issue 12)
         try:
             self.joiner.expire(now)
         except Exception as exc:

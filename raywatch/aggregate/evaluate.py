@@ -19,6 +19,7 @@ from raywatch.aggregate.detectors import NAMES
 from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.model_series import model_series
+from raywatch.aggregate.segment_eval import evaluate_segments_of
 from raywatch.aggregate.windows import Window, aggregate_resources
 from raywatch.config import WindowConfig
 from raywatch.drift import detect_drift
@@ -238,6 +239,7 @@ class Evaluator:
             except Exception as exc:
                 self.failures.fail("performance", exc)
         res["performance"] = perf
+        evaluate_segments_of(ms, w, res, detail=parts is not None, fail=self.failures.fail)  # issue 12
         return res
 
     def rolling_parts(self, ms: ModelState, now: float) -> List[Window]:

@@ -35,6 +35,7 @@ from raywatch.aggregate.generations import NEW, STALE, classify, generation_key,
 from raywatch.aggregate.joiner import FeedbackJoiner, Joined, LabelRefused
 from raywatch.aggregate.model import ModelState, ReplicaMemory
 from raywatch.aggregate.models import for_batch
+from raywatch.aggregate.segment_window import clean_tags, ingest_batch, ingest_label
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
@@ -220,6 +221,7 @@ class Ingestor:
             res["ts"] = b.end_ts
             rep.resources = res
             w.resources[b.replica_id] = res
+        s = None
         if b.summary is not None:
             try:
                 s = WindowSummary.from_bytes(b.summary)
@@ -228,6 +230,7 @@ class Ingestor:
             except Exception as exc:
                 ms.refused["summaries"] += 1
                 self.failures.fail("ingest.summary", exc)
+        ingest_batch(ms, w, b, s, sketch, self.failures.fail)  # segments, groups, replicas (issue 12)
         # streaming detectors on the batch's mean latency and error rate
         if b.requests > 0:
             if sketch is not None and sketch.count:
@@ -237,10 +240,10 @@ class Ingestor:
     def _predictions(self, ms: ModelState, b: ReplicaBatch, now: float) -> None:
         for item in b.predictions or ():
             try:
-                rid, pred, score = (tuple(item) + (None, None))[:3]
+                rid, pred, score, tags = (tuple(item) + (None, None, None))[:4]
                 ms.totals["predictions"] += 1
                 score = None if score is None else float(score)
-                for j in self.joiner.add_prediction(rid, ms.key, scalar(pred), score, now=now):
+                for j in self.joiner.add_prediction(rid, ms.key, scalar(pred), score, now=now, tags=clean_tags(tags)):
                     self._joined(j, now)
             except Exception as exc:
                 self.failures.fail("ingest.predictions", exc)
@@ -322,6 +325,7 @@ class Ingestor:
                 err = 0.0 if label_key(j.label) == label_key(j.prediction) else 1.0
             w = window_for(ms, now, now, self.config.windows.length)
             w.add_perf(acc)
+            ingest_label(ms, w, j.tags, acc, j.label)
             w.feedback_rows += 1
             ms.totals[FEEDBACK_ROWS.name] += 1
         except Exception as exc:

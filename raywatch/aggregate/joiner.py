@@ -15,11 +15,11 @@ expiries are counted, never silent.
 >>> j.add_prediction("r1", "m", 1, 0.9, now=0.0)
 []
 >>> j.add_label("r1", 1, now=1.0)
-[Joined(request_id='r1', model_key='m', label=1, prediction=1, score=0.9)]
+[Joined(request_id='r1', model_key='m', label=1, prediction=1, score=0.9, tags=None)]
 >>> j.add_label("r2", 0, now=2.0)          # label first ...
 []
 >>> j.add_prediction("r2", "m", 1, 0.4, now=3.0)   # ... prediction second
-[Joined(request_id='r2', model_key='m', label=0, prediction=1, score=0.4)]
+[Joined(request_id='r2', model_key='m', label=0, prediction=1, score=0.4, tags=None)]
 >>> j.counters()["joined"], j.pending()
 (2, {'predictions': 0, 'labels': 0})
 """
@@ -100,6 +100,7 @@ class Joined(NamedTuple):
     label: Any
     prediction: Any
     score: Optional[float]
+    tags: Any = None  # the segments and groups of the prediction's request (issue 12), or None
 
 
 class FeedbackJoiner:
@@ -139,7 +140,8 @@ class FeedbackJoiner:
 
     # ------------------------------------------------------------------ adding
     def add_prediction(
-        self, request_id: str, model_key: str, prediction: Any, score: Optional[float], *, now: float
+        self, request_id: str, model_key: str, prediction: Any, score: Optional[float], *, now: float,
+        tags: Any = None,
     ) -> List[Joined]:
         """Record a prediction; returns the pair when its label was already waiting."""
         rid = str(request_id)
@@ -152,10 +154,11 @@ class FeedbackJoiner:
             else:
                 self._drop_label(rid)
                 self._counts["joined"] += 1
-                return [Joined(rid, model_key, label, prediction, score)]
+                return [Joined(rid, model_key, label, prediction, score, tags)]
         if rid in self._predictions:
             self._predictions.move_to_end(rid)
-        self._predictions[rid] = (now, model_key, prediction, score)
+        self._predictions[rid] = (now, model_key, prediction, score) if tags is None else \
+            (now, model_key, prediction, score, tags)
         while len(self._predictions) > self.max_pending:
             self._predictions.popitem(last=False)
             self._counts["evicted_predictions"] += 1
@@ -167,11 +170,11 @@ class FeedbackJoiner:
         self._counts["labels"] += 1
         pred = self._predictions.get(rid)
         if pred is not None:
-            _, pkey, prediction, score = pred
+            pkey, prediction, score = pred[1:4]
             if model_key is None or model_key == pkey:
                 del self._predictions[rid]
                 self._counts["joined"] += 1
-                return [Joined(rid, pkey, label, prediction, score)]
+                return [Joined(rid, pkey, label, prediction, score, pred[4] if len(pred) > 4 else None)]
             self._counts["model_mismatch"] += 1
         size = _label_size(rid, label)
         if rid in self._labels:
@@ -232,7 +235,7 @@ class FeedbackJoiner:
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:
         """Both sides and the counters as a ``raywatch.feedback-joiner`` record, version 1:
-        ``predictions`` as ``[request_id, [ts, model_key, prediction, score]]`` and
+        ``predictions`` as ``[request_id, [ts, model_key, prediction, score(, tags)]]`` and
         ``labels`` as ``[request_id, [ts, label, model_key]]``, oldest first."""
         return record(FORMAT, VERSION, ttl=self.ttl, max_pending=self.max_pending,
                       predictions=[[k, list(v)] for k, v in self._predictions.items()],

@@ -114,12 +114,15 @@ def clean_batch(b: ReplicaBatch, on_bad: "Callable[[str, BaseException], None]")
     for i, p in enumerate(b.predictions or ()):
         try:
             rid, pred, score = (tuple(p) + (None, None))[:3]
-            preds.append((str(rid), scalar(pred), None if score is None else float(score)))
+            preds.append((str(rid), scalar(pred), None if score is None else float(score))
+                         + ((plain(p[3], on_bad, f"predictions[{i}].tags"),) if len(p) > 3 else ()))
         except (TypeError, ValueError) as exc:
             on_bad(f"predictions[{i}]", exc)
     changes["predictions"] = preds
-    for name in _DICT_FIELDS + ("resources", "latency"):
+    for name in _DICT_FIELDS + ("resources", "latency", "attribution"):
         changes[name] = plain(getattr(b, name) or {}, on_bad, name)
+    for name in ("segments", "segment_traffic", "fairness"):  # issue 12: optional parts
+        changes[name] = plain(getattr(b, name), on_bad, name)
     for name in ("model", "version", "node_id"):
         v = getattr(b, name)
         if v is not None and not isinstance(v, str):

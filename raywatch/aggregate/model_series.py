@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping
 
 from raywatch import series as catalogue
 from raywatch.aggregate.model import ModelState
+from raywatch.aggregate.segment_series import segment_series
 from raywatch.series import Metric, Series
 
 __all__ = ["model_series"]
@@ -67,4 +68,5 @@ def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     for gpu, g in (res.get("gpus") or {}).items():
         for m, key in catalogue.GPU_SERIES:
             add(m, g.get(key), gpu=gpu)
+    out.extend(segment_series(ms, r))  # per segment, group, replica and feature (issue 12)
     return out

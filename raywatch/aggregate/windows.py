@@ -26,6 +26,7 @@ import numpy as np
 
 from raywatch import series
 from raywatch.aggregate.data import b64, unb64
+from raywatch.aggregate.segment_window import SegmentWindow
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
 from raywatch.stats.sketch import LatencySketch
 from raywatch.stats.summary import WindowSummary
@@ -72,6 +73,7 @@ class Window:
         # it; column -> observed wrong type name -> batches that saw it (bounded)
         self.redacted: Dict[str, str] = {}
         self.wrong_types: Dict[str, Dict[str, int]] = {}
+        self.segments: Optional[SegmentWindow] = None  # per segment, group and replica (issue 12)
 
     # ------------------------------------------------------------------ adding
     def add_notes(self, redacted: Optional[Dict[str, str]], wrong_types: Optional[Dict[str, Any]]) -> None:
@@ -186,6 +188,7 @@ class Window:
             out.capture_errors += w.capture_errors
             out.resources.update(w.resources)  # later windows win per replica
             out.add_notes(w.redacted, w.wrong_types)
+        out.segments = SegmentWindow.merged(w.segments for w in ws)
         return out
 
     # ------------------------------------------------------------------ reading
@@ -237,6 +240,7 @@ class Window:
             "last_ts": self.last_ts,
             "redacted": self.redacted,
             "wrong_types": self.wrong_types,
+            "segments": self.segments.state() if self.segments is not None else None,
         }
 
     @classmethod
@@ -256,6 +260,7 @@ class Window:
         w.perf = perf_from_dict(s.get("perf"))
         w.resources = dict(s.get("resources") or {})
         w.add_notes(s.get("redacted"), s.get("wrong_types"))
+        w.segments = SegmentWindow.from_state(s["segments"]) if s.get("segments") else None
         return w
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from raywatch.alerts.alert import FIRING, PENDING, RESOLVED, Alert, Series, fingerprint
 from raywatch.expr import Matcher, parse_matchers
+from raywatch.series import SEGMENT, SEGMENT_LABELS
 from raywatch.expr import Template
 
 log = logging.getLogger("raywatch.alerts.rules")
@@ -60,6 +61,8 @@ class Rule:
         self.name: str = cfg.name
         self.metric: str = cfg.metric
         self.matchers: Tuple[Matcher, ...] = parse_matchers(cfg.matchers)
+        if not {m.label for m in self.matchers} & set(SEGMENT_LABELS):  # the model-wide series only (issue 12)
+            self.matchers += (Matcher(SEGMENT, "=", ""),)
         self.op: str = cfg.op
         self.threshold: float = float(cfg.threshold)
         self.for_: float = float(cfg.for_)

@@ -11,7 +11,7 @@ from raywatch import series
 from raywatch.cli.common import (ADDRESS_HELP, CONFIG_HELP, CONNECT_TIMEOUT, TIMEOUT_HELP, ask, connect, fail, fmt,
                                  load_monitor_config, no_such_model)
 
-__all__ = ["status", "status_lines", "drift_lines", "quality_parts"]
+__all__ = ["status", "status_lines", "drift_lines", "quality_parts", "segment_lines"]
 
 
 def _traffic_line(m: Mapping[str, Any]) -> str:
@@ -105,6 +105,7 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
         perf = {k: v for k, v in (m.get("performance") or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if perf:
             lines.append("  performance: " + ", ".join(f"{k} {fmt(v)}" for k, v in perf.items()))
+        lines.extend(segment_lines(m))  # segments, fairness, replicas, attribution (issue 12)
         res = m.get("resources") or {}
         if res:
             cpu, rss = res.get(series.CPU_PERCENT.name), res.get(series.RSS_BYTES.name)
@@ -114,6 +115,67 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
         lines.extend(_alert_line(a) for a in firing)
         if not firing:
             lines.append("  alerts: none firing")
+    return lines
+
+
+# ---- issue 12: who is affected
+
+
+def _segment_text(col: str, e: Mapping[str, Any]) -> str:
+    """``merchant_category=grocery DRIFT (amount, distance_km) accuracy 0.74 errors 0% rows 310``."""
+    parts = [click.style(f"{col}={e.get('segment')}", bold=True)]
+    if e.get(series.DATASET_DRIFT.name):
+        parts.append(click.style("DRIFT", fg="red", bold=True) + f" ({', '.join(e.get('drifted_columns') or [])})")
+    elif e.get("drifted_columns"):
+        parts.append("drifted: " + ", ".join(e["drifted_columns"]))
+    perf = e.get("performance") or {}
+    for m in (series.ACCURACY, series.MAE):
+        if _is_num(perf.get(m.name)):
+            parts.append(f"{m.name} {fmt(perf[m.name])}")
+    if _is_num(e.get(series.ERROR_RATE.name)):
+        parts.append(f"errors {fmt(e[series.ERROR_RATE.name] * 100, '%')}")
+    if e.get("quality_issues"):
+        parts.append(f"quality issues {e['quality_issues']}")
+    parts.append(f"rows {e.get('rows') or 0:,}" + (f" ({e['missed_rows']:,} may be in __other__)" if e.get("missed_rows") else ""))
+    return " ".join(parts)
+
+
+def _estimate(e: Mapping[str, Any]) -> str:
+    if not e.get("tested"):
+        return "untested" + (f" ({e['note']})" if e.get("note") else "")
+    ci = f" [{fmt(e.get('low'))}, {fmt(e.get('high'))}]" if _is_num(e.get("low")) and _is_num(e.get("high")) else ""
+    return f"{fmt(e.get('value'))}{ci}"
+
+
+def segment_lines(m: Mapping[str, Any], worst: int = 3) -> List[str]:
+    """A model's worst segments, its fairness figures per protected attribute, the replicas
+    that differ from their peers and the features that explain a prediction's drift."""
+    roll = m.get("rolling") or {}
+    lines: List[str] = []
+    segs = [(col, e) for col, es in (roll.get("segments") or {}).items() for e in es]
+    if segs:
+        from raywatch.aggregate.segment_eval import worst_segments
+
+        shown = worst_segments(roll, worst)
+        lines.append("  worst segments: " + "; ".join(_segment_text(col, e) for col, e in shown))
+    for attr, f in (roll.get("fairness") or {}).items():
+        di, dpd, eo = (f.get(k) or {} for k in ("disparate_impact", "demographic_parity_difference",
+                                                 "equalized_odds_difference"))
+        adverse = f.get("adverse_impact") or []
+        lines.append(
+            f"  fairness {attr}: disparate impact {_estimate(di)} (reference {f.get('reference') or '-'}), "
+            f"demographic parity difference {_estimate(dpd)}, equalized odds difference {_estimate(eo)}"
+            + (click.style(f"  below four-fifths: {', '.join(adverse)}", fg="red") if adverse else ""))
+    for version, rep in (roll.get("replica_outliers") or {}).items():
+        named = rep.get("outliers") or []
+        reps = rep.get("replicas") or {}
+        text = ", ".join(f"{r} ({', '.join(reps.get(r, {}).get('differing') or [])})" for r in named) or "none"
+        lines.append(f"  replica outliers{f' (version {version})' if version else ''}: "
+                     + (click.style(text, fg="red") if named else text) + f" among {len(reps)} replicas")
+    for pred, a in (roll.get("attribution") or {}).items():
+        feats = [f for f in a.get("features") or [] if f.get("explains")] or (a.get("features") or [])[:3]
+        shares = ", ".join(f"{f['feature']} {fmt((f.get('share') or 0) * 100, '%')}" for f in feats)
+        lines.append(f"  attribution: {pred} mean moved {fmt(a.get('shift'))}; explained by {shares or 'no feature'}")
     return lines
 
 

@@ -12,6 +12,7 @@ replica     capture, shipping, resources (in every replica)
 aggregate   windows, actor, feedback, detectors (the stats actor)
 detect      drift tests
 alerting    rules (checked against the metric catalogue), route, inhibition, silences
+segments    segments, fairness and attribution (issue 12), and the rules they add
 sinks       sinks and their delivery settings
 monitor     :class:`MonitorConfig`, :func:`parse_config`, :func:`load_config`
 app         the serve-app builder's arguments
@@ -74,6 +75,8 @@ from raywatch.config.alerting import (
     WATCHDOG_ALERTNAME,
     WatchdogConfig,
 )
+from raywatch.config.segments import (AttributionConfig, FairnessAttributeConfig, FairnessConfig, ReplicaOutlierConfig,
+                                      SegmentColumnConfig, SegmentsConfig, default_rules, with_default_rules)
 from raywatch.config.monitor import MonitorConfig, load_config, parse_config
 from raywatch.config.app import APP_ARGS_SOURCE, ApplicationArgs, MonitoredAppArgs, validate_args
 
@@ -94,6 +97,9 @@ __all__ = [
     # sinks
     "RetryConfig", "SlackSinkConfig", "DatadogSinkConfig", "AlertmanagerSinkConfig", "PagerDutySinkConfig",
     "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "SinkConfig", "SINK_TYPES", "DIRECT_SINK_TYPES",
+    # segments, fairness, attribution (issue 12)
+    "SegmentColumnConfig", "SegmentsConfig", "FairnessAttributeConfig", "FairnessConfig", "ReplicaOutlierConfig",
+    "AttributionConfig", "default_rules", "with_default_rules",
     # monitor
     "MonitorConfig", "parse_config", "load_config",
     # serve-app builder

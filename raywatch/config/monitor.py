@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Set, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from raywatch.config.aggregate import ActorConfig, DetectorsConfig, FeedbackConfig, WindowConfig
 from raywatch.config.alerting import AlertingConfig
 from raywatch.config.base import ConfigError, StrictModel, deep_merge, read_yaml, to_data, validate
 from raywatch.config.detect import DriftConfig
 from raywatch.config.replica import CaptureConfig, ResourcesConfig, ShippingConfig
+from raywatch.config.segments import AttributionConfig, FairnessConfig, SegmentsConfig, check_segments
 
 __all__ = ["MonitorConfig", "parse_config", "load_config"]
 
@@ -36,6 +37,11 @@ class MonitorConfig(StrictModel):
     # --- (issue 16; the replica's block) a profile_path that cannot be read fails monitor()
     # and the deploy, unless this is false: then the model starts without a reference profile
     profile_required: bool = True
+    # --- (issue 12) who is affected: raywatch.config.segments
+    segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+    _segments_check = model_validator(mode="after")(check_segments)
 
     def to_data(self) -> Dict[str, Any]:
         """Plain JSON-able data that :meth:`from_data` reads back into an equal config:
@@ -67,7 +73,7 @@ def parse_config(data: Any, model: Optional[type] = None, source: Optional[str] 
     >>> parse_config({"alerting": {"rules": [{"name": "E", "expr": 'error_rate{modle="x"} > 1'}]}}, source="m.yaml")
     Traceback (most recent call last):
     ...
-    raywatch.config.base.ConfigError: m.yaml: alerting.rules[0].expr: metric 'error_rate' has no label 'modle' (did you mean model?); its labels: app, deployment, model, version
+    raywatch.config.base.ConfigError: m.yaml: alerting.rules[0].expr: metric 'error_rate' has no label 'modle' (did you mean model?); its labels: app, deployment, model, version, segment_column, segment
     """
     return validate(model or MonitorConfig, data, source, unset_env=unset_env)
 

@@ -4,11 +4,18 @@ and durations in Prometheus' (and Alertmanager's) syntax."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import List, Optional
+from typing import Any, List, Optional
 
-from raywatch.config import ConfigError
+from raywatch.config import AlertingConfig, ConfigError, with_default_rules
 
-__all__ = ["ExportError", "prom_duration"]
+__all__ = ["ExportError", "prom_duration", "rules_of"]
+
+
+def rules_of(cfg: Any) -> AlertingConfig:
+    """The alerting config an export writes: ``AlertingConfig.of(cfg)``, and for a whole
+    monitor config the default rules its fairness and replica settings add (issue 12)."""
+    alerting = AlertingConfig.of(cfg)
+    return with_default_rules(alerting, cfg) if hasattr(cfg, "fairness") and alerting is not cfg else alerting
 
 
 class ExportError(ConfigError):

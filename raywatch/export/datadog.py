@@ -22,6 +22,10 @@ What is exact and what is refused
 * **keep_firing_for** has no equivalent in a metric monitor (its recovery windows exist
   for anomaly monitors only): a monitor resolves as soon as its window stops holding. The
   rule is exported without it and the log says so, naming the rule and the field.
+* **Segments**: a rule on a metric raywatch also computes per segment reads the model-wide
+  series unless it names ``segment_column`` or ``segment``: its query excludes the
+  per-segment series (``!segment:*``); a rule that names one groups by both segment labels
+  too (one alert per segment).
 * Rules Datadog cannot express at all (``==``/``!=`` comparisons, general regular
   expressions in matchers) are left out with a warning in the log naming the rule.
 
@@ -29,7 +33,7 @@ What is exact and what is refused
 >>> cfg = AlertingConfig.model_validate({"rules": [{"name": "HighLatency",
 ...     "expr": 'latency_p95_seconds{model=~"fraud|churn"} > 0.5', "for": "2m", "severity": "critical"}]})
 >>> datadog_monitors(cfg)[0]["query"]
-'min(last_2m):avg:raywatch.latency_p95_seconds{(model:fraud OR model:churn)} by {app,deployment,model,version} > 0.5'
+'min(last_2m):avg:raywatch.latency_p95_seconds{(model:fraud OR model:churn),!segment:*} by {app,deployment,model,version} > 0.5'
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from raywatch import series
 from raywatch.config import AlertingConfig
 from raywatch.expr import Matcher, decimal_text, number_text, parse_matchers
-from raywatch.export.base import ExportError, prom_duration
+from raywatch.export.base import ExportError, prom_duration, rules_of
 from raywatch.sinks.datadog import DatadogSink
 
 log = logging.getLogger("raywatch.export.datadog")
@@ -101,7 +105,7 @@ def datadog_monitors(cfg: Any, *, notify: Sequence[str] = ()) -> List[Dict[str, 
     one multi-alert monitor per rule (see the module's docstring for what is carried
     exactly, what is refused and what is left out). ``notify`` handles (``@slack-ml``) go
     into the message."""
-    cfg = AlertingConfig.of(cfg)
+    cfg = rules_of(cfg)
     out: List[Dict[str, Any]] = []
     problems: List[str] = []
     for r in cfg.rules:
@@ -131,8 +135,14 @@ def datadog_monitors(cfg: Any, *, notify: Sequence[str] = ()) -> List[Dict[str, 
                         prom_duration(r.keep_firing_for, f"rule {r.name}: keep_firing_for"))
         metric = series.metric(r.metric)
         agg = "min" if r.op in (">", ">=") else "max"
+        labels = list(metric.all_labels)
+        if r.metric in series.SEGMENTED:  # issue 12: model-wide series, or one alert per segment
+            if {m.label for m in parse_matchers(r.matchers)} & set(series.SEGMENT_LABELS):
+                labels += list(series.SEGMENT_LABELS)
+            else:
+                filters.append(f"!{series.SEGMENT}:*")
         scope = ",".join(filters) if filters else "*"
-        by = f" by {{{','.join(metric.all_labels)}}}" if metric.all_labels else ""
+        by = f" by {{{','.join(labels)}}}" if labels else ""
         query = f"{agg}({window}):avg:{metric.datadog}{{{scope}}}{by} {r.op} {threshold}"
         ann = r.annotations
         text = _dd_template(ann.get("summary") or f"{r.name}: {r.metric} {r.op} {number_text(r.threshold)}")

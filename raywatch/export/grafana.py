@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from raywatch import series as S
-from raywatch.config import AlertingConfig
+from raywatch.export.base import rules_of
 from raywatch.series import Metric
 
 __all__ = ["grafana_dashboard"]
@@ -26,9 +26,36 @@ _UNITS = {"requests per second": "reqps", "ratio": "percentunit", "seconds": "s"
           "percent of a core": "percent", "bytes": "bytes"}
 
 
-def _q(agg: str, m: Metric, by: str = "model") -> str:
-    """``agg by (by) (raywatch_<name>{<dashboard variables>})``."""
-    return f"{agg} by ({by}) ({m.prometheus}{{{_SEL}}})"
+def _q(agg: str, m: Metric, by: str = "model", segments: bool = False) -> str:
+    """``agg by (by) (raywatch_<name>{<dashboard variables>})``: a metric also computed per
+    segment reads its model-wide series (``segment=""``), or with ``segments`` the
+    per-segment ones of the chosen segment columns."""
+    sel = _SEL
+    if segments:
+        sel += f', {S.SEGMENT_COLUMN}=~"${S.SEGMENT_COLUMN}", {S.SEGMENT}!=""'
+    elif m.name in S.SEGMENTED:
+        sel += f', {S.SEGMENT}=""'
+    return f"{agg} by ({by}) ({m.prometheus}{{{sel}}})"
+
+
+def _segment_panels(g: "_Layout") -> None:
+    """Segments (worst first), fairness, replica outliers and drift attribution (issue 12)."""
+    seg = f"model, {S.SEGMENT_COLUMN}, {S.SEGMENT}"
+    legend = f"{{{{model}}}} {{{{{S.SEGMENT_COLUMN}}}}}={{{{{S.SEGMENT}}}}}"
+    g.add("Worst segments: accuracy", [(f"bottomk(10, {_q('min', S.ACCURACY, seg, True)})", legend)], S.ACCURACY)
+    g.add("Segments: drifted features share", [(f"topk(10, {_q('max', S.DRIFTED_FEATURES_SHARE, seg, True)})", legend)],
+          S.DRIFTED_FEATURES_SHARE)
+    g.add("Segments: error rate", [(f"topk(10, {_q('max', S.ERROR_RATE, seg, True)})", legend)], S.ERROR_RATE)
+    g.add("Segments: latency p95", [(f"topk(10, {_q('max', S.LATENCY_P95_SECONDS, seg, True)})", legend)],
+          S.LATENCY_P95_SECONDS)
+    g.add("Fairness: disparate impact", [(_q("min", S.FAIRNESS_DISPARATE_IMPACT, "model, attribute"),
+                                          "{{model}} {{attribute}}")], S.FAIRNESS_DISPARATE_IMPACT)
+    g.add("Fairness: equalized odds difference", [(_q("max", S.FAIRNESS_EQUALIZED_ODDS_DIFFERENCE, "model, attribute"),
+                                                   "{{model}} {{attribute}}")], S.FAIRNESS_EQUALIZED_ODDS_DIFFERENCE)
+    g.add("Replica outliers", [(_q("max", S.REPLICA_OUTLIER_SCORE, "model, replica"), "{{model}} {{replica}}")],
+          S.REPLICA_OUTLIER_SCORE)
+    g.add("Drift attribution", [(_q("max", S.DRIFT_ATTRIBUTION_SHARE, "model, prediction, feature"),
+                                 "{{prediction}} ← {{feature}}")], S.DRIFT_ATTRIBUTION_SHARE)
 
 
 def _rate(m: Metric, by: str, sel: str = _SEL) -> str:
@@ -75,7 +102,7 @@ def grafana_dashboard(cfg: Any = None, *, title: str = "raywatch: model monitori
     rules, thresholds appear as dashed lines on the matching panels."""
     thresholds: Dict[str, List[float]] = {}
     if cfg is not None:
-        for r in AlertingConfig.of(cfg).rules:
+        for r in rules_of(cfg).rules:
             thresholds.setdefault(r.metric, []).append(r.threshold)
     g = _Layout(thresholds)
     g.add("Throughput", [(_q("sum", S.THROUGHPUT_RPS, "model, version"), "{{model}} {{version}}")], S.THROUGHPUT_RPS)
@@ -101,6 +128,7 @@ def grafana_dashboard(cfg: Any = None, *, title: str = "raywatch: model monitori
     g.add("Notifications", [(_rate(m, "sink", ""), f"{legend} {{{{sink}}}}") for m, legend in
                             ((S.NOTIFICATIONS_SENT_TOTAL, "sent"), (S.NOTIFICATIONS_FAILED_TOTAL, "failed"),
                              (S.NOTIFICATIONS_DEAD_LETTERED_TOTAL, "dead-lettered"))], unit="ops")
+    _segment_panels(g)
     firing = f"{S.ALERT_STATE.prometheus}{{{_SEL}}} == 2"
     g.add("Firing alerts", [(firing, "{{alertname}} {{severity}} {{model}} {{feature}}")], kind="table", w=24)
 
@@ -125,6 +153,7 @@ def grafana_dashboard(cfg: Any = None, *, title: str = "raywatch: model monitori
             var("app", f"label_values({requests}, app)"),
             var("deployment", f'label_values({requests}{{app=~"$app"}}, deployment)'),
             var("model", f'label_values({requests}{{app=~"$app", deployment=~"$deployment"}}, model)'),
+            var(S.SEGMENT_COLUMN, f"label_values({S.SEGMENT_ROWS.prometheus}, {S.SEGMENT_COLUMN})"),
         ]},
         "annotations": {"list": [{
             "name": "raywatch alerts", "enable": True, "iconColor": "red", "datasource": dict(_DS),

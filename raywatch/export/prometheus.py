@@ -12,9 +12,16 @@ refused with an :class:`~raywatch.export.base.ExportError` naming the rule and f
 >>> cfg = AlertingConfig.model_validate({"rules": [{"name": "HighLatency",
 ...     "expr": 'latency_p95_seconds{model=~"fraud|churn"} > 0.5', "for": "90s", "severity": "critical"}]})
 >>> prometheus_rules(cfg)["groups"][0]["rules"][0]["expr"]
-'raywatch_latency_p95_seconds{model=~"fraud|churn"} > 0.5'
+'raywatch_latency_p95_seconds{model=~"fraud|churn", segment=""} > 0.5'
 >>> prometheus_rules(cfg)["groups"][0]["rules"][0]["for"]
 '1m30s'
+
+A metric that raywatch also computes per segment (``accuracy``, ``drift_detected`` …) gets
+``segment=""`` when the rule names neither segment label, as raywatch's own rules read it:
+the model-wide series only; a rule that names one reads the per-segment series.
+
+>>> promql_condition(AlertingConfig.model_validate({"rules": [{"name": "A", "expr": "accuracy < 0.8"}]}).rules[0])
+'raywatch_accuracy{segment=""} < 0.8'
 """
 
 from __future__ import annotations
@@ -25,9 +32,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from raywatch import series
-from raywatch.config import AlertingConfig
 from raywatch.expr import Matcher, number_text, parse_matchers
-from raywatch.export.base import ExportError, prom_duration
+from raywatch.export.base import ExportError, prom_duration, rules_of
 
 __all__ = ["prometheus_rules", "prometheus_rules_yaml", "promql_selector", "promql_condition"]
 
@@ -41,13 +47,17 @@ def promql_selector(metric: str, matchers: Sequence[Matcher] = ()) -> str:
 
 
 def promql_condition(rule: Any) -> str:
-    """A rule's condition in PromQL, its threshold exact."""
-    return f"{promql_selector(rule.metric, parse_matchers(rule.matchers))} {rule.op} {number_text(rule.threshold)}"
+    """A rule's condition in PromQL, its threshold exact (``segment=""`` added as the module
+    docstring says)."""
+    matchers = parse_matchers(rule.matchers)
+    if rule.metric in series.SEGMENTED and not {m.label for m in matchers} & set(series.SEGMENT_LABELS):
+        matchers += (Matcher(series.SEGMENT, "=", ""),)
+    return f"{promql_selector(rule.metric, matchers)} {rule.op} {number_text(rule.threshold)}"
 
 
 def prometheus_rules(cfg: Any, *, group: str = "raywatch", interval: Optional[float] = None) -> Dict[str, Any]:
     """A Prometheus rule file (as a dict) with one alerting rule per raywatch rule."""
-    cfg = AlertingConfig.of(cfg)
+    cfg = rules_of(cfg)
     rules: List[Dict[str, Any]] = []
     problems: List[str] = []
     for r in cfg.rules:

@@ -123,7 +123,7 @@ def asgi_wrapper(orig: Callable) -> Callable:
             body = spy.body() if spy.json else None
             result = JsonBody(body) if body else None
             if sampled:
-                args = (HttpPayload(scope.get("query_string") or b"", tee.body() if tee else None),)
+                args = (HttpPayload(scope.get("query_string") or b"", tee.body() if tee else None, scope.get("headers")),)
                 cap.record_decided("__call__", t0, None, spy.status, args, {}, result, route)
             else:
                 cap.record_decided("__call__", t0, None, spy.status, None, None, result, route)

@@ -119,6 +119,7 @@ class BatchBuilder:
         self._redacted: Optional[Dict[str, str]] = None
         self._warned: set = set()
         self._log = RateLimitedLog(logger)
+        self.segments: Any = None  # a raywatch.serve.segments.SegmentBuilder (issue 12), set by the replica
         # one offset turns perf_counter readings into UTC epoch seconds
         self._epoch_offset = time.time() - time.perf_counter()
 
@@ -226,10 +227,14 @@ class BatchBuilder:
         max_keys = extractor.max_keys
         admitted = self._admitted(records) if n else None
         held = 0
+        seg = self.segments if self.segments is not None and self.segments.active(records, self._profile) else None
+        owners: List[int] = []  # with segments: the record of each row (rows of the row path, then flat ones)
+        flat_owners: List[int] = []
+        pred_owners: List[int] = []
         flat: List[Record] = []
         routes: Dict[str, int] = {}
         methods: Dict[str, int] = {}
-        for r in records:
+        for i, r in enumerate(records):
             method, _, _, outcome, status, ctx, args, kwargs, result, route = r
             if args is not None and admitted is not None:
                 held += 1
@@ -260,8 +265,13 @@ class BatchBuilder:
                 if (plain and len(args) == 1 and type(args[0]) is dict and not kwargs and len(args[0]) <= max_keys
                         and ((type(result) is dict and len(result) <= max_keys) or type(result) in _NUMBERS)):
                     flat.append(r)
+                    if seg is not None:
+                        flat_owners.append(i)
                 else:
+                    before = len(rows)
                     pred_rows = self._rows(rows, args, kwargs, result)
+                    if seg is not None:
+                        owners.extend([i] * (len(rows) - before))
             if self.feedback and result is not None and len(predictions) < self.max_predictions:
                 rid = getattr(ctx, "request_id", None)
                 if rid:
@@ -270,23 +280,31 @@ class BatchBuilder:
                     if pred_rows:
                         pred, score = prediction_and_score(pred_rows[0])
                         predictions.append((rid, pred, score))
+                        if seg is not None:
+                            pred_owners.append(i)
         columns = None
         if flat:
             columns = None if rows else _flat_columns(flat)
             if columns is None:  # mixed with other payloads, or not flat after all
-                for r in flat:
+                for i, r in zip(flat_owners or [-1] * len(flat), flat):
+                    before = len(rows)
                     self._rows(rows, r[ARGS], r[KWARGS], r[RESULT])
+                    owners.extend([i] * (len(rows) - before))
+            else:
+                owners = flat_owners
         summary = None
         wrong_types: Dict[str, List[str]] = {}
         if columns is not None or rows:
             try:
                 cols = columns if columns is not None else _columns(rows)
-                ws = self._summarize(cols)
+                ws = self._summarize(cols) if seg is None else seg.summarize(self._profile, cols, owners, records,
+                                                                              self._summarize)
                 wrong_types = self._wrong_types(ws, cols)
                 summary = ws.to_bytes()
                 self.rows_summarized += len(flat) if columns is not None else len(rows)
             except Exception as exc:
                 self._failed("summarize features", exc)
+        extra = seg.fields(records, t1s - t0s, predictions, pred_owners) if seg is not None and n else {}
         self.seq += 1
         return ReplicaBatch(
             app=lab.app,
@@ -310,6 +328,7 @@ class BatchBuilder:
             methods=methods,
             wrong_types=wrong_types,
             redacted=dict(self.redacted()) if want_rows else {},
+            **extra,
         )
 
     def _predictions(self, result: Any) -> List[Dict[str, Any]]:
@@ -474,7 +493,7 @@ def _estimate(o: Any, depth: int, left: List[int]) -> float:
     if isinstance(o, np.generic):
         return 32 + o.nbytes
     if t is HttpPayload:
-        return 64 + len(o.query or b"") + len(o.body or b"")
+        return 64 + len(o.query or b"") + len(o.body or b"") + 64 * len(o.headers or ())
     if _is_starlette_request(o):  # what the user's code read of the body is held with it
         body = getattr(o, "_body", None)
         parsed = getattr(o, "_json", None)

@@ -37,6 +37,7 @@ __all__ = [
     "replica_identity",
     "deployment_generation",
     "serve_http_port",
+    "multiplexed_model_id",
 ]
 
 
@@ -68,8 +69,8 @@ INTERNALS: Tuple[Internal, ...] = (
     Internal("ray.serve.context", "_get_global_client", (), "find the running Serve instance"),
     Internal("ray.serve.context", "_serve_request_context", ("get",),
              "read the running request's context on the request path"),
-    Internal("ray.serve.context", "_RequestContext", ("request_id", "route", "is_http_request"),
-             "read a request's id, route and whether it came over HTTP"),
+    Internal("ray.serve.context", "_RequestContext", ("request_id", "route", "is_http_request", "multiplexed_model_id"),
+             "read a request's id, route, whether it came over HTTP and its multiplexed model id"),
     Internal("ray.serve.context", "ReplicaContext", ("app_name", "deployment", "replica_id", "replica_tag", "code_version"),
              "name the replica in every series"),
     Internal("ray.serve._private.common", "ReplicaID", ("unique_id",), "name the replica in every series"),
@@ -147,6 +148,13 @@ def request_context_var() -> Any:
     except Exception:  # Ray missing or the internal moved: requests are still counted
         return None
     return _serve_request_context
+
+
+def multiplexed_model_id(ctx: Any) -> str:
+    """The multiplexed model id a request was sent to (``serve.get_multiplexed_model_id()``
+    of that request), read off the request path from the request context it kept; "" when
+    none (or outside Serve)."""
+    return getattr(ctx, "multiplexed_model_id", "") or ""
 
 
 def replica_identity() -> Tuple[Optional[str], Optional[str], Optional[str]]:

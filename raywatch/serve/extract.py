@@ -174,11 +174,12 @@ class HttpPayload:
     {'a': 1}
     """
 
-    __slots__ = ("query", "body")
+    __slots__ = ("query", "body", "headers")
 
-    def __init__(self, query: bytes, body: Optional[bytes]):
+    def __init__(self, query: bytes, body: Optional[bytes], headers: Any = None):
         self.query = query
         self.body = body
+        self.headers = headers  # the ASGI scope's raw [(name, value)] list, for header segments
 
     def payload(self) -> Any:
         if self.body:

@@ -39,6 +39,7 @@ from raywatch.serve.buffer import BYTE_BUDGET, BatchBuilder, Labels
 from raywatch.serve.capture import Capture, RateLimitedLog
 from raywatch.serve.extract import Extractor
 from raywatch.serve.feedback import FeedbackGate
+from raywatch.serve.segments import SegmentBuilder
 from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
 from raywatch.stats.batch import ReplicaBatch
 
@@ -151,6 +152,7 @@ class ReplicaMonitor:
             max_predictions=cap.max_predictions,
             max_buffer_bytes=ship.max_buffer_bytes,
         )
+        self.builder.segments = SegmentBuilder(config, labels, self.builder.extractor, fail=self.builder._failed)
         self._calibrate()
         if profile is not None:
             self.builder.profile = profile
@@ -349,6 +351,7 @@ class ReplicaMonitor:
         old = self.config
         cap, ship = new.capture, new.shipping
         extractor = Extractor.from_config(cap)  # may raise (bad import path): nothing changed yet
+        segments = SegmentBuilder(new, self.labels, extractor, fail=self.builder._failed)  # may raise too
         profile = self.builder.profile
         if new.profile_path and new.profile_path != old.profile_path:
             profile = load_profile(new.profile_path)
@@ -362,6 +365,8 @@ class ReplicaMonitor:
         c.methods = frozenset(cap.methods)  # methods wrapped at deploy time can be narrowed, not added
         b = self.builder
         b.extractor = extractor
+        segments.multiplexed_seen = b.segments.multiplexed_seen
+        b.segments = segments
         b.profile = profile
         b.feedback = cap.feedback
         self.http_feedback = bool(cap.feedback and cap.feedback_route)

@@ -82,6 +82,28 @@ class ReplicaBatch:
         read, with ``profile_required: false``), else None.
     ``generation``
         the deployment generation the replica belongs to (see the attribute's docstring).
+
+    Who is affected (issue 12; each optional, None or empty when the replica has nothing to say;
+    made by :mod:`raywatch.serve.segments`, merged by :mod:`raywatch.aggregate.segment_window`):
+
+    ``segments``
+        ``Segments.to_dict()`` (:mod:`raywatch.stats.segments`) of the flush's window summaries
+        per segment column: the top ``segments.top_k`` values by rows plus ``__other__``.
+        ``summary`` is then the summary of all the rows (the ``whole`` of the same pass).
+    ``segment_traffic``
+        the same for :class:`~raywatch.stats.segment_traffic.SegmentTraffic` (requests, errors,
+        latency) per segment column, over the requests whose value is known.
+    ``fairness``
+        ``Segments.to_dict()`` of :class:`~raywatch.drift.fairness.GroupRates` (predictions
+        counted per group) per protected attribute (``fairness.max_groups`` groups kept).
+    ``attribution``
+        prediction column → ``PredictionByBin.to_dict()`` of the flush (rows and prediction
+        sums per feature bin, :mod:`raywatch.drift.attribution`), for the predictions the
+        profile has a reference table for.
+
+    A ``predictions`` item may carry a fourth element, its request's labels:
+    ``{"s": {column: segment}, "f": {attribute: group}, "p": fairness prediction, "q": score}``,
+    so that a label arriving later is counted in its segment and group.
     """
 
     app: str
@@ -97,7 +119,7 @@ class ReplicaBatch:
     statuses: Dict[str, int] = field(default_factory=dict)
     latency: Dict[str, Any] = field(default_factory=dict)
     summary: Optional[bytes] = None
-    predictions: List[Tuple[str, Any, Optional[float]]] = field(default_factory=list)
+    predictions: List[Tuple[Any, ...]] = field(default_factory=list)  # (request_id, prediction, score[, labels])
     resources: Dict[str, Any] = field(default_factory=dict)
     dropped_total: int = 0
     capture_errors_total: int = 0
@@ -115,6 +137,12 @@ class ReplicaBatch:
     deployment, or the time the app was deployed). With ``version``, it tells the stats
     actor when figures start fresh (see ``raywatch.aggregate.generations``); None: the
     version alone decides."""
+
+    # who is affected (issue 12): optional, see the class docstring
+    segments: Optional[Dict[str, Any]] = None
+    segment_traffic: Optional[Dict[str, Any]] = None
+    fairness: Optional[Dict[str, Any]] = None
+    attribution: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # a batch pickled by an older replica (or journaled in a schema-1 state file) lacks

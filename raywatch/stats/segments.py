@@ -368,7 +368,7 @@ class Segments:
                 col = out._columns[name] = _Column()
                 for label, rows, state in segs:
                     check(isinstance(label, str) and len(label) <= 4 * MAX_LABEL_LENGTH and label not in col.kept
-                          and label not in RESERVED, f"bad or repeated label {str(label)[:80]!r} in {name!r}")
+                          and label != OTHER, f"bad or repeated label {str(label)[:80]!r} in {name!r}")
                     col.rows[label] = count(rows, f"{name}={label} rows")
                     col.kept[label] = decode(state)
                 col.other_rows = count(other["rows"], f"{name} other rows")

@@ -205,7 +205,8 @@ def test_export_writes_each_format_without_secrets(tmp_path, what, monkeypatch):
     doc = json.loads(text) if what in ("grafana-dashboard", "datadog-monitors") else yaml.safe_load(text)
     rules = yaml.safe_load(src.read_text()).get("alerting", {}).get("rules", [])
     if what == "prometheus-rules":
-        assert {r["alert"] for r in doc["groups"][0]["rules"]} == {r["name"] for r in rules}
+        # the config's rules, and the default rule a multi-replica deployment gets (issue 12)
+        assert {r["alert"] for r in doc["groups"][0]["rules"]} == {r["name"] for r in rules} | {"ReplicaOutlier"}
     elif what == "datadog-monitors":
         assert len(doc) >= 1 and all(m["type"] == "metric alert" for m in doc)
     elif what == "grafana-dashboard":

@@ -26,11 +26,12 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 DURATION = 60
 INPUT_FEATURES = ["amount", "hour", "merchant_category", "distance_km", "card_present", "tx_count_24h", "account_age_days"]
-PROM_QUERIES = {
+PROM_QUERIES = {  # the model-wide series: no segment label
     "requests": "raywatch_requests_total",
-    "p95": "raywatch_latency_p95_seconds",
-    "drift_detected": "raywatch_drift_detected",
-    "drift_p_value": "raywatch_drift_p_value",
+    "p95": 'raywatch_latency_p95_seconds{segment=""}',
+    "drift_detected": 'raywatch_drift_detected{segment=""}',
+    "drift_p_value": 'raywatch_drift_p_value{segment=""}',
+    "segment_drift": 'raywatch_drift_detected{segment_column="merchant_category", feature="amount"}',
 }
 
 
@@ -125,12 +126,22 @@ def test_demo_catches_injected_drift_and_latency_and_writes_alerts_and_report(de
     assert re.search(r"\[t=\s*\d+s\] status\s+requests [\d,]+", stdout) and "p95" in stdout
     assert "amount=DRIFT" in stdout
     assert "progress " in stdout
+    # the segment story: the drift and the fraud wave hit merchant_category=grocery only
+    assert "in merchant_category=grocery only, with a fraud wave" in stdout
+    assert re.search(r"worst segments: merchant_category=grocery DRIFT \(amount, distance_km", stdout)
+    assert re.search(r"ALERT FIRING\s+SegmentDrift \[warning\] merchant_category=grocery feature=amount", stdout)
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["drift_injected"] == ["amount", "distance_km"]
     assert summary["drift_detected"] == ["amount", "distance_km"]
     assert summary["drift_false_alarms"] == []
     assert summary["requests_failed"] == 0 and summary["requests_sent"] > 20 * DURATION
+    assert summary["segment_injected"] == "merchant_category=grocery"
+    assert summary["segments_drifted"] == ["grocery"]
+    assert summary["segment_accuracy_after"]["grocery"] < 0.85
+    assert all(acc > 0.85 for seg, acc in summary["segment_accuracy_after"].items() if seg != "grocery")
+    assert "SegmentAccuracyLow(grocery)" in summary["segment_alerts"] and "SegmentDrift(grocery)" in summary["segment_alerts"]
+    assert all(a.endswith("(grocery)") for a in summary["segment_alerts"])
 
     # alerts: on the console and in the JSONL file, drift only where injected
     alerts = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
@@ -138,6 +149,10 @@ def test_demo_catches_injected_drift_and_latency_and_writes_alerts_and_report(de
     drift_features = {a["labels"].get("feature") for a in firing if a["labels"]["alertname"] == "FeatureDrift"}
     assert drift_features == {"amount", "distance_km"}
     assert not drift_features & (set(INPUT_FEATURES) - {"amount", "distance_km"})
+    segment_alerts = [a for a in firing if a["labels"].get("segment_column") == "merchant_category"]
+    assert {a["labels"]["segment"] for a in segment_alerts} == {"grocery"}  # the alert names that segment alone
+    assert {a["labels"]["feature"] for a in segment_alerts if a["labels"]["alertname"] == "SegmentDrift"} <= \
+        {"amount", "distance_km"}
     assert any(a["labels"]["alertname"] == "LatencyRegression" for a in firing)
     for a in firing:
         if a["labels"]["alertname"] == "Watchdog":  # raywatch's own heartbeat: no model labels
@@ -153,6 +168,10 @@ def test_demo_catches_injected_drift_and_latency_and_writes_alerts_and_report(de
     assert report.startswith("<!DOCTYPE html>") and "<script" not in report
     assert 'aria-label="amount"' in report and '<span class="badge drift">' in report
     assert "data drift injected" in report and "LatencyRegression" in report
+    # the report's per-segment view names the segment, worst first
+    assert "Who is affected" in report and "<b>merchant_category=grocery</b>" in report
+    first = report.index("<b>merchant_category=")
+    assert report[first:].startswith("<b>merchant_category=grocery</b>")
     assert "shutting down" in stdout and re.search(r"done in \d+ s", stdout)
     # Ray 2.60's connection notice is not raywatch's output
     assert "Token authentication is enabled" not in stdout
@@ -198,3 +217,5 @@ def test_prometheus_scraped_the_stats_actor_during_the_demo(demo_run, require_bi
     assert all(drift[f] == 0.0 for f in INPUT_FEATURES if f not in ("amount", "distance_km"))
     pvals = {r["metric"]["feature"] for r in prom.results["drift_p_value"]}
     assert set(INPUT_FEATURES) <= pvals
+    seg = {r["metric"]["segment"]: float(r["value"][1]) for r in prom.results["segment_drift"]}
+    assert seg["grocery"] == 1.0 and all(v == 0.0 for s, v in seg.items() if s != "grocery")

@@ -71,7 +71,7 @@ def test_prometheus_rules_write_thresholds_and_durations_exactly():
     for i, thr in enumerate(THRESHOLDS):
         text = out[f"T{i}"]["expr"].rsplit(" ", 1)[1]
         assert float(text) == thr and "e+" not in text, text
-    assert out["T0"]["expr"] == "raywatch_error_rate > 1234567"
+    assert out["T0"]["expr"] == 'raywatch_error_rate{segment=""} > 1234567'  # the model-wide series
     for i, d in enumerate(DURATIONS):
         assert seconds_of(out[f"D{i}"]["for"]) == Decimal(repr(d)) == seconds_of(out[f"D{i}"]["keep_firing_for"])
     assert out["D0"]["for"] == "1d1h1m1s" and out["D1"]["for"] == "250ms" and out["D2"]["for"] == "1s1ms"

@@ -49,9 +49,9 @@ def test_committed_files_match_the_example_config(example, tmp_path):
 def test_prometheus_rules_shape(example):
     rules = prometheus_rules(example)["groups"][0]["rules"]
     by = {r["alert"]: r for r in rules}
-    assert by["HighLatencyP95"]["expr"] == "raywatch_latency_p95_seconds > 0.5"
+    assert by["HighLatencyP95"]["expr"] == 'raywatch_latency_p95_seconds{segment=""} > 0.5'  # model-wide
     assert by["HighLatencyP95"]["for"] == "2m" and by["HighLatencyP95"]["keep_firing_for"] == "5m"
-    assert by["FeatureDrift"]["expr"] == 'raywatch_drift_detected{feature=~".+"} > 0'
+    assert by["FeatureDrift"]["expr"] == 'raywatch_drift_detected{feature=~".+", segment=""} > 0'
     assert by["FeatureDrift"]["labels"] == {"team": "ml", "severity": "warning"}
     assert "{{ $labels.model }}" in by["HighLatencyP95"]["annotations"]["summary"]
 
@@ -63,7 +63,7 @@ def test_promtool_accepts_generated_rules(example, tmp_path, require_binary):
     f.write_text(prometheus_rules_yaml(example))
     r = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"SUCCESS: {len(example.alerting.rules)} rules found" in r.stdout
+    assert f"SUCCESS: {len(example.alerting.rules) + 1} rules found" in r.stdout  # + the default ReplicaOutlier
 
 
 @pytest.mark.integration
@@ -94,7 +94,7 @@ def test_grafana_dashboard_structure(example):
     dash = grafana_dashboard(example)
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) >= 10
-    assert {v["name"] for v in dash["templating"]["list"]} == {"datasource", "app", "deployment", "model"}
+    assert {v["name"] for v in dash["templating"]["list"]} == {"datasource", "app", "deployment", "model", "segment_column"}
     for p in dash["panels"]:
         g = p["gridPos"]
         assert g["x"] + g["w"] <= 24 and g["h"] > 0 and p["targets"]
@@ -116,10 +116,10 @@ def test_datadog_monitors(example):
     by = {m["name"]: m for m in mons}
     m = by["[raywatch] HighLatencyP95"]
     assert m["type"] == "metric alert"
-    assert m["query"] == "min(last_2m):avg:raywatch.latency_p95_seconds{*} by {app,deployment,model,version} > 0.5"
+    assert m["query"] == "min(last_2m):avg:raywatch.latency_p95_seconds{!segment:*} by {app,deployment,model,version} > 0.5"
     assert m["options"]["thresholds"] == {"critical": 0.5}
     assert "{{model.name}}" in m["message"] and "{{#is_alert}}" in m["message"]
-    assert by["[raywatch] AccuracyDrop"]["query"].startswith("max(last_10m):avg:raywatch.accuracy{*}")
+    assert by["[raywatch] AccuracyDrop"]["query"].startswith("max(last_10m):avg:raywatch.accuracy{!segment:*}")
     assert "by {app,deployment,model,version,feature}" in by["[raywatch] FeatureDrift"]["query"]
     assert {"source:raywatch", "severity:critical", "alertname:HighErrorRate"} <= set(by["[raywatch] HighErrorRate"]["tags"])
 
@@ -131,7 +131,7 @@ def test_datadog_leaves_out_what_it_cannot_express(caplog):
         {"name": "Ok", "expr": 'error_rate{model=~"fraud|churn", version!="v1", app=~"shop.*"} > 1'}]})
     mons = datadog_monitors(cfg)
     assert [m["name"] for m in mons] == ["[raywatch] Ok"]
-    assert "{(model:fraud OR model:churn),!version:v1,app:shop*}" in mons[0]["query"]
+    assert "{(model:fraud OR model:churn),!version:v1,app:shop*,!segment:*}" in mons[0]["query"]
     assert "Eq" in caplog.text and "Re" in caplog.text
 
 

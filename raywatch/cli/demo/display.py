@@ -11,7 +11,8 @@ import click
 from raywatch import series
 from raywatch.cli.common import fmt
 from raywatch.cli.demo.receiver import AlertReceiver
-from raywatch.cli.demo.traffic import DRIFT, MODEL_KEY, Traffic
+from raywatch.cli.demo.traffic import DRIFT, MODEL_KEY, SEGMENT, SEGMENT_COLUMN, Traffic
+from raywatch.cli.status import segment_lines
 from raywatch.config import WATCHDOG_ALERTNAME
 
 __all__ = ["status_block", "drift_summary", "firing", "bar", "summary", "LATENCY_ALERT"]
@@ -29,14 +30,16 @@ def drift_summary(st: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
 
 
 def firing(m: Dict[str, Any]) -> List[str]:
-    """The firing alerts of a model's status, as ``Name(feature)``."""
+    """The firing alerts of a model's status, as ``Name(feature)`` (``Name(segment/feature)``
+    for a per-segment alert)."""
     out = []
     for a in m.get("alerts") or []:
         if str(a.get("state", "firing")) != "firing":
             continue
         lab = a.get("labels") or {}
         name = lab.get("alertname") or a.get("alertname") or "?"
-        out.append(name + (f"({lab['feature']})" if lab.get("feature") else ""))
+        where = "/".join(str(lab[k]) for k in (series.SEGMENT, "feature") if lab.get(k))
+        out.append(name + (f"({where})" if where else ""))
     return sorted(out)
 
 
@@ -68,9 +71,32 @@ def status_block(t: float, st: Dict[str, Any], traffic: Traffic) -> List[str]:
     perf = {k: v for k, v in (m.get("performance") or {}).items() if k in shown and isinstance(v, (int, float))}
     if perf:
         lines.append("           performance: " + "  ".join(f"{k} {v:.3f}" for k, v in perf.items()))
+    for line in segment_lines(m, worst=2):  # the worst segments, and what moved the predictions
+        if line.startswith(("  worst segments", "  attribution")):
+            lines.append("           " + line.strip())
     names = firing(m)
     lines.append("           firing: " + (click.style(", ".join(names), fg="red") if names else "none"))
     return lines
+
+
+def _segment_figures(windows: List[Dict[str, Any]], firing_events: List[Dict[str, Any]], drift_ts: float,
+                     features: set) -> Dict[str, Any]:
+    """What the demo's segment story shows: the segments whose features drifted after the
+    injection, each segment's lowest accuracy after it, and the per-segment alerts."""
+    drifted, accuracy = set(), {}
+    for w in windows:
+        if float(w.get("end") or 0) <= drift_ts:
+            continue
+        for e in ((w.get("segments") or {}).get(SEGMENT_COLUMN) or []):
+            if set(e.get("drifted_columns") or []) & features:
+                drifted.add(e["segment"])
+            acc = (e.get("performance") or {}).get(series.ACCURACY.name)
+            if isinstance(acc, (int, float)) and (e.get("performance") or {}).get("rows", 0) >= 30:
+                accuracy[e["segment"]] = min(acc, accuracy.get(e["segment"], 1.0))
+    alerts = sorted({f"{e['labels']['alertname']}({e['labels'][series.SEGMENT]})" for e in firing_events
+                     if e["labels"].get(series.SEGMENT_COLUMN) == SEGMENT_COLUMN})
+    return {"segment_injected": f"{SEGMENT_COLUMN}={SEGMENT}", "segments_drifted": sorted(drifted),
+            "segment_accuracy_after": accuracy, "segment_alerts": alerts}
 
 
 def bar(frac: float, width: int = 30) -> str:
@@ -106,6 +132,7 @@ def summary(out: Path, hist: Dict[str, Any], st: Dict[str, Any], traffic: Traffi
     p95_before = traffic.client_p95(mono0, mono0 + slow_at)
     p95_after = traffic.client_p95(mono0 + slow_at + 5, float("inf"))
     first_drift_alert = min((e["received_at"] for e in firing_events if e["labels"].get("alertname") == "FeatureDrift"), default=None)
+    seg = _segment_figures(windows, firing_events, drift_ts, set(FEATURES))
     first_latency_alert = min((e["received_at"] for e in firing_events
                                if e["labels"].get("alertname") == LATENCY_ALERT and e["received_at"] >= t_slow), default=None)
     figures = {
@@ -124,6 +151,7 @@ def summary(out: Path, hist: Dict[str, Any], st: Dict[str, Any], traffic: Traffi
         "heartbeats": len(heartbeats),
         "seconds_to_drift_alert": None if first_drift_alert is None else round(first_drift_alert - t_drift, 1),
         "seconds_to_latency_alert": None if first_latency_alert is None else round(first_latency_alert - t_slow, 1),
+        **seg,
         "client_p95_seconds_before": p95_before,
         "client_p95_seconds_after": p95_after,
         "alerts_file": str(out / "alerts.jsonl"),
@@ -140,6 +168,13 @@ def summary(out: Path, hist: Dict[str, Any], st: Dict[str, Any], traffic: Traffi
     echo(f"  false alarms     {', '.join(false_alarms) or 'none'} (on {', '.join(f for f in features if f not in DRIFT)})  {ok if not false_alarms else bad}")
     if prediction_drift:
         echo(f"  prediction drift {', '.join(prediction_drift)} (the model's output moved with its inputs)")
+    others = f"other {SEGMENT_COLUMN} segments healthy" if seg["segments_drifted"] == [SEGMENT] else \
+        f"drifted: {', '.join(seg['segments_drifted']) or 'none'}"
+    accuracy = seg["segment_accuracy_after"].get(SEGMENT)
+    echo(f"  segment          {SEGMENT_COLUMN}={SEGMENT} got the drift and the fraud wave: "
+         + (f"lowest accuracy {accuracy:.3f}; " if accuracy is not None else "")
+         + f"{others}; segment alerts: {', '.join(seg['segment_alerts']) or 'none'}  "
+         + (ok if seg["segments_drifted"] == [SEGMENT] and seg["segment_alerts"] else bad))
     if figures["seconds_to_drift_alert"] is not None:
         echo(f"  drift alert      {figures['seconds_to_drift_alert']:.0f} s after the injection")
     to_latency_alert = figures["seconds_to_latency_alert"]

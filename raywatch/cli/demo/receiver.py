@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
+from raywatch import series
 from raywatch.config import WATCHDOG_ALERTNAME
 
 __all__ = ["AlertReceiver", "free_port", "port_free"]
@@ -162,6 +163,8 @@ def _alert_line(rec: Dict[str, Any]) -> str:
     status = str(rec.get("status", "")).upper()
     colour = "red" if status == "FIRING" else "green"
     feature = f" feature={labels['feature']}" if labels.get("feature") else ""
+    if labels.get(series.SEGMENT):  # a per-segment alert names its segment first
+        feature = f" {labels.get(series.SEGMENT_COLUMN)}={labels[series.SEGMENT]}" + feature
     summary = (rec.get("annotations") or {}).get("summary") or ""
     return (
         click.style(f"  ALERT {status:<8}", fg=colour, bold=True)

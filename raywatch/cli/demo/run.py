@@ -16,7 +16,8 @@ import click
 
 from raywatch.cli.demo.display import bar, drift_summary, firing, status_block, summary
 from raywatch.cli.demo.receiver import AlertReceiver, free_port, port_free
-from raywatch.cli.demo.traffic import APP, DEPLOYMENT, DRIFT, MIN_DURATION, MODEL_KEY, Traffic
+from raywatch.cli.demo.traffic import (APP, DEPLOYMENT, DRIFT, FRAUD_WAVE, MIN_DURATION, MODEL_KEY, SEGMENT,
+                                       SEGMENT_COLUMN, Traffic)
 
 __all__ = ["run_demo", "repo_root"]
 
@@ -64,7 +65,8 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
     echo(f"  serve config : {config_path}")
     echo(f"  output       : {out}")
     echo("  schedule     : t=0 s baseline traffic")
-    echo(f"                 t={drift_at} s DATA DRIFT injected: " + ", ".join(f"{k} ×{v:g}" for k, v in DRIFT.items()))
+    echo(f"                 t={drift_at} s DATA DRIFT injected: " + ", ".join(f"{k} ×{v:g}" for k, v in DRIFT.items())
+         + f" in {SEGMENT_COLUMN}={SEGMENT} only, with a fraud wave ({FRAUD_WAVE:.0%} of its transactions)")
     echo(f"                 t={slow_at} s LATENCY REGRESSION: rollout with simulated_latency_ms {SLOW_MS:g} (user_config, no restart)")
     echo(f"                 t={duration:.0f} s stop, write the report, shut down")
 
@@ -146,7 +148,8 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
                 traffic.drift = True
                 events.append((time.time(), "data drift injected"))
                 _clear(tty)
-                echo(click.style(f">>> t={t:.0f}s injecting DATA DRIFT: " + ", ".join(f"{k} ×{v:g}" for k, v in DRIFT.items()), fg="magenta", bold=True))
+                echo(click.style(f">>> t={t:.0f}s injecting DATA DRIFT: " + ", ".join(f"{k} ×{v:g}" for k, v in DRIFT.items())
+                                 + f" in {SEGMENT_COLUMN}={SEGMENT}, and a fraud wave there", fg="magenta", bold=True))
             if not slow_done and t >= slow_at:
                 slow_done = True
                 _clear(tty)

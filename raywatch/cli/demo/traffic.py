@@ -7,9 +7,13 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["Traffic", "DRIFT", "MODEL_KEY"]
+__all__ = ["Traffic", "DRIFT", "MODEL_KEY", "SEGMENT_COLUMN", "SEGMENT", "FRAUD_WAVE"]
 
 DRIFT = {"amount": 3.0, "distance_km": 5.0}
+SEGMENT_COLUMN, SEGMENT = "merchant_category", "grocery"
+"""The segment the drift hits: only its transactions drift, and a fraud wave starts in it."""
+FRAUD_WAVE = 0.25
+"""The share of the segment's transactions that become frauds looking like genuine spending."""
 MIN_DURATION = 30.0
 """The shortest demo that shows its story: the drift is injected at 30 % of the duration and
 the latency regression at 50 %, with 10 s windows and a 2-window rolling view."""
@@ -48,7 +52,8 @@ class Traffic:
     def _rows(self, drift: bool, chunk: int, k: int) -> Tuple[List[Dict[str, Any]], List[int]]:
         from deployments.fraud_data import generate_transactions, to_rows
 
-        cols, y = generate_transactions(chunk, seed=self.seed * 1000 + k, drift=DRIFT if drift else None)
+        cols, y = generate_transactions(chunk, seed=self.seed * 1000 + k, drift=DRIFT if drift else None,
+                                        segment=SEGMENT if drift else None, fraud_wave=FRAUD_WAVE if drift else 0.0)
         return to_rows(cols), y.tolist()
 
     async def _main(self) -> None:
