@@ -46,7 +46,7 @@ def tally_short_strings(
 ) -> Optional[np.ndarray]:
     """The tally of ``encode_categorical``'s codes for a numpy unicode array of short Latin-1
     values, or None when this path does not apply (see the module docstring)."""
-    if arr.dtype.kind != "U" or "str" not in families or arr.ndim != 1:
+    if arr.dtype.kind != "U" or "str" not in families or "number" in families or arr.ndim != 1:
         return None
     chars = arr.dtype.itemsize // 4
     labels = [(key, code) for key, code in lookup.items() if isinstance(key, str)]
