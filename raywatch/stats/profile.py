@@ -476,7 +476,9 @@ class Profile:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "") -> "Profile":
         """Inverse of :meth:`to_bytes`; raises :class:`~raywatch.stats.codec.FormatError`."""
-        meta, arrays = codec.unpack(data, b"PR", READS, source)
+        # the reference's samples stay views of ``data`` (read-only; held once when the
+        # caller keeps the bytes too, as the stats actor does for persistence)
+        meta, arrays = codec.unpack(data, b"PR", READS, source, copy=False)
         where = f"{source}: " if source else ""
         try:
             edges = arrays["edges"]
@@ -498,7 +500,7 @@ class Profile:
                 raise ValueError("it uses an extension this raywatch does not know")
             profile = cls(specs, window_sample_size=int(meta["window_sample_size"]), meta=meta.get("info", {}),
                           extensions=list(found.values()))
-            reference = WindowSummary.from_bytes(arrays["reference"].tobytes())
+            reference = WindowSummary.from_bytes(memoryview(arrays["reference"]), copy=False)
         except codec.FormatError as exc:
             raise codec.FormatError(f"{where}damaged profile: its reference summary is unreadable ({exc})") from None
         except (KeyError, ValueError, TypeError) as exc:
