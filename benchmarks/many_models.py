@@ -27,8 +27,9 @@ effective size up to 2,000, Vrbik's correction above), on ``--baseline-models`` 
 shard, interleaved with raywatch's evaluation at the same moments — in the scenario above, and in
 the one issue 15 measured (``issue_*``: 10 s windows, 50-row flushes, so the rolling view holds a
 few hundred rows against the 5,000-row reference and the previous engine took the exact law).
-``memory_breakdown_mib`` splits one model's bytes: its decoded profile, the profile's bytes the
-shard keeps for persistence, its windows, the rest (view, series, detectors, config).
+``memory_breakdown_mib`` splits one model's bytes: the profile's bytes the shard keeps for
+persistence, its decoded profile beyond them (the reference's samples are views of those bytes),
+its windows, the rest (view, series, detectors, config).
 
 Targets: 500 models' evaluation in at most 1 s of a 10 s cycle per shard; at most 2 MiB a model.
 The last line of stdout is one JSON object.
@@ -81,9 +82,10 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * 4096
 
 
-def deep_bytes(root) -> int:
-    """Bytes held by every object reachable from ``root`` (numpy buffers by what they own)."""
-    seen, stack, total = set(), [root], 0
+def deep_bytes(root, seen=None) -> int:
+    """Bytes held by every object reachable from ``root`` (numpy buffers by what they own),
+    leaving out (and adding to) ``seen``: the ids already counted."""
+    seen, stack, total = set() if seen is None else seen, [root], 0
     skip = (type, type(sys), type(deep_bytes))
     while stack:
         obj = stack.pop()
@@ -229,10 +231,12 @@ def baseline(profiles, flushes, rows: int, window_length: float, models: int, re
 
 def memory_breakdown(core: StatsCore) -> Dict[str, float]:
     """One model's bytes by part (MiB)."""
-    ms = next(iter(core.models.values()))
-    parts = {"profile": deep_bytes(ms.profile), "profile_bytes": sys.getsizeof(ms.profile_bytes),
-             "windows": deep_bytes((ms.open, ms.closed))}
-    parts["rest"] = deep_bytes(ms) - sum(parts.values())
+    ms, seen = next(iter(core.models.values())), set()
+    # in this order, each part without what an earlier one holds: the decoded reference's
+    # samples are views of the profile's bytes, counted once, with the bytes
+    parts = {"profile_bytes": deep_bytes(ms.profile_bytes, seen), "profile": deep_bytes(ms.profile, seen),
+             "windows": deep_bytes((ms.open, ms.closed), seen)}
+    parts["rest"] = deep_bytes(ms, seen)
     return {k: round(v / 2**20, 3) for k, v in parts.items()}
 
 

@@ -251,7 +251,13 @@ class Evaluator:
         """The rolling view at ``now`` and the seconds it covers."""
         wc = self.wc
         horizon = rolling_horizon(now, wc)
-        ws = self.rolling_parts(ms, now)
+        done = tuple(w for w in ms.closed if w.start >= horizon)
+        ws = list(done[-1:]) + [ms.open[s] for s in sorted(ms.open) if s >= horizon]
+        if len(done) > 1:  # closed windows never change: their merge is kept until the view moves on
+            cached = ms.closed_view
+            if cached is None or len(cached[0]) != len(done) or any(a is not b for a, b in zip(cached[0], done)):
+                cached = ms.closed_view = (done, Window.merged(done))
+            ws[0] = cached[1]  # merging it with the open windows equals merging them all, in order
         view = Window.merged(ws) if ws else Window(horizon, horizon + wc.rolling * wc.length)
         begin = max(horizon, ms.first_seen if ms.first_seen is not None else horizon)
         # up to the newest data, which lags ``now`` by the replicas' flush delay; but never

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from raywatch.aggregate.data import fields, from_ranges, record, seq_ranges
 from raywatch.aggregate.detectors import NAMES, Detector
@@ -120,6 +120,7 @@ class ModelState:
         self.open: Dict[float, Window] = {}
         self.closed: Deque[Window] = deque()
         self.closed_until = -math.inf  # end of the newest closed window
+        self.closed_view: Optional[Tuple[Tuple[Window, ...], Window]] = None  # (closed windows in the view, their merge)
         self.first_seen: Optional[float] = None
         self.replicas: Dict[str, ReplicaMemory] = {}
         self.retired = {"dropped": 0, "capture_errors": 0}

@@ -18,11 +18,9 @@ joined — a performance accumulator. :meth:`Window.merged` folds several window
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any, Dict, Iterable, List, Optional
 
-import numpy as np
 
 from raywatch import series
 from raywatch.aggregate.data import b64, unb64
@@ -265,73 +263,22 @@ class Window:
 
 
 _GPU_KEYS = tuple(key for _, key in series.GPU_SERIES) + ("memory_total_bytes",)  # keys of a replica's GPU sample
-_EMPTY = np.empty(0, dtype=np.float64)
-_FAST_MERGE_OK: Dict[str, bool] = {}  # profile fingerprint -> fast path verified
-
-
-def _bottom_k(parts: List[Any], k: int) -> Any:
-    values = np.concatenate([p[0] for p in parts])
-    keys = np.concatenate([p[1] for p in parts])
-    if keys.size > k:
-        keep = np.argpartition(keys, k - 1)[:k] if k > 0 else np.empty(0, dtype=np.intp)
-        values, keys = values[keep], keys[keep]
-    order = np.argsort(keys, kind="stable")
-    return values[order], keys[order]
-
-
-def _fast_merge(summaries: List[Any]):
-    # counts and moments: the summary's own pairwise merge, on copies without samples (cheap);
-    # samples: bottom-k of the union in one pass per column (what pairwise merging yields)
-    stripped = []
-    for s in summaries:
-        c = copy.copy(s)
-        c.samples = [(_EMPTY, _EMPTY)] * len(s.samples)
-        stripped.append(c)
-    out = stripped[0]
-    for c in stripped[1:]:
-        out = out.merge(c)
-    k = out.sample_size
-    out.samples = [_bottom_k([s.samples[j] for s in summaries], k) for j in range(len(summaries[0].samples))]
-    return out
 
 
 def merge_summaries(summaries: List[Any]):
-    """Merge WindowSummaries at once; the result equals ``WindowSummary.merge_all``.
-
-    The bottom-k samples (most of a pairwise merge's cost: one concatenate, partition and
-    sort per column per pair) are merged in one pass per column; counts and moments use the
-    summary's own merge. The first merge for each profile is checked against ``merge_all``;
-    should they ever differ (the summary format changed), ``merge_all`` is used from then on.
+    """Merge WindowSummaries at once: ``WindowSummary.merge_all`` (equal to merging them
+    pairwise in order; every column's and part's sample in one pass).
 
     >>> from raywatch.stats.profile import Profile
     >>> p = Profile.fit({"x": np.arange(100.0)}, seed=0)
     >>> parts = [p.summarize({"x": np.arange(i, i + 10.0)}, seed=i) for i in range(5)]
     >>> merged = merge_summaries(parts)
-    >>> merged.rows, merged == type(merged).merge_all(parts)
+    >>> merged.rows, merged == parts[0].merge(parts[1]).merge(parts[2]).merge(parts[3]).merge(parts[4])
     (50, True)
     """
     if not summaries:
         raise ValueError("merge_summaries needs at least one summary")
-    if len(summaries) == 1:
-        return summaries[0]
-    cls = type(summaries[0])
-    fp = str(summaries[0].fingerprint)
-    ok = _FAST_MERGE_OK.get(fp)
-    if ok is False:
-        return cls.merge_all(summaries)
-    try:
-        out = _fast_merge(summaries)
-    except Exception as exc:
-        log.warning("fast summary merge failed (%s); using merge_all", exc)
-        _FAST_MERGE_OK[fp] = False
-        return cls.merge_all(summaries)
-    if ok is None:
-        ref = cls.merge_all(summaries)
-        _FAST_MERGE_OK[fp] = bool(out == ref)
-        if not _FAST_MERGE_OK[fp]:
-            log.warning("fast summary merge differs from WindowSummary.merge_all; using merge_all")
-            return ref
-    return out
+    return type(summaries[0]).merge_all(summaries)
 
 
 def _num(v: Any) -> Optional[float]:

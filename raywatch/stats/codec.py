@@ -79,22 +79,26 @@ def pack(kind: bytes, version: int, meta: Mapping[str, Any], arrays: Mapping[str
 
 
 def unpack(
-    data: bytes, kind: bytes, version: Union[int, Sequence[int]], source: str = ""
+    data: bytes, kind: bytes, version: Union[int, Sequence[int]], source: str = "", *, copy: bool = True
 ) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
     """Decode bytes made by :func:`pack`; raise :class:`FormatError` saying what is wrong.
 
     ``version`` is the format version this reader reads, or a sequence of them; the version
-    found is :func:`version_of` the bytes.
+    found is :func:`version_of` the bytes. ``copy=False`` returns read-only arrays that share
+    ``data``'s memory (they keep it alive): a reference profile held beside its bytes costs
+    its bytes once.
     """
     versions = (int(version),) if isinstance(version, (int, np.integer)) else tuple(int(v) for v in version)
     what = KIND_NAMES.get(kind, "raywatch data")
     where = f"{source}: " if source else ""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError(f"{where}expected bytes for a {what}, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < _HEAD.size or data[:6] != MAGIC:
+    if not isinstance(data, bytes) and (copy or not isinstance(data, memoryview)):
+        data = bytes(data)
+    view = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+    if len(view) < _HEAD.size or bytes(view[:6]) != MAGIC:
         raise FormatError(f"{where}not a raywatch {what} (the file does not start with the raywatch magic bytes)")
-    magic, got_kind, got_version, hlen, plen, crc = _HEAD.unpack_from(data)
+    magic, got_kind, got_version, hlen, plen, crc = _HEAD.unpack_from(view)
     if got_kind != kind:
         raise FormatError(
             f"{where}this is a raywatch {KIND_NAMES.get(got_kind, repr(got_kind))}, not a {what}"
@@ -103,14 +107,14 @@ def unpack(
         reads = f"version {versions[0]}" if len(versions) == 1 else "versions " + ", ".join(map(str, versions))
         raise FormatError(f"{where}{what} format version {got_version} is not supported (this raywatch reads {reads})")
     expected = _HEAD.size + hlen + plen
-    if len(data) != expected:
-        state = "truncated" if len(data) < expected else "damaged (trailing bytes after the end of the data)"
-        raise FormatError(f"{where}{state} {what}: expected {expected} bytes, got {len(data)}")
-    body = data[_HEAD.size :]
+    if len(view) != expected:
+        state = "truncated" if len(view) < expected else "damaged (trailing bytes after the end of the data)"
+        raise FormatError(f"{where}{state} {what}: expected {expected} bytes, got {len(view)}")
+    body = view[_HEAD.size :]
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise FormatError(f"{where}damaged {what}: checksum mismatch")
     try:
-        header = json.loads(body[:hlen].decode())
+        header = json.loads(bytes(body[:hlen]).decode())
         meta, specs = header["meta"], header["arrays"]
     except (UnicodeDecodeError, ValueError, KeyError, TypeError):
         raise FormatError(f"{where}damaged {what}: unreadable header") from None
@@ -124,7 +128,8 @@ def unpack(
             nbytes = dt.itemsize * int(length)
             if pos + nbytes > len(body):
                 raise FormatError(f"{where}damaged {what}: array {name!r} runs past the end of the data")
-            arrays[name] = np.frombuffer(body, dtype=dt, count=int(length), offset=pos).copy()
+            arr = np.frombuffer(body, dtype=dt, count=int(length), offset=pos)
+            arrays[name] = arr.copy() if copy else arr
             pos += nbytes
     except (TypeError, ValueError) as exc:
         if isinstance(exc, FormatError):

@@ -511,7 +511,9 @@ class Profile:
             data = signing.strip(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
         except signing.SignatureError as exc:
             raise codec.FormatError(f"{source + ': ' if source else ''}{exc}") from None
-        meta, arrays = codec.unpack(data, b"PR", READS, source)
+        # the reference's samples stay views of ``data`` (read-only; held once when the
+        # caller keeps the bytes too, as the stats actor does for persistence)
+        meta, arrays = codec.unpack(data, b"PR", READS, source, copy=False)
         where = f"{source}: " if source else ""
         try:
             edges = arrays["edges"]
@@ -533,7 +535,7 @@ class Profile:
                 raise ValueError("it uses an extension this raywatch does not know")
             profile = cls(specs, window_sample_size=int(meta["window_sample_size"]), meta=meta.get("info", {}),
                           extensions=list(found.values()))
-            reference = WindowSummary.from_bytes(arrays["reference"].tobytes())
+            reference = WindowSummary.from_bytes(memoryview(arrays["reference"]), copy=False)
         except codec.FormatError as exc:
             raise codec.FormatError(f"{where}damaged profile: its reference summary is unreadable ({exc})") from None
         except (KeyError, ValueError, TypeError) as exc:

@@ -574,10 +574,11 @@ class WindowSummary:
         return codec.pack(b"WS", FORMAT_VERSION, meta, arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "WindowSummary":
+    def from_bytes(cls, data: bytes, *, copy: bool = True) -> "WindowSummary":
         """Inverse of :meth:`to_bytes`; raises :class:`raywatch.stats.codec.FormatError`
-        saying what is wrong with damaged or foreign bytes."""
-        meta, arrays = codec.unpack(data, b"WS", READS)
+        saying what is wrong with damaged or foreign bytes. ``copy=False``: the samples are
+        read-only views of ``data`` (a profile's reference, never merged into)."""
+        meta, arrays = codec.unpack(data, b"WS", READS, copy=copy)
         kind_names = {"n": "numerical", "c": "categorical", "b": "boolean"}
         try:
             names = [str(n) for n in meta["columns"]]

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from raywatch.aggregate import StatsCore, Store, history_from_sqlite
-from raywatch.aggregate.windows import _FAST_MERGE_OK, Window
+from raywatch.aggregate.windows import Window
 from raywatch.alerts.hub import AlertingHub
 from raywatch.aggregate.health import is_builtin
 from raywatch.config import MonitorConfig
@@ -310,7 +310,33 @@ def test_deferred_summary_merge_equals_eager_merge(profile):
         w.add_summary(p)
     assert w.summary == eager
     assert w.rows == sum(range(1, 140))
-    assert _FAST_MERGE_OK[profile.fingerprint] is True  # the one-pass sample merge was used, and checked
+
+
+def test_rolling_view_keeps_the_closed_windows_merge_and_equals_a_fresh_merge(profile):
+    """The rolling view's closed windows are merged once (they never change) and kept until
+    the view moves on; the view equals merging every window afresh, in order."""
+    c = core_with(profile, length=10.0, rolling=3, grace=0.0)
+    ms = c.models["app/Model"]
+    ev = c._evaluator
+    for k in range(1, 9):  # batches every 5 s from two replicas, some with errors and drift
+        now = T0 + 5.0 * k
+        for i, r in enumerate("ab"):  # each replica its own sample keys (no ties between them)
+            c.ingest(make_batch(profile, n=50 + 10 * k, seq=k, replica=r, ts=now - 0.5, errors=k % 2,
+                                drift=k > 4 and r == "b", seed=2 * k + i), now=now)
+        c.evaluate(now=now)
+        view, _ = ev.rolling(ms, now)
+        horizon = now - now % 10.0 - 20.0
+        fresh = Window.merged([w for w in ms.closed if w.start >= horizon]
+                              + [ms.open[s] for s in sorted(ms.open) if s >= horizon])
+        assert view.summary == fresh.summary and view.rows == fresh.rows
+        assert view.figures(30.0) == fresh.figures(30.0)
+        assert (view.batches, view.first_ts, view.last_ts) == (fresh.batches, fresh.first_ts, fresh.last_ts)
+        done = [w for w in ms.closed if w.start >= horizon]
+        if len(done) > 1:
+            assert ms.closed_view is not None and list(ms.closed_view[0]) == done
+            kept = ms.closed_view[1]
+            ev.rolling(ms, now)
+            assert ms.closed_view[1] is kept  # not merged again
 
 
 def test_config_with_masked_secrets_takes_the_actors_own(profile):

@@ -55,3 +55,40 @@ def test_a_reader_of_several_versions_reads_each_and_names_them():
     with pytest.raises(FormatError, match="version 3 is not supported \\(this raywatch reads versions 1, 2\\)"):
         unpack(pack(b"WS", 3, {}, {}), b"WS", (1, 2))
     assert version_of(b"not raywatch") == 0
+
+
+def test_unpack_without_copy_shares_the_bytes_read_only():
+    blob = pack(b"WS", 1, {}, {"x": np.arange(5.0), "y": np.arange(3, dtype="<i8")})
+    _, copied = unpack(blob, b"WS", 1)
+    meta, shared = unpack(blob, b"WS", 1, copy=False)
+    for name in ("x", "y"):
+        np.testing.assert_array_equal(shared[name], copied[name])
+        assert copied[name].flags.writeable and not shared[name].flags.writeable
+    assert not np.shares_memory(copied["x"], np.frombuffer(blob, dtype=np.uint8))
+    assert np.shares_memory(shared["x"], np.frombuffer(blob, dtype=np.uint8))
+    _, again = unpack(memoryview(blob), b"WS", 1, copy=False)  # a view of the bytes reads the same
+    np.testing.assert_array_equal(again["x"], copied["x"])
+    with pytest.raises(FormatError, match="checksum"):
+        damaged = bytearray(blob)
+        damaged[-1] ^= 1
+        unpack(bytes(damaged), b"WS", 1, copy=False)
+
+
+def test_a_decoded_profile_holds_its_reference_sample_in_the_bytes_it_came_from():
+    """The stats actor keeps a model's profile bytes (persistence) and the decoded profile: the
+    reference's samples are views of those bytes, so the model holds them once."""
+    from raywatch.drift.detect import detect_drift
+    from raywatch.stats.profile import Profile
+
+    rng = np.random.default_rng(0)
+    data = {"a": rng.normal(size=3000), "b": rng.exponential(size=3000), "c": rng.choice(["x", "y"], 3000)}
+    fitted = Profile.fit(data, seed=1)
+    blob = fitted.to_bytes()
+    decoded = Profile.from_bytes(blob)
+    whole = np.frombuffer(blob, dtype=np.uint8)
+    owned = sum(v.nbytes + k.nbytes for v, k in decoded.reference.samples if not np.shares_memory(v, whole))
+    assert owned == 0 and sum(v.nbytes for v, _ in decoded.reference.samples) > 40_000
+    assert decoded.reference == fitted.reference and decoded.to_bytes() == blob
+    current = fitted.summarize({"a": rng.normal(0.3, size=500), "b": rng.exponential(size=500),
+                                "c": rng.choice(["x", "y"], 500)}, seed=2)
+    assert detect_drift(decoded, current).to_dict() == detect_drift(fitted, current).to_dict()
