@@ -11,6 +11,7 @@ base        errors, durations, secrets with ``${ENV}`` references, plain data
 replica     capture, shipping, resources (in every replica)
 aggregate   windows, actor, feedback, detectors (the stats actor)
 detect      drift tests
+estimate    profile extensions and their tests, false alarms in time (issue 13)
 alerting    rules (checked against the metric catalogue), route, inhibition, silences
 sinks       sinks and their delivery settings
 monitor     :class:`MonitorConfig`, :func:`parse_config`, :func:`load_config`
@@ -74,6 +75,9 @@ from raywatch.config.alerting import (
     WATCHDOG_ALERTNAME,
     WatchdogConfig,
 )
+from raywatch.config.estimate import (CorrelationTestConfig, EmbeddingTestConfig, EstimationTestConfig, OutlierFencesConfig,
+                                      OutlierTestConfig, PCAConfig, PerformanceEstimationConfig, ProfileConfig,
+                                      ReconstructionTestConfig, VectorFeatureConfig)
 from raywatch.config.monitor import MonitorConfig, load_config, parse_config
 from raywatch.config.app import APP_ARGS_SOURCE, ApplicationArgs, MonitoredAppArgs, validate_args
 
@@ -94,6 +98,9 @@ __all__ = [
     # sinks
     "RetryConfig", "SlackSinkConfig", "DatadogSinkConfig", "AlertmanagerSinkConfig", "PagerDutySinkConfig",
     "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "SinkConfig", "SINK_TYPES", "DIRECT_SINK_TYPES",
+    # estimate (issue 13)
+    "PerformanceEstimationConfig", "PCAConfig", "OutlierFencesConfig", "VectorFeatureConfig", "ProfileConfig",
+    "EstimationTestConfig", "CorrelationTestConfig", "ReconstructionTestConfig", "EmbeddingTestConfig", "OutlierTestConfig",
     # monitor
     "MonitorConfig", "parse_config", "load_config",
     # serve-app builder

@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Set, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from raywatch.config.aggregate import ActorConfig, DetectorsConfig, FeedbackConfig, WindowConfig
 from raywatch.config.alerting import AlertingConfig
 from raywatch.config.base import ConfigError, StrictModel, deep_merge, read_yaml, to_data, validate
 from raywatch.config.detect import DriftConfig
+from raywatch.config.estimate import ProfileConfig, check_run_times
 from raywatch.config.replica import CaptureConfig, ResourcesConfig, ShippingConfig
 
 __all__ = ["MonitorConfig", "parse_config", "load_config"]
@@ -36,6 +37,13 @@ class MonitorConfig(StrictModel):
     # --- (issue 16; the replica's block) a profile_path that cannot be read fails monitor()
     # and the deploy, unless this is false: then the model starts without a reference profile
     profile_required: bool = True
+    # --- (issue 13) the extensions `raywatch profile build --config` fits the profile with
+    profile_options: ProfileConfig = Field(default_factory=ProfileConfig)
+
+    @model_validator(mode="after")
+    def _run_times(self) -> "MonitorConfig":
+        check_run_times(self.drift, self.windows)  # (issue 13)
+        return self
 
     def to_data(self) -> Dict[str, Any]:
         """Plain JSON-able data that :meth:`from_data` reads back into an equal config:

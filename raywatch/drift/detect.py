@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Union
 
+from raywatch import series
 from raywatch.config import ColumnDriftConfig, DriftConfig, parse_config
 from raywatch.drift.correction import adjust
 from raywatch.drift.extensions import run_extension_tests
@@ -229,7 +230,7 @@ def detect_drift(
                     quality[col].outlier_share = q.share
                     quality[col].outlier_share_reference = q.reference_share
                     if q.issue:
-                        quality[col].issues.append("outlier_share")
+                        quality[col].issues.append(series.OUTLIER_SHARE.name)
     return DriftReport(
         columns=columns,
         quality=quality,

@@ -30,6 +30,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from raywatch import series as S
 from raywatch.report import svg
 from raywatch.report.bins import display_hist
+from raywatch.report.estimation import estimation_section
 from raywatch.report.strips import heat_strip, timeline
 from raywatch.report.style import CSS
 from raywatch.series import Metric
@@ -315,6 +316,7 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
         out.append('<div class="grid2">' + "".join(f'<div class="card">{c}</div>' for c in perf_charts) + "</div>")
     else:
         out.append('<p class="note">No ground truth received in this period (send it with <code>raywatch.feedback(request_id, label)</code>).</p>')
+    out.append(estimation_section(model, windows, vlines))  # estimation, multivariate drift, exact figures (issue 13)
     return "".join(out)
 
 
