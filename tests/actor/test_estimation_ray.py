@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from rw_batches import unique_name
 from rw_test_support import wait_until
+from test_e2e_ray import _remove  # the Serve application deleted, the stats actor killed
 
 pytestmark = [pytest.mark.ray]
 
@@ -30,7 +31,6 @@ def test_monitored_deployment_estimates_performance_in_status_and_metrics(serve_
     from ray import serve
 
     import raywatch
-    from raywatch.actor import actor as actor_mod
     from raywatch.cli.status import status_lines
     from raywatch.stats.profile import Profile
 
@@ -71,12 +71,26 @@ def test_monitored_deployment_estimates_performance_in_status_and_metrics(serve_
                                 range(600)))
         assert len(out) == 600 and all(set(o) == {"prediction", "score"} for o in out)
 
-        def estimated():
-            m = raywatch.status(key, config=actor_cfg)["models"].get(key) or {}
-            est = (m.get("rolling") or {}).get("estimation") or {}
-            return m if est.get("rows", 0) >= 600 else None
+        seen = {}
 
-        m = wait_until(estimated, timeout=90, retry_errors=True, what="estimated performance in status")
+        def estimated():
+            st = raywatch.status(key, config=actor_cfg)
+            m = seen["model"] = st["models"].get(key) or {}
+            seen["actors"] = st.get("actors")
+            est = (m.get("rolling") or {}).get("estimation") or {}
+            # every summarized row is in the estimate (rows shipped before the replica had loaded
+            # its profile are counted as requests but not summarized)
+            rows = (m.get("totals") or {}).get("rows", 0)
+            return m if rows >= 400 and est.get("rows") == rows else None
+
+        try:
+            m = wait_until(estimated, timeout=90, retry_errors=True, what="estimated performance in status")
+        except AssertionError:
+            m = seen.get("model") or {}
+            roll = m.get("rolling") or {}
+            raise AssertionError(f"no estimate over the summarized rows: profile {m.get('profile')}, totals {m.get('totals')}, "
+                                 f"rolling {sorted(roll)}, estimation {roll.get('estimation')}, "
+                                 f"actors {seen.get('actors')}") from None
         est = m["rolling"]["estimation"]["metrics"]
         # what the accuracy is expected to be under the reference's law (no concept drift here)
         true_p = 1 / (1 + np.exp(-(2 * xs1 + xs2)))
@@ -84,10 +98,10 @@ def test_monitored_deployment_estimates_performance_in_status_and_metrics(serve_
         acc, auc = est["accuracy"], est["roc_auc"]
         assert acc["lower"] <= acc["value"] <= acc["upper"] and 0.7 < acc["value"] < 0.9
         assert auc["lower"] <= auc["value"] <= auc["upper"] and 0.8 < auc["value"] < 0.95
-        assert abs(acc["value"] - expected_acc) < 0.03
+        assert acc["lower"] <= expected_acc <= acc["upper"]
         assert m["rolling"]["correlation"]["tested"] and m["rolling"]["reconstruction"]["tested"]
         text = "\n".join(click.unstyle(line) for line in status_lines({"models": {key: m}}))
-        assert "estimated (600 rows, no labels; band ±3 SE; assumes no concept drift): accuracy " in text
+        assert f"estimated ({m['totals']['rows']:,} rows, no labels; band ±3 SE; assumes no concept drift): accuracy " in text
         assert "roc_auc " in text and "calibration: ECE " in text and "multivariate: correlation ok" in text
 
         import ray as ray_mod
@@ -102,14 +116,4 @@ def test_monitored_deployment_estimates_performance_in_status_and_metrics(serve_
         line = next(ln for ln in body.splitlines() if ln.startswith("raywatch_estimated_roc_auc{"))
         assert 'model="scorer"' in line and float(line.rsplit(" ", 1)[1]) == pytest.approx(auc["value"], abs=0.02)
     finally:
-        try:
-            serve.delete("est")
-        except Exception:
-            pass
-        try:
-            import ray as ray_mod
-
-            ray_mod.kill(ray_mod.get_actor(name, namespace="raywatch"))
-        except Exception:
-            pass
-        actor_mod._handles.clear()
+        _remove(serve, "est", name)
