@@ -275,7 +275,6 @@ ALERT_VALUE = _m("alert_value", "gauge", "the rule's metric",
                  datadog_name="raywatch.alert.value")
 
 
-
 # ---------------------------------------------------------------- lookups
 
 
@@ -330,6 +329,7 @@ def series_labels(base: Mapping[str, str], **extra: str) -> Dict[str, str]:
 def find(name: Optional[str]) -> Optional[Metric]:
     """The entry of ``name`` or None."""
     return METRICS.get(name) if name else None
+
 
 # ---- issue 13: estimation and multivariate drift (detect)
 ESTIMATED_ACCURACY = _m("estimated_accuracy", "gauge", "ratio",

@@ -41,7 +41,7 @@ from raywatch.drift.runlength import alpha_for_run_length, describe_run_length, 
 from raywatch.series import Series
 
 __all__ = ["drift_settings", "detect", "extension_fields", "extension_series", "false_alarms", "profile_estimation",
-           "detector_calibrations", "history_fields",
+           "detector_calibrations", "history_fields", "finite_number",
            "ESTIMATION", "DISAGREEMENT", "CORRELATION", "RECONSTRUCTION", "EMBEDDINGS", "FALSE_ALARMS"]
 
 # keys of a window result (plain data, not series names)
@@ -94,7 +94,8 @@ def false_alarms(config: MonitorConfig) -> Dict[str, Any]:
             "text": f"α {cfg.alpha:.2g} per evaluation every {interval:g} s: {text} per test"}
 
 
-def _num(v: Any) -> Optional[float]:
+def finite_number(v: Any) -> Optional[float]:
+    """``v`` as a finite float, or None (None, booleans, text, NaN, infinities)."""
     if v is None or isinstance(v, bool):
         return None
     try:
@@ -102,6 +103,9 @@ def _num(v: Any) -> Optional[float]:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+_num = finite_number
 
 
 def profile_estimation(profile: Any) -> Optional[Dict[str, Any]]:

@@ -19,14 +19,19 @@ def profile() -> None:
     """Reference profiles: what the training data looked like."""
 
 
-def _kind_map(kinds: Tuple[str, ...]) -> Dict[str, str]:
+def _pairs(values: Tuple[str, ...], expected: str, hint: str) -> Dict[str, str]:
+    """``NAME=VALUE`` flags as a mapping; a flag without ``=`` is a usage error."""
     out: Dict[str, str] = {}
-    for k in kinds:
-        name, sep, kind = k.partition("=")
+    for v in values:
+        name, sep, value = v.partition("=")
         if not sep:
-            raise click.BadParameter(f"expected COLUMN=KIND, got {k!r}", param_hint="--kind")
-        out[name.strip()] = kind.strip()
+            raise click.BadParameter(f"expected {expected}, got {v!r}", param_hint=hint)
+        out[name.strip()] = value.strip()
     return out
+
+
+def _kind_map(kinds: Tuple[str, ...]) -> Dict[str, str]:
+    return _pairs(kinds, "COLUMN=KIND", "--kind")
 
 
 def _columns(value: Optional[str]) -> Any:
@@ -43,13 +48,7 @@ def _scores(values: Tuple[str, ...]) -> Any:
         return None
     if len(values) == 1 and "=" not in values[0]:
         return values[0]
-    out = {}
-    for v in values:
-        label, sep, col = v.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected one column, or CLASS=COLUMN for each class; got {v!r}", param_hint="--scores")
-        out[label.strip()] = col.strip()
-    return out
+    return _pairs(values, "one column, or CLASS=COLUMN for each class", "--scores")
 
 
 def _vectors(values: Tuple[str, ...]) -> Dict[str, Any]:
@@ -61,6 +60,20 @@ def _vectors(values: Tuple[str, ...]) -> Dict[str, Any]:
         except ValueError:
             raise click.BadParameter(f"expected COLUMN or COLUMN=DIMS, got {v!r}", param_hint="--vector") from None
     return out
+
+
+def _column_option(data: Dict[str, Any], key: str, columns: Optional[str], name: str, value: Any) -> None:
+    """Set ``data[key]`` (``pca``, ``outliers``) from its column flag and its one other flag,
+    over what the YAML said: ``True`` (every column) or the options mapping."""
+    if columns is None and value is None:
+        return
+    opts = dict(data[key]) if isinstance(data.get(key), dict) else {}
+    cols = _columns(columns) if columns is not None else None
+    if isinstance(cols, list):
+        opts["columns"] = cols
+    if value is not None:
+        opts[name] = value
+    data[key] = opts or True
 
 
 def profile_options(config_path: Optional[str], *, target: Optional[str], scores: Tuple[str, ...],
@@ -87,22 +100,8 @@ def profile_options(config_path: Optional[str], *, target: Optional[str], scores
         data["performance"] = perf
     if correlation is not None:
         data["correlation"] = _columns(correlation)
-    if pca is not None or pca_variance is not None:
-        opts = dict(data["pca"]) if isinstance(data.get("pca"), dict) else {}
-        cols = _columns(pca) if pca is not None else None
-        if isinstance(cols, list):
-            opts["columns"] = cols
-        if pca_variance is not None:
-            opts["variance"] = pca_variance
-        data["pca"] = opts or True
-    if outliers is not None or outlier_method is not None:
-        opts = dict(data["outliers"]) if isinstance(data.get("outliers"), dict) else {}
-        cols = _columns(outliers) if outliers is not None else None
-        if isinstance(cols, list):
-            opts["columns"] = cols
-        if outlier_method is not None:
-            opts["method"] = outlier_method
-        data["outliers"] = opts or True
+    _column_option(data, "pca", pca, "variance", pca_variance)
+    _column_option(data, "outliers", outliers, "method", outlier_method)
     if vectors:
         data["vectors"] = dict(data.get("vectors") or {}, **_vectors(vectors))
     try:

@@ -33,27 +33,23 @@ from html import escape
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from raywatch import series as S
+from raywatch.aggregate.estimate_eval import CORRELATION as _CORR
+from raywatch.aggregate.estimate_eval import DISAGREEMENT as _DIS
+from raywatch.aggregate.estimate_eval import EMBEDDINGS as _EMB
+from raywatch.aggregate.estimate_eval import ESTIMATION as _EST
+from raywatch.aggregate.estimate_eval import FALSE_ALARMS as _FA
+from raywatch.aggregate.estimate_eval import RECONSTRUCTION as _REC
+from raywatch.aggregate.estimate_eval import finite_number as _num
 from raywatch.report import svg
 
 __all__ = ["estimation_section", "reliability_chart"]
 
-_EST, _DIS, _CORR, _REC, _EMB, _FA = "estimation", "disagreement", "correlation", "reconstruction", "embeddings", "false_alarms"
 _FIGURES = {
     "exact": "exact: computed from every raw value (equal to scipy's) or from exact counts",
     "bound": "bound: binned KS; the raw-data statistic lies in the interval shown, the p-value is conservative",
     "approximate": "approximate: binned Wasserstein distance (within about 1.5 % of a std of the raw value)",
     "binned": "binned: a distance defined on the profile's bins",
 }
-
-
-def _num(v: Any) -> Optional[float]:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _t(w: Mapping[str, Any]) -> Optional[float]:

@@ -3,6 +3,9 @@
 * estimated accuracy / ROC AUC with their bands, calibration error, correlation, PCA
   reconstruction and outlier shares reach the rolling view and the series —
   test_estimates_and_multivariate_series_reach_the_view;
+* a correlation-only shift, a 1,536-dimensional embedding's shift and outliers reach their
+  series and fire their rules; stationary windows do not —
+  test_correlation_embedding_and_outliers_through_the_core_and_its_rules;
 * the estimate assumes no concept drift: under concept drift (P(label | score) changes) the
   realized accuracy leaves the band and the disagreement rule fires, end to end through the
   rules; without concept drift (a covariate shift, labels still from the reference's law) it
@@ -58,10 +61,11 @@ def cbpe_profile():
 
 
 def batch(prof, rows, seq, ts):
-    n = len(rows["x1"])
+    n = len(next(iter(rows.values())))
     sk = LatencySketch()
     sk.add_many(np.full(n, 0.01))
-    preds = [(f"r{seq}-{i}", int(rows["prediction"][i]), float(rows["score"][i])) for i in range(n)]
+    preds = ([(f"r{seq}-{i}", int(rows["prediction"][i]), float(rows["score"][i])) for i in range(n)]
+             if "prediction" in rows else [])
     return ReplicaBatch(app="app", deployment="M", model="m", version="v1", replica_id="r1", node_id="n",
                         start_ts=ts - 1, end_ts=ts, requests=n, errors={}, statuses={}, latency=sk.to_dict(),
                         summary=prof.summarize(rows).to_bytes(), predictions=preds, resources={}, dropped_total=0,
@@ -148,6 +152,65 @@ def test_covariate_shift_is_no_disagreement(cbpe_profile):
     assert est["value"] > 0.84  # the shift made the model's job easier, and the estimate sees it
     assert not any(d["disagree"] for d in st["rolling"]["disagreement"].values())
     assert all("ConceptDrift" not in f for f in fired)
+
+
+DIM = 1536
+
+
+def mixed(rng, n, topics, *, moved=False):
+    """Rows with two numerical features, a third one, and a 1,536-dimensional embedding sent as
+    one list of floats per row (as a replica captures it). ``moved``: ``b`` becomes tied to
+    ``a`` (both marginals unchanged), the embedding's topic mix moves and ``c`` gets 10 %
+    outliers."""
+    a, noise = rng.normal(size=n), rng.normal(size=n)
+    b = 0.8 * a + 0.6 * noise if moved else noise
+    c = rng.normal(size=n)
+    if moved:
+        c[: n // 10] = 8.0
+    weights = np.array([0.1, 0.2, 0.2, 0.2, 0.3] if moved else [0.4, 0.3, 0.15, 0.1, 0.05])
+    k = rng.choice(len(weights), size=n, p=weights)
+    emb = topics[k] + rng.normal(size=(n, DIM)) * np.linspace(0.05, 0.3, DIM)
+    return {"a": a, "b": b, "c": c, "emb": [list(v) for v in emb]}
+
+
+def test_correlation_embedding_and_outliers_through_the_core_and_its_rules():
+    """Items 2–5 through the stats actor's core and its rules: stationary windows are quiet; a
+    window where two features become correlated (marginals unchanged, so no column drifts),
+    a 1,536-dimensional embedding's topic mix moves and a column gets 10 % outliers sets the
+    correlation, embedding and multivariate series and fires their rules."""
+    rng = np.random.default_rng(7)
+    topics = rng.normal(size=(5, DIM))
+    topics *= 8.0 / np.linalg.norm(topics, axis=1, keepdims=True)
+    ref = mixed(rng, 4000, topics)
+    ref["emb"] = np.asarray(ref["emb"])
+    prof = Profile.fit(ref, correlation=True, pca=True, outliers=True, vectors=["emb"], seed=0)
+    cfg = MonitorConfig(windows={"length": 10, "rolling": 1, "grace": 0, "evaluation_interval": 10},
+                        drift={"expected_run_time": "30d"},  # α 3.9e-06: the shift is plain, false alarms rare
+                        actor={"sqlite_path": None}, alerting={"watchdog": False, "rules": [
+                            {"name": "MultivariateDrift", "expr": "multivariate_drift == 1", "severity": "warning"},
+                            {"name": "EmbeddingDrift", "expr": "embedding_drift_detected == 1", "severity": "warning"},
+                            {"name": "Outliers", "expr": "outlier_share > 0.05", "severity": "warning"}]})
+    hub = AlertingHub(registry=CollectorRegistry(), background=False)
+    c = StatsCore(cfg, alerting=hub)
+    c.register_model(KEY, cfg, prof.to_bytes())
+    try:
+        for k, moved in enumerate([False, False, True]):
+            c.ingest(batch(prof, mixed(rng, 500, topics, moved=moved), k + 1, T0 + 10 * k + 2), now=T0 + 10 * k + 2)
+            st = c.evaluate(now=T0 + 10 * k + 9.5)["models"][KEY]
+            firing = sorted(a["labels"]["alertname"] for a in st["alerts"] if a.get("state", "firing") == "firing")
+            r, series = st["rolling"], c.models[KEY].series
+            assert r["correlation"]["drifted"] is moved and r["embeddings"]["emb"]["drifted"] is moved
+            assert values(series, "correlation_drift_detected") == [float(moved)]
+            assert values(series, "embedding_drift_detected", feature="emb") == [float(moved)]
+            assert values(series, "multivariate_drift") == [float(moved)]
+            assert firing == (["EmbeddingDrift", "MultivariateDrift", "Outliers"] if moved else [])
+        assert r["correlation"]["drifted_pairs"] == [["a", "b"]]
+        assert not st["drift"]["columns"]["a"]["drifted"] and not st["drift"]["columns"]["b"]["drifted"]
+        q = st["quality"]["c"]
+        assert q["outlier_share"] >= 0.1 > 0.02 > q["outlier_share_reference"]
+        assert values(series, "outlier_share", feature="c") == [pytest.approx(q["outlier_share"])]
+    finally:
+        hub.close(timeout=5)
 
 
 def _stationary_alarms(profile, expected_run_time, evaluations):
