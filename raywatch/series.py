@@ -421,3 +421,52 @@ def segment_labels(name: str) -> Tuple[str, ...]:
     if name in SEGMENTED or (m is not None and m.labels[:2] == SEGMENT_LABELS):
         return SEGMENT_LABELS
     return ()
+# ---- issue 13: estimation and multivariate drift (detect)
+ESTIMATED_ACCURACY = _m("estimated_accuracy", "gauge", "ratio",
+                        "Accuracy estimated without labels (CBPE) over the rolling view; assumes no concept drift.",
+                        "detect")
+ESTIMATED_PRECISION = _m("estimated_precision", "gauge", "ratio", "Precision estimated without labels (CBPE).", "detect")
+ESTIMATED_RECALL = _m("estimated_recall", "gauge", "ratio", "Recall estimated without labels (CBPE).", "detect")
+ESTIMATED_F1 = _m("estimated_f1", "gauge", "ratio", "F1 estimated without labels (CBPE).", "detect")
+ESTIMATED_ROC_AUC = _m("estimated_roc_auc", "gauge", "ratio", "ROC AUC estimated without labels (CBPE).", "detect")
+ESTIMATED: Dict[str, Metric] = {m.name: e for m, e in (
+    (ACCURACY, ESTIMATED_ACCURACY), (PRECISION, ESTIMATED_PRECISION), (RECALL, ESTIMATED_RECALL), (F1, ESTIMATED_F1),
+    (ROC_AUC, ESTIMATED_ROC_AUC))}
+"""Each estimated series by the performance metric it estimates (``ESTIMATED["accuracy"]``)."""
+ESTIMATED_PERFORMANCE_LOWER = _m("estimated_performance_lower", "gauge", "ratio",
+                                 "Lower end of an estimated metric's band (estimate − drift.estimation.sigmas "
+                                 "sampling errors).", "detect", ("metric",))
+ESTIMATED_PERFORMANCE_UPPER = _m("estimated_performance_upper", "gauge", "ratio",
+                                 "Upper end of an estimated metric's band.", "detect", ("metric",))
+ESTIMATION_DIFFERENCE = _m("estimation_difference", "gauge", "ratio",
+                           "Realized (from feedback) minus estimated performance over the rolling view.",
+                           "feedback", ("metric",))
+ESTIMATION_DISAGREEMENT = _m("estimation_disagreement", "gauge", "boolean",
+                             "1 when realized performance left the estimate's band: what concept drift looks like "
+                             "(the estimate assumes none).", "feedback", ("metric",))
+CALIBRATION_ERROR = _m("calibration_error", "gauge", "probability",
+                       "Expected calibration error of the profile's score calibration (largest over score columns).",
+                       "detect")
+CORRELATION_CHANGE_MAX = _m("correlation_change_max", "gauge", "correlation",
+                            "Largest change of a pairwise correlation against the reference.", "detect")
+CORRELATION_DRIFT_DETECTED = _m("correlation_drift_detected", "gauge", "boolean",
+                                "1 when a pair of features changed its correlation (significant and large enough).",
+                                "detect")
+RECONSTRUCTION_ERROR = _m("reconstruction_error", "gauge", "standardized units",
+                          "Mean PCA reconstruction error of the rolling view's rows.", "detect")
+RECONSTRUCTION_ERROR_UPPER = _m("reconstruction_error_upper", "gauge", "standardized units",
+                                "Upper end of the reference's band for the mean reconstruction error.", "detect")
+RECONSTRUCTION_DRIFT_DETECTED = _m("reconstruction_drift_detected", "gauge", "boolean",
+                                   "1 when the mean reconstruction error left the reference's band (multivariate "
+                                   "drift).", "detect")
+EMBEDDING_DRIFT_DETECTED = _m("embedding_drift_detected", "gauge", "boolean", "1 when a vector feature drifted.",
+                              "detect", ("feature",))
+EMBEDDING_MEAN_SHIFT = _m("embedding_mean_shift", "gauge", "statistic",
+                          "Mahalanobis distance of a vector feature's projected mean from the reference's.",
+                          "detect", ("feature",))
+OUTLIER_SHARE = _m("outlier_share", "gauge", "ratio",
+                   "Share of a feature's values beyond the reference's robust fences (IQR or MAD).", "detect",
+                   ("feature",))
+MULTIVARIATE_DRIFT = _m("multivariate_drift", "gauge", "boolean",
+                        "1 when the correlation, reconstruction or an embedding test flags the rolling view.",
+                        "detect")

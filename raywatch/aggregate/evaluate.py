@@ -15,6 +15,7 @@ import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from raywatch import series
+from raywatch.aggregate import estimate_eval
 from raywatch.aggregate.detectors import NAMES
 from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.model import ModelState
@@ -22,7 +23,6 @@ from raywatch.aggregate.model_series import model_series
 from raywatch.aggregate.segment_eval import evaluate_segments_of
 from raywatch.aggregate.windows import Window, aggregate_resources
 from raywatch.config import WindowConfig
-from raywatch.drift import detect_drift
 from raywatch.drift.report import ColumnDrift, ColumnQuality, DriftReport
 
 __all__ = ["Evaluator", "rolling_horizon", "column_notes", "untested", "UNTESTED_REASONS", "NO_PROFILE"]
@@ -208,7 +208,7 @@ class Evaluator:
     def _drift(self, ms: ModelState, w: Window) -> Optional[DriftReport]:
         if ms.profile is None or w.summary is None or w.rows == 0:
             return None
-        return detect_drift(ms.profile, w.summary, ms.config.drift)
+        return estimate_eval.detect(ms, w.summary)  # drift.expected_run_time applied (issue 13)
 
     def window_result(self, ms: ModelState, w: Window, seconds: float, parts: Optional[Sequence[Window]] = None) -> Dict[str, Any]:
         """The figures, drift, quality and performance of ``w`` (made of the windows ``parts``:
@@ -240,6 +240,10 @@ class Evaluator:
                 self.failures.fail("performance", exc)
         res["performance"] = perf
         evaluate_segments_of(ms, w, res, detail=parts is not None, fail=self.failures.fail)  # issue 12
+        try:  # the profile's extensions: estimated performance, multivariate drift, false alarms in time (issue 13)
+            estimate_eval.extension_fields(ms, report, res)
+        except Exception as exc:
+            self.failures.fail("extensions", exc)
         return res
 
     def rolling_parts(self, ms: ModelState, now: float) -> List[Window]:
@@ -299,6 +303,7 @@ class Evaluator:
             }
             for name in NAMES
         }
+        estimate_eval.detector_calibrations(ms, res["detectors"])  # thresholds from expected_run_time (issue 13)
         current = max(ms.open.values(), key=lambda w: w.start) if ms.open else (ms.closed[-1] if ms.closed else None)
         ms.view = {
             "evaluated_at": now,

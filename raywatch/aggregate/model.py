@@ -20,7 +20,9 @@ profile are stored apart, in the ``models`` table)::
      "generation": <the deployment generation the figures belong to, or null>,
      "past_generations": [<superseded generations>...], "generations": <generations started>}
 
-(``refused``, ``label_values`` and the ``generation`` fields are optional: a record without them is read as empty.)
+(``refused``, ``label_values``, the ``generation`` fields and ``calibrations`` — the streaming detectors'
+calibrations from an expected run time, :mod:`raywatch.aggregate.calibrated` — are optional: a record
+without them is read as empty.)
 
 A window is :meth:`~raywatch.aggregate.windows.Window.state` (its merged summary as base64
 of the summary codec's bytes); a replica is ``{"replica_id", "node_id", "max_seq", "seqs":
@@ -34,6 +36,7 @@ import math
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
+from raywatch.aggregate.calibrated import DetectorCalibrations
 from raywatch.aggregate.data import fields, from_ranges, record, seq_ranges
 from raywatch.aggregate.detectors import NAMES, Detector
 from raywatch.aggregate.windows import Window
@@ -149,6 +152,7 @@ class ModelState:
         self.detector_hits: Dict[str, float] = {}  # detector -> UTC time it last fired
         self.detector_counts: Dict[str, int] = {}
         self.detector_restarts: Dict[str, int] = {}  # detectors whose stored state could not be used
+        self.calibrations = DetectorCalibrations(config.shipping.flush_interval)  # (issue 13) expected_run_time
         self.view: Dict[str, Any] = {}  # last evaluation (status, /metrics, rules)
         self.series: List[Series] = []
 
@@ -169,8 +173,16 @@ class ModelState:
         """The detector ``which`` (one of :data:`~raywatch.aggregate.detectors.NAMES`),
         built on first use; None when it is disabled."""
         det = self.detectors.get(which)
+        dcfg = self.detector_config(which)
+        if dcfg.enabled and dcfg.expected_run_time is not None:  # (issue 13) calibrated parameters, once made
+            params = self.calibrations.params(which, dcfg)
+            if params is None:
+                self.detectors.pop(which, None)
+                return None
+            if det is None or (det.method, det.params) != (dcfg.method, params):
+                det = self.detectors[which] = Detector(dcfg.method, params)
+            return det
         if det is None:
-            dcfg = self.detector_config(which)
             if not dcfg.enabled:
                 return None
             det = self.detectors[which] = Detector(dcfg.method, dcfg.params)
@@ -178,8 +190,13 @@ class ModelState:
 
     def detect(self, which: str, x: float, ts: float) -> None:
         """Feed ``x`` to the detector ``which``; a detection is recorded at ``ts``."""
+        if not math.isfinite(x):
+            return
         det = self.detector(which)
-        if det is None or not math.isfinite(x):
+        if det is None:
+            dcfg = self.detector_config(which)
+            if dcfg.enabled and dcfg.expected_run_time is not None:
+                self.calibrations.offer(which, dcfg, float(x), float(ts))  # (issue 13) still calibrating
             return
         if det.update(float(x)):
             self.detector_hits[which] = float(ts)
@@ -208,6 +225,7 @@ class ModelState:
             generation=self.generation,
             past_generations=list(self.past_generations),
             generations=self.generations,
+            calibrations=self.calibrations.state(),
         )
 
     def restore(self, s: Dict[str, Any]) -> None:
@@ -230,6 +248,7 @@ class ModelState:
         self.generation = s.get("generation")
         self.past_generations = [str(g) for g in s.get("past_generations") or []]
         self.generations = int(s.get("generations") or 0)
+        self.calibrations.restore(s.get("calibrations"))
         self.detectors = {}
         for name, det in (s.get("detectors") or {}).items():
             if name not in NAMES:

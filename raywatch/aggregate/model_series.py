@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping
 
 from raywatch import series as catalogue
+from raywatch.aggregate.estimate_eval import extension_series
 from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.segment_series import segment_series
 from raywatch.series import Metric, Series
@@ -62,6 +63,7 @@ def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     for name, m in catalogue.DETECTOR_SERIES.items():
         if name in dets and ms.detectors.get(name) is not None:
             add(m, 1.0 if dets[name]["drift"] else 0.0)
+    out.extend(extension_series(base, r))  # estimated performance, multivariate drift, outliers (issue 13)
     res = r.get("resources") or {}
     for m in catalogue.MODEL_RESOURCES:
         add(m, res.get(m.name))

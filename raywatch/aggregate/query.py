@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from raywatch.aggregate.estimate_eval import history_fields
 from raywatch.aggregate.joiner import FeedbackJoiner
 from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.windows import Window
@@ -126,6 +127,7 @@ def history(models: Mapping[str, ModelState], windows: List[Dict[str, Any]], ale
         except Exception as exc:
             fail("history.features", exc)
         out["models"][key] = {"labels": dict(ms.labels), "features": feats, "windows": by_model.get(key, [])}
+        out["models"][key].update(history_fields(ms))  # the profile's calibration (issue 13)
     for a in alerts:
         a = dict(a)
         a.pop("model_key", None)

@@ -11,7 +11,7 @@ from raywatch import series
 from raywatch.cli.common import (ADDRESS_HELP, CONFIG_HELP, CONNECT_TIMEOUT, TIMEOUT_HELP, ask, connect, fail, fmt,
                                  load_monitor_config, no_such_model)
 
-__all__ = ["status", "status_lines", "drift_lines", "quality_parts", "segment_lines"]
+__all__ = ["status", "status_lines", "drift_lines", "quality_parts", "segment_lines", "estimation_lines"]
 
 
 def _traffic_line(m: Mapping[str, Any]) -> str:
@@ -106,6 +106,7 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
         if perf:
             lines.append("  performance: " + ", ".join(f"{k} {fmt(v)}" for k, v in perf.items()))
         lines.extend(segment_lines(m))  # segments, fairness, replicas, attribution (issue 12)
+        lines.extend(estimation_lines(m))  # (issue 13)
         res = m.get("resources") or {}
         if res:
             cpu, rss = res.get(series.CPU_PERCENT.name), res.get(series.RSS_BYTES.name)
@@ -176,6 +177,64 @@ def segment_lines(m: Mapping[str, Any], worst: int = 3) -> List[str]:
         feats = [f for f in a.get("features") or [] if f.get("explains")] or (a.get("features") or [])[:3]
         shares = ", ".join(f"{f['feature']} {fmt((f.get('share') or 0) * 100, '%')}" for f in feats)
         lines.append(f"  attribution: {pred} mean moved {fmt(a.get('shift'))}; explained by {shares or 'no feature'}")
+    return lines
+
+
+# ---- issue 13: estimated performance, calibration, multivariate verdicts, false alarms in time
+
+
+def _band(m: Mapping[str, Any]) -> str:
+    v, lo, hi = m.get("value"), m.get("lower"), m.get("upper")
+    if not _is_num(v):
+        return "–"
+    return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if _is_num(lo) and _is_num(hi) else "")
+
+
+def estimation_lines(m: Mapping[str, Any]) -> List[str]:
+    """A model's estimated performance with its band, the calibration's quality, realized
+    against estimated, the multivariate verdicts, and its false-alarm rates stated in time."""
+    roll = m.get("rolling") or {}
+    lines: List[str] = []
+    est = roll.get("estimation") or {}
+    if est:
+        metrics = est.get("metrics") or {}
+        parts = [f"{k} {_band(v)}" for k, v in metrics.items() if _is_num(v.get("value"))]
+        lines.append(f"  estimated ({est.get('rows', 0):,} rows, no labels; band ±{est.get('sigmas', 3):g} SE; "
+                     "assumes no concept drift): " + (", ".join(parts) or "not enough rows yet"))
+        ece = est.get(series.CALIBRATION_ERROR.name)
+        cal = f"  calibration: ECE {ece:.3f}" if _is_num(ece) else "  calibration: ECE –"
+        if not est.get("calibration_ok", True):
+            cal += " " + click.style("NOT usable", fg="red", bold=True)
+        warnings = est.get("warnings") or []
+        lines.append(cal + (" — " + "; ".join(warnings) if warnings else ""))
+        dis = roll.get("disagreement") or {}
+        if dis:
+            bad = [k for k, d in dis.items() if d.get("disagree")]
+            shown = ", ".join(f"{k} {fmt(d.get('realized'))} vs {fmt(d.get('estimated'))} (±{fmt(d.get('band'))})"
+                              for k, d in dis.items() if k in (bad or list(dis)[:2]))
+            mark = click.style("DISAGREE", fg="red", bold=True) + " (concept drift?)" if bad else "agree"
+            lines.append(f"  realized vs estimated ({next(iter(dis.values())).get('labels', 0):,} labels): {mark}: {shown}")
+    verdicts = []
+    corr = roll.get("correlation") or {}
+    if corr.get("tested"):
+        pairs = ", ".join("-".join(p) for p in corr.get("drifted_pairs") or [])
+        verdicts.append(("correlation " + click.style("DRIFT", fg="red", bold=True) + f" ({pairs})" if corr.get("drifted")
+                         else "correlation ok") + f" (max change {fmt(corr.get('max_change'))})")
+    rec = roll.get("reconstruction") or {}
+    if rec.get("tested"):
+        verdicts.append(("reconstruction " + click.style("DRIFT", fg="red", bold=True) if rec.get("drifted")
+                         else "reconstruction ok") + f" (error {fmt(rec.get('mean_error'))}, band ≤ {fmt(rec.get('upper'))})")
+    for feat, e in (roll.get("embeddings") or {}).items():
+        if e.get("tested"):
+            verdicts.append(f"{feat} " + (click.style("DRIFT", fg="red", bold=True) if e.get("drifted") else "ok")
+                            + f" (mean shift {fmt(e.get('mean_effect'))})")
+    if verdicts:
+        lines.append("  multivariate: " + ", ".join(verdicts))
+    fa = roll.get("false_alarms") or {}
+    dets = [f"{name} {d['calibration']['text']}" for name, d in (m.get("detectors") or {}).items()
+            if (d.get("calibration") or {}).get("text")]
+    if fa.get("expected_run_time") is not None or dets or est or verdicts:
+        lines.append(f"  false alarms: drift tests {fa.get('text', '–')}" + ("; detectors: " + "; ".join(dets) if dets else ""))
     return lines
 
 

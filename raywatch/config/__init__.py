@@ -11,6 +11,7 @@ base        errors, durations, secrets with ``${ENV}`` references, plain data
 replica     capture, shipping, resources (in every replica)
 aggregate   windows, actor, feedback, detectors (the stats actor)
 detect      drift tests
+estimate    profile extensions and their tests, false alarms in time (issue 13)
 alerting    rules (checked against the metric catalogue), route, inhibition, silences
 segments    segments, fairness and attribution (issue 12), and the rules they add
 sinks       sinks and their delivery settings
@@ -77,6 +78,9 @@ from raywatch.config.alerting import (
 )
 from raywatch.config.segments import (AttributionConfig, FairnessAttributeConfig, FairnessConfig, ReplicaOutlierConfig,
                                       SegmentColumnConfig, SegmentsConfig, default_rules, with_default_rules)
+from raywatch.config.estimate import (CorrelationTestConfig, EmbeddingTestConfig, EstimationTestConfig, OutlierFencesConfig,
+                                      OutlierTestConfig, PCAConfig, PerformanceEstimationConfig, ProfileConfig,
+                                      ReconstructionTestConfig, VectorFeatureConfig)
 from raywatch.config.monitor import MonitorConfig, load_config, parse_config
 from raywatch.config.app import APP_ARGS_SOURCE, ApplicationArgs, MonitoredAppArgs, validate_args
 
@@ -100,6 +104,9 @@ __all__ = [
     # segments, fairness, attribution (issue 12)
     "SegmentColumnConfig", "SegmentsConfig", "FairnessAttributeConfig", "FairnessConfig", "ReplicaOutlierConfig",
     "AttributionConfig", "default_rules", "with_default_rules",
+    # estimate (issue 13)
+    "PerformanceEstimationConfig", "PCAConfig", "OutlierFencesConfig", "VectorFeatureConfig", "ProfileConfig",
+    "EstimationTestConfig", "CorrelationTestConfig", "ReconstructionTestConfig", "EmbeddingTestConfig", "OutlierTestConfig",
     # monitor
     "MonitorConfig", "parse_config", "load_config",
     # serve-app builder

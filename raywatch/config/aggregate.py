@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Literal, Optional
 from pydantic import Field, model_validator
 
 from raywatch.config.base import Duration, PositiveDuration, Secret, StrictModel
+from raywatch.config.estimate import UNCALIBRATED_DETECTORS
 
 __all__ = ["WindowConfig", "ActorConfig", "FeedbackConfig", "StreamDetectorConfig", "DetectorsConfig",
            "FeedbackTokenConfig", "is_loopback"]
@@ -152,6 +153,17 @@ class StreamDetectorConfig(StrictModel):
     enabled: bool = True
     method: str = "page_hinkley"
     params: Dict[str, Any] = Field(default_factory=dict)
+    # ---- issue 13: the threshold calibrated from an expected run time between false alarms
+    expected_run_time: Optional[Duration] = Field(None, gt=0)
+    reference_values: int = Field(500, ge=50)  # values observed (or taken from the profile) before calibrating
+    calibration_budget: int = Field(1_000_000, ge=10_000)  # updates simulated (about 1 s per million)
+
+    @model_validator(mode="after")
+    def _calibratable(self) -> "StreamDetectorConfig":
+        if self.expected_run_time is not None and self.method in UNCALIBRATED_DETECTORS:
+            raise ValueError(f"method {self.method} cannot be calibrated from expected_run_time (one KS test per "
+                             "update is too slow to simulate): use adwin or page_hinkley, or give params instead")
+        return self
 
 
 class DetectorsConfig(StrictModel):

@@ -7,7 +7,9 @@ from typing import Dict, Literal, Optional
 
 from pydantic import Field, field_validator
 
-from raywatch.config.base import StrictModel
+from raywatch.config.base import Duration, StrictModel
+from raywatch.config.estimate import (CorrelationTestConfig, EmbeddingTestConfig, EstimationTestConfig, OutlierTestConfig,
+                                      ReconstructionTestConfig)
 
 __all__ = ["DriftMethod", "ColumnDriftConfig", "DriftConfig"]
 
@@ -58,6 +60,14 @@ class DriftConfig(StrictModel):
     quality_tolerance: float = Field(0.01, ge=0, le=1)
     quality_alpha: float = Field(0.001, gt=0, lt=1)
     columns: Dict[str, ColumnDriftConfig] = Field(default_factory=dict)
+    # ---- issue 13: the profile's extension tests (raywatch.config.estimate), exact tests, false alarms in time
+    exact_max_rows: int = Field(10_000, ge=0)  # raw columns up to this size are tested exactly (scipy's ks_2samp)
+    estimation: EstimationTestConfig = Field(default_factory=EstimationTestConfig)
+    correlation: CorrelationTestConfig = Field(default_factory=CorrelationTestConfig)
+    reconstruction: ReconstructionTestConfig = Field(default_factory=ReconstructionTestConfig)
+    embeddings: EmbeddingTestConfig = Field(default_factory=EmbeddingTestConfig)
+    outliers: OutlierTestConfig = Field(default_factory=OutlierTestConfig)
+    expected_run_time: Optional[Duration] = Field(None, gt=0)  # the stats actor's tests: alpha = evaluation_interval / this
 
     @field_validator("thresholds")
     @classmethod

@@ -13,6 +13,7 @@ from raywatch.config.aggregate import ActorConfig, DetectorsConfig, FeedbackConf
 from raywatch.config.alerting import AlertingConfig
 from raywatch.config.base import ConfigError, StrictModel, deep_merge, read_yaml, to_data, validate
 from raywatch.config.detect import DriftConfig
+from raywatch.config.estimate import ProfileConfig, check_run_times
 from raywatch.config.replica import CaptureConfig, ResourcesConfig, ShippingConfig
 from raywatch.config.segments import AttributionConfig, FairnessConfig, SegmentsConfig, check_segments
 
@@ -42,6 +43,13 @@ class MonitorConfig(StrictModel):
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     _segments_check = model_validator(mode="after")(check_segments)
+    # --- (issue 13) the extensions `raywatch profile build --config` fits the profile with
+    profile_options: ProfileConfig = Field(default_factory=ProfileConfig)
+
+    @model_validator(mode="after")
+    def _run_times(self) -> "MonitorConfig":
+        check_run_times(self.drift, self.windows)  # (issue 13)
+        return self
 
     def to_data(self) -> Dict[str, Any]:
         """Plain JSON-able data that :meth:`from_data` reads back into an equal config:

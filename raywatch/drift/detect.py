@@ -52,6 +52,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
+from raywatch import series
 from raywatch.config import ColumnDriftConfig, DriftConfig, parse_config
 from raywatch.drift.batched import plan_for, binned_tests
 from raywatch.drift.correction import adjust
@@ -249,7 +250,7 @@ def detect_drift(
                     quality[col].outlier_share = q.share
                     quality[col].outlier_share_reference = q.reference_share
                     if q.issue:
-                        quality[col].issues.append("outlier_share")
+                        quality[col].issues.append(series.OUTLIER_SHARE.name)
     return DriftReport(
         columns=columns,
         quality=quality,

@@ -20,12 +20,13 @@ extension kind        option key         test                                   
 Each test's parameters come, in this order of precedence, from ``options[key]`` (a plain
 mapping), from the drift config's attribute of that name when it has one (a pydantic model or a
 mapping), and from the test's defaults; the outlier test takes the config's
-``quality_tolerance`` and ``quality_alpha`` and the correlation test its ``correction`` unless
-told otherwise. A test that fails costs only its own result (logged, left out).
+``quality_tolerance`` and ``quality_alpha``, the correlation test its ``correction``, and the
+correlation and embedding tests their ``alpha`` unless told otherwise. A test that fails costs only its own result (logged, left out).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Callable, Dict, Mapping, Optional
 
@@ -64,6 +65,8 @@ def option_values(key: str, config: Any, options: Optional[Mapping[str, Mapping[
         out.update(tolerance=config.quality_tolerance, alpha=config.quality_alpha)
     if key == "correlation" and config is not None:
         out.update(correction=config.correction)
+    if key in ("correlation", "embeddings") and getattr(config, "alpha", None) is not None:
+        out.update(alpha=config.alpha)  # unless set for the test itself: the drift tests' level
     out.update({k: v for k, v in _as_dict(getattr(config, key, None)).items() if v is not None})
     out.update(_as_dict((options or {}).get(key)))
     out.pop("enabled", None)
@@ -86,8 +89,10 @@ def run_extension_tests(profile: Any, summary: Any, config: Any = None,
         if settings.get("enabled") is False:
             continue
         fn: Callable[..., Any] = test
+        accepted = inspect.signature(fn).parameters  # settings for the caller alone (min_labels) stay out
         try:
-            results[name] = fn(ext, section, **option_values(key, config, options))
+            kwargs = {k: v for k, v in option_values(key, config, options).items() if k in accepted}
+            results[name] = fn(ext, section, **kwargs)
         except Exception as exc:  # one failing test must not lose the report
             log.warning("the %s test of %r failed (%s: %s); left out of the report", key, name, type(exc).__name__, exc)
     return results

@@ -167,7 +167,7 @@ class DriftReport:
                 "notes": list(self.notes),
                 "columns": {name: asdict(c) for name, c in self.columns.items()},
                 "quality": {name: asdict(q) for name, q in self.quality.items()},
-                "multivariate_drift": self.multivariate_drift,
+                series.MULTIVARIATE_DRIFT.name: self.multivariate_drift,
                 "extensions": {name: _plain(r) for name, r in self.extensions.items()},
             }
         )

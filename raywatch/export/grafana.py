@@ -119,6 +119,20 @@ def grafana_dashboard(cfg: Any = None, *, title: str = "raywatch: model monitori
     regression = [m for m in S.PERFORMANCE if m.unit != "ratio"]
     g.add("Model performance", [(_q("max", m), f"{m.name} {{{{model}}}}") for m in classification], classification[0])
     g.add("Regression error", [(_q("max", m), f"{m.name} {{{{model}}}}") for m in regression], regression[0])
+    # ---- issue 13: estimated against realized performance, the concept-drift signal, multivariate drift, outliers
+    g.add("Estimated vs realized performance", [(_q("max", m), f"estimated {m.name.split('_', 1)[1]} {{{{model}}}}")
+                                                for m in (S.ESTIMATED_ACCURACY, S.ESTIMATED_ROC_AUC)]
+          + [(_q("max", m), f"realized {m.name} {{{{model}}}}") for m in (S.ACCURACY, S.ROC_AUC)]
+          + [(_q("max", b, "model, metric"), f"{side} {{{{metric}}}} {{{{model}}}}")
+             for b, side in ((S.ESTIMATED_PERFORMANCE_LOWER, "band low"), (S.ESTIMATED_PERFORMANCE_UPPER, "band high"))],
+          S.ESTIMATED_ACCURACY)
+    g.add("Estimation disagreement (concept drift)", [(_q("max", S.ESTIMATION_DISAGREEMENT, "model, metric"),
+                                                       "{{metric}} {{model}}")], S.ESTIMATION_DISAGREEMENT)
+    g.add("Multivariate drift", [(_q("max", S.RECONSTRUCTION_ERROR), "reconstruction error {{model}}"),
+                                 (_q("max", S.RECONSTRUCTION_ERROR_UPPER), "band high {{model}}"),
+                                 (_q("max", S.CORRELATION_CHANGE_MAX), "largest correlation change {{model}}"),
+                                 (_q("max", S.MULTIVARIATE_DRIFT), "multivariate drift {{model}}")], unit="short")
+    g.add("Outlier share", [(_q("max", S.OUTLIER_SHARE, "model, feature"), "{{feature}} {{model}}")], S.OUTLIER_SHARE)
     g.add("CPU and memory", [(_q("max", S.CPU_PERCENT), "cpu % {{model}}"),
                              (_q("max", S.NODE_MEMORY_PERCENT), "node memory % {{model}}")], S.CPU_PERCENT)
     g.add("GPU", [(_q("max", S.GPU_UTILIZATION, "model, gpu"), "util {{gpu}}"),

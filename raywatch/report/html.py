@@ -31,6 +31,7 @@ from raywatch import series as S
 from raywatch.report import svg
 from raywatch.report.bins import display_hist
 from raywatch.report.segments import segment_section
+from raywatch.report.estimation import estimation_section
 from raywatch.report.strips import heat_strip, timeline
 from raywatch.report.style import CSS
 from raywatch.series import Metric
@@ -317,6 +318,7 @@ def _model_section(key: str, model: Mapping[str, Any], events: Sequence[Event], 
     else:
         out.append('<p class="note">No ground truth received in this period (send it with <code>raywatch.feedback(request_id, label)</code>).</p>')
     out.append(segment_section(model, vlines))  # segments, fairness, attribution, replicas (issue 12)
+    out.append(estimation_section(model, windows, vlines))  # estimation, multivariate drift, exact figures (issue 13)
     return "".join(out)
 
 

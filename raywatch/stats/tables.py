@@ -35,24 +35,36 @@ FORMATS = ("csv", "tsv", "npz", "parquet")
 """The formats :func:`read_table` reads (``txt`` is read as CSV, ``pq`` as Parquet)."""
 
 
-def read_table(path: Union[str, Path], fmt: Optional[str] = None, kinds: Optional[Mapping[str, str]] = None) -> Any:
+def read_table(path: Union[str, Path], fmt: Optional[str] = None, kinds: Optional[Mapping[str, str]] = None,
+               vectors: Sequence[str] = ()) -> Any:
     """Columns of a CSV, TSV, NPZ or Parquet file (``fmt`` defaults to the extension).
 
     ``kinds`` (column → kind, as given to :meth:`~raywatch.stats.profile.Profile.fit`)
     types the CSV cells of a ``"categorical"`` column as text; it must name columns of the
-    file."""
+    file. ``vectors`` names vector columns (embeddings, ``Profile.fit(vectors=...)``): a 2-D
+    array of an NPZ file, a list column of a Parquet file (then read into a mapping of
+    arrays, the vector columns as 2-D arrays); a CSV file holds none."""
     p = Path(path)
     fmt = (fmt or p.suffix.lstrip(".")).lower()
     if fmt in ("csv", "tsv", "txt"):
+        if vectors:
+            raise ValueError(f"{path}: a CSV file holds no vector column ({', '.join(vectors)}): use NPZ or Parquet")
         return _read_csv(p, "\t" if fmt == "tsv" else ",", dict(kinds or {}))
     if fmt == "npz":
-        return _read_npz(p)
+        return _read_npz(p, vectors)
     if fmt in ("parquet", "pq"):
         try:
             import pyarrow.parquet as pq
         except ImportError:
             raise ValueError("reading Parquet needs pyarrow (pip install pyarrow)") from None
-        return pq.read_table(p)
+        table = pq.read_table(p)
+        if not vectors:
+            return table
+        missing = [v for v in vectors if v not in table.column_names]
+        if missing:
+            raise ValueError(f"{path}: no column {', '.join(missing)} (it has {', '.join(table.column_names)})")
+        return {n: (np.asarray(table.column(n).to_pylist(), dtype=np.float64) if n in vectors
+                    else table.column(n).to_numpy(zero_copy_only=False)) for n in table.column_names}
     raise ValueError(f"{path}: unknown format {fmt!r} (expected csv, tsv, npz or parquet)")
 
 
@@ -79,15 +91,19 @@ def _read_csv(p: Path, delimiter: str, kinds: Mapping[str, str]) -> Dict[str, np
             for name, vals in zip(header, raw)}
 
 
-def _read_npz(p: Path) -> Dict[str, np.ndarray]:
+def _read_npz(p: Path, vectors: Sequence[str] = ()) -> Dict[str, np.ndarray]:
     with np.load(p, allow_pickle=False) as data:
         cols = {k: data[k] for k in data.files}
-    if len(cols) == 1 and next(iter(cols.values())).ndim == 2:
+    if len(cols) == 1 and next(iter(cols.values())).ndim == 2 and not vectors:
         (name, arr), = cols.items()
         return {f"{name}_{i}": arr[:, i] for i in range(arr.shape[1])}
-    bad = [k for k, v in cols.items() if v.ndim != 1]
+    missing = [v for v in vectors if v not in cols]
+    if missing:
+        raise ValueError(f"{p}: no array {', '.join(missing)} (it has {', '.join(cols)})")
+    bad = [k for k, v in cols.items() if v.ndim != (2 if k in vectors else 1)]
     if bad:
-        raise ValueError(f"{p}: arrays {bad} are not 1-D (one array per column expected)")
+        raise ValueError(f"{p}: arrays {bad} are not 1-D (one array per column expected; a vector column, "
+                         "2-D, is named as one)")
     return cols
 
 

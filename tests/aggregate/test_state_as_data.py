@@ -120,6 +120,17 @@ def v1_copy(tmp_path: Path) -> Path:
     return dst
 
 
+def without_later_figures(d):
+    """``d`` without what raywatch added after the fixture was made (issue 13: each tested
+    column's ``figures`` and ``statistic_bounds``, the view's ``false_alarms``): the migrated
+    file must give every figure the old code read, and may give more."""
+    if isinstance(d, dict):
+        return {k: without_later_figures(v) for k, v in d.items() if k not in ("figures", "statistic_bounds", "false_alarms")}
+    if isinstance(d, list):
+        return [without_later_figures(v) for v in d]
+    return d
+
+
 def core_on(path, hub=None, **kw):
     store = Store(str(path))
     hub = hub or AlertingHub(registry=CollectorRegistry(), background=False)
@@ -167,7 +178,7 @@ def test_v1_file_migrates_with_the_figures_the_old_code_read(tmp_path, monkeypat
     st = c.evaluate(now=NOW)
     got, want = st["models"][MODEL], EXPECTED["status"]
     for key in ("totals", "window", "rolling", "drift", "quality", "performance", "resources", "labels", "open_windows"):
-        assert json.loads(json.dumps(ks_as_written(got[key], want[key]))) == want[key], key
+        assert without_later_figures(json.loads(json.dumps(ks_as_written(got[key], want[key])))) == want[key], key
     # the streaming detectors could not come across (pickled river objects): restarted, counted
     assert {k: {f: v for f, v in d.items() if f != "restarts"} for k, d in got["detectors"].items()} == want["detectors"]
     assert {k: d["restarts"] for k, d in got["detectors"].items()} == {"latency": 1, "errors": 1, "concept": 1}
@@ -176,7 +187,7 @@ def test_v1_file_migrates_with_the_figures_the_old_code_read(tmp_path, monkeypat
         [(a["labels"]["alertname"], a["state"], a["fired_at"]) for a in want["alerts"]]  # engine state resumed
     assert st["actor"]["counters"] == EXPECTED["actor"]["counters"]
     assert json.loads(json.dumps(st["actor"]["feedback"])) == EXPECTED["actor"]["feedback"]
-    assert json.loads(json.dumps(c.history(MODEL))) == EXPECTED["history"]
+    assert without_later_figures(json.loads(json.dumps(c.history(MODEL)))) == EXPECTED["history"]
     # this run still has the literal secret (the unpickled config), so the model is usable
     assert got["config_secrets"] == "ok" and c.ingest(make_batch(None, n=1, seq=99, app="fraud",
                                                                   deployment="FraudModel"), now=NOW) == "ok"
@@ -273,7 +284,7 @@ def test_report_reads_an_old_file_through_the_migration(tmp_path, monkeypatch):
     before = path.read_bytes()
     hist = history_from_sqlite(str(path))
     want = EXPECTED["report_history"]
-    assert json.loads(json.dumps(hist)) == want
+    assert without_later_figures(json.loads(json.dumps(hist))) == want
     assert [w["start"] for w in hist["models"][MODEL]["windows"]] == [w["start"] for w in want["models"][MODEL]["windows"]]
     assert path.read_bytes() == before  # migrated in a copy, not in place
     wal = Path(f"{path}-wal")

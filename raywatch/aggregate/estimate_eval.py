@@ -1,0 +1,275 @@
+"""Issue 13 in the stats actor: the profile's extension tests per window, and false alarms in time.
+
+:func:`detect` runs :func:`~raywatch.drift.detect_drift` with the model's drift settings as the
+actor applies them (:func:`drift_settings`): with ``drift.expected_run_time`` the tests' level
+becomes ``α = windows.evaluation_interval / expected_run_time`` (the rolling view is tested at
+every evaluation, so a test at level α raises a false alarm at most once per ``interval / α``
+on average); the correlation and embedding tests take the same α unless set for themselves,
+and the PCA reconstruction band the two-sided normal quantile of it.
+
+:func:`extension_fields` turns the report's extensions into a window result's plain data:
+
+* ``estimation`` — the estimated metrics with their bands (CBPE; assumes no concept drift),
+  the calibration's quality and warnings;
+* ``disagreement`` — per metric, realized (joined feedback of the same windows) minus
+  estimated against the band ``sigmas · √(SE(labelled)² + SE(rows)²)``; ``disagree`` is the
+  concept-drift signal (``estimation_disagreement``), judged once ``drift.estimation.min_labels``
+  labels joined;
+* ``correlation``, ``reconstruction``, ``embeddings`` and ``multivariate_drift``;
+* each tested column's ``figures`` (exact, bound, approximate, binned) and
+  ``statistic_bounds``, and its ``outlier_share`` beside the reference's;
+* ``false_alarms`` — the drift tests' level and the least mean time between false alarms.
+
+:func:`extension_series` gives their catalogue series. Everything here reads the model's
+profile and config; nothing is stored but the window result.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from scipy.special import ndtri
+
+from raywatch import series as catalogue
+from raywatch.aggregate.detectors import NAMES
+from raywatch.config import DriftConfig, MonitorConfig
+from raywatch.drift import detect_drift
+from raywatch.drift.estimation import disagreement
+from raywatch.drift.report import DriftReport
+from raywatch.drift.runlength import alpha_for_run_length, describe_run_length, run_length_of_alpha
+from raywatch.series import Series
+
+__all__ = ["drift_settings", "detect", "extension_fields", "extension_series", "false_alarms", "profile_estimation",
+           "detector_calibrations", "history_fields", "finite_number",
+           "ESTIMATION", "DISAGREEMENT", "CORRELATION", "RECONSTRUCTION", "EMBEDDINGS", "FALSE_ALARMS"]
+
+# keys of a window result (plain data, not series names)
+ESTIMATION, DISAGREEMENT, CORRELATION, RECONSTRUCTION, EMBEDDINGS, FALSE_ALARMS = (
+    "estimation", "disagreement", "correlation", "reconstruction", "embeddings", "false_alarms")
+_PAIRS_KEPT = 10  # correlation pairs a window result keeps (largest change first)
+_MULTICLASS_DISAGREEMENT = tuple(m.name for m in (catalogue.ACCURACY, catalogue.PRECISION, catalogue.RECALL, catalogue.F1))
+
+
+def _z(alpha: float) -> float:
+    """The two-sided standard normal quantile of level ``alpha``."""
+    return float(-ndtri(alpha / 2.0))
+
+
+def drift_settings(config: MonitorConfig) -> Tuple[DriftConfig, Optional[Dict[str, Dict[str, Any]]]]:
+    """The drift config and extension options the stats actor tests with (see the module docstring).
+
+    >>> cfg, options = drift_settings(MonitorConfig(drift={"expected_run_time": "30d"}, windows={"evaluation_interval": 60}))
+    >>> cfg.alpha, round(options["reconstruction"]["sigmas"], 2)
+    (2.3148148148148147e-05, 4.23)
+    """
+    drift = config.drift
+    if drift.expected_run_time is None:
+        return drift, None
+    alpha = alpha_for_run_length(drift.expected_run_time, config.windows.evaluation_interval)
+    options: Dict[str, Dict[str, Any]] = {}
+    if drift.reconstruction.sigmas is None:
+        options["reconstruction"] = {"sigmas": _z(alpha)}
+    return drift.model_copy(update={"alpha": alpha}), options
+
+
+def detect(ms: Any, summary: Any) -> DriftReport:
+    """``detect_drift`` of ``summary`` against the model's profile, with :func:`drift_settings`."""
+    cfg, options = drift_settings(ms.config)
+    return detect_drift(ms.profile, summary, cfg, options=options)
+
+
+def false_alarms(config: MonitorConfig) -> Dict[str, Any]:
+    """The drift tests' level per evaluation and what it means in time.
+
+    >>> false_alarms(MonitorConfig())["text"]
+    'α 0.05 per evaluation every 10 s: at most one false alarm per 3.3 minutes per test'
+    """
+    cfg, _ = drift_settings(config)
+    interval = config.windows.evaluation_interval
+    seconds = run_length_of_alpha(cfg.alpha, interval)
+    text = describe_run_length(seconds).replace("one false alarm", "at most one false alarm")
+    return {"alpha": cfg.alpha, "evaluation_interval": interval, "run_length_seconds": seconds,
+            "expected_run_time": config.drift.expected_run_time,
+            "text": f"α {cfg.alpha:.2g} per evaluation every {interval:g} s: {text} per test"}
+
+
+def finite_number(v: Any) -> Optional[float]:
+    """``v`` as a finite float, or None (None, booleans, text, NaN, infinities)."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+_num = finite_number
+
+
+def profile_estimation(profile: Any) -> Optional[Dict[str, Any]]:
+    """What the profile's CBPE extension says about its calibration (static per profile): per
+    score column its method, ECE, reliability curve, warnings; the reference accuracy."""
+    est = (getattr(profile, "extensions", None) or {}).get("performance")
+    if est is None or getattr(est, "kind", None) != "cbpe":
+        return None
+    cals = []
+    for name, c in zip(est.scores, est.calibrations):
+        cals.append({"score": name, "method": c.method, "ece": _num(c.ece), "ok": bool(c.ok),
+                     "warnings": list(c.warnings), "rows": int(c.rows), "curve": dict(c.curve)})
+    eces = [c["ece"] for c in cals if c["ece"] is not None]
+    return {"classes": [str(c) for c in est.classes], "binary": bool(est.binary), "calibrations": cals,
+            catalogue.CALIBRATION_ERROR.name: max(eces) if eces else None,
+            "reference": {k: v for k, v in (est.reference or {}).items()}}
+
+
+def _estimation(result: Any, sigmas: float, profile: Any) -> Dict[str, Any]:
+    metrics = {name: {"value": _num(m.value), "lower": _num(m.lower), "upper": _num(m.upper),
+                      "sampling_error": _num(m.sampling_error)} for name, m in result.metrics.items()}
+    prof = profile_estimation(profile) or {}
+    return {"rows": int(result.rows), "skipped": int(result.skipped), "average": result.average, "sigmas": sigmas,
+            "metrics": metrics, "roc_auc_error_bound": _num(result.roc_auc_error_bound),
+            "calibration_ok": bool(result.calibration_ok), "warnings": list(result.warnings),
+            catalogue.CALIBRATION_ERROR.name: prof.get(catalogue.CALIBRATION_ERROR.name)}
+
+
+def _disagreement(ms: Any, result: Any, perf: Mapping[str, Any], sigmas: float, min_labels: int) -> Dict[str, Any]:
+    labelled = int(perf.get("rows") or 0)
+    if labelled < min_labels:
+        return {}
+    est = ms.profile.extensions["performance"]
+    realized = {k: perf.get(k) for k in (_MULTICLASS_DISAGREEMENT if not est.binary else result.metrics) if k in perf}
+    out = {}
+    for name, d in disagreement(est, result, realized, labelled, sigmas=sigmas).items():
+        out[name] = {"estimated": _num(d.estimated), "realized": _num(d.realized), "difference": _num(d.difference),
+                     "band": _num(d.band), "disagree": bool(d.disagree), "labels": labelled}
+    return out
+
+
+def _correlation(r: Any) -> Dict[str, Any]:
+    pairs = sorted(r.pairs, key=lambda p: -abs(p.change))[:_PAIRS_KEPT]
+    return {"tested": bool(r.tested), "drifted": bool(r.drifted), "max_change": _num(r.max_change), "rows": int(r.rows),
+            "alpha": _num(r.alpha), "min_change": _num(r.min_change), "drifted_pairs": [list(p) for p in r.drifted_pairs],
+            "pairs": [{"a": p.a, "b": p.b, "reference": _num(p.reference), "current": _num(p.current),
+                       "change": _num(p.change), "p_value_adjusted": _num(p.p_value_adjusted), "drifted": bool(p.drifted)}
+                      for p in pairs], "note": r.note}
+
+
+def _reconstruction(r: Any) -> Dict[str, Any]:
+    return {"tested": bool(r.tested), "drifted": bool(r.drifted), "mean_error": _num(r.mean_error), "rows": int(r.rows),
+            "lower": _num(r.lower), "upper": _num(r.upper), "reference_mean": _num(r.reference_mean),
+            "components": int(r.components), "explained_variance": _num(r.explained_variance), "note": r.note}
+
+
+def _embedding(r: Any) -> Dict[str, Any]:
+    return {"tested": bool(r.tested), "drifted": bool(r.drifted), "rows": int(r.rows), "missing": int(r.missing),
+            "invalid": int(r.invalid), "mean_p_value": _num(r.mean_p_value), "mean_effect": _num(r.mean_effect),
+            "norm_p_value": _num(r.norm_p_value), "norm_effect": _num(r.norm_effect), "note": r.note}
+
+
+def extension_fields(ms: Any, report: Optional[DriftReport], res: Dict[str, Any]) -> None:
+    """Add the extensions of ``report`` (None: not tested) to the window result ``res`` in
+    place, judging the estimate against ``res["performance"]`` (see the module docstring)."""
+    res[FALSE_ALARMS] = false_alarms(ms.config)
+    if report is None:
+        return
+    drift = res.get("drift") or {}
+    for name, c in report.columns.items():
+        if c.tested and name in drift:
+            drift[name]["figures"] = c.figures
+            if c.statistic_bounds is not None:
+                drift[name]["statistic_bounds"] = [float(b) for b in c.statistic_bounds]
+    quality = res.get("quality") or {}
+    for name, q in report.quality.items():
+        if q.outlier_share is not None and name in quality:
+            quality[name][catalogue.OUTLIER_SHARE.name] = _num(q.outlier_share)
+            quality[name]["outlier_share_reference"] = _num(q.outlier_share_reference)
+    if not report.extensions:
+        return
+    ecfg = ms.config.drift.estimation
+    embeddings: Dict[str, Any] = {}
+    for name, r in report.extensions.items():
+        kind = getattr(ms.profile.extensions.get(name), "kind", None)
+        if kind == "cbpe":
+            res[ESTIMATION] = _estimation(r, ecfg.sigmas, ms.profile)
+            res[DISAGREEMENT] = _disagreement(ms, r, res.get("performance") or {}, ecfg.sigmas, ecfg.min_labels)
+        elif kind == "correlation":
+            res[CORRELATION] = _correlation(r)
+        elif kind == "pca":
+            res[RECONSTRUCTION] = _reconstruction(r)
+        elif kind == "vector":
+            embeddings[getattr(r, "column", name)] = _embedding(r)
+    if embeddings:
+        res[EMBEDDINGS] = embeddings
+    res[catalogue.MULTIVARIATE_DRIFT.name] = bool(report.multivariate_drift)
+
+
+def detector_calibrations(ms: Any, detectors: Dict[str, Dict[str, Any]]) -> None:
+    """Add to each detector's entry of the view where its calibration from
+    ``expected_run_time`` stands (:meth:`~raywatch.aggregate.calibrated.DetectorCalibrations.info`),
+    for the detectors that have one."""
+    for name, entry in detectors.items():
+        info = ms.calibrations.info(name, ms.detector_config(name))
+        if info is not None:
+            entry["calibration"] = info
+
+
+def history_fields(ms: Any) -> Dict[str, Any]:
+    """What the report reads besides the windows: the false-alarm rates in time (the drift
+    tests', and each calibrated detector's) and the profile's calibration (reliability curves,
+    ECE) when it has a CBPE extension."""
+    dets = {}
+    for name in NAMES:
+        info = ms.calibrations.info(name, ms.detector_config(name))
+        if info is not None:
+            dets[name] = info
+    out: Dict[str, Any] = {FALSE_ALARMS: dict(false_alarms(ms.config), detectors=dets)}
+    prof = profile_estimation(ms.profile)
+    if prof is not None:
+        out[ESTIMATION] = prof
+    return out
+
+
+def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Series]:
+    """The catalogue series of the extensions in the rolling view ``r`` (see the module docstring)."""
+    base = {k: str(v) for k, v in labels.items()}
+    out: List[Series] = []
+
+    def add(entry: Any, value: Any, /, **extra: str) -> None:  # extra labels include ``metric``
+        v = _num(value)
+        if v is not None:
+            out.append(Series(entry.name, dict(base, **extra) if extra else base, v))
+
+    est = r.get(ESTIMATION) or {}
+    for name, m in (est.get("metrics") or {}).items():
+        estimated = catalogue.ESTIMATED.get(name)
+        if estimated is None:
+            continue
+        add(estimated, m.get("value"))
+        add(catalogue.ESTIMATED_PERFORMANCE_LOWER, m.get("lower"), metric=name)
+        add(catalogue.ESTIMATED_PERFORMANCE_UPPER, m.get("upper"), metric=name)
+    if est:
+        add(catalogue.CALIBRATION_ERROR, est.get(catalogue.CALIBRATION_ERROR.name))
+    for name, d in (r.get(DISAGREEMENT) or {}).items():
+        add(catalogue.ESTIMATION_DIFFERENCE, d.get("difference"), metric=name)
+        if d.get("band") is not None:
+            add(catalogue.ESTIMATION_DISAGREEMENT, 1.0 if d.get("disagree") else 0.0, metric=name)
+    corr = r.get(CORRELATION) or {}
+    if corr.get("tested"):
+        add(catalogue.CORRELATION_CHANGE_MAX, corr.get("max_change"))
+        add(catalogue.CORRELATION_DRIFT_DETECTED, 1.0 if corr.get("drifted") else 0.0)
+    rec = r.get(RECONSTRUCTION) or {}
+    if rec.get("tested"):
+        add(catalogue.RECONSTRUCTION_ERROR, rec.get("mean_error"))
+        add(catalogue.RECONSTRUCTION_ERROR_UPPER, rec.get("upper"))
+        add(catalogue.RECONSTRUCTION_DRIFT_DETECTED, 1.0 if rec.get("drifted") else 0.0)
+    for feat, e in (r.get(EMBEDDINGS) or {}).items():
+        if e.get("tested"):
+            add(catalogue.EMBEDDING_DRIFT_DETECTED, 1.0 if e.get("drifted") else 0.0, feature=feat)
+            add(catalogue.EMBEDDING_MEAN_SHIFT, e.get("mean_effect"), feature=feat)
+    for feat, q in (r.get("quality") or {}).items():
+        add(catalogue.OUTLIER_SHARE, q.get(catalogue.OUTLIER_SHARE.name), feature=feat)
+    if catalogue.MULTIVARIATE_DRIFT.name in r:
+        add(catalogue.MULTIVARIATE_DRIFT, 1.0 if r.get(catalogue.MULTIVARIATE_DRIFT.name) else 0.0)
+    return out
