@@ -26,11 +26,13 @@ from pydantic import Field, field_validator
 
 from raywatch.config.alerting import Matchers
 from raywatch.config.base import Duration, ImportPath, PositiveDuration, Secret, StrictModel
+from raywatch.config.detect import DriftConfig
+from raywatch.config.sinks import SinkConfig
 
 __all__ = [
     "PayloadLogConfig", "TriggerConfig", "GuardrailsConfig", "RetrainConfig", "ValidationConfig",
     "ShadowConfig", "CanaryGuardsConfig", "CanaryConfig", "RolloutConfig", "RemediationConfig",
-    "GATE_METRICS",
+    "RemediationSettings", "GATE_METRICS",
 ]
 
 GATE_METRICS = ("accuracy", "f1", "roc_auc", "log_loss", "mae", "rmse")
@@ -164,10 +166,12 @@ class CanaryGuardsConfig(StrictModel):
 
 class CanaryConfig(StrictModel):
     """A ``share`` of live traffic goes to the candidate; holding the guards for ``duration``
-    (and at least ``min_requests`` requests) promotes it."""
+    (and at least ``min_requests`` requests) promotes it. A candidate's call that fails or
+    takes longer than ``timeout`` counts against it, and the champion answers the request."""
 
     enabled: bool = True
     share: float = Field(0.1, gt=0.0, le=1.0)
+    timeout: PositiveDuration = 5.0
     duration: PositiveDuration = 900.0
     min_requests: int = Field(100, ge=1)
     guards: CanaryGuardsConfig = Field(default_factory=CanaryGuardsConfig)
@@ -209,3 +213,18 @@ class RemediationConfig(StrictModel):
     @classmethod
     def _names(cls, v: List[str]) -> List[str]:
         return [s.strip() for s in v if s.strip()]
+
+
+class RemediationSettings(StrictModel):
+    """What the remediation controller is told of one model: the slice of the model's
+    configuration it reads (``model``, ``version``, ``remediation``, ``payload_log``, the
+    alerting sinks that hear of decisions, the drift settings of the residual-drift check).
+    The stats actor registers it from the model's ``MonitorConfig``
+    (``/work/coord/hooks-14.md``)."""
+
+    model: Optional[str] = None
+    version: Optional[str] = None
+    remediation: RemediationConfig
+    payload_log: PayloadLogConfig
+    sinks: List[SinkConfig] = Field(default_factory=list)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
