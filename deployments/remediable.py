@@ -179,10 +179,10 @@ def retrain_raises(ctx: Any) -> Dict[str, Any]:
 
 
 def retrain_worse(ctx: Any) -> Dict[str, Any]:
-    """A candidate trained on shuffled labels: no better than a coin."""
+    """A candidate that learned the rule backwards: worse than the champion."""
     model, profile, version = _train(ctx)
-    rng = np.random.default_rng(0)
-    model["w"] = rng.normal(0, 0.01, len(model["w"])).tolist()
+    model["w"] = [-w for w in model["w"]]
+    model["b"] = -model["b"]
     return {"artifact": save(model, version), "version": version, "profile": profile}
 
 

@@ -263,6 +263,9 @@ class RemediationController:
                     setattr(f, k, getattr(f, k) + getattr(g, k))
                 if g.p95 is not None:
                     f.p95 = g.p95 if f.p95 is None else max(f.p95, g.p95)
+                for name, n in (g.extra.get("error_types") or {}).items():
+                    types = f.extra.setdefault("error_types", {})
+                    types[name] = types.get(name, 0) + n
         return out
 
     # ------------------------------------------------------------------ the loop

@@ -67,18 +67,26 @@ def agree(a: Any, b: Any) -> bool:
 
 
 class _Arm:
-    __slots__ = ("requests", "errors", "timeouts", "dropped", "compared", "agreed", "lat")
+    __slots__ = ("requests", "errors", "timeouts", "dropped", "compared", "agreed", "lat", "error_types")
 
     def __init__(self) -> None:
         self.requests = self.errors = self.timeouts = self.dropped = self.compared = self.agreed = 0
         self.lat: Deque[float] = deque(maxlen=2000)
+        self.error_types: Dict[str, int] = {}
+
+    def failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        name = type(exc).__name__
+        if name in self.error_types or len(self.error_types) < 10:
+            self.error_types[name] = self.error_types.get(name, 0) + 1
 
     def figures(self) -> ArmFigures:
         p95 = None
         if self.lat:
             s = sorted(self.lat)
             p95 = s[min(len(s) - 1, int(0.95 * len(s)))]
-        return ArmFigures(self.requests, self.errors, self.timeouts, self.dropped, self.compared, self.agreed, p95)
+        return ArmFigures(self.requests, self.errors, self.timeouts, self.dropped, self.compared, self.agreed, p95,
+                          {"error_types": dict(self.error_types)} if self.error_types else {})
 
 
 class Figures:
@@ -275,7 +283,7 @@ class RolloutRouter:
                 except asyncio.TimeoutError:
                     arm.timeouts += 1
                 except Exception as exc:  # noqa: BLE001 - counted against the candidate; the champion answers
-                    arm.errors += 1
+                    arm.failed(exc)
                     log.debug("canary failed (%s); answered by the champion", exc)
                 finally:
                     self.figures.in_flight -= 1
@@ -289,8 +297,8 @@ class RolloutRouter:
         t0 = time.perf_counter()
         try:
             out = await self.champion.remote(payload)
-        except Exception:
-            arm.errors += 1
+        except Exception as exc:
+            arm.failed(exc)
             raise
         arm.lat.append(time.perf_counter() - t0)
         return out
@@ -322,8 +330,8 @@ class RolloutRouter:
         except asyncio.TimeoutError:
             arm.timeouts += 1
             _cancel(resp)
-        except Exception:  # noqa: BLE001 - a failing shadow is counted, never felt
-            arm.errors += 1
+        except Exception as exc:  # noqa: BLE001 - a failing shadow is counted, never felt
+            arm.failed(exc)
         finally:
             self._mirrors -= 1
 
