@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Literal, Optional
 
 from pydantic import Field, field_validator
 
+from raywatch import series
 from raywatch.config.alerting import Matchers
 from raywatch.config.base import Duration, ImportPath, PositiveDuration, Secret, StrictModel
 from raywatch.config.detect import DriftConfig
@@ -35,7 +36,7 @@ __all__ = [
     "RemediationSettings", "GATE_METRICS",
 ]
 
-GATE_METRICS = ("accuracy", "f1", "roc_auc", "log_loss", "mae", "rmse")
+GATE_METRICS = (series.ACCURACY.name, series.F1.name, series.ROC_AUC.name, "log_loss", series.MAE.name, series.RMSE.name)
 """Metrics the validation gate computes (``log_loss``, ``mae`` and ``rmse``: lower is better)."""
 
 
@@ -128,7 +129,7 @@ class ValidationConfig(StrictModel):
     is at most ``max_residual_drift_share``."""
 
     predict: ImportPath = None
-    metric: Literal["accuracy", "f1", "roc_auc", "log_loss", "mae", "rmse"] = "accuracy"
+    metric: str = series.ACCURACY.name
     min_improvement: float = Field(0.0, ge=0.0)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     bootstrap: int = Field(1000, ge=100, le=100_000)
@@ -136,6 +137,13 @@ class ValidationConfig(StrictModel):
     max_residual_drift_share: float = Field(0.25, ge=0.0, le=1.0)
     residual_window: PositiveDuration = 3600.0
     seed: int = 0
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if v not in GATE_METRICS:
+            raise ValueError(f"expected one of {', '.join(GATE_METRICS)}, got {v!r}")
+        return v
 
 
 class ShadowConfig(StrictModel):

@@ -52,6 +52,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote
 
+from raywatch import series
 from raywatch.payload.fs import FileEntry, list_files, open_filesystem, require_pyarrow, write_file
 
 __all__ = ["PayloadLog", "REQUEST_COLUMNS", "LABEL_COLUMNS", "PARTITIONS", "TABLES", "partition_dir", "parse_part"]
@@ -358,3 +359,17 @@ class PayloadLog:
 
     def stats(self) -> Dict[str, Any]:
         return {**self.counters, "pending_rows": self._pending_rows}
+
+    def series(self, labels: Mapping[str, str]) -> List[series.Series]:
+        """The log's counters as catalogue series with ``labels`` (the model's).
+
+        >>> import tempfile
+        >>> from raywatch.config.remediate import PayloadLogConfig
+        >>> [s.name for s in PayloadLog(PayloadLogConfig(path=tempfile.mkdtemp())).series({"model": "m"})][:2]
+        ['payload_log_rows_total', 'payload_log_dropped_rows_total']
+        """
+        c = self.counters
+        return [series.Series(series.PAYLOAD_LOG_ROWS_TOTAL.name, dict(labels), float(c["rows_written"])),
+                series.Series(series.PAYLOAD_LOG_DROPPED_ROWS_TOTAL.name, dict(labels), float(c["rows_dropped"])),
+                series.Series(series.PAYLOAD_LOG_DELETED_ROWS_TOTAL.name, dict(labels), float(c["rows_deleted"])),
+                series.Series(series.PAYLOAD_LOG_WRITE_ERRORS_TOTAL.name, dict(labels), float(c["write_errors"]))]

@@ -32,9 +32,14 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["GateResult", "DriftCheck", "compare", "metric", "residual_drift", "LOWER_IS_BETTER", "METRICS"]
+from raywatch import series
 
-LOWER_IS_BETTER = frozenset(("log_loss", "mae", "rmse"))
+__all__ = ["GateResult", "DriftCheck", "compare", "metric", "residual_drift", "LOWER_IS_BETTER", "SCORED", "METRICS"]
+
+LOWER_IS_BETTER = frozenset(("log_loss", series.MAE.name, series.RMSE.name))
+SCORED = frozenset((series.ROC_AUC.name, "log_loss"))
+"""Metrics computed on scores (the others on predictions)."""
+_POSITIVE = frozenset((series.F1.name,)) | SCORED
 
 
 def _accuracy(y: np.ndarray, p: np.ndarray) -> float:
@@ -79,7 +84,8 @@ def _rmse(y: np.ndarray, p: np.ndarray) -> float:
 
 
 METRICS: Dict[str, Callable[..., float]] = {
-    "accuracy": _accuracy, "f1": _f1, "roc_auc": _roc_auc, "log_loss": _log_loss, "mae": _mae, "rmse": _rmse,
+    series.ACCURACY.name: _accuracy, series.F1.name: _f1, series.ROC_AUC.name: _roc_auc, "log_loss": _log_loss,
+    series.MAE.name: _mae, series.RMSE.name: _rmse,
 }
 
 
@@ -91,7 +97,7 @@ def metric(name: str, y: Any, pred: Any, positive: Any = 1.0) -> float:
     """
     fn = METRICS[name]
     y, pred = _coerce(y), _coerce(pred)
-    if name in ("f1", "roc_auc", "log_loss"):
+    if name in _POSITIVE:
         return fn(y, pred, _coerce([positive])[0])
     return fn(y, pred)
 
@@ -142,7 +148,7 @@ def compare(name: str, y: Any, champion: Any, candidate: Any, *, min_improvement
         raise ValueError(f"compare needs equal, non-empty arrays (labels {n}, champion {len(a)}, candidate {len(b)})")
     pos = _coerce([positive])[0]
     fn = METRICS[name]
-    args = (pos,) if name in ("f1", "roc_auc", "log_loss") else ()
+    args = (pos,) if name in _POSITIVE else ()
     sign = -1.0 if name in LOWER_IS_BETTER else 1.0
     m_a, m_b = fn(y, a, *args), fn(y, b, *args)
     imp = sign * (m_b - m_a)

@@ -110,7 +110,7 @@ class ArmFigures:
 
     def to_dict(self) -> Dict[str, Any]:
         d = asdict(self)
-        d["error_rate"] = self.error_rate
+        d["failure_share"] = self.error_rate
         d["agreement"] = self.agreement
         return d
 

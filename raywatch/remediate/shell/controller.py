@@ -31,6 +31,7 @@ import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from raywatch import series
 from raywatch.aggregate.audit import AuditEvent, AuditLog
 from raywatch.config import parse_config
 from raywatch.config.remediate import RemediationSettings
@@ -77,6 +78,7 @@ class RemediationController:
         self.states: Dict[str, str] = {}
         self.counters: Dict[str, int] = {"notifications": 0, "triggers": 0, "skipped": 0, "notify_failures": 0}
         self._epoch = 0
+        self.steps: Dict[Tuple[str, str], int] = {}
         self._sinks: Dict[str, Any] = {}
         self._lock = threading.Lock()
         self.recovered = self._recover()
@@ -106,6 +108,7 @@ class RemediationController:
                             evidence=evidence)
         self.audit.append([ev])  # durable before the loop goes on
         self.states[decision] = state
+        self.steps[(model, kind)] = self.steps.get((model, kind), 0) + 1
         log.info("remediation %s %s: %s → %s %s", model, decision[:8], kind, state, summary)
         if notify.tells(ev):
             self._tell(ev)
@@ -230,6 +233,15 @@ class RemediationController:
                                                                       "expired", "not_deployed", "dry_run")}
         return {"models": sorted(self.models), "open": open_, "pending_approval": sorted(self.approvals),
                 "routes": dict(self.routes), "counters": dict(self.counters)}
+
+    async def series(self) -> List[Tuple[str, Dict[str, str], float]]:
+        """The controller's catalogue series ``(name, labels, value)`` for exposition."""
+        out = []
+        for (model, kind), n in sorted(self.steps.items()):
+            app, _, dep = model.partition("/")
+            out.append((series.REMEDIATION_STEPS_TOTAL.name, {"app": app, "deployment": dep, "step": kind}, float(n)))
+        out.append((series.REMEDIATION_PENDING_APPROVALS.name, {}, float(len(self.approvals))))
+        return out
 
     # ------------------------------------------------------------------ routing
     def _set_route(self, key: str, **route: Any) -> int:
@@ -389,7 +401,7 @@ class RemediationController:
 
     async def _validate(self, d: str, st: _Settings, cand: Candidate, held: Any, feats: List[str], plog: Any) -> bool:
         v = st.s.remediation.validation
-        scores = v.metric in ("roc_auc", "log_loss")
+        scores = v.metric in gate.SCORED
         logged = "score" if scores else "prediction"
         frame = held.select(feats).to_pandas()
         if v.predict is None:
