@@ -19,7 +19,7 @@ import os
 import uuid
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-__all__ = ["require_pyarrow", "open_filesystem", "write_file", "list_files", "FileEntry", "is_local"]
+__all__ = ["require_pyarrow", "open_filesystem", "write_file", "list_files", "FileEntry", "is_local", "makedirs_owner_only"]
 
 
 def require_pyarrow() -> Any:
@@ -32,6 +32,25 @@ def require_pyarrow() -> Any:
         raise ImportError("raywatch's payload log needs pyarrow: pip install 'raywatch[log]' "
                           f"({type(exc).__name__}: {exc})") from None
     return pyarrow
+
+
+def makedirs_owner_only(path: str) -> None:
+    """Create ``path`` and every missing folder above it ``0700`` (``os.makedirs`` gives the
+    intermediate ones the umask's mode)."""
+    missing = []
+    p = os.path.abspath(path)
+    while p and not os.path.isdir(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # whatever the umask says
 
 
 def is_local(uri: str) -> bool:
@@ -48,7 +67,7 @@ def open_filesystem(uri: str, options: Optional[Mapping[str, Any]] = None, *,
 
     if is_local(uri):
         path = os.path.abspath(os.path.expanduser(uri[len("file://"):] if uri.startswith("file://") else uri))
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        makedirs_owner_only(path)
         return pafs.LocalFileSystem(), path
     opts: Dict[str, Any] = dict(options or {})
     if uri.startswith("s3://") and (opts or access_key or secret_key):
@@ -65,8 +84,7 @@ def write_file(fs: Any, path: str, data: bytes, *, local: bool) -> None:
     """Write ``data`` to ``path`` whole: a local file owner-only from creation, written to a
     temporary name and renamed (a reader never sees half a file); on an object store, one put."""
     if local:
-        parent = os.path.dirname(path)
-        os.makedirs(parent, mode=0o700, exist_ok=True)
+        makedirs_owner_only(os.path.dirname(path))
         tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
