@@ -33,7 +33,7 @@ from raywatch.config.sinks import SinkConfig
 __all__ = [
     "PayloadLogConfig", "TriggerConfig", "GuardrailsConfig", "RetrainConfig", "ValidationConfig",
     "ShadowConfig", "CanaryGuardsConfig", "CanaryConfig", "RolloutConfig", "RemediationConfig",
-    "RemediationSettings", "GATE_METRICS",
+    "RemediationSettings", "settings_of", "GATE_METRICS",
 ]
 
 GATE_METRICS = (series.ACCURACY.name, series.F1.name, series.ROC_AUC.name, "log_loss", series.MAE.name, series.RMSE.name)
@@ -236,3 +236,26 @@ class RemediationSettings(StrictModel):
     payload_log: PayloadLogConfig
     sinks: List[SinkConfig] = Field(default_factory=list)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+
+
+def settings_of(cfg: Any) -> Optional[RemediationSettings]:
+    """The :class:`RemediationSettings` of a model's configuration (a ``MonitorConfig`` once
+    it has ``payload_log`` and ``remediation``), or None when it does not remediate.
+
+    >>> from types import SimpleNamespace
+    >>> cfg = SimpleNamespace(model="fraud", version="v1", remediation=RemediationConfig(retrain={"function": "m:f"}),
+    ...                       payload_log=PayloadLogConfig(path="/tmp/p"), alerting=SimpleNamespace(sinks=[]),
+    ...                       drift=DriftConfig())
+    >>> settings_of(cfg).remediation.retrain.function, settings_of(SimpleNamespace(remediation=None))
+    ('m:f', None)
+    """
+    rem = getattr(cfg, "remediation", None)
+    if rem is None or not rem.enabled:
+        return None
+    plog = getattr(cfg, "payload_log", None)
+    if plog is None:
+        raise ValueError("remediation needs payload_log: the retrain reads the logged, labelled requests")
+    alerting = getattr(cfg, "alerting", None)
+    return RemediationSettings(model=getattr(cfg, "model", None), version=getattr(cfg, "version", None),
+                               remediation=rem, payload_log=plog, sinks=list(getattr(alerting, "sinks", None) or []),
+                               drift=getattr(cfg, "drift", None) or DriftConfig())
