@@ -248,3 +248,41 @@ def test_decision_notifications_are_webhook_payloads():
     a = body["alerts"][0]
     assert body["version"] == "4" and a["labels"]["step"] == "validation_failed" and a["labels"]["severity"] == "warning"
     assert a["labels"]["app"] == "shop" and a["annotations"]["summary"].startswith("not deployed")
+
+
+# --------------------------------------------------------------------------- the controller's state is the trail
+
+
+def test_a_restarted_controller_closes_open_decisions_and_keeps_the_guardrails(tmp_path):
+    import asyncio
+    import time
+
+    from raywatch.remediate.shell.controller import RemediationController
+
+    path = str(tmp_path / "trail.sqlite")
+    t = time.time()
+    log = AuditLog.open(path)
+    log.append([ev("triggered", t - 100, "open1", model="shop/Scorer", state="triggered"),
+                ev("retrain_started", t - 90, "open1", model="shop/Scorer", state="retraining")])
+    log.close()
+    ctl = RemediationController(path)  # no Ray needed until a decision runs
+    assert ctl.recovered == ["open1"]
+    closed = ctl.audit.events("shop/Scorer", decision="open1")[-1]
+    assert closed.kind == "failed" and "restarted while the decision was retraining" in closed.summary
+
+    settings = {"remediation": {"retrain": {"function": "m:f"}, "guardrails": {"min_interval": "1h"}},
+                "payload_log": {"path": str(tmp_path / "p")}}
+    note = {"alerts": [{"status": "firing", "labels": {"alertname": "FeatureDrift", "app": "shop", "deployment": "Scorer"}},
+                       {"status": "firing", "labels": {"alertname": "HighLatency", "app": "shop", "deployment": "Scorer"}},
+                       {"status": "resolved", "labels": {"alertname": "FeatureDrift", "app": "shop", "deployment": "Scorer"}},
+                       {"status": "firing", "labels": {"alertname": "FeatureDrift", "app": "x", "deployment": "Unknown"}}]}
+
+    async def go():
+        await ctl.register("shop/Scorer", settings)
+        return await ctl.notify(note)
+
+    out = asyncio.run(go())
+    assert out["started"] == [] and len(out["skipped"]) == 1  # the retrain 90 s ago counts across the restart
+    last = ctl.audit.events("shop/Scorer")[-1]
+    assert last.kind == "skipped" and last.summary.startswith("min_interval: last retrain started")
+    ctl.audit.close()

@@ -26,9 +26,13 @@ INTERNALS = (
 
 
 def serve_client() -> Any:
-    """The running Serve instance's controller client (raises when Serve is not running)."""
+    """The running Serve instance's controller client (raises when Ray or Serve is not
+    running; never starts either)."""
+    import ray
     from ray.serve import context
 
+    if not ray.is_initialized():
+        raise RuntimeError("Ray is not running here: no Serve instance to read")
     return context._get_global_client(raise_if_no_controller_running=True)
 
 
