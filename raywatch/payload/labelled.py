@@ -38,12 +38,21 @@ from raywatch.payload.log import partition_dir
 __all__ = ["labelled_dataset", "split_holdout", "write_snapshot"]
 
 
-def labelled_dataset(log: Any, model: str, since: float, until: Optional[float] = None) -> Any:
+def labelled_dataset(log: Any, model: str, since: float, until: Optional[float] = None, *,
+                     shadow: bool = False) -> Any:
     """Requests of ``model`` in ``[since, until]`` with their newest label (``label``,
-    ``label_ts``), oldest request first; requests without a label are left out."""
+    ``label_ts``), oldest request first; requests without a label are left out. The rows of
+    a shadow's answers are left out too (``shadow=True``: only they, labelled — the
+    candidate's performance on live traffic)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     req = log.read("requests", model, since=since, until=until)
+    if "shadow" in req.column_names:
+        col = pc.fill_null(req.column("shadow"), False)
+        req = req.filter(col if shadow else pc.invert(col))
+    elif shadow:
+        req = req.slice(0, 0)
     lab = log.read("labels", model, since=since)
     if req.num_rows == 0 or lab.num_rows == 0 or "label" not in lab.column_names:
         empty = req.slice(0, 0)

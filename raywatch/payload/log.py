@@ -8,7 +8,9 @@ Layout under the log's root (a local folder or a URI such as ``s3://bucket/prefi
 Hive partitions (``model``, ``date``, ``hour``; UTC), so ``ray.data.read_parquet`` and
 ``pandas.read_parquet`` read a folder with its partition columns. A request row has the
 columns of :data:`REQUEST_COLUMNS` — ``ts`` (UTC timestamp), ``request_id``, ``app``,
-``deployment``, ``version``, ``replica``, ``prediction``, ``score`` — and one column per
+``deployment``, ``version``, ``replica``, ``prediction``, ``score``, ``shadow`` (true for a
+shadow deployment's answer to a mirrored request: the candidate's version, never the user's
+answer) — and one column per
 feature (after the capture's allow-list and redaction); a feature whose name is one of
 those (or a partition's) is stored as ``feature.<name>``. A label row has ``ts``,
 ``request_id`` and ``label``, partitioned by the time the label arrived: a label that comes
@@ -59,7 +61,7 @@ __all__ = ["PayloadLog", "REQUEST_COLUMNS", "LABEL_COLUMNS", "PARTITIONS", "TABL
 
 log = logging.getLogger("raywatch.payload.log")
 
-REQUEST_COLUMNS = ("ts", "request_id", "app", "deployment", "version", "replica", "prediction", "score")
+REQUEST_COLUMNS = ("ts", "request_id", "app", "deployment", "version", "replica", "prediction", "score", "shadow")
 LABEL_COLUMNS = ("ts", "request_id", "label")
 PARTITIONS = ("model", "date", "hour")
 TABLES = ("requests", "labels", "labelled")
@@ -172,6 +174,7 @@ class PayloadLog:
                     self.counters["rows_sampled_out"] += 1
                     continue
                 row = {k: r.get(k) for k in REQUEST_COLUMNS}
+                row["shadow"] = bool(r.get("shadow", False))
                 ts = r.get("ts")
                 row["ts"] = float(ts) if ts is not None else self.clock()
                 for name, value in (r.get("features") or {}).items():
@@ -247,6 +250,8 @@ class PayloadLog:
                 typ, vals = pa.timestamp("us", tz="UTC"), [int(round(v * 1e6)) for v in values]
             elif name in ("request_id", "app", "deployment", "version", "replica"):
                 typ, vals = pa.string(), [None if v is None else str(v) for v in values]
+            elif name == "shadow":
+                typ, vals = pa.bool_(), [bool(v) for v in values]
             else:
                 typ, vals = _column(values, force_float=name in _FLOATS)
             arrays.append(pa.array(vals, type=typ))

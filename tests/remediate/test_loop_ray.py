@@ -111,6 +111,16 @@ def test_the_whole_loop_promotes_a_better_model_without_failing_a_request(loop):
     assert traffic.count() > 50 and rollout_start
     assert set(loop.receiver.steps()) >= {"triggered", "candidate", "validation_passed", "shadow_started",
                                           "canary_started", "promoted"}
+    # the shadow's answers were logged as the candidate's version, apart from what users were answered
+    import pyarrow.compute as pc
+
+    def shadow_rows():
+        t = loop.log.read("requests", "Scorer")
+        t = t.filter(pc.fill_null(t.column("shadow"), False))
+        return t if t.num_rows >= 10 else None
+
+    rows = wait_until(shadow_rows, timeout=20, what="the shadow's answers in the payload log")
+    assert set(rows.column("version").to_pylist()) == {"v2"}
 
 
 def _candidate_apps():

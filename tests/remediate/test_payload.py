@@ -259,3 +259,17 @@ def test_ray_data_reads_the_log_and_the_labelled_snapshot(ray_cluster, tmp_path,
     slog.flush()
     ds3 = ray.data.read_parquet(slog.table_path("requests"), filesystem=slog.fs)
     assert ds3.count() == 12
+
+
+def test_a_shadows_answers_are_logged_as_the_candidate_and_kept_out_of_training_data(tmp_path):
+    log = make_log(tmp_path / "log")
+    served = rows_from_replica(6)
+    shadow = [dict(r, version="v2", shadow=True, prediction=0) for r in rows_from_replica(6)[:3]]
+    log.add(served + shadow)
+    log.add_labels("fraud", [(f"req-{i}", 1) for i in range(6)])
+    log.flush()
+    t = labelled_dataset(log, "fraud", since=T0 - 60)
+    assert t.num_rows == 6 and set(t.column("version").to_pylist()) == {"v1"}
+    s = labelled_dataset(log, "fraud", since=T0 - 60, shadow=True)
+    assert s.column("request_id").to_pylist() == ["req-0", "req-1", "req-2"]
+    assert set(s.column("version").to_pylist()) == {"v2"} and s.column("label").to_pylist() == [1.0] * 3

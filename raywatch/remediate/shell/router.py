@@ -8,7 +8,9 @@ keeps the last route, or routes everything to the champion) is done beside it:
 * ``shadow``: the request is mirrored to the candidate application's deployment as a
   fire-and-forget task — never awaited on the request path, at most ``max_in_flight``
   outstanding (beyond: not mirrored, counted), abandoned after ``timeout``. When both
-  have answered, their predictions are compared (agreement).
+  have answered, their predictions are compared (agreement), and the shadow's answer is
+  logged as the candidate's version (``shadow`` rows of the payload log: its performance
+  once labels arrive, :func:`raywatch.payload.labelled_dataset` with ``shadow=True``).
 * ``canary``: a ``share`` of requests (by a hash of the request id) is answered by the
   candidate; when the candidate fails or exceeds ``timeout``, the failure is counted
   against it and the request is answered by the champion, so a failing canary costs the
@@ -179,24 +181,27 @@ class RolloutRouter:
             records, self._payload_rows = self._payload_rows, []
         app, _, dep = self.model_key.partition("/")
         by_version: Dict[Any, List[Any]] = {}
-        for rec, version in records:
-            by_version.setdefault(version, []).append(rec)
-        for version, recs in by_version.items():
+        for rec, version, shadow in records:
+            by_version.setdefault((version, shadow), []).append(rec)
+        for (version, shadow), recs in by_version.items():
             labels = _Labels(app, dep, self.route.get("model") or dep, version, self.replica_id)
             rows = payload_rows(recs, labels, self.extractor, self._split, epoch_offset=0.0)
+            if shadow:
+                for r in rows:
+                    r["shadow"] = True
             self.payload.add(rows)
         try:
             self.payload.maybe_flush()
         except Exception as exc:  # noqa: BLE001 - kept pending, counted by the log
             log.warning("payload log flush failed: %s", exc)
 
-    def _log_payload(self, rid: str, payload: Any, result: Any, version: Optional[str]) -> None:
+    def _log_payload(self, rid: str, payload: Any, result: Any, version: Optional[str], shadow: bool = False) -> None:
         if self.payload is None:
             return
         rec = ("__call__", 0.0, time.time(), None, None, _Ctx(rid), (payload,), {}, result, None)
         with self._payload_lock:
             if len(self._payload_rows) < self.payload.cfg.max_pending_rows:
-                self._payload_rows.append((rec, version))
+                self._payload_rows.append((rec, version, shadow))
             else:
                 self.payload.counters["rows_dropped"] += 1
 
@@ -257,7 +262,7 @@ class RolloutRouter:
         figs = self.figures
         if mode == "shadow" and self._candidate_handle() is not None:
             champion_answer: asyncio.Future = asyncio.get_running_loop().create_future()
-            self._mirror(payload, champion_answer, route, figs)
+            self._mirror(payload, champion_answer, route, figs, rid)
             try:
                 out = await self._call_champion(payload, figs)
             except BaseException:
@@ -303,19 +308,21 @@ class RolloutRouter:
         arm.lat.append(time.perf_counter() - t0)
         return out
 
-    def _mirror(self, payload: Any, champion_answer: "asyncio.Future", route: Dict[str, Any], figs: Figures) -> None:
+    def _mirror(self, payload: Any, champion_answer: "asyncio.Future", route: Dict[str, Any], figs: Figures,
+                rid: str) -> None:
         arm = figs.arm("shadow")
         if self._mirrors >= int(route.get("max_in_flight") or 64):
             arm.dropped += 1
             return
         self._mirrors += 1
         task = asyncio.get_running_loop().create_task(
-            self._shadow_call(self._candidate_handle(), payload, champion_answer, float(route.get("timeout") or 5.0), arm))
+            self._shadow_call(self._candidate_handle(), payload, champion_answer, float(route.get("timeout") or 5.0), arm,
+                              rid, route.get("candidate_version")))
         self._bg.add(task)
         task.add_done_callback(self._bg.discard)
 
     async def _shadow_call(self, handle: Any, payload: Any, champion_answer: "asyncio.Future", timeout: float,
-                           arm: _Arm) -> None:
+                           arm: _Arm, rid: str, version: Optional[str]) -> None:
         arm.requests += 1
         t0 = time.perf_counter()
         resp = None
@@ -323,6 +330,7 @@ class RolloutRouter:
             resp = handle.remote(payload)
             out = await asyncio.wait_for(resp, timeout)
             arm.lat.append(time.perf_counter() - t0)
+            self._log_payload(rid, payload, out, version, shadow=True)  # captured as the candidate's version
             theirs = await asyncio.wait_for(asyncio.shield(champion_answer), timeout)
             if theirs is not _FAILED:
                 arm.compared += 1
