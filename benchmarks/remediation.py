@@ -117,7 +117,8 @@ def main() -> None:
     from deployments.remediable import initial_artifact, requests, truth
     from raywatch.config.remediate import PayloadLogConfig
     from raywatch.payload.log import PayloadLog
-    from raywatch.remediate.shell import compat, controller, serving
+    from raywatch.remediate.shell import controller, serving
+    from raywatch.serve import compat
     from raywatch.sinks.notification import Notification
 
     serve.start(http_options={"host": "127.0.0.1", "port": 0})

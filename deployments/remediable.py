@@ -138,7 +138,7 @@ def build(args: Mapping[str, Any]) -> Any:
     """The application: the rollout router in front of the scorer (``args``: ``app`` — the
     application's name, ``controller``/``namespace`` of the remediation controller,
     ``payload_log`` — its settings)."""
-    from raywatch.remediate.shell.router import router_deployment
+    from raywatch.serve.router import router_deployment
 
     app = str(args.get("app", "remediable"))
     router = router_deployment()

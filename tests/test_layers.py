@@ -46,7 +46,8 @@ RANKS: Dict[str, int] = {
 }
 SAME_RANK: Set[Tuple[str, str]] = {
     ("raywatch.serve", "raywatch.actor"),  # replicas ship to, and find, the stats actor
-    ("raywatch.remediate.shell", "raywatch.serve"),  # the rollout router reads requests as replicas do
+    ("raywatch.remediate.shell", "raywatch.serve"),  # the rollout goes through Serve's internals (serve.compat)
+    ("raywatch.actor", "raywatch.remediate.shell"),  # the stats actor registers remediating models with the controller
 }
 RAY_FREE = ("raywatch.expr", "raywatch.series", "raywatch.config", "raywatch.stats", "raywatch.drift",
             "raywatch.aggregate", "raywatch.sinks", "raywatch.alerts", "raywatch.export", "raywatch.report",

@@ -12,13 +12,16 @@ failure — is an :class:`AuditEvent`: a JSON record ``raywatch.audit``, version
 
 :class:`AuditLog` keeps them in the table ``audit(seq, id, ts, model_key, decision,
 kind, data)`` of a SQLite file — the stats actor's store (:class:`~raywatch.aggregate.store.Store`)
-hosts it beside its other tables, or a file of its own — written through the store's one
+hosts it beside its other tables (the table is part of the store's schema), or a file of its
+own (:func:`raywatch.aggregate.store.open_audit_log`) — written through the store's one
 transaction helper: :meth:`AuditLog.append` returns once the records are committed
 (nothing is acknowledged before it is durable) and is idempotent by event id (a retried
-call adds nothing). The trail is a compliance record: history retention does not prune it.
+call adds nothing). The trail is a compliance record: history retention does not prune it,
+and ``raywatch reset`` of a model leaves it.
 
 >>> import tempfile, os
->>> log = AuditLog.open(os.path.join(tempfile.mkdtemp(), "audit.sqlite"))
+>>> from raywatch.aggregate.store import open_audit_log
+>>> log = open_audit_log(os.path.join(tempfile.mkdtemp(), "audit.sqlite"))
 >>> e = AuditEvent.new("app/fraud", "d1", "triggered", state="triggered", ts=100.0,
 ...                    summary="FeatureDrift firing", evidence={"alertname": "FeatureDrift"})
 >>> log.append([e]); log.append([e])
@@ -124,20 +127,14 @@ class AuditEvent:
 class AuditLog:
     """The ``audit`` table of a SQLite store (see the module docstring).
 
-    ``store`` is a :class:`~raywatch.aggregate.store.Store` (or anything with its ``_conn``
-    and ``_write(work)``): the stats actor passes its own, so the trail lives in its file.
+    ``store`` is a :class:`~raywatch.aggregate.store.Store` (or anything with its ``_conn``,
+    ``_read`` and ``_write(work)``): the stats actor passes its own, so the trail lives in its
+    file. Writes go through ``_write`` (call :meth:`append` on the store's writer thread where
+    it has one); reads use the store's read connection.
     """
 
     def __init__(self, store: Any):
         self.store = store
-        store._conn.executescript(AUDIT_SCHEMA)
-
-    @classmethod
-    def open(cls, path: str) -> "AuditLog":
-        """An audit log in the SQLite file at ``path`` (created owner-only)."""
-        from raywatch.aggregate.store import Store
-
-        return cls(Store(path))
 
     @property
     def path(self) -> str:
@@ -164,7 +161,8 @@ class AuditLog:
         q += " ORDER BY seq DESC LIMIT ?"
         args.append(int(limit))
         out = []
-        for (data,) in reversed(list(self.store._conn.execute(q, args))):
+        conn = getattr(self.store, "_read", None) or self.store._conn
+        for (data,) in reversed(list(conn.execute(q, args))):
             try:
                 out.append(AuditEvent.from_data(json.loads(data)))
             except (ValueError, KeyError, TypeError) as exc:
@@ -172,7 +170,8 @@ class AuditLog:
         return out
 
     def models(self) -> List[str]:
-        return [r[0] for r in self.store._conn.execute("SELECT DISTINCT model_key FROM audit ORDER BY model_key")]
+        conn = getattr(self.store, "_read", None) or self.store._conn
+        return [r[0] for r in conn.execute("SELECT DISTINCT model_key FROM audit ORDER BY model_key")]
 
     def close(self) -> None:
         self.store.close()

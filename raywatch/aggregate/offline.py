@@ -14,13 +14,14 @@ import sqlite3
 import tempfile
 from typing import Any, Dict, Optional
 
+from raywatch.aggregate.audit import AuditLog
 from raywatch.aggregate.core import StatsCore
 from raywatch.aggregate.data import decode
 from raywatch.aggregate.models import config_from_record
 from raywatch.aggregate.store import Store
 from raywatch.config import MonitorConfig
 
-__all__ = ["history_from_sqlite", "reset_sqlite"]
+__all__ = ["history_from_sqlite", "reset_sqlite", "audit_from_sqlite"]
 
 
 def _copy(src: str, dst: str) -> None:
@@ -79,6 +80,25 @@ def history_from_sqlite(path: str, model: Optional[str] = None, since: Optional[
             core.recover()
             at = now if now is not None else _newest(core, store, model, since)
             return core.history(model, since, now=at)
+        finally:
+            store.close()
+
+
+def audit_from_sqlite(path: str, since: Optional[float] = None) -> Dict[str, Any]:
+    """The remediation audit trail of a SQLite file (a stats actor's, or the remediation
+    controller's own), read from a copy like :func:`history_from_sqlite`: ``{"events": [...]
+    (``raywatch.audit`` data, oldest first), "alerts": [...] (the stored alert transitions,
+    each with its ``model_key``)}``. FileNotFoundError when there is no such file."""
+    src = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(src):
+        raise FileNotFoundError(src)
+    with tempfile.TemporaryDirectory(prefix="raywatch-audit-") as tmp:
+        copy = os.path.join(tmp, "copy.sqlite")
+        _copy(src, copy)
+        store = Store(copy)
+        try:
+            events = [e.to_data() for e in AuditLog(store).events(since=since)]
+            return {"events": events, "alerts": store.alerts(None, since, 100_000)}
         finally:
             store.close()
 

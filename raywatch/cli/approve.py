@@ -50,14 +50,14 @@ def _options(f):
     return f
 
 
-@click.command("approve")
+@click.command("approve", short_help="Approve a remediation decision that waits for approval.")
 @_options
 def approve(decision: str, by: Optional[str], comment: str, controller: str, namespace: str, address: Optional[str]) -> None:
     """Approve a remediation decision waiting for approval (an id or its first characters)."""
     _answer("approve", decision, by, comment, controller, namespace, address)
 
 
-@click.command("reject")
+@click.command("reject", short_help="Reject a remediation decision that waits for approval.")
 @_options
 def reject(decision: str, by: Optional[str], comment: str, controller: str, namespace: str, address: Optional[str]) -> None:
     """Reject a remediation decision waiting for approval."""

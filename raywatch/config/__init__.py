@@ -13,6 +13,7 @@ aggregate   windows, actor, feedback, detectors (the stats actor)
 detect      drift tests
 alerting    rules (checked against the metric catalogue), route, inhibition, silences
 sinks       sinks and their delivery settings
+remediate   payload log and remediation (issue 14)
 monitor     :class:`MonitorConfig`, :func:`parse_config`, :func:`load_config`
 app         the serve-app builder's arguments
 =========== ==========================================================================
@@ -58,6 +59,7 @@ from raywatch.config.sinks import (
     EmailSinkConfig,
     LogSinkConfig,
     PagerDutySinkConfig,
+    RemediationSinkConfig,
     RetryConfig,
     SinkConfig,
     SlackSinkConfig,
@@ -73,6 +75,21 @@ from raywatch.config.alerting import (
     SilenceConfig,
     WATCHDOG_ALERTNAME,
     WatchdogConfig,
+)
+from raywatch.config.remediate import (
+    GATE_METRICS,
+    CanaryConfig,
+    CanaryGuardsConfig,
+    GuardrailsConfig,
+    PayloadLogConfig,
+    RemediationConfig,
+    RemediationSettings,
+    RetrainConfig,
+    RolloutConfig,
+    ShadowConfig,
+    TriggerConfig,
+    ValidationConfig,
+    settings_of,
 )
 from raywatch.config.monitor import MonitorConfig, load_config, parse_config
 from raywatch.config.app import APP_ARGS_SOURCE, ApplicationArgs, MonitoredAppArgs, validate_args
@@ -93,7 +110,12 @@ __all__ = [
     "AlertingConfig", "WatchdogConfig", "WATCHDOG_ALERTNAME",
     # sinks
     "RetryConfig", "SlackSinkConfig", "DatadogSinkConfig", "AlertmanagerSinkConfig", "PagerDutySinkConfig",
-    "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "SinkConfig", "SINK_TYPES", "DIRECT_SINK_TYPES",
+    "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "RemediationSinkConfig", "SinkConfig", "SINK_TYPES",
+    "DIRECT_SINK_TYPES",
+    # remediate
+    "PayloadLogConfig", "TriggerConfig", "GuardrailsConfig", "RetrainConfig", "ValidationConfig", "ShadowConfig",
+    "CanaryGuardsConfig", "CanaryConfig", "RolloutConfig", "RemediationConfig", "RemediationSettings", "settings_of",
+    "GATE_METRICS",
     # monitor
     "MonitorConfig", "parse_config", "load_config",
     # serve-app builder

@@ -20,7 +20,7 @@ the rollout (shadow, then canary, then promotion or rollback). See :mod:`raywatc
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Mapping, Optional
 
 from pydantic import Field, field_validator
 
@@ -33,11 +33,14 @@ from raywatch.config.sinks import SinkConfig
 __all__ = [
     "PayloadLogConfig", "TriggerConfig", "GuardrailsConfig", "RetrainConfig", "ValidationConfig",
     "ShadowConfig", "CanaryGuardsConfig", "CanaryConfig", "RolloutConfig", "RemediationConfig",
-    "RemediationSettings", "settings_of", "GATE_METRICS",
+    "RemediationSettings", "settings_of", "check_remediation", "GATE_METRICS", "CANDIDATE_SUFFIX",
 ]
 
 GATE_METRICS = (series.ACCURACY.name, series.F1.name, series.ROC_AUC.name, "log_loss", series.MAE.name, series.RMSE.name)
 """Metrics the validation gate computes (``log_loss``, ``mae`` and ``rmse``: lower is better)."""
+
+CANDIDATE_SUFFIX = "-rw-candidate"
+"""The name of a candidate's application: the model's application name and this suffix."""
 
 
 # --------------------------------------------------------------------------- payload log
@@ -164,12 +167,21 @@ class ShadowConfig(StrictModel):
 
 class CanaryGuardsConfig(StrictModel):
     """Guard rules on the candidate's share of traffic, checked as figures arrive: a breach
-    rolls back at once. ``max_latency_p95_ratio``: candidate p95 over champion p95."""
+    rolls back at once. ``max_latency_p95_ratio``: candidate p95 over champion p95.
+
+    Realized performance (off unless ``max_realized_drop`` is set): the candidate's
+    ``validation.metric`` on the canary requests it answered that have their labels (the
+    payload log's labelled dataset), against the champion's on the requests it answered in the
+    same period; a drop of more than ``max_realized_drop`` rolls back, checked once each side
+    has ``min_labelled_for_realized`` labelled requests (before that, no verdict: the canary
+    is not held back for labels that have not come)."""
 
     max_error_rate: float = Field(0.02, ge=0.0, le=1.0)
     max_latency_p95: Optional[PositiveDuration] = None
     max_latency_p95_ratio: Optional[float] = Field(3.0, gt=0.0)
     min_requests_for_latency: int = Field(20, ge=1)
+    max_realized_drop: Optional[float] = Field(None, ge=0.0)
+    min_labelled_for_realized: int = Field(50, ge=1)
 
 
 class CanaryConfig(StrictModel):
@@ -236,9 +248,35 @@ class RemediationSettings(StrictModel):
     payload_log: PayloadLogConfig
     sinks: List[SinkConfig] = Field(default_factory=list)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    profile: Optional[bytes] = Field(None, description="the model's reference profile (codec bytes), for the retrain")
 
 
-def settings_of(cfg: Any) -> Optional[RemediationSettings]:
+def check_remediation(rem: Optional[RemediationConfig], fields: Mapping[str, Any]) -> Optional[RemediationConfig]:
+    """A model's ``remediation`` checked against the fields validated before it
+    (``payload_log``, ``alerting``): the retrain reads the payload log, and alerts reach the
+    controller through a ``remediation`` sink. ValueError (naming what to add) otherwise.
+
+    >>> check_remediation(RemediationConfig(retrain={"function": "m:f"}), {"payload_log": None})
+    Traceback (most recent call last):
+    ...
+    ValueError: needs payload_log: the retrain reads the logged, labelled requests
+    """
+    if rem is None or not rem.enabled:
+        return rem
+    if fields.get("payload_log") is None:
+        raise ValueError(_NEEDS_PAYLOAD_LOG)
+    alerting = fields.get("alerting")
+    if alerting is not None and not any(s.type == "remediation" for s in alerting.sinks):
+        raise ValueError("alerts reach the remediation controller through a sink of type remediation: add "
+                         "{name: remediation, type: remediation} to alerting.sinks (with a route, route it the "
+                         "alerts that may retrain)")
+    return rem
+
+
+_NEEDS_PAYLOAD_LOG = "needs payload_log: the retrain reads the logged, labelled requests"
+
+
+def settings_of(cfg: Any, profile: Optional[bytes] = None) -> Optional[RemediationSettings]:
     """The :class:`RemediationSettings` of a model's configuration (a ``MonitorConfig`` once
     it has ``payload_log`` and ``remediation``), or None when it does not remediate.
 
@@ -254,8 +292,8 @@ def settings_of(cfg: Any) -> Optional[RemediationSettings]:
         return None
     plog = getattr(cfg, "payload_log", None)
     if plog is None:
-        raise ValueError("remediation needs payload_log: the retrain reads the logged, labelled requests")
+        raise ValueError(f"remediation {_NEEDS_PAYLOAD_LOG}")
     alerting = getattr(cfg, "alerting", None)
     return RemediationSettings(model=getattr(cfg, "model", None), version=getattr(cfg, "version", None),
                                remediation=rem, payload_log=plog, sinks=list(getattr(alerting, "sinks", None) or []),
-                               drift=getattr(cfg, "drift", None) or DriftConfig())
+                               drift=getattr(cfg, "drift", None) or DriftConfig(), profile=profile)

@@ -28,16 +28,19 @@ Traceback (most recent call last):
 ValueError: no step 'rolled_back' from state 'promoted' (final)
 
 :func:`shadow_verdict` and :func:`canary_verdict` read the figures the router reports
-(:class:`ArmFigures`) and say ``wait``, ``pass``/``promote`` or ``fail``/``rollback``.
+(:class:`ArmFigures`) and say ``wait``, ``pass``/``promote`` or ``fail``/``rollback``;
+:func:`realized_verdict` is the canary's guard on realized performance (labelled requests).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from raywatch.remediate.gate import LOWER_IS_BETTER, metric
 
 __all__ = ["FINAL", "TRANSITIONS", "EVIDENCE_ONLY", "advance", "is_final", "ArmFigures", "Verdict",
-           "shadow_verdict", "canary_verdict"]
+           "shadow_verdict", "canary_verdict", "realized_verdict"]
 
 FINAL = frozenset(("skipped", "rejected", "expired", "failed", "not_deployed", "dry_run", "promoted", "rolled_back"))
 
@@ -189,3 +192,42 @@ def canary_verdict(cfg: Any, cand: ArmFigures, champ: ArmFigures, elapsed: float
         return Verdict("wait", f"{n} requests in {elapsed:.0f}s")
     p = (f", p95 {cand.p95 * 1000:.0f}ms vs {champ.p95 * 1000:.0f}ms" if cand.p95 is not None and champ.p95 else "")
     return Verdict("promote", f"{n} requests in {elapsed:.0f}s within the guards (errors {cand.error_rate:.0%}{p})")
+
+
+def realized_verdict(guards: Any, metric_name: str, cand_y: Sequence[Any], cand_pred: Sequence[Any],
+                     champ_y: Sequence[Any], champ_pred: Sequence[Any]) -> Tuple[Optional[Verdict], Dict[str, Any]]:
+    """The canary's guard on realized performance (``guards``:
+    :class:`~raywatch.config.remediate.CanaryGuardsConfig`): ``metric_name`` on the labelled
+    requests each arm answered (labels and predictions, or scores for ``roc_auc``/``log_loss``).
+    Returns ``(rollback verdict or None, figures)``; None also while either arm has fewer
+    than ``min_labelled_for_realized`` labelled requests, or with the guard off.
+
+    >>> from raywatch.config.remediate import CanaryGuardsConfig
+    >>> g = CanaryGuardsConfig(max_realized_drop=0.05, min_labelled_for_realized=4)
+    >>> v, figs = realized_verdict(g, "accuracy", [1, 0, 1, 0], [0, 1, 1, 0], [1, 0, 1, 0, 1], [1, 0, 1, 0, 1])
+    >>> v.reason, figs["candidate"], figs["champion"]
+    ('realized accuracy 0.500 on 4 labelled requests is 0.500 below the champion (1.000 on 5; at most 0.05 below)', 0.5, 1.0)
+    >>> realized_verdict(g, "accuracy", [1], [1], [1], [1])[0] is None
+    True
+    """
+    n_c, n_h = len(cand_y), len(champ_y)
+    figs: Dict[str, Any] = {"metric": metric_name, "candidate_rows": n_c, "champion_rows": n_h, "candidate": None,
+                            "champion": None, "drop": None}
+    if n_c:
+        figs["candidate"] = metric(metric_name, cand_y, cand_pred)
+    if n_h:
+        figs["champion"] = metric(metric_name, champ_y, champ_pred)
+    need = guards.min_labelled_for_realized
+    if guards.max_realized_drop is None or n_c < need or n_h < need:
+        return None, figs
+    c, h = figs["candidate"], figs["champion"]
+    if c != c or h != h:  # nan: the metric is undefined on these rows (one class only)
+        return None, figs
+    drop = (c - h) if metric_name in LOWER_IS_BETTER else (h - c)
+    figs["drop"] = drop
+    if drop > guards.max_realized_drop:
+        return Verdict("rollback", f"realized {metric_name} {c:.3f} on {n_c} labelled requests is {drop:.3f} "
+                                   f"{'above' if metric_name in LOWER_IS_BETTER else 'below'} the champion "
+                                   f"({h:.3f} on {n_h}; at most {guards.max_realized_drop:g} "
+                                   f"{'above' if metric_name in LOWER_IS_BETTER else 'below'})"), figs
+    return None, figs

@@ -1,4 +1,5 @@
-"""The compliance record as a self-contained HTML page (``raywatch audit --html``).
+"""The compliance record as a self-contained HTML page (``raywatch audit``), and the
+remediation decisions in the report (:func:`decision_marks`, :func:`remediation_section`).
 
 A header with the model and the period, tiles with the decisions by outcome, the alerts
 that fired, one section per decision (its timeline: each step with its time, who took it,
@@ -22,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from raywatch.report.style import CSS
 
-__all__ = ["render", "timeline_rows"]
+__all__ = ["render", "timeline_rows", "decision_marks", "remediation_section", "MARKED"]
 
 _BAD = frozenset(("failed", "retrain_failed", "rolled_back", "validation_failed", "rejected", "approval_expired"))
 
@@ -57,6 +58,50 @@ def timeline_rows(record: Mapping[str, Any]) -> List[Dict[str, Any]]:
              "state": e.get("state", ""), "by": e.get("by", ""), "summary": e.get("summary", "")}
             for d in record.get("decisions") or [] for e in d.get("events") or []]
     return sorted(rows, key=lambda r: r["ts"])
+
+
+MARKED = {"triggered": "remediation triggered", "promoted": "promoted", "rolled_back": "rolled back",
+          "failed": "remediation failed", "retrain_failed": "retrain failed", "validation_failed": "candidate refused"}
+"""The steps drawn as events on a model's charts in the report (step → label)."""
+
+
+def _of(events: Any, model: str) -> List[Mapping[str, Any]]:
+    return sorted((e for e in events or [] if e.get("model") == model), key=lambda e: float(e.get("ts") or 0.0))
+
+
+def decision_marks(events: Any, model: str, limit: int = 20) -> List[tuple]:
+    """``(ts, label)`` of a model's decisive steps (:data:`MARKED`), the newest ``limit``:
+    the report draws them on the model's accuracy and drift charts.
+
+    >>> ev = [{"model": "a/m", "ts": 5.0, "kind": "promoted", "evidence": {"version": "v2"}},
+    ...       {"model": "a/m", "ts": 2.0, "kind": "shadow_figures"}, {"model": "b/x", "ts": 1.0, "kind": "failed"}]
+    >>> decision_marks(ev, "a/m")
+    [(5.0, 'v2 promoted')]
+    """
+    out = []
+    for e in _of(events, model):
+        label = MARKED.get(str(e.get("kind")))
+        if label is None:
+            continue
+        version = (e.get("evidence") or {}).get("version")
+        out.append((float(e["ts"]), f"{version} {label}" if version and e.get("kind") == "promoted" else label))
+    return out[-limit:]
+
+
+def remediation_section(events: Any, model: str, limit: int = 200) -> str:
+    """A model's remediation timeline for the report: every step of its decisions in this
+    period (time, decision, step, state, who, summary); empty when there is none."""
+    rows = _of(events, model)[-limit:]
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{_e(_t(e.get('ts')))}</td><td>{_e(str(e.get('decision', ''))[:12])}</td>"
+        f"<td{' class=firing' if e.get('kind') in _BAD else ''}>{_e(e.get('kind'))}</td><td>{_e(e.get('state', ''))}</td>"
+        f"<td>{_e(e.get('by', ''))}</td><td>{_e(e.get('summary', ''))}</td></tr>" for e in rows)
+    return ("<h3>Remediation timeline</h3><p class='note'>Every step of the remediation decisions (audit trail); "
+            "<code>raywatch audit</code> writes the compliance record with the evidence.</p>"
+            "<table><tr><th>time</th><th>decision</th><th>step</th><th>state</th><th>by</th><th>summary</th></tr>"
+            + body + "</table>")
 
 
 def render(record: Mapping[str, Any]) -> str:

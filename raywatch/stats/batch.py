@@ -82,6 +82,10 @@ class ReplicaBatch:
         read, with ``profile_required: false``), else None.
     ``generation``
         the deployment generation the replica belongs to (see the attribute's docstring).
+    ``payload_log``
+        (issue 14) the counters of the replica's payload log (``rows_written``,
+        ``rows_dropped``, ``write_errors``, …), cumulative since the replica started, like
+        ``dropped_total``; empty without a payload log.
     """
 
     app: str
@@ -115,6 +119,7 @@ class ReplicaBatch:
     deployment, or the time the app was deployed). With ``version``, it tells the stats
     actor when figures start fresh (see ``raywatch.aggregate.generations``); None: the
     version alone decides."""
+    payload_log: Dict[str, int] = field(default_factory=dict)  # (issue 14) see the class docstring
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # a batch pickled by an older replica (or journaled in a schema-1 state file) lacks

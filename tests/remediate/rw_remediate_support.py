@@ -113,7 +113,8 @@ def app_config(app: str, artifact: str, payload_dir: str, controller: str, names
 
 
 def deploy(configs: List[Dict[str, Any]], timeout: float = 120.0) -> None:
-    from raywatch.remediate.shell import compat, serving
+    from raywatch.remediate.shell import serving
+    from raywatch.serve import compat
 
     t0 = time.time()
     compat.apply_app_configs(configs)

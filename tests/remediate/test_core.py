@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from raywatch.aggregate.audit import AUDIT_VERSION, AuditEvent, AuditLog
+from raywatch.aggregate.audit import AUDIT_VERSION, AuditEvent
+from raywatch.aggregate.store import open_audit_log
 from raywatch.config import ConfigError, parse_config
 from raywatch.config.remediate import GuardrailsConfig, RemediationSettings, TriggerConfig
 from raywatch.remediate import gate
@@ -127,12 +128,12 @@ def test_residual_drift_refuses_a_candidate_trained_on_other_data():
 
 def test_the_audit_trail_is_durable_versioned_data(tmp_path):
     path = str(tmp_path / "audit" / "trail.sqlite")
-    log = AuditLog.open(path)
+    log = open_audit_log(path)
     e = ev("validation_passed", 5.0, evidence={"gate": {"low": float("nan"), "x": np.float64(0.5)}, "rows": np.int64(3)})
     log.append([ev("triggered", 1.0), e])
     log.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    again = AuditLog.open(path)
+    again = open_audit_log(path)
     got = again.events("a/m")
     assert [x.kind for x in got] == ["triggered", "validation_passed"]
     assert got[1].evidence == {"gate": {"low": None, "x": 0.5}, "rows": 3}
@@ -155,7 +156,7 @@ def test_the_compliance_record_and_its_page(tmp_path):
     from raywatch.cli.audit import audit
 
     path = str(tmp_path / "trail.sqlite")
-    log = AuditLog.open(path)
+    log = open_audit_log(path)
     import time
 
     t = time.time()
@@ -261,7 +262,7 @@ def test_a_restarted_controller_closes_open_decisions_and_keeps_the_guardrails(t
 
     path = str(tmp_path / "trail.sqlite")
     t = time.time()
-    log = AuditLog.open(path)
+    log = open_audit_log(path)
     log.append([ev("triggered", t - 100, "open1", model="shop/Scorer", state="triggered"),
                 ev("retrain_started", t - 90, "open1", model="shop/Scorer", state="retraining")])
     log.close()

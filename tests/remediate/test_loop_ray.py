@@ -99,7 +99,7 @@ def test_the_whole_loop_promotes_a_better_model_without_failing_a_request(loop):
     assert by["canary_figures"]["evidence"]["figures"]["candidate"]["requests"] >= 10
     promoted = by["promoted"]["evidence"]
     assert loop.user_config()["version"] == "v2" == promoted["version"]
-    from raywatch.remediate.shell import compat
+    from raywatch.serve import compat
 
     assert f"{loop.app}-rw-candidate" not in compat.app_configs()
     rollout_start = by["shadow_started"]["ts"]
@@ -124,7 +124,7 @@ def test_the_whole_loop_promotes_a_better_model_without_failing_a_request(loop):
 
 
 def _candidate_apps():
-    from raywatch.remediate.shell import compat
+    from raywatch.serve import compat
 
     return [n for n in compat.app_configs() if n.endswith("-rw-candidate")]
 

@@ -11,14 +11,16 @@ through the alert routing tree (grouping, inhibition and silences apply), or by 
 that speaks Alertmanager's webhook payload. Retraining and scoring run as Ray tasks with
 the policy's resources; the rollout goes through Serve's declarative config
 (:mod:`~raywatch.remediate.shell.serving`) and the rollout router
-(:mod:`~raywatch.remediate.shell.router`), which polls :meth:`RemediationController.route`.
+(:mod:`raywatch.serve.router`), which polls :meth:`RemediationController.route`.
 
 Every step is an audit event (:mod:`raywatch.aggregate.audit`), committed before the loop
-goes on, and told to the model's sinks when it is worth telling
-(:mod:`raywatch.remediate.notify`). The decisions' state is folded from the trail
+goes on — in the SQLite file of the stats actor that registered the model, or the
+controller's own file (:mod:`~raywatch.remediate.shell.trail`) — and told to the model's
+sinks when it is worth telling (:mod:`raywatch.remediate.notify`). The decisions' state is folded from the trail
 (:func:`raywatch.remediate.policy.fold`): guardrails hold across restarts, and a decision
 that was under way when the controller stopped is closed as ``failed`` (its candidate
-application removed) when it starts again.
+application removed) when it starts again (or, for a model whose trail is in a stats actor's
+file, when that actor registers the model with it).
 """
 
 from __future__ import annotations
@@ -32,15 +34,19 @@ import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from raywatch import series
-from raywatch.aggregate.audit import AuditEvent, AuditLog
+from raywatch.aggregate.audit import AuditEvent
+from raywatch.aggregate.store import open_audit_log
 from raywatch.config import parse_config
 from raywatch.config.remediate import RemediationSettings
 from raywatch.remediate import gate, notify
 from raywatch.remediate.context import Candidate
 from raywatch.remediate.policy import admit, firing_alerts, fold, triggers
-from raywatch.remediate.rollout import ArmFigures, advance, canary_verdict, shadow_verdict
+from raywatch.remediate.rollout import (ArmFigures, Verdict, advance, canary_verdict, is_final, realized_verdict,
+                                       shadow_verdict)
 from raywatch.remediate.shell import serving
 from raywatch.remediate.shell.retrain import predict_task, retrain_task
+from raywatch.remediate.shell.trail import LocalTrail, StatsTrail
+from raywatch.series import MODEL_LABELS
 
 __all__ = ["RemediationController", "get_or_create", "DEFAULT_NAME", "DEFAULT_NAMESPACE", "DEFAULT_AUDIT_PATH"]
 
@@ -50,6 +56,8 @@ DEFAULT_NAME = "raywatch-remediation"
 DEFAULT_NAMESPACE = "raywatch"
 DEFAULT_AUDIT_PATH = "~/.raywatch/raywatch-remediation.sqlite"
 _TICK = 0.2
+_REALIZED_EVERY = 2.0  # seconds between two reads of the canary's labelled requests
+_APPEND_TRIES = (0.5, 1.0, 2.0)  # back-off before the trail falls back to the controller's own file
 
 
 class _Settings:
@@ -69,47 +77,132 @@ class RemediationController:
 
     def __init__(self, audit_path: Optional[str] = DEFAULT_AUDIT_PATH, name: str = DEFAULT_NAME):
         self.name = name
-        self.audit = AuditLog.open(os.path.expanduser(audit_path or DEFAULT_AUDIT_PATH))
+        self.audit = open_audit_log(os.path.expanduser(audit_path or DEFAULT_AUDIT_PATH))  # the fallback trail
+        self.local = LocalTrail(self.audit)
+        self.trails: Dict[str, Any] = {}  # model key → the trail in its stats actor's file
         self.models: Dict[str, _Settings] = {}
         self.routes: Dict[str, Dict[str, Any]] = {}
         self.reports: Dict[str, Dict[str, Dict[str, Any]]] = {}
         self.tasks: Dict[str, asyncio.Task] = {}
         self.approvals: Dict[str, asyncio.Future] = {}
         self.states: Dict[str, str] = {}
-        self.counters: Dict[str, int] = {"notifications": 0, "triggers": 0, "skipped": 0, "notify_failures": 0}
+        self.decision_models: Dict[str, str] = {}  # decision id → model key
+        self.counters: Dict[str, int] = {"notifications": 0, "triggers": 0, "skipped": 0, "notify_failures": 0,
+                                         "audit_fallbacks": 0}
         self._epoch = 0
         self.steps: Dict[Tuple[str, str], int] = {}
         self._sinks: Dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._admitting = asyncio.Lock()
         self.recovered = self._recover()
 
     # ------------------------------------------------------------------ the trail
     def _recover(self) -> List[str]:
-        """Close the decisions a previous run left open (their candidate application removed)."""
+        """Close the decisions a previous run left open in the controller's own file (their
+        candidate application removed)."""
         closed = []
         for d in fold(self.audit.events()).values():
             self.states[d.id] = d.state
+            self.decision_models[d.id] = d.model
             if d.final:
                 continue
-            self._record(d.model, d.id, "failed", f"the controller restarted while the decision was {d.state}",
-                         {"state_before": d.state})
+            self.audit.append([self._event(d.model, d.id, "failed", f"the controller restarted while the decision was "
+                                           f"{d.state}", {"state_before": d.state})])
             closed.append(d.id)
-            app = d.model.partition("/")[0]
-            try:
-                serving.remove_candidate(app)
-            except Exception as exc:  # noqa: BLE001 - Serve may not be running
-                log.info("no candidate application to remove for %s (%s)", app, exc)
+            self._remove_candidate_of(d.model)
         return closed
 
-    def _record(self, model: str, decision: str, kind: str, summary: str = "",
-                evidence: Optional[Mapping[str, Any]] = None, by: str = "raywatch") -> AuditEvent:
+    async def _recover_model(self, key: str) -> List[str]:
+        """Close the decisions of ``key`` its trail holds open that no task of this controller
+        runs (the controller restarted since), and learn the states of the others."""
+        closed = []
+        for d in fold(await self._events(key)).values():
+            self.states.setdefault(d.id, d.state)
+            self.decision_models[d.id] = d.model
+            task = self.tasks.get(d.id)
+            if d.final or (task is not None and not task.done()):
+                continue
+            await self._record(d.model, d.id, "failed", f"the controller restarted while the decision was {d.state}",
+                               {"state_before": d.state})
+            closed.append(d.id)
+            self._remove_candidate_of(d.model)
+        return closed
+
+    @staticmethod
+    def _remove_candidate_of(model: str) -> None:
+        app = model.partition("/")[0]
+        try:
+            serving.remove_candidate(app)
+        except Exception as exc:  # noqa: BLE001 - Serve may not be running
+            log.info("no candidate application to remove for %s (%s)", app, exc)
+
+    def _event(self, model: str, decision: str, kind: str, summary: str = "",
+               evidence: Optional[Mapping[str, Any]] = None, by: str = "raywatch") -> AuditEvent:
         state = "triggered" if kind == "triggered" else advance(self.states.get(decision, "triggered"), kind)
         ev = AuditEvent.new(model, decision, kind, ts=time.time(), state=state, by=by, summary=summary,
                             evidence=evidence)
-        self.audit.append([ev])  # durable before the loop goes on
         self.states[decision] = state
+        self.decision_models[decision] = model
+        return ev
+
+    def _trail(self, model: str) -> Any:
+        return self.trails.get(model) or self.local
+
+    async def _append(self, model: str, events: List[AuditEvent]) -> None:
+        """Commit ``events`` to the model's trail; after a few failed tries (its stats actor
+        unreachable), to the controller's own file — logged and counted, never lost."""
+        trail = self._trail(model)
+        if trail is self.local:
+            await trail.append(events)
+            return
+        for delay in _APPEND_TRIES + (None,):
+            try:
+                await trail.append(events)
+                return
+            except Exception as exc:  # noqa: BLE001
+                if delay is None:
+                    self.counters["audit_fallbacks"] += 1
+                    log.error("audit trail of %s unreachable (%s: %s); recorded in %s instead", model,
+                              type(exc).__name__, exc, self.audit.path)
+                    await self.local.append(events)
+                    return
+                await asyncio.sleep(delay)
+
+    async def _events(self, model: Optional[str] = None, since: Optional[float] = None, *,
+                      decision: Optional[str] = None) -> List[AuditEvent]:
+        """Events oldest first: of one model (its trail, and what the controller's own file
+        holds of it), or of every trail."""
+        if model is not None:
+            trails = [self._trail(model)] + ([self.local] if self._trail(model) is not self.local else [])
+        else:
+            trails = [self.local] + list(dict.fromkeys(self.trails.values()))
+        seen, out = set(), []
+        for t in trails:
+            try:
+                evs = await t.events(model, since, decision=decision)
+            except Exception as exc:  # noqa: BLE001 - a stats actor away: what the others hold
+                log.warning("audit trail %s unreadable: %s", t, exc)
+                continue
+            for e in evs:
+                if e.id not in seen:
+                    seen.add(e.id)
+                    out.append(e)
+        return sorted(out, key=lambda e: e.ts)
+
+    async def _record(self, model: str, decision: str, kind: str, summary: str = "",
+                      evidence: Optional[Mapping[str, Any]] = None, by: str = "raywatch") -> AuditEvent:
+        before = self.states.get(decision)
+        ev = self._event(model, decision, kind, summary, evidence, by)
+        try:
+            await self._append(model, [ev])  # durable before the loop goes on
+        except BaseException:
+            if before is None:
+                self.states.pop(decision, None)
+            else:
+                self.states[decision] = before
+            raise
         self.steps[(model, kind)] = self.steps.get((model, kind), 0) + 1
-        log.info("remediation %s %s: %s → %s %s", model, decision[:8], kind, state, summary)
+        log.info("remediation %s %s: %s → %s %s", model, decision[:8], kind, ev.state, summary)
         if notify.tells(ev):
             self._tell(ev)
         return ev
@@ -119,7 +212,8 @@ class RemediationController:
         if st is None or not st.s.sinks:
             return
         names = set(st.s.remediation.notify)
-        sinks = [c for c in st.s.sinks if not names or c.name in names]
+        # (the remediation sink hands alerts to this controller: decisions are not told back to it)
+        sinks = [c for c in st.s.sinks if (not names or c.name in names) and c.type != "remediation"]
         if not sinks:
             return
         n = notify.notification(ev)
@@ -149,13 +243,23 @@ class RemediationController:
     # ------------------------------------------------------------------ API
     async def ready(self) -> Dict[str, Any]:
         return {"name": self.name, "audit_path": self.audit.path, "models": sorted(self.models),
-                "recovered": list(self.recovered)}
+                "recovered": list(self.recovered),
+                "trails": {k: [t.namespace, t.name] for k, t in self.trails.items()}}
 
-    async def register(self, model_key: str, settings: Any) -> bool:
+    async def register(self, model_key: str, settings: Any, stats: Optional[Tuple[str, str]] = None) -> bool:
         """Register (or replace) a model's remediation settings
-        (:class:`~raywatch.config.remediate.RemediationSettings` or its data)."""
+        (:class:`~raywatch.config.remediate.RemediationSettings` or its data). ``stats``:
+        ``(name, namespace)`` of the stats actor whose SQLite file keeps the model's audit
+        trail (None: the controller's own file). The first registration with a trail closes
+        the decisions it holds open that no task here runs."""
         s = parse_config(settings, RemediationSettings, source=f"remediation settings of {model_key}")
         self.models[model_key] = _Settings(model_key, s)
+        if stats is not None:
+            trail = StatsTrail(str(stats[0]), str(stats[1]))
+            if self.trails.get(model_key) != trail:
+                self.trails[model_key] = trail
+                closed = await self._recover_model(model_key)
+                self.recovered.extend(closed)
         return True
 
     async def notify(self, notification: Mapping[str, Any]) -> Dict[str, List[str]]:
@@ -176,14 +280,16 @@ class RemediationController:
             evidence = {"alert": {"labels": labels, "annotations": dict(alert.get("annotations") or {}),
                                   "startsAt": alert.get("startsAt"), "value": alert.get("value")},
                         "dry_run": g.dry_run, "require_approval": g.require_approval}
-            self._record(key, d, "triggered", f"{labels.get('alertname')} firing", evidence)
-            verdict = admit(g, [x for x in fold(self.audit.events(key)).values() if x.id != d], time.time())
-            if not verdict.allowed:
-                self.counters["skipped"] += 1
-                self._record(key, d, "skipped", f"{verdict.reason}: {verdict.detail}", {"guardrail": verdict.reason})
-                skipped.append(d)
-                continue
-            self.tasks[d] = asyncio.get_running_loop().create_task(self._run(d, st, evidence, time.monotonic()))
+            async with self._admitting:  # one admission at a time: two alerts at once start one decision
+                await self._record(key, d, "triggered", f"{labels.get('alertname')} firing", evidence)
+                verdict = admit(g, [x for x in fold(await self._events(key)).values() if x.id != d], time.time())
+                if not verdict.allowed:
+                    self.counters["skipped"] += 1
+                    await self._record(key, d, "skipped", f"{verdict.reason}: {verdict.detail}",
+                                       {"guardrail": verdict.reason})
+                    skipped.append(d)
+                    continue
+                self.tasks[d] = asyncio.get_running_loop().create_task(self._run(d, st, evidence, time.monotonic()))
             started.append(d)
         return {"started": started, "skipped": skipped}
 
@@ -216,10 +322,10 @@ class RemediationController:
         return r
 
     async def decisions(self, model: Optional[str] = None) -> List[Dict[str, Any]]:
-        return [d.to_dict() for d in fold(self.audit.events(model)).values()]
+        return [d.to_dict() for d in fold(await self._events(model)).values()]
 
     async def events(self, model: Optional[str] = None, since: Optional[float] = None) -> List[Dict[str, Any]]:
-        return [e.to_data() for e in self.audit.events(model, since)]
+        return [e.to_data() for e in await self._events(model, since)]
 
     async def wait(self, decision: str, timeout: float = 60.0) -> str:
         """The decision's final state (waits up to ``timeout``; TimeoutError after)."""
@@ -229,18 +335,41 @@ class RemediationController:
         return self.states.get(decision, "unknown")
 
     async def status(self) -> Dict[str, Any]:
-        open_ = {d: s for d, s in self.states.items() if s not in ("promoted", "rolled_back", "failed", "skipped", "rejected",
-                                                                      "expired", "not_deployed", "dry_run")}
+        """Open decisions (``open``: id → state, ``decision_models``: id → model key), those
+        waiting for approval (``pending_approval``), routes and counters."""
+        open_ = {d: s for d, s in self.states.items() if not is_final(s)}
         return {"models": sorted(self.models), "open": open_, "pending_approval": sorted(self.approvals),
+                "decision_models": {d: m for d, m in self.decision_models.items() if d in open_},
                 "routes": dict(self.routes), "counters": dict(self.counters)}
 
+    def _labels(self, model: str) -> Dict[str, str]:
+        app, _, dep = model.partition("/")
+        st = self.models.get(model)
+        return dict(zip(MODEL_LABELS, (app, dep, (st.model if st else dep) or "", (st.s.version if st else None) or "")))
+
     async def series(self) -> List[Tuple[str, Dict[str, str], float]]:
-        """The controller's catalogue series ``(name, labels, value)`` for exposition."""
+        """The controller's catalogue series ``(name, labels, value)`` for exposition: the
+        steps recorded by kind (since the controller started), the decisions waiting for
+        approval, per model."""
         out = []
         for (model, kind), n in sorted(self.steps.items()):
-            app, _, dep = model.partition("/")
-            out.append((series.REMEDIATION_STEPS_TOTAL.name, {"app": app, "deployment": dep, "step": kind}, float(n)))
-        out.append((series.REMEDIATION_PENDING_APPROVALS.name, {}, float(len(self.approvals))))
+            out.append((series.REMEDIATION_STEPS_TOTAL.name, {**self._labels(model), "step": kind}, float(n)))
+        waiting: Dict[str, int] = dict.fromkeys(self.models, 0)
+        for d in self.approvals:
+            m = self.decision_models.get(d)
+            if m is not None:
+                waiting[m] = waiting.get(m, 0) + 1
+        out.extend((series.REMEDIATION_PENDING_APPROVALS.name, self._labels(m), float(n)) for m, n in sorted(waiting.items()))
+        return out
+
+    async def payload_counters(self) -> Dict[str, Dict[str, Dict[str, int]]]:
+        """The rollout routers' payload-log counters as they last reported them: model key →
+        router replica → counters (the stats actor adds them to the model's series)."""
+        out: Dict[str, Dict[str, Dict[str, int]]] = {}
+        for key, reps in self.reports.items():
+            for rid, rep in reps.items():
+                if rep.get("payload_log"):
+                    out.setdefault(key, {})[rid] = dict(rep["payload_log"])
         return out
 
     # ------------------------------------------------------------------ routing
@@ -308,26 +437,26 @@ class RemediationController:
             r = rem.rollout
             champ_version = champ_uc.get(r.version_key) or st.s.version
             champ_artifact = champ_uc.get(r.artifact_key)
-            self._record(key, d, "retrain_started", f"retraining {st.model} on {train_path.rows} labelled rows",
+            await self._record(key, d, "retrain_started", f"retraining {st.model} on {train_path.rows} labelled rows",
                          {"function": _name(rem.retrain.function), "resources": {"num_cpus": rem.retrain.num_cpus,
                           "num_gpus": rem.retrain.num_gpus}, "champion_version": champ_version})
             ctx = {"model": st.model, "dataset_path": train_path.path, "features": feats, "rows": train_path.rows,
                    "window": (since, until), "current_version": champ_version, "current_artifact": champ_artifact,
                    "trigger": trigger.get("alert") or {}, "decision": d, "filesystem": plog.fs,
-                   "reference_profile": None}
+                   "reference_profile": st.s.profile}  # (codec bytes: a Profile again in the task)
             try:
                 out = await asyncio.wait_for(retrain_task(rem.retrain).remote(rem.retrain.function, ctx),
                                              rem.retrain.timeout)
                 cand = Candidate.of(out)
             except Exception as exc:  # noqa: BLE001 - the retrain's own failure: told, champion untouched
-                self._record(key, d, "retrain_failed", f"retrain failed: {_error(exc)}",
+                await self._record(key, d, "retrain_failed", f"retrain failed: {_error(exc)}",
                              {"error": _error(exc), "champion_untouched": True})
                 return
-            self._record(key, d, "candidate", f"candidate {cand.version}", cand.to_evidence())
+            await self._record(key, d, "candidate", f"candidate {cand.version}", cand.to_evidence())
             if not await self._validate(d, st, cand, held, feats, plog):
                 return
             if rem.guardrails.dry_run:
-                self._record(key, d, "dry_run_done", f"dry run: {cand.version} would be rolled out; nothing deployed",
+                await self._record(key, d, "dry_run_done", f"dry run: {cand.version} would be rolled out; nothing deployed",
                              {"version": cand.version, "artifact": cand.artifact})
                 return
             cand_uc = serving.patched_user_config(champ_uc, cand.artifact, cand.version, artifact_key=r.artifact_key,
@@ -354,7 +483,7 @@ class RemediationController:
                 await self._rollback(st, cand_app)
             except Exception as exc2:  # noqa: BLE001
                 log.error("cleanup after a failure failed: %s", exc2)
-            self._record(key, d, "failed", f"{type(exc).__name__}: {exc}", {"error": _error(exc)})
+            await self._record(key, d, "failed", f"{type(exc).__name__}: {exc}", {"error": _error(exc)})
         finally:
             self.approvals.pop(d, None)
 
@@ -362,15 +491,15 @@ class RemediationController:
         fut = asyncio.get_running_loop().create_future()
         self.approvals[d] = fut
         g = st.s.remediation.guardrails
-        self._record(st.key, d, "approval_required",
+        await self._record(st.key, d, "approval_required",
                      f"waiting for approval: raywatch approve {d[:12]} (or reject), at most {g.approval_timeout:.0f}s",
                      {"timeout_s": g.approval_timeout})
         try:
             kind, by, comment = await asyncio.wait_for(fut, g.approval_timeout)
         except asyncio.TimeoutError:
-            self._record(st.key, d, "approval_expired", f"no answer in {g.approval_timeout:.0f}s")
+            await self._record(st.key, d, "approval_expired", f"no answer in {g.approval_timeout:.0f}s")
             return False
-        self._record(st.key, d, kind, f"{kind} by {by}" + (f": {comment}" if comment else ""), {"comment": comment}, by=by)
+        await self._record(st.key, d, kind, f"{kind} by {by}" + (f": {comment}" if comment else ""), {"comment": comment}, by=by)
         return kind == "approved"
 
     async def _data_window(self, d: str, st: _Settings) -> Optional[Tuple[Any, Any, List[str], float, float, Any]]:
@@ -392,11 +521,11 @@ class RemediationController:
         if table.num_rows < g.min_labelled_rows or held.num_rows < v.min_holdout_rows:
             why = (f"{table.num_rows} labelled rows (at least {g.min_labelled_rows})" if table.num_rows < g.min_labelled_rows
                    else f"{held.num_rows} held-back rows (at least {v.min_holdout_rows})")
-            self._record(st.key, d, "skipped", f"min_labelled_rows: {why}", {**ev, "guardrail": "min_labelled_rows"})
+            await self._record(st.key, d, "skipped", f"min_labelled_rows: {why}", {**ev, "guardrail": "min_labelled_rows"})
             return None
         path = await asyncio.to_thread(write_snapshot, plog, train, st.model, until)
         ev["snapshot"] = path
-        self._record(st.key, d, "data_window", f"{train.num_rows} rows to train on, {held.num_rows} held back", ev)
+        await self._record(st.key, d, "data_window", f"{train.num_rows} rows to train on, {held.num_rows} held back", ev)
         return _Path(path, train.num_rows), held, feats, since, until, plog
 
     async def _validate(self, d: str, st: _Settings, cand: Candidate, held: Any, feats: List[str], plog: Any) -> bool:
@@ -423,40 +552,46 @@ class RemediationController:
         why = res.reason if not res.passed else (drift.reason if drift is not None else res.reason)
         if drift is not None and res.passed:
             why = f"{res.reason}; {drift.reason}"
-        self._record(st.key, d, "validation_passed" if passed else "validation_failed",
+        await self._record(st.key, d, "validation_passed" if passed else "validation_failed",
                      ("passed: " if passed else "not deployed: ") + why, evidence)
         return passed
 
-    async def _phase(self, d: str, st: _Settings, epoch: int, verdict: Any, kind: str) -> Tuple[bool, str, Dict[str, Any]]:
+    async def _phase(self, d: str, st: _Settings, epoch: int, verdict: Any, kind: str,
+                     realized: Optional["_Realized"] = None) -> Tuple[bool, str, Dict[str, Any]]:
         t0 = time.monotonic()
         while True:
             await asyncio.sleep(_TICK)
             arms = self._arms(st.key, epoch)
             v = verdict(arms, time.monotonic() - t0)
+            extra: Dict[str, Any] = {}
+            if realized is not None and v.action != "rollback":
+                breach, extra["realized"] = await realized.check(final=v.action != "wait")
+                v = breach or v
             if v.action != "wait":
                 figs = {k: a.to_dict() for k, a in arms.items()}
-                self._record(st.key, d, kind, v.reason, {"figures": figs, "seconds": time.monotonic() - t0})
+                await self._record(st.key, d, kind, v.reason, {"figures": figs, "seconds": time.monotonic() - t0, **extra})
                 return v.action in ("pass", "promote"), v.reason, figs
 
     async def _shadow(self, d: str, st: _Settings, base: Dict[str, Any]) -> bool:
         cfg = st.s.remediation.rollout.shadow
         epoch = self._set_route(st.key, mode="shadow", timeout=cfg.timeout, max_in_flight=cfg.max_in_flight, **base)
-        self._record(st.key, d, "shadow_started", f"mirroring live requests to {base['candidate_version']}",
+        await self._record(st.key, d, "shadow_started", f"mirroring live requests to {base['candidate_version']}",
                      {"duration_s": cfg.duration, "min_requests": cfg.min_requests})
         ok, reason, figs = await self._phase(d, st, epoch, lambda a, el: shadow_verdict(cfg, a["shadow"], el), "shadow_figures")
         if not ok:
-            self._record(st.key, d, "rolled_back", f"shadow: {reason}", {"phase": "shadow", "figures": figs})
+            await self._record(st.key, d, "rolled_back", f"shadow: {reason}", {"phase": "shadow", "figures": figs})
         return ok
 
     async def _canary(self, d: str, st: _Settings, base: Dict[str, Any]) -> bool:
         cfg = st.s.remediation.rollout.canary
         epoch = self._set_route(st.key, mode="canary", share=cfg.share, timeout=cfg.timeout, **base)
-        self._record(st.key, d, "canary_started", f"{cfg.share:.0%} of traffic to {base['candidate_version']}",
+        await self._record(st.key, d, "canary_started", f"{cfg.share:.0%} of traffic to {base['candidate_version']}",
                      {"share": cfg.share, "duration_s": cfg.duration, "guards": cfg.guards.model_dump()})
+        realized = _Realized(self._log(st), st, base, time.time()) if cfg.guards.max_realized_drop is not None else None
         ok, reason, figs = await self._phase(
-            d, st, epoch, lambda a, el: canary_verdict(cfg, a["candidate"], a["champion"], el), "canary_figures")
+            d, st, epoch, lambda a, el: canary_verdict(cfg, a["candidate"], a["champion"], el), "canary_figures", realized)
         if not ok:
-            self._record(st.key, d, "rolled_back", f"canary: {reason}", {"phase": "canary", "figures": figs})
+            await self._record(st.key, d, "rolled_back", f"canary: {reason}", {"phase": "canary", "figures": figs})
         return ok
 
     async def _promote(self, d: str, st: _Settings, base: Dict[str, Any], cand_app: Optional[str],
@@ -476,7 +611,7 @@ class RemediationController:
         if r.serve_config:
             written = await asyncio.to_thread(serving.write_serve_config, os.path.expanduser(r.serve_config),
                                               st.target_app, st.target_deployment, cand_uc)
-        self._record(st.key, d, "promoted", f"{cand.version} promoted on {st.target_app}/{st.target_deployment}",
+        await self._record(st.key, d, "promoted", f"{cand.version} promoted on {st.target_app}/{st.target_deployment}",
                      {"version": cand.version, "artifact": cand.artifact,
                       "serve_config_patch": {"application": st.target_app, "deployment": st.target_deployment,
                                              "user_config": cand_uc},
@@ -489,6 +624,47 @@ class RemediationController:
             await self._drained(st.key, epoch)
         if cand_app is not None:
             await asyncio.to_thread(serving.remove_candidate, st.target_app)
+
+
+class _Realized:
+    """The canary's realized performance, read from the payload log's labelled requests since
+    the canary started (in a thread, at most every ``_REALIZED_EVERY`` seconds)."""
+
+    def __init__(self, plog: Any, st: _Settings, base: Mapping[str, Any], since: float):
+        self.plog, self.st, self.since = plog, st, since
+        self.version = str(base.get("candidate_version"))
+        self.last = 0.0
+        self.verdict: Optional[Verdict] = None
+        self.figs: Dict[str, Any] = {}
+
+    async def check(self, final: bool = False) -> Tuple[Optional[Verdict], Dict[str, Any]]:
+        now = time.monotonic()
+        if final or now - self.last >= _REALIZED_EVERY:
+            self.last = now
+            try:
+                self.verdict, self.figs = await asyncio.to_thread(self._read)
+            except Exception as exc:  # noqa: BLE001 - unreadable now: no verdict, said in the figures
+                self.figs = {**self.figs, "error": f"{type(exc).__name__}: {exc}"}
+        return self.verdict, self.figs
+
+    def _read(self) -> Tuple[Optional[Verdict], Dict[str, Any]]:
+        import pyarrow.compute as pc
+
+        from raywatch.payload.labelled import labelled_dataset
+
+        v = self.st.s.remediation.validation
+        t = labelled_dataset(self.plog, self.st.model, self.since)
+        col = "score" if v.metric in gate.SCORED else "prediction"
+        if t.num_rows == 0 or col not in t.column_names:
+            return realized_verdict(self.st.s.remediation.rollout.canary.guards, v.metric, [], [], [], [])
+        is_cand = pc.fill_null(pc.equal(t.column("version"), self.version), False)
+        cand, champ = t.filter(is_cand), t.filter(pc.invert(is_cand))
+
+        def arr(tbl: Any, c: str) -> Any:
+            return tbl.column(c).to_numpy(zero_copy_only=False)
+
+        return realized_verdict(self.st.s.remediation.rollout.canary.guards, v.metric, arr(cand, "label"), arr(cand, col),
+                                arr(champ, "label"), arr(champ, col))
 
 
 class _Path:

@@ -45,6 +45,11 @@ def _retrain(fn_spec: Any, ctx_fields: Dict[str, Any]) -> Dict[str, Any]:
     from raywatch.remediate.context import Candidate, RetrainContext
 
     fs = ctx_fields.get("filesystem")
+    ref = ctx_fields.get("reference_profile")
+    if isinstance(ref, (bytes, bytearray)):  # the model's reference profile, as the codec's bytes
+        from raywatch.stats.profile import Profile
+
+        ctx_fields = {**ctx_fields, "reference_profile": Profile.from_bytes(bytes(ref))}
     ctx = RetrainContext(dataset=ray.data.read_parquet(ctx_fields["dataset_path"], filesystem=fs), **ctx_fields)
     cand = Candidate.of(resolve(fn_spec)(ctx))
     prof = cand.profile

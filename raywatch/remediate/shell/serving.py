@@ -24,14 +24,13 @@ import os
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
-from raywatch.remediate.shell import compat
+from raywatch.config.remediate import CANDIDATE_SUFFIX
+from raywatch.serve import compat
 
 __all__ = ["candidate_app_name", "patched_user_config", "current_user_config", "deploy_candidate", "promote",
            "remove_candidate", "wait_healthy", "write_serve_config", "CANDIDATE_SUFFIX"]
 
 log = logging.getLogger("raywatch.remediate.shell.serving")
-
-CANDIDATE_SUFFIX = "-rw-candidate"
 
 
 def candidate_app_name(app: str) -> str:

@@ -1,4 +1,10 @@
-"""The rollout router: the model application's ingress, in front of the model's deployment.
+"""The rollout router (issue 14): the model application's ingress, in front of the model's deployment.
+
+The serve-app builder (:mod:`raywatch.serve.app`) puts it in front of a monitored ingress
+whose settings have ``remediation:``; in Python, bind it yourself
+(``router_deployment().bind(model_app, deployment="Model", payload_log=..., model="fraud")``).
+Behind it the model's deployment receives the request's JSON body (a dict) rather than the
+HTTP request, and the request id stays the same (Serve passes it along), so feedback joins.
 
 Every request goes to the champion (the model's deployment, through its handle) and its
 answer is returned. What the remediation controller asks for on top (the *route*, polled
@@ -38,11 +44,12 @@ import zlib
 from collections import deque
 from typing import Any, Deque, Dict, List, Mapping, Optional
 
+from raywatch.config.remediate import CANDIDATE_SUFFIX
 from raywatch.remediate.rollout import ArmFigures
 
 __all__ = ["RolloutRouter", "Figures", "router_deployment", "agree"]
 
-log = logging.getLogger("raywatch.remediate.shell.router")
+log = logging.getLogger("raywatch.serve.router")
 
 ARMS = ("champion", "candidate", "shadow")
 _PRED_KEYS = ("prediction", "label", "class", "predicted", "y", "output")
@@ -118,14 +125,18 @@ _NONE_ROUTE: Dict[str, Any] = {"epoch": 0, "mode": "none"}
 
 class RolloutRouter:
     """The router deployment's class (see the module docstring); deploy it with
-    :func:`router_deployment` ``.bind(model_app, model_key=...)``."""
+    :func:`router_deployment` ``.bind(model_app, model_key)`` — or ``deployment=`` the model's
+    deployment name instead of ``model_key``, the application's name then read from Serve.
+    ``model``: the model's name in the payload log (default: the deployment's name)."""
 
-    def __init__(self, champion: Any, model_key: str, *, controller: str = "raywatch-remediation",
+    def __init__(self, champion: Any, model_key: Optional[str] = None, *, deployment: Optional[str] = None,
+                 model: Optional[str] = None, controller: str = "raywatch-remediation",
                  namespace: str = "raywatch", poll_interval: float = 0.25, method: str = "remote",
                  payload_log: Optional[Mapping[str, Any]] = None, capture: Optional[Mapping[str, Any]] = None,
                  version: Optional[str] = None):
         self.champion = champion
-        self.model_key = model_key
+        self.model_key = model_key or f"?/{deployment}"
+        self.model = model
         self.controller_name = controller
         self.namespace = namespace
         self.poll_interval = float(poll_interval)
@@ -133,7 +144,7 @@ class RolloutRouter:
         self.figures = Figures(0)
         self._candidate: Any = None
         self._candidate_key: Any = None
-        self._controller: Any = None
+        self._ctl: Any = None
         self._poller: Optional[asyncio.Task] = None
         self._mirrors = 0
         self._bg: set = set()
@@ -145,8 +156,8 @@ class RolloutRouter:
 
             app, _, rid = replica_identity()
             self.replica_id = rid or self.replica_id
-            from raywatch.remediate.shell.serving import CANDIDATE_SUFFIX
-
+            if model_key is None and app:
+                self.model_key = f"{app}/{deployment}"
             self.inert = bool(app and app.endswith(CANDIDATE_SUFFIX))  # the router inside a candidate app
         except Exception:  # outside a replica (tests of the class)
             pass
@@ -184,7 +195,7 @@ class RolloutRouter:
         for rec, version, shadow in records:
             by_version.setdefault((version, shadow), []).append(rec)
         for (version, shadow), recs in by_version.items():
-            labels = _Labels(app, dep, self.route.get("model") or dep, version, self.replica_id)
+            labels = _Labels(app, dep, self.route.get("model") or self.model or dep, version, self.replica_id)
             rows = payload_rows(recs, labels, self.extractor, self._split, epoch_offset=0.0)
             if shadow:
                 for r in rows:
@@ -225,13 +236,16 @@ class RolloutRouter:
 
         while True:
             try:
-                if self._controller is None:
-                    self._controller = ray.get_actor(self.controller_name, namespace=self.namespace)
-                route = await self._controller.route.remote(self.model_key, self.replica_id, self.figures.snapshot())
+                if self._ctl is None:
+                    self._ctl = ray.get_actor(self.controller_name, namespace=self.namespace)
+                report = self.figures.snapshot()
+                if self.payload is not None:  # its payload log's counters, relayed to the stats actor's series
+                    report["payload_log"] = dict(self.payload.counters)
+                route = await self._ctl.route.remote(self.model_key, self.replica_id, report)
                 if route:
                     self._set_route(route)
             except Exception as exc:  # noqa: BLE001 - no controller: keep the last route
-                self._controller = None
+                self._ctl = None
                 log.debug("rollout router: controller unreachable (%s)", exc)
             await asyncio.sleep(self.poll_interval)
 
