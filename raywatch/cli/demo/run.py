@@ -118,15 +118,16 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
         import raywatch.actor.api as api
 
         actor_cfg = {"actor": {"sqlite_path": str(sqlite_path), "metrics_port": metrics_port}}
-        metrics = None
+        metrics = feedback_api = None
         deadline = time.monotonic() + 60
         while metrics is None and time.monotonic() < deadline:  # the first replica creates the stats actor
             st = api.status(config=actor_cfg)
-            metrics = ((st.get("actors") or [{}])[0] or {}).get("metrics_address")
+            actor = (st.get("actors") or [{}])[0] or {}
+            metrics, feedback_api = actor.get("metrics_address"), actor.get("api_address")
             if metrics is None:
                 time.sleep(0.5)
         echo(f"model at {url}; raywatch metrics at {metrics}/metrics" if metrics else f"model at {url}")
-        feedback_url = f"{metrics}/feedback" if metrics else None
+        feedback_url = f"{feedback_api}/feedback" if metrics and feedback_api else None  # the API listener, not /metrics
 
         traffic = Traffic(url, rps, seed, feedback_url)
         traffic.start()
