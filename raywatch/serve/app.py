@@ -208,9 +208,27 @@ def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where:
         else:
             check_profile(cfg, f"{where}: monitor ({name})")
         configs[name] = cfg
+    _check_remediation(ingress, configs, args.overrides, where)
     cache: Dict[int, Any] = {}
     out = _rebuild(user_app, configs, wrap_checked, cache)
     return _with_router(out, ingress, configs, where)
+
+
+def _check_remediation(ingress: str, configs: Dict[str, MonitorConfig], overrides: Mapping[str, Any], where: str) -> None:
+    """(issue 14) Only the ingress remediates: ``remediation`` in the shared ``monitor``
+    settings is the ingress's (the other deployments are monitored without it, and without
+    its ``payload_log``, which the router in front of the ingress writes); in ``overrides`` of
+    another deployment it is an error."""
+    others = sorted(n for n, c in configs.items() if n != ingress and _remediates(c)
+                    and "remediation" in (overrides.get(n) or {}))
+    if others:
+        raise ConfigError([f"{where}: overrides.{n}.remediation: only the application's ingress ({ingress}) can "
+                           "remediate: the rollout router in front of it sends requests to the candidate" for n in others],
+                          where)
+    for n, c in list(configs.items()):
+        if n != ingress and _remediates(c):  # (and its payload log is the router's, unless its overrides say)
+            keep_log = "payload_log" in (overrides.get(n) or {})
+            configs[n] = c.model_copy(update={"remediation": None, **({} if keep_log else {"payload_log": None})})
 
 
 def _remediates(cfg: MonitorConfig) -> bool:
@@ -219,11 +237,6 @@ def _remediates(cfg: MonitorConfig) -> bool:
 
 def _with_router(app: Any, ingress: str, configs: Mapping[str, MonitorConfig], where: str) -> Any:
     """(issue 14) The rollout router in front of an ingress that remediates."""
-    others = sorted(n for n, c in configs.items() if n != ingress and _remediates(c))
-    if others:
-        raise ConfigError([f"{where}: monitor ({n}): remediation: only the application's ingress ({ingress}) can "
-                           "remediate: the rollout router in front of it sends requests to the candidate" for n in others],
-                          where)
     cfg = configs.get(ingress)
     if cfg is None or not _remediates(cfg):
         return app
