@@ -37,6 +37,13 @@ def _requests(mon, n):
                            {"prediction": i % 2, "score": 0.25 + 0.5 * (i % 2)})
 
 
+def _interval_passed(mon):
+    """Wait until the payload log's ``flush_interval`` (1 ms here) has passed since its last flush."""
+    log = mon.payload_log.log
+    while time.monotonic() - log._last_flush < log.cfg.flush_interval:
+        time.sleep(0.001)
+
+
 def _files(root):
     return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".parquet")]
 
@@ -47,7 +54,7 @@ def test_a_monitored_replica_logs_its_sampled_requests_as_parquet(tmp_path):
     mon = _mon(cfg)
     assert mon.payload_log is not None
     _requests(mon, 30)
-    time.sleep(0.01)
+    _interval_passed(mon)
     batch = mon.tick()
     files = _files(root)
     assert len(files) == 1 and "/requests/model=scorer/date=" in files[0]
@@ -63,7 +70,7 @@ def test_a_monitored_replica_logs_its_sampled_requests_as_parquet(tmp_path):
         d = os.path.dirname(d)
     # its counters travel with the batches (cumulative, stamped when a batch is sent)
     _requests(mon, 1)
-    time.sleep(0.01)
+    _interval_passed(mon)
     mon.tick()
     shipped = mon.transport.batches[-1]
     assert batch is not None and shipped.payload_log["rows_written"] == 31 and len(_files(root)) == 2
@@ -106,7 +113,7 @@ def test_reconfigure_switches_the_payload_log_on_in_place(tmp_path):
     assert mon.payload_log is None
     assert mon.reconfigure({"payload_log": {"path": str(tmp_path / "p"), "flush_interval": "1ms"}})
     _requests(mon, 4)
-    time.sleep(0.01)
+    _interval_passed(mon)
     mon.tick()
     assert len(pd.read_parquet(_files(tmp_path / "p")[0])) == 4
 
