@@ -11,7 +11,9 @@ retrain on logged, labelled traffic from after the drift wins back the accuracy.
   share of requests it raises on) and ``delay`` (seconds it sleeps): the failure
   injections of the tests and the demo.
 * :func:`build` — the application: the rollout router in front of the scorer, with the
-  payload log (``args``: ``app``, ``controller``, ``namespace``, ``payload_log``).
+  payload log (``args``: ``app``, ``controller``, ``namespace``, ``payload_log``);
+  :func:`scorer_app` — the scorer alone, for ``raywatch.serve:app``, which adds the router
+  itself (``raywatch demo --remediate``), with :func:`reference_profile`.
 * :func:`retrain` / :func:`predict` — the remediation policy's functions; ``retrain_*``
   variants inject failures (a retrain that raises, a worse model, a candidate that fails
   or hangs when served).
@@ -132,6 +134,20 @@ def _deployment() -> Any:
             return {"prediction": int(s >= 0.5), "score": s}
 
     return Scorer
+
+
+def scorer_app(args: Optional[Mapping[str, Any]] = None) -> Any:
+    """The scorer alone, for ``raywatch.serve:app`` (its ``application.import_path``): with
+    ``remediation:`` in the monitor settings the builder puts the rollout router in front."""
+    return _deployment().bind()
+
+
+def reference_profile(seed: int = 0, n: int = 5000) -> Any:
+    """The profile of v1's training data (the world before the drift)."""
+    from raywatch.stats.profile import Profile
+
+    X, _ = sample(n, drifted=False, seed=seed)
+    return Profile.fit({f: X[:, i] for i, f in enumerate(FEATURES)}, seed=seed)
 
 
 def build(args: Mapping[str, Any]) -> Any:
