@@ -96,6 +96,7 @@ def test_the_whole_loop_promotes_a_better_model_without_failing_a_request(loop):
     assert g["candidate"] > g["champion"] + 0.05 and g["low"] > 0
     assert by["validation_passed"]["evidence"]["residual_drift"]["passed"]
     assert by["shadow_figures"]["evidence"]["figures"]["shadow"]["requests"] >= 20
+    assert "candidate_rows" in by["shadow_figures"]["evidence"]["realized"]  # (labels, if any: the demo's test)
     assert by["canary_figures"]["evidence"]["figures"]["candidate"]["requests"] >= 10
     promoted = by["promoted"]["evidence"]
     assert loop.user_config()["version"] == "v2" == promoted["version"]

@@ -577,7 +577,9 @@ class RemediationController:
         epoch = self._set_route(st.key, mode="shadow", timeout=cfg.timeout, max_in_flight=cfg.max_in_flight, **base)
         await self._record(st.key, d, "shadow_started", f"mirroring live requests to {base['candidate_version']}",
                      {"duration_s": cfg.duration, "min_requests": cfg.min_requests})
-        ok, reason, figs = await self._phase(d, st, epoch, lambda a, el: shadow_verdict(cfg, a["shadow"], el), "shadow_figures")
+        realized = _Realized(self._log(st), st, base, time.time(), shadow=True)  # figures only: the shadow answers no user
+        ok, reason, figs = await self._phase(d, st, epoch, lambda a, el: shadow_verdict(cfg, a["shadow"], el), "shadow_figures",
+                                             realized)
         if not ok:
             await self._record(st.key, d, "rolled_back", f"shadow: {reason}", {"phase": "shadow", "figures": figs})
         return ok
@@ -628,10 +630,12 @@ class RemediationController:
 
 class _Realized:
     """The canary's realized performance, read from the payload log's labelled requests since
-    the canary started (in a thread, at most every ``_REALIZED_EVERY`` seconds)."""
+    the canary started (in a thread, at most every ``_REALIZED_EVERY`` seconds). With
+    ``shadow``: the shadow's answers to mirrored requests against the champion's answers to
+    the same requests, as their labels arrive — figures for the record, never a verdict."""
 
-    def __init__(self, plog: Any, st: _Settings, base: Mapping[str, Any], since: float):
-        self.plog, self.st, self.since = plog, st, since
+    def __init__(self, plog: Any, st: _Settings, base: Mapping[str, Any], since: float, *, shadow: bool = False):
+        self.plog, self.st, self.since, self.shadow = plog, st, since, shadow
         self.version = str(base.get("candidate_version"))
         self.last = 0.0
         self.verdict: Optional[Verdict] = None
@@ -645,7 +649,7 @@ class _Realized:
                 self.verdict, self.figs = await asyncio.to_thread(self._read)
             except Exception as exc:  # noqa: BLE001 - unreadable now: no verdict, said in the figures
                 self.figs = {**self.figs, "error": f"{type(exc).__name__}: {exc}"}
-        return self.verdict, self.figs
+        return (None if self.shadow else self.verdict), self.figs
 
     def _read(self) -> Tuple[Optional[Verdict], Dict[str, Any]]:
         import pyarrow.compute as pc
@@ -655,16 +659,26 @@ class _Realized:
         v = self.st.s.remediation.validation
         t = labelled_dataset(self.plog, self.st.model, self.since)
         col = "score" if v.metric in gate.SCORED else "prediction"
+        if self.shadow:  # the same requests, each answered by both
+            cand = labelled_dataset(self.plog, self.st.model, self.since, shadow=True)
+            if col in cand.column_names and col in t.column_names:
+                cand = cand.filter(pc.is_in(cand.column("request_id"), value_set=t.column("request_id")))
+                return realized_verdict(self.st.s.remediation.rollout.canary.guards, v.metric, *self._pair(cand, col),
+                                        *self._pair(t.filter(pc.is_in(t.column("request_id"),
+                                                                       value_set=cand.column("request_id"))), col))
+            t = t.slice(0, 0)
         if t.num_rows == 0 or col not in t.column_names:
             return realized_verdict(self.st.s.remediation.rollout.canary.guards, v.metric, [], [], [], [])
         is_cand = pc.fill_null(pc.equal(t.column("version"), self.version), False)
         cand, champ = t.filter(is_cand), t.filter(pc.invert(is_cand))
 
-        def arr(tbl: Any, c: str) -> Any:
-            return tbl.column(c).to_numpy(zero_copy_only=False)
+        return realized_verdict(self.st.s.remediation.rollout.canary.guards, v.metric, *self._pair(cand, col),
+                                *self._pair(champ, col))
 
-        return realized_verdict(self.st.s.remediation.rollout.canary.guards, v.metric, arr(cand, "label"), arr(cand, col),
-                                arr(champ, "label"), arr(champ, col))
+    @staticmethod
+    def _pair(tbl: Any, col: str) -> Tuple[Any, Any]:
+        """(labels, predictions or scores) of a labelled table."""
+        return tbl.column("label").to_numpy(zero_copy_only=False), tbl.column(col).to_numpy(zero_copy_only=False)
 
 
 class _Path:
