@@ -53,6 +53,8 @@ def test_the_demo_closes_the_loop_without_failing_a_request(run):
     assert acc["before"] > 0.9 and acc["drifted"] < 0.8 and acc["after_promotion"] > 0.9, acc
     gate = summary["holdout_accuracy"]
     assert gate["candidate"] > gate["champion"] + 0.05
+    shadow = summary["shadow_realized_accuracy"]  # the shadow's answers to mirrored requests, as their labels came
+    assert shadow["labelled"] >= 20 and shadow["candidate"] > 0.85 > shadow["champion"], shadow
     realized = summary["canary_realized_accuracy"]
     assert realized["candidate"] is not None and realized["candidate"] > 0.85  # the realized-performance guard's figures
     assert summary["serve_config_user_config"]["version"] == "v2"  # written back into the YAML it deployed

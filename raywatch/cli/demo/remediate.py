@@ -257,6 +257,7 @@ def _summary(out: Path, hist: Dict[str, Any], events: List[Dict[str, Any]], traf
     gate = ((by.get("validation_passed") or by.get("validation_failed") or {}).get("evidence") or {}).get("gate") or {}
     canary = ((by.get("canary_figures") or {}).get("evidence") or {})
     realized = canary.get("realized") or {}
+    shadow = (((by.get("shadow_figures") or {}).get("evidence") or {}).get("realized")) or {}
     record = compliance_record(MODEL_KEY, _events(events), since=None, now=time.time(),
                                alerts=[{**a, "model_key": MODEL_KEY} for a in hist.get("alerts") or []])
     for path, body in ((out / "audit.json", json.dumps(record, indent=2, sort_keys=True, default=str)),
@@ -279,6 +280,8 @@ def _summary(out: Path, hist: Dict[str, Any], events: List[Dict[str, Any]], traf
         if promoted else None,
         series.ACCURACY.name: acc,  # the validation metric of the demo's policy
         "holdout_accuracy": {"champion": gate.get("champion"), "candidate": gate.get("candidate")},
+        "shadow_realized_accuracy": {"candidate": shadow.get("candidate"), "champion": shadow.get("champion"),
+                                     "labelled": shadow.get("candidate_rows")},
         "canary_realized_accuracy": {"candidate": realized.get("candidate"), "champion": realized.get("champion"),
                                      "labelled": [realized.get("candidate_rows"), realized.get("champion_rows")]},
         "serve_config_user_config": uc,
@@ -310,6 +313,9 @@ def _summary(out: Path, hist: Dict[str, Any], events: List[Dict[str, Any]], traf
          f"{f(acc['after_promotion'])} after the promotion  {ok if recovered else bad}")
     if gate:
         echo(f"  validation gate  held-back accuracy: v1 {f(gate.get('champion'))}, candidate {f(gate.get('candidate'))}")
+    if shadow.get("candidate") is not None:
+        echo(f"  shadow           realized accuracy {f(shadow.get('candidate'))} on {shadow.get('candidate_rows')} mirrored, "
+             f"labelled requests (v1 on the same requests: {f(shadow.get('champion'))})")
     if realized.get("candidate") is not None:
         echo(f"  canary           realized accuracy {f(realized.get('candidate'))} on {realized.get('candidate_rows')} labelled "
              f"requests (v1: {f(realized.get('champion'))} on {realized.get('champion_rows')})")
