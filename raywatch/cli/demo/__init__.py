@@ -53,7 +53,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: float) -> float
 @click.option("--seed", default=7, show_default=True, help="Seed of the traffic generator.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
 @click.option("--remediate", is_flag=True,
-              help="Close the loop instead: drift hurts accuracy; retrain, validate, shadow, canary, promote (about 4 minutes).")
+              help="Close the loop instead: drift hurts accuracy; retrain, validate, shadow, canary, promote (under 3 minutes).")
 def demo(duration: float, rps: float, out_dir: str, serve_config: Optional[str], seed: int, no_progress: bool,
          remediate: bool) -> None:
     """Watch raywatch catch a data drift and a latency regression, end to end.
