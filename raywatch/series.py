@@ -275,6 +275,23 @@ ALERT_VALUE = _m("alert_value", "gauge", "the rule's metric",
                  datadog_name="raywatch.alert.value")
 
 
+# ---------------------------------------------------------------- payload log and remediation (issue 14)
+PAYLOAD_LOG_ROWS_TOTAL = _m("payload_log_rows_total", "counter", "rows", "Request and label rows written to the payload log.",
+                            "ingest", rule=False)
+PAYLOAD_LOG_DROPPED_ROWS_TOTAL = _m("payload_log_dropped_rows_total", "counter", "rows",
+                                    "Rows not written to the payload log: its in-memory bound was reached.", "ingest",
+                                    rule=False)
+PAYLOAD_LOG_DELETED_ROWS_TOTAL = _m("payload_log_deleted_rows_total", "counter", "rows",
+                                    "Rows deleted from the payload log by retention (age or size).", "ingest", rule=False)
+PAYLOAD_LOG_WRITE_ERRORS_TOTAL = _m("payload_log_write_errors_total", "counter", "errors",
+                                    "Failed payload log writes (their rows wait for the next flush).", "ingest", rule=False)
+REMEDIATION_STEPS_TOTAL = _m("remediation_steps_total", "counter", "steps",
+                             "Remediation decision steps recorded in the audit trail, by step.", "deliver", ("step",),
+                             rule=False)
+REMEDIATION_PENDING_APPROVALS = _m("remediation_pending_approvals", "gauge", "decisions",
+                                   "Remediation decisions waiting for raywatch approve or reject.", "deliver", rule=False)
+
+
 # ---------------------------------------------------------------- lookups
 
 

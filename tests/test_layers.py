@@ -31,21 +31,27 @@ RANKS: Dict[str, int] = {
     "raywatch.series": 0,   # the metric catalogue
     "raywatch.config": 1,   # the schema: declarations only
     "raywatch.stats": 2,    # profiles, summaries, sketches, replica batches
+    "raywatch.payload": 2,  # the payload log (Parquet) and the labelled dataset
     "raywatch.drift": 3,    # drift tests, quality, streaming detectors, performance
     "raywatch.aggregate": 4,  # the stats actor's logic without Ray
     "raywatch.sinks": 4,    # one module per destination + the notification it receives
     "raywatch.alerts": 5,   # rules, lifecycle, routing, delivery, dead letters
+    "raywatch.remediate": 5,  # remediation decisions: policy, gate, state machine, audit record
     "raywatch.export": 6,   # files for other tools
     "raywatch.report": 7,   # the offline HTML report
     "raywatch.serve": 8,    # the Ray shell: replicas
     "raywatch.actor": 8,    # the Ray shell: the stats actor
+    "raywatch.remediate.shell": 8,  # the Ray shell: remediation controller, retrain tasks, rollout on Serve
     "raywatch.cli": 9,      # the raywatch command
 }
 SAME_RANK: Set[Tuple[str, str]] = {
     ("raywatch.serve", "raywatch.actor"),  # replicas ship to, and find, the stats actor
+    ("raywatch.remediate.shell", "raywatch.serve"),  # the rollout goes through Serve's internals (serve.compat)
+    ("raywatch.actor", "raywatch.remediate.shell"),  # the stats actor registers remediating models with the controller
 }
 RAY_FREE = ("raywatch.expr", "raywatch.series", "raywatch.config", "raywatch.stats", "raywatch.drift",
-            "raywatch.aggregate", "raywatch.sinks", "raywatch.alerts", "raywatch.export", "raywatch.report")
+            "raywatch.aggregate", "raywatch.sinks", "raywatch.alerts", "raywatch.export", "raywatch.report",
+            "raywatch.payload", "raywatch.remediate")
 
 
 # --------------------------------------------------------------------------- reading the source

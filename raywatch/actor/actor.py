@@ -26,7 +26,14 @@ busy timeout, ``actor.busy_timeout``, bounds how long the writer thread may).
 Actor methods (all ``async``): ``ready``, ``register_model``, ``get_profile``,
 ``get_config``, ``ingest`` (fire-and-forget from replicas), ``ingest_many``, ``feedback``,
 ``feedback_many``, ``evaluate``, ``status``, ``history``, ``metrics_address``,
-``api_address``, ``info``, ``checkpoint``, ``reset_model``, ``close``.
+``api_address``, ``info``, ``checkpoint``, ``reset_model``, ``record_audit``, ``audit``,
+``close``.
+
+Closing the loop (issue 14, :mod:`raywatch.actor.remediation`): a model whose settings have
+``remediation:`` is registered with the remediation controller, whose audit trail of the
+model is kept in this actor's SQLite file (``record_audit``, ``audit``); accepted labels go
+to the models' payload logs too (written in the executor); the controller's series join the
+exposition.
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ import ray
 from prometheus_client import CollectorRegistry
 
 from raywatch.actor.exposition import DogStatsdPublisher, StatsCollector
+from raywatch.actor.remediation import ControllerLink
 from raywatch.actor.server import StatsServer, TokenTable, check_doors, tls_context
 from raywatch.actor.sharding import actor_name, shard_for
+from raywatch.aggregate.audit import AuditEvent
 from raywatch.aggregate.core import StatsCore, Ticket
 from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.journal import StoreWriteError
@@ -103,6 +112,7 @@ class StatsActor:
         self._queue: List[Tuple[List[Ticket], asyncio.Future]] = []
         self._writer: Optional[asyncio.Task] = None
         self.registry.register(StatsCollector(self.core))
+        self.link = ControllerLink(self.core, self.name, cfg.actor.namespace)  # (issue 14)
         self.recovered = self.core.recover() if store is not None else {}
         self.dogstatsd: Optional[DogStatsdPublisher] = None
         if cfg.actor.dogstatsd_host:
@@ -184,6 +194,10 @@ class StatsActor:
         if t - self._last_checkpoint >= self.config.actor.checkpoint_interval:
             self._last_checkpoint = t
             self.core.start_checkpoint()  # snapshot here, written on the store's writer thread
+        try:
+            self.link.tick()  # (issue 14) the remediation controller, payload-log writes
+        except Exception as exc:
+            self.core.fail("remediation", exc)
         store = self.core.store
         if store is not None and t - self._last_prune > 3600.0:
             self._last_prune = t
@@ -216,7 +230,9 @@ class StatsActor:
 
     async def register_model(self, model_key: str, config_dict: Any = None, profile_bytes: Optional[bytes] = None) -> Dict[str, Any]:
         await self._ensure_started()
-        return self.core.register_model(model_key, config_dict, profile_bytes)
+        out = self.core.register_model(model_key, config_dict, profile_bytes)
+        self.link.register(model_key)  # (issue 14) a model that remediates: to the controller, fire and forget
+        return out
 
     async def get_profile(self, model_key: str) -> Optional[bytes]:
         ms = self.core.models.get(model_key)
@@ -357,6 +373,22 @@ class StatsActor:
             answer["deleted"] = await asyncio.wrap_future(fut)
         return answer
 
+    async def record_audit(self, events: List[Dict[str, Any]]) -> int:
+        """Append remediation audit records (``raywatch.audit`` data) to this actor's SQLite
+        file; answers once they are committed (idempotent by record id). RuntimeError when
+        the actor has no SQLite file (the controller then keeps them in its own)."""
+        audit = self.core.audit
+        if audit is None or self.core.store is None:
+            raise RuntimeError(f"{self.name} has no SQLite file: no audit trail here")
+        evs = [AuditEvent.from_data(e) for e in events]
+        await asyncio.wrap_future(self.core.store.submit(audit.append, evs))
+        return len(evs)
+
+    async def audit(self, model_key: Optional[str] = None, since: Optional[float] = None,
+                    decision: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The remediation audit trail's records in this actor's file, oldest first."""
+        return self.core.remediation.events(model_key, since, decision)
+
     async def api_address(self) -> Optional[str]:
         """``http(s)://host:port`` of ``/status`` and ``/feedback`` (None: no API listener)."""
         await self._ensure_started()
@@ -375,6 +407,10 @@ class StatsActor:
     async def close(self, timeout: float = 5.0) -> None:
         """Checkpoint, flush alert delivery and stop the HTTP server (before a planned kill)."""
         self._closed = True
+        try:
+            await self.link.close()  # (issue 14) labels still waiting for the payload logs
+        except Exception as exc:
+            self.core.fail("remediation.close", exc)
         await self.checkpoint()
         await asyncio.get_running_loop().run_in_executor(None, lambda: self.alerting.close(timeout=timeout))
         if self.server is not None:

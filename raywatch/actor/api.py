@@ -115,6 +115,8 @@ def history(model: Optional[str] = None, since: Optional[float] = None, *, confi
     for a in answers:
         out["models"].update(a.get("models") or {})
         out["alerts"].extend(a.get("alerts") or [])
+        if a.get("audit"):  # (issue 14) remediation decisions
+            out.setdefault("audit", []).extend(a["audit"])
     out["alerts"].sort(key=lambda e: e.get("ts") or 0)
     return out
 

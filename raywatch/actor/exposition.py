@@ -98,6 +98,11 @@ class StatsCollector(Collector):
                     v = res.get(key)
                     if v is not None:
                         family(metric, MODEL_LABELS + ("replica",)).add_metric(base + [rid], float(v))
+        for s in core.remediation.series(core.models):  # (issue 14) payload logs, the remediation controller
+            names = tuple(s.labels.keys())
+            fam = family(METRICS[s.name], names)
+            if keys[s.name] == names:
+                fam.add_metric([str(s.labels[k]) for k in names], float(s.value))
         yield from fams.values()
         counters = core.counters
         yield _family(series.ACTOR_BATCHES_TOTAL, value=counters["batches"])

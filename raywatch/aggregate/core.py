@@ -44,6 +44,7 @@ from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.query import actor_status, history, model_status
 from raywatch.aggregate.recovery import recover, snapshot
 from raywatch.aggregate.segment_eval import default_rule_groups
+from raywatch.aggregate.remediation import RemediationSide
 from raywatch.aggregate.store import Store
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig, parse_config
@@ -110,6 +111,9 @@ class StatsCore:
                                 on_new_model=self._persist, refused=self.refused,
                                 on_new_generation=lambda ms: self.joiner.forget_model(ms.key))
         self._evaluator = Evaluator(self.config.windows, self.config.actor.replica_ttl, self._failures, on_closed=self._closed)
+        # (issue 14) the audit trail in this store, labels into payload logs, their counters
+        self.remediation = RemediationSide(store, self._failures)
+        self.audit = self.remediation.audit
 
     @property
     def failures(self) -> Dict[str, int]:
@@ -247,8 +251,12 @@ class StatsCore:
         for t in tickets:
             if t.kind == "batch":
                 t.reply = self._ingest.apply(t.admitted, t.now)  # type: ignore[arg-type]
+                b = t.admitted.batch  # type: ignore[union-attr]
+                if b.payload_log:  # (issue 14) the replica's payload-log counters
+                    self.remediation.note_batch(t.admitted.ms.key, str(b.replica_id), b.payload_log)  # type: ignore[union-attr]
             else:
                 t.reply = sum(int(self._ingest.feedback(rid, label, mk, t.now)) for rid, label, mk in t.items)
+                self.remediation.labels(t.items, self.models, t.now)  # (issue 14) into the payload logs
         if last_id is not None and any(t.rows for t in tickets):
             self.journal.last_id = max(self.journal.last_id, int(last_id))
 
@@ -357,6 +365,7 @@ class StatsCore:
         actor["store"] = self.health.status(now)
         actor["labels"] = {"refused": dict(self.refused), "pending_bytes": self.joiner.label_bytes}
         actor["alerts"] = [a for a in self.alerts() if model_key_of(a.get("labels") or {}) is None]
+        actor["remediation"] = self.remediation.status()
         return {"models": models, "actor": actor}
 
     def history(self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000,
@@ -365,9 +374,13 @@ class StatsCore:
         at ``now``, default the last evaluation) and alert transitions."""
         at = now if now is not None else (self.last_evaluation if self.last_evaluation is not None else self.clock())
         stored = self.store is not None
-        return history(self.models, self.store.windows(model_key, since, limit) if stored else [],
-                       self.store.alerts(model_key, since, limit) if stored else [], model_key,
-                       rolling=lambda ms: self._evaluator.rolling(ms, at)[0], fail=self.fail)
+        out = history(self.models, self.store.windows(model_key, since, limit) if stored else [],
+                      self.store.alerts(model_key, since, limit) if stored else [], model_key,
+                      rolling=lambda ms: self._evaluator.rolling(ms, at)[0], fail=self.fail)
+        audit = self.remediation.events(model_key, since)
+        if audit:  # (issue 14) remediation decisions, drawn on the report's timeline
+            out["audit"] = audit
+        return out
 
     # ------------------------------------------------------------------ reset
     def model_keys(self, model: str) -> List[str]:

@@ -9,18 +9,20 @@ and answers :meth:`~raywatch.aggregate.core.StatsCore.history`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
+from raywatch.aggregate.audit import AuditLog
 from raywatch.aggregate.core import StatsCore
 from raywatch.aggregate.data import decode
 from raywatch.aggregate.models import config_from_record
 from raywatch.aggregate.store import Store
 from raywatch.config import MonitorConfig
 
-__all__ = ["history_from_sqlite", "reset_sqlite"]
+__all__ = ["history_from_sqlite", "reset_sqlite", "audit_from_sqlite"]
 
 
 def _copy(src: str, dst: str) -> None:
@@ -67,18 +69,36 @@ def history_from_sqlite(path: str, model: Optional[str] = None, since: Optional[
     window (the cluster may be long gone when the report is made), else the newest data in
     the file. FileNotFoundError when there is no such file.
     """
+    with _read_copy(path, "raywatch-report-") as store:
+        core = StatsCore(config if config is not None else _stored_settings(store), store)
+        core.recover()
+        at = now if now is not None else _newest(core, store, model, since)
+        return core.history(model, since, now=at)
+
+
+def audit_from_sqlite(path: str, since: Optional[float] = None) -> Dict[str, Any]:
+    """The remediation audit trail of a SQLite file (a stats actor's, or the remediation
+    controller's own), read from a copy like :func:`history_from_sqlite`: ``{"events": [...]
+    (``raywatch.audit`` data, oldest first), "alerts": [...] (the stored alert transitions,
+    each with its ``model_key``)}``. FileNotFoundError when there is no such file."""
+    with _read_copy(path, "raywatch-audit-") as store:
+        events = [e.to_data() for e in AuditLog(store).events(since=since)]
+        return {"events": events, "alerts": store.alerts(None, since, 100_000)}
+
+
+@contextlib.contextmanager
+def _read_copy(path: str, prefix: str) -> Iterator[Store]:
+    """A store on a copy of the SQLite file at ``path`` (in a temporary folder named
+    ``prefix…``, gone afterwards); FileNotFoundError when there is no such file."""
     src = os.path.abspath(os.path.expanduser(path))
     if not os.path.exists(src):
         raise FileNotFoundError(src)
-    with tempfile.TemporaryDirectory(prefix="raywatch-report-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         copy = os.path.join(tmp, "copy.sqlite")
         _copy(src, copy)
         store = Store(copy)
         try:
-            core = StatsCore(config if config is not None else _stored_settings(store), store)
-            core.recover()
-            at = now if now is not None else _newest(core, store, model, since)
-            return core.history(model, since, now=at)
+            yield store
         finally:
             store.close()
 

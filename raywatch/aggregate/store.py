@@ -40,6 +40,11 @@ Opening checks the file (:ref:`repair`). Nothing in it is a pickle: every value 
     one row per closed window (JSON): the history the report reads.
 ``alerts(id, ts, model_key, alertname, state, severity, labels, annotations, value)``
     alert transitions (firing, resolved).
+``audit(seq, id, ts, model_key, decision, kind, data)``
+    the remediation audit trail: one ``raywatch.audit`` record, version 1, per decision step
+    (see :mod:`raywatch.aggregate.audit`). A compliance record: :meth:`Store.prune` never
+    deletes from it, nor does :meth:`Store.forget_model`. (The table came with issue 14; a
+    schema-2 file without it gets it when opened.)
 
 A file of schema version 1 (pickled configs, state and journal) is migrated when it is
 opened: see :mod:`raywatch.aggregate.migrate`.
@@ -97,11 +102,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from raywatch.aggregate.audit import AUDIT_SCHEMA, AuditLog
 from raywatch.aggregate.data import report_json
 from raywatch.aggregate.migrate import Migrated, migrate_v1
 from raywatch.config import MonitorConfig
 
-__all__ = ["Store", "StoredModel", "SCHEMA_VERSION", "is_corruption", "owner_only_umask", "DEFAULT_DIR"]
+__all__ = ["Store", "StoredModel", "SCHEMA_VERSION", "is_corruption", "owner_only_umask", "DEFAULT_DIR", "open_audit_log"]
 
 log = logging.getLogger("raywatch.aggregate.store")
 
@@ -125,7 +131,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     alertname TEXT, state TEXT NOT NULL, severity TEXT, labels TEXT NOT NULL,
     annotations TEXT NOT NULL, value REAL);
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
-"""
+""" + AUDIT_SCHEMA
 
 TABLES: Dict[str, Tuple[str, ...]] = {  # salvage order and columns
     "meta": ("key", "value"),
@@ -134,6 +140,7 @@ TABLES: Dict[str, Tuple[str, ...]] = {  # salvage order and columns
     "journal": ("id", "kind", "model_key", "data", "blob", "ts"),
     "windows": ("model_key", "start", '"end"', "result"),
     "alerts": ("id", "ts", "model_key", "alertname", "state", "severity", "labels", "annotations", "value"),
+    "audit": ("seq", "id", "ts", "model_key", "decision", "kind", "data"),
 }
 
 _JOURNAL_PAGE = 256  # journal rows read at a time during recovery
@@ -397,7 +404,12 @@ class Store:
                 log.error("%s: nothing salvaged (schema version %s)", moved, version)
                 return out
             for table, columns in TABLES.items():
-                out[table] = self._salvage_table(src, conn, table, columns)
+                try:
+                    present = src.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()
+                except sqlite3.Error:
+                    present = True  # a damaged schema page: try the table anyway
+                if present:  # (a file from before a table existed has none of its rows)
+                    out[table] = self._salvage_table(src, conn, table, columns)
         finally:
             src.close()
         log.warning("%s: salvaged %s", moved, {t: v["rows"] for t, v in out.items()})
@@ -642,8 +654,15 @@ class Store:
     def counts(self) -> Dict[str, int]:
         return {
             t: int(self._read.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
-            for t in ("models", "state", "journal", "windows", "alerts")
+            for t in ("models", "state", "journal", "windows", "alerts", "audit")
         }
 
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
+
+
+def open_audit_log(path: str) -> AuditLog:
+    """The audit trail in the SQLite file at ``path`` (a store of its own, created owner-only;
+    the stats actor's file works too): the remediation controller's fallback file, and
+    ``raywatch audit --sqlite``."""
+    return AuditLog(Store(path))

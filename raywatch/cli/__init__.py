@@ -11,6 +11,9 @@
     raywatch deploy configs/serve-fraud.yaml
     raywatch reset --model fraud/FraudModel  # forget a model's state and history
     raywatch replay-dead-letters dead-letters.jsonl --config configs/monitor.yaml
+    raywatch demo --remediate           # drift hurts accuracy; retrain, validate, shadow, canary, promote
+    raywatch audit --model fraud --since 30d   # the compliance record of remediation (JSON + HTML)
+    raywatch approve <id>               # (or raywatch reject <id>) a remediation decision that waits
 
 The CLI prints; the library only logs. What the commands share is in
 :mod:`raywatch.cli.common`; the library code they call lives in the packages.
@@ -22,6 +25,8 @@ import logging
 
 import click
 
+from raywatch.cli import approve as approve_cmd
+from raywatch.cli import audit as audit_cmd
 from raywatch.cli import check_config, demo, deploy, export, profile, replay_dead_letters, report, reset, status
 from raywatch.cli.common import quiet_ray_notices
 
@@ -54,6 +59,7 @@ def main(verbose: int) -> None:
 
 
 for _command in (check_config.check_config, demo.demo, deploy.deploy, export.export, profile.profile,
-                 replay_dead_letters.replay_dead_letters, report.report, reset.reset, status.status):
+                 replay_dead_letters.replay_dead_letters, report.report, reset.reset, status.status,
+                 audit_cmd.audit, approve_cmd.approve, approve_cmd.reject):
     main.add_command(_command)
 del _command

@@ -8,6 +8,7 @@ from typing import Any, List, Mapping, Optional
 import click
 
 from raywatch import series
+from raywatch.cli.audit import status_block as remediation_block
 from raywatch.cli.common import (ADDRESS_HELP, CONFIG_HELP, CONNECT_TIMEOUT, TIMEOUT_HELP, ask, connect, fail, fmt,
                                  load_monitor_config, no_such_model)
 
@@ -116,6 +117,7 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
         lines.extend(_alert_line(a) for a in firing)
         if not firing:
             lines.append("  alerts: none firing")
+    lines.extend(remediation_block(st))  # (issue 14) open decisions, pending approvals first
     return lines
 
 
@@ -238,6 +240,19 @@ def estimation_lines(m: Mapping[str, Any]) -> List[str]:
     return lines
 
 
+def _controller_status(timeout: float) -> Optional[Mapping[str, Any]]:
+    """The remediation controller's own status (None when there is none on this cluster)."""
+    import ray
+
+    from raywatch.remediate.shell.controller import DEFAULT_NAME, DEFAULT_NAMESPACE
+
+    try:
+        handle = ray.get_actor(DEFAULT_NAME, namespace=DEFAULT_NAMESPACE)
+        return ray.get(handle.status.remote(), timeout=timeout)
+    except Exception:  # none, or not answering: the stats actors' last word stands
+        return None
+
+
 OFFLINE_HINT = "Without Ray, the stored history is in the report: raywatch report --sqlite ~/.raywatch/raywatch-stats.sqlite"
 
 
@@ -260,6 +275,7 @@ def status(model: Optional[str], address: Optional[str], config_path: Optional[s
     if model is not None and not st.get("models"):
         everything = ask("status", lambda: api.status(None, config=cfg, timeout=timeout), timeout)
         no_such_model(model, everything.get("models") or {})
+    st["remediation"] = _controller_status(timeout)
     if as_json:
         click.echo(json.dumps(st, indent=2, default=str))
         return

@@ -15,6 +15,7 @@ estimate    profile extensions and their tests, false alarms in time (issue 13)
 alerting    rules (checked against the metric catalogue), route, inhibition, silences
 segments    segments, fairness and attribution (issue 12), and the rules they add
 sinks       sinks and their delivery settings
+remediate   payload log and remediation (issue 14)
 monitor     :class:`MonitorConfig`, :func:`parse_config`, :func:`load_config`
 app         the serve-app builder's arguments
 =========== ==========================================================================
@@ -60,6 +61,7 @@ from raywatch.config.sinks import (
     EmailSinkConfig,
     LogSinkConfig,
     PagerDutySinkConfig,
+    RemediationSinkConfig,
     RetryConfig,
     SinkConfig,
     SlackSinkConfig,
@@ -81,6 +83,21 @@ from raywatch.config.segments import (AttributionConfig, FairnessAttributeConfig
 from raywatch.config.estimate import (CorrelationTestConfig, EmbeddingTestConfig, EstimationTestConfig, OutlierFencesConfig,
                                       OutlierTestConfig, PCAConfig, PerformanceEstimationConfig, ProfileConfig,
                                       ReconstructionTestConfig, VectorFeatureConfig)
+from raywatch.config.remediate import (
+    GATE_METRICS,
+    CanaryConfig,
+    CanaryGuardsConfig,
+    GuardrailsConfig,
+    PayloadLogConfig,
+    RemediationConfig,
+    RemediationSettings,
+    RetrainConfig,
+    RolloutConfig,
+    ShadowConfig,
+    TriggerConfig,
+    ValidationConfig,
+    settings_of,
+)
 from raywatch.config.monitor import MonitorConfig, load_config, parse_config
 from raywatch.config.app import APP_ARGS_SOURCE, ApplicationArgs, MonitoredAppArgs, validate_args
 
@@ -100,13 +117,18 @@ __all__ = [
     "AlertingConfig", "WatchdogConfig", "WATCHDOG_ALERTNAME",
     # sinks
     "RetryConfig", "SlackSinkConfig", "DatadogSinkConfig", "AlertmanagerSinkConfig", "PagerDutySinkConfig",
-    "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "SinkConfig", "SINK_TYPES", "DIRECT_SINK_TYPES",
+    "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "RemediationSinkConfig", "SinkConfig", "SINK_TYPES",
+    "DIRECT_SINK_TYPES",
     # segments, fairness, attribution (issue 12)
     "SegmentColumnConfig", "SegmentsConfig", "FairnessAttributeConfig", "FairnessConfig", "ReplicaOutlierConfig",
     "AttributionConfig", "default_rules", "with_default_rules",
     # estimate (issue 13)
     "PerformanceEstimationConfig", "PCAConfig", "OutlierFencesConfig", "VectorFeatureConfig", "ProfileConfig",
     "EstimationTestConfig", "CorrelationTestConfig", "ReconstructionTestConfig", "EmbeddingTestConfig", "OutlierTestConfig",
+    # remediate
+    "PayloadLogConfig", "TriggerConfig", "GuardrailsConfig", "RetrainConfig", "ValidationConfig", "ShadowConfig",
+    "CanaryGuardsConfig", "CanaryConfig", "RolloutConfig", "RemediationConfig", "RemediationSettings", "settings_of",
+    "GATE_METRICS",
     # monitor
     "MonitorConfig", "parse_config", "load_config",
     # serve-app builder

@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Set, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from raywatch.config.aggregate import ActorConfig, DetectorsConfig, FeedbackConfig, WindowConfig
 from raywatch.config.alerting import AlertingConfig
 from raywatch.config.base import ConfigError, StrictModel, deep_merge, read_yaml, to_data, validate
 from raywatch.config.detect import DriftConfig
 from raywatch.config.estimate import ProfileConfig, check_run_times
+from raywatch.config.remediate import PayloadLogConfig, RemediationConfig, check_remediation
 from raywatch.config.replica import CaptureConfig, ResourcesConfig, ShippingConfig
 from raywatch.config.segments import AttributionConfig, FairnessConfig, SegmentsConfig, check_segments
 
@@ -34,6 +35,8 @@ class MonitorConfig(StrictModel):
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     shipping: ShippingConfig = Field(default_factory=ShippingConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    payload_log: Optional[PayloadLogConfig] = None  # (issue 14) sampled requests kept for retraining
+    remediation: Optional[RemediationConfig] = None  # (issue 14) alert → retrain → validate → roll out
     profile_path: Optional[str] = None
     # --- (issue 16; the replica's block) a profile_path that cannot be read fails monitor()
     # and the deploy, unless this is false: then the model starts without a reference profile
@@ -50,6 +53,11 @@ class MonitorConfig(StrictModel):
     def _run_times(self) -> "MonitorConfig":
         check_run_times(self.drift, self.windows)  # (issue 13)
         return self
+
+    @field_validator("remediation")
+    @classmethod
+    def _remediation(cls, v: Optional[RemediationConfig], info: ValidationInfo) -> Optional[RemediationConfig]:
+        return check_remediation(v, info.data)  # (issue 14) payload_log and a remediation sink
 
     def to_data(self) -> Dict[str, Any]:
         """Plain JSON-able data that :meth:`from_data` reads back into an equal config:

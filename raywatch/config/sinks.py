@@ -12,7 +12,8 @@ from raywatch.config.base import Duration, Secret, StrictModel
 
 __all__ = [
     "RetryConfig", "SlackSinkConfig", "DatadogSinkConfig", "AlertmanagerSinkConfig", "PagerDutySinkConfig",
-    "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "SinkConfig", "SINK_TYPES", "DIRECT_SINK_TYPES",
+    "WebhookSinkConfig", "EmailSinkConfig", "LogSinkConfig", "RemediationSinkConfig", "SinkConfig", "SINK_TYPES",
+    "DIRECT_SINK_TYPES",
 ]
 
 _SINK_NAME_RE = re.compile(r"^[a-zA-Z0-9_.-]+$")
@@ -123,6 +124,16 @@ class LogSinkConfig(_SinkBase):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
 
 
+# ---- issue 14: the remediation controller as a destination
+class RemediationSinkConfig(_SinkBase):
+    """Hand alert notifications to the remediation controller (``raywatch.remediate``): route
+    it the alerts that may start a retrain; the model's ``remediation.trigger`` picks among them."""
+
+    type: Literal["remediation"]
+    controller: str = "raywatch-remediation"
+    namespace: str = "raywatch"
+
+
 SINK_TYPES: Dict[str, type] = {
     "slack": SlackSinkConfig,
     "datadog": DatadogSinkConfig,
@@ -131,6 +142,7 @@ SINK_TYPES: Dict[str, type] = {
     "webhook": WebhookSinkConfig,
     "email": EmailSinkConfig,
     "log": LogSinkConfig,
+    "remediation": RemediationSinkConfig,
 }
 
 

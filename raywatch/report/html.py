@@ -32,6 +32,7 @@ from raywatch.report import svg
 from raywatch.report.bins import display_hist
 from raywatch.report.segments import segment_section
 from raywatch.report.estimation import estimation_section
+from raywatch.report.audit import decision_marks, remediation_section
 from raywatch.report.strips import heat_strip, timeline
 from raywatch.report.style import CSS
 from raywatch.series import Metric
@@ -364,7 +365,9 @@ def render_report(
     if not models:
         body.append('<p class="note">No model has reported to the stats actor in this period.</p>')
     for key, model in models.items():
-        body.append(_model_section(key, model, events, anchors[key]))
+        marks = decision_marks(history.get("audit"), key)  # (issue 14) remediation steps on the charts
+        body.append(_model_section(key, model, sorted(list(events) + marks), anchors[key]))
+        body.append(remediation_section(history.get("audit"), key))
 
     # ---- alerts
     body.append('<h2 id="alerts">Alerts</h2>')

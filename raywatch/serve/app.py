@@ -37,6 +37,12 @@ most recently used files (and at most :data:`MAX_CACHED_BYTES`), removing the ol
 ``profile_path`` in the monitor settings that cannot be read fails the deploy, unless
 ``profile_required`` is false.
 
+When the ingress deployment's settings have ``remediation:`` (issue 14), the builder puts
+the rollout router (:mod:`raywatch.serve.router`) in front of it, as the application's new
+ingress: it logs the payloads (``payload_log``), and the remediation controller steers it to
+mirror requests to a candidate, then to give it a share of them. Only the ingress can
+remediate (a ConfigError says so for another deployment).
+
 The builder's arguments (:class:`~raywatch.config.MonitoredAppArgs`) are declared with the
 rest of the schema in :mod:`raywatch.config`.
 """
@@ -51,7 +57,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Union
 
-from raywatch.config import APP_ARGS_SOURCE, ConfigError, MonitoredAppArgs, MonitorConfig, validate_args
+from raywatch.config import APP_ARGS_SOURCE, ConfigError, MonitoredAppArgs, MonitorConfig, to_data, validate_args
 from raywatch.serve.replica import check_profile
 
 __all__ = [
@@ -202,8 +208,45 @@ def build_monitored_app(args: Union[MonitoredAppArgs, Mapping[str, Any]], where:
         else:
             check_profile(cfg, f"{where}: monitor ({name})")
         configs[name] = cfg
+    _check_remediation(ingress, configs, args.overrides, where)
     cache: Dict[int, Any] = {}
-    return _rebuild(user_app, configs, wrap_checked, cache)
+    out = _rebuild(user_app, configs, wrap_checked, cache)
+    return _with_router(out, ingress, configs, where)
+
+
+def _check_remediation(ingress: str, configs: Dict[str, MonitorConfig], overrides: Mapping[str, Any], where: str) -> None:
+    """(issue 14) Only the ingress remediates: ``remediation`` in the shared ``monitor``
+    settings is the ingress's (the other deployments are monitored without it, and without
+    its ``payload_log``, which the router in front of the ingress writes); in ``overrides`` of
+    another deployment it is an error."""
+    others = sorted(n for n, c in configs.items() if n != ingress and _remediates(c)
+                    and "remediation" in (overrides.get(n) or {}))
+    if others:
+        raise ConfigError([f"{where}: overrides.{n}.remediation: only the application's ingress ({ingress}) can "
+                           "remediate: the rollout router in front of it sends requests to the candidate" for n in others],
+                          where)
+    for n, c in list(configs.items()):
+        if n != ingress and _remediates(c):  # (and its payload log is the router's, unless its overrides say)
+            keep_log = "payload_log" in (overrides.get(n) or {})
+            configs[n] = c.model_copy(update={"remediation": None, **({} if keep_log else {"payload_log": None})})
+
+
+def _remediates(cfg: MonitorConfig) -> bool:
+    return cfg.remediation is not None and cfg.remediation.enabled
+
+
+def _with_router(app: Any, ingress: str, configs: Mapping[str, MonitorConfig], where: str) -> Any:
+    """(issue 14) The rollout router in front of an ingress that remediates."""
+    cfg = configs.get(ingress)
+    if cfg is None or not _remediates(cfg):
+        return app
+    from raywatch.serve.router import router_deployment
+
+    sink = next((s for s in cfg.alerting.sinks if s.type == "remediation"), None)
+    return router_deployment().bind(
+        app, deployment=ingress, model=cfg.model or ingress, version=cfg.version,
+        payload_log=to_data(cfg.payload_log) if cfg.payload_log is not None else None, capture=to_data(cfg.capture),
+        **({"controller": sink.controller, "namespace": sink.namespace} if sink is not None else {}))
 
 
 def _deployment_names(app: Any) -> List[str]:

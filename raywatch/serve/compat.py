@@ -38,6 +38,9 @@ __all__ = [
     "deployment_generation",
     "serve_http_port",
     "multiplexed_model_id",
+    "serve_client",
+    "app_configs",
+    "apply_app_configs",
 ]
 
 
@@ -63,10 +66,14 @@ INTERNALS: Tuple[Internal, ...] = (
     Internal("ray.serve._private.api", "serve_start", ("http_options", "proxy_location"),
              "start Serve for raywatch deploy"),
     Internal("ray.serve._private.client", "ServeControllerClient.deploy_apps", ("config", "_blocking"),
-             "deploy a checked serve config without blocking (raywatch deploy)"),
-    Internal("ray.serve._private.client", "ServeControllerClient", ("http_config",),
-             "read the HTTP port Serve listens on"),
-    Internal("ray.serve.context", "_get_global_client", (), "find the running Serve instance"),
+             "deploy a checked serve config without blocking (raywatch deploy; the rollout's candidate, "
+             "promotion and rollback)"),
+    Internal("ray.serve._private.client", "ServeControllerClient", ("http_config", "_controller"),
+             "read the HTTP port Serve listens on, and the applications' declarative configs"),
+    Internal("ray.serve._private.controller", "ServeController.get_app_configs", (),
+             "read the applications' declarative configs (the serve config YAML as deployed) for the rollout"),
+    Internal("ray.serve.context", "_get_global_client", ("raise_if_no_controller_running",),
+             "find the running Serve instance"),
     Internal("ray.serve.context", "_serve_request_context", ("get",),
              "read the running request's context on the request path"),
     Internal("ray.serve.context", "_RequestContext", ("request_id", "route", "is_http_request", "multiplexed_model_id"),
@@ -213,3 +220,36 @@ def batch_method_self(args: Sequence[Any], func: Callable) -> Any:
     from ray.serve._private.utils import extract_self_if_method_call
 
     return extract_self_if_method_call(list(args), func)
+
+
+# ----------------------------------------------------------------------------- the rollout (issue 14)
+
+
+def serve_client() -> Any:
+    """The running Serve instance's controller client (raises when Ray or Serve is not
+    running here; never starts either)."""
+    import ray
+    from ray.serve import context
+
+    if not ray.is_initialized():
+        raise RuntimeError("Ray is not running here: no Serve instance to read")
+    return context._get_global_client(raise_if_no_controller_running=True)
+
+
+def app_configs() -> Dict[str, Dict[str, Any]]:
+    """Each declaratively deployed application's config as it was applied (name → the
+    ``ServeApplicationSchema`` as plain data, only the fields that were set)."""
+    import ray
+
+    client = serve_client()
+    configs = ray.get(client._controller.get_app_configs.remote())
+    return {name: cfg.model_dump(exclude_unset=True) for name, cfg in configs.items()}
+
+
+def apply_app_configs(apps: Sequence[Dict[str, Any]]) -> None:
+    """Apply a list of application configs (plain data) as the whole declarative state, as
+    ``serve deploy`` does: the applications not in the list that were deployed from a config
+    are deleted by Serve."""
+    from ray.serve.schema import ServeDeploySchema
+
+    serve_client().deploy_apps(ServeDeploySchema(applications=list(apps)), _blocking=False)

@@ -20,6 +20,9 @@ After each flush the capture's ``payload_bound`` (and, below it, ``flush_at``) i
 byte budget and the payload size the builder measured, so that the records waiting with
 their payload fit ``shipping.max_buffer_bytes``.
 
+With ``payload_log:`` the flusher also keeps the sampled requests as Parquet
+(:mod:`raywatch.serve.payload`), off the request path.
+
 :meth:`ReplicaMonitor.reconfigure` applies new settings in place (sampling, allow-list,
 redaction, extractors, flush cadence, bounds, resources) — this is what a ``raywatch`` key in
 a deployment's ``user_config`` does, without restarting the replica.
@@ -40,6 +43,7 @@ from raywatch.serve.capture import Capture, RateLimitedLog
 from raywatch.serve.extract import Extractor
 from raywatch.serve.feedback import FeedbackGate
 from raywatch.serve.segments import SegmentBuilder
+from raywatch.serve.payload import ReplicaPayloadLog
 from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
 from raywatch.stats.batch import ReplicaBatch
 
@@ -154,6 +158,7 @@ class ReplicaMonitor:
         )
         self.builder.segments = SegmentBuilder(config, labels, self.builder.extractor, fail=self.builder._failed)
         self._calibrate()
+        self.payload_log = ReplicaPayloadLog.make(config, self._payload_log_failed)  # (issue 14)
         if profile is not None:
             self.builder.profile = profile
             self._profile_source = "given"
@@ -191,6 +196,9 @@ class ReplicaMonitor:
             self.sampler = None
             logger.warning("raywatch resource sampling unavailable: %s", exc)
 
+    def _payload_log_failed(self, exc: BaseException) -> None:
+        self.reload_errors += 1
+
     def start(self) -> "ReplicaMonitor":
         if self._thread is None:
             self._thread = threading.Thread(
@@ -209,6 +217,8 @@ class ReplicaMonitor:
         if flush:
             try:
                 self.tick()
+                if self.payload_log is not None:
+                    self.payload_log.flush()
                 self.shipper.drain(timeout=timeout, stamp=self._stamp)
             except Exception as exc:
                 logger.warning("raywatch final flush failed: %s", exc)
@@ -250,6 +260,7 @@ class ReplicaMonitor:
         counters = self._counters()
         batch.dropped_total, batch.capture_errors_total, batch.payloads_dropped_total = counters
         batch.profile_error = self.profile_error if self.builder.profile is None else None
+        batch.payload_log = self.payload_log.counters if self.payload_log is not None else {}
         self._last_shipped_counters = counters
 
     def _calibrate(self) -> None:
@@ -271,6 +282,12 @@ class ReplicaMonitor:
                 self._resources_due = now + self.config.resources.interval
             records = self.capture.drain()
             self.records_drained += len(records)
+            if self.payload_log is not None:  # (issue 14) sampled requests to Parquet, here on the flusher
+                try:
+                    self.payload_log.add(records, self.builder)
+                    self.payload_log.maybe_flush()  # a failed write keeps its rows (counted by the log)
+                except Exception as exc:
+                    self.capture.failed(exc)
             counters = self._counters()
             batch = None
             if records or self._resources_fresh or counters != self._last_shipped_counters:
@@ -381,6 +398,10 @@ class ReplicaMonitor:
             retry_backoff=ship.retry_backoff,
             max_backoff=ship.max_backoff,
         )
+        if (new.payload_log, new.remediation) != (old.payload_log, old.remediation):
+            if self.payload_log is not None:
+                self.payload_log.flush()
+            self.payload_log = ReplicaPayloadLog.make(new, self._payload_log_failed)
         if new.resources != old.resources:
             if self.sampler is not None:
                 self.sampler.close()
@@ -416,5 +437,6 @@ class ReplicaMonitor:
             "reload_errors": self.reload_errors,
             "resources": copy.deepcopy(self._resources),
             "shipper": self.shipper.stats(),
+            "payload_log": self.payload_log.stats() if self.payload_log is not None else None,
             "running": self._thread is not None and self._thread.is_alive(),
         }

@@ -10,6 +10,7 @@ type            module                               destination
 ``webhook``     :mod:`raywatch.sinks.webhook`        any URL; Alertmanager's webhook JSON
 ``email``       :mod:`raywatch.sinks.email`          SMTP with STARTTLS
 ``log``         :mod:`raywatch.sinks.log`            the ``raywatch.sinks.log`` logger
+``remediation`` :mod:`raywatch.remediate.shell.sink` the remediation controller (a Ray actor)
 =============== ==================================== =====================================
 """
 
@@ -30,6 +31,8 @@ SINK_CLASSES: Dict[str, str] = {
     "webhook": "raywatch.sinks.webhook:WebhookSink",
     "email": "raywatch.sinks.email:EmailSink",
     "log": "raywatch.sinks.log:LogSink",
+    # a plug-in path (read when a sink of the type is built): the controller lives in the Ray shell
+    "remediation": "raywatch.remediate.shell.sink:RemediationSink",
 }
 
 

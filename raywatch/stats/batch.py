@@ -104,6 +104,10 @@ class ReplicaBatch:
     A ``predictions`` item may carry a fourth element, its request's labels:
     ``{"s": {column: segment}, "f": {attribute: group}, "p": fairness prediction, "q": score}``,
     so that a label arriving later is counted in its segment and group.
+    ``payload_log``
+        (issue 14) the counters of the replica's payload log (``rows_written``,
+        ``rows_dropped``, ``write_errors``, …), cumulative since the replica started, like
+        ``dropped_total``; empty without a payload log.
     """
 
     app: str
@@ -137,6 +141,7 @@ class ReplicaBatch:
     deployment, or the time the app was deployed). With ``version``, it tells the stats
     actor when figures start fresh (see ``raywatch.aggregate.generations``); None: the
     version alone decides."""
+    payload_log: Dict[str, int] = field(default_factory=dict)  # (issue 14) see the class docstring
 
     # who is affected (issue 12): optional, see the class docstring
     segments: Optional[Dict[str, Any]] = None

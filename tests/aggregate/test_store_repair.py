@@ -122,7 +122,7 @@ def test_corrupt_header_is_moved_aside_and_a_fresh_store_starts(tmp_path):
     assert [e["kind"] for e in s.repairs] == ["corrupt"]
     ev = s.repairs[0]
     assert ev["moved_to"] == str(tmp_path / moved[0]) and "not a database" in ev["detail"]
-    assert s.counts() == {"models": 0, "state": 0, "journal": 0, "windows": 0, "alerts": 0}
+    assert s.counts() == {"models": 0, "state": 0, "journal": 0, "windows": 0, "alerts": 0, "audit": 0}
     s.save_model("app/M", {}, None, None, 3.0)  # the fresh store works
     assert mode(path) == 0o600
     s.close()

@@ -173,7 +173,7 @@ def test_repository_configs_are_valid(monkeypatch):
             monkeypatch.setenv(name, f"https://example.invalid/{name}")
     res = CliRunner().invoke(main, ["check-config", *paths])
     assert res.exit_code == 0, res.output
-    assert res.output.count("monitored by raywatch") == 3
+    assert res.output.count("monitored by raywatch") == 4  # serve-fraud, serve-demo, serve-approval, serve-remediation-demo
 
 
 def test_monitoring_is_a_yaml_only_change():

@@ -106,3 +106,62 @@ def test_a_monitor_profile_path_that_cannot_be_read_fails_the_build(tmp_path, mo
     args["monitor"]["profile_required"] = False
     built = build_monitored_app(args)  # explicitly without a profile: it builds
     assert built is not None
+
+
+# --------------------------------------------------------------------------- issue 14: the rollout router
+
+
+def build_pair(args=None):
+    """An ingress composed with a second deployment (the ingress calls it)."""
+    from ray import serve
+
+    @serve.deployment(name="Inner")
+    class Inner:
+        def __call__(self, x):
+            return x
+
+    @serve.deployment(name="Front")
+    class Front:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, x):
+            return await self.inner.remote(x)
+
+    return Front.bind(Inner.bind())
+
+
+REMEDIATES = {"payload_log": {"path": "/tmp/rw-unused-payload"}, "remediation": {"retrain": {"function": "m:f"}},
+              "alerting": {"sinks": [{"name": "retrain", "type": "remediation", "controller": "ctl", "namespace": "ns"}]}}
+
+
+def test_an_ingress_that_remediates_gets_the_rollout_router_in_front(tmp_path, monkeypatch):
+    from raywatch.serve.app import build_monitored_app
+    from raywatch.serve.compat import bound_deployment
+
+    monkeypatch.setattr(app_mod, "PROFILE_DIR", str(tmp_path / "profiles"))
+    built = build_monitored_app({"application": {"import_path": f"{__name__}:build_pair"},
+                                 "monitor": {"model": "fraud", "version": "v3", **REMEDIATES}})
+    router = bound_deployment(built)
+    assert router.name == "RolloutRouter"
+    (inner_app,) = router.init_args
+    assert bound_deployment(inner_app).name == "Front"  # the user's ingress, monitored, behind it
+    kw = router.init_kwargs
+    assert (kw["deployment"], kw["model"], kw["version"], kw["controller"], kw["namespace"]) == ("Front", "fraud", "v3", "ctl", "ns")
+    assert kw["payload_log"]["path"] == "/tmp/rw-unused-payload"
+    inner = bound_deployment(bound_deployment(inner_app).init_args[0])
+    inner_cfg = inner.func_or_class._raywatch_config  # monitored, without the ingress's remediation and payload log
+    assert inner.name == "Inner" and inner_cfg.remediation is None and inner_cfg.payload_log is None
+    assert bound_deployment(inner_app).func_or_class._raywatch_config.remediation is not None
+    plain = build_monitored_app({"application": {"import_path": f"{__name__}:build_pair"}, "monitor": {"model": "fraud"}})
+    assert bound_deployment(plain).name == "Front"  # without remediation: no router
+
+
+def test_only_the_ingress_can_remediate(tmp_path, monkeypatch):
+    from raywatch.serve.app import build_monitored_app
+
+    monkeypatch.setattr(app_mod, "PROFILE_DIR", str(tmp_path / "profiles"))
+    with pytest.raises(ConfigError) as err:
+        build_monitored_app({"application": {"import_path": f"{__name__}:build_pair"}, "monitor": {},
+                             "overrides": {"Inner": REMEDIATES}})
+    assert "overrides.Inner.remediation: only the application's ingress (Front) can remediate" in str(err.value)

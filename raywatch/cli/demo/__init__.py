@@ -13,6 +13,11 @@
    prints each alert notification as the receiver gets it and appends it to ``alerts.jsonl``;
 6. writes ``report.html`` and ``summary.json``, shuts everything down and exits 0.
 
+``raywatch demo --remediate`` closes the loop instead (:mod:`~raywatch.cli.demo.remediate`):
+drift that hurts accuracy, then a retrain on the logged, labelled traffic, validation,
+shadow, canary and promotion, with the timeline, the accuracy recovering and zero failed
+requests.
+
 The parts: :mod:`~raywatch.cli.demo.run` (the run), :mod:`~raywatch.cli.demo.receiver` (the
 alert receiver), :mod:`~raywatch.cli.demo.traffic` (the load) and
 :mod:`~raywatch.cli.demo.display` (status lines and the closing summary). Printing is the
@@ -44,10 +49,13 @@ def _duration(ctx: click.Context, param: click.Parameter, value: float) -> float
               help=f"Seconds of traffic, at least {MIN_DURATION:g} (the whole demo takes about a minute more).")
 @click.option("--rps", default=40.0, show_default=True, help="Requests per second sent to the model.")
 @click.option("--out", "out_dir", default="raywatch-demo", show_default=True, type=click.Path(file_okay=False), help="Directory for the report, alerts.jsonl and the SQLite file.")
-@click.option("--config", "serve_config", type=click.Path(exists=True, dir_okay=False), help="Serve config YAML of the fraud example to deploy (default: configs/serve-demo.yaml; app `fraud`, deployment `FraudModel`).")
+@click.option("--config", "serve_config", type=click.Path(exists=True, dir_okay=False), help="Serve config YAML to deploy (default: configs/serve-demo.yaml, app `fraud`, deployment `FraudModel`; with --remediate configs/serve-remediation-demo.yaml, app `shop`, deployment `Scorer`).")
 @click.option("--seed", default=7, show_default=True, help="Seed of the traffic generator.")
 @click.option("--no-progress", is_flag=True, help="Plain log lines instead of a progress bar.")
-def demo(duration: float, rps: float, out_dir: str, serve_config: Optional[str], seed: int, no_progress: bool) -> None:
+@click.option("--remediate", is_flag=True,
+              help="Close the loop instead: drift hurts accuracy; retrain, validate, shadow, canary, promote (under 3 minutes).")
+def demo(duration: float, rps: float, out_dir: str, serve_config: Optional[str], seed: int, no_progress: bool,
+         remediate: bool) -> None:
     """Watch raywatch catch a data drift and a latency regression, end to end.
 
     Starts a local Ray, deploys the fraud model from its serve config YAML with raywatch
@@ -55,6 +63,13 @@ def demo(duration: float, rps: float, out_dir: str, serve_config: Optional[str],
     latency regression at announced times, shows live status, writes alerts to the console
     and to OUT/alerts.jsonl, writes OUT/report.html, shuts everything down.
     """
+    if remediate:
+        from raywatch.cli.demo.remediate import run_remediation_demo
+
+        out = out_dir if click.get_current_context().get_parameter_source("out_dir").name != "DEFAULT" \
+            else "raywatch-demo-remediate"
+        sys.exit(run_remediation_demo(rps=rps, out_dir=out, seed=seed, serve_config=serve_config,
+                                      progress=not no_progress))
     from raywatch.cli.demo.run import run_demo
 
     code = run_demo(duration=duration, rps=rps, out_dir=out_dir, serve_config=serve_config, seed=seed, progress=not no_progress)

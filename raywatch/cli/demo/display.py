@@ -22,9 +22,9 @@ SHOWN_PERFORMANCE = (series.ACCURACY, series.ROC_AUC, series.F1)
 """The performance figures the live status shows."""
 
 
-def drift_summary(st: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
+def drift_summary(st: Dict[str, Any], model_key: str = MODEL_KEY) -> Tuple[List[str], Dict[str, Any]]:
     """The drifted features of the demo's model, and its status."""
-    m = (st.get("models") or {}).get(MODEL_KEY) or {}
+    m = (st.get("models") or {}).get(model_key) or {}
     cols = (m.get("drift") or {}).get("columns") or {}
     return sorted(f for f, d in cols.items() if d.get("drifted")), m
 
@@ -43,9 +43,9 @@ def firing(m: Dict[str, Any]) -> List[str]:
     return sorted(out)
 
 
-def status_block(t: float, st: Dict[str, Any], traffic: Traffic) -> List[str]:
+def status_block(t: float, st: Dict[str, Any], traffic: Traffic, model_key: str = MODEL_KEY) -> List[str]:
     """The live status lines at ``t`` seconds into the traffic."""
-    m = drift_summary(st)[1]
+    m = drift_summary(st, model_key)[1]
     roll = m.get("rolling") or {}
     cols = (m.get("drift") or {}).get("columns") or {}
     lines = [

@@ -4,49 +4,30 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
+from raywatch.cli.demo.cluster import LocalCluster, use_checkout, wait_for_actor
 from raywatch.cli.demo.display import bar, drift_summary, firing, status_block, summary
 from raywatch.cli.demo.receiver import AlertReceiver, free_port, port_free
 from raywatch.cli.demo.traffic import (APP, DEPLOYMENT, DRIFT, FRAUD_WAVE, MIN_DURATION, MODEL_KEY, SEGMENT,
                                        SEGMENT_COLUMN, Traffic)
 
-__all__ = ["run_demo", "repo_root"]
+__all__ = ["run_demo"]
 
 SLOW_MS = 400.0
-
-
-def repo_root() -> Optional[Path]:
-    """The checkout that holds ``deployments/`` and ``configs/`` (the demo needs both)."""
-    import raywatch
-
-    here = Path(raywatch.__file__).resolve().parents[1]
-    for cand in (here, Path.cwd()):
-        if (cand / "deployments" / "fraud.py").exists() and (cand / "configs").is_dir():
-            return cand
-    return None
 
 
 def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "raywatch-demo", serve_config: Optional[str] = None,
              seed: int = 7, progress: bool = True) -> int:
     echo = click.echo
-    root = repo_root()
+    root = use_checkout(echo)
     if root is None:
-        echo("raywatch demo needs the repository checkout (deployments/ and configs/); run it from the clone.", err=True)
         return 2
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    # Ray's workers (replicas, Serve's controller) import deployments/ too
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     config_path = Path(serve_config) if serve_config else root / "configs" / "serve-demo.yaml"
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -101,16 +82,8 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
 
     import ray
 
-    logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    ray_tmp = tempfile.mkdtemp(prefix="raywatch-demo-ray-")
-    t_start = time.monotonic()
-    code = 0
-    traffic: Optional[Traffic] = None
-    try:
-        echo("starting a local Ray cluster …")
-        os.environ.pop("RAY_ADDRESS", None)  # always a fresh local cluster, never someone else's
-        ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="raywatch-demo", _temp_dir=ray_tmp,
-                 log_to_driver=False, configure_logging=False)
+    with LocalCluster(echo, receiver) as run:
+        run.start()
         from raywatch.cli.deploy import print_states
         from raywatch.serve.deploy import deploy_serve_config
 
@@ -120,17 +93,11 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
         import raywatch.actor.api as api
 
         actor_cfg = {"actor": {"sqlite_path": str(sqlite_path), "metrics_port": metrics_port}}
-        metrics = None
-        deadline = time.monotonic() + 60
-        while metrics is None and time.monotonic() < deadline:  # the first replica creates the stats actor
-            st = api.status(config=actor_cfg)
-            metrics = ((st.get("actors") or [{}])[0] or {}).get("metrics_address")
-            if metrics is None:
-                time.sleep(0.5)
+        metrics, feedback_api = wait_for_actor(api, actor_cfg)
         echo(f"model at {url}; raywatch metrics at {metrics}/metrics" if metrics else f"model at {url}")
-        feedback_url = f"{metrics}/feedback" if metrics else None
+        feedback_url = f"{feedback_api}/feedback" if metrics and feedback_api else None  # the API listener, not /metrics
 
-        traffic = Traffic(url, rps, seed, feedback_url)
+        traffic = run.traffic = Traffic(url, rps, seed, feedback_url)
         traffic.start()
         t0 = time.monotonic()
         t0_wall = time.time()
@@ -195,46 +162,11 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
 
         report = write_report(hist, out / "report.html", title="raywatch demo — fraud model", events=events)
         time.sleep(2.0)  # let the last notifications reach the receiver
-        code = summary(out, hist, st, traffic, receiver, report, t0_wall, events, drift_at, slow_at, echo)
-    except KeyboardInterrupt:
-        echo("interrupted", err=True)
-        code = 130
-    except Exception as exc:
-        echo(click.style(f"demo failed: {type(exc).__name__}: {exc}", fg="red"), err=True)
-        code = 1
-    finally:
-        if traffic is not None and traffic._thread.is_alive():
-            traffic.stop()
-        echo("shutting down …")
-        _shutdown(ray)
-        receiver.stop()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-        echo(f"done in {time.monotonic() - t_start:.0f} s")
-    return code
+        run.code = summary(out, hist, st, traffic, receiver, report, t0_wall, events, drift_at, slow_at, echo)
+    return run.code
 
 
 def _clear(tty: bool) -> None:
     if tty:
         sys.stdout.write("\r\x1b[K")
         sys.stdout.flush()
-
-
-def _shutdown(ray: Any) -> None:
-    """Flush the stats actor's deliveries, then stop the demo's own local cluster (Serve,
-    replicas and the detached stats actor go with it)."""
-    if not ray.is_initialized():
-        return
-    try:
-        import raywatch.actor.api as api
-
-        for _, h in api.actors():
-            try:
-                ray.get(h.close.remote(), timeout=15)
-            except Exception:
-                pass
-            ray.kill(h)
-    except Exception:
-        pass
-    ray.shutdown()
-
-

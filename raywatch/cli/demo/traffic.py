@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = ["Traffic", "DRIFT", "MODEL_KEY", "SEGMENT_COLUMN", "SEGMENT", "FRAUD_WAVE"]
 
@@ -27,8 +27,13 @@ class Traffic:
     """Steady-rate HTTP client in its own thread: one transaction per request; the ground
     truth of each answered request is sent back as feedback a little later."""
 
-    def __init__(self, url: str, rps: float, seed: int, feedback_url: Optional[str]):
+    def __init__(self, url: str, rps: float, seed: int, feedback_url: Optional[str], *, model_key: str = MODEL_KEY,
+                 rows: Optional[Callable[[bool, int, int], Tuple[List[Dict[str, Any]], List[Any]]]] = None,
+                 label: Callable[[Any], Any] = bool):
         self.url = url
+        self.model_key = model_key
+        self._make_rows = rows  # (drifted, chunk, k) -> (rows, labels); default: the fraud model's transactions
+        self._label = label
         self.rps = rps
         self.seed = seed
         self.feedback_url = feedback_url
@@ -50,6 +55,8 @@ class Traffic:
         self._thread.join(30)
 
     def _rows(self, drift: bool, chunk: int, k: int) -> Tuple[List[Dict[str, Any]], List[int]]:
+        if self._make_rows is not None:
+            return self._make_rows(drift, chunk, self.seed * 1000 + k)
         from deployments.fraud_data import generate_transactions, to_rows
 
         cols, y = generate_transactions(chunk, seed=self.seed * 1000 + k, drift=DRIFT if drift else None,
@@ -101,7 +108,8 @@ class Traffic:
                     self.ok += 1
                     rid = resp.headers.get("x-request-id")
                     if rid and self.feedback_url:
-                        self._pending_feedback.append({"request_id": rid, "label": bool(label), "model": MODEL_KEY})
+                        self._pending_feedback.append({"request_id": rid, "label": self._label(label),
+                                                       "model": self.model_key})
                 else:
                     self.failed += 1
         except Exception:
