@@ -52,6 +52,7 @@ class StatsCore:
         self.alerting: Alerting = alerting if alerting is not None else NoAlerting()
         self._failures = failures if failures is not None else Failures()
         self.models: Dict[str, ModelState] = {}
+        self.moved: Dict[str, str] = {}  # model key -> the shard it was handed to (raywatch.aggregate.rebalance)
         self.joiner = FeedbackJoiner(ttl=self.config.feedback.ttl, max_pending=self.config.feedback.max_pending)
         self.counters = {"batches": 0, "duplicates": 0, "feedback": 0, "evaluations": 0, "checkpoints": 0, "replayed": 0}
         self.transitions = 0

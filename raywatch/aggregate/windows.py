@@ -233,6 +233,7 @@ def merge_summaries(summaries: List[Any]):
     """Merge WindowSummaries at once: ``WindowSummary.merge_all`` (equal to merging them
     pairwise in order; every column's and part's sample in one pass).
 
+    >>> import numpy as np
     >>> from raywatch.stats.profile import Profile
     >>> p = Profile.fit({"x": np.arange(100.0)}, seed=0)
     >>> parts = [p.summarize({"x": np.arange(i, i + 10.0)}, seed=i) for i in range(5)]
