@@ -9,6 +9,7 @@ import click
 
 from raywatch import series
 from raywatch.cli.common import ADDRESS_HELP, CONFIG_HELP, connect, fail, fmt, load_monitor_config
+from raywatch.cli.summary import paged
 
 __all__ = ["status", "status_lines"]
 
@@ -74,7 +75,11 @@ def status_lines(st: Mapping[str, Any]) -> List[str]:
 @click.option("--address", help=ADDRESS_HELP)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help=CONFIG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-def status(model: Optional[str], address: Optional[str], config_path: Optional[str], as_json: bool) -> None:
+@click.option("--limit", type=int, default=20, show_default=True,
+              help="With more models than this: a summary table, worst first, and the details of one page.")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True, help="Which page of --limit models.")
+def status(model: Optional[str], address: Optional[str], config_path: Optional[str], as_json: bool,
+           limit: int, page: int) -> None:
     """What the stats actor sees now: traffic, latency, drift, performance, alerts."""
     cfg = load_monitor_config(config_path) if config_path else None
     connect(address)
@@ -86,5 +91,6 @@ def status(model: Optional[str], address: Optional[str], config_path: Optional[s
         return
     if not st.get("actors"):
         fail("no raywatch stats actor is running on this cluster (is a monitored deployment up?)")
-    for line in status_lines(st):
+    table, st = paged(st, limit, page)  # many models: the summary table, worst first (cli/summary.py)
+    for line in table + status_lines(st):
         click.echo(line)
