@@ -57,8 +57,9 @@ def test_cli_status_prints_the_table_and_one_page_of_details(fleet_status, monke
     import raywatch.actor.api as api
     import raywatch.cli.status as cli_status
 
-    monkeypatch.setattr(cli_status, "connect", lambda address: None)
-    monkeypatch.setattr(api, "status", lambda model=None, config=None: dict(fleet_status, actors=["raywatch-stats"]))
+    monkeypatch.setattr(cli_status, "connect", lambda *a, **k: None)  # no cluster: the status answer below
+    monkeypatch.setattr(cli_status, "_controller_status", lambda *a, **k: None, raising=False)
+    monkeypatch.setattr(api, "status", lambda model=None, **k: dict(fleet_status, actors=["raywatch-stats"]))
     res = CliRunner().invoke(main, ["status", "--limit", "10"])
     assert res.exit_code == 0, res.output
     out = click.unstyle(res.output).splitlines()
@@ -73,6 +74,6 @@ def test_cli_status_prints_the_table_and_one_page_of_details(fleet_status, monke
     assert out2[0] == f"{N} models, worst first — page 50 of 50" and "(next:" not in res2.output
     assert len([line for line in out2 if line.startswith("app/model-") and "model=" in line]) == 10
     few = dict(fleet_status, actors=["raywatch-stats"], models=dict(list(fleet_status["models"].items())[:3]))
-    monkeypatch.setattr(api, "status", lambda model=None, config=None: few)
+    monkeypatch.setattr(api, "status", lambda model=None, **k: few)
     plain = click.unstyle(CliRunner().invoke(main, ["status"]).output)
     assert "worst first" not in plain and plain.startswith("app/model-000")  # a few models: as before
