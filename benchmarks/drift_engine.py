@@ -16,7 +16,8 @@ The baseline runs once; raywatch runs after every second baseline column (interl
 so both see the same load on a shared machine) and its median is reported, with the
 minimum. The binned KS
 statistics are checked against scipy's raw-data ones (``max_ks_abs_error`` must stay within
-the documented bound, one bin's mass). The last line of stdout is one JSON object.
+the documented bound, one bin's mass). The last line of stdout is one JSON object (``load_average_1m``: the machine's 1-minute load at the start and
+the end; above ~0.5, other work shares the two cores and the times rise).
 
 A replica's flushes stay on one thread: ``summarize_ms_200_rows`` and ``summarize_ms_1000_rows``
 are the cost of summarizing one flush of that many rows (the batched small-batch kernel).
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -205,6 +207,7 @@ def extension_costs(reference: dict, current: dict, rows: int, repeats: int) -> 
 
 def main(argv=None) -> dict:
     args = parse_args(argv, __doc__)
+    load_start = os.getloadavg()[0]  # other work on the machine (a shared 2-core box) slows the figures
     reference, current = reference_and_current(args)
     t0 = time.perf_counter()
     profile = Profile.fit(reference, seed=0)
@@ -280,6 +283,7 @@ def main(argv=None) -> dict:
         assert report.columns[name].p_value is not None
     print(f"raywatch summarize+detect: {raywatch_seconds:.3f} s (median of {len(times)}), "
           f"scipy baseline: {baseline_seconds:.2f} s, speedup {result['speedup']}x", file=sys.stderr)
+    result["load_average_1m"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]  # at start, at end
     print(json.dumps(result))
     return result
 

@@ -92,6 +92,7 @@ class StatsCore:
         self.alerting: Alerting = alerting if alerting is not None else NoAlerting()
         self._failures = failures if failures is not None else Failures()
         self.models: Dict[str, ModelState] = {}
+        self.moved: Dict[str, str] = {}  # model key -> the shard it was handed to (raywatch.aggregate.rebalance)
         fb = self.config.feedback
         self.joiner = FeedbackJoiner(ttl=fb.ttl, max_pending=fb.max_pending, max_pending_bytes=fb.max_pending_bytes)
         self.counters = {"batches": 0, "duplicates": 0, "feedback": 0, "evaluations": 0, "checkpoints": 0, "replayed": 0}

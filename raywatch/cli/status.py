@@ -11,6 +11,7 @@ from raywatch import series
 from raywatch.cli.audit import status_block as remediation_block
 from raywatch.cli.common import (ADDRESS_HELP, CONFIG_HELP, CONNECT_TIMEOUT, TIMEOUT_HELP, ask, connect, fail, fmt,
                                  load_monitor_config, no_such_model)
+from raywatch.cli.summary import paged
 
 __all__ = ["status", "status_lines", "drift_lines", "quality_parts", "segment_lines", "estimation_lines"]
 
@@ -262,7 +263,11 @@ OFFLINE_HINT = "Without Ray, the stored history is in the report: raywatch repor
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help=CONFIG_HELP)
 @click.option("--timeout", default=CONNECT_TIMEOUT, show_default=True, help=TIMEOUT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-def status(model: Optional[str], address: Optional[str], config_path: Optional[str], timeout: float, as_json: bool) -> None:
+@click.option("--limit", type=int, default=20, show_default=True,
+              help="With more models than this: a summary table, worst first, and the details of one page.")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True, help="Which page of --limit models.")
+def status(model: Optional[str], address: Optional[str], config_path: Optional[str], timeout: float, as_json: bool,
+           limit: int, page: int) -> None:
     """What the stats actor sees now: traffic, latency, drift (and why a column was not
     tested), data quality, performance, alerts."""
     cfg = load_monitor_config(config_path) if config_path else None
@@ -279,5 +284,6 @@ def status(model: Optional[str], address: Optional[str], config_path: Optional[s
     if as_json:
         click.echo(json.dumps(st, indent=2, default=str))
         return
-    for line in status_lines(st):
+    table, st = paged(st, limit, page)  # many models: the summary table, worst first (cli/summary.py)
+    for line in table + status_lines(st):
         click.echo(line)

@@ -33,6 +33,7 @@ from raywatch.report.bins import display_hist
 from raywatch.report.segments import segment_section
 from raywatch.report.estimation import estimation_section
 from raywatch.report.audit import decision_marks, remediation_section
+from raywatch.report.models_table import TOP, models_table, worst_models
 from raywatch.report.strips import heat_strip, timeline
 from raywatch.report.style import CSS
 from raywatch.series import Metric
@@ -329,9 +330,12 @@ def render_report(
     title: str = "raywatch report",
     events: Sequence[Event] = (),
     generated_at: Optional[float] = None,
+    top: int = TOP,
 ) -> str:
     """The report as one HTML string. ``events`` are (UTC epoch seconds, label) pairs drawn
-    as dashed vertical lines on the time charts (e.g. a rollout, or the demo's injections)."""
+    as dashed vertical lines on the time charts (e.g. a rollout, or the demo's injections).
+    With more than ``top`` models, a table of all of them (worst first) opens the report and
+    the ``top`` worst get a section (report/models_table.py)."""
     import time as _time
 
     from raywatch import __version__
@@ -339,18 +343,22 @@ def render_report(
     models = history.get("models") or {}
     alerts = list(history.get("alerts") or [])
     generated_at = _time.time() if generated_at is None else generated_at
+    all_models, many = models, 0 < top < len(models)
+    if many:  # the worst ``top`` get a section, in that order; every model is a row of the table
+        models = {k: models[k] for k in worst_models(history, top)}
     anchors = {key: f"m{i}" for i, key in enumerate(models)}
-    nav = "".join(f'<a href="#{anchors[k]}">{escape(k)}</a>' for k in models) + '<a href="#alerts">alerts</a>'
+    nav = ('<a href="#models">models</a>' if many else "") + "".join(
+        f'<a href="#{anchors[k]}">{escape(k)}</a>' for k in models) + '<a href="#alerts">alerts</a>'
     body = []
     firing_now = set()
     lanes, spans = _alert_spans(alerts)
     for lane, _, end, _, _ in spans:
         if end is None:
             firing_now.add(lane)
-    total_requests = sum(_num(w.get("requests")) or 0 for m in models.values() for w in (m.get("windows") or []))
+    total_requests = sum(_num(w.get("requests")) or 0 for m in all_models.values() for w in (m.get("windows") or []))
     body.append(
         '<div class="tiles">'
-        + _tile("models", str(len(models)))
+        + _tile("models", str(len(all_models)))
         + _tile("requests", f"{total_requests:,.0f}")
         + _tile("alert notifications", str(sum(1 for a in alerts if str(a.get("state")) == "firing")))
         + _tile("alerts firing at the end", str(len(firing_now)), bad=bool(firing_now))
@@ -362,6 +370,8 @@ def render_report(
             + "; ".join(f"{escape(label)} at {_utc(ts)}" for ts, label in events)
             + "</p>"
         )
+    if many:
+        body.append(models_table(history, anchors))
     if not models:
         body.append('<p class="note">No model has reported to the stats actor in this period.</p>')
     for key, model in models.items():
@@ -372,7 +382,7 @@ def render_report(
     # ---- alerts
     body.append('<h2 id="alerts">Alerts</h2>')
     times = [_num(a.get("ts")) for a in alerts] + [
-        _num(w.get(k)) for m in models.values() for w in (m.get("windows") or []) for k in ("start", "end")
+        _num(w.get(k)) for m in all_models.values() for w in (m.get("windows") or []) for k in ("start", "end")
     ]
     times = [t for t in times if t is not None]
     t0, t1 = (min(times), max(times)) if times else (generated_at - 60, generated_at)
@@ -401,7 +411,7 @@ def render_report(
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{escape(title)}</h1>"
         f'<div class="sub">generated {_utc(generated_at)} by raywatch {escape(__version__)} · '
-        f"{len(models)} model(s) · {len(alerts)} alert event(s)</div><nav>{nav}</nav></header>"
+        f"{len(all_models)} model(s) · {len(alerts)} alert event(s)</div><nav>{nav}</nav></header>"
         f"<main>{''.join(body)}</main>"
         "<footer>Self-contained: inline SVG and CSS, no scripts, nothing fetched. Times are UTC. "
         "Drift: a feature is marked drifted when its test's p-value is below the corrected threshold "

@@ -239,3 +239,33 @@ def test_histogram_axis_labels_do_not_overlap_in_chromium(tmp_path, require_bina
         assert labels[0]["left"] >= c["left"] and labels[-1]["right"] <= c["right"], c
         for a, b in zip(labels, labels[1:]):
             assert b["left"] - a["right"] >= 2, (c["name"], a, b)
+
+
+def test_a_report_of_500_models_opens_with_the_table_and_sections_for_the_worst():
+    """500 models: every one a row of the table, worst first; the 50 worst get a section."""
+    import copy
+
+    base = make_history()
+    fraud = base["models"]["fraud/FraudModel"]
+    models, alerts = {}, []
+    for m in range(500):
+        key = f"app/model-{m:03d}"
+        one = copy.deepcopy(fraud)
+        one["labels"] = dict(one["labels"], app="app", deployment=f"model-{m:03d}")
+        for w in one["windows"]:
+            w["drift"] = {} if m != 250 else w.get("drift", {})  # only model-250 drifts
+            w["error_rate"] = 0.2 if m == 400 else 0.0
+        models[key] = one
+    alerts.append({"ts": T0 + 100.0, "alertname": "HighLatencyP95", "state": "firing", "severity": "critical",
+                   "labels": {"alertname": "HighLatencyP95", "app": "app", "deployment": "model-123", "severity": "critical"}})
+    html = render_report({"models": models, "alerts": alerts}, title="fleet", generated_at=T0 + 400)
+    table = html[html.index('<h2 id="models">'):html.index("</table>", html.index('<h2 id="models">'))]
+    names = re.findall(r"<tr><td>(?:<a [^>]*>)?(app/model-\d{3})", table)
+    assert len(names) == 500 and len(set(names)) == 500
+    assert names[:3] == ["app/model-123", "app/model-250", "app/model-400"]  # firing, drifting, erring
+    sections = re.findall(r'<h2 id="m\d+">(app/model-\d{3})</h2>', html)
+    assert sections == names[:50]
+    assert '<a href="#m0">app/model-123</a>' in table and "app/model-499</td>" in table  # no section: no link
+    assert "500 model(s)" in html
+    few = render_report({"models": dict(list(models.items())[:3]), "alerts": []}, title="few", generated_at=T0)
+    assert 'id="models"' not in few and len(re.findall(r'<h2 id="m\d+">', few)) == 3

@@ -1,0 +1,101 @@
+"""Adding a shard at run time: the models whose owner changes are handed over with their
+windows, batches still sent to the old shard are passed on, and every model's figures equal
+those of one shard that held it all along (nothing lost, nothing counted twice)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from raywatch.actor.sharding import shard_for
+from raywatch.aggregate import StatsCore
+from raywatch.aggregate import rebalance
+from raywatch.config import MonitorConfig
+
+from rw_batches import make_batch, profile  # noqa: F401 (fixture)
+
+T0 = 1_000_000.0
+KEYS = [f"app/model-{i:02d}" for i in range(16)]
+
+
+def cfg():
+    return MonitorConfig(windows={"length": 10.0, "rolling": 3, "grace": 0.0, "evaluation_interval": 1.0},
+                         actor={"sqlite_path": None})
+
+
+def figures(core, key):
+    st = core.status(key)["models"][key]
+    out = {k: st[k] for k in ("window", "rolling", "totals", "labels")}
+    return json.loads(json.dumps(out))
+
+
+def send(cores, key, batch, now, shards):
+    """What a replica does (place the model with the shard count it knows), and what the
+    stats actor's shell does with a batch for a model it handed over (pass it on)."""
+    core = cores[shard_for(key, shards)]
+    to = rebalance.owner(core, batch)
+    if to is not None:
+        core = next(c for c in cores if c.name == to)
+        assert rebalance.owner(core, batch) is None
+    return core.ingest(batch, now=now)
+
+
+def test_adding_a_shard_moves_only_the_models_whose_owner_changes_with_their_windows(profile):
+    truth = StatsCore(cfg(), name="truth")
+    cores = [StatsCore(cfg(), shard=i, name=f"raywatch-stats-{i}") for i in range(3)]
+    blob = profile.to_bytes()
+    for key in KEYS:
+        truth.register_model(key, {"model": "m"}, blob)
+        cores[shard_for(key, 2)].register_model(key, {"model": "m"}, blob)
+    shards, seq = 2, 0
+    for step in range(14):  # every 2.5 s, two replicas a model; the third shard comes at 15 s
+        now = T0 + 2.5 * (step + 1)
+        if step == 6:
+            planned = rebalance.moves(KEYS, 2, 3, shard_for)
+            assert planned and any(b < 2 for _, _, b in planned)  # modulo placement: between the old ones too
+            assert {k for k, _, _ in planned} == {k for k in KEYS if shard_for(k, 3) != shard_for(k, 2)}
+            for c in cores:
+                c.evaluate(now=now)
+            before = {k: figures(cores[a], k) for k, a, _ in planned}
+            for key, a, b in planned:
+                rebalance.hand_over(cores[a], cores[b], key, now=now)
+            for key, a, b in planned:  # the new owner holds the same windows and totals
+                assert key not in cores[a].models and cores[a].moved[key] == cores[b].name
+                cores[b].evaluate(now=now)
+                assert figures(cores[b], key) == before[key]
+            shards = 3
+        for m, key in enumerate(KEYS):
+            for r in range(2):
+                seq += 1
+                app, _, dep = key.partition("/")
+                b = make_batch(profile, n=40 + m, seq=seq, replica=f"{dep}-r{r}", app=app, deployment=dep,
+                               ts=now - 0.2, errors=(seq % 5 == 0), drift=m % 4 == 0 and step > 8, seed=seq)
+                # replica 0 still places with 2 shards (its old configuration), replica 1 with the new count
+                assert send(cores, key, b, now, 2 if r == 0 else shards) == "ok"
+                assert truth.ingest(b, now=now) == "ok"
+        truth.evaluate(now=now)
+        for c in cores:
+            c.evaluate(now=now)
+    for key in KEYS:
+        holder = cores[shard_for(key, 3)]
+        assert [c.name for c in cores if key in c.models] == [holder.name]
+        assert figures(holder, key) == figures(truth, key), key
+        assert figures(holder, key)["totals"]["requests"] == sum(40 + KEYS.index(key) for _ in range(28))
+
+
+def test_a_handover_record_is_data_and_a_batch_taken_early_is_kept(profile):
+    a, b = StatsCore(cfg(), shard=0, name="s0"), StatsCore(cfg(), shard=1, name="s1")
+    a.register_model("app/m", {"model": "m", "version": "v2"}, profile.to_bytes())
+    a.ingest(make_batch(profile, n=100, seq=1, replica="r0", deployment="m", ts=T0 + 1), now=T0 + 1)
+    b.ingest(make_batch(profile, n=30, seq=1, replica="r1", deployment="m", ts=T0 + 2), now=T0 + 2)  # a new replica, first
+    data = rebalance.export_model(a, "app/m")
+    assert json.dumps(json.loads(json.dumps(data))) == json.dumps(data) and data["format"] == rebalance.FORMAT
+    rebalance.import_model(b, data, now=T0 + 3)
+    rebalance.forget(a, "app/m", "s1")
+    b.evaluate(now=T0 + 3)
+    st = b.status("app/m")["models"]["app/m"]
+    assert st["window"]["requests"] == 130 and st["totals"]["requests"] == 130
+    assert st["labels"]["version"] == "v1" and b.models["app/m"].profile is not None  # the batches say v1
+    with pytest.raises(ValueError):
+        rebalance.import_model(b, dict(data, version=99))
