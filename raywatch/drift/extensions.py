@@ -26,6 +26,7 @@ correlation and embedding tests their ``alpha`` unless told otherwise. A test th
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -48,6 +49,12 @@ TESTS: Dict[str, tuple] = {
     "vector": ("embeddings", embedding_drift),
     "outliers": ("outliers", outlier_quality),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(fn: Callable[..., Any]) -> frozenset:
+    """The keyword names ``fn`` takes (inspect.signature is slow: once per test function)."""
+    return frozenset(inspect.signature(fn).parameters)
 
 
 def _as_dict(value: Any) -> Dict[str, Any]:
@@ -89,7 +96,7 @@ def run_extension_tests(profile: Any, summary: Any, config: Any = None,
         if settings.get("enabled") is False:
             continue
         fn: Callable[..., Any] = test
-        accepted = inspect.signature(fn).parameters  # settings for the caller alone (min_labels) stay out
+        accepted = _parameters(fn)  # settings for the caller alone (min_labels) stay out
         try:
             kwargs = {k: v for k, v in option_values(key, config, options).items() if k in accepted}
             results[name] = fn(ext, section, **kwargs)
