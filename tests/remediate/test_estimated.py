@@ -128,3 +128,36 @@ def test_the_breach_and_its_figures_are_in_the_audit_trail(tmp_path):
     assert ev.kind == "canary_figures" and ev.summary == reason
     figs = ev.evidence["estimated"]
     assert figs["candidate"] < 0.6 and figs["champion"] > 0.9 and figs["drop"] > figs["band"]
+
+
+def test_the_canary_phase_rolls_back_on_the_estimate_alone(tmp_path):
+    """Config to audit trail through the controller's canary phase: no labels, no router
+    figures beyond the champion's, the candidate's estimate far below → rolled back."""
+    import time
+
+    from raywatch.remediate.context import Candidate
+
+    st = _settings(tmp_path, max_estimated_drop=0.05)
+    st.payload = PayloadLog(st.s.payload_log)
+    soon = time.time() + 30  # answered after the canary started
+    rows = [{"request_id": f"c{i}", "version": "v2", "prediction": int(s >= 0.5), "score": float(s)}
+            for i, s in enumerate(UNSURE)]
+    rows += [{"request_id": f"h{i}", "version": "v1", "prediction": int(s >= 0.5), "score": float(s)}
+             for i, s in enumerate(SURE)]
+    st.payload.add([{"model": "scorer", "ts": soon + i * 0.01, **r} for i, r in enumerate(rows)])
+    st.payload.flush()
+    ctl = RemediationController(str(tmp_path / "own.sqlite"))
+    cand = Candidate("s3://m/v2", "v2", PROFILE.to_bytes())
+
+    async def go():
+        for kind in ("triggered", "retrain_started", "candidate", "shadow_started"):
+            await ctl._record(st.key, "d1", kind)
+        base = {"model": "scorer", "champion_version": "v1", "candidate_version": "v2"}
+        return await asyncio.wait_for(ctl._canary("d1", st, base, cand), 60)  # without the guard: 15 min of waiting
+
+    assert asyncio.run(go()) is False
+    evs = ctl.audit.events(st.key)
+    assert [e.kind for e in evs][-3:] == ["canary_started", "canary_figures", "rolled_back"]
+    assert evs[-3].evidence["guards"]["max_estimated_drop"] == 0.05
+    assert evs[-1].summary.startswith("canary: estimated accuracy") and evs[-1].state == "rolled_back"
+    assert evs[-2].evidence["estimated"]["candidate_rows"] == 300
