@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Literal, Mapping, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from raywatch import series
 from raywatch.config.alerting import Matchers
@@ -33,11 +33,15 @@ from raywatch.config.sinks import SinkConfig
 __all__ = [
     "PayloadLogConfig", "TriggerConfig", "GuardrailsConfig", "RetrainConfig", "ValidationConfig",
     "ShadowConfig", "CanaryGuardsConfig", "CanaryConfig", "RolloutConfig", "RemediationConfig",
-    "RemediationSettings", "settings_of", "check_remediation", "GATE_METRICS", "CANDIDATE_SUFFIX",
+    "RemediationSettings", "settings_of", "check_remediation", "GATE_METRICS", "ESTIMATED_METRICS",
+    "CANDIDATE_SUFFIX",
 ]
 
 GATE_METRICS = (series.ACCURACY.name, series.F1.name, series.ROC_AUC.name, "log_loss", series.MAE.name, series.RMSE.name)
 """Metrics the validation gate computes (``log_loss``, ``mae`` and ``rmse``: lower is better)."""
+
+ESTIMATED_METRICS = (series.ACCURACY.name, series.PRECISION.name, series.RECALL.name, series.F1.name, series.ROC_AUC.name)
+"""Metrics the canary's estimated-performance guard can estimate without labels (CBPE)."""
 
 CANDIDATE_SUFFIX = "-rw-candidate"
 """The name of a candidate's application: the model's application name and this suffix."""
@@ -174,7 +178,15 @@ class CanaryGuardsConfig(StrictModel):
     payload log's labelled dataset), against the champion's on the requests it answered in the
     same period; a drop of more than ``max_realized_drop`` rolls back, checked once each side
     has ``min_labelled_for_realized`` labelled requests (before that, no verdict: the canary
-    is not held back for labels that have not come)."""
+    is not held back for labels that have not come).
+
+    Estimated performance (off unless ``max_estimated_drop`` is set), for before the labels
+    come: ``estimated_metric`` (default ``validation.metric``; one of
+    :data:`ESTIMATED_METRICS`) estimated label-free (CBPE) from the scores each arm gave,
+    each with its own calibration (the candidate's from its training profile, the champion's
+    from the reference profile); a drop of more than ``max_estimated_drop`` that also exceeds
+    the estimates' sampling error (``drift.estimation.sigmas``) rolls back, checked once each
+    side has ``min_rows_for_estimated`` scored requests (:mod:`raywatch.remediate.estimated`)."""
 
     max_error_rate: float = Field(0.02, ge=0.0, le=1.0)
     max_latency_p95: Optional[PositiveDuration] = None
@@ -182,6 +194,16 @@ class CanaryGuardsConfig(StrictModel):
     min_requests_for_latency: int = Field(20, ge=1)
     max_realized_drop: Optional[float] = Field(None, ge=0.0)
     min_labelled_for_realized: int = Field(50, ge=1)
+    max_estimated_drop: Optional[float] = Field(None, ge=0.0)
+    estimated_metric: Optional[str] = None
+    min_rows_for_estimated: int = Field(50, ge=1)
+
+    @field_validator("estimated_metric")
+    @classmethod
+    def _estimated_metric(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and v not in ESTIMATED_METRICS:
+            raise ValueError(f"expected one of {', '.join(ESTIMATED_METRICS)}, got {v!r}")
+        return v
 
 
 class CanaryConfig(StrictModel):
@@ -233,6 +255,20 @@ class RemediationConfig(StrictModel):
     @classmethod
     def _names(cls, v: List[str]) -> List[str]:
         return [s.strip() for s in v if s.strip()]
+
+    @model_validator(mode="after")
+    def _estimated(self) -> "RemediationConfig":
+        g = self.rollout.canary.guards
+        if g.max_estimated_drop is not None and g.estimated_metric is None:
+            if self.validation.metric not in ESTIMATED_METRICS:
+                raise ValueError(f"rollout.canary.guards.max_estimated_drop: validation.metric {self.validation.metric!r} "
+                                 f"has no label-free estimate; set rollout.canary.guards.estimated_metric to one of "
+                                 f"{', '.join(ESTIMATED_METRICS)}")
+        return self
+
+    def estimated_metric(self) -> str:
+        """The metric the canary's estimated-performance guard compares."""
+        return self.rollout.canary.guards.estimated_metric or self.validation.metric
 
 
 class RemediationSettings(StrictModel):

@@ -206,6 +206,7 @@ def test_the_example_configuration_loads(monkeypatch):
     assert s.remediation.guardrails.require_approval and s.payload_log.path.startswith("s3://")
     assert s.remediation.retrain.function == "my_pkg.train:retrain" and s.remediation.guardrails.min_interval == 12 * 3600
     assert s.remediation.validation.metric == "roc_auc" and s.sinks[0].name == "slack"
+    assert s.remediation.rollout.canary.guards.max_estimated_drop == 0.03 and s.remediation.estimated_metric() == "roc_auc"
 
 
 def test_the_readme_shows_the_example():

@@ -38,7 +38,7 @@ from raywatch.aggregate.audit import AuditEvent
 from raywatch.aggregate.store import open_audit_log
 from raywatch.config import parse_config
 from raywatch.config.remediate import RemediationSettings
-from raywatch.remediate import gate, notify
+from raywatch.remediate import estimated, gate, notify
 from raywatch.remediate.context import Candidate
 from raywatch.remediate.policy import admit, firing_alerts, fold, triggers
 from raywatch.remediate.rollout import (ArmFigures, Verdict, advance, canary_verdict, is_final, realized_verdict,
@@ -471,7 +471,7 @@ class RemediationController:
             if r.shadow.enabled and not await self._shadow(d, st, base):
                 await self._rollback(st, cand_app)
                 return
-            if r.canary.enabled and not await self._canary(d, st, base):
+            if r.canary.enabled and not await self._canary(d, st, base, cand):
                 await self._rollback(st, cand_app)
                 return
             await self._promote(d, st, base, cand_app, cand_uc, cand, t_trigger)
@@ -557,16 +557,19 @@ class RemediationController:
         return passed
 
     async def _phase(self, d: str, st: _Settings, epoch: int, verdict: Any, kind: str,
-                     realized: Optional["_Realized"] = None) -> Tuple[bool, str, Dict[str, Any]]:
+                     *checks: Any) -> Tuple[bool, str, Dict[str, Any]]:
+        """Run one phase until its verdict; ``checks`` (``_Realized``, ``_Estimated`` or None)
+        add their figures under their ``name`` and may turn it into a rollback."""
         t0 = time.monotonic()
         while True:
             await asyncio.sleep(_TICK)
             arms = self._arms(st.key, epoch)
             v = verdict(arms, time.monotonic() - t0)
             extra: Dict[str, Any] = {}
-            if realized is not None and v.action != "rollback":
-                breach, extra["realized"] = await realized.check(final=v.action != "wait")
-                v = breach or v
+            for check in checks:
+                if check is not None and v.action != "rollback":
+                    breach, extra[check.name] = await check.check(final=v.action != "wait")
+                    v = breach or v
             if v.action != "wait":
                 figs = {k: a.to_dict() for k, a in arms.items()}
                 await self._record(st.key, d, kind, v.reason, {"figures": figs, "seconds": time.monotonic() - t0, **extra})
@@ -584,14 +587,17 @@ class RemediationController:
             await self._record(st.key, d, "rolled_back", f"shadow: {reason}", {"phase": "shadow", "figures": figs})
         return ok
 
-    async def _canary(self, d: str, st: _Settings, base: Dict[str, Any]) -> bool:
+    async def _canary(self, d: str, st: _Settings, base: Dict[str, Any], cand: Optional[Candidate] = None) -> bool:
         cfg = st.s.remediation.rollout.canary
         epoch = self._set_route(st.key, mode="canary", share=cfg.share, timeout=cfg.timeout, **base)
         await self._record(st.key, d, "canary_started", f"{cfg.share:.0%} of traffic to {base['candidate_version']}",
                      {"share": cfg.share, "duration_s": cfg.duration, "guards": cfg.guards.model_dump()})
         realized = _Realized(self._log(st), st, base, time.time()) if cfg.guards.max_realized_drop is not None else None
+        by_estimate = (_Estimated(self._log(st), st, base, time.time(), getattr(cand, "profile", None))
+                       if cfg.guards.max_estimated_drop is not None else None)
         ok, reason, figs = await self._phase(
-            d, st, epoch, lambda a, el: canary_verdict(cfg, a["candidate"], a["champion"], el), "canary_figures", realized)
+            d, st, epoch, lambda a, el: canary_verdict(cfg, a["candidate"], a["champion"], el), "canary_figures", realized,
+            by_estimate)
         if not ok:
             await self._record(st.key, d, "rolled_back", f"canary: {reason}", {"phase": "canary", "figures": figs})
         return ok
@@ -633,6 +639,8 @@ class _Realized:
     the canary started (in a thread, at most every ``_REALIZED_EVERY`` seconds). With
     ``shadow``: the shadow's answers to mirrored requests against the champion's answers to
     the same requests, as their labels arrive — figures for the record, never a verdict."""
+
+    name = "realized"
 
     def __init__(self, plog: Any, st: _Settings, base: Mapping[str, Any], since: float, *, shadow: bool = False):
         self.plog, self.st, self.since, self.shadow = plog, st, since, shadow
@@ -679,6 +687,46 @@ class _Realized:
     def _pair(tbl: Any, col: str) -> Tuple[Any, Any]:
         """(labels, predictions or scores) of a labelled table."""
         return tbl.column("label").to_numpy(zero_copy_only=False), tbl.column(col).to_numpy(zero_copy_only=False)
+
+
+class _Estimated(_Realized):
+    """The canary's estimated performance (CBPE, no labels), read from the payload log's
+    requests each arm answered since the canary started (scores and predictions), each arm
+    with its own calibration: the champion's from the model's reference profile, the
+    candidate's from its training profile (:mod:`raywatch.remediate.estimated`)."""
+
+    name = "estimated"
+
+    def __init__(self, plog: Any, st: _Settings, base: Mapping[str, Any], since: float, cand_profile: Any):
+        super().__init__(plog, st, base, since)
+        self.cand_profile = cand_profile
+        self.estimators: Optional[Dict[str, Any]] = None
+        self.why: Dict[str, str] = {}
+
+    def _read(self) -> Tuple[Optional[Verdict], Dict[str, Any]]:
+        import pyarrow.compute as pc
+
+        rem = self.st.s.remediation
+        if self.estimators is None:  # once: a profile is decoded a single time per canary
+            self.estimators, self.why = {}, {}
+            for arm, prof in (("candidate", self.cand_profile), ("champion", self.st.s.profile)):
+                self.estimators[arm], why = estimated.estimator_of(prof)
+                if why:
+                    self.why[arm] = why
+        sigmas = self.st.s.drift.estimation.sigmas
+        t = self.plog.read("requests", self.st.model, since=self.since)
+        arms: Dict[str, Any] = {"candidate": None, "champion": None}
+        if t.num_rows and "score" in t.column_names and "version" in t.column_names:
+            if "shadow" in t.column_names:  # a shadow's answers reached no user
+                t = t.filter(pc.invert(pc.fill_null(t.column("shadow"), False)))
+            is_cand = pc.fill_null(pc.equal(t.column("version"), self.version), False)
+            for arm, part in (("candidate", t.filter(is_cand)), ("champion", t.filter(pc.invert(is_cand)))):
+                est = self.estimators[arm]
+                if est is not None and part.num_rows:
+                    preds = (part.column("prediction").to_pylist() if "prediction" in part.column_names else None)
+                    arms[arm] = estimated.estimate_arm(est, part.column("score").to_pylist(), preds, sigmas=sigmas)
+        return estimated.estimated_verdict(rem.rollout.canary.guards, rem.estimated_metric(), arms["candidate"],
+                                           arms["champion"], sigmas=sigmas, why=self.why)
 
 
 class _Path:
