@@ -140,6 +140,9 @@ class ReplicaMonitor:
         self._resources_fresh = False
         self._resources_due = 0.0
         self.ticks = 0
+        self.deferred = 0  # flusher ticks that waited for more records (see _due)
+        self._flushed_at = time.monotonic()
+        self._epoch = time.time() - self._flushed_at  # monotonic → epoch seconds (window boundaries)
         self.records_drained = 0
         self.flusher_cpu_s = 0.0
         self._nvml = nvml
@@ -213,13 +216,32 @@ class ReplicaMonitor:
         if self.sampler is not None:
             self.sampler.close()
 
+    def _due(self, woken: bool, now: float) -> bool:
+        """Whether the flusher flushes at this tick: when woken (``flush_max_records`` or the
+        byte budget), with ``shipping.flush_min_records`` waiting, after ``flush_max_wait``,
+        when resources are due, or when a window boundary passed since the last flush. Under
+        light load this makes each flush's fixed cost fall on more records."""
+        if woken:
+            return True
+        ship = self.config.shipping
+        if len(self.capture.buffer) >= min(ship.flush_min_records, self.capture.flush_at):
+            return True
+        wait = ship.flush_max_wait if ship.flush_max_wait is not None else 4 * ship.flush_interval
+        if now - self._flushed_at >= wait or (self.sampler is not None and now >= self._resources_due):
+            return True
+        length = self.config.windows.length
+        return int(time.time() // length) != int((self._flushed_at + self._epoch) // length)
+
     def _run(self) -> None:
         clock = time.thread_time
         while not self._stop.is_set():
-            self.wake.wait(self.config.shipping.flush_interval)
+            woken = self.wake.wait(self.config.shipping.flush_interval)
             self.wake.clear()
             if self._stop.is_set():
                 break
+            if not self._due(woken, time.monotonic()):
+                self.deferred += 1
+                continue
             c0 = clock()
             try:
                 self.tick()
@@ -263,6 +285,7 @@ class ReplicaMonitor:
         with self._lock:
             self.ticks += 1
             now = time.monotonic()
+            self._flushed_at = now
             if self.sampler is not None and now >= self._resources_due:
                 self._resources = self.sampler.sample()
                 self._resources_fresh = True
@@ -405,6 +428,8 @@ class ReplicaMonitor:
             "batches_built": self.builder.seq,
             "rows_summarized": self.builder.rows_summarized,
             "records_drained": self.records_drained,
+            "flushes": self.ticks,
+            "flushes_deferred": self.deferred,
             "flusher_cpu_s": self.flusher_cpu_s,
             "profile": self._profile_source if self.builder.profile is not None else None,
             "reloads": self.reloads,
