@@ -6,7 +6,9 @@ One local Ray cluster runs the benchmark's scorer (``sidecar_overhead._deploymen
 actor). The driver sends an open loop at ``--rate`` requests/s to each, alternating request
 by request, while ``py-spy record --format raw`` samples the monitored replica (every
 thread, idle frames left out, so a sample is a moment of CPU). The collapsed stacks are
-sorted into the parts of monitoring — request path (``serve/methods.py``,
+sorted into the parts of monitoring (``gc`` only with ``--native``, which pauses the process
+at each sample; the collector's own time is also measured directly in every replica with
+``gc.callbacks``) — request path (``serve/methods.py``,
 ``serve/capture.py``), flusher: build (records → columns), summarize, serialize (summary
 ``to_bytes``, Ray's pickling of the batch), resource sampling, the actor call (submit,
 ``ray.wait`` on the reply), and garbage collection — and everything else (Serve, the model,
@@ -149,17 +151,19 @@ def main(argv=None) -> dict:
             await _drive(hs, payloads, 3.0, args.rate)  # warm-up; the stats actor connects
             spies, raws = {}, {}
             c0 = {n: await h.cpu_seconds.remote() for n, h in handles.items()}
+            g0 = {n: await h.gc_seconds.remote() for n, h in handles.items()}
             s0 = {n: await handles[n]._raywatch_status.remote() for n in watched}
             for name in watched:
                 pid = await handles[name].pid.remote()
                 raws[name] = os.path.join(tmp, f"{name}.raw")
                 cmd = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", raws[name],
-                       "--duration", str(int(seconds)), "--rate", str(args.rate_hz), "--threads", "--nonblocking"]
-                if args.native:
-                    cmd.append("--native")
+                       "--duration", str(int(seconds)), "--rate", str(args.rate_hz), "--threads"]
+                # native stacks need the process paused at each sample; Python stacks do not
+                cmd.append("--native" if args.native else "--nonblocking")
                 spies[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             n = await _drive(hs, payloads, seconds, args.rate)
             c1 = {n_: await h.cpu_seconds.remote() for n_, h in handles.items()}
+            g1 = {n_: await h.gc_seconds.remote() for n_, h in handles.items()}
             s1 = {n_: await handles[n_]._raywatch_status.remote() for n_ in watched}
             parts = {}
             for name, spy in spies.items():
@@ -170,9 +174,9 @@ def main(argv=None) -> dict:
                     os.makedirs(args.keep, exist_ok=True)
                     shutil.copy(raws[name], args.keep)
                 parts[name] = read_raw(raws[name])
-            return n, c0, c1, parts, s0, s1
+            return n, c0, c1, parts, s0, s1, g0, g1
 
-        n, c0, c1, parts, s0, s1 = asyncio.run(run())
+        n, c0, c1, parts, s0, s1, g0, g1 = asyncio.run(run())
     finally:
         try:
             serve.shutdown()
@@ -181,12 +185,14 @@ def main(argv=None) -> dict:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     per_req = {name: (c1[name] - c0[name]) / n * 1e6 for name in c0}
+    gc_us = {name: (g1[name] - g0[name]) / n * 1e6 for name in g0}
     result = {
         "benchmark": "profile_sidecar",
         "rate_per_app": args.rate,
         "seconds": seconds,
         "requests_per_app": n,
         "replica_cpu_us_per_request_base": round(per_req["base"], 1),
+        "gc_us_per_request_base": round(gc_us["base"], 2),
     }
     for name in parts:
         drained = (s1[name].get("records_drained") or 0) - (s0[name].get("records_drained") or 0)
@@ -197,6 +203,9 @@ def main(argv=None) -> dict:
             "replica_cpu_us_per_request": round(per_req[name], 1),
             "added_us": round(per_req[name] - per_req["base"], 1),
             "us_per_request": _breakdown(parts[name], per_req[name]),
+            # the collector's own time (gc.callbacks, start to stop), every generation
+            "gc_us_per_request": round(gc_us[name], 2),
+            "gc_added_us": round(gc_us[name] - gc_us["base"], 2),
             "flusher_cpu_us_per_request": round(((s1[name].get("flusher_cpu_s") or 0.0) - (s0[name].get("flusher_cpu_s") or 0.0))
                                                 / max(1, drained) * 1e6, 1),
             "records_per_flush": round(drained / flushes, 1) if flushes else None,

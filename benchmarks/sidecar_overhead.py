@@ -74,6 +74,44 @@ import numpy as np
 logger = logging.getLogger("raywatch.benchmarks.sidecar_overhead")
 
 
+def _probes():
+    """The methods every benchmark deployment has for the driver to read its replica: CPU
+    seconds of the process, its pid (for py-spy), and seconds its garbage collector ran.
+    Defined inside a function so that Ray pickles them by value (no import of this module
+    in the replica)."""
+
+    def cpu_seconds(self):
+        """CPU time of this replica process (all threads: Serve's, the model's, raywatch's)."""
+        import time as _t
+
+        return _t.process_time()
+
+    def pid(self):
+        import os as _os
+
+        return _os.getpid()
+
+    def gc_seconds(self):
+        """Seconds the garbage collector ran here (every generation) since the first call."""
+        import gc
+        import time as _t
+
+        st = self.__dict__.get("_gc_state")
+        if st is None:
+            st = self._gc_state = [0.0, 0.0]
+
+            def cb(phase, info, st=st):
+                if phase == "start":
+                    st[1] = _t.perf_counter()
+                else:
+                    st[0] += _t.perf_counter() - st[1]
+
+            gc.callbacks.append(cb)
+        return st[0]
+
+    return cpu_seconds, pid, gc_seconds
+
+
 def _deployment():
     from ray import serve
 
@@ -91,14 +129,7 @@ def _deployment():
             p = 1.0 / (1.0 + np.exp(-float(x @ self.w)))
             return {"prediction": int(p > 0.5), "score": p}
 
-        def cpu_seconds(self):
-            """CPU time of this replica process (all threads: Serve's, the model's, raywatch's)."""
-            import time as _t
-
-            return _t.process_time()
-
-        def pid(self):
-            return os.getpid()
+        cpu_seconds, pid, gc_seconds = _probes()
 
     return Scorer
 
@@ -131,13 +162,7 @@ def _tabular_deployment():
             p = 1.0 / (1.0 + float(np.exp(-margin)))
             return {"prediction": int(p > 0.5), "score": p}
 
-        def cpu_seconds(self):
-            import time as _t
-
-            return _t.process_time()
-
-        def pid(self):
-            return os.getpid()
+        cpu_seconds, pid, gc_seconds = _probes()
 
     return TabularScorer
 
