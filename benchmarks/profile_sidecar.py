@@ -35,10 +35,8 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 logger = logging.getLogger("raywatch.benchmarks.profile_sidecar")
@@ -115,25 +113,13 @@ def main(argv=None) -> dict:
                          "(flush_min_records 1: the cadence before issue 15)")
     args = ap.parse_args(argv)
     seconds = args.seconds or (15.0 if args.quick else 40.0)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    logging.basicConfig(level=logging.WARNING)
-    import ray
     from ray import serve
 
     import raywatch
-    from sidecar_overhead import _deployment, _monitor_config
+    from sidecar_overhead import _deployment, _monitor_config, payloads, serve_session
 
-    tmp = tempfile.mkdtemp(prefix="rw-prof-")
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False,
-             configure_logging=False, namespace="raywatch-bench")
-    try:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    with serve_session("rw-prof-") as tmp:
         Scorer = _deployment()
         cfg = _monitor_config(tmp)
         handles = {"base": serve.run(Scorer.bind(), name="base", route_prefix="/base"),
@@ -143,12 +129,11 @@ def main(argv=None) -> dict:
             handles["mon_legacy"] = serve.run(raywatch.monitor(Scorer, legacy).bind(), name="mon_legacy",
                                               route_prefix="/mon_legacy")
         watched = [n for n in handles if n != "base"]
-        rng = np.random.default_rng(1)
-        payloads = [{f"f{j}": float(v) for j, v in enumerate(row)} for row in rng.normal(size=(512, 20))]
+        reqs = payloads()
 
         async def run():
             hs = list(handles.values())
-            await _drive(hs, payloads, 3.0, args.rate)  # warm-up; the stats actor connects
+            await _drive(hs, reqs, 3.0, args.rate)  # warm-up; the stats actor connects
             spies, raws = {}, {}
             c0 = {n: await h.cpu_seconds.remote() for n, h in handles.items()}
             g0 = {n: await h.gc_seconds.remote() for n, h in handles.items()}
@@ -161,7 +146,7 @@ def main(argv=None) -> dict:
                 # native stacks need the process paused at each sample; Python stacks do not
                 cmd.append("--native" if args.native else "--nonblocking")
                 spies[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            n = await _drive(hs, payloads, seconds, args.rate)
+            n = await _drive(hs, reqs, seconds, args.rate)
             c1 = {n_: await h.cpu_seconds.remote() for n_, h in handles.items()}
             g1 = {n_: await h.gc_seconds.remote() for n_, h in handles.items()}
             s1 = {n_: await handles[n_]._raywatch_status.remote() for n_ in watched}
@@ -177,13 +162,6 @@ def main(argv=None) -> dict:
             return n, c0, c1, parts, s0, s1, g0, g1
 
         n, c0, c1, parts, s0, s1, g0, g1 = asyncio.run(run())
-    finally:
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
     per_req = {name: (c1[name] - c0[name]) / n * 1e6 for name in c0}
     gc_us = {name: (g1[name] - g0[name]) / n * 1e6 for name in g0}
     result = {

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -168,6 +169,41 @@ def _tabular_deployment():
 
 
 MODELS = {"scorer": _deployment, "tabular": _tabular_deployment}
+
+
+@contextlib.contextmanager
+def serve_session(prefix: str):
+    """A local 2-CPU Ray cluster with Serve on a free port, in a fresh temporary folder
+    (yielded); everything shut down and removed afterwards."""
+    import socket
+
+    import ray
+    from ray import serve
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    logging.basicConfig(level=logging.WARNING)
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False,
+             configure_logging=False, namespace="raywatch-bench")
+    try:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        yield tmp
+    finally:
+        try:
+            serve.shutdown()
+        except Exception:
+            pass
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def payloads() -> list:
+    """The requests sent: 512 dicts of 20 features."""
+    rng = np.random.default_rng(1)
+    return [{f"f{j}": float(v) for j, v in enumerate(row)} for row in rng.normal(size=(512, 20))]
 
 
 def _monitor_config(tmp: str) -> dict:
@@ -549,8 +585,8 @@ def _figures(m: dict, args, n_blocks: int, rounds: int, seconds: float, lat_roun
     if res.get("ctl"):
         # the A/A control's replica CPU difference in the units of capacity_ratio_from_cpu
         c_lo, c_hi = result["control_cpu_added_us_open_loop_ci95"]
-        result["control_capacity_ratio_ci95"] = [round(machine_base / (machine_base + max(0.0, c_hi)), 4),
-                                                 round(machine_base / (machine_base + min(0.0, c_lo)), 4)]
+        result["control_capacity_ratio_ci95"] = [round(float(machine_base / (machine_base + max(0.0, c_hi))), 4),
+                                                 round(float(machine_base / (machine_base + min(0.0, c_lo))), 4)]
     return result
 
 
@@ -639,34 +675,11 @@ def main(argv=None) -> dict:
     if unknown:
         ap.error(f"unknown --models {sorted(unknown)}; choose from {sorted(MODELS)}")
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    logging.basicConfig(level=logging.WARNING)
-    import ray
-    from ray import serve
-
-    tmp = tempfile.mkdtemp(prefix="rw-bench-")
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False,
-             configure_logging=False, namespace="raywatch-bench")
-    try:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    with serve_session("rw-bench-") as tmp:
         cfg = _monitor_config(tmp)
-        rng = np.random.default_rng(1)
-        payloads = [{f"f{j}": float(v) for j, v in enumerate(row)} for row in rng.normal(size=(512, 20))]
-        measured = {kind: _measure(kind, cfg, payloads, args, n_blocks, rounds, seconds, lat_rounds, lat_seconds, control)
+        measured = {kind: _measure(kind, cfg, payloads(), args, n_blocks, rounds, seconds, lat_rounds, lat_seconds, control)
                     for kind in models}
-    finally:
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     out = {"benchmark": "sidecar_overhead", "models": list(measured)}
     for kind, m in measured.items():
