@@ -171,6 +171,25 @@ def test_light_load_flushes_wait_for_more_records_up_to_max_wait():
     assert mon._due(False, mon._flushed_at + 0.01)
 
 
+def test_waiting_flusher_wakes_just_before_a_window_boundary():
+    """A waiting flusher's tick lands 50 ms before each window boundary and flushes there,
+    so no batch straddles a boundary (the stats actor files a batch by its last record)."""
+    cfg = MonitorConfig(resources={"enabled": False}, windows={"length": 10},
+                        shipping={"flush_interval": 1, "flush_max_wait": 3600})
+    mon = _mon(cfg, transport=Recorder())
+    boundary = 1_000_000_010.0
+    assert mon._timeout(boundary - 5) == 1
+    assert mon._timeout(boundary - 0.5) == pytest.approx(0.45)
+    assert mon._timeout(boundary - 0.05) == pytest.approx(1)  # (a tick that already landed)
+    landed = boundary - 0.05
+    mono = landed - mon._epoch
+    mon._flushed_at = mono - 2
+    assert mon._due(False, mono)  # the last tick of the window flushes
+    mon._flushed_at = mono
+    assert not mon._due(False, mono + 0.9)  # the next one, just after the boundary, waits
+    assert mon._due(False, mono + 10)  # and the next window's last tick flushes again
+
+
 def test_flusher_thread_defers_small_flushes():
     tr = Recorder()
     cfg = MonitorConfig(resources={"enabled": False}, windows={"length": 3600},
