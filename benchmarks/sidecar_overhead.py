@@ -102,7 +102,7 @@ def _probes():
         return _os.getpid()
 
     def gc_seconds(self):
-        """Seconds the garbage collector ran here (every generation) since the first call."""
+        """CPU seconds the garbage collector ran here (every generation) since the first call."""
         import gc
         import time as _t
 
@@ -112,9 +112,9 @@ def _probes():
 
             def cb(phase, info, st=st):
                 if phase == "start":
-                    st[1] = _t.perf_counter()
+                    st[1] = _t.thread_time()
                 else:
-                    st[0] += _t.perf_counter() - st[1]
+                    st[0] += _t.thread_time() - st[1]
 
             gc.callbacks.append(cb)
         return st[0]
@@ -365,6 +365,19 @@ def _pooled_added(rounds_a, rounds_b, blocks, q: float, n_boot: int = 2000):
     return round(point, 4), [round(float(lo), 4), round(float(hi), 4)]
 
 
+async def _first_ship(handle, timeout: float = 60.0) -> None:
+    """Wait until the monitored replica's first batch is acknowledged: its first connect
+    imports the stats actor's modules (aiohttp, the sinks, scipy: about a second of CPU, once
+    per replica process), which is start-up, not what a request costs."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        st = await handle._raywatch_status.remote()
+        if (st.get("shipper") or {}).get("acked_batches"):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"the monitored replica shipped nothing within {timeout:.0f} s")
+
+
 def _control_figures(res, openl, cpu, openl_cpu, blocks, lat_blocks) -> dict:
     """The same figures for the A/A control (a second unwrapped app against base): what two
     identical replica processes differ by on this machine, i.e. the benchmark's noise floor."""
@@ -440,6 +453,8 @@ def _measure(kind, cfg, payloads, args, n_blocks, rounds, seconds, lat_rounds, l
             else:
                 raise RuntimeError("the monitored replica did not create its stats actor within 30 s")
             actor_state["proc"] = psutil.Process(await stats.__ray_call__.remote(lambda self: os.getpid()))
+
+        await _first_ship(handles["mon"])
 
         def actor_seconds():
             t = actor_state["proc"].cpu_times()
