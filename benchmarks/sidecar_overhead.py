@@ -52,7 +52,8 @@ the on-path part.
 
 Two models (``--models``): ``scorer``, the logistic scorer above (tens of µs of work), and
 ``tabular``, a fast tabular scorer (600 depth-6 trees traversed in Python, about 0.3 ms of
-CPU a request), whose figures carry a ``tabular_`` prefix. Each runs its own blocks.
+CPU a request), whose figures carry a ``tabular_`` prefix. Each runs its own blocks; ``--quick`` runs the
+scorer alone unless ``--models scorer,tabular`` is given (then about 75 s here).
 
 Run: ``python benchmarks/sidecar_overhead.py [--quick]``; the last line printed is JSON.
 Targets (issue 15, ``targets`` in the JSON, one line each before it): replica CPU added
@@ -685,8 +686,9 @@ def main(argv=None) -> dict:
                     help="open-loop latency phase: rate as a fraction of base throughput")
     ap.add_argument("--latency-rounds", type=int, default=None, help="open-loop rounds per block (every variant in each)")
     ap.add_argument("--latency-seconds", type=float, default=None, help="seconds per open-loop round")
-    ap.add_argument("--models", default="scorer,tabular",
-                    help="comma-separated: scorer (tens of µs a request), tabular (about 0.3 ms)")
+    ap.add_argument("--models", default=None,
+                    help="comma-separated: scorer (tens of µs a request), tabular (about 0.3 ms); "
+                         "default both, the scorer alone with --quick (both take about 75 s)")
     args = ap.parse_args(argv)
     n_blocks = args.blocks or (1 if args.quick else 6)
     rounds = args.rounds or (2 if args.quick else 6)
@@ -694,7 +696,7 @@ def main(argv=None) -> dict:
     lat_rounds = args.latency_rounds or (3 if args.quick else 8)
     lat_seconds = args.latency_seconds or (1.5 if args.quick else 4.0)
     control = (not args.quick) if args.control is None else args.control
-    models = [k.strip() for k in args.models.split(",") if k.strip()]
+    models = [k.strip() for k in (args.models or ("scorer" if args.quick else "scorer,tabular")).split(",") if k.strip()]
     unknown = set(models) - set(MODELS)
     if unknown:
         ap.error(f"unknown --models {sorted(unknown)}; choose from {sorted(MODELS)}")
