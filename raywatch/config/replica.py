@@ -65,6 +65,14 @@ class ShippingConfig(StrictModel):
     the request path); payloads beyond it are counted drops (``byte_budget``), the requests
     themselves are still counted."""
 
+    # --- adaptive flushing (issue 15; the sidecar's block)
+    flush_min_records: int = Field(256, ge=1)
+    """At a ``flush_interval`` tick with fewer records than this waiting, the flusher waits
+    for more (a flush has a fixed cost: one actor call, the summary's set-up), up to
+    ``flush_max_wait`` and never across a window boundary (``windows.length``)."""
+    flush_max_wait: Optional[PositiveDuration] = None
+    """Longest a record waits for a flush under light load; default 4 × ``flush_interval``."""
+
 
 class ResourcesConfig(StrictModel):
     """Process, node and GPU figures sampled on a background thread in each replica."""

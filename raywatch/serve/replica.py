@@ -52,6 +52,7 @@ __all__ = ["ReplicaMonitor", "load_profile", "check_profile"]
 logger = logging.getLogger("raywatch.serve.replica")
 
 _PROFILE_POLL_INTERVAL = 10.0
+_BOUNDARY_MARGIN = 0.1  # seconds before a window boundary at which a waiting flush goes
 
 
 def load_profile(path: Optional[str] = None, data: Optional[bytes] = None) -> Any:
@@ -145,6 +146,9 @@ class ReplicaMonitor:
         self._resources_fresh = False
         self._resources_due = 0.0
         self.ticks = 0
+        self.deferred = 0  # flusher ticks that waited for more records (see _due)
+        self._flushed_at = time.monotonic()
+        self._epoch = time.time() - self._flushed_at  # monotonic → epoch seconds (window boundaries)
         self.records_drained = 0
         self.flusher_cpu_s = 0.0
         self._nvml = nvml
@@ -225,13 +229,46 @@ class ReplicaMonitor:
         if self.sampler is not None:
             self.sampler.close()
 
+    def _window(self, mono: float) -> int:
+        """The stats actor's window (``windows.length``, by event time) that a batch ending at
+        monotonic time ``mono`` falls in, :data:`_BOUNDARY_MARGIN` early."""
+        return int((mono + self._epoch + _BOUNDARY_MARGIN) // self.config.windows.length)
+
+    def _due(self, woken: bool, now: float) -> bool:
+        """Whether the flusher flushes at this tick: when woken (``flush_max_records`` or the
+        byte budget), with ``shipping.flush_min_records`` waiting, after ``flush_max_wait``,
+        when resources are due, or at a window boundary (the stats actor files a batch
+        under the window of its last record, so a batch must not straddle one). Under light
+        load this makes each flush's fixed cost fall on more records."""
+        if woken:
+            return True
+        ship = self.config.shipping
+        if len(self.capture.buffer) >= min(ship.flush_min_records, self.capture.flush_at):
+            return True
+        wait = ship.flush_max_wait if ship.flush_max_wait is not None else 4 * ship.flush_interval
+        if now - self._flushed_at >= wait or (self.sampler is not None and now >= self._resources_due):
+            return True
+        return self._window(now) != self._window(self._flushed_at)
+
+    def _timeout(self, wall: Optional[float] = None) -> float:
+        """How long the flusher sleeps from ``wall`` (epoch seconds, default now):
+        ``flush_interval``, or less to wake just before the next window boundary."""
+        interval = self.config.shipping.flush_interval
+        length = self.config.windows.length
+        wall = time.time() if wall is None else wall
+        to_boundary = length - (wall + _BOUNDARY_MARGIN) % length + _BOUNDARY_MARGIN / 2
+        return max(min(interval, 0.02), min(interval, to_boundary))  # (never a busy loop)
+
     def _run(self) -> None:
         clock = time.thread_time
         while not self._stop.is_set():
-            self.wake.wait(self.config.shipping.flush_interval)
+            woken = self.wake.wait(self._timeout())
             self.wake.clear()
             if self._stop.is_set():
                 break
+            if not self._due(woken, time.monotonic()):
+                self.deferred += 1
+                continue
             c0 = clock()
             try:
                 self.tick()
@@ -276,6 +313,7 @@ class ReplicaMonitor:
         with self._lock:
             self.ticks += 1
             now = time.monotonic()
+            self._flushed_at = now
             if self.sampler is not None and now >= self._resources_due:
                 self._resources = self.sampler.sample()
                 self._resources_fresh = True
@@ -431,6 +469,8 @@ class ReplicaMonitor:
             "batches_built": self.builder.seq,
             "rows_summarized": self.builder.rows_summarized,
             "records_drained": self.records_drained,
+            "flushes": self.ticks,
+            "flushes_deferred": self.deferred,
             "flusher_cpu_s": self.flusher_cpu_s,
             "profile": self._profile_source if self.builder.profile is not None else None,
             "reloads": self.reloads,

@@ -145,6 +145,68 @@ def test_flusher_thread_flushes_and_stop_ships_the_rest():
     assert st["records_drained"] == 8 and st["flusher_cpu_s"] > 0  # the flusher's own CPU, counted
 
 
+def test_light_load_flushes_wait_for_more_records_up_to_max_wait():
+    """Under light load a flush waits for ``flush_min_records`` (its fixed cost then falls on
+    more records), at most ``flush_max_wait``; a wake-up, a full batch and a window boundary
+    flush at once."""
+    cfg = MonitorConfig(resources={"enabled": False}, windows={"length": 3600},
+                        shipping={"flush_interval": 1, "flush_min_records": 10, "flush_max_wait": 3})
+    mon = _mon(cfg, transport=Recorder())
+    t = mon._flushed_at
+    _requests(mon, 9)
+    assert not mon._due(False, t + 1) and not mon._due(False, t + 2.9)
+    assert mon._due(False, t + 3)  # the longest wait
+    assert mon._due(True, t + 0.5)  # woken: flush_max_records or the byte budget
+    _requests(mon, 1)
+    assert mon._due(False, t + 1)  # enough records
+    mon.tick()
+    assert not mon._due(False, mon._flushed_at + 1)
+    # the default longest wait is 4 flush intervals
+    mon.config = MonitorConfig(resources={"enabled": False}, windows={"length": 3600}, shipping={"flush_interval": 0.5})
+    assert not mon._due(False, mon._flushed_at + 1.9) and mon._due(False, mon._flushed_at + 2.0)
+    # a window boundary since the last flush: flush now, so a batch stays within its window
+    mon.config = MonitorConfig(resources={"enabled": False}, windows={"length": 1e-3},
+                               shipping={"flush_interval": 1, "flush_max_wait": 3600})
+    time.sleep(0.002)
+    assert mon._due(False, mon._flushed_at + 0.01)
+
+
+def test_waiting_flusher_wakes_just_before_a_window_boundary():
+    """A waiting flusher's tick lands 50 ms before each window boundary and flushes there,
+    so no batch straddles a boundary (the stats actor files a batch by its last record)."""
+    cfg = MonitorConfig(resources={"enabled": False}, windows={"length": 10},
+                        shipping={"flush_interval": 1, "flush_max_wait": 3600})
+    mon = _mon(cfg, transport=Recorder())
+    boundary = 1_000_000_010.0
+    assert mon._timeout(boundary - 5) == 1
+    assert mon._timeout(boundary - 0.5) == pytest.approx(0.45)
+    assert mon._timeout(boundary - 0.05) == pytest.approx(1)  # (a tick that already landed)
+    landed = boundary - 0.05
+    mono = landed - mon._epoch
+    mon._flushed_at = mono - 2
+    assert mon._due(False, mono)  # the last tick of the window flushes
+    mon._flushed_at = mono
+    assert not mon._due(False, mono + 0.9)  # the next one, just after the boundary, waits
+    assert mon._due(False, mono + 10)  # and the next window's last tick flushes again
+
+
+def test_flusher_thread_defers_small_flushes():
+    tr = Recorder()
+    cfg = MonitorConfig(resources={"enabled": False}, windows={"length": 3600},
+                        shipping={"flush_interval": 0.02, "flush_min_records": 1000, "flush_max_wait": 0.2})
+    mon = _mon(cfg, transport=tr).start()
+    try:
+        _requests(mon, 3)
+        deadline = time.time() + 5
+        while not tr.batches and time.time() < deadline:
+            time.sleep(0.01)
+        assert sum(b.requests for b in tr.batches) == 3
+        st = mon.status()
+        assert st["flushes_deferred"] >= 1 and st["flushes"] >= 1
+    finally:
+        mon.stop(flush=True)
+
+
 def test_status_config_is_json_able_with_callables_and_no_resolved_secret(monkeypatch):
     import json
 
