@@ -29,6 +29,7 @@ Monitoring never fails the job: a batch raywatch cannot summarize is counted
 
 >>> import numpy as np
 >>> from raywatch.stats.profile import Profile
+>>> from raywatch.stats.summary import WindowSummary
 >>> profile = Profile.fit({"x": np.arange(100.0), "score": np.linspace(0, 1, 100)}, seed=0)
 >>> sent = []
 >>> class Recorder:                                   # a stand-in for the actor (no Ray in a doctest)
@@ -59,7 +60,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
-from raywatch.config import MonitorConfig, parse_config
+from raywatch.config import MonitorConfig, load_config, parse_config
 from raywatch.offline.blocks import arrow_table, summarize_block
 from raywatch.serve.capture import RateLimitedLog
 from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
@@ -67,7 +68,6 @@ from raywatch.stats.batch import ReplicaBatch, model_key
 from raywatch.stats.columns import to_columns
 from raywatch.stats.profile import Profile
 from raywatch.stats.sketch import LatencySketch
-from raywatch.stats.summary import WindowSummary
 
 __all__ = ["monitor_batches", "BatchMonitor", "APP"]
 
@@ -242,7 +242,14 @@ def _settings(job: str, profile: Union[Profile, str, os.PathLike, None], config:
               **settings: Any) -> Dict[str, Any]:
     if not job or "/" in job:
         raise ValueError(f"job must be a name without '/', got {job!r}")
-    cfg = parse_config(config) if config is not None else MonitorConfig()
+    if config is None:
+        cfg = MonitorConfig()
+    elif isinstance(config, MonitorConfig):
+        cfg = config
+    elif isinstance(config, (str, os.PathLike)):
+        cfg = load_config(config)
+    else:
+        cfg = parse_config(config)
     if settings:
         cfg = cfg.merged(settings, source="monitor_batches")
     if profile is None and cfg.profile_path:

@@ -6,10 +6,11 @@ Three entry points, each over a :class:`~raywatch.offline.sources.Source` (or an
 * :func:`summarize` — a window summary of the data against a profile: every block is
   summarized (:func:`~raywatch.offline.blocks.summarize_block`) and the summaries are
   merged in a balanced tree (:mod:`raywatch.offline.merge`) as they arrive;
-* :func:`fit_profile` — a reference profile: in this process ``Profile.fit`` on the whole
-  table (what ``raywatch profile build`` always did); on Ray Data the two-pass fit of
-  :mod:`raywatch.offline.fit`, which gives the same profile (same edges, categories,
-  fingerprint and counts; moments to rounding; another draw of the sample);
+* :func:`fit_profile` — a reference profile, by the two-pass fit of
+  :mod:`raywatch.offline.fit` on either engine: the profile ``Profile.fit`` gives for the
+  whole table (same edges, categories, fingerprint and counts; moments to rounding; another
+  draw of the sample), without holding the table (in this process it is also about 2.5×
+  faster than ``Profile.fit``, which turns every text cell into a Python object);
 * :func:`drift` — both, then :func:`~raywatch.drift.detect.detect_drift`.
 
 ``engine="local"`` reads the files here, batch by batch (Arrow's readers, about a million
@@ -161,19 +162,15 @@ def fit_profile(data: SourceLike, kinds: Optional[Mapping[str, str]] = None, *, 
                 bins: int = 100, sample_size: int = 10_000, max_categories: int = 50, window_sample_size: int = 100,
                 seed: Optional[int] = None, engine: str = "local", address: Optional[str] = None,
                 blocks: Optional[int] = None) -> Profile:
-    """A reference profile of ``data`` (``columns``: only these). ``engine="local"`` is
-    ``Profile.fit`` on the whole table; ``"ray"`` the two-pass fit of :mod:`raywatch.offline.fit`
-    (the same profile: see there)."""
+    """A reference profile of ``data`` (``columns``: only these): the two-pass fit of
+    :mod:`raywatch.offline.fit` over its blocks, in this process or on Ray Data (the profile
+    ``Profile.fit`` gives for the same rows: see there)."""
     source = _source(data, kinds)
     schema = source.schema()
     if columns is not None:
         missing = [c for c in columns if c not in schema.names]
         if missing:
             raise ValueError(f"--columns: {', '.join(missing)} not in {source.given} (it has {', '.join(schema.names)})")
-    if engine == "local":
-        table = source.read_all(columns)
-        return Profile.fit(table, dict(kinds or {}) or None, bins=bins, sample_size=sample_size,
-                           max_categories=max_categories, window_sample_size=window_sample_size, seed=seed)
     if columns is not None:
         import pyarrow as pa
 

@@ -122,3 +122,37 @@ def test_drift_config_and_errors(data, tmp_path):
     res = CliRunner().invoke(main, ["drift", str(bad), str(data[("same", "parquet")])])
     assert res.exit_code == 1 and "cannot check drift:" in res.output
     assert not os.path.exists(tmp_path / "missing")
+
+
+def _sample_block() -> str:
+    """The README's sample of ``raywatch drift``'s output (its first line is the command)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    m = re.search(r"<!-- test: output sample covered-by=tests/cli/test_drift_cli.py -->\n```text\n(.*?)```", readme, re.S)
+    assert m, "README.md has no sample of raywatch drift's output"
+    return m.group(1)
+
+
+def test_readme_sample_is_what_drift_prints(tmp_path, monkeypatch):
+    """The README's sample, run on the data it describes (files' byte counts aside)."""
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    for name, seed, shift in (("reference", 0, 0.0), ("current", 2, 1.0)):
+        d = tmp_path / "data" / name
+        d.mkdir(parents=True)
+        for i in range(3):
+            pq.write_table(_frame(2_000, seed * 10 + i, shift), d / f"part-{i}.parquet")
+    res = CliRunner().invoke(main, ["profile", "build", "data/reference/", "-o", "fraud.profile"])
+    assert res.exit_code == 0, res.output
+    command, _, expected = _sample_block().partition("\n")
+    assert command.startswith("$ raywatch drift ")
+    res = CliRunner().invoke(main, command.split()[2:])
+    assert res.exit_code == 0, res.output
+
+    def bytes_aside(text):
+        return re.sub(r"[\d,]+ bytes\)", "N bytes)", text)
+
+    assert bytes_aside(res.output) == bytes_aside(expected)

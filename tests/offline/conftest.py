@@ -12,8 +12,6 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
