@@ -76,8 +76,9 @@ def write(root: Path, name: str, rows: int, files: int, seed: int, drift: bool) 
     per = -(-rows // files)
     for i in range(files):
         n = min(per, rows - i * per)
-        if n > 0:
-            pq.write_table(frame(n, seed * 1000 + i, drift), d / f"part-{i:03d}.parquet")
+        path = d / f"part-{i:03d}.parquet"
+        if n > 0 and not path.exists():  # --data-dir: written once, reused
+            pq.write_table(frame(n, seed * 1000 + i, drift), path)
     return str(d)
 
 
@@ -101,8 +102,8 @@ def run(args: argparse.Namespace) -> dict:
     cpus = args.cpus or os.cpu_count() or 1
     root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="rw-offline-bench-"))
     t0 = time.perf_counter()
-    ref = write(root, f"reference-{args.rows}", args.rows, args.files, 1, False)
-    cur = write(root, f"current-{args.rows}", args.rows, args.files, 2, True)
+    ref = write(root, f"reference-{args.rows}-{args.files}", args.rows, args.files, 1, False)
+    cur = write(root, f"current-{args.rows}-{args.files}", args.rows, args.files, 2, True)
     warm = write(root, "warm", 20_000, 2, 3, False)
     gen_seconds = time.perf_counter() - t0
     print(f"data: 2 × {args.rows:,} rows in {args.files} Parquet files each ({gen_seconds:.1f} s to write)", file=sys.stderr)

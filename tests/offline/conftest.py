@@ -1,5 +1,5 @@
-"""A two-node Ray cluster (``ray.cluster_utils.Cluster``: a head and one worker node, one CPU
-each) for the offline tests, and data files to read.
+"""A two-node Ray cluster (``ray.cluster_utils.Cluster``: a head and one worker node, two
+logical CPUs each) for the offline tests, and data files to read.
 
 The session's one-node cluster (``tests/conftest.py``), when a test before these started
 it, is shut down first and started again afterwards with the same settings, so the tests
@@ -33,8 +33,9 @@ def two_nodes():
         except Exception:
             pass
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
+    # two logical CPUs a node: a batch job's pool of two actors leaves Ray Data CPUs to read and write
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="raywatch-tests", log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False

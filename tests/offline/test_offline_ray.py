@@ -31,6 +31,16 @@ from raywatch.stats.profile import Profile
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 
 
+def _by_value() -> None:
+    """Ray's workers cannot import this test module (pytest put its folder on this process's
+    path only): the job's functions and classes travel by value."""
+    import sys
+
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
 def test_parquet_directory_fit_is_profile_fit(two_nodes, files):
     import ray
 
@@ -109,6 +119,7 @@ def test_batch_inference_reaches_the_stats_actor(two_nodes, files, tmp_path):
 
     import raywatch
 
+    _by_value()
     reference = pq.read_table(files["reference"]["parquet"])
     scored = reference.set_column(reference.column_names.index("score"), "score",
                                   [np.clip(np.nan_to_num(reference.column("amount").to_numpy()) / 200.0, 0.0, 1.0)])
@@ -117,7 +128,8 @@ def test_batch_inference_reaches_the_stats_actor(two_nodes, files, tmp_path):
               "windows": {"length": "30s", "evaluation_interval": "1s", "rolling": 4}}
     rows = 0
     for job, fn, kwargs, data in (
-        ("scoring", Scorer, {"fn_constructor_args": (0.5,), "concurrency": 2, "batch_format": "pyarrow"},
+        ("scoring", Scorer, {"fn_constructor_args": (0.5,), "compute": ray.data.ActorPoolStrategy(size=2),
+                             "batch_format": "pyarrow"},
          files["drifted"]["parquet"]),
         ("scoring-tasks", score_rows, {"batch_format": "numpy"}, files["current"]["parquet"]),
     ):
@@ -204,7 +216,7 @@ def test_readme_batch_job(two_nodes, files, tmp_path, monkeypatch):
     Profile.fit(reference.append_column("fraud_score", [np.clip(amount / 200.0, 0.0, 1.0)]), seed=0) \
         .save("fraud-scored.profile")
     config = {"actor": {"name": "rw-readme-batch", "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": None},
-              "windows": {"length": "30s", "evaluation_interval": "1s", "rolling": 4}}
+              "windows": {"length": "4s", "evaluation_interval": "1s", "rolling": 30}}
     (tmp_path / "monitor.yaml").write_text(yaml.safe_dump(config))
     exec(compile(text, "README.md (batch job)", "exec"), {"__name__": "__readme__"})
     scored = pq.read_table(str(scored_dir))
@@ -220,3 +232,14 @@ def test_readme_batch_job(two_nodes, files, tmp_path, monkeypatch):
     st = wait_until(seen, timeout=90, what="the README's job in the stats actor")
     assert st["labels"]["model"] == "fraud" and st["drift"]["columns"]["amount"]["drifted"] is True
     assert st["drift"]["columns"]["fraud_score"]["drifted"] is True  # the scores of drifted amounts drift too
+    # the report: the job is a model of its own, beside any deployment
+    from raywatch.actor.api import history
+    from raywatch.report import write_report
+
+    def closed():
+        hist = history(config=config)
+        return hist if hist["models"].get("batch/nightly-scoring", {}).get("windows") else None
+
+    hist = wait_until(closed, timeout=60, what="a closed window of the README's job")
+    html = write_report(hist, tmp_path / "report.html").read_text()
+    assert "batch/nightly-scoring" in html and "fraud_score" in html
