@@ -140,8 +140,12 @@ def test_batch_inference_reaches_the_stats_actor(two_nodes, files, tmp_path):
     # the actor pool is shut down (each actor's monitor waits for its summaries) and the tasks
     # acknowledged theirs before returning: every row is in the stats actor
 
+    last = {}
+
     def seen(key, drifted):
         st = raywatch.status(model=key, config=config)["models"].get(key)
+        last[key] = st and {"totals": st.get("totals"), "replicas": len(st.get("replicas") or ()),
+                            "amount": (st.get("drift") or {}).get("columns", {}).get("amount")}
         if not st or st["totals"].get("requests") != 60_000:
             return None
         cols = st["drift"]["columns"]
@@ -149,7 +153,10 @@ def test_batch_inference_reaches_the_stats_actor(two_nodes, files, tmp_path):
             return None
         return st
 
-    st = wait_until(lambda: seen("batch/scoring", True), timeout=90, what="the class job in the stats actor")
+    try:
+        st = wait_until(lambda: seen("batch/scoring", True), timeout=90, what="the class job in the stats actor")
+    except AssertionError as exc:  # what the actor had: the rows, the replicas, the verdict
+        raise AssertionError(f"{exc}; last status: {last.get('batch/scoring')}") from None
     assert st["labels"]["app"] == "batch" and st["labels"]["deployment"] == "scoring"
     assert st["labels"]["model"] == "fraud" and st["profile"]
     assert len(st["replicas"]) == 2 and st["totals"]["capture_errors"] == 0  # two actors, one monitor each
