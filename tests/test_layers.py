@@ -2,8 +2,8 @@
 
 * Ranks: a module may import (at module level or inside a function, ``import raywatch.x``
   or ``from raywatch.x import y``, or ``importlib.import_module("raywatch.x")``) only
-  modules of its own package or of a package of a lower rank (:data:`RANKS`). The one
-  arrow between packages of the same rank is declared in :data:`SAME_RANK`.
+  modules of its own package or of a package of a lower rank (:data:`RANKS`). The
+  arrows between packages of the same rank are declared in :data:`SAME_RANK`.
 * No import cycles between modules (function-level imports count).
 * The Ray-free packages never import ray: not in their source (function level included),
   and not when every one of their modules is imported in a fresh interpreter.
@@ -42,12 +42,14 @@ RANKS: Dict[str, int] = {
     "raywatch.serve": 8,    # the Ray shell: replicas
     "raywatch.actor": 8,    # the Ray shell: the stats actor
     "raywatch.remediate.shell": 8,  # the Ray shell: remediation controller, retrain tasks, rollout on Serve
+    "raywatch.offline": 8,  # the Ray shell: files and batch jobs on Ray Data
     "raywatch.cli": 9,      # the raywatch command
 }
 SAME_RANK: Set[Tuple[str, str]] = {
     ("raywatch.serve", "raywatch.actor"),  # replicas ship to, and find, the stats actor
     ("raywatch.remediate.shell", "raywatch.serve"),  # the rollout goes through Serve's internals (serve.compat)
     ("raywatch.actor", "raywatch.remediate.shell"),  # the stats actor registers remediating models with the controller
+    ("raywatch.offline", "raywatch.serve"),  # batch jobs ship as replicas do (serve.shipper)
 }
 RAY_FREE = ("raywatch.expr", "raywatch.series", "raywatch.config", "raywatch.stats", "raywatch.drift",
             "raywatch.aggregate", "raywatch.sinks", "raywatch.alerts", "raywatch.export", "raywatch.report",

@@ -6,6 +6,7 @@
     raywatch status [--model KEY]      # what the stats actor sees now
     raywatch report -o report.html     # the HTML report, from a running actor or its SQLite file
     raywatch profile build data.csv -o fraud.profile
+    raywatch drift fraud.profile s3://bucket/scored/ --ray   # offline drift, on Ray Data
     raywatch export prometheus-rules --config configs/monitor.yaml
     raywatch check-config configs/serve-fraud.yaml configs/monitor.yaml
     raywatch deploy configs/serve-fraud.yaml
@@ -27,7 +28,7 @@ import click
 
 from raywatch.cli import approve as approve_cmd
 from raywatch.cli import audit as audit_cmd
-from raywatch.cli import check_config, demo, deploy, export, profile, replay_dead_letters, report, reset, status
+from raywatch.cli import check_config, demo, deploy, drift, export, profile, replay_dead_letters, report, reset, status
 from raywatch.cli.common import quiet_ray_notices
 
 __all__ = ["main"]
@@ -58,7 +59,7 @@ def main(verbose: int) -> None:
     quiet_ray_notices()  # Ray 2.60's "Token authentication is enabled…" on every connection
 
 
-for _command in (check_config.check_config, demo.demo, deploy.deploy, export.export, profile.profile,
+for _command in (check_config.check_config, demo.demo, deploy.deploy, drift.drift, export.export, profile.profile,
                  replay_dead_letters.replay_dead_letters, report.report, reset.reset, status.status,
                  audit_cmd.audit, approve_cmd.approve, approve_cmd.reject):
     main.add_command(_command)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import glob
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
 from raywatch import series
-from raywatch.cli.common import config_error, fail, load_monitor_config
+from raywatch.cli.common import config_error, connect, fail, load_monitor_config
 from raywatch.stats.tables import FORMATS
 
-__all__ = ["profile", "profile_options", "extension_lines"]
+__all__ = ["profile", "profile_options", "extension_lines", "offline_options", "start_ray", "kind_map"]
 
 
 @click.group(short_help="Build or show a reference profile.")
@@ -30,8 +32,44 @@ def _pairs(values: Tuple[str, ...], expected: str, hint: str) -> Dict[str, str]:
     return out
 
 
-def _kind_map(kinds: Tuple[str, ...]) -> Dict[str, str]:
+def kind_map(kinds: Tuple[str, ...]) -> Dict[str, str]:
+    """``--kind COLUMN=KIND`` flags as a mapping."""
     return _pairs(kinds, "COLUMN=KIND", "--kind")
+
+
+def offline_options(fn: Any) -> Any:
+    """``--ray``, ``--address``, ``--blocks``: where the offline commands run."""
+    fn = click.option("--blocks", type=click.IntRange(min=1), help="With --ray: re-cut the data into this many blocks "
+                      "(default: the blocks Ray Data reads).")(fn)
+    fn = click.option("--address", help="With --ray: the Ray cluster (default: $RAY_ADDRESS, a `ray start` cluster of "
+                      "this machine, else a new local one).")(fn)
+    fn = click.option("--ray", "on_ray", is_flag=True, help="Run on Ray Data: every block summarized where it is "
+                      "read, the parts tree-merged (pip install 'raywatch[data]').")(fn)
+    return fn
+
+
+def start_ray(on_ray: bool, address: Optional[str]) -> str:
+    """The engine of an offline command: ``"ray"`` (connected: to ``address`` or $RAY_ADDRESS
+    within the usual timeout, else a local cluster) or ``"local"``."""
+    if not on_ray:
+        return "local"
+    from raywatch.offline.ray_data import connect as connect_data
+
+    try:
+        if address or os.environ.get("RAY_ADDRESS"):
+            connect(address)
+        connect_data(address)
+    except ImportError as exc:
+        fail(str(exc))
+    return "ray"
+
+
+def _single_file(data: str) -> bool:
+    """Whether ``data`` is one local file that :func:`~raywatch.stats.tables.read_table` reads
+    (the path ``raywatch profile build`` always took without --ray)."""
+    from raywatch.offline.sources import is_uri
+
+    return not is_uri(data) and os.path.isfile(data) and not glob.has_magic(data)
 
 
 def _columns(value: Optional[str]) -> Any:
@@ -111,8 +149,9 @@ def profile_options(config_path: Optional[str], *, target: Optional[str], scores
 
 
 @profile.command("build")
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Profile file to write (default: DATA with .profile).")
+@click.argument("data")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Profile file to write (default: DATA with .profile; "
+              "required for a directory, glob or URI).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Input format (default: from the extension).")
 @click.option("--kind", "kinds", multiple=True, metavar="COLUMN=KIND", help="Override an inferred kind: numerical, categorical or boolean. Repeatable.")
 @click.option("--columns", help="Comma-separated columns to keep (default: all).")
@@ -136,26 +175,61 @@ def profile_options(config_path: Optional[str], *, target: Optional[str], scores
 @click.option("--outlier-method", type=click.Choice(["iqr", "mad"]), help="Tukey IQR fences (1.5) or MAD fences (3.5).")
 @click.option("--vector", "vectors", multiple=True, metavar="COLUMN[=DIMS]",
               help="A vector column (an embedding: 2-D array in NPZ, list column in Parquet), sketched in DIMS random projections (16). Repeatable.")
+@offline_options
 def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: Tuple[str, ...], columns: Optional[str], bins: int,
                   sample_size: int, max_categories: int, seed: int, config_path: Optional[str], target: Optional[str],
                   scores: Tuple[str, ...], prediction_column: Optional[str], positive: Optional[str],
                   threshold: Optional[float], calibration: Optional[str], correlation: Optional[str], pca: Optional[str],
                   pca_variance: Optional[float], outliers: Optional[str], outlier_method: Optional[str],
-                  vectors: Tuple[str, ...]) -> None:
-    """Build a reference profile from a CSV, NPZ or Parquet file, with the extensions asked for
-    (performance estimation, correlations, PCA, outlier fences, vector columns)."""
+                  vectors: Tuple[str, ...], on_ray: bool, address: Optional[str], blocks: Optional[int]) -> None:
+    """Build a reference profile from DATA: a CSV, NPZ or Parquet file, or a directory, glob
+    (quoted) or URI (s3://, gs://, file://…) of Parquet or CSV files. With --ray it runs on
+    Ray Data and gives the same profile (edges, categories, counts; moments to rounding).
+    From a single file, with the extensions asked for (performance estimation, correlations,
+    PCA, outlier fences, vector columns)."""
     from raywatch.stats.profile import Profile
     from raywatch.stats.tables import read_table
 
-    kind_map = _kind_map(kinds)
+    overrides = kind_map(kinds)
     opts = profile_options(config_path, target=target, scores=scores, prediction=prediction_column, positive=positive,
                            threshold=threshold, calibration=calibration, correlation=correlation, pca=pca,
                            pca_variance=pca_variance, outliers=outliers, outlier_method=outlier_method, vectors=vectors)
     fit = opts.fit_options()
+    keep = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    from raywatch.offline.sources import is_uri
+
+    if not is_uri(data) and not glob.has_magic(data) and not os.path.exists(data):
+        fail(f"{data}: no such file or directory")
+    single = _single_file(data) and not on_ray
+    if output is None and not _single_file(data):
+        fail(f"give the profile file to write (-o FILE): {data} is not a single file")
+    if not single:
+        if fmt == "npz":
+            fail("NPZ is read from a single file without --ray; directories, globs, URIs and --ray read Parquet or CSV")
+        asked = [k for k, v in fit.items() if v]
+        if asked:
+            fail(f"the profile's extensions ({', '.join(asked)}) are fitted from a single file without --ray; "
+                 "directories, globs, URIs and --ray fit the plain profile")
+        from raywatch.offline.engine import fit_profile
+        from raywatch.offline.sources import resolve
+
+        try:
+            source = resolve(data, fmt, overrides)
+            engine = start_ray(on_ray, address)
+            prof = fit_profile(source, overrides or None, columns=keep, bins=bins, sample_size=sample_size,
+                               max_categories=max_categories, seed=seed, engine=engine, address=address, blocks=blocks)
+        except ValueError as exc:
+            fail(f"cannot build a profile: {exc}")
+        prof.save(Path(output))
+        where = f"on Ray Data in {prof.meta.get('fitted_in_blocks', 0):,} blocks" if on_ray else "in this process"
+        click.echo(f"profile written to {output}: {prof.reference.rows:,} rows, {len(prof.columns)} columns")
+        click.echo(f"  read {source.describe()}, fitted {where}")
+        for name, kind in prof.kinds.items():
+            click.echo(f"  {name:<28} {kind}")
+        return
     try:
         table = read_table(data, fmt, vectors=list(fit["vectors"]))
-        if columns:
-            keep = [c.strip() for c in columns.split(",") if c.strip()]
+        if keep:
             perf = fit["performance"] or {}
             keep += [c for c in [perf.get("target"), *fit["vectors"]] if c and c not in keep]  # needed to fit
             names = table.column_names if hasattr(table, "column_names") else list(table)
@@ -163,7 +237,7 @@ def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: T
             if missing:
                 raise ValueError(f"--columns: {', '.join(missing)} not in {data} (it has {', '.join(names)})")
             table = table.select(keep) if hasattr(table, "select") else {c: table[c] for c in keep}
-        prof = Profile.fit(table, kind_map or None, bins=bins, sample_size=sample_size, max_categories=max_categories, seed=seed,
+        prof = Profile.fit(table, overrides or None, bins=bins, sample_size=sample_size, max_categories=max_categories, seed=seed,
                            **fit)
     except (ValueError, TypeError) as exc:
         fail(f"cannot build a profile: {exc}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from raywatch.stats.columns import encode_categorical, encode_numerical, normalize_label, type_family
 
-__all__ = ["ColumnSpec", "fit_column", "MAX_KNOWN_CATEGORIES"]
+__all__ = ["ColumnSpec", "fit_column", "label_counts", "categorical_spec", "no_finite_numbers", "MAX_KNOWN_CATEGORIES"]
 
 log = logging.getLogger("raywatch.stats.spec")
 
@@ -56,7 +56,9 @@ class ColumnSpec:
         return self.edges.size + 1 if self.kind == "numerical" else len(self.categories) + 1
 
 
-def _labels_and_counts(name: str, arr: np.ndarray) -> "Counter[Hashable]":
+def label_counts(name: str, arr: np.ndarray) -> "Counter[Hashable]":
+    """Each label of a column (normalised: see ``normalize_label``) and how often it occurs,
+    missing values left out. Counters of parts of a column add up to the whole column's."""
     k = arr.dtype.kind
     if k in "US":
         uniq, counts = np.unique(arr, return_counts=True)
@@ -89,11 +91,7 @@ def fit_column(name: str, kind: str, arr: np.ndarray, bins: int, max_categories:
         x, wrong = encode_numerical(arr)
         finite = x[np.isfinite(x)]
         if finite.size == 0:
-            raise ValueError(
-                f"reference column {name!r} has no finite numbers"
-                + (f" ({wrong} values of the wrong type)" if wrong else "")
-                + "; fix the data, declare its kind, or drop it"
-            )
+            raise no_finite_numbers(name, wrong)
         qs = np.arange(1, bins) / bins
         edges = np.unique(np.quantile(finite, qs))
         lo, hi = float(finite.min()), float(finite.max())
@@ -105,7 +103,22 @@ def fit_column(name: str, kind: str, arr: np.ndarray, bins: int, max_categories:
         if not np.any((codes == 0) | (codes == 1)):
             raise ValueError(f"reference column {name!r} has no boolean values; fix the data or drop it")
         return ColumnSpec(name, kind, categories=[False, True], families={"bool", "number"})
-    counter = _labels_and_counts(name, arr)
+    return categorical_spec(name, label_counts(name, arr), max_categories)
+
+
+def no_finite_numbers(name: str, wrong: int) -> ValueError:
+    """The error of a numerical reference column without a finite number."""
+    return ValueError(
+        f"reference column {name!r} has no finite numbers"
+        + (f" ({wrong} values of the wrong type)" if wrong else "")
+        + "; fix the data, declare its kind, or drop it"
+    )
+
+
+def categorical_spec(name: str, counter: "Counter[Hashable]", max_categories: int) -> ColumnSpec:
+    """The spec of a categorical column from its :func:`label_counts`: the ``max_categories``
+    most frequent labels (ties by type name and text), up to 10,000 further known labels,
+    the type families seen and the number of labels seen once."""
     if not counter:
         raise ValueError(f"reference column {name!r} has no values (all missing); fix the data or drop it")
     ranked = sorted(counter.items(), key=_sort_key)
@@ -113,4 +126,4 @@ def fit_column(name: str, kind: str, arr: np.ndarray, bins: int, max_categories:
     known = [label for label, _ in ranked[max_categories:MAX_KNOWN_CATEGORIES]]
     families = {type_family(label) for label in counter}
     singletons = sum(1 for c in counter.values() if c == 1)
-    return ColumnSpec(name, kind, categories=top, known=known, families=families, singletons=singletons)
+    return ColumnSpec(name, "categorical", categories=top, known=known, families=families, singletons=singletons)

@@ -10,7 +10,8 @@ KIND       what the tests do with the block (``tests/readme``)
 python     executed. ``file=NAME``: written to NAME for later blocks (the tutorial's modules);
            ``tutorial``: run as a script against the tutorial's real Ray cluster
            (:mod:`test_tutorial`); else executed here, without Ray. Lines ``# → TEXT`` are what
-           the ``print`` calls before them must print.
+           the ``print`` calls before them must print. ``covered-by=PATH``: needs a cluster
+           or data this test has not; the named test runs the block's text.
 shell      run with bash. ``tutorial``: in the tutorial, in order (``until="TEXT"``: again until
            the output holds TEXT); ``covered-by=PATH[,PATH]``: not run here because the named
            test files (or CI) run it, and they must exist; else run here (cheap commands).
@@ -39,7 +40,7 @@ README = ROOT / "README.md"
 
 KINDS: Dict[str, Dict[str, Set[str]]] = {
     # kind: {"langs": fences allowed, "flags": bare words allowed, "keys": key=value allowed}
-    "python": {"langs": {"python"}, "flags": {"tutorial"}, "keys": {"file"}},
+    "python": {"langs": {"python"}, "flags": {"tutorial"}, "keys": {"file", "covered-by"}},
     "shell": {"langs": {"bash"}, "flags": {"tutorial"}, "keys": {"until", "covered-by"}},
     "yaml": {"langs": {"yaml"}, "flags": {"monitor", "serve"}, "keys": {"excerpt-of"}},
     "output": {"langs": {"text"}, "flags": {"sample"}, "keys": {"of", "of-tutorial", "covered-by"}},

@@ -40,7 +40,7 @@ def _ids(b):
     return b.where
 
 
-@pytest.mark.parametrize("b", of_kind("python", without=("tutorial", "file")), ids=_ids)
+@pytest.mark.parametrize("b", of_kind("python", without=("tutorial", "file", "covered-by")), ids=_ids)
 def test_python_block_runs(b, workdir):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
