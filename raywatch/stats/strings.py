@@ -11,8 +11,9 @@ summarized on the shared pool (:mod:`raywatch.stats.parallel`) run side by side.
 
 The tally is :func:`~raywatch.stats.columns.count_strings`'s (tested equal): the count of each
 code ``c`` at index ``c + 3``, unseen labels at ``unseen + 3``. ``None`` when the fast path does
-not apply (not a numpy unicode array, longer values, code points of 256 or more, or more than
-64 known labels): the caller falls back to ``count_strings``.
+not apply (not a numpy unicode array, a reference with numbers among its categories — those
+compare by normalised text, ``"75001"`` is 75001 —, longer values, code points of 256 or more,
+or more than 64 known labels): the caller falls back to ``count_strings``.
 
 >>> import numpy as np
 >>> arr = np.array(["fr", "de", "fr", "it", ""])
@@ -46,7 +47,7 @@ def tally_short_strings(
 ) -> Optional[np.ndarray]:
     """The tally of ``encode_categorical``'s codes for a numpy unicode array of short Latin-1
     values, or None when this path does not apply (see the module docstring)."""
-    if arr.dtype.kind != "U" or "str" not in families or arr.ndim != 1:
+    if arr.dtype.kind != "U" or "str" not in families or "number" in families or arr.ndim != 1:
         return None
     chars = arr.dtype.itemsize // 4
     labels = [(key, code) for key, code in lookup.items() if isinstance(key, str)]
