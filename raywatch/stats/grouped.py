@@ -55,6 +55,7 @@ from raywatch.stats import sections
 from raywatch.stats import summary as sm
 from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
 from raywatch.stats.segments import DEFAULT_K, Segments
+from raywatch.stats.strings import MIN_ROWS, short_string_codes
 from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary
 
 __all__ = ["summarize_groups", "summarize_segments", "SUPPORTED"]
@@ -97,6 +98,10 @@ def _string_tally(arr: np.ndarray, spec: Any, fingerprint: str, row_group: np.nd
     reference had no strings."""
     if "str" not in spec.families:
         return None
+    G, width = sizes.size, spec.n_bins + 4
+    fast = short_string_codes(arr, spec.lookup, spec.families, spec.n_bins) if arr.shape[0] >= MIN_ROWS else None
+    if fast is not None:  # short Latin-1 labels: packed into integers, as summarize's tally
+        return np.bincount(row_group * width + fast + 3, minlength=(G + 1) * width)[: G * width].reshape(G, width)
     cached = _STRING_KEYS.get((fingerprint, spec.name))
     if cached is None:
         pairs = sorted((key, code) for key, code in spec.lookup.items() if isinstance(key, str))
@@ -105,7 +110,6 @@ def _string_tally(arr: np.ndarray, spec: Any, fingerprint: str, row_group: np.nd
         cached = _STRING_KEYS[(fingerprint, spec.name)] = (
             np.array([k for k, _ in pairs], dtype=str), np.array([c for _, c in pairs] + [spec.n_bins], dtype=np.intp))
     labels, codes = cached
-    G, width = sizes.size, spec.n_bins + 4
     if labels.size:
         i = np.minimum(np.searchsorted(labels, arr), labels.size - 1)
         code = np.where(labels[i] == arr, codes[i], spec.n_bins)

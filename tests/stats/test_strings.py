@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from raywatch.stats.columns import count_strings
-from raywatch.stats.strings import tally_short_strings
+from raywatch.stats.columns import count_strings, encode_categorical
+from raywatch.stats.strings import short_string_codes, tally_short_strings
 
 
 def _lookup(labels):
@@ -48,3 +48,24 @@ def test_falls_back_where_it_does_not_apply(arr, families):
 def test_a_strided_view_is_tallied_too():
     arr = np.array(["x", "y", "z", "x"] * 1000)[::2]
     assert tally_short_strings(arr, {"x": 0, "z": 1}, {"str"}, 3).tolist() == [0, 0, 0, 1000, 1000, 0, 0]
+
+
+@pytest.mark.parametrize("known,values", CASES + [(["visa", "amex", "mobile"], ["visa", "amex", "mobile", "cash", "vis"])])
+def test_codes_equal_encode_categorical(known, values):
+    rng = np.random.default_rng(len(values))
+    arr = np.array(values)[rng.integers(0, len(values), 5000)]
+    lookup = _lookup(known)
+    unseen = len(known) + 2
+    fast = short_string_codes(arr, lookup, {"str"}, unseen)
+    assert fast is not None
+    assert fast.tolist() == encode_categorical(arr, lookup, {"str"}, unseen).tolist()
+
+
+@pytest.mark.parametrize("arr,families", [
+    (np.array(["Δelta", "beta"]), {"str"}),
+    (np.array(["a much longer label"]), {"str"}),
+    (np.array([1, 2, 3]), {"number"}),
+    (np.array(["75001", "b"]), {"str", "number"}),
+])
+def test_codes_fall_back_where_the_tally_does(arr, families):
+    assert short_string_codes(arr, {"a": 0}, families, 2) is None
