@@ -90,6 +90,10 @@ def short_string_codes(arr: np.ndarray, lookup: Mapping[Hashable, int], families
     packed = _pack(points)
     if not keys:
         return np.full(arr.shape[0], unseen, dtype=np.intp)
+    if chars <= 2:  # values of one or two code points pack below 65,536: a lookup table
+        table = np.full(1 << (8 * chars), unseen, dtype=np.intp)
+        table[np.array(keys, dtype=np.uint64)] = codes
+        return table[packed]
     rank = np.argsort(np.array(keys, dtype=np.uint64), kind="stable")
     sorted_keys = np.array(keys, dtype=np.uint64)[rank]
     sorted_codes = np.array(codes, dtype=np.intp)[rank]

@@ -50,7 +50,11 @@ def test_a_strided_view_is_tallied_too():
     assert tally_short_strings(arr, {"x": 0, "z": 1}, {"str"}, 3).tolist() == [0, 0, 0, 1000, 1000, 0, 0]
 
 
-@pytest.mark.parametrize("known,values", CASES + [(["visa", "amex", "mobile"], ["visa", "amex", "mobile", "cash", "vis"])])
+@pytest.mark.parametrize("known,values", CASES + [
+    (["visa", "amex", "mobile"], ["visa", "amex", "mobile", "cash", "vis"]),
+    (["a", "b", ""], ["a", "b", "c", "", "\xff"]),  # one code point: the lookup table
+    (["fr", "d", "ÿÿ"], ["fr", "de", "d", "", "ÿÿ", "ÿ"]),  # two code points: the lookup table
+])
 def test_codes_equal_encode_categorical(known, values):
     rng = np.random.default_rng(len(values))
     arr = np.array(values)[rng.integers(0, len(values), 5000)]
