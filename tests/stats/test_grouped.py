@@ -146,3 +146,22 @@ def test_large_string_columns_tally_per_group_as_summarize(profile):
         assert np.array_equal(got[g].ints, want.ints) and np.array_equal(got[g].counts, want.counts)
     want = profile.summarize(batch)
     assert np.array_equal(got[-1].ints, want.ints) and np.array_equal(got[-1].counts, want.counts)
+
+
+def test_the_total_of_a_clean_batch_keeps_the_bottom_k_of_the_groups_samples(profile):
+    rng = np.random.default_rng(6)
+    n = 3000
+    batch = {"a": rng.normal(size=n), "b": rng.exponential(size=n), "k": rng.integers(0, 4, n),
+             "c": rng.choice(["x", "y", "z"], n), "t": rng.random(n) < 0.5}
+    label = rng.integers(0, 9, n)
+    order = np.argsort(label, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(label))))
+    *parts, whole = summarize_groups(profile, batch, order, bounds, seed=7, total=True)
+    _same(whole, profile.summarize(batch, seed=7), batch, np.arange(n))
+    for name in ("a", "b", "k"):
+        i = whole.index(name)
+        keys = np.concatenate([p.samples[i][1] for p in parts])
+        values = np.concatenate([p.samples[i][0] for p in parts])
+        best = np.argsort(keys)[:10]
+        assert whole.samples[i][1].tolist() == keys[best].tolist()
+        assert whole.samples[i][0].tolist() == values[best].tolist()
