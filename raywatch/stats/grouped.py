@@ -18,9 +18,11 @@ run is sorted per column. Then, per numerical column and group, the bin counts a
 differences of the positions of the edges in the sorted run (right-closed bins, as
 ``summarize``), the values outside the reference's range are counted by two more needles,
 min and max are the run's finite ends, the outer bins' sums one ``reduceat``; the centred sum
-of squares takes a second pass, as ``summarize`` does. Categorical columns: one binary
-search of each string among the profile's sorted labels (or ``encode_categorical``), one
-``bincount`` of ``group × code``.
+of squares takes a second pass, as ``summarize`` does. Categorical columns: each row's code
+from ``summarize``'s packed kernel for short Latin-1 labels
+(:func:`raywatch.stats.strings.short_string_codes`), else one binary search of each string
+among the profile's sorted labels (or ``encode_categorical``), then one ``bincount`` of
+``group × code``.
 
 Samples: one uniform key is drawn per position of a group's run and shared by its columns,
 so each column's sample is a uniform ``k``-subset of its finite values with its own bottom-k
