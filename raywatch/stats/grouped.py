@@ -10,8 +10,8 @@ those rows alone: the same counters, bin counts and unknown-column counts, the s
 to rounding, and bottom-k samples of the same law. It costs a fixed handful of numpy calls
 for all groups plus a few per group, instead of one ``summarize`` per group, whose
 per-call overhead is what dominates a segment of a few hundred rows: for 20 segments of a
-10,000-row flush of 20 features it is about 2× the segment-less ``summarize`` instead of
-about 6× (``benchmarks/segments.py``).
+10,000-row flush of 20 features it is about 2.2× the segment-less ``summarize`` instead of
+about 9× (``benchmarks/segments.py``).
 
 How: the batch's rows are reordered once so that each group is a contiguous run, and each
 run is sorted per column. Then, per numerical column and group, the bin counts are
