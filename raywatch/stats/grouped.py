@@ -10,17 +10,19 @@ those rows alone: the same counters, bin counts and unknown-column counts, the s
 to rounding, and bottom-k samples of the same law. It costs a fixed handful of numpy calls
 for all groups plus a few per group, instead of one ``summarize`` per group, whose
 per-call overhead is what dominates a segment of a few hundred rows: for 20 segments of a
-10,000-row flush of 20 features it is about 2× the segment-less ``summarize`` instead of
-about 6× (``benchmarks/segments.py``).
+10,000-row flush of 20 features it is about 2.2× the segment-less ``summarize`` instead of
+about 9× (``benchmarks/segments.py``).
 
 How: the batch's rows are reordered once so that each group is a contiguous run, and each
 run is sorted per column. Then, per numerical column and group, the bin counts are
 differences of the positions of the edges in the sorted run (right-closed bins, as
 ``summarize``), the values outside the reference's range are counted by two more needles,
 min and max are the run's finite ends, the outer bins' sums one ``reduceat``; the centred sum
-of squares takes a second pass, as ``summarize`` does. Categorical columns: one binary
-search of each string among the profile's sorted labels (or ``encode_categorical``), one
-``bincount`` of ``group × code``.
+of squares takes a second pass, as ``summarize`` does. Categorical columns: each row's code
+from ``summarize``'s packed kernel for short Latin-1 labels
+(:func:`raywatch.stats.strings.short_string_codes`), else one binary search of each string
+among the profile's sorted labels (or ``encode_categorical``), then one ``bincount`` of
+``group × code``.
 
 Samples: one uniform key is drawn per position of a group's run and shared by its columns,
 so each column's sample is a uniform ``k``-subset of its finite values with its own bottom-k
@@ -55,6 +57,7 @@ from raywatch.stats import sections
 from raywatch.stats import summary as sm
 from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
 from raywatch.stats.segments import DEFAULT_K, Segments
+from raywatch.stats.strings import MIN_ROWS, short_string_codes
 from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary
 
 __all__ = ["summarize_groups", "summarize_segments", "SUPPORTED"]
@@ -97,6 +100,10 @@ def _string_tally(arr: np.ndarray, spec: Any, fingerprint: str, row_group: np.nd
     reference had no strings."""
     if "str" not in spec.families:
         return None
+    G, width = sizes.size, spec.n_bins + 4
+    fast = short_string_codes(arr, spec.lookup, spec.families, spec.n_bins) if arr.shape[0] >= MIN_ROWS else None
+    if fast is not None:  # short Latin-1 labels: packed into integers, as summarize's tally
+        return np.bincount(row_group * width + fast + 3, minlength=(G + 1) * width)[: G * width].reshape(G, width)
     cached = _STRING_KEYS.get((fingerprint, spec.name))
     if cached is None:
         pairs = sorted((key, code) for key, code in spec.lookup.items() if isinstance(key, str))
@@ -105,7 +112,6 @@ def _string_tally(arr: np.ndarray, spec: Any, fingerprint: str, row_group: np.nd
         cached = _STRING_KEYS[(fingerprint, spec.name)] = (
             np.array([k for k, _ in pairs], dtype=str), np.array([c for _, c in pairs] + [spec.n_bins], dtype=np.intp))
     labels, codes = cached
-    G, width = sizes.size, spec.n_bins + 4
     if labels.size:
         i = np.minimum(np.searchsorted(labels, arr), labels.size - 1)
         code = np.where(labels[i] == arr, codes[i], spec.n_bins)
@@ -155,8 +161,10 @@ def _needles(num: list) -> Tuple[np.ndarray, np.ndarray]:
     return needles, n_edges
 
 
-def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples) -> None:
-    """Fill the numerical columns' counters, moments, histograms and samples of every group."""
+def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples) -> Optional[list]:
+    """Fill the numerical columns' counters, moments, histograms and samples of every group.
+    For a clean batch (every value finite), the groups' samples as ``(values, keys)`` with one
+    row of values per numerical column, for :func:`_bottom_ks`; else None."""
     G, starts = sizes.size, bounds[:-1]
     idx = [t[0] for t in num]
     padded = np.zeros((len(num), order.size + 1))  # a spare 0 column: reduceat may index the end
@@ -231,6 +239,7 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
     # bottom-k samples: one uniform key per position of a group's sorted run, shared by the
     # columns; each column's sample is a uniform k-subset of its finite values with its keys
     pos_keys = rng.random(X.shape[1])
+    shared = [] if clean else None
     for g, (a, b) in enumerate(zip(starts, bounds[1:])):
         if clean:  # every column's finite values fill the run: one draw of positions for all
             kk = min(k, int(b - a))
@@ -240,6 +249,7 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
             vals, kp = X[:, a + part], kg[part]
             for j in range(len(num)):
                 samples[g][idx[j]] = (vals[j], kp)
+            shared.append((vals, kp))
             continue
         for j in range(len(num)):
             s0, m = a + int(neg[g, j]), int(nf[g, j])
@@ -248,6 +258,7 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
             part = np.argpartition(kg, kk - 1)[:kk] if kk < m else np.arange(m)
             part = part[np.argsort(kg[part])]
             samples[g][idx[j]] = (X[j, s0 + part], kg[part])
+    return shared
 
 
 def summarize_groups(
@@ -306,8 +317,9 @@ def summarize_groups(
                 codes = encode_categorical(arr, spec.lookup, spec.families, spec.n_bins)[order]
                 tally = np.bincount(gidx * width + codes + 3, minlength=G * width).reshape(G, width)
             ints[:, i], counts[i] = _categorical_states(tally, spec.n_bins, spec.kind == "boolean")
+    shared = None
     if num:
-        _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples)
+        shared = _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples)
     unknown = sorted(set(cols) - set(profile.specs))[:MAX_UNKNOWN_COLUMNS]
     names, kinds, nb = [s.name for s in specs], [s.kind for s in specs], [s.n_bins for s in specs]
     every = np.concatenate(counts, axis=1) if c else np.zeros((G, 0), dtype=np.int64)
@@ -324,7 +336,7 @@ def summarize_groups(
     if total:
         out.append(WindowSummary(profile.fingerprint, names, kinds, nb, k, rows=int(sizes.sum()),
                                  ints=ints.sum(axis=0), floats=_pooled(ints, floats), counts=every.sum(axis=0),
-                                 samples=_bottom_ks(samples, c, k),
+                                 samples=_bottom_ks(samples, c, k, shared, [t[0] for t in num]),
                                  unknown_columns={name: int(sizes.sum()) for name in unknown}))
         if profile.extensions:
             whole = out[0].sections
@@ -347,11 +359,24 @@ def _pooled(ints: np.ndarray, floats: np.ndarray) -> np.ndarray:
                             floats[:, :, 3].max(axis=0), floats[:, :, 4:].sum(axis=0)))
 
 
-def _bottom_ks(samples: List[List[Any]], c: int, k: int) -> List[Any]:
+def _bottom_ks(samples: List[List[Any]], c: int, k: int, shared: Optional[list] = None,
+               num: Sequence[int] = ()) -> List[Any]:
     """Per column, the ``k`` smallest keys (and their values) of the groups' bottom-k samples.
-    Columns whose groups share their key arrays (a clean batch) share the selection."""
-    out, chosen = [], {}
+    Columns whose groups share their key arrays (a clean batch) share the selection; with
+    ``shared`` (the groups' ``(values, keys)`` of the numerical columns ``num``, one row of
+    values per column), those columns' values are selected in one go."""
+    out: List[Any] = [None] * c
+    if shared is not None and num:
+        keys = np.concatenate([kp for _, kp in shared])
+        keep = np.argpartition(keys, k - 1)[:k] if keys.size > k else np.arange(keys.size)
+        keep = keep[np.argsort(keys[keep])]
+        values, keys = np.concatenate([v for v, _ in shared], axis=1)[:, keep], keys[keep]
+        for j, i in enumerate(num):
+            out[i] = (values[j], keys)
+    chosen = {}
     for i in range(c):
+        if out[i] is not None:
+            continue
         parts = [smp[i] for smp in samples]
         sig = tuple(id(p[1]) for p in parts)
         if sig not in chosen:
@@ -360,7 +385,7 @@ def _bottom_ks(samples: List[List[Any]], c: int, k: int) -> List[Any]:
             keep = keep[np.argsort(keys[keep])]
             chosen[sig] = (keep, keys[keep])
         keep, keys = chosen[sig]
-        out.append((np.concatenate([p[0] for p in parts])[keep], keys))
+        out[i] = (np.concatenate([p[0] for p in parts])[keep], keys)
     return out
 
 

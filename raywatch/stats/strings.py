@@ -11,8 +11,9 @@ summarized on the shared pool (:mod:`raywatch.stats.parallel`) run side by side.
 
 The tally is :func:`~raywatch.stats.columns.count_strings`'s (tested equal): the count of each
 code ``c`` at index ``c + 3``, unseen labels at ``unseen + 3``. ``None`` when the fast path does
-not apply (not a numpy unicode array, longer values, code points of 256 or more, or more than
-64 known labels): the caller falls back to ``count_strings``.
+not apply (not a numpy unicode array, a reference with numbers among its categories — those
+compare by normalised text, ``"75001"`` is 75001 —, longer values, code points of 256 or more,
+or more than 64 known labels): the caller falls back to ``count_strings``.
 
 >>> import numpy as np
 >>> arr = np.array(["fr", "de", "fr", "it", ""])
@@ -26,7 +27,7 @@ from typing import Hashable, Mapping, Optional, Set
 
 import numpy as np
 
-__all__ = ["tally_short_strings", "MIN_ROWS"]
+__all__ = ["tally_short_strings", "short_string_codes", "MIN_ROWS"]
 
 MIN_ROWS = 4096  # below this, count_strings' few comparisons cost less than packing
 _MAX_CHARS = 8
@@ -65,3 +66,36 @@ def tally_short_strings(
             tally[code + 3] += found.get(key, 0)
     tally[unseen + 3] = int(arr.shape[0]) - int(tally.sum())
     return tally
+
+
+def short_string_codes(arr: np.ndarray, lookup: Mapping[Hashable, int], families: Set[str], unseen: int) -> Optional[np.ndarray]:
+    """``encode_categorical``'s code of every value of a numpy unicode array of short Latin-1
+    values (``unseen`` for a value no label matches), row-aligned, from one packing and one
+    binary search among the packed labels; None where :func:`tally_short_strings` does not
+    apply. Grouped summaries (:mod:`raywatch.stats.grouped`) ``bincount`` these per group."""
+    if arr.dtype.kind != "U" or "str" not in families or "number" in families or arr.ndim != 1:
+        return None
+    chars = arr.dtype.itemsize // 4
+    labels = [(key, code) for key, code in lookup.items() if isinstance(key, str)]
+    if chars == 0 or chars > _MAX_CHARS or len(labels) > _MAX_LABELS:
+        return None
+    points = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.shape[0], chars)
+    if points.size and int(points.max()) >= 256:
+        return None
+    keys, codes = [], []
+    for label, code in labels:
+        if len(label) <= chars and all(ord(ch) < 256 for ch in label):
+            keys.append(int(_pack(np.array([[ord(ch) for ch in label] + [0] * (chars - len(label))], dtype=np.uint32))[0]))
+            codes.append(code)
+    packed = _pack(points)
+    if not keys:
+        return np.full(arr.shape[0], unseen, dtype=np.intp)
+    if chars <= 2:  # values of one or two code points pack below 65,536: a lookup table
+        table = np.full(1 << (8 * chars), unseen, dtype=np.intp)
+        table[np.array(keys, dtype=np.uint64)] = codes
+        return table[packed]
+    rank = np.argsort(np.array(keys, dtype=np.uint64), kind="stable")
+    sorted_keys = np.array(keys, dtype=np.uint64)[rank]
+    sorted_codes = np.array(codes, dtype=np.intp)[rank]
+    i = np.minimum(sorted_keys.searchsorted(packed), sorted_keys.size - 1)
+    return np.where(sorted_keys[i] == packed, sorted_codes[i], unseen)

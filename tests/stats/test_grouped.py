@@ -128,3 +128,40 @@ def test_groups_carry_the_profiles_sections_as_summarize_does():
         assert ma == mb and aa.keys() == ab.keys(), name
         for key in aa:
             np.testing.assert_allclose(aa[key], ab[key], rtol=1e-9, atol=1e-9, err_msg=f"{name}.{key}")
+
+
+def test_large_string_columns_tally_per_group_as_summarize(profile):
+    # ≥ strings.MIN_ROWS rows of short labels: the packed codes path, unseen and empty labels included
+    rng = np.random.default_rng(5)
+    n = 6000
+    batch = {"a": rng.normal(size=n), "c": np.array(["x", "y", "z", "new", "", "xx"])[rng.integers(0, 6, n)]}
+    label = rng.integers(0, 7, n)
+    order = np.argsort(label, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(label))))
+    got = summarize_groups(profile, batch, order, bounds, seed=4, total=True)
+    assert got[-1].column("c").unseen > 0
+    for g in range(7):
+        rows = order[bounds[g] : bounds[g + 1]]
+        want = profile.summarize({k: v[rows] for k, v in batch.items()})
+        assert np.array_equal(got[g].ints, want.ints) and np.array_equal(got[g].counts, want.counts)
+    want = profile.summarize(batch)
+    assert np.array_equal(got[-1].ints, want.ints) and np.array_equal(got[-1].counts, want.counts)
+
+
+def test_the_total_of_a_clean_batch_keeps_the_bottom_k_of_the_groups_samples(profile):
+    rng = np.random.default_rng(6)
+    n = 3000
+    batch = {"a": rng.normal(size=n), "b": rng.exponential(size=n), "k": rng.integers(0, 4, n),
+             "c": rng.choice(["x", "y", "z"], n), "t": rng.random(n) < 0.5}
+    label = rng.integers(0, 9, n)
+    order = np.argsort(label, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(label))))
+    *parts, whole = summarize_groups(profile, batch, order, bounds, seed=7, total=True)
+    _same(whole, profile.summarize(batch, seed=7), batch, np.arange(n))
+    for name in ("a", "b", "k"):
+        i = whole.index(name)
+        keys = np.concatenate([p.samples[i][1] for p in parts])
+        values = np.concatenate([p.samples[i][0] for p in parts])
+        best = np.argsort(keys)[:10]
+        assert whole.samples[i][1].tolist() == keys[best].tolist()
+        assert whole.samples[i][0].tolist() == values[best].tolist()
