@@ -671,13 +671,27 @@ class Campaign:
         n0 = len(self.receiver.requests)
         try:
             self.wait_alert_pending(fault)
-            self.wait(lambda: any(r.path == "/hook" for r in self.receiver.requests[n0:]), 20,
-                      "a notification met the fault")
+            self.wait(lambda: self.met_fault(fault, n0), 20, "the alert's notification met the fault")
             time.sleep(self.args.sink_fault_seconds)
         finally:
             self.receiver.defaults["/hook"] = Answer()
         refused = [r.status for r in self.receiver.requests[n0:] if r.path == "/hook"]
-        return {"answers_during_fault": dict(collections.Counter(str(s) for s in refused))}
+        return {"answers_during_fault": dict(collections.Counter(str(s) for s in refused)),
+                "firing_accepted_after_seconds": self.wait_firing_accepted(fault)}
+
+    def met_fault(self, fault: str, n0: int) -> bool:
+        """Whether a notification of this phase's alert reached the receiver since request ``n0``."""
+        return any(r.path == "/hook" and isinstance(r.body, dict) and any(
+            (al.get("labels") or {}).get("feature") == f"m_{fault}" for al in r.body.get("alerts") or [])
+            for r in self.receiver.requests[n0:])
+
+    def wait_firing_accepted(self, fault: str, timeout: float = 30.0) -> float:
+        """Seconds from the receiver's return until it accepted this phase's alert as firing
+        (the alert still fires: a failed send is retried at the group's next interval)."""
+        t = time.monotonic()
+        self.wait(lambda: self.delivered().get(("FeatureMissing", f"m_{fault}")), timeout,
+                  f"the alert of phase {fault} accepted as firing once the receiver was back")
+        return round(time.monotonic() - t, 1)
 
     def fault_sink_500(self):
         from alert_receivers import Answer
@@ -712,15 +726,16 @@ class Campaign:
         import ray
 
         self.receiver.defaults["/hook"] = Answer(503, "down")
-        self.wait_alert_pending("sink_down_across_restart")
         n0 = len(self.receiver.requests)
-        self.wait(lambda: any(r.path == "/hook" for r in self.receiver.requests[n0:]), 20, "a notification met the fault")
+        self.wait_alert_pending("sink_down_across_restart")
+        self.wait(lambda: self.met_fault("sink_down_across_restart", n0), 20, "the alert's notification met the fault")
         pid = self.actor_call("info")["pid"]
         self.actor_call("close", 3.0, timeout=30)   # a planned restart, the receiver still down
         ray.kill(self.actor(), no_restart=False)
         self.receiver.defaults["/hook"] = Answer()
         self.wait(lambda: (i := self.actor_call("info", timeout=5)) and i["pid"] != pid and i, 60, "a new stats actor")
-        return {"dead_letters_at_restart": len(self.dead_letters())}
+        return {"dead_letters_at_restart": len(self.dead_letters()),
+                "firing_accepted_after_seconds": self.wait_firing_accepted("sink_down_across_restart", 60)}
 
     def shutdown_with_sink_down(self) -> Dict[str, Any]:
         """The last phase: the receiver fails (503) while the app is deleted and the stats actor
@@ -742,9 +757,7 @@ class Campaign:
         traffic.omit = f"m_{fault}"
         self.wait_alert_pending(fault)
         n0 = len(self.receiver.requests)
-        self.wait(lambda: any(r.path == "/hook" and r.body and any(
-            (al.get("labels") or {}).get("feature") == f"m_{fault}" for al in r.body.get("alerts") or [])
-            for r in self.receiver.requests[n0:]), 30, "the alert's notification met the fault")
+        self.wait(lambda: self.met_fault(fault, n0), 30, "the alert's notification met the fault")
         traffic.stop()
         fig = self.account(fault, self.settled(), traffic.snapshot())
         log = self.alert_log()

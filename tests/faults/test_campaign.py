@@ -151,7 +151,7 @@ def _check(out: dict, faults_run) -> None:
             wrong["lost_in_damaged_file"] = f["lost_in_damaged_file"]
         wrong = {k: v for k, v in wrong.items() if v}
         if wrong or not f["ok"]:
-            problems[fault] = wrong or f
+            problems[fault] = {**wrong, "figures": f}
     assert problems == {}
     g = out["guarantees"]
     assert g["failed_by_monitoring"] == g["acknowledged_but_lost"] == g["alerts_not_delivered"] == 0
