@@ -363,9 +363,8 @@ class Campaign:
     def settled(self, timeout: float = 90.0) -> Dict[str, Any]:
         """Wait until every replica alive now has shipped (or reported dropped) all it
         served; the model's status then."""
-        alive = set(self.alive_replicas())
-
         def check():
+            alive = set(self.alive_replicas())  # again each time: a removed node's replica is dead once Ray notices
             st = self.model_status()
             reps = st["replicas"]
             for rid, n in self.traffic.snapshot()["served"].items():
@@ -377,7 +376,7 @@ class Campaign:
             return st
 
         self.wait(check, timeout, "every live replica's requests ingested or reported dropped")
-        if set(self.traffic.snapshot()["served"]) - alive:
+        if set(self.traffic.snapshot()["served"]) - set(self.alive_replicas()):
             time.sleep(1.0)  # a batch a dead replica sent just before it died may still be on its way
         return self.model_status()
 
