@@ -204,6 +204,7 @@ class Ingestor:
             w.add_notes(b.redacted, b.wrong_types)
         errs = b.error_count
         ms.totals["requests"] += int(b.requests)
+        rep.requests += int(b.requests)
         ms.totals["errors"] += errs
         ms.totals["batches"] += 1
         for k, v in b.errors.items():

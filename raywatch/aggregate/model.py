@@ -26,7 +26,8 @@ without them is read as empty.)
 
 A window is :meth:`~raywatch.aggregate.windows.Window.state` (its merged summary as base64
 of the summary codec's bytes); a replica is ``{"replica_id", "node_id", "max_seq", "seqs":
-[[first, last], ...], "last_seen", "dropped_total", "capture_errors_total", "resources"}``.
+[[first, last], ...], "last_seen", "requests", "dropped_total", "capture_errors_total", "resources"}``
+(``requests``: the requests of the batches merged from that replica; optional, read as 0).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ReplicaMemory:
         self.max_seq = -1
         self.seqs: set = set()
         self.last_seen = 0.0
+        self.requests = 0  # requests of the batches merged from this replica
         self.dropped_total = 0
         self.capture_errors_total = 0
         self.resources: Dict[str, Any] = {}
@@ -87,7 +89,8 @@ class ReplicaMemory:
 
     def state(self) -> Dict[str, Any]:
         return {"replica_id": self.replica_id, "node_id": self.node_id, "max_seq": self.max_seq,
-                "seqs": seq_ranges(self.seqs), "last_seen": self.last_seen, "dropped_total": self.dropped_total,
+                "seqs": seq_ranges(self.seqs), "last_seen": self.last_seen, "requests": self.requests,
+                "dropped_total": self.dropped_total,
                 CAPTURE_ERRORS_TOTAL.name: self.capture_errors_total, "resources": self.resources}
 
     @classmethod
@@ -97,6 +100,7 @@ class ReplicaMemory:
         r.max_seq = int(s.get("max_seq", -1))
         r.seqs = from_ranges(s.get("seqs") or [])
         r.last_seen = float(s.get("last_seen", 0.0))
+        r.requests = int(s.get("requests", 0))
         r.dropped_total = int(s.get("dropped_total", 0))
         r.capture_errors_total = int(s.get(CAPTURE_ERRORS_TOTAL.name, 0))
         r.resources = dict(s.get("resources") or {})

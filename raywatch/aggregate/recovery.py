@@ -11,7 +11,10 @@ from there (the store trims only what every row includes).
 :func:`recover` registers the stored models, restores the last checkpoint and replays the
 journal after it, table by table: a table that cannot be read costs only itself
 (``recover.models``, ``recover.state``, ``recover.journal``), and within a table a record
-that cannot be read is counted and skipped. Each state row includes the journal up to its
+that cannot be read is counted and skipped. A model whose checkpoint row was read but whose
+``models`` row was not (configuration and profile: the largest row, the likeliest to touch
+a damaged page) keeps its figures: it is restored on the actor's configuration and marked
+unregistered, so its replicas register it again with their next batch. Each state row includes the journal up to its
 own ``journal_id``: a journal entry is replayed into a model (a batch) or into the
 feedback joiner (a batch's predictions, labels) only when that part's row does not
 include it yet. (A model whose row is older than the joiner's misses the scores of labels
@@ -104,6 +107,19 @@ def _models(store: "Store", register: Register, failures: Failures) -> int:
     return n
 
 
+def _orphan(key: str, rec: Any, register: Register, failures: Failures) -> None:
+    """Register a model known only from its checkpoint row (its ``models`` row, which holds
+    its configuration and profile, could not be read): on the actor's configuration, without
+    a profile, and not registered, so that its replicas are asked to register it again (their
+    next batch's reply is ``reregister``) and send both. Its figures are kept."""
+    labels = rec.get("labels") if isinstance(rec, dict) else None
+    ms = register(key, None, None, {k: str(v) for k, v in (labels or {}).items() if v})
+    ms.registered = False
+    failures.fail("recover.models", LookupError(
+        f"model {key}: its checkpoint row was read but not its registration (configuration and profile): "
+        "restored on the actor's configuration; its replicas are asked to register it again"))
+
+
 def recover(store: "Store", *, register: Register, models: Mapping[str, ModelState], joiner: FeedbackJoiner,
             restore_engines: Callable[[Dict[str, Mapping[str, Any]]], None], counters: Dict[str, int],
             failures: Failures, replay_batch: Callable[..., Any],
@@ -131,7 +147,9 @@ def recover(store: "Store", *, register: Register, models: Mapping[str, ModelSta
                             refused[k] = refused.get(k, 0) + int(v)
                 elif kind == "engine":
                     engines[key[len(ENGINE_PREFIX):]] = fields(rec, ENGINE_FORMAT, RECORD_VERSION)["state"]
-                elif kind == "model" and key in models:
+                elif kind == "model":
+                    if key not in models:  # its models row was lost (a damaged table): the state still counts
+                        _orphan(key, rec, register, failures)
                     models[key].restore(rec)
                     stats["states"] += 1
                 included[key] = jid

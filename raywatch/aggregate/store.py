@@ -143,6 +143,11 @@ TABLES: Dict[str, Tuple[str, ...]] = {  # salvage order and columns
     "audit": ("seq", "id", "ts", "model_key", "decision", "kind", "data"),
 }
 
+JSON_COLUMNS: Dict[str, Tuple[str, ...]] = {  # text columns that hold JSON: a salvaged row must still parse
+    "models": ("labels",), "state": ("data",), "journal": ("data",), "windows": ("result",),
+    "alerts": ("labels", "annotations"),
+}
+
 _JOURNAL_PAGE = 256  # journal rows read at a time during recovery
 _SALVAGE_PAGE = 64  # rows read at a time from a damaged file
 _CHECK_STEPS = 1000  # SQLite VM steps between two looks at the integrity check's deadline
@@ -238,6 +243,26 @@ class _Deadline:
             self.hit = True
             return 1
         return 0
+
+
+def _parses(text: Any) -> bool:
+    """Whether a JSON column's value still parses (a NULL is left to the column's constraint)."""
+    if text is None:
+        return True
+    try:
+        json.loads(text)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _loads(text: Any, table: str) -> Any:
+    """A history row's JSON, or None (logged) for one whose bytes were damaged on disk."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        log.warning("a row of %s that no longer parses was skipped (%s)", table, exc)
+        return None
 
 
 class Store:
@@ -386,7 +411,9 @@ class Store:
 
     def _salvage(self, moved: str, conn: sqlite3.Connection) -> Dict[str, Dict[str, int]]:
         """Copy what the moved-aside file still holds into the fresh store, table by table
-        and a page of rows at a time; returns ``{table: {"rows", "damaged"}}``."""
+        and a page of rows at a time; returns ``{table: {"rows", "damaged"}}`` (``damaged``:
+        pages that could not be read, and rows read from a damaged page whose JSON no longer
+        parses, which are left behind)."""
         out: Dict[str, Dict[str, int]] = {}
         try:
             src = sqlite3.connect(f"file:{moved}?mode=ro", uri=True, timeout=self.busy_timeout)
@@ -420,6 +447,7 @@ class Store:
                        columns: Tuple[str, ...]) -> Dict[str, int]:
         cols = ", ".join(columns)
         marks = ", ".join("?" * len(columns))
+        checked = [i for i, c in enumerate(columns) if c in JSON_COLUMNS.get(table, ())]
         rows = damaged = 0
         try:
             top = src.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
@@ -438,9 +466,11 @@ class Store:
                 continue
             if not page:
                 break
+            good = [r[1:] for r in page if all(_parses(r[1 + i]) for i in checked)]
+            damaged += len(page) - len(good)
             try:
-                dst.executemany(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", [r[1:] for r in page])
-                rows += len(page)
+                dst.executemany(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", good)
+                rows += len(good)
             except sqlite3.Error:
                 damaged += 1
             last = page[-1][0]
@@ -622,9 +652,10 @@ class Store:
         rows = self._newest('SELECT model_key, result FROM windows WHERE "end" > ?', "start", model_key, since, limit)
         out = []
         for k, r in rows:
-            r = json.loads(r)
-            r["model_key"] = k
-            out.append(r)
+            r = _loads(r, "windows")
+            if isinstance(r, dict):
+                r["model_key"] = k
+                out.append(r)
         return out
 
     def alerts(self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000) -> List[Dict[str, Any]]:
@@ -632,11 +663,13 @@ class Store:
             "SELECT ts, model_key, alertname, state, severity, labels, annotations, value FROM alerts WHERE ts > ?",
             "id", model_key, since, limit,
         )
-        return [
-            {"ts": ts, "model_key": mk, "alertname": name, "state": state, "severity": sev,
-             "labels": json.loads(labels), "annotations": json.loads(ann), "value": value}
-            for ts, mk, name, state, sev, labels, ann, value in rows
-        ]
+        out = []
+        for ts, mk, name, state, sev, labels, ann, value in rows:
+            labels, ann = _loads(labels, "alerts"), _loads(ann, "alerts")
+            if isinstance(labels, dict) and isinstance(ann, dict):
+                out.append({"ts": ts, "model_key": mk, "alertname": name, "state": state, "severity": sev,
+                            "labels": labels, "annotations": ann, "value": value})
+        return out
 
     def _newest(self, query: str, order_by: str, model_key: Optional[str], since: Optional[float], limit: int) -> List[Any]:
         """The last ``limit`` rows by ``order_by`` of ``query`` (which ends in a time ``> ?``:

@@ -47,7 +47,7 @@ from raywatch.serve.payload import ReplicaPayloadLog
 from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
 from raywatch.stats.batch import ReplicaBatch
 
-__all__ = ["ReplicaMonitor", "load_profile", "check_profile"]
+__all__ = ["ReplicaMonitor", "load_profile", "read_profile_file", "check_profile"]
 
 logger = logging.getLogger("raywatch.serve.replica")
 
@@ -66,6 +66,17 @@ def load_profile(path: Optional[str] = None, data: Optional[bytes] = None) -> An
 
         return Profile.load(os.path.expanduser(path))
     return Profile.from_bytes(data)
+
+
+def read_profile_file(path: str) -> Any:
+    """``(profile, the file's bytes)``: the bytes as written, so that a signed profile reaches
+    the stats actor with its signature (``actor.profile_key``); ``Profile.to_bytes()`` would
+    drop it."""
+    import os
+
+    with open(os.path.expanduser(path), "rb") as fh:
+        raw = fh.read()
+    return load_profile(data=raw), raw
 
 
 def check_profile(config: MonitorConfig, where: str = "monitor()") -> Optional[str]:
@@ -140,6 +151,7 @@ class ReplicaMonitor:
         self._profile_ref: Any = None
         self._profile_next_poll = 0.0
         self._profile_source = None
+        self._profile_file_bytes: Optional[bytes] = None  # profile_path's bytes as written (signed or not)
         self.profile_error: Optional[str] = None
         self._last_shipped_counters: tuple = (0, 0, {})
         self._resources: Optional[Dict[str, Any]] = None
@@ -168,7 +180,7 @@ class ReplicaMonitor:
             self._profile_source = "given"
         elif config.profile_path:
             try:
-                self.builder.profile = load_profile(config.profile_path)
+                self.builder.profile, self._profile_file_bytes = read_profile_file(config.profile_path)
                 self._profile_source = "path"
             except Exception as exc:
                 self.profile_error = f"cannot read the reference profile {config.profile_path!r}: {exc}"
@@ -341,7 +353,9 @@ class ReplicaMonitor:
 
     def _on_connect(self, handle: Any) -> None:
         profile_bytes = None
-        if self.builder.profile is not None and self._profile_source in ("path", "given"):
+        if self.builder.profile is not None and self._profile_source == "path" and self._profile_file_bytes:
+            profile_bytes = self._profile_file_bytes  # a signed file keeps its signature
+        elif self.builder.profile is not None and self._profile_source in ("path", "given"):
             profile_bytes = self.builder.profile.to_bytes()
         # the MonitorConfig object itself: it pickles with its secrets (sink URLs, keys),
         # which a JSON dump would mask
@@ -409,7 +423,7 @@ class ReplicaMonitor:
         segments = SegmentBuilder(new, self.labels, extractor, fail=self.builder._failed)  # may raise too
         profile = self.builder.profile
         if new.profile_path and new.profile_path != old.profile_path:
-            profile = load_profile(new.profile_path)
+            profile, self._profile_file_bytes = read_profile_file(new.profile_path)
             self._profile_source = "path"
             self.profile_error = None
         c = self.capture

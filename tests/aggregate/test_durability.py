@@ -14,6 +14,10 @@ Real SQLite files; a lock held by another connection makes the journal write fai
 * recovery reads the journal a page at a time — test_recovery_streams_the_journal
 * memory-only is said in status and raised as an alert; a repaired file too —
   test_memory_only_is_in_status_and_alerted, test_repaired_file_is_in_status_and_alerted
+* a damaged ``models`` row costs the registration, not the model's figures (found by the
+  fault campaign) — test_a_lost_registration_row_costs_the_registration_not_the_figures
+* status counts the requests merged from each replica (what the campaign reconciles) —
+  test_status_counts_the_requests_merged_from_each_replica
 """
 
 from __future__ import annotations
@@ -226,3 +230,49 @@ def test_a_model_the_actor_learnt_from_a_batch_asks_for_its_config(profile, tmp_
     c.register_model("app/Model", {"model": "m"}, profile.to_bytes(), now=T0 + 1)
     assert c.ingest(make_batch(profile, n=5, seq=2, ts=T0 + 2), now=T0 + 2) == "ok"
     assert np.isclose(totals(c)["requests"], 10)
+
+
+def test_a_lost_registration_row_costs_the_registration_not_the_figures(profile, tmp_path):
+    """Found by the fault campaign (benchmarks/faults.py, corrupt_store): a model's ``models``
+    row (configuration and the profile's bytes: its largest row) is the likeliest to touch a
+    damaged page. The store's repair salvages the ``state`` table, but recovery used to drop
+    a checkpoint row whose model had no ``models`` row: a few damaged pages lost every figure.
+    Now the model is restored from its checkpoint, and its replicas register it again."""
+    path = tmp_path / "s.sqlite"
+    c = core_on(path, profile)
+    for k in range(1, 4):
+        c.ingest(make_batch(profile, n=10, seq=k, replica="r1", ts=T0 + k, dropped_total=k), now=T0 + k)
+    assert c.checkpoint(now=T0 + 4)
+    c.ingest(make_batch(profile, n=7, seq=4, replica="r1", ts=T0 + 5), now=T0 + 5)  # in the journal only
+    c.store.close()
+    db = sqlite3.connect(str(path))
+    with db:
+        db.execute("DELETE FROM models")  # what a repair that could not salvage that row leaves
+    db.close()
+    again = core_on(path)
+    st = again.status(now=T0 + 6)["models"]["app/Model"]
+    assert st["totals"]["requests"] == 37 and st["totals"]["dropped"] == 3
+    assert st["replicas"]["r1"]["requests"] == 37 and st["replicas"]["r1"]["max_seq"] == 4
+    assert st["labels"]["model"] == "m" and st["registered"] is False and st["profile"] is False
+    assert again.failures["recover.models"] == 1
+    # a retried batch is still known; the next one asks the replica for its configuration and profile
+    assert again.ingest(make_batch(profile, n=7, seq=4, replica="r1", ts=T0 + 5), now=T0 + 6) == "duplicate"
+    assert again.ingest(make_batch(profile, n=5, seq=5, replica="r1", ts=T0 + 6), now=T0 + 6) == REREGISTER
+    again.register_model("app/Model", {"model": "m", "version": "v1"}, profile.to_bytes(), now=T0 + 7)
+    st = again.status(now=T0 + 7)["models"]["app/Model"]
+    assert st["registered"] is True and st["profile"] is True and st["totals"]["requests"] == 42
+
+
+def test_status_counts_the_requests_merged_from_each_replica(profile, tmp_path):
+    """What the fault campaign reconciles per replica: served = merged + dropped (+ lost with a
+    dead process). The per-replica count survives a restart (checkpoint and journal)."""
+    path = tmp_path / "s.sqlite"
+    c = core_on(path, profile)
+    c.ingest(make_batch(profile, n=10, seq=1, replica="a", ts=T0 + 1), now=T0 + 1)
+    c.ingest(make_batch(profile, n=4, seq=1, replica="b", ts=T0 + 1), now=T0 + 1)
+    assert c.checkpoint(now=T0 + 2)
+    c.ingest(make_batch(profile, n=6, seq=2, replica="a", ts=T0 + 2), now=T0 + 2)
+    c.ingest(make_batch(profile, n=6, seq=2, replica="a", ts=T0 + 2), now=T0 + 2)  # a retry: not counted twice
+    for core in (c, core_on(path)):
+        reps = core.status(now=T0 + 3)["models"]["app/Model"]["replicas"]
+        assert {r: v["requests"] for r, v in reps.items()} == {"a": 16, "b": 4}

@@ -160,6 +160,59 @@ def test_corrupt_page_salvages_table_by_table(tmp_path):
     s.close()
 
 
+def _garble(path, table: str, column: str, rowids) -> None:
+    """Bytes of ``column`` in some rows overwritten as a failing disk does (the page itself
+    still reads): the JSON in them no longer parses."""
+    conn = sqlite3.connect(str(path))
+    conn.executemany(f"UPDATE {table} SET {column} = substr({column}, 1, 20) || 'ZZZZZZZZ' WHERE rowid = ?",
+                     [(r,) for r in rowids])
+    conn.commit()
+    conn.close()
+
+
+def test_salvage_leaves_behind_rows_whose_json_no_longer_parses(tmp_path):
+    """Found by the fault campaign (corrupt_store): a row read from a damaged page came
+    across with its JSON garbled, and every later history call raised JSONDecodeError."""
+    from raywatch.aggregate.store import TABLES
+
+    src_path = tmp_path / "moved.sqlite"
+    s = Store(str(src_path))
+    fill(s, windows=100)
+    s.insert_alert(5.0, "app/M", {"alertname": "A", "state": "firing", "labels": {"a": "1"}, "annotations": {}})
+    s.close()
+    _garble(src_path, "windows", "result", [3, 50])
+    _garble(src_path, "journal", "data", [45])  # the journal after the checkpoint: ids 41-50
+    _garble(src_path, "alerts", "labels", [1])
+    fresh = Store(str(tmp_path / "fresh.sqlite"))
+    src = sqlite3.connect(str(src_path))
+    try:
+        got = {t: Store._salvage_table(src, fresh._conn, t, cols) for t, cols in TABLES.items() if t != "meta"}
+    finally:
+        src.close()
+    assert got["windows"] == {"rows": 98, "damaged": 2} and got["journal"] == {"rows": 9, "damaged": 1}
+    assert got["alerts"] == {"rows": 0, "damaged": 1} and got["models"] == {"rows": 2, "damaged": 0}
+    assert len(fresh.windows()) == 98 and fresh.alerts() == []
+    fresh.close()
+
+
+def test_history_skips_a_row_damaged_in_place(tmp_path):
+    """Content damaged without breaking a page passes the integrity check: the history
+    readers skip the rows that no longer parse instead of failing every call."""
+    path = tmp_path / "s.sqlite"
+    s = Store(str(path))
+    fill(s, windows=20)
+    s.insert_alert(5.0, "app/M", {"alertname": "A", "state": "firing", "labels": {"a": "1"}, "annotations": {}})
+    s.insert_alert(6.0, "app/M", {"alertname": "A", "state": "resolved", "labels": {"a": "1"}, "annotations": {}})
+    s.close()
+    _garble(path, "windows", "result", [7])
+    _garble(path, "alerts", "annotations", [1])
+    s = Store(str(path))
+    assert s.repairs == []
+    assert [w["requests"] for w in s.windows()] == [i for i in range(20) if i != 6]
+    assert [a["state"] for a in s.alerts()] == ["resolved"]
+    s.close()
+
+
 def _has_dbstat(conn) -> bool:
     try:
         conn.execute("SELECT 1 FROM dbstat LIMIT 1").fetchall()

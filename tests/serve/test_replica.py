@@ -273,3 +273,28 @@ def test_an_unreadable_profile_is_named_in_every_batch(tmp_path):
     (b,) = tr.batches
     assert b.summary is None and "nope.profile" in b.profile_error and "No such file" in b.profile_error
     assert mon.status()["profile_error"] == b.profile_error
+
+
+def test_a_signed_profile_file_reaches_the_actor_signed(profile, tmp_path):
+    """Found by the secret-canary test (tests/faults): with ``actor.profile_key`` set, the
+    replica registered ``Profile.to_bytes()`` — the signature stripped — so the actor refused
+    every profile read from a signed file. The file's own bytes are registered now."""
+    from raywatch.stats import signing
+
+    key = "k3y-for-profiles"
+    path = tmp_path / "signed.rwprofile"
+    path.write_bytes(profile.sign(key))
+    tr = Recorder()
+    mon = _mon(MonitorConfig(profile_path=str(path), resources={"enabled": False}), transport=tr)
+    assert mon.builder.profile.fingerprint == profile.fingerprint
+    _requests(mon, 3)
+    mon.tick()
+    (method, args), = [c for c in tr.calls if c[0] == "register_model"]
+    assert signing.verify(args[2], key) == profile.to_bytes()
+    unsigned = tmp_path / "plain.rwprofile"
+    profile.save(unsigned)
+    tr2 = Recorder()
+    mon2 = _mon(MonitorConfig(profile_path=str(unsigned), resources={"enabled": False}), transport=tr2)
+    _requests(mon2, 1)
+    mon2.tick()
+    assert [c for c in tr2.calls if c[0] == "register_model"][0][1][2] == unsigned.read_bytes()

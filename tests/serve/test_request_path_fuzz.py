@@ -11,11 +11,10 @@ and what the flush kept to summarize fits the budget by its measure."""
 from __future__ import annotations
 
 import math
-from decimal import Decimal
-from fractions import Fraction
 
 import numpy as np
 import pytest
+from hostile_payloads import HUGE, PAYLOADS, Model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from monitored_helpers import no_ray_transport  # noqa: F401 (an autouse fixture)
@@ -32,77 +31,6 @@ pytestmark = pytest.mark.slow
 EXAMPLES = 500
 PER_EXAMPLE = 20  # payloads an example sends: 500 x 20 = 10,000
 BUDGET = 4 << 20
-
-
-class Model:
-    """Answers with the payload itself; a dict naming "boom" raises, as user code may."""
-
-    def __call__(self, payload):
-        if type(payload) is dict and "boom" in payload:
-            raise KeyError("boom")
-        return {"prediction": 1.0, "echo": payload}
-
-
-def _deep(depth, kind):
-    out = {} if kind == "dict" else []
-    for _ in range(depth):
-        out = {"a": out} if kind == "dict" else [out]
-    return out
-
-
-def _cyclic(kind):
-    if kind == "dict":
-        d = {"a": 1.0}
-        d["self"] = d
-        return d
-    lst = [1.0]
-    lst.append(lst)
-    return lst
-
-
-HUGE = [
-    "x" * (10 << 20),                       # a 10 MB string
-    b"\x00" * (1 << 20),                     # 1 MB of bytes
-    10 ** 400,                               # what json.loads makes of a 400-digit integer
-    -(10 ** 5000),                           # more digits than str() will print
-    Fraction(10 ** 400, 3), Decimal("sNaN"), Decimal("1e999999"), complex(1, 2),
-    np.zeros(200_000), np.array([object(), None, [1]], dtype=object), np.array([[np.nan, np.inf]]),
-    np.float32("nan"), np.int64(2 ** 62), np.str_("75001"), np.bytes_(b"x"),
-    _deep(30_000, "list"), _deep(30_000, "dict"), _cyclic("dict"), _cyclic("list"),
-    "[" * 30_000 + "]" * 30_000, ("{\"a\": " + "[" * 30_000 + "]" * 30_000 + "}").encode(),  # 30,000-deep JSON
-    {f"k{i}": float(i) for i in range(5000)},  # over the keys cap
-    float("nan"), float("inf"), -float("inf"), 1e308, -0.0,
-]
-
-ODD_KEYS = st.one_of(
-    st.sampled_from(["a", "b", "c", "f0", "x.y", "", "a.0", "\ud800", "prediction", "boom", "k" * 5000]),
-    st.text(max_size=8), st.integers(), st.none(), st.booleans(), st.binary(max_size=4),
-    st.floats(allow_nan=True), st.tuples(st.integers(), st.text(max_size=2)), st.frozensets(st.integers(), max_size=2),
-)
-
-SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10 ** 500), max_value=10 ** 500),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20), st.binary(max_size=20),
-    st.sampled_from(["75001", "1.5", "true", "nan", "", "pro", "free"]),
-)
-
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=6), st.tuples(inner, inner), st.dictionaries(ODD_KEYS, inner, max_size=6),
-        st.sets(st.integers(), max_size=3),
-    ),
-    max_leaves=25,
-)
-
-PAYLOADS = st.one_of(
-    st.dictionaries(st.sampled_from(["a", "b", "c", "f0", "prediction"]), SCALARS, max_size=5),  # profile-shaped
-    st.dictionaries(ODD_KEYS, VALUES, max_size=8),
-    VALUES,
-    st.sampled_from(HUGE),
-    st.builds(lambda v: __import__("json").dumps(v).encode(), st.dictionaries(st.sampled_from("abc"), st.integers())),
-    st.lists(st.floats(allow_nan=True), max_size=70).map(np.array),
-)
 
 
 @pytest.fixture(scope="module")
