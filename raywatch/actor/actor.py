@@ -310,7 +310,12 @@ class StatsActor:
         group, self._queue = self._queue, []
         tickets = [t for ts, _ in group for t in ts]
         core = self.core
-        return group, tickets, asyncio.wrap_future(core.store.submit(core.journal.write, core.journal_rows(tickets)))
+        try:
+            write = asyncio.wrap_future(core.store.submit(core.journal.write, core.journal_rows(tickets)))
+        except Exception as exc:  # the writer thread is gone (the store closed): the group fails, nothing merged
+            write = asyncio.get_running_loop().create_future()
+            write.set_exception(exc)
+        return group, tickets, write
 
     async def feedback(self, request_id: str, label: Any, model_key: Optional[str] = None) -> bool:
         r = await self._feedback_items([(str(request_id), label, model_key)])

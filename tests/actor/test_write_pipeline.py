@@ -116,3 +116,21 @@ def test_every_call_is_answered_after_its_group_is_merged(profile, tmp_path, cal
     assert asyncio.run(main()) == ["ok"] * calls
     assert not a._queue
     a.core.store.close()
+
+
+def test_a_write_that_cannot_start_fails_its_calls(profile, tmp_path):
+    a = actor_on(tmp_path / "s.sqlite")
+    a.core.register_model("app/Model", {"model": "m"}, profile.to_bytes())
+
+    def gone(*args):
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    a.core.store.submit = gone  # its writer thread is gone: a write cannot even be handed over
+
+    async def main():
+        return await asyncio.wait_for(a.ingest(make_batch(profile, n=5, seq=1, ts=T0)), 10)
+
+    with pytest.raises(StoreWriteError):
+        asyncio.run(main())
+    assert a.core.status()["models"]["app/Model"]["totals"]["requests"] == 0
+    a.core.store.close()
