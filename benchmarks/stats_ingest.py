@@ -1,24 +1,30 @@
-"""How many summarized rows per second one stats actor absorbs, and its memory from 1M to 10M rows.
+"""How many summarized rows per second one stats actor absorbs, against a bare counting actor, at each batch size.
 
 Several "replica" actors (``--replicas``) each hold pre-built :class:`ReplicaBatch` es —
-real window summaries of ``--rows-per-batch`` rows against a 20-feature reference profile,
+real window summaries of ``--batch-rows`` rows against a 20-feature reference profile,
 real latency sketches, resources — and ship them to one stats actor exactly as replicas
 do: fire-and-forget ``ingest.remote(batch)`` calls, at most ``--in-flight`` outstanding per
 replica, each batch with its own ``seq`` and current timestamps (so windows open and
 close as in production: 1 s windows, evaluated every 0.5 s).
 
-Measured in the same run:
+For each batch size (``--batch-rows``, 1,000 and 10,000 rows by default), measured in the
+same run, in alternating phases (bare, stats, bare, stats, …, bare; ``--rounds`` stats
+phases of ``--batches-per-phase`` batches per replica each):
 
-* ``raw_rows_per_second`` — the naive design: one actor call per request record (a
-  20-feature dict) into an actor that only counts them;
 * ``bare_rows_per_second`` — the same batches into a bare actor that only counts rows
-  (the Ray transport's ceiling for this batch size);
+  (the Ray transport's ceiling for this batch size on this machine);
 * ``rows_per_second`` — into raywatch's stats actor (SQLite journal on, as by default):
-  decode + merge of summaries and sketches, dedupe, detectors, windows, rules;
-* ``memory_growth`` — the stats actor's RSS after 10M rows against after 1M rows.
+  journal write before the reply, decode + merge of summaries and sketches, dedupe,
+  detectors, windows, rules;
+* ``ratio_vs_bare`` — each stats phase's rate over the mean of the bare phases either side
+  of it: the median over the rounds, with the lowest and highest (``ratio_spread``);
+* ``memory_growth`` — the stats actor's RSS at the end against after its first phase.
+
+Once per run, ``raw_rows_per_second``: the naive design, one actor call per request record
+(a 20-feature dict) into the bare actor.
 
 Run: ``python benchmarks/stats_ingest.py [--quick]``; the last line printed is JSON.
-Targets: ``rows_per_second`` >= 1,000,000 and ``memory_growth`` <= 0.10.
+Targets: ``ratio_vs_bare`` >= 0.9 at every batch size, ``memory_growth`` <= 0.10.
 """
 
 from __future__ import annotations
@@ -69,13 +75,19 @@ def _build_batches(profile_bytes: bytes, rows_per_batch: int, distinct: int, rep
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="well under 60 s on 2 cores")
+    ap.add_argument("--quick", action="store_true", help="under 60 s on 2 cores")
     ap.add_argument("--replicas", type=int, default=4)
-    ap.add_argument("--rows-per-batch", type=int, default=10_000)
+    ap.add_argument("--batch-rows", type=int, nargs="+", default=[1_000, 10_000], help="rows per batch, one run each")
+    ap.add_argument("--rows-per-batch", type=int, default=None, help="one batch size only (same as --batch-rows N)")
+    ap.add_argument("--rounds", type=int, default=None, help="stats phases per batch size (default 4, quick 3)")
+    ap.add_argument("--batches-per-phase", type=int, default=None, help="per replica and phase (default 600, quick 120)")
     ap.add_argument("--in-flight", type=int, default=8)
-    ap.add_argument("--total-rows", type=int, default=10_000_000)
     ap.add_argument("--no-journal", action="store_true", help="turn the SQLite ingest journal off (checkpoints only)")
     args = ap.parse_args(argv)
+    if args.rows_per_batch:
+        args.batch_rows = [args.rows_per_batch]
+    args.rounds = args.rounds or (3 if args.quick else 4)
+    args.batches_per_phase = args.batches_per_phase or (120 if args.quick else 600)
 
     import logging
 
@@ -97,13 +109,7 @@ def main(argv=None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _run(args, ray, get_or_create, MonitorConfig, Profile, tmp) -> dict:
-    t_start = time.perf_counter()
-    rpb = args.rows_per_batch
-    distinct = 4 if args.quick else 8
-    profile = Profile.fit(_reference(10_000 if args.quick else 20_000), seed=0)
-    pb = profile.to_bytes()
-
+def _actors(ray):
     @ray.remote(num_cpus=0)
     class Replica:
         def __init__(self, name, profile_bytes, rows_per_batch, seed, distinct):
@@ -154,81 +160,125 @@ def _run(args, ray, get_or_create, MonitorConfig, Profile, tmp) -> dict:
         async def count(self):
             return self.rows
 
+    return Replica, BareActor
+
+
+def _spread(values: list) -> dict:
+    v = sorted(values)
+    mid = len(v) // 2
+    median = v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+    return {"median": round(median, 3), "min": round(v[0], 3), "max": round(v[-1], 3), "n": len(v)}
+
+
+def _one_size(args, ray, get_or_create, MonitorConfig, Replica, bare, pb: bytes, rpb: int, tmp: str) -> dict:
+    distinct = 4 if args.quick else 8
     replicas = [Replica.remote(f"replica-{i}", pb, rpb, i + 1, distinct) for i in range(args.replicas)]
     ray.get([r.ready.remote() for r in replicas])
+    per = args.batches_per_phase
 
-    def ship(target, total_rows):
-        per = max(1, total_rows // (rpb * len(replicas)))
+    def ship(target):
         t0 = time.perf_counter()
         n = sum(ray.get([r.ship.remote(target, per, args.in_flight) for r in replicas]))
         return n * rpb, time.perf_counter() - t0
 
-    # -- baseline 1: raw records, one call each
-    bare = BareActor.remote()
-    ray.get(bare.count.remote())
-    raw_seconds = 1.0 if args.quick else 4.0
-    t0 = time.perf_counter()
-    raw_rows = sum(ray.get([r.ship_raw.remote(bare, raw_seconds, args.in_flight) for r in replicas]))
-    raw_rps = raw_rows / (time.perf_counter() - t0)
-
-    # -- baseline 2 / raywatch, interleaved: bare, raywatch (1M then 9M), bare
-    warm = rpb * len(replicas) * 4
-    bare_rates = []
-    bare_rows = min(1_000_000, args.total_rows // 5) if args.quick else args.total_rows // 2
-    rows, secs = ship(bare, bare_rows)
-    bare_rates.append(rows / secs)
-
     name = f"rw-bench-{uuid.uuid4().hex[:6]}"
     cfg = MonitorConfig(
         model="m",
-        actor={"name": name, "sqlite_path": os.path.join(tmp, "stats.sqlite"), "metrics_port": 0,
+        actor={"name": name, "sqlite_path": os.path.join(tmp, f"stats-{rpb}.sqlite"), "metrics_port": 0,
                "journal": not args.no_journal},
         windows={"length": 1.0, "rolling": 5, "grace": 0.0, "evaluation_interval": 0.5},
     )
     stats = get_or_create(cfg)
     ray.get(stats.register_model.remote("bench/Model", cfg, pb))
-    ship(stats, warm)  # warm-up: detectors, windows, engine
+    ship(bare)  # warm-up of both: detectors, windows, engine, the replicas' first calls
+    ship(stats)
     base_rows = ray.get(stats.status.remote("bench/Model"))["models"]["bench/Model"]["totals"]["requests"]
-    r1, s1 = ship(stats, 1_000_000)
-    ray.get(stats.evaluate.remote())
-    rss_1m = ray.get(stats.info.remote())["rss_bytes"]
-    r2, s2 = ship(stats, args.total_rows - r1)
+    bare_rates, stats_rates = [], []
+    rows, secs = ship(bare)
+    bare_rates.append(rows / secs)
+    shipped, rss_first = 0, None
+    for _ in range(args.rounds):
+        rows, secs = ship(stats)
+        shipped += rows
+        stats_rates.append(rows / secs)
+        if rss_first is None:
+            ray.get(stats.evaluate.remote())
+            rss_first = ray.get(stats.info.remote())["rss_bytes"]
+        rows, secs = ship(bare)
+        bare_rates.append(rows / secs)
     ray.get(stats.evaluate.remote())
     info = ray.get(stats.info.remote())
-    rss_10m = info["rss_bytes"]
     st = ray.get(stats.status.remote("bench/Model"))["models"]["bench/Model"]
     ingested = st["totals"]["requests"] - base_rows
-    rw_rps = (r1 + r2) / (s1 + s2)
-
-    rows, secs = ship(bare, bare_rows)
-    bare_rates.append(rows / secs)
-    bare_rps = sum(bare_rates) / len(bare_rates)
     ray.kill(stats)
+    for r in replicas:
+        ray.kill(r)
+    ratios = [s / ((bare_rates[i] + bare_rates[i + 1]) / 2) for i, s in enumerate(stats_rates)]
+    spread = _spread(ratios)
+    out = {
+        "rows_per_batch": rpb,
+        "rows_ingested": int(ingested),
+        "rows_per_second": round(sum(stats_rates) / len(stats_rates)),
+        "batches_per_second": round(sum(stats_rates) / len(stats_rates) / rpb, 1),
+        "bare_rows_per_second": round(sum(bare_rates) / len(bare_rates)),
+        "ratio_vs_bare": spread["median"],
+        "ratio_spread": [spread["min"], spread["max"]],
+        "ratios": [round(r, 3) for r in ratios],
+        "rss_after_first_phase_bytes": int(rss_first),
+        "rss_at_end_bytes": int(info["rss_bytes"]),
+        "memory_growth": round((info["rss_bytes"] - rss_first) / rss_first, 4),
+        "actor_failures": sum(info["failures"].values()),
+    }
+    if ingested != shipped:
+        out["note"] = f"rows shipped {shipped} != rows ingested {ingested}"
+    print(f"{rpb:>6}-row batches: ratio_vs_bare {spread['median']:.3f} (rounds {spread['min']:.3f}-{spread['max']:.3f}, "
+          f"median of {spread['n']}); stats {out['rows_per_second']:,} rows/s, bare {out['bare_rows_per_second']:,} rows/s",
+          flush=True)
+    return out
 
+
+def _run(args, ray, get_or_create, MonitorConfig, Profile, tmp) -> dict:
+    t_start = time.perf_counter()
+    profile = Profile.fit(_reference(10_000 if args.quick else 20_000), seed=0)
+    pb = profile.to_bytes()
+    Replica, BareActor = _actors(ray)
+    bare = BareActor.remote()
+    ray.get(bare.count.remote())
+
+    # the naive design once: raw records, one call each
+    probe = [Replica.remote(f"raw-{i}", pb, 10, i + 1, 1) for i in range(args.replicas)]
+    ray.get([r.ready.remote() for r in probe])
+    raw_seconds = 1.0 if args.quick else 4.0
+    t0 = time.perf_counter()
+    raw_rows = sum(ray.get([r.ship_raw.remote(bare, raw_seconds, args.in_flight) for r in probe]))
+    raw_rps = raw_rows / (time.perf_counter() - t0)
+    for r in probe:
+        ray.kill(r)
+
+    sizes = {str(rpb): _one_size(args, ray, get_or_create, MonitorConfig, Replica, bare, pb, rpb, tmp)
+             for rpb in args.batch_rows}
+    worst = min(sizes.values(), key=lambda s: s["ratio_vs_bare"])
     result = {
         "benchmark": "stats_ingest",
         "quick": bool(args.quick),
         "replicas": args.replicas,
-        "rows_per_batch": rpb,
         "features": N_FEATURES,
         "journal": not args.no_journal,
-        "rows_ingested": int(ingested),
-        "rows_per_second": round(rw_rps),
-        "batches_per_second": round(rw_rps / rpb, 1),
-        "bare_rows_per_second": round(bare_rps),
+        "rounds": args.rounds,
+        "batches_per_phase": args.batches_per_phase,
+        "in_flight": args.in_flight,
         "raw_rows_per_second": round(raw_rps),
-        "ratio_vs_bare": round(rw_rps / bare_rps, 3),
-        "speedup_vs_raw_rows": round(rw_rps / raw_rps, 1),
-        "rss_at_1m_rows_bytes": int(rss_1m),
-        "rss_at_end_bytes": int(rss_10m),
-        "memory_growth": round((rss_10m - rss_1m) / rss_1m, 4),
-        "actor_failures": sum(info["failures"].values()),
+        "sizes": sizes,
+        "ratio_vs_bare_min_over_sizes": worst["ratio_vs_bare"],
+        "memory_growth": max(s["memory_growth"] for s in sizes.values()),
+        "actor_failures": sum(s["actor_failures"] for s in sizes.values()),
         "wall_seconds": round(time.perf_counter() - t_start, 1),
-        "target_rows_per_second": 1_000_000,
+        "target_ratio_vs_bare": 0.9,
         "target_memory_growth": 0.10,
     }
-    if ingested != r1 + r2:
-        result["note"] = f"rows shipped {r1 + r2} != rows ingested {ingested}"
+    for rpb, s in sizes.items():
+        result[f"ratio_vs_bare_{rpb}"] = s["ratio_vs_bare"]
+        result[f"ratio_spread_{rpb}"] = s["ratio_spread"]
     return result
 
 

@@ -289,20 +289,24 @@ class StatsActor:
 
     async def _write_loop(self) -> None:
         """Group commit: the calls queued while a write is under way go in the next one,
-        written on the store's writer thread; each group is merged once written."""
+        written on the store's writer thread; each group is merged once written, in the
+        order written. The next group's write starts before the group just written is
+        merged, so that write (on the writer thread) and this merge (on the event loop)
+        overlap; each call is answered after its own group is written and merged."""
         core = self.core
-        while self._queue:
-            group, self._queue = self._queue, []
-            tickets = [t for ts, _ in group for t in ts]
+        pending = self._start_write()
+        while pending is not None:
+            group, tickets, write = pending
             error: Optional[BaseException] = None
             last = None
             try:
-                last = await asyncio.wrap_future(core.store.submit(core.journal.write, core.journal_rows(tickets)))
+                last = await write
             except StoreWriteError as exc:
                 error = exc
             except Exception as exc:  # pragma: no cover - the writer thread itself failed
                 error = StoreWriteError(f"the ingest journal could not be written ({type(exc).__name__}: {exc})")
             core.health.wrote(None if error is None else (error.__cause__ or error))
+            pending = self._start_write()  # the calls that came meanwhile: written while this group merges
             try:
                 core.settle(tickets, last, error=error)
             except Exception as exc:  # pragma: no cover - settle counts its own failures
@@ -313,6 +317,21 @@ class StatsActor:
                         fut.set_result(None)
                     else:
                         fut.set_exception(error)
+
+    def _start_write(self) -> Optional[Tuple[List[Tuple[List[Ticket], asyncio.Future]], List[Ticket], asyncio.Future]]:
+        """Take the queued calls and start their journal write on the writer thread: ``(group,
+        tickets, future of the write)``, or None when nothing is queued."""
+        if not self._queue:
+            return None
+        group, self._queue = self._queue, []
+        tickets = [t for ts, _ in group for t in ts]
+        core = self.core
+        try:
+            write = asyncio.wrap_future(core.store.submit(core.journal.write, core.journal_rows(tickets)))
+        except Exception as exc:  # the writer thread is gone (the store closed): the group fails, nothing merged
+            write = asyncio.get_running_loop().create_future()
+            write.set_exception(exc)
+        return group, tickets, write
 
     async def feedback(self, request_id: str, label: Any, model_key: Optional[str] = None) -> bool:
         r = await self._feedback_items([(str(request_id), label, model_key)])
