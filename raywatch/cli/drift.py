@@ -59,7 +59,7 @@ def report_lines(report: Any) -> list:
     return lines
 
 
-@click.command(short_help="Drift of a data set against a reference, offline (Parquet or CSV; --ray: on Ray Data).")
+@click.command(short_help="Offline drift of data files against a reference.")
 @click.argument("reference")
 @click.argument("current")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "tsv"]), help="Input format (default: from the extensions).")
