@@ -231,6 +231,8 @@ def _monitor_config(tmp: str) -> dict:
     return {
         "actor": {"name": "rw-bench-stats", "sqlite_path": None, "metrics_port": None},
         "resources": {"interval": 5},
+        # light-load flushes wait for 256 records (the default, 1, flushes at every tick)
+        "shipping": {"flush_min_records": 256},
         "profile_path": profile_path,
     }
 
