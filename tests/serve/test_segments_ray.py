@@ -187,9 +187,13 @@ def test_multiplexed_bad_models_are_segments_and_a_segment_rule_alerts_once_per_
 
         with ThreadPoolExecutor(8) as ex:
             list(ex.map(send, range(1600)))
-        segs = wait_until(lambda: ((_status(actor_cfg, "mux/Mux") or {}).get("rolling", {}).get("segments") or {})
-                          .get("model_id") if (_status(actor_cfg, "mux/Mux") or {}).get("totals", {}).get("rows", 0)
-                          >= 1600 else None, what="the model_id segments")
+        def segments_complete():
+            # the rolling view is the last evaluation's (evaluation_interval 1 s) while the totals
+            # are live: wait for the view that holds every request, not for the totals
+            got = ((_status(actor_cfg, "mux/Mux") or {}).get("rolling", {}).get("segments") or {}).get("model_id")
+            return got if got and sum(e["requests"] for e in got) >= 1600 else None
+
+        segs = wait_until(segments_complete, what="the model_id segments with every request")
         assert {e["segment"] for e in segs} == {"m0", "m1", "m2", "m3"}
         assert {e["segment"] for e in segs[:2]} == {"m2", "m3"}  # worst first
         assert all("score" in e["drifted_columns"] for e in segs[:2])
