@@ -137,8 +137,8 @@ def test_batch_inference_reaches_the_stats_actor(two_nodes, files, tmp_path):
         ds = ray.data.read_parquet(data).map_batches(monitored, batch_size=5_000, **kwargs)
         rows = ds.materialize().count()
         assert rows == 60_000
-    # the actor pool is shut down (each actor's monitor waits for its summaries) and the tasks
-    # acknowledged theirs before returning: every row is in the stats actor
+    # every batch's summary was acknowledged before the batch returned (pool actors and tasks
+    # alike): every row is in the stats actor, though Ray Data killed the pool at the end
 
     last = {}
 
@@ -159,7 +159,8 @@ def test_batch_inference_reaches_the_stats_actor(two_nodes, files, tmp_path):
         raise AssertionError(f"{exc}; last status: {last.get('batch/scoring')}") from None
     assert st["labels"]["app"] == "batch" and st["labels"]["deployment"] == "scoring"
     assert st["labels"]["model"] == "fraud" and st["profile"]
-    assert len(st["replicas"]) == 2 and st["totals"]["capture_errors"] == 0  # two actors, one monitor each
+    # one monitor per pool actor that got batches (Ray Data may give one actor all of them)
+    assert 1 <= len(st["replicas"]) <= 2 and st["totals"]["capture_errors"] == 0
     assert st["drift"]["columns"]["merchant"]["drifted"] is False
     st = wait_until(lambda: seen("batch/scoring-tasks", False), timeout=90, what="the function job in the stats actor")
     assert not any(c.get("drifted") for c in st["drift"]["columns"].values())
