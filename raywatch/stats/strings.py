@@ -23,7 +23,7 @@ or more than 64 known labels): the caller falls back to ``count_strings``.
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Optional, Set
+from typing import Hashable, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
@@ -42,11 +42,9 @@ def _pack(codepoints: np.ndarray) -> np.ndarray:
     return out.view(np.uint64).reshape(n)
 
 
-def tally_short_strings(
-    arr: np.ndarray, lookup: Mapping[Hashable, int], families: Set[str], unseen: int
-) -> Optional[np.ndarray]:
-    """The tally of ``encode_categorical``'s codes for a numpy unicode array of short Latin-1
-    values, or None when this path does not apply (see the module docstring)."""
+def _points(arr: np.ndarray, lookup: Mapping[Hashable, int], families: Set[str]) -> Optional[Tuple[np.ndarray, int, list]]:
+    """``(code points, characters, string labels)`` of a numpy unicode array of short Latin-1
+    values, or None when the packed path does not apply (see the module docstring)."""
     if arr.dtype.kind != "U" or "str" not in families or "number" in families or arr.ndim != 1:
         return None
     chars = arr.dtype.itemsize // 4
@@ -56,6 +54,18 @@ def tally_short_strings(
     points = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.shape[0], chars)
     if points.size and int(points.max()) >= 256:
         return None
+    return points, chars, labels
+
+
+def tally_short_strings(
+    arr: np.ndarray, lookup: Mapping[Hashable, int], families: Set[str], unseen: int
+) -> Optional[np.ndarray]:
+    """The tally of ``encode_categorical``'s codes for a numpy unicode array of short Latin-1
+    values, or None when this path does not apply (see the module docstring)."""
+    got = _points(arr, lookup, families)
+    if got is None:
+        return None
+    points, chars, labels = got
     keys, counts = np.unique(_pack(points), return_counts=True)
     found = dict(zip(keys.tolist(), counts.tolist()))
     tally = np.zeros(unseen + 4, dtype=np.int64)
@@ -73,15 +83,10 @@ def short_string_codes(arr: np.ndarray, lookup: Mapping[Hashable, int], families
     values (``unseen`` for a value no label matches), row-aligned, from one packing and one
     binary search among the packed labels; None where :func:`tally_short_strings` does not
     apply. Grouped summaries (:mod:`raywatch.stats.grouped`) ``bincount`` these per group."""
-    if arr.dtype.kind != "U" or "str" not in families or "number" in families or arr.ndim != 1:
+    got = _points(arr, lookup, families)
+    if got is None:
         return None
-    chars = arr.dtype.itemsize // 4
-    labels = [(key, code) for key, code in lookup.items() if isinstance(key, str)]
-    if chars == 0 or chars > _MAX_CHARS or len(labels) > _MAX_LABELS:
-        return None
-    points = np.ascontiguousarray(arr).view(np.uint32).reshape(arr.shape[0], chars)
-    if points.size and int(points.max()) >= 256:
-        return None
+    points, chars, labels = got
     keys, codes = [], []
     for label, code in labels:
         if len(label) <= chars and all(ord(ch) < 256 for ch in label):
