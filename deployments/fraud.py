@@ -155,10 +155,14 @@ def reference_data(seed: int = TRAIN_SEED, n: int = TRAIN_ROWS, with_predictions
 
 def reference_profile(seed: int = TRAIN_SEED, n: int = TRAIN_ROWS):
     """A :class:`raywatch.stats.profile.Profile` of the training data and predictions, with the
-    reference tables that let raywatch say which features moved the predictions when they drift."""
+    reference tables that let raywatch say which features moved the predictions when they drift,
+    and each merchant category's own reference (its segment is tested against its own rows:
+    grocery amounts are small, electronics ones large, and neither is drift)."""
     from raywatch.drift.attribution_tables import fit_reference
+    from raywatch.drift.segment_reference import fit_segment_reference
     from raywatch.stats.profile import Profile
 
     data = reference_data(seed, n)
     profile = Profile.fit(data, kinds={**FEATURES, **PREDICTIONS})
+    fit_segment_reference(profile, data, ["merchant_category"], seed=seed)
     return fit_reference(profile, data, predictions=list(PREDICTIONS), positive={"is_fraud": True})

@@ -140,7 +140,9 @@ def _segments(ms: ModelState, sw: Any, detail: bool, fail: Callable[[str, BaseEx
         try:
             verdicts = evaluate_segments(ms.profile, summaries, drift_config=_drift_config(cfg, ms.profile),
                                          performance=perf, correct_across_segments=cfg.segments.correct_across_segments,
-                                         include_other=cfg.segments.evaluate_other)
+                                         include_other=cfg.segments.evaluate_other,
+                                         reference_columns={name: c.field or name for name, c in cfg.segments.columns.items()
+                                                            if c.source == "feature"})
         except Exception as exc:
             fail("segments.drift", exc)
             verdicts = {}
@@ -150,7 +152,7 @@ def _segments(ms: ModelState, sw: Any, detail: bool, fail: Callable[[str, BaseEx
                 d = v.drift
                 tested = {n: c for n, c in d.columns.items() if c.tested}
                 e.update(rows=v.rows, missed_rows=v.missed_rows, quality_issues=v.quality_issues,
-                         drifted_columns=list(d.drifted_columns))
+                         drifted_columns=list(d.drifted_columns), reference=v.reference)
                 if tested:
                     e[series.DATASET_DRIFT.name] = bool(d.dataset_drift)
                     e[series.DRIFTED_FEATURES_SHARE.name] = d.drift_share

@@ -114,6 +114,22 @@ def _column_option(data: Dict[str, Any], key: str, columns: Optional[str], name:
     data[key] = opts or True
 
 
+def _config_segments(config_path: Optional[str]) -> List[str]:
+    """The data columns of the feature segment columns of a raywatch YAML (none without one)."""
+    if not config_path:
+        return []
+    cols = load_monitor_config(config_path).segments.columns
+    return [c.field or name for name, c in cols.items() if c.source == "feature" and not c.hash]
+
+
+def segment_lines(prof: Any) -> List[str]:
+    """``profile build``'s lines about the per-segment references the profile holds."""
+    from raywatch.drift.segment_reference import segment_references
+
+    return [f"  segment reference {col}: {len(refs)} value(s) ({', '.join(sorted(refs)[:8])}"
+            f"{', …' if len(refs) > 8 else ''})" for col, refs in segment_references(prof).items()]
+
+
 def profile_options(config_path: Optional[str], *, target: Optional[str], scores: Tuple[str, ...],
                     prediction: Optional[str], positive: Optional[str], threshold: Optional[float],
                     calibration: Optional[str], correlation: Optional[str], pca: Optional[str],
@@ -175,13 +191,17 @@ def profile_options(config_path: Optional[str], *, target: Optional[str], scores
 @click.option("--outlier-method", type=click.Choice(["iqr", "mad"]), help="Tukey IQR fences (1.5) or MAD fences (3.5).")
 @click.option("--vector", "vectors", multiple=True, metavar="COLUMN[=DIMS]",
               help="A vector column (an embedding: 2-D array in NPZ, list column in Parquet), sketched in DIMS random projections (16). Repeatable.")
+@click.option("--segment", "segments", multiple=True, metavar="COLUMN",
+              help="Keep each value's own reference for COLUMN (its segments are tested against their own rows, "
+                   "not the population's). Repeatable; --config adds its feature segment columns.")
 @offline_options
 def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: Tuple[str, ...], columns: Optional[str], bins: int,
                   sample_size: int, max_categories: int, seed: int, config_path: Optional[str], target: Optional[str],
                   scores: Tuple[str, ...], prediction_column: Optional[str], positive: Optional[str],
                   threshold: Optional[float], calibration: Optional[str], correlation: Optional[str], pca: Optional[str],
                   pca_variance: Optional[float], outliers: Optional[str], outlier_method: Optional[str],
-                  vectors: Tuple[str, ...], on_ray: bool, address: Optional[str], blocks: Optional[int]) -> None:
+                  vectors: Tuple[str, ...], segments: Tuple[str, ...], on_ray: bool, address: Optional[str],
+                  blocks: Optional[int]) -> None:
     """Build a reference profile from DATA: a CSV, NPZ or Parquet file, or a directory, glob
     (quoted) or URI (s3://, gs://, file://…) of Parquet or CSV files. With --ray it runs on
     Ray Data and gives the same profile (edges, categories, counts; moments to rounding).
@@ -195,6 +215,7 @@ def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: T
                            threshold=threshold, calibration=calibration, correlation=correlation, pca=pca,
                            pca_variance=pca_variance, outliers=outliers, outlier_method=outlier_method, vectors=vectors)
     fit = opts.fit_options()
+    seg_cols = list(dict.fromkeys([*segments, *_config_segments(config_path)]))
     keep = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     from raywatch.offline.sources import is_uri
 
@@ -206,7 +227,7 @@ def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: T
     if not single:
         if fmt == "npz":
             fail("NPZ is read from a single file without --ray; directories, globs, URIs and --ray read Parquet or CSV")
-        asked = [k for k, v in fit.items() if v]
+        asked = [k for k, v in fit.items() if v] + (["segment references"] if segments else [])
         if asked:
             fail(f"the profile's extensions ({', '.join(asked)}) are fitted from a single file without --ray; "
                  "directories, globs, URIs and --ray fit the plain profile")
@@ -239,6 +260,12 @@ def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: T
             table = table.select(keep) if hasattr(table, "select") else {c: table[c] for c in keep}
         prof = Profile.fit(table, overrides or None, bins=bins, sample_size=sample_size, max_categories=max_categories, seed=seed,
                            **fit)
+        if seg_cols:
+            from raywatch.drift.segment_reference import fit_segment_reference
+
+            fit_segment_reference(prof, table, seg_cols, seed=seed)
+    except KeyError as exc:
+        fail(f"cannot build a profile: --segment: {exc.args[0]}")
     except (ValueError, TypeError) as exc:
         fail(f"cannot build a profile: {exc}")
     out = Path(output) if output else Path(data).with_suffix(".profile")
@@ -247,6 +274,8 @@ def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: T
     for name, kind in prof.kinds.items():
         click.echo(f"  {name:<28} {kind}")
     for line in extension_lines(prof):
+        click.echo(line)
+    for line in segment_lines(prof):
         click.echo(line)
 
 
@@ -295,4 +324,6 @@ def profile_show(path: str) -> None:
             detail = f"{len(cats)} categories: " + ", ".join(map(str, cats[:8])) + (" …" if len(cats) > 8 else "")
         click.echo(f"  {name:<28} {kind:<12} {detail}")
     for line in extension_lines(prof):
+        click.echo(line)
+    for line in segment_lines(prof):
         click.echo(line)

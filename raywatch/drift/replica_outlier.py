@@ -4,7 +4,8 @@ Replicas of one deployment serve the same traffic through the same load balancer
 feature, prediction and latency distributions should agree. One that does not (stale
 weights, a bad node, a wrong config) is found by comparing each replica's window summary
 with the *pool* of the other replicas (leave-one-out, merged summaries), column by column,
-with the drift tests of :mod:`raywatch.drift.methods` (the pool plays the reference):
+with the drift tests of :mod:`raywatch.drift.methods` (the pool plays the reference). A
+replica with fewer than ``min_rows`` rows takes no part: it is neither tested nor in the pools.
 
 1. For every tested replica and column: a two-sample test, its p-value and effect size.
    Numerical columns: drift's ``ks`` (exact from the samples when both are held whole,
@@ -143,12 +144,11 @@ def _latency_test(rep: Any, pool: Any, min_ratio: float) -> Optional[PeerTest]:
 
 
 def _round(
-    summaries: Mapping[str, WindowSummary], latency: Mapping[str, Any], members: Sequence[str],
-    candidates: Sequence[str], profile: Any, columns: Sequence[str], floors: Dict[str, float],
-    alpha: float, correction: str, min_rows: int, min_latency_ratio: float,
+    summaries: Mapping[str, WindowSummary], latency: Mapping[str, Any], members: Sequence[str], profile: Any,
+    columns: Sequence[str], floors: Dict[str, float], alpha: float, correction: str, min_rows: int, min_latency_ratio: float,
 ) -> Dict[str, Dict[str, PeerTest]]:
     out: Dict[str, Dict[str, PeerTest]] = {}
-    for r in candidates:
+    for r in members:
         others = [o for o in members if o != r]
         pool = WindowSummary.merge_all([summaries[o] for o in others])
         tests: Dict[str, PeerTest] = {}
@@ -243,12 +243,13 @@ def find_outlier_replicas(
     for v in verdicts.values():
         if not v.tested:
             v.note = f"{v.rows} rows, fewer than min_rows={min_rows}"
-    members = list(summaries)
+    # a replica with too few rows is neither judged nor a judge: in its peers' pools its few
+    # rows would make them look off, and it cannot be named itself
+    members = [r for r in summaries if verdicts[r].tested]
     cap = (len(members) - 1) // 2 if max_outliers is None else int(max_outliers)
     notes, rounds, last = [], 0, {}
     while len(members) >= 2:
-        candidates = [r for r in members if verdicts[r].tested]
-        last = _round(summaries, latency or {}, members, candidates, profile, cols, floors,
+        last = _round(summaries, latency or {}, members, profile, cols, floors,
                       alpha, correction, min_rows, min_latency_ratio)
         rounds += 1
         if len(members) < 3 or sum(v.outlier for v in verdicts.values()) >= cap:
@@ -265,6 +266,9 @@ def find_outlier_replicas(
             verdicts[r].tests, verdicts[r].score = last.get(r, {}), _score(last.get(r, {}))
     if len(summaries) < 3:
         notes.append(f"{len(summaries)} replica(s): at least three are needed to tell which one differs")
+    elif len(members) + sum(v.outlier for v in verdicts.values()) < 3:
+        notes.append(f"{sum(v.tested for v in verdicts.values())} replica(s) with min_rows={min_rows} rows: "
+                     "at least three are needed to tell which one differs")
     elif len(members) < 3 and any(verdicts[r].differing for r in members):
         notes.append("the remaining replicas differ from each other, but fewer than three are left to tell which")
     return ReplicaOutlierReport(verdicts, sorted(r for r, v in verdicts.items() if v.outlier),

@@ -8,6 +8,13 @@ and, when given the window's per-segment performance accumulators
 (:class:`~raywatch.drift.performance.ClassificationMetrics` or ``RegressionMetrics`` from
 joined feedback), their ``result()``.
 
+Each segment against its own reference: when the profile holds per-value references
+(:mod:`raywatch.drift.segment_reference`, fitted with the profile), a segment is tested against
+its value's reference rows, not the population's: a segment whose natural distribution
+differs from the whole (grocery amounts are small) is not drift. Segments without one
+(request attributes, ``__other__``, values the reference lacked) are tested against the
+population's reference; ``SegmentVerdict.reference`` says which was used.
+
 Multiple testing across segments: each segment's drift test already corrects across its
 columns; with ``correct_across_segments`` (default) the level is also divided by the number
 of buckets tested (Bonferroni), so the chance that *any* segment of a stationary window is
@@ -29,8 +36,8 @@ cover part of its traffic.
 >>> amount = rng.normal(size=3000) + np.where(country == "fr", 1.0, 0.0)  # only fr drifts
 >>> seg = summarize_segments(profile, {"amount": amount}, {"country": country}, seed=0)
 >>> worst = evaluate_segments(profile, seg)["country"]
->>> [(v.segment, v.drift.dataset_drift) for v in worst]
-[('fr', True), ('de', False), ('it', False)]
+>>> [(v.segment, v.drift.dataset_drift, v.reference) for v in worst]
+[('fr', True, 'population'), ('de', False, 'population'), ('it', False, 'population')]
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from raywatch import series
 from raywatch.config import DriftConfig
 from raywatch.drift.detect import _config, detect_drift
 from raywatch.drift.report import DriftReport, _clean
+from raywatch.drift.segment_reference import segment_profile
 
 __all__ = ["SegmentVerdict", "evaluate_segments"]
 
@@ -56,6 +64,7 @@ class SegmentVerdict:
     missed_rows: int
     drift: DriftReport
     performance: Optional[Dict[str, Any]] = None
+    reference: str = "population"  # or "segment": the segment's own reference rows
 
     @property
     def quality_issues(self) -> int:
@@ -76,7 +85,7 @@ class SegmentVerdict:
             "column": self.column, "segment": self.segment, "rows": self.rows, "missed_rows": self.missed_rows,
             series.DATASET_DRIFT.name: self.drift.dataset_drift, "drift_share": self.drift.drift_share,
             "drifted_columns": self.drift.drifted_columns, "quality_issues": self.quality_issues,
-            "performance": self.performance, "drift": self.drift.to_dict(),
+            "performance": self.performance, "reference": self.reference, "drift": self.drift.to_dict(),
         })
 
 
@@ -88,6 +97,7 @@ def evaluate_segments(
     performance: Optional[Any] = None,
     correct_across_segments: bool = True,
     include_other: bool = True,
+    reference_columns: Optional[Mapping[str, str]] = None,
 ) -> Dict[str, List[SegmentVerdict]]:
     """Per segment column: a :class:`SegmentVerdict` per bucket, worst first.
 
@@ -106,6 +116,9 @@ def evaluate_segments(
         Divide ``alpha`` by the number of buckets tested (see the module docstring).
     include_other
         Evaluate the ``__other__`` bucket too (a mixture of the values outside the top K).
+    reference_columns
+        Segment column → the column whose per-value references the profile holds (default:
+        the same name), for segment columns read from a renamed field.
     """
     cfg = _config(drift_config)
     out: Dict[str, List[SegmentVerdict]] = {}
@@ -125,6 +138,9 @@ def evaluate_segments(
                     acc = None
                 perf = acc.result() if acc is not None else None
             missed = summaries.missed_rows(col, label) if label != "__other__" else 0
-            verdicts.append(SegmentVerdict(col, label, rows, missed, detect_drift(profile, summary, cfg), perf))
+            own = segment_profile(profile, (reference_columns or {}).get(col, col), label)
+            report = detect_drift(own if own is not None else profile, summary, cfg)
+            verdicts.append(SegmentVerdict(col, label, rows, missed, report, perf,
+                                           "segment" if own is not None else "population"))
         out[col] = sorted(verdicts, key=SegmentVerdict.sort_key)
     return out

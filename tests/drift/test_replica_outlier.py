@@ -99,6 +99,23 @@ def test_two_replicas_or_small_ones_are_not_judged(profile):
         find_outlier_replicas(two, other)
 
 
+def test_a_replica_with_too_few_rows_is_no_judge_of_its_peers(profile):
+    # r4 served another model (far off) but has too few rows to be tested; its rows must not sit
+    # in the pools its healthy peers are compared with, where they would make one of them look off
+    rng = np.random.default_rng(11)
+    window = _window(profile, rng, n=300, replicas=("r1", "r2", "r3"))
+    x = _rows(rng, 99, 20.0)
+    x["prediction"] = _model(x, 20.0)
+    window["r4"] = profile.summarize(x, seed=99)
+    report = find_outlier_replicas(window, profile)
+    assert report.outliers == [] and not report.replicas["r4"].tested
+    assert all(report.replicas[r].differing == [] for r in ("r1", "r2", "r3"))
+    window["r3"] = _window(profile, rng, n=300, replicas=("r3",), biases={"r3": 3.0})["r3"]
+    assert find_outlier_replicas(window, profile).outliers == ["r3"]
+    two = {r: window[r] for r in ("r1", "r2", "r4")}
+    assert any("three" in n for n in find_outlier_replicas(two, profile).notes)
+
+
 def test_versions_are_peers_too(profile):
     rng = np.random.default_rng(7)
     report = find_outlier_replicas(_window(profile, rng, replicas=("v1", "v2", "v3"), biases={"v3": -0.8}), profile)
