@@ -380,6 +380,24 @@ _NONE = np.empty(0, dtype=np.float64)
 _NONE.flags.writeable = False
 
 
+_LAYOUTS: Dict[tuple, Tuple[Tuple[int, ...], np.ndarray]] = {}
+
+
+def _layout(n_bins: Sequence[int]) -> Tuple[Tuple[int, ...], np.ndarray]:
+    """``(bins per column as ints, offsets of the columns' bins)``, made once per layout (every
+    summary of a profile shares it; the offsets are read-only)."""
+    key = n_bins if type(n_bins) is tuple else tuple(n_bins)
+    hit = _LAYOUTS.get(key)
+    if hit is None:
+        bins = tuple(int(b) for b in key)
+        offsets = np.concatenate(([0], np.cumsum(bins, dtype=np.int64))).astype(np.int64)
+        offsets.flags.writeable = False
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        hit = _LAYOUTS[key] = (bins, offsets)
+    return hit
+
+
 class WindowSummary:
     """A mergeable summary of a window of rows, in the shape of one profile.
 
@@ -407,12 +425,11 @@ class WindowSummary:
     ):
         c = len(names)
         self.fingerprint = fingerprint
-        self.names = tuple(names)
-        self.kinds = tuple(kinds)
-        self.n_bins = tuple(int(b) for b in n_bins)
+        self.names = names if type(names) is tuple else tuple(names)
+        self.kinds = kinds if type(kinds) is tuple else tuple(kinds)
+        self.n_bins, self._offsets = _layout(n_bins)
         self.sample_size = int(sample_size)
         self.rows = int(rows)
-        self._offsets = np.concatenate(([0], np.cumsum(self.n_bins, dtype=np.int64))).astype(np.int64)
         if ints is None:
             ints = np.zeros((c, len(INT_FIELDS)), dtype=np.int64)
         if floats is None:

@@ -156,9 +156,6 @@ def test_a_replica_serving_another_model_is_named_and_alerted_alone(serve_clean,
         _cleanup(serve, "rep", name, recv)
 
 
-@pytest.mark.xfail(reason="known bug, open in issue 12 (as the demo's segment story): after other tests on the "
-                   "shared cluster, segments the shift never touched (m0, m1) are sometimes flagged too; "
-                   "alone it passes", strict=False)
 def test_multiplexed_bad_models_are_segments_and_a_segment_rule_alerts_once_per_model(serve_clean, tmp_path):
     from ray import serve
 
