@@ -150,6 +150,7 @@ JSON_COLUMNS: Dict[str, Tuple[str, ...]] = {  # text columns that hold JSON: a s
 
 _JOURNAL_PAGE = 256  # journal rows read at a time during recovery
 _SALVAGE_PAGE = 64  # rows read at a time from a damaged file
+_SALVAGE_MISSES = 64  # unreadable steps in a row before a table's salvage stops (each skips twice as far)
 _CHECK_STEPS = 1000  # SQLite VM steps between two looks at the integrity check's deadline
 DEFAULT_DIR = os.path.join("~", ".raywatch")
 _ENTRY_BYTES = "length(data) + COALESCE(length(blob), 0)"
@@ -453,17 +454,25 @@ class Store:
             top = src.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
         except sqlite3.Error:
             top = None  # the table's last pages are damaged: stop at the first damage
-        last = 0
+        last = misses = 0
         while True:
             try:
                 page = src.execute(f"SELECT rowid, {cols} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                                    (last, _SALVAGE_PAGE)).fetchall()
+                raw = len(page)
+                # a damaged tree can answer rows at or below ``last`` again and again: every
+                # step must move forward, or it is damage
+                page = [r for r in page if isinstance(r[0], int) and r[0] > last]
+                if raw and not page:
+                    raise sqlite3.DatabaseError("rows out of order")
             except sqlite3.Error:
                 damaged += 1
-                if top is None or last >= top:
+                misses += 1
+                if top is None or last >= top or misses > _SALVAGE_MISSES:
                     break
-                last += _SALVAGE_PAGE  # skip past the damage
+                last += _SALVAGE_PAGE << min(misses - 1, 32)  # skip past the damage, further each time
                 continue
+            misses = 0
             if not page:
                 break
             good = [r[1:] for r in page if all(_parses(r[1 + i]) for i in checked)]
