@@ -50,6 +50,7 @@ SAME_RANK: Set[Tuple[str, str]] = {
     ("raywatch.remediate.shell", "raywatch.serve"),  # the rollout goes through Serve's internals (serve.compat)
     ("raywatch.actor", "raywatch.remediate.shell"),  # the stats actor registers remediating models with the controller
     ("raywatch.offline", "raywatch.serve"),  # batch jobs ship as replicas do (serve.shipper)
+    ("raywatch.payload", "raywatch.stats"),  # the log's parts are written as profiles are (stats.files)
 }
 RAY_FREE = ("raywatch.expr", "raywatch.series", "raywatch.config", "raywatch.stats", "raywatch.drift",
             "raywatch.aggregate", "raywatch.sinks", "raywatch.alerts", "raywatch.export", "raywatch.report",

@@ -49,13 +49,13 @@ import errno
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from raywatch.sinks.notification import DIRECT, Notification, iso
+from raywatch.stats.files import atomic_write
 
 try:  # POSIX (Linux, macOS: where Ray runs)
     import fcntl
@@ -237,28 +237,7 @@ def rewrite_dead_letters(path: Union[str, Path], records: Iterable[Dict[str, Any
     if not p.exists():
         return
     with (contextlib.nullcontext() if locked else file_lock(p)):
-        fd, tmp = tempfile.mkstemp(dir=str(p.parent), prefix=p.name, suffix=".tmp")  # 0600
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for rec in records:
-                    fh.write(_line(rec) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(p.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(str(directory), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomic_write(p, "".join(_line(rec) + "\n" for rec in records).encode("utf-8"))
 
 
 class DeadLetterFile:

@@ -16,8 +16,9 @@ pyarrow is imported here, lazily, with an error that names the extra to install.
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+
+from raywatch.stats.files import atomic_write
 
 __all__ = ["require_pyarrow", "open_filesystem", "write_file", "list_files", "FileEntry", "is_local", "makedirs_owner_only"]
 
@@ -85,20 +86,7 @@ def write_file(fs: Any, path: str, data: bytes, *, local: bool) -> None:
     temporary name and renamed (a reader never sees half a file); on an object store, one put."""
     if local:
         makedirs_owner_only(os.path.dirname(path))
-        tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, data)
         return
     with fs.open_output_stream(path) as out:
         out.write(data)

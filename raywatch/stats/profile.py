@@ -38,7 +38,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from raywatch.stats import codec, parallel, sample, sections, signing
+from raywatch.stats.files import atomic_write
 from raywatch.stats.columns import KINDS, count_strings, encode_categorical, encode_numerical, infer_kind, to_columns
 from raywatch.stats.sections import Batch, Extension
 from raywatch.stats.spec import ColumnSpec, fit_column
@@ -549,21 +549,12 @@ class Profile:
         return profile
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
-        """Write the profile to ``path`` atomically (a temporary file, then a rename)."""
+        """Write the profile to ``path`` atomically (owner-only, fsynced, then renamed:
+        :func:`raywatch.stats.files.atomic_write`)."""
         path = Path(path)
         data = self.to_bytes()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, data)
         return path
 
     @classmethod
