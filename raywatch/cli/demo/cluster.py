@@ -95,15 +95,21 @@ class LocalCluster:
 
 def wait_for_actor(api: Any, actor_cfg: Any, timeout: float = 60.0) -> Tuple[Optional[str], Optional[str]]:
     """The stats actor's ``/metrics`` and API (``/feedback``) addresses, once the first replica
-    has created it (None, None after ``timeout``)."""
+    has created it and both listeners are up (the API's starts just after the metrics', so a
+    status between the two would have no feedback address); None, None after ``timeout``,
+    or the metrics address alone when the API is not up 10 s after it (its port taken)."""
     deadline = time.monotonic() + timeout
+    metrics = None
     while time.monotonic() < deadline:
         st = api.status(config=actor_cfg)
         actor = (st.get("actors") or [{}])[0] or {}
-        if actor.get("metrics_address"):
-            return actor["metrics_address"], actor.get("api_address")
+        if actor.get("metrics_address") and metrics is None:
+            metrics = actor["metrics_address"]
+            deadline = min(deadline, time.monotonic() + 10.0)
+        if metrics and actor.get("api_address"):
+            return metrics, actor["api_address"]
         time.sleep(0.5)
-    return None, None
+    return metrics, None
 
 
 def shutdown() -> None:
