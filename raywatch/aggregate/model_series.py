@@ -26,15 +26,16 @@ def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     out: List[Series] = []
 
     def add(metric: Metric, value: Any, **extra: str) -> None:
-        if value is None:
+        if type(value) is not float:  # most values are floats already
+            if value is None:
+                return
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                return
+        if value != value:
             return
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            return
-        if v != v:
-            return
-        out.append(Series(metric.name, dict(base, **extra) if extra else base, v))
+        out.append(Series(metric.name, {**base, **extra} if extra else base, value))
 
     add(catalogue.REQUESTS_TOTAL, ms.totals["requests"])
     add(catalogue.ERRORS_TOTAL, ms.totals["errors"])

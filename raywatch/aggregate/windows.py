@@ -210,8 +210,9 @@ class Window:
             series.FEEDBACK_ROWS.name: self.feedback_rows,
             "latency_mean_seconds": self.latency.mean,
         }
-        for metric, q in series.LATENCY_QUANTILES:
-            out[metric.name] = self.latency.quantile(q) if self.latency.count else None
+        values = self.latency.quantiles(q for _, q in series.LATENCY_QUANTILES)
+        for (metric, _), value in zip(series.LATENCY_QUANTILES, values):
+            out[metric.name] = value
         return out
 
     # ------------------------------------------------------------------ persistence

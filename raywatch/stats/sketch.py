@@ -254,7 +254,23 @@ class LatencySketch:
         return min(max(value, self.min), self.max)
 
     def quantiles(self, qs: Iterable[float]) -> list:
-        return [self.quantile(q) for q in qs]
+        """:meth:`quantile` of each of ``qs``, from one cumulative sum of the buckets."""
+        qs = [float(q) for q in qs]
+        if any(not 0.0 <= q <= 1.0 for q in qs):
+            raise ValueError(f"every q must be in [0, 1], got {qs!r}")
+        if self.count == 0:
+            return [None] * len(qs)
+        cum = np.cumsum(self._bins)
+        ranks = [q * (self.count - 1) for q in qs]
+        idx = np.searchsorted(cum, [r - self.zero_count for r in ranks], side="right").tolist()
+        out = []
+        for rank, i in zip(ranks, idx):
+            if rank < self.zero_count:
+                out.append(max(0.0, self.min))
+                continue
+            value = self._value(self._offset + min(i, self._bins.size - 1))
+            out.append(min(max(value, self.min), self.max))
+        return out
 
     @property
     def mean(self) -> Optional[float]:

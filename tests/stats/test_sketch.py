@@ -139,3 +139,20 @@ def test_quantile_argument_checked():
         s.quantile(1.5)
     with pytest.raises(ValueError):
         LatencySketch(alpha=0)
+
+
+def test_quantiles_equal_quantile_each():
+    import numpy as np
+
+    from raywatch.stats.sketch import LatencySketch
+
+    rng = np.random.default_rng(7)
+    qs = [0.0, 0.5, 0.9, 0.95, 0.99, 1.0]
+    for n in (0, 1, 7, 300):
+        s = LatencySketch()
+        vals = rng.lognormal(-4, 1, n)
+        vals[rng.random(n) < 0.2] = 0.0  # some zero latencies: the zero bucket
+        s.add_many(vals)
+        assert s.quantiles(qs) == [s.quantile(q) for q in qs]
+    with pytest.raises(ValueError):
+        s.quantiles([0.5, 1.5])
