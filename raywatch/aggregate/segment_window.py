@@ -182,12 +182,16 @@ class SegmentWindow:
         """Merge a replica batch's segment fields; each part that fails its checks is left out
         and reported to ``refuse(what, error)``. With ``peers``, the replica's own ``summary``
         and latency ``sketch`` are kept for the peer comparison."""
-        fp = getattr(profile, "fingerprint", None)
+        # before the model's profile is registered (a replica's first batches can overtake its
+        # registration), the batch's own summary says which profile its parts must be of
+        fp = getattr(profile, "fingerprint", None) or getattr(summary, "fingerprint", None)
         if b.segments:
             try:
                 seg = Segments.from_dict(b.segments, decode_summary)
-                bad = {s.fingerprint for c in seg.columns for _, s, _ in seg.items(c) if s is not None} - {fp}
-                if bad or (seg.whole is not None and seg.whole.fingerprint != fp):
+                made = {s.fingerprint for c in seg.columns for _, s, _ in seg.items(c) if s is not None}
+                if seg.whole is not None:
+                    made.add(seg.whole.fingerprint)
+                if (made - {fp}) if fp is not None else len(made) > 1:
                     raise ValueError("per-segment summaries made with another profile than the model's")
                 seg.whole = None  # the batch's summary is the window's already
                 self._summaries.append(seg)

@@ -315,6 +315,28 @@ def test_refused_segment_parts_cost_only_themselves():
     hub.close(timeout=5)
 
 
+def test_a_batch_that_overtakes_its_models_registration_keeps_its_segments():
+    # a replica's first batch can reach the actor before its register_model call: the model has
+    # no profile yet, and the batch's own summary says which profile its segments are of
+    prof, other = _profile(), _profile(seed=1)
+    cfg = MonitorConfig.model_validate(_cfg())
+    hub = AlertingHub(registry=CollectorRegistry(), background=False)
+    core = StatsCore(cfg, None, alerting=hub)
+    rng = np.random.default_rng(7)
+    payloads, results, labels = _traffic(rng, 300)
+    first = flush(replica(_cfg(), prof), payloads, results, [f"a{i}" for i in range(300)])
+    now = time.time()
+    assert core.ingest(first, now=now) in ("ok", "reregister")
+    core.register_model(KEY, cfg, prof.to_bytes())
+    mixed = flush(replica(_cfg(), other, "r2"), payloads, results, [f"b{i}" for i in range(300)])
+    mixed.summary = first.summary  # its segments are of another profile than its summary
+    assert core.ingest(mixed, now=now) == "ok"
+    st = core.evaluate(now=now + 1)["models"][KEY]
+    assert core.failures.get("ingest.segments", 0) == 1 and st["refused"]["summaries"] == 1
+    assert sum(e["rows"] for e in st["rolling"]["segments"]["country"]) == 300  # the first batch's
+    hub.close(timeout=5)
+
+
 def test_multiplexed_model_id_is_a_segment_without_configuration():
     prof = _profile()
     cfg = {"capture": {"feedback": True}, "drift": {"alpha": 0.01}}

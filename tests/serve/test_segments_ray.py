@@ -78,6 +78,13 @@ def _status(actor_cfg, key):
     return raywatch.status(key, config=actor_cfg)["models"].get(key)
 
 
+def _registered(actor_cfg, key):
+    """Wait until the replicas have registered ``key`` with its stats actor (the actor is made
+    by the first replica that ships; on a loaded machine that takes seconds, and the test's
+    traffic should not race it)."""
+    wait_until(lambda: _status(actor_cfg, key) is not None, timeout=120, what=f"{key} registered at its stats actor")
+
+
 def test_a_replica_serving_another_model_is_named_and_alerted_alone(serve_clean, tmp_path):
     import ray
     from ray import serve
@@ -123,6 +130,7 @@ def test_a_replica_serving_another_model_is_named_and_alerted_alone(serve_clean,
     handle = serve.run(raywatch.monitor(Scorer, cfg).bind(), name="rep", route_prefix=None)
     actor_cfg = raywatch.MonitorConfig.model_validate(cfg)
     try:
+        _registered(actor_cfg, "rep/Scorer")
         stale = wait_until(lambda: {r for r, s in (handle.who.remote().result() for _ in range(30)) if s},
                            what="the stale replica answered")
         (stale,) = stale
@@ -182,6 +190,7 @@ def test_multiplexed_bad_models_are_segments_and_a_segment_rule_alerts_once_per_
     handle = serve.run(raywatch.monitor(Mux, cfg).bind(), name="mux", route_prefix=None)
     actor_cfg = raywatch.MonitorConfig.model_validate(cfg)
     try:
+        _registered(actor_cfg, "mux/Mux")
         rng = np.random.default_rng(2)
         xs = rng.normal(50.0, 10.0, 1600)
 
@@ -235,6 +244,7 @@ def test_fairness_through_ray_equals_fairlearn_on_the_same_rows(serve_clean, tmp
     serve.run(raywatch.monitor(Credit, cfg).bind(), name="fair", route_prefix="/credit")
     actor_cfg = raywatch.MonitorConfig.model_validate(cfg)
     try:
+        _registered(actor_cfg, "fair/Credit")
         rng = np.random.default_rng(3)
         n = 500
         xs, sexes = rng.normal(55.0, 10.0, n), rng.choice(["f", "m"], n)
