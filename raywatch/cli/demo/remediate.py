@@ -79,8 +79,11 @@ def phase_accuracy(windows: List[Dict[str, Any]], t_drift: float, t_alert: Optio
 
 
 def run_remediation_demo(*, rps: float = 40.0, out_dir: str = "raywatch-demo-remediate", seed: int = 7,
-                         baseline: float = 30.0, after: float = 30.0, max_loop: float = 180.0,
+                         baseline: float = 30.0, after: float = 40.0, max_loop: float = 180.0,
                          serve_config: Optional[str] = None, progress: bool = True) -> int:
+    # ``after``: the accuracy after the promotion is read from closed windows that start 12 s
+    # after it (labels joined); with 10 s windows and 2 s of grace the first such window can
+    # close 12 + 10 + 10 + 2 s after the promotion, so 40 s leave room for the labels' lag
     echo = click.echo
     root = use_checkout(echo)
     if root is None:
