@@ -214,7 +214,8 @@ class Evaluator:
         """The figures, drift, quality and performance of ``w`` (made of the windows ``parts``:
         what the replicas said about their columns is read from them; default ``[w]``)."""
         res = w.figures(seconds)
-        res.update(_resource_fields(aggregate_resources(w.resources)))
+        if parts is None:  # a closed window's own figures; the rolling view's are the live replicas' (evaluate_model)
+            res.update(_resource_fields(aggregate_resources(w.resources)))
         res[series.DATASET_DRIFT.name] = False
         res[series.DRIFTED_FEATURES_SHARE.name] = None
         res["quality"] = {}
