@@ -96,6 +96,8 @@ def false_alarms(config: MonitorConfig) -> Dict[str, Any]:
 
 def finite_number(v: Any) -> Optional[float]:
     """``v`` as a finite float, or None (None, booleans, text, NaN, infinities)."""
+    if type(v) is float:  # most values: no conversion to try
+        return v if math.isfinite(v) else None
     if v is None or isinstance(v, bool):
         return None
     try:

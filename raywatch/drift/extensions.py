@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from raywatch.drift.correlation import correlation_change
 from raywatch.drift.embedding import embedding_drift
@@ -80,6 +80,26 @@ def option_values(key: str, config: Any, options: Optional[Mapping[str, Mapping[
     return out
 
 
+_SETTINGS: Dict[Tuple[int, str], Tuple[Any, Dict[str, Any], Dict[str, Any]]] = {}
+
+
+def _settings(key: str, config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(the test's settings, its parameter values)``; made once per configuration object when
+    no ``options`` are given (a stats actor evaluates with the same config every cycle, and
+    ``model_dump`` costs more than a test's arithmetic). Read only: never change them."""
+    if options:
+        return ({**_as_dict(getattr(config, key, None)), **_as_dict(options.get(key))},
+                option_values(key, config, options))
+    hit = _SETTINGS.get((id(config), key))
+    if hit is not None and hit[0] is config:
+        return hit[1], hit[2]
+    settings, values = _as_dict(getattr(config, key, None)), option_values(key, config, None)
+    if len(_SETTINGS) >= 1024:
+        _SETTINGS.clear()
+    _SETTINGS[(id(config), key)] = (config, settings, values)  # the config itself: its id stays its own
+    return settings, values
+
+
 def run_extension_tests(profile: Any, summary: Any, config: Any = None,
                     options: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Any]:
     """``{section name: result}`` for every extension of ``profile`` that ``summary`` carries
@@ -92,13 +112,13 @@ def run_extension_tests(profile: Any, summary: Any, config: Any = None,
         if section is None or entry is None:
             continue
         key, test = entry
-        settings = {**_as_dict(getattr(config, key, None)), **_as_dict((options or {}).get(key))}
+        settings, values = _settings(key, config, options)
         if settings.get("enabled") is False:
             continue
         fn: Callable[..., Any] = test
         accepted = _parameters(fn)  # settings for the caller alone (min_labels) stay out
         try:
-            kwargs = {k: v for k, v in option_values(key, config, options).items() if k in accepted}
+            kwargs = {k: v for k, v in values.items() if k in accepted}
             results[name] = fn(ext, section, **kwargs)
         except Exception as exc:  # one failing test must not lose the report
             log.warning("the %s test of %r failed (%s: %s); left out of the report", key, name, type(exc).__name__, exc)
