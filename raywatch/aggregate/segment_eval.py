@@ -102,7 +102,7 @@ def _drift_config(cfg: MonitorConfig, profile: Any) -> Any:
     if hit is not None and hit[0] is cfg:
         return hit[1]
     specs = getattr(profile, "specs", {}) or {}
-    off = {c.field or name for name, c in cfg.segments.columns.items() if c.source == "feature"}
+    off = set(cfg.segments.feature_fields().values())
     data = cfg.drift.model_dump()
     for f in off & set(specs):
         data["columns"][f] = dict(data["columns"].get(f) or {}, enabled=False)
@@ -141,8 +141,7 @@ def _segments(ms: ModelState, sw: Any, detail: bool, fail: Callable[[str, BaseEx
             verdicts = evaluate_segments(ms.profile, summaries, drift_config=_drift_config(cfg, ms.profile),
                                          performance=perf, correct_across_segments=cfg.segments.correct_across_segments,
                                          include_other=cfg.segments.evaluate_other,
-                                         reference_columns={name: c.field or name for name, c in cfg.segments.columns.items()
-                                                            if c.source == "feature"})
+                                         reference_columns=cfg.segments.feature_fields())
         except Exception as exc:
             fail("segments.drift", exc)
             verdicts = {}

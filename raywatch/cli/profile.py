@@ -118,8 +118,7 @@ def _config_segments(config_path: Optional[str]) -> List[str]:
     """The data columns of the feature segment columns of a raywatch YAML (none without one)."""
     if not config_path:
         return []
-    cols = load_monitor_config(config_path).segments.columns
-    return [c.field or name for name, c in cols.items() if c.source == "feature" and not c.hash]
+    return list(load_monitor_config(config_path).segments.feature_fields(hashed=False).values())
 
 
 def segment_lines(prof: Any) -> List[str]:
@@ -231,6 +230,9 @@ def profile_build(data: str, output: Optional[str], fmt: Optional[str], kinds: T
         if asked:
             fail(f"the profile's extensions ({', '.join(asked)}) are fitted from a single file without --ray; "
                  "directories, globs, URIs and --ray fit the plain profile")
+        if seg_cols:  # from --config: said, not refused (the plain profile is still what was asked)
+            click.echo(f"segment references ({', '.join(seg_cols)}) are fitted from a single file; this profile "
+                       "has none, so those segments are tested against the population's reference")
         from raywatch.offline.engine import fit_profile
         from raywatch.offline.sources import resolve
 

@@ -97,6 +97,12 @@ class SegmentsConfig(StrictModel):
     evaluate_other: bool = True
     attributes: ImportPath = None
 
+    def feature_fields(self, *, hashed: bool = True) -> Dict[str, str]:
+        """Segment column → the captured feature it reads, for the ``feature`` columns
+        (``hashed=False`` leaves out those whose labels are hashed)."""
+        return {name: c.field or name for name, c in self.columns.items()
+                if c.source == "feature" and (hashed or not c.hash)}
+
     @model_validator(mode="after")
     def _hash_needs_key(self) -> "SegmentsConfig":
         hashed = [n for n, c in self.columns.items() if c.hash]

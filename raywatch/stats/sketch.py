@@ -240,24 +240,14 @@ class LatencySketch:
 
     def quantile(self, q: float) -> Optional[float]:
         """The ``q``-quantile (0 ≤ q ≤ 1) within ``alpha`` relative error; None when empty."""
-        if not 0.0 <= q <= 1.0:
-            raise ValueError(f"q must be in [0, 1], got {q!r}")
-        if self.count == 0:
-            return None
-        rank = q * (self.count - 1)
-        if rank < self.zero_count:
-            return max(0.0, self.min)
-        cum = np.cumsum(self._bins)
-        i = int(np.searchsorted(cum, rank - self.zero_count, side="right"))
-        i = min(i, self._bins.size - 1)
-        value = self._value(self._offset + i)
-        return min(max(value, self.min), self.max)
+        return self.quantiles([q])[0]
 
     def quantiles(self, qs: Iterable[float]) -> list:
         """:meth:`quantile` of each of ``qs``, from one cumulative sum of the buckets."""
-        qs = [float(q) for q in qs]
-        if any(not 0.0 <= q <= 1.0 for q in qs):
-            raise ValueError(f"every q must be in [0, 1], got {qs!r}")
+        qs = list(qs)
+        for q in qs:
+            if not 0.0 <= q <= 1.0:
+                raise ValueError(f"q must be in [0, 1], got {q!r}")
         if self.count == 0:
             return [None] * len(qs)
         cum = np.cumsum(self._bins)
