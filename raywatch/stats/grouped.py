@@ -10,21 +10,26 @@ those rows alone: the same counters, bin counts and unknown-column counts, the s
 to rounding, and bottom-k samples of the same law. It costs a fixed handful of numpy calls
 for all groups plus a few per group, instead of one ``summarize`` per group, whose
 per-call overhead is what dominates a segment of a few hundred rows: for 20 segments of a
-10,000-row flush of 20 features it is about 2.2× the segment-less ``summarize`` instead of
-about 9× (``benchmarks/segments.py``).
+10,000-row flush of 20 features it is about 2× the segment-less ``summarize`` instead of
+about 8.5× (``benchmarks/segments.py``).
 
 How: the batch's rows are reordered once so that each group is a contiguous run, and each
 run is sorted per column. Then, per numerical column and group, the bin counts are
 differences of the positions of the edges in the sorted run (right-closed bins, as
 ``summarize``), the values outside the reference's range are counted by two more needles,
-min and max are the run's finite ends, the outer bins' sums one ``reduceat``; the centred sum
-of squares takes a second pass, as ``summarize`` does. Categorical columns: each row's code
+min and max are the run's finite ends, the outer bins' sums one ``reduceat``. A clean batch
+(every value finite) is done one group's block at a time while it is in cache (sort, sums,
+sums of squares, edge positions); its centred sums of squares are ``Σx² − n·mean²``, summed
+again about the mean (two passes, as ``summarize``) wherever that difference would lose
+precision (:func:`_centred`). Large temporaries are per-thread buffers reused from one flush
+to the next (:func:`_scratch`): fresh ones cost a page fault per 4 KiB. Categorical columns: each row's code
 from ``summarize``'s packed kernel for short Latin-1 labels
 (:func:`raywatch.stats.strings.short_string_codes`), else one binary search of each string
 among the profile's sorted labels (or ``encode_categorical``), then one ``bincount`` of
 ``group × code``.
 
-Samples: one uniform key is drawn per position of a group's run and shared by its columns,
+Samples: one uniform key is drawn per position of a group's run and shared by its columns
+(for a clean batch, all groups' keys as one padded matrix: one ``argpartition`` for all),
 so each column's sample is a uniform ``k``-subset of its finite values with its own bottom-k
 keys (the law ``summarize`` gives and :mod:`raywatch.stats.sample` merges). Because the runs
 are sorted per column, the columns' samples are drawn at the same random *ranks*: they are
@@ -49,6 +54,8 @@ True
 from __future__ import annotations
 
 import logging
+import math
+import threading
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -138,6 +145,27 @@ def _categorical_states(tally: np.ndarray, n_bins: int, boolean: bool) -> tuple:
     return ints, counts
 
 
+_SCRATCH = threading.local()
+_SCRATCH_MAX = 1 << 22  # elements (32 MiB): a larger batch gets buffers of its own
+
+
+def _scratch(slot: str, shape: Tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """An uninitialised array of ``shape``, reused by this thread from one call to the next
+    (one buffer per ``slot``): a fresh array of a flush's size comes from the kernel page by
+    page, and its page faults cost as much as filling it. Every cell must be written before
+    it is read, and nothing returned to a caller may be a view of it."""
+    size = math.prod(shape)
+    if size > _SCRATCH_MAX:
+        return np.empty(shape, dtype=dtype)
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(slot)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = bufs[slot] = np.empty(max(size, 1 << 12), dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
 _NEEDLES: Dict[Tuple[int, ...], Tuple[np.ndarray, np.ndarray, list]] = {}
 
 
@@ -167,7 +195,8 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
     row of values per numerical column, for :func:`_bottom_ks`; else None."""
     G, starts = sizes.size, bounds[:-1]
     idx = [t[0] for t in num]
-    padded = np.zeros((len(num), order.size + 1))  # a spare 0 column: reduceat may index the end
+    padded = _scratch("values", (len(num), order.size + 1))
+    padded[:, -1] = 0.0  # a spare 0 column: reduceat may index the end
     X = padded[:, :-1]
     for j, t in enumerate(num):
         np.take(t[2], order, out=X[j], mode="clip")  # "raise" would buffer: order is in range
@@ -181,28 +210,48 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
         n_wrong = red(wrong)
     # sort each group's values: [-inf, finite, +inf, NaN (missing and wrong-type)]. Bins are
     # then positions of the edges in each run, min and max are read off its ends, and nothing
-    # else depends on the order within a group
-    for a, b in zip(starts, bounds[1:]):
-        X[:, a:b].sort(axis=1)
-    finite = np.isfinite(X)
-    clean = bool(finite.all())
-    nf = np.broadcast_to(sizes[:, None], n_wrong.shape) if clean else red(finite)
-    n_nan = np.zeros_like(n_wrong) if clean else red(np.isnan(X)) - n_wrong
-    neg = np.zeros_like(n_wrong) if clean else red(X == -np.inf)
+    # else depends on the order within a group.
     # A run's finite values are sorted: a bin count is a difference of the positions of the
     # edges in the run (right-closed bins, as summarize); needle 0 (just below the reference's
     # min) and the last (its max) count the values out of range; +inf pads the shorter rows
+    finite = np.isfinite(X)
+    clean = bool(finite.all())
     needles, n_edges = _needles(num)
     c, width = len(num), needles.shape[1]
-    cum = np.empty((c, G, width), dtype=np.int64)
+    cum = _scratch("positions", (c, G, width), np.int64)  # every row written below
+    mean = m2 = None
+    if clean:  # each group's block once, while it is in cache: sort, moments, positions
+        nf = np.broadcast_to(sizes[:, None], n_wrong.shape)
+        n_nan = neg = np.zeros_like(n_wrong)
+        mean, squares = np.empty((G, c)), np.empty((G, c))
+        rows = list(needles)
+        for g, (a, b) in enumerate(zip(starts.tolist(), bounds[1:].tolist())):
+            block, at = X[:, a:b], cum[:, g]
+            block.sort(axis=1)
+            mean[g] = block.sum(axis=1) / (b - a)
+            squares[g] = np.einsum("ij,ij->i", block, block)
+            for j in range(c):
+                at[j] = block[j].searchsorted(rows[j], "right")
+        m2 = _centred(squares, mean, sizes, X, starts)
+    else:
+        for a, b in zip(starts, bounds[1:]):
+            X[:, a:b].sort(axis=1)
+        finite = np.isfinite(X)
+        nf = red(finite)
+        n_nan = red(np.isnan(X)) - n_wrong
+        neg = red(X == -np.inf)
+        begins, ends = (starts[:, None] + neg).T.tolist(), (starts[:, None] + neg + nf).T.tolist()
+        for j in range(c):
+            row, nd, bj, ej = X[j], needles[j], begins[j], ends[j]
+            for g in range(G):
+                cum[j, g] = row[bj[g] : ej[g]].searchsorted(nd, "right")
     begin = starts[:, None] + neg  # (G, columns): where each run's finite values start
-    ends, begins = (begin + nf).T.tolist(), begin.T.tolist()
-    for j in range(c):
-        row, nd, bj, ej = X[j], needles[j], begins[j], ends[j]
-        for g in range(G):
-            cum[j, g] = row[bj[g] : ej[g]].searchsorted(nd, "right")
     m = nf.T  # (columns, G)
-    steps = np.diff(np.concatenate((np.zeros((c, G, 1), np.int64), cum[:, :, 1:-1], m[:, :, None]), axis=2), axis=2)
+    inner = cum[:, :, 1:-1]  # bin counts: differences of the positions [0, edges…, m]
+    steps = _scratch("steps", (c, G, width - 1), np.int64)  # copied out by summarize_groups
+    steps[:, :, :-1] = inner
+    steps[:, :, -1] = m
+    steps[:, :, 1:] -= inner
     hist = [steps[j, :, : n_edges[j] + 1] for j in range(c)]
     out = (cum[:, :, 0] + m - cum[:, :, -1]).T
     # sums of each run's lowest bin, middle and highest bin: one reduceat over all columns
@@ -214,14 +263,14 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
         cuts = np.stack((b0, b0 + first_cut, b0 + last_cut, b0 + m), axis=-1)  # (columns, G, 4)
         part = np.add.reduceat(padded.ravel(), cuts.ravel()).reshape(c, G, 4)[:, :, :3]
         sums = np.where(np.diff(cuts, axis=-1) > 0, part, 0.0).transpose(2, 1, 0)  # (3, G, columns)
-        Xf = X if clean else np.where(finite, X, 0.0)
-        mean = sums.sum(axis=0) / np.maximum(nf, 1)
-        m2 = np.empty_like(mean)
-        for g, (a, b) in enumerate(zip(starts, bounds[1:])):  # centred: two passes, as summarize
-            d = Xf[:, a:b] - mean[g][:, None]
-            if not clean:
-                d[~finite[:, a:b]] = 0.0
-            m2[g] = np.square(d, out=d).sum(axis=1)
+        if not clean:
+            mean = sums.sum(axis=0) / np.maximum(nf, 1)
+            m2 = np.empty_like(mean)
+            d = _scratch("centred", (c, int(sizes.max())))
+            for g, (a, b) in enumerate(zip(starts.tolist(), bounds[1:].tolist())):  # centred: two passes
+                dg = np.subtract(X[:, a:b], mean[g][:, None], out=d[:, : b - a])
+                dg[~finite[:, a:b]] = 0.0
+                m2[g] = np.square(dg, out=dg).sum(axis=1)
         low, high = sums[0], sums[2]  # the open outer bins' sums (0 for a column without edges)
         lo_pos = starts[:, None] + neg  # (G, columns): where each group's finite values start
         cols = np.arange(len(num))[None, :]
@@ -238,19 +287,10 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
         counts[t[0]] = hist[j]
     # bottom-k samples: one uniform key per position of a group's sorted run, shared by the
     # columns; each column's sample is a uniform k-subset of its finite values with its keys
+    if clean:  # every column's finite values fill each run: one draw of positions for all
+        return _clean_samples(X, starts, sizes, k, rng, idx, samples)
     pos_keys = rng.random(X.shape[1])
-    shared = [] if clean else None
     for g, (a, b) in enumerate(zip(starts, bounds[1:])):
-        if clean:  # every column's finite values fill the run: one draw of positions for all
-            kk = min(k, int(b - a))
-            kg = pos_keys[a:b]
-            part = np.argpartition(kg, kk - 1)[:kk] if kk < b - a else np.arange(b - a)
-            part = part[np.argsort(kg[part])]
-            vals, kp = X[:, a + part], kg[part]
-            for j in range(len(num)):
-                samples[g][idx[j]] = (vals[j], kp)
-            shared.append((vals, kp))
-            continue
         for j in range(len(num)):
             s0, m = a + int(neg[g, j]), int(nf[g, j])
             kk = min(k, m)
@@ -258,6 +298,60 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
             part = np.argpartition(kg, kk - 1)[:kk] if kk < m else np.arange(m)
             part = part[np.argsort(kg[part])]
             samples[g][idx[j]] = (X[j, s0 + part], kg[part])
+    return None
+
+
+_CANCEL = 1e4  # Σx² over Σ(x - mean)² beyond which the one-pass formula is not trusted
+
+
+def _centred(squares: np.ndarray, mean: np.ndarray, sizes: np.ndarray, X: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each clean group's and column's sum of squared deviations, ``(groups, columns)``, from
+    its sum of squares: ``Σx² − n·mean²``. That difference loses about ``Σx² / result`` times
+    the rounding of ``Σx²``; where this exceeds :data:`_CANCEL` (a mean far from 0 against the
+    spread, or no spread at all), the column is summed again about its mean (two passes, as
+    ``summarize``). So each result is within about 1e-10 of its two-pass value, relative."""
+    n = sizes[:, None].astype(np.float64)
+    m2 = squares - n * np.square(mean)
+    for g, j in zip(*np.nonzero(~(squares <= _CANCEL * m2))):  # also m2 <= 0 < Σx², NaN, inf
+        a = int(starts[g])
+        m2[g, j] = float(np.square(X[j, a : a + int(sizes[g])] - mean[g, j]).sum())
+    return m2
+
+
+def _clean_samples(X: np.ndarray, starts: np.ndarray, sizes: np.ndarray, k: int, rng: Any, idx: list,
+                   samples: List[List[Any]]) -> list:
+    """The groups' bottom-k samples of a clean batch (every run all finite): one uniform key per
+    position of each run, shared by the columns. All groups at once when the runs are of
+    similar lengths: the keys as a ``(groups, longest run)`` matrix padded with +inf, one
+    ``argpartition`` and one ``argsort`` along its rows. Returns each group's ``(values, keys)``."""
+    G, longest = sizes.size, int(sizes.max())
+    shared = []
+    if G * longest > 2 * X.shape[1] + 4096:  # very unequal runs: padding would cost more, one run at a time
+        keys = rng.random(X.shape[1])
+        picks = []
+        for a, n in zip(starts.tolist(), sizes.tolist()):
+            kg = keys[a : a + n]
+            part = np.argpartition(kg, k - 1)[:k] if k < n else np.arange(n)
+            part = part[np.argsort(kg[part])]
+            picks.append((a + part, kg[part]))
+    else:
+        keys = rng.random((G, longest))
+        keys[np.arange(longest)[None, :] >= sizes[:, None]] = np.inf  # past a run's end
+        kk = min(k, longest)
+        part = np.argpartition(keys, kk - 1, axis=1)[:, :kk] if kk < longest else np.broadcast_to(np.arange(longest), (G, longest))
+        kp = np.take_along_axis(keys, part, axis=1)
+        ordered = np.argsort(kp, axis=1)
+        part, kp = np.take_along_axis(part, ordered, axis=1), np.take_along_axis(kp, ordered, axis=1)
+        np.add(part, starts[:, None], out=part)
+        part[part >= X.shape[1]] = 0  # past the batch's end: +inf keys, cut off below
+        every = X[:, part]  # (columns, groups, kk): one gather for all groups
+        picks = [(every[:, g, :t], kp[g, :t]) for g, t in enumerate(np.minimum(sizes, kk).tolist())]
+    for g, (rows, kp) in enumerate(picks):
+        vals = X[:, rows] if rows.ndim == 1 else rows
+        sg = samples[g]
+        for j, i in enumerate(idx):
+            sg[i] = (vals[j], kp)
+        shared.append((vals, kp))
     return shared
 
 

@@ -165,3 +165,62 @@ def test_the_total_of_a_clean_batch_keeps_the_bottom_k_of_the_groups_samples(pro
         best = np.argsort(keys)[:10]
         assert whole.samples[i][1].tolist() == keys[best].tolist()
         assert whole.samples[i][0].tolist() == values[best].tolist()
+
+
+@pytest.mark.parametrize("sizes", [
+    [3, 9, 10, 11, 40, 7],  # runs of similar lengths, some shorter than k: all at once
+    [5000, 2, 3, 12, 30, 1],  # very unequal runs: one run at a time
+    [3, 9, 10, 7],  # no run longer than k: every row sampled
+], ids=["padded", "per-run", "short"])
+def test_clean_samples_are_the_bottom_k_of_uniform_keys_per_group(profile, sizes):
+    rng = np.random.default_rng(8)
+    n = sum(sizes)
+    batch = {"a": rng.normal(size=n), "b": rng.exponential(size=n), "k": rng.integers(0, 4, n).astype(float)}
+    label = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    order = np.argsort(label, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    hits = np.zeros(n)
+    for s in range(300):
+        got = summarize_groups(profile, batch, order, bounds, seed=s)
+        for g, summary in enumerate(got):
+            rows = order[bounds[g] : bounds[g + 1]]
+            values, keys = summary.samples[summary.index("a")]
+            assert values.size == keys.size == min(10, sizes[g])
+            assert np.all(np.diff(keys) > 0) and np.all((keys >= 0) & (keys < 1))
+            b_values, b_keys = summary.samples[summary.index("b")]
+            assert b_keys is keys or np.array_equal(b_keys, keys)  # one draw shared by the columns
+            assert set(values.tolist()) <= set(batch["a"][rows].tolist())
+            assert set(b_values.tolist()) <= set(batch["b"][rows].tolist())
+            hits[rows[np.isin(batch["a"][rows], values)]] += 1
+    # each row of a group is in its sample with probability min(k, size) / size
+    p = np.minimum(10, np.array(sizes)) / np.array(sizes)
+    for g in range(len(sizes)):
+        rows = order[bounds[g] : bounds[g + 1]]
+        assert abs(hits[rows].mean() / 300 - p[g]) < 0.05 + 3 * np.sqrt(p[g] * (1 - p[g]) / (300 * rows.size)), g
+        sd = np.sqrt(300 * p[g] * (1 - p[g]))
+        assert np.all(np.abs(hits[rows] - 300 * p[g]) < 6 * sd + 5), g  # no row favoured
+    big = order[bounds[0] : bounds[1]]
+    if sizes[0] > 1000:  # no preference for any value within a large run
+        assert abs(np.corrcoef(hits[big], batch["a"][big])[0, 1]) < 0.1
+
+
+def test_moments_of_far_off_and_constant_groups_match_two_passes():
+    """Groups whose mean is far from 0 against their spread (or that have no spread) are where
+    the one-pass sum of squares loses precision; their moments must still match summarize's."""
+    rng = np.random.default_rng(9)
+    ref = {"x": rng.normal(1e6, 1.0, 2000), "y": rng.normal(0, 1, 2000)}
+    profile = Profile.fit(ref, seed=0, bins=10)
+    parts = [c + rng.normal(0, 1e-3, 100) for c in (1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e9, -4e8)]
+    parts += [np.full(100, 7.0), rng.normal(0, 1, 100)]
+    x = np.concatenate(parts)
+    n = x.size
+    batch = {"x": x, "y": rng.normal(0, 1, n)}
+    bounds = np.arange(0, n + 1, 100)
+    got = summarize_groups(profile, batch, np.arange(n), bounds, seed=0)
+    for g in range(len(parts)):
+        rows = np.arange(bounds[g], bounds[g + 1])
+        want = profile.summarize({k: v[rows] for k, v in batch.items()}, seed=0)
+        i = want.index("x")
+        assert got[g].floats[i, 0] == pytest.approx(want.floats[i, 0], rel=1e-12)
+        assert got[g].floats[i, 1] == pytest.approx(want.floats[i, 1], rel=1e-6, abs=1e-12), g
+    assert got[8].floats[got[8].index("x"), 1] == 0.0  # a constant group has no spread
