@@ -146,7 +146,7 @@ def _categorical_states(tally: np.ndarray, n_bins: int, boolean: bool) -> tuple:
 
 
 _SCRATCH = threading.local()
-_SCRATCH_MAX = 1 << 22  # elements (32 MiB): a larger batch gets buffers of its own
+_SCRATCH_MAX = 1 << 20  # elements (8 MiB a buffer): a larger batch gets buffers of its own
 
 
 def _scratch(slot: str, shape: Tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
