@@ -48,6 +48,7 @@ from raywatch.drift.fairness import assess_fairness
 from raywatch.drift.replica_outlier import find_outlier_replicas
 from raywatch.drift.segmented import evaluate_segments
 from raywatch.stats.labels import OTHER, segment_label
+from raywatch.stats.memo import IdentityCache
 
 __all__ = ["evaluate_segments_of", "default_rule_groups", "worst_segments", "SEGMENTS", "FAIRNESS", "ATTRIBUTION",
            "REPLICA_OUTLIERS"]
@@ -59,17 +60,16 @@ SEGMENTS, FAIRNESS, ATTRIBUTION, REPLICA_OUTLIERS = "segments", "fairness", "att
 
 _PERF = tuple(m.name for m in series.PERFORMANCE)
 _QUALITY = tuple(m.name for m in series.QUALITY_SHARES)
-_drift_configs: Dict[int, Tuple[Any, Any]] = {}
-_defaults: Dict[Tuple[int, int, bool], Tuple[Any, Any, Any]] = {}
+_drift_configs = IdentityCache(256)  # (model config, profile) → the per-segment drift settings
+_defaults = IdentityCache(1024)  # (alerting config, model config), peers → the default rules' config
 
 
 def _default_alerting(base: AlertingConfig, cfg: MonitorConfig, peers: bool) -> Tuple[Any, frozenset]:
     """(the alerting config of the default rules, the metrics they read), or (None, ...);
     ``peers``: the model has the three replicas a replica outlier needs."""
-    key = (id(base), id(cfg), peers)
-    hit = _defaults.get(key)
-    if hit is not None and hit[0] is base and hit[1] is cfg:
-        return hit[2]
+    hit = _defaults.get((base, cfg), tag=peers)
+    if hit is not None:
+        return hit
     out: Tuple[Any, frozenset] = (None, frozenset())
     if base.rules or base.sinks:
         have = {r.name for r in base.rules}
@@ -77,10 +77,7 @@ def _default_alerting(base: AlertingConfig, cfg: MonitorConfig, peers: bool) -> 
                  and (peers or r.metric != series.REPLICA_OUTLIER.name)]
         if rules:
             out = (base.model_copy(update={"rules": rules}), frozenset(r.metric for r in rules))
-    if len(_defaults) > 1024:
-        _defaults.clear()
-    _defaults[key] = (base, cfg, out)
-    return out
+    return _defaults.put((base, cfg), out, tag=peers)
 
 
 def default_rule_groups(ms: ModelState, actor_config: MonitorConfig) -> List[Tuple[Any, ...]]:
@@ -98,19 +95,16 @@ def default_rule_groups(ms: ModelState, actor_config: MonitorConfig) -> List[Tup
 def _drift_config(cfg: MonitorConfig, profile: Any) -> Any:
     """The drift settings of the per-segment tests: the model's, with the features that are
     segment columns switched off."""
-    hit = _drift_configs.get(id(cfg))
-    if hit is not None and hit[0] is cfg:
-        return hit[1]
+    hit = _drift_configs.get((cfg, profile))
+    if hit is not None:
+        return hit
     specs = getattr(profile, "specs", {}) or {}
     off = set(cfg.segments.feature_fields().values())
     data = cfg.drift.model_dump()
     for f in off & set(specs):
         data["columns"][f] = dict(data["columns"].get(f) or {}, enabled=False)
     out = type(cfg.drift).model_validate(data) if off & set(specs) else cfg.drift
-    if len(_drift_configs) > 256:
-        _drift_configs.clear()
-    _drift_configs[id(cfg)] = (cfg, out)
-    return out
+    return _drift_configs.put((cfg, profile), out)
 
 
 def _badness(perf: Dict[str, Any]) -> float:

@@ -34,13 +34,15 @@ from typing import Any, Dict, Hashable, Mapping, Optional, Sequence
 import numpy as np
 
 from raywatch.drift.attribution import PredictionByBin
+from raywatch.stats.memo import IdentityCache
 
 __all__ = ["fit_reference", "reference_tables", "window_table", "table_state", "table_from_state", "META_KEY"]
 
 META_KEY = "attribution"
 """Where a profile's ``meta`` keeps its reference tables: prediction → ``PredictionByBin.to_dict()``."""
 
-_CACHE: Dict[int, tuple] = {}
+_CACHE = IdentityCache(64)  # (profile, its raw tables) → the decoded tables
+_NONE: Dict[str, Any] = {}
 
 
 def fit_reference(profile: Any, data: Any, *, predictions: Sequence[str] = ("prediction",),
@@ -59,8 +61,7 @@ def fit_reference(profile: Any, data: Any, *, predictions: Sequence[str] = ("pre
         t = PredictionByBin(profile, p, features, (positive or {}).get(p))
         t.update(data)
         tables[p] = t.to_dict()
-    profile.meta[META_KEY] = tables
-    _CACHE.pop(id(profile), None)
+    profile.meta[META_KEY] = tables  # a new object: cached tables of the old one miss
     return profile
 
 
@@ -69,20 +70,17 @@ def reference_tables(profile: Any) -> Dict[str, PredictionByBin]:
     a table that does not fit the profile is left out."""
     if profile is None:
         return {}
-    raw = profile.meta.get(META_KEY) or {}
-    hit = _CACHE.get(id(profile))
-    if hit is not None and hit[0] is profile and hit[1] is raw:
-        return hit[2]
+    raw = profile.meta.get(META_KEY) or _NONE
+    hit = _CACHE.get((profile, raw))
+    if hit is not None:
+        return hit
     out = {}
     for pred, data in raw.items():
         try:
             out[str(pred)] = PredictionByBin.from_dict(data, profile)
         except (KeyError, TypeError, ValueError):
             continue
-    if len(_CACHE) > 64:
-        _CACHE.clear()
-    _CACHE[id(profile)] = (profile, raw, out)
-    return out
+    return _CACHE.put((profile, raw), out)
 
 
 def window_table(profile: Any, prediction: str) -> PredictionByBin:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Optional, Sequence
 
+from raywatch.stats.memo import IdentityCache
 from raywatch.stats.segments import OTHER, Segments, decode_summary, encode_state
 
 __all__ = ["fit_segment_reference", "segment_references", "segment_profile", "META_KEY", "DEFAULT_REFERENCE_K",
@@ -51,7 +52,8 @@ window's top ``k`` later still finds its reference."""
 DEFAULT_SAMPLE_SIZE = 256
 """Each segment's reference sample (exact tests of small windows); the histograms are whole."""
 
-_CACHE: Dict[int, tuple] = {}
+_CACHE = IdentityCache(64)  # (profile, its raw references) → (references, segment views)
+_NONE: Dict[str, Any] = {}
 
 
 def fit_segment_reference(profile: Any, data: Any, columns: Sequence[str], *, k: int = DEFAULT_REFERENCE_K,
@@ -74,8 +76,7 @@ def fit_segment_reference(profile: Any, data: Any, columns: Sequence[str], *, k:
         seg = summarize_segments(profile, batch, {col: cols[col]}, k=int(k), seed=seed, sample_size=int(sample_size))
         seg.whole = None  # the profile's reference is the whole
         stored[str(col)] = seg.to_dict(encode_state)
-    profile.meta[META_KEY] = {"columns": stored}
-    _CACHE.pop(id(profile), None)
+    profile.meta[META_KEY] = {"columns": stored}  # a new object: cached views of the old one miss
     return profile
 
 
@@ -108,10 +109,10 @@ def segment_profile(profile: Any, column: str, label: str) -> Optional[Any]:
 
 
 def _views(profile: Any) -> tuple:
-    raw = (getattr(profile, "meta", None) or {}).get(META_KEY) or {}
-    hit = _CACHE.get(id(profile))
-    if hit is not None and hit[0] is profile and hit[1] is raw:
-        return hit[2], hit[3]
+    raw = (getattr(profile, "meta", None) or _NONE).get(META_KEY) or _NONE
+    hit = _CACHE.get((profile, raw))
+    if hit is not None:
+        return hit
     refs: Dict[str, Dict[str, Any]] = {}
     for col, data in dict(raw.get("columns") or {}).items():
         try:
@@ -122,9 +123,5 @@ def _views(profile: Any) -> tuple:
                 if label != OTHER and s is not None and s.fingerprint == profile.fingerprint}
         if kept:
             refs[str(col)] = kept
-    if len(_CACHE) > 64:
-        _CACHE.clear()
-    views: Dict[tuple, Any] = {}
-    _CACHE[id(profile)] = (profile, raw, refs, views)
-    return refs, views
+    return _CACHE.put((profile, raw), (refs, {}))
 

@@ -43,6 +43,8 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
+from raywatch.stats.memo import IdentityCache
+
 __all__ = [
     "KINDS",
     "to_columns",
@@ -322,22 +324,19 @@ def _by_text(v: Any, family: str, lookup: Mapping[Hashable, int]) -> Optional[in
     return None if other is None else lookup.get(other)
 
 
-_NUMERIC_TEXT: Dict[int, Tuple[Mapping[Hashable, int], bool]] = {}
+_NUMERIC_TEXT = IdentityCache(256)  # a column's lookup → whether its text labels are numbers
 
 
 def _numeric_text_labels(lookup: Mapping[Hashable, int]) -> bool:
     """Whether most text labels of a column are numbers written as text (zip codes, ids):
     then a number the reference never had is an unseen label, not a wrong type. Computed
     once per lookup (a profile's column)."""
-    hit = _NUMERIC_TEXT.get(id(lookup))
-    if hit is not None and hit[0] is lookup:
-        return hit[1]
+    hit = _NUMERIC_TEXT.get((lookup,))
+    if hit is not None:
+        return hit
     texts = [k for k in lookup if isinstance(k, str)]
     numeric = 2 * sum(1 for k in texts if _as_number(k) is not None) > len(texts) > 0
-    if len(_NUMERIC_TEXT) >= 256:
-        _NUMERIC_TEXT.clear()
-    _NUMERIC_TEXT[id(lookup)] = (lookup, numeric)  # the lookup itself is kept: its id stays its own
-    return numeric
+    return _NUMERIC_TEXT.put((lookup,), numeric)
 
 
 def encode_categorical(

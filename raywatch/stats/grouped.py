@@ -63,6 +63,7 @@ import numpy as np
 from raywatch.stats import sections
 from raywatch.stats import summary as sm
 from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
+from raywatch.stats.memo import IdentityCache
 from raywatch.stats.segments import DEFAULT_K, Segments
 from raywatch.stats.strings import MIN_ROWS, short_string_codes
 from raywatch.stats.summary import MAX_UNKNOWN_COLUMNS, WindowSummary
@@ -166,16 +167,16 @@ def _scratch(slot: str, shape: Tuple[int, ...], dtype: Any = np.float64) -> np.n
     return buf[:size].reshape(shape)
 
 
-_NEEDLES: Dict[Tuple[int, ...], Tuple[np.ndarray, np.ndarray, list]] = {}
+_NEEDLES = IdentityCache(64)  # the numerical columns' specs → (needles, edges per column)
 
 
 def _needles(num: list) -> Tuple[np.ndarray, np.ndarray]:
     """``(needles, edges per column)``: per numerical column, the value just below the
     reference's min, the edges, +inf up to the longest row, and the reference's max."""
-    key = tuple(id(t[1]) for t in num)
-    hit = _NEEDLES.get(key)
-    if hit is not None and all(h is t[1] for h, t in zip(hit[2], num)):
-        return hit[0], hit[1]
+    specs = tuple(t[1] for t in num)
+    hit = _NEEDLES.get(specs)
+    if hit is not None:
+        return hit
     n_edges = np.array([t[1].edges.size for t in num], dtype=np.intp)
     needles = np.full((len(num), int(n_edges.max(initial=0)) + 2), np.inf)
     for j, t in enumerate(num):
@@ -183,10 +184,7 @@ def _needles(num: list) -> Tuple[np.ndarray, np.ndarray]:
         needles[j, 0] = np.nextafter(spec.lo, -np.inf) if spec.lo == spec.lo else -np.inf
         needles[j, 1 : 1 + spec.edges.size] = spec.edges
         needles[j, -1] = spec.hi if spec.hi == spec.hi else np.inf
-    if len(_NEEDLES) >= 64:
-        _NEEDLES.clear()
-    _NEEDLES[key] = (needles, n_edges, [t[1] for t in num])
-    return needles, n_edges
+    return _NEEDLES.put(specs, (needles, n_edges))
 
 
 def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples) -> Optional[list]:
