@@ -179,22 +179,21 @@ def correlation_change(
     order = np.argsort(-size, kind="stable")
     # the largest change: the first in order, unless a NaN (sorted last) makes the maximum NaN
     max_change = float(size[order[0]]) if every and ref_finite else float(size.max())
-    z = p_adj = None
-    hits: List[int] = []
+    z = p_adj = flagged = None
     if correction == "bonferroni":  # p·m < α  ⟺  z > Φ⁻¹(1 − α/(2m)): no p-value for every pair
         if not max_change < min_change:  # else no pair can be flagged (a stationary window): z of the shown ones only
             z = _fisher(cur, z_ref, root_kappa, root_n)
             flagged = (z > ndtri(1.0 - alpha / (2.0 * m))) & (size >= min_change)
             if not every:
                 flagged &= ok
-            hits = order[flagged[order]].tolist()
-            table[3] = flagged
     else:
         z = _fisher(cur, z_ref, root_kappa, root_n)
         p = np.where(ok, 2.0 * ndtr(-z), 1.0)
         p_adj = np.ones_like(p)
         p_adj[ok] = adjust(p[ok], correction)
         flagged = ok & (p_adj < alpha) & (size >= min_change)
+    hits: List[int] = []
+    if flagged is not None:
         hits = order[flagged[order]].tolist()
         table[3] = flagged
     shown = order[: max(int(top), len(hits))]
