@@ -27,6 +27,7 @@ profile and config; nothing is stored but the window result.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from scipy.special import ndtri
@@ -48,6 +49,8 @@ __all__ = ["drift_settings", "detect", "extension_fields", "extension_series", "
 ESTIMATION, DISAGREEMENT, CORRELATION, RECONSTRUCTION, EMBEDDINGS, FALSE_ALARMS = (
     "estimation", "disagreement", "correlation", "reconstruction", "embeddings", "false_alarms")
 _PAIRS_KEPT = 10  # correlation pairs a window result keeps (largest change first)
+_OUTLIER_SHARE, _CALIBRATION_ERROR = catalogue.OUTLIER_SHARE.name, catalogue.CALIBRATION_ERROR.name
+_BAND = (("lower", catalogue.ESTIMATED_PERFORMANCE_LOWER.name), ("upper", catalogue.ESTIMATED_PERFORMANCE_UPPER.name))
 _MULTICLASS_DISAGREEMENT = tuple(m.name for m in (catalogue.ACCURACY, catalogue.PRECISION, catalogue.RECALL, catalogue.F1))
 
 
@@ -126,14 +129,29 @@ def profile_estimation(profile: Any) -> Optional[Dict[str, Any]]:
             "reference": {k: v for k, v in (est.reference or {}).items()}}
 
 
+_CALIBRATION_ERRORS: Dict[int, Tuple[Any, Optional[float]]] = {}
+
+
+def _calibration_error(profile: Any) -> Optional[float]:
+    """:func:`profile_estimation`'s calibration error, made once per profile object (a profile
+    never changes; the cache holds only a weak reference to it)."""
+    hit = _CALIBRATION_ERRORS.get(id(profile))
+    if hit is not None and hit[0]() is profile:
+        return hit[1]
+    value = (profile_estimation(profile) or {}).get(_CALIBRATION_ERROR)
+    if len(_CALIBRATION_ERRORS) >= 1024:
+        _CALIBRATION_ERRORS.clear()
+    _CALIBRATION_ERRORS[id(profile)] = (weakref.ref(profile), value)
+    return value
+
+
 def _estimation(result: Any, sigmas: float, profile: Any) -> Dict[str, Any]:
     metrics = {name: {"value": _num(m.value), "lower": _num(m.lower), "upper": _num(m.upper),
                       "sampling_error": _num(m.sampling_error)} for name, m in result.metrics.items()}
-    prof = profile_estimation(profile) or {}
     return {"rows": int(result.rows), "skipped": int(result.skipped), "average": result.average, "sigmas": sigmas,
             "metrics": metrics, "roc_auc_error_bound": _num(result.roc_auc_error_bound),
             "calibration_ok": bool(result.calibration_ok), "warnings": list(result.warnings),
-            catalogue.CALIBRATION_ERROR.name: prof.get(catalogue.CALIBRATION_ERROR.name)}
+            _CALIBRATION_ERROR: _calibration_error(profile)}
 
 
 def _disagreement(ms: Any, result: Any, perf: Mapping[str, Any], sigmas: float, min_labels: int) -> Dict[str, Any]:
@@ -185,8 +203,9 @@ def extension_fields(ms: Any, report: Optional[DriftReport], res: Dict[str, Any]
     quality = res.get("quality") or {}
     for name, q in report.quality.items():
         if q.outlier_share is not None and name in quality:
-            quality[name][catalogue.OUTLIER_SHARE.name] = _num(q.outlier_share)
-            quality[name]["outlier_share_reference"] = _num(q.outlier_share_reference)
+            entry = quality[name]
+            entry[_OUTLIER_SHARE] = _num(q.outlier_share)
+            entry["outlier_share_reference"] = _num(q.outlier_share_reference)
     if not report.extensions:
         return
     ecfg = ms.config.drift.estimation
@@ -248,9 +267,13 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
         estimated = catalogue.ESTIMATED.get(name)
         if estimated is None:
             continue
-        add(estimated, m.get("value"))
-        add(catalogue.ESTIMATED_PERFORMANCE_LOWER, m.get("lower"), metric=name)
-        add(catalogue.ESTIMATED_PERFORMANCE_UPPER, m.get("upper"), metric=name)
+        v = _num(m.get("value"))
+        if v is not None:
+            out.append(Series(estimated.name, base, v))
+        for key, series_name in _BAND:
+            v = _num(m.get(key))
+            if v is not None:
+                out.append(Series(series_name, {**base, "metric": name}, v))
     if est:
         add(catalogue.CALIBRATION_ERROR, est.get(catalogue.CALIBRATION_ERROR.name))
     for name, d in (r.get(DISAGREEMENT) or {}).items():
@@ -271,7 +294,9 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
             add(catalogue.EMBEDDING_DRIFT_DETECTED, 1.0 if e.get("drifted") else 0.0, feature=feat)
             add(catalogue.EMBEDDING_MEAN_SHIFT, e.get("mean_effect"), feature=feat)
     for feat, q in (r.get("quality") or {}).items():
-        add(catalogue.OUTLIER_SHARE, q.get(catalogue.OUTLIER_SHARE.name), feature=feat)
+        v = _num(q.get(_OUTLIER_SHARE))
+        if v is not None:
+            out.append(Series(_OUTLIER_SHARE, {**base, "feature": feat}, v))
     if catalogue.MULTIVARIATE_DRIFT.name in r:
         add(catalogue.MULTIVARIATE_DRIFT, 1.0 if r.get(catalogue.MULTIVARIATE_DRIFT.name) else 0.0)
     return out

@@ -48,6 +48,7 @@ Hotelling, H. (1953). New light on the correlation coefficient and its transform
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Tuple
 
@@ -96,16 +97,37 @@ class CorrelationChange:
         return asdict(self)
 
 
-def _reference(ext: CorrelationExtension) -> Tuple[np.ndarray, ...]:
-    """The pairs ``(i, j)`` and the reference's correlations, ``√κ`` and Fisher z there, kept
-    on the extension after the first window (they never change)."""
+def _reference(ext: CorrelationExtension) -> Tuple[Any, ...]:
+    """What the test reads of the reference, kept on the extension after the first window (it
+    never changes): the pairs' flat indices into a ``d × d`` matrix and their column names,
+    whether every reference correlation is finite, and a table with a row per quantity and a
+    column per pair — the reference's correlations; three rows a window's copy fills (its
+    correlations, their changes, the verdicts as 1.0); the reference's Fisher z and ``√κ`` —
+    with views of its three reference rows."""
     cached = getattr(ext, "_pairs", None)
     if cached is None:
-        i, j = np.triu_indices(len(ext.columns), k=1)
+        d = len(ext.columns)
+        i, j = np.triu_indices(d, k=1)
         ref = ext.reference_corr[i, j]
         root_kappa = np.sqrt(ext.tau2[i, j] / np.maximum((1.0 - ref * ref) ** 2, 1e-12))
-        cached = ext._pairs = (i, j, ref, root_kappa, np.arctanh(np.clip(ref, -_CLIP, _CLIP)))
+        names = ext.columns
+        table = np.zeros((6, ref.size))
+        table[0], table[4], table[5] = ref, np.arctanh(np.clip(ref, -_CLIP, _CLIP)), root_kappa
+        cached = ext._pairs = (i * d + j, [names[k] for k in i.tolist()], [names[k] for k in j.tolist()],
+                               bool(np.isfinite(ref).all()), table, table[0], table[4], table[5])
     return cached
+
+
+def _fisher(cur: np.ndarray, z_ref: np.ndarray, root_kappa: np.ndarray, root_n: float) -> np.ndarray:
+    """``|atanh(clip(cur)) − z_ref| / (√κ · root_n)``: each pair's change of Fisher z in standard errors."""
+    scale = root_kappa * root_n
+    z = np.maximum(cur, -_CLIP)
+    np.minimum(z, _CLIP, out=z)
+    np.arctanh(z, out=z)
+    z -= z_ref
+    np.abs(z, out=z)
+    z /= scale
+    return z
 
 
 def correlation_change(
@@ -136,42 +158,59 @@ def correlation_change(
     if section.n < max(int(min_rows), 4):
         return CorrelationChange(tested=False, drifted=False, max_change=0.0,
                                  note=f"{section.n} complete rows, fewer than min_rows={min_rows}", **base)
-    i, j, ref, root_kappa, z_ref = _reference(ext)
+    flat, names_a, names_b, ref_finite, template, ref, z_ref, root_kappa = _reference(ext)
+    table = template.copy()  # per pair: reference, window correlation, change, drifted (1.0), Fisher z, √κ
+    cur, change = table[1], table[2]
     sd = section.deviations()  # NaN where a column has no spread
-    cur = section.m2[i, j] / (sd[i] * sd[j])
+    (section.m2 / (sd[:, None] * sd)).take(flat, out=cur)
     ok = np.isfinite(cur)
     every = bool(ok.all())
-    if not every:
+    if every:
+        m = len(cur)
+    else:
         if not ok.any():
             return CorrelationChange(tested=False, drifted=False, max_change=0.0,
                                      note="every column is constant in the window", **base)
-        cur = np.where(ok, cur, ref)  # untested pairs: no change
-    scale = root_kappa * np.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
-    z = np.abs(np.arctanh(np.clip(cur, -_CLIP, _CLIP)) - z_ref) / scale
-    change = cur - ref
+        np.copyto(cur, ref, where=~ok)  # untested pairs: no change
+        m = int(ok.sum())
+    root_n = math.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
+    np.subtract(cur, ref, out=change)
     size = np.abs(change)
-    m = int(ok.sum())
+    order = np.argsort(-size, kind="stable")
+    # the largest change: the first in order, unless a NaN (sorted last) makes the maximum NaN
+    max_change = float(size[order[0]]) if every and ref_finite else float(size.max())
+    z = p_adj = flagged = None
     if correction == "bonferroni":  # p·m < α  ⟺  z > Φ⁻¹(1 − α/(2m)): no p-value for every pair
-        flagged = (z > ndtri(1.0 - alpha / (2.0 * m))) & (size >= min_change) & ok
-        p_adj = None
+        if not max_change < min_change:  # else no pair can be flagged (a stationary window): z of the shown ones only
+            z = _fisher(cur, z_ref, root_kappa, root_n)
+            flagged = (z > ndtri(1.0 - alpha / (2.0 * m))) & (size >= min_change)
+            if not every:
+                flagged &= ok
     else:
+        z = _fisher(cur, z_ref, root_kappa, root_n)
         p = np.where(ok, 2.0 * ndtr(-z), 1.0)
         p_adj = np.ones_like(p)
         p_adj[ok] = adjust(p[ok], correction)
         flagged = ok & (p_adj < alpha) & (size >= min_change)
-    names = ext.columns
-    order = np.argsort(-size, kind="stable")
-    hits = order[flagged[order]].tolist()
+    hits: List[int] = []
+    if flagged is not None:
+        hits = order[flagged[order]].tolist()
+        table[3] = flagged
     shown = order[: max(int(top), len(hits))]
-    p_shown = 2.0 * ndtr(-z[shown])
+    rows = table.take(shown, axis=1)
+    z_shown = z[shown] if z is not None else _fisher(rows[1], rows[4], rows[5], root_n)
+    p_shown = 2.0 * ndtr(-z_shown)
     pa_shown = np.minimum(p_shown * m, 1.0) if p_adj is None else p_adj[shown]
-    i_l, j_l = i.tolist(), j.tolist()
-    pairs = [PairChange(names[i_l[k]], names[j_l[k]], r, c if o else float("nan"), ch, pv, pa, f)
-             for k, r, c, o, ch, pv, pa, f in zip(shown.tolist(), ref[shown].tolist(), cur[shown].tolist(),
-                                                  ok[shown].tolist(), change[shown].tolist(), p_shown.tolist(),
-                                                  pa_shown.tolist(), flagged[shown].tolist())]
+    shown_l = shown.tolist()
+    ref_s, cur_s, change_s, flagged_s = rows[:4].tolist()
+    if not every:
+        nan = float("nan")
+        cur_s = [c if o else nan for c, o in zip(cur_s, ok[shown].tolist())]
+    pairs = [PairChange(names_a[k], names_b[k], r, c, ch, pv, pa, f == 1.0)
+             for k, r, c, ch, pv, pa, f in zip(shown_l, ref_s, cur_s, change_s, p_shown.tolist(), pa_shown.tolist(),
+                                               flagged_s)]
     return CorrelationChange(
-        tested=True, drifted=bool(hits), max_change=float(size.max()),
-        drifted_pairs=[(names[i_l[k]], names[j_l[k]]) for k in hits], pairs=pairs,
+        tested=True, drifted=bool(hits), max_change=max_change,
+        drifted_pairs=[(names_a[k], names_b[k]) for k in hits], pairs=pairs,
         note="" if every else f"{len(ok) - m} pairs with a constant column were not tested", **base,
     )

@@ -69,8 +69,8 @@ log = logging.getLogger("raywatch.drift.detect")
 
 
 def _config(config: Union[DriftConfig, Mapping[str, Any], None]) -> DriftConfig:
-    if config is None:
-        return DriftConfig()
+    if config is None:  # one default object: the extension tests' settings are made once per config object
+        return _DEFAULT_CONFIG
     if isinstance(config, DriftConfig):
         return config
     return parse_config(config, DriftConfig, "drift config")
@@ -101,6 +101,7 @@ def _validate(profile: Profile, cfg: DriftConfig) -> None:
 EXACT_MAX_ROWS = 10_000
 _COUNT = INT_FIELDS.index("count")
 _COLUMN_DEFAULTS = ColumnDriftConfig()
+_DEFAULT_CONFIG = DriftConfig()  # read only
 
 
 def _figures(kind: str, method: str, exact: bool) -> str:

@@ -109,9 +109,9 @@ def _div(a: float, b: float) -> Optional[float]:
 def _auc(pos: np.ndarray, count: np.ndarray):
     neg = np.subtract(count, pos)
     np.maximum(neg, 0.0, out=neg)
-    below = np.cumsum(neg)
+    below = np.add.accumulate(neg)  # np.cumsum without its wrapper
     N = float(below[-1])
-    P = float(pos.sum())
+    P = float(np.add.reduce(pos))
     if P <= 0 or N <= 0:
         return None, None
     below -= neg  # negatives in the bins below each bin
@@ -124,7 +124,11 @@ def _values(est: ConfidenceEstimator, sec: ConfidenceSection):
     """``(values, shares, auc_bound)``: each metric's value and the window's share of rows
     per class behind its sampling error."""
     C = sec.confusion
-    pred, true, diag = C.sum(axis=0).tolist(), C.sum(axis=1).tolist(), C.diagonal().tolist()
+    if C.shape == (2, 2):  # the sums numpy makes of two terms, without three calls
+        (tn, fp), (fn, tp) = C.tolist()
+        pred, true, diag = [tn + fn, fp + tp], [tn + fp, fn + tp], [tn, tp]
+    else:
+        pred, true, diag = C.sum(axis=0).tolist(), C.sum(axis=1).tolist(), C.diagonal().tolist()
     n = float(sum(pred))
     binary = est.binary
     classes = [1] if binary else list(range(len(pred)))
@@ -199,12 +203,22 @@ def estimate_performance(est: ConfidenceEstimator, sec: ConfidenceSection, sigma
         if v is not None and se is not None:
             lo, hi = max(0.0, v - sigmas * se), min(1.0, v + sigmas * se)
         metrics[name] = MetricEstimate(v, se, lo, hi)
-    warnings = [w for c in est.calibrations for w in c.warnings]
+    average, calibration_ok, warnings = _calibration(est)
     return PerformanceEstimate(
-        rows=sec.rows, skipped=sec.skipped, average="binary" if est.binary else "macro", metrics=metrics,
-        shares=shares, roc_auc_error_bound=bound, calibration_ok=all(c.ok for c in est.calibrations),
-        warnings=list(dict.fromkeys(warnings)),
+        rows=sec.rows, skipped=sec.skipped, average=average, metrics=metrics,
+        shares=shares, roc_auc_error_bound=bound, calibration_ok=calibration_ok, warnings=list(warnings),
     )
+
+
+def _calibration(est: ConfidenceEstimator) -> tuple:
+    """``(average, calibration_ok, warnings)`` of the estimator, kept on it after the first
+    window (they never change)."""
+    cached = getattr(est, "_calibration", None)
+    if cached is None:
+        warnings = [w for c in est.calibrations for w in c.warnings]
+        cached = est._calibration = ("binary" if est.binary else "macro", all(c.ok for c in est.calibrations),
+                                     tuple(dict.fromkeys(warnings)))
+    return cached
 
 
 @dataclass

@@ -80,24 +80,33 @@ def option_values(key: str, config: Any, options: Optional[Mapping[str, Mapping[
     return out
 
 
-_SETTINGS: Dict[Tuple[int, str], Tuple[Any, Dict[str, Any], Dict[str, Any]]] = {}
+_SETTINGS: Dict[Tuple[int, str], Tuple[Any, Dict[str, Any], Dict[str, Any], bool, Dict[str, Any]]] = {}
 
 
-def _settings(key: str, config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """``(the test's settings, its parameter values)``; made once per configuration object when
-    no ``options`` are given (a stats actor evaluates with the same config every cycle, and
-    ``model_dump`` costs more than a test's arithmetic). Read only: never change them."""
+def _call(test: Callable[..., Any], settings: Dict[str, Any], values: Dict[str, Any]) -> Tuple[bool, Dict[str, Any]]:
+    """``(enabled, the keyword arguments test takes)`` of a test's settings and parameter
+    values (settings for the caller alone, such as ``min_labels``, stay out)."""
+    accepted = _parameters(test)
+    return settings.get("enabled") is not False, {k: v for k, v in values.items() if k in accepted}
+
+
+def _entry(key: str, test: Callable[..., Any], config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> tuple:
+    """``(config, the test's settings, its parameter values, enabled, its keyword arguments)``;
+    made once per configuration object when no ``options`` are given (a stats actor evaluates
+    with the same config every cycle, and ``model_dump`` costs more than a test's arithmetic).
+    Read only: never change them."""
     if options:
-        return ({**_as_dict(getattr(config, key, None)), **_as_dict(options.get(key))},
-                option_values(key, config, options))
+        settings = {**_as_dict(getattr(config, key, None)), **_as_dict(options.get(key))}
+        values = option_values(key, config, options)
+        return (config, settings, values) + _call(test, settings, values)
     hit = _SETTINGS.get((id(config), key))
     if hit is not None and hit[0] is config:
-        return hit[1], hit[2]
+        return hit
     settings, values = _as_dict(getattr(config, key, None)), option_values(key, config, None)
     if len(_SETTINGS) >= 1024:
         _SETTINGS.clear()
-    _SETTINGS[(id(config), key)] = (config, settings, values)  # the config itself: its id stays its own
-    return settings, values
+    hit = _SETTINGS[(id(config), key)] = (config, settings, values) + _call(test, settings, values)  # the config itself: its id stays its own
+    return hit
 
 
 def run_extension_tests(profile: Any, summary: Any, config: Any = None,
@@ -106,20 +115,18 @@ def run_extension_tests(profile: Any, summary: Any, config: Any = None,
     a section of (see the module docstring). A test switched off with ``enabled: false`` in
     its options is skipped."""
     results: Dict[str, Any] = {}
+    sections = summary.sections
     for name, ext in profile.extensions.items():
-        section = summary.sections.get(name)
+        section = sections.get(name)
         entry = TESTS.get(ext.kind)
         if section is None or entry is None:
             continue
         key, test = entry
-        settings, values = _settings(key, config, options)
-        if settings.get("enabled") is False:
+        _, _, _, enabled, kwargs = _entry(key, test, config, options)
+        if not enabled:
             continue
-        fn: Callable[..., Any] = test
-        accepted = _parameters(fn)  # settings for the caller alone (min_labels) stay out
         try:
-            kwargs = {k: v for k, v in values.items() if k in accepted}
-            results[name] = fn(ext, section, **kwargs)
+            results[name] = test(ext, section, **kwargs)
         except Exception as exc:  # one failing test must not lose the report
             log.warning("the %s test of %r failed (%s: %s); left out of the report", key, name, type(exc).__name__, exc)
     return results

@@ -65,20 +65,31 @@ def outlier_quality(
     tolerance, alpha
         The excess over the reference rate that may count, and the binomial test's level.
     """
-    n = section.values.astype(np.float64)
-    k = section.beyond.astype(np.float64)
+    rate_l, low_l, high_l = _reference(ext)
+    values, beyond = section.values, section.beyond
     rate = ext.reference_rate
-    share = k / np.maximum(n, 1.0)
+    share = beyond / np.maximum(values, 1)  # counts: as floats, exactly
     # the binomial test runs only where the excess reaches the tolerance (stationary windows:
     # nowhere); P(X ≥ k) for X ~ Binomial(n, rate) as scipy.stats.binom.sf(k - 1, n, rate)
-    candidate = (k > 0) & (share - rate >= tolerance)
-    p = np.full(n.size, np.nan)
+    candidate = (beyond > 0) & (share - rate >= tolerance)
     if candidate.any():
+        p = np.full(share.size, np.nan)
         c = np.flatnonzero(candidate)
         r = rate[c]
-        sf = bdtrc(np.maximum(section.beyond[c] - 1, 0), section.values[c], np.clip(r, 1e-300, 1.0))
+        sf = bdtrc(np.maximum(beyond[c] - 1, 0), values[c], np.clip(r, 1e-300, 1.0))
         p[c] = np.where(r <= 0, 0.0, np.where(r >= 1, 1.0, sf))
-    issue = candidate & ((rate <= 0) | ((rate < 1) & (p < alpha)))
-    cols = zip(ext.columns, section.values.tolist(), section.beyond.tolist(), share.tolist(), rate.tolist(),
-               ext.low.tolist(), ext.high.tolist(), [None if v != v else v for v in p.tolist()], issue.tolist())
+        issue = (candidate & ((rate <= 0) | ((rate < 1) & (p < alpha)))).tolist()
+        p_l = [None if v != v else v for v in p.tolist()]
+    else:
+        issue, p_l = [False] * share.size, [None] * share.size
+    cols = zip(ext.columns, values.tolist(), beyond.tolist(), share.tolist(), rate_l, low_l, high_l, p_l, issue)
     return {c[0]: OutlierQuality(*c) for c in cols}
+
+
+def _reference(ext: OutlierFences) -> tuple:
+    """The reference's rates and fences as lists, kept on the extension after the first window
+    (they never change)."""
+    cached = getattr(ext, "_lists", None)
+    if cached is None:
+        cached = ext._lists = (ext.reference_rate.tolist(), ext.low.tolist(), ext.high.tolist())
+    return cached
