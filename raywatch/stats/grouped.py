@@ -217,20 +217,17 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
     needles, n_edges = _needles(num)
     c, width = len(num), needles.shape[1]
     cum = _scratch("positions", (c, G, width), np.int64)  # every row written below
-    mean = m2 = None
     if clean:  # each group's block once, while it is in cache: sort, moments, positions
         nf = np.broadcast_to(sizes[:, None], n_wrong.shape)
         n_nan = neg = np.zeros_like(n_wrong)
-        mean, squares = np.empty((G, c)), np.empty((G, c))
+        squares = np.empty((G, c))
         rows = list(needles)
         for g, (a, b) in enumerate(zip(starts.tolist(), bounds[1:].tolist())):
             block, at = X[:, a:b], cum[:, g]
             block.sort(axis=1)
-            mean[g] = block.sum(axis=1) / (b - a)
             squares[g] = np.einsum("ij,ij->i", block, block)
             for j in range(c):
                 at[j] = block[j].searchsorted(rows[j], "right")
-        m2 = _centred(squares, mean, sizes, X, starts)
     else:
         for a, b in zip(starts, bounds[1:]):
             X[:, a:b].sort(axis=1)
@@ -261,8 +258,10 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
         cuts = np.stack((b0, b0 + first_cut, b0 + last_cut, b0 + m), axis=-1)  # (columns, G, 4)
         part = np.add.reduceat(padded.ravel(), cuts.ravel()).reshape(c, G, 4)[:, :, :3]
         sums = np.where(np.diff(cuts, axis=-1) > 0, part, 0.0).transpose(2, 1, 0)  # (3, G, columns)
-        if not clean:
-            mean = sums.sum(axis=0) / np.maximum(nf, 1)
+        mean = sums.sum(axis=0) / np.maximum(nf, 1)
+        if clean:
+            m2 = _centred(squares, mean, sizes, X, starts)
+        else:
             m2 = np.empty_like(mean)
             d = _scratch("centred", (c, int(sizes.max())))
             for g, (a, b) in enumerate(zip(starts.tolist(), bounds[1:].tolist())):  # centred: two passes
