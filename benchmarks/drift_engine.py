@@ -14,7 +14,9 @@ for the current window; two numerical columns and one categorical column drift.
 
 The baseline runs once; raywatch runs after every second baseline column (interleaved,
 so both see the same load on a shared machine) and its median is reported, with the
-minimum. The binned KS
+minimum. OpenBLAS is held to one thread (``OPENBLAS_NUM_THREADS=1`` unless set; printed as
+``blas_threads``): its idle threads spin after the baseline's calls and would take a core from
+the raywatch run that follows. The binned KS
 statistics are checked against scipy's raw-data ones (``max_ks_abs_error`` must stay within
 the documented bound, one bin's mass). The last line of stdout is one JSON object (``load_average_1m``: the machine's 1-minute load at the start and
 the end; above ~0.5, other work shares the two cores and the times rise).
@@ -50,8 +52,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
+# The scipy baseline calls BLAS (OpenBLAS) between raywatch's timed runs, and OpenBLAS's idle
+# threads spin for a while after each call, taking a core from the run that follows: measured
+# on the 2-core machine, 0.13 s for 1M rows became 0.16 s. One BLAS thread costs the baseline
+# nothing measurable (its BLAS calls are on vectors: 12.58 s against 12.74 s) and times
+# raywatch on the cores it is given. It must be set before numpy loads OpenBLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -287,6 +296,7 @@ def main(argv=None) -> dict:
     print(f"raywatch summarize+detect: {raywatch_seconds:.3f} s (median of {len(times)}), "
           f"scipy baseline: {baseline_seconds:.2f} s, speedup {result['speedup']}x", file=sys.stderr)
     result["load_average_1m"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]  # at start, at end
+    result["blas_threads"] = os.environ.get("OPENBLAS_NUM_THREADS")
     print(json.dumps(result))
     return result
 
