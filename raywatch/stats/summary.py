@@ -331,9 +331,14 @@ def check_summary(s: "WindowSummary") -> Optional[str]:
     for mask, what in (bad, bad_hist, bad_sample, bad_nan, (moments, "its moments are out of bounds")):
         if mask.any():
             return f"column {s.names[int(np.argmax(mask))]!r}: {what}"
-    for name, (values, keys) in zip(s.names, s.samples):
-        if values.size and (not np.isfinite(values).all() or keys.min() < 0 or keys.max() > 1):
-            return f"column {name!r}: its sample is out of bounds"
+    if int(sizes.sum()):  # every column's sample at once; the loop only to name a bad one
+        values = np.concatenate([v for v, _ in s.samples])
+        keys = np.concatenate([k for _, k in s.samples])
+        if np.isfinite(values).all() and keys.size == values.size and keys.min() >= 0 and keys.max() <= 1:
+            return None
+        for name, (values, keys) in zip(s.names, s.samples):
+            if values.size and (keys.size != values.size or not np.isfinite(values).all() or keys.min() < 0 or keys.max() > 1):
+                return f"column {name!r}: its sample is out of bounds"
     return None
 
 

@@ -75,6 +75,24 @@ def test_implausible_summaries_raise(profile, what, change):
         WindowSummary.from_bytes(tampered(profile, change))
 
 
+@pytest.mark.parametrize("change", [
+    lambda values, keys: keys.__setitem__(0, 2.0),  # a key beyond 1
+    lambda values, keys: keys.__setitem__(-1, -0.5),  # a negative key
+    lambda values, keys: values.__setitem__(0, float("nan")),  # a NaN value
+], ids=["key>1", "key<0", "nan-value"])
+def test_an_implausible_sample_names_its_column(profile, change):
+    good = profile.summarize(rows(50, 1), seed=1)
+    last = max(i for i, (v, _) in enumerate(good.samples) if v.size)  # the last column with a sample
+
+    def spoil(s):
+        values, keys = s.samples[last]
+        s.samples[last] = (values.copy(), keys.copy())
+        change(*s.samples[last])
+
+    with pytest.raises(FormatError, match=f"column {good.names[last]!r}: its sample is out of bounds"):
+        WindowSummary.from_bytes(tampered(profile, spoil))
+
+
 def test_implausible_profile_raises(profile):
     p = Profile.from_bytes(profile.to_bytes())
     spec = p.specs["amount"]
