@@ -27,7 +27,6 @@ profile and config; nothing is stored but the window result.
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from scipy.special import ndtri
@@ -40,6 +39,7 @@ from raywatch.drift.estimation import disagreement
 from raywatch.drift.report import DriftReport
 from raywatch.drift.runlength import alpha_for_run_length, describe_run_length, run_length_of_alpha
 from raywatch.series import Series
+from raywatch.stats.memo import IdentityCache
 
 __all__ = ["drift_settings", "detect", "extension_fields", "extension_series", "false_alarms", "profile_estimation",
            "detector_calibrations", "history_fields", "finite_number",
@@ -129,20 +129,19 @@ def profile_estimation(profile: Any) -> Optional[Dict[str, Any]]:
             "reference": {k: v for k, v in (est.reference or {}).items()}}
 
 
-_CALIBRATION_ERRORS: Dict[int, Tuple[Any, Optional[float]]] = {}
+_CALIBRATION_ERRORS = IdentityCache(1024, weak=True)  # profile → its calibration error
 
 
 def _calibration_error(profile: Any) -> Optional[float]:
     """:func:`profile_estimation`'s calibration error, made once per profile object (a profile
     never changes; the cache holds only a weak reference to it)."""
-    hit = _CALIBRATION_ERRORS.get(id(profile))
-    if hit is not None and hit[0]() is profile:
-        return hit[1]
-    value = (profile_estimation(profile) or {}).get(_CALIBRATION_ERROR)
-    if len(_CALIBRATION_ERRORS) >= 1024:
-        _CALIBRATION_ERRORS.clear()
-    _CALIBRATION_ERRORS[id(profile)] = (weakref.ref(profile), value)
-    return value
+    hit = _CALIBRATION_ERRORS.get((profile,), _MISSING)
+    if hit is not _MISSING:
+        return hit
+    return _CALIBRATION_ERRORS.put((profile,), (profile_estimation(profile) or {}).get(_CALIBRATION_ERROR))
+
+
+_MISSING = object()
 
 
 def _estimation(result: Any, sigmas: float, profile: Any) -> Dict[str, Any]:

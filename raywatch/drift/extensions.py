@@ -36,6 +36,7 @@ from raywatch.drift.embedding import embedding_drift
 from raywatch.drift.estimation import estimate_performance
 from raywatch.drift.outliers import outlier_quality
 from raywatch.drift.reconstruction import reconstruction_drift
+from raywatch.stats.memo import IdentityCache
 
 __all__ = ["TESTS", "run_extension_tests", "option_values"]
 
@@ -80,7 +81,7 @@ def option_values(key: str, config: Any, options: Optional[Mapping[str, Mapping[
     return out
 
 
-_SETTINGS: Dict[Tuple[int, str], Tuple[Any, Dict[str, Any], Dict[str, Any], bool, Dict[str, Any]]] = {}
+_SETTINGS = IdentityCache(1024)  # (config), test name → (config, settings, values, enabled, keyword arguments)
 
 
 def _call(test: Callable[..., Any], settings: Dict[str, Any], values: Dict[str, Any]) -> Tuple[bool, Dict[str, Any]]:
@@ -99,14 +100,11 @@ def _entry(key: str, test: Callable[..., Any], config: Any, options: Optional[Ma
         settings = {**_as_dict(getattr(config, key, None)), **_as_dict(options.get(key))}
         values = option_values(key, config, options)
         return (config, settings, values) + _call(test, settings, values)
-    hit = _SETTINGS.get((id(config), key))
-    if hit is not None and hit[0] is config:
+    hit = _SETTINGS.get((config,), tag=key)
+    if hit is not None:
         return hit
     settings, values = _as_dict(getattr(config, key, None)), option_values(key, config, None)
-    if len(_SETTINGS) >= 1024:
-        _SETTINGS.clear()
-    hit = _SETTINGS[(id(config), key)] = (config, settings, values) + _call(test, settings, values)  # the config itself: its id stays its own
-    return hit
+    return _SETTINGS.put((config,), (config, settings, values) + _call(test, settings, values), tag=key)
 
 
 def run_extension_tests(profile: Any, summary: Any, config: Any = None,

@@ -7,7 +7,9 @@ key is their identity: ``id()`` to find the entry, ``is`` to confirm it (an id c
 once its object is gone, so each entry keeps its objects, and their ids stay their own).
 
 The cache is bounded: when full it is emptied (the next lookups recompute). Derived values
-are shared by every caller: treat them as read-only.
+are shared by every caller: treat them as read-only. With ``weak=True`` an entry keeps weak
+references instead, so it never keeps a large object (a profile) alive; a reused id then
+finds its entry's reference dead, and misses.
 
 >>> cache = IdentityCache(limit=2)
 >>> a, b = object(), object()
@@ -21,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Dict, Hashable, Optional, Tuple
 
 __all__ = ["IdentityCache"]
@@ -30,16 +33,20 @@ class IdentityCache:
     """Values by the identity of a tuple of objects, plus an optional hashable ``tag`` compared
     by equality (a test's name, a flag); at most ``limit`` entries."""
 
-    __slots__ = ("_entries", "_limit")
+    __slots__ = ("_entries", "_limit", "_weak")
 
-    def __init__(self, limit: int = 256):
+    def __init__(self, limit: int = 256, *, weak: bool = False):
         self._entries: Dict[Tuple[Any, ...], Tuple[Tuple[Any, ...], Any]] = {}
         self._limit = int(limit)
+        self._weak = bool(weak)
 
     def get(self, objects: Tuple[Any, ...], default: Any = None, tag: Optional[Hashable] = None) -> Any:
         """The value stored for exactly these objects (and ``tag``), else ``default``."""
         hit = self._entries.get((*map(id, objects), tag))
-        if hit is None or len(hit[0]) != len(objects) or any(x is not y for x, y in zip(hit[0], objects)):
+        if hit is None or len(hit[0]) != len(objects):
+            return default
+        held = [ref() for ref in hit[0]] if self._weak else hit[0]
+        if any(x is not y for x, y in zip(held, objects)):
             return default
         return hit[1]
 
@@ -47,7 +54,8 @@ class IdentityCache:
         """Store ``value`` for these objects (and ``tag``); returns it."""
         if len(self._entries) >= self._limit:
             self._entries.clear()
-        self._entries[(*map(id, objects), tag)] = (tuple(objects), value)
+        held = tuple(weakref.ref(x) for x in objects) if self._weak else tuple(objects)
+        self._entries[(*map(id, objects), tag)] = (held, value)
         return value
 
     def __len__(self) -> int:

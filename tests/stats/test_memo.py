@@ -41,3 +41,18 @@ def test_the_cache_is_bounded():
         cache.put((t,), 1)
         assert len(cache) <= 8
     assert cache.get((things[-1],)) == 1
+
+
+def test_a_weak_cache_keeps_nothing_alive():
+    import weakref
+
+    cache = IdentityCache(weak=True)
+    obj = _Thing()
+    alive = weakref.ref(obj)
+    cache.put((obj,), "derived")
+    assert cache.get((obj,)) == "derived"
+    del obj
+    gc.collect()
+    assert alive() is None  # the cache did not keep it
+    for _ in range(100):  # a new object, possibly at the freed address, never sees the old value
+        assert cache.get((_Thing(),)) is None
