@@ -69,11 +69,17 @@ def drift_settings(config: MonitorConfig) -> Tuple[DriftConfig, Optional[Dict[st
     drift = config.drift
     if drift.expected_run_time is None:
         return drift, None
+    hit = _SETTINGS.get((config, drift))  # once per config: the copy would miss every cache below
+    if hit is not None:
+        return hit
     alpha = alpha_for_run_length(drift.expected_run_time, config.windows.evaluation_interval)
     options: Dict[str, Dict[str, Any]] = {}
     if drift.reconstruction.sigmas is None:
         options["reconstruction"] = {"sigmas": _z(alpha)}
-    return drift.model_copy(update={"alpha": alpha}), options
+    return _SETTINGS.put((config, drift), (drift.model_copy(update={"alpha": alpha}), options))
+
+
+_SETTINGS = IdentityCache(1024)  # (model config, its drift config) → drift_settings
 
 
 def detect(ms: Any, summary: Any) -> DriftReport:

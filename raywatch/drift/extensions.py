@@ -93,10 +93,10 @@ def _call(test: Callable[..., Any], settings: Dict[str, Any], values: Dict[str, 
 
 def _entry(key: str, test: Callable[..., Any], config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> tuple:
     """``(config, the test's settings, its parameter values, enabled, its keyword arguments)``;
-    made once per configuration object when no ``options`` are given (a stats actor evaluates
+    made once per configuration object unless ``options`` has some for this test (a stats actor evaluates
     with the same config every cycle, and ``model_dump`` costs more than a test's arithmetic).
     Read only: never change them."""
-    if options:
+    if options and options.get(key):  # options for this test: merged per call, never cached
         settings = {**_as_dict(getattr(config, key, None)), **_as_dict(options.get(key))}
         values = option_values(key, config, options)
         return (config, settings, values) + _call(test, settings, values)

@@ -304,3 +304,18 @@ def test_detector_calibration_failure_runs_with_configured_params():
     assert ms.detector("errors").params == {"delta": 0.01}
     info = ms.calibrations.info("errors", ms.detector_config("errors"))
     assert info["status"] == "failed" and "too short" in info["error"] and "configured parameters" in info["text"]
+
+
+def test_drift_settings_are_made_once_per_config():
+    """The stats actor tests every cycle with drift_settings(config): with expected_run_time it
+    used to copy the drift config each time, so every settings cache behind it missed."""
+    from raywatch.aggregate.estimate_eval import drift_settings
+
+    cfg = MonitorConfig(drift={"expected_run_time": "30d"}, windows={"evaluation_interval": 60})
+    first = drift_settings(cfg)
+    assert drift_settings(cfg) is first  # the same copy and options, so the caches behind hit
+    assert first[0].alpha == pytest.approx(60 / (30 * 86400))
+    other = MonitorConfig(drift={"expected_run_time": "1d"}, windows={"evaluation_interval": 60})
+    assert drift_settings(other)[0].alpha == pytest.approx(60 / 86400)  # another config: its own
+    plain = MonitorConfig()
+    assert drift_settings(plain) == (plain.drift, None)

@@ -31,3 +31,12 @@ def test_settings_are_made_once_per_config_and_options_still_apply():
     assert "correlation" not in detect_drift(prof, window, off).extensions  # another config: its own settings
     huge = detect_drift(prof, window, cfg, options={"correlation": {"min_change": 5.0}})
     assert not huge.extensions["correlation"].drifted  # options given per call are never cached
+    assert extensions._SETTINGS.get((cfg,), tag="correlation") is hit
+    calls = []
+    real = extensions._call
+    extensions._call = lambda *a: calls.append(a) or real(*a)
+    try:  # options for another test leave this test's cached settings in use
+        assert detect_drift(prof, window, cfg, options={"reconstruction": {"sigmas": 4.0}}).extensions["correlation"].drifted
+    finally:
+        extensions._call = real
+    assert calls == []
