@@ -136,6 +136,7 @@ def profile_estimation(profile: Any) -> Optional[Dict[str, Any]]:
 
 
 _CALIBRATION_ERRORS = IdentityCache(1024, weak=True)  # profile → its calibration error
+_MISSING = object()
 
 
 def _calibration_error(profile: Any) -> Optional[float]:
@@ -145,9 +146,6 @@ def _calibration_error(profile: Any) -> Optional[float]:
     if hit is not _MISSING:
         return hit
     return _CALIBRATION_ERRORS.put((profile,), (profile_estimation(profile) or {}).get(_CALIBRATION_ERROR))
-
-
-_MISSING = object()
 
 
 def _estimation(result: Any, sigmas: float, profile: Any) -> Dict[str, Any]:

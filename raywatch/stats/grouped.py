@@ -60,7 +60,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from raywatch.stats import sections
+from raywatch.stats import sample, sections
 from raywatch.stats import summary as sm
 from raywatch.stats.columns import MISSING, WRONG, encode_categorical, encode_numerical, to_columns
 from raywatch.stats.memo import IdentityCache
@@ -187,7 +187,7 @@ def _needles(num: list) -> Tuple[np.ndarray, np.ndarray]:
     return _NEEDLES.put(specs, (needles, n_edges))
 
 
-def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples) -> Optional[list]:
+def _numerical_groups(num, order, bounds, sizes, k, rng, ints, floats, counts, samples) -> Optional[list]:
     """Fill the numerical columns' counters, moments, histograms and samples of every group.
     For a clean batch (every value finite), the groups' samples as ``(values, keys)`` with one
     row of values per numerical column, for :func:`_bottom_ks`; else None."""
@@ -212,8 +212,7 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
     # A run's finite values are sorted: a bin count is a difference of the positions of the
     # edges in the run (right-closed bins, as summarize); needle 0 (just below the reference's
     # min) and the last (its max) count the values out of range; +inf pads the shorter rows
-    finite = np.isfinite(X)
-    clean = bool(finite.all())
+    clean = bool(np.isfinite(X).all())
     needles, n_edges = _needles(num)
     c, width = len(num), needles.shape[1]
     cum = _scratch("positions", (c, G, width), np.int64)  # every row written below
@@ -289,11 +288,9 @@ def _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, cou
     pos_keys = rng.random(X.shape[1])
     for g, (a, b) in enumerate(zip(starts, bounds[1:])):
         for j in range(len(num)):
-            s0, m = a + int(neg[g, j]), int(nf[g, j])
-            kk = min(k, m)
-            kg = pos_keys[s0 : s0 + m]
-            part = np.argpartition(kg, kk - 1)[:kk] if kk < m else np.arange(m)
-            part = part[np.argsort(kg[part])]
+            s0 = a + int(neg[g, j])
+            kg = pos_keys[s0 : s0 + int(nf[g, j])]
+            part = sample.smallest(kg, k)
             samples[g][idx[j]] = (X[j, s0 + part], kg[part])
     return None
 
@@ -328,23 +325,19 @@ def _clean_samples(X: np.ndarray, starts: np.ndarray, sizes: np.ndarray, k: int,
         picks = []
         for a, n in zip(starts.tolist(), sizes.tolist()):
             kg = keys[a : a + n]
-            part = np.argpartition(kg, k - 1)[:k] if k < n else np.arange(n)
-            part = part[np.argsort(kg[part])]
-            picks.append((a + part, kg[part]))
+            part = sample.smallest(kg, k)
+            picks.append((X[:, a + part], kg[part]))
     else:
         keys = rng.random((G, longest))
         keys[np.arange(longest)[None, :] >= sizes[:, None]] = np.inf  # past a run's end
         kk = min(k, longest)
-        part = np.argpartition(keys, kk - 1, axis=1)[:, :kk] if kk < longest else np.broadcast_to(np.arange(longest), (G, longest))
+        part = sample.smallest(keys, kk)
         kp = np.take_along_axis(keys, part, axis=1)
-        ordered = np.argsort(kp, axis=1)
-        part, kp = np.take_along_axis(part, ordered, axis=1), np.take_along_axis(kp, ordered, axis=1)
         np.add(part, starts[:, None], out=part)
         part[part >= X.shape[1]] = 0  # past the batch's end: +inf keys, cut off below
         every = X[:, part]  # (columns, groups, kk): one gather for all groups
         picks = [(every[:, g, :t], kp[g, :t]) for g, t in enumerate(np.minimum(sizes, kk).tolist())]
-    for g, (rows, kp) in enumerate(picks):
-        vals = X[:, rows] if rows.ndim == 1 else rows
+    for g, (vals, kp) in enumerate(picks):
         sg = samples[g]
         for j, i in enumerate(idx):
             sg[i] = (vals[j], kp)
@@ -410,7 +403,7 @@ def summarize_groups(
             ints[:, i], counts[i] = _categorical_states(tally, spec.n_bins, spec.kind == "boolean")
     shared = None
     if num:
-        shared = _numerical_groups(num, order, bounds, sizes, gidx, k, rng, ints, floats, counts, samples)
+        shared = _numerical_groups(num, order, bounds, sizes, k, rng, ints, floats, counts, samples)
     unknown = sorted(set(cols) - set(profile.specs))[:MAX_UNKNOWN_COLUMNS]
     names, kinds, nb = [s.name for s in specs], [s.kind for s in specs], [s.n_bins for s in specs]
     every = np.concatenate(counts, axis=1) if c else np.zeros((G, 0), dtype=np.int64)
@@ -459,8 +452,7 @@ def _bottom_ks(samples: List[List[Any]], c: int, k: int, shared: Optional[list] 
     out: List[Any] = [None] * c
     if shared is not None and num:
         keys = np.concatenate([kp for _, kp in shared])
-        keep = np.argpartition(keys, k - 1)[:k] if keys.size > k else np.arange(keys.size)
-        keep = keep[np.argsort(keys[keep])]
+        keep = sample.smallest(keys, k)
         values, keys = np.concatenate([v for v, _ in shared], axis=1)[:, keep], keys[keep]
         for j, i in enumerate(num):
             out[i] = (values[j], keys)
@@ -472,8 +464,7 @@ def _bottom_ks(samples: List[List[Any]], c: int, k: int, shared: Optional[list] 
         sig = tuple(id(p[1]) for p in parts)
         if sig not in chosen:
             keys = np.concatenate([p[1] for p in parts])
-            keep = np.argpartition(keys, k - 1)[:k] if keys.size > k else np.arange(keys.size)
-            keep = keep[np.argsort(keys[keep])]
+            keep = sample.smallest(keys, k)
             chosen[sig] = (keep, keys[keep])
         keep, keys = chosen[sig]
         out[i] = (np.concatenate([p[0] for p in parts])[keep], keys)

@@ -33,7 +33,7 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["draw", "merge"]
+__all__ = ["draw", "merge", "smallest"]
 
 Sample = Tuple[np.ndarray, np.ndarray]
 
@@ -54,10 +54,23 @@ def draw(values: np.ndarray, k: int, rng: np.random.Generator) -> Sample:
 
 def merge(a: Sample, b: Sample, k: int) -> Sample:
     """The ``k`` smallest keys of the union of two samples, sorted by key."""
-    values = np.concatenate((a[0], b[0]))
     keys = np.concatenate((a[1], b[1]))
-    if keys.size > k:
-        keep = np.argpartition(keys, k - 1)[:k] if k > 0 else np.empty(0, dtype=np.intp)
-        values, keys = values[keep], keys[keep]
-    order = np.argsort(keys, kind="stable")
-    return values[order], keys[order]
+    keep = smallest(keys, k)
+    return np.concatenate((a[0], b[0]))[keep], keys[keep]
+
+
+def smallest(keys: np.ndarray, k: int) -> np.ndarray:
+    """The positions of the ``k`` smallest keys (of each row, for a 2-D array), in key order:
+    the bottom-``k`` selection every sample here makes (one ``argpartition``, one ``argsort``
+    of the ``k`` kept).
+
+    >>> smallest(np.array([0.5, 0.1, 0.9, 0.3]), 2).tolist(), smallest(np.array([[0.2, 0.1], [0.3, 0.4]]), 5).tolist()
+    ([1, 3], [[1, 0], [0, 1]])
+    """
+    n = keys.shape[-1]
+    k = max(0, min(int(k), n))
+    if k == 0:
+        return np.empty(keys.shape[:-1] + (0,), dtype=np.intp)
+    part = np.argpartition(keys, k - 1, axis=-1)[..., :k] if k < n else np.broadcast_to(np.arange(n), keys.shape)
+    order = np.argsort(np.take_along_axis(keys, part, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(part, order, axis=-1)

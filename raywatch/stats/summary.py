@@ -246,11 +246,8 @@ def numerical_states(
         return ints, floats, counts, [(np.empty(0), np.empty(0)) for _ in range(c)]
     keys = rng.random((c, n))
     keys[~finite] = 2.0
-    part = np.argpartition(keys, kk - 1, axis=1)[:, :kk] if kk < n else np.broadcast_to(np.arange(n), (c, n))
-    kp = np.take_along_axis(keys, part, axis=1)
-    order = np.argsort(kp, axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
-    kp = np.take_along_axis(kp, order, axis=1)
+    idx = sample.smallest(keys, kk)
+    kp = np.take_along_axis(keys, idx, axis=1)
     vals = np.take_along_axis(X, idx, axis=1)
     for i, m in enumerate(np.minimum(nf, kk).tolist()):
         samples.append((vals[i, :m], kp[i, :m]))
@@ -371,11 +368,8 @@ def _bottom_k_all(parts: List[List[sample.Sample]], k: int) -> List[sample.Sampl
         key_m[slot], val_m[slot] = flat_keys, flat_values
         key_m, val_m = key_m.reshape(full.size, width), val_m.reshape(full.size, width)
     rows = np.arange(full.size)[:, None]
-    if width > k:
-        keep = np.argpartition(key_m, k - 1, axis=1)[:, :k]
-        key_m, val_m = key_m[rows, keep], val_m[rows, keep]
-    order = np.argsort(key_m, axis=1, kind="stable")
-    key_m, val_m = key_m[rows, order], val_m[rows, order]
+    keep = sample.smallest(key_m, k)
+    key_m, val_m = key_m[rows, keep], val_m[rows, keep]
     for j, row_keys, row_values, n in zip(full.tolist(), key_m, val_m, np.minimum(t, k).tolist()):
         out[j] = (row_values[:n], row_keys[:n])
     return out
