@@ -15,7 +15,10 @@ For 50, 200 and 500 models (``--models``), placed on one shard and on ``--shards
 has filled:
 
 * ``cycle_ms`` — the median time of one ``evaluate()`` per shard (the slowest shard when
-  sharded), and ``cycle_ms_max`` the slowest cycle (the ones that close a window);
+  sharded), and ``cycle_ms_max`` the slowest cycle (the ones that close a window: on a
+  shard of more than 64 models ``windows.close_spread`` spreads the closes over the cycles of
+  a window; ``largest_cycle_ms_max_unspread`` is the largest fleet with every window closing
+  in one cycle, ``close_spread: 0``);
 * ``memory_mib_per_model`` — the bytes one model's state holds (its profile, windows, pending
   summaries, detectors: every object and numpy buffer reachable from the shard, divided by the
   number of models), and ``rss_mib_per_model`` the process's resident memory growth per model;
@@ -31,7 +34,8 @@ few hundred rows against the 5,000-row reference and the previous engine took th
 persistence, its decoded profile beyond them (the reference's samples are views of those bytes),
 its windows, the rest (view, series, detectors, config).
 
-Targets: 500 models' evaluation in at most 1 s of a 10 s cycle per shard; at most 2 MiB a model.
+Targets: 500 models' evaluation in at most 1 s of a 10 s cycle per shard, every cycle
+(``meets_cycle_target`` reads ``cycle_ms_max``); at most 2 MiB a model.
 The last line of stdout is one JSON object (``load_average_1m``: the machine's 1-minute load at the start and
 the end; above ~0.5, other work shares the two cores and the times rise).
 
@@ -138,9 +142,9 @@ class Fleet:
     """``models`` models on ``shards`` StatsCore shards, fed two replicas' flushes a cycle."""
 
     def __init__(self, models: int, shards: int, profiles: List[bytes], flushes: List[List[bytes]],
-                 rows: int, window_length: float):
-        cfg = MonitorConfig(windows={"length": window_length, "rolling": 3, "grace": 5.0,
-                                     "evaluation_interval": CYCLE}, actor={"sqlite_path": None})
+                 rows: int, window_length: float, close_spread=None):
+        cfg = MonitorConfig(windows={"length": window_length, "rolling": 3, "grace": 5.0, "evaluation_interval": CYCLE,
+                                     "close_spread": close_spread}, actor={"sqlite_path": None})
         self.cores = [StatsCore(cfg, shard=i) for i in range(shards)]
         self.keys = [f"app/model-{m:03d}" for m in range(models)]
         self.placed = {k: self.cores[shard_for(k, shards)] for k in self.keys}
@@ -173,10 +177,10 @@ class Fleet:
         return out
 
 
-def run(models: int, shards: int, profiles, flushes, args, cycles: int) -> Dict[str, float]:
+def run(models: int, shards: int, profiles, flushes, args, cycles: int, close_spread=None) -> Dict[str, float]:
     gc.collect()
     rss0 = rss_bytes()
-    fleet = Fleet(models, shards, profiles, flushes, args.rows, args.window_length)
+    fleet = Fleet(models, shards, profiles, flushes, args.rows, args.window_length, close_spread)
     warm = int(math.ceil(3 * args.window_length / CYCLE)) + 1  # until the rolling view is full
     times, feed = [], []
     for c in range(warm + cycles):
@@ -278,6 +282,10 @@ def main(argv=None) -> dict:
                   file=sys.stderr)
     one = [r for r in results if r["shards"] == 1]
     small, large = one[0], one[-1]
+    # the same largest fleet with every window closing at end + grace (windows.close_spread 0)
+    unspread = run(large["models"], 1, profiles, flushes, args, cycles, close_spread=0)
+    print(f"{large['models']:4d} models on 1 shard, close_spread 0: evaluation {unspread['cycle_ms']:8.1f} ms per cycle "
+          f"(max {unspread['cycle_ms_max']:.1f})", file=sys.stderr)
     scale = large["models"] / small["models"]
     largest = large["models"]
     result = {
@@ -295,12 +303,15 @@ def main(argv=None) -> dict:
         **base,
         "largest_models": largest,
         "largest_cycle_ms_one_shard": large["cycle_ms"],
+        "largest_cycle_ms_max_one_shard": large["cycle_ms_max"],
+        "largest_cycle_ms_max_unspread": unspread["cycle_ms_max"],
+        "largest_cycle_ms_unspread": unspread["cycle_ms"],
         "largest_cycle_ms_sharded": [r for r in results if r["models"] == largest][-1]["cycle_ms"],
         "memory_mib_per_model": large["memory_mib_per_model"],
         "memory_breakdown_mib": large["memory_breakdown_mib"],
         "target_cycle_ms": 1000,
         "target_mib_per_model": 2.0,
-        "meets_cycle_target": bool(largest >= 500 and large["cycle_ms"] <= 1000),
+        "meets_cycle_target": bool(largest >= 500 and large["cycle_ms_max"] <= 1000),  # every cycle
         "meets_memory_target": bool(large["memory_mib_per_model"] <= 2.0),
         "quick": bool(args.quick),
     }

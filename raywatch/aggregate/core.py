@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from raywatch.aggregate import models as registry
 from raywatch.aggregate.alerting import Alerting, NoAlerting, model_key_of
 from raywatch.aggregate.data import encode
-from raywatch.aggregate.evaluate import Evaluator
+from raywatch.aggregate.evaluate import Evaluator, close_spread
 from raywatch.aggregate.failures import Failures
 from raywatch.aggregate.health import StoreHealth, builtin_alerting
 from raywatch.aggregate.ingest import Admitted, Ingestor
@@ -312,6 +312,7 @@ class StatsCore:
         now = self._now(now)
         self.counters["evaluations"] += 1
         groups = []
+        self._evaluator.spread = close_spread(self.config.windows, len(self.models))
         for ms in list(self.models.values()):
             try:
                 self._evaluator.evaluate_model(ms, now)

@@ -25,7 +25,7 @@ from raywatch.aggregate.windows import Window, aggregate_resources
 from raywatch.config import WindowConfig
 from raywatch.drift.report import ColumnDrift, ColumnQuality, DriftReport
 
-__all__ = ["Evaluator", "rolling_horizon", "column_notes", "untested", "UNTESTED_REASONS", "NO_PROFILE"]
+__all__ = ["Evaluator", "close_spread", "rolling_horizon", "column_notes", "untested", "UNTESTED_REASONS", "NO_PROFILE"]
 
 _RESOURCE_FIELDS = tuple(m.name for m in series.MODEL_RESOURCES) + (series.GPU_UTILIZATION.name,)
 _QUALITY_FIELDS = tuple(m.name for m in series.QUALITY_SHARES) + ("wrong_type_share",)
@@ -35,6 +35,18 @@ NO_PROFILE = "no reference profile"
 """A model's ``drift_note`` when it has no reference profile (nothing to test against)."""
 NO_ROWS = "no feature rows in this period (no request with features, or none sampled)"
 """A model's ``drift_note`` when its replicas shipped no feature rows."""
+
+
+SPREAD_ABOVE = 64
+"""Models on a shard beyond which ``windows.close_spread`` (auto) spreads the closing of windows."""
+
+
+def close_spread(wc: WindowConfig, models: int) -> float:
+    """Seconds over which the closing of windows is spread on a shard of ``models`` models
+    (``windows.close_spread``; see :class:`~raywatch.config.WindowConfig`)."""
+    if wc.close_spread is not None:
+        return float(wc.close_spread)
+    return max(0.0, wc.length - wc.grace - wc.evaluation_interval) if models > SPREAD_ABOVE else 0.0
 
 
 def rolling_horizon(now: float, wc: WindowConfig) -> float:
@@ -184,12 +196,16 @@ class Evaluator:
         self.replica_ttl = replica_ttl
         self.failures = failures
         self.on_closed = on_closed
+        self.spread = 0.0  # seconds: see close_spread (the core sets it every cycle)
 
     def close_windows(self, ms: ModelState, now: float) -> List[Dict[str, Any]]:
+        """Close the windows of ``ms`` due at ``now`` (``end + grace``, plus the model's phase
+        of :attr:`spread`) into its history; their results."""
         results = []
+        due = now - self.wc.grace - ms.close_phase * self.spread
         for start in sorted(ms.open):
             w = ms.open[start]
-            if w.end + self.wc.grace > now:
+            if w.end > due:
                 break
             del ms.open[start]
             ms.closed_until = max(ms.closed_until, w.end)

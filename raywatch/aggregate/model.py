@@ -32,6 +32,7 @@ of the summary codec's bytes); a replica is ``{"replica_id", "node_id", "max_seq
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import deque
@@ -128,6 +129,8 @@ class ModelState:
         self.closed: Deque[Window] = deque()
         self.closed_until = -math.inf  # end of the newest closed window
         self.closed_view: Optional[Tuple[Tuple[Window, ...], Window]] = None  # (closed windows in the view, their merge)
+        # in [0, 1), fixed per key (in every process): when, within windows.close_spread, its windows close
+        self.close_phase = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big") / 2.0**64
         self.first_seen: Optional[float] = None
         self.replicas: Dict[str, ReplicaMemory] = {}
         self.retired = {"dropped": 0, "capture_errors": 0}

@@ -24,6 +24,14 @@ class WindowConfig(StrictModel):
     rolling: int = Field(5, ge=1, le=1000)
     grace: Duration = 5.0
     evaluation_interval: PositiveDuration = 10.0
+    close_spread: Optional[Duration] = None
+    """How much later than ``end + grace`` a model's windows may close, by a phase fixed per
+    model (from a hash of its key), so that a shard holding many models does not close all
+    their windows, and test each closed window, in one evaluation cycle. Late batches are
+    still filed under a window until it closes; the rolling view, and so the series and the
+    alerts, do not wait for it. ``None`` (auto): ``length - grace - evaluation_interval`` (at
+    least 0) on a shard of more than 64 models, else 0; ``0``: every window closes at
+    ``end + grace``."""
 
 
 class ActorConfig(StrictModel):
