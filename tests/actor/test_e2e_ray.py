@@ -165,12 +165,18 @@ def test_monitored_deployment_drift_alert_latency_and_actor_restart(serve_clean,
         assert not traffic.is_alive()
         assert sent[0] == 1400  # every request was served while the actor was gone
 
+        seen = {}
+
         def reconciled():
             s = status()
             t = s["totals"]
+            seen.update(totals=t, replicas=s.get("replicas"))  # shown if the wait fails
             return s if t["requests"] + t["dropped"] == sent[0] else None
 
-        st = wait_for(reconciled, timeout=120, what="requests sent == ingested + dropped")
+        try:
+            st = wait_for(reconciled, timeout=120, what="requests sent == ingested + dropped")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: sent {sent[0]}, last seen {seen}") from None
         info = ray_mod.get(ray_mod.get_actor(name, namespace="raywatch").info.remote())
         assert info["pid"] != old_pid
         assert info["recovered"]["models"] == 1  # the new actor came back from SQLite
