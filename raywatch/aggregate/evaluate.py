@@ -294,7 +294,7 @@ class Evaluator:
         for rid, r in list(ms.replicas.items()):
             if now - r.last_seen > ttl and r.last_seen > 0:
                 if now - r.last_seen > max(ttl * 10, 3600.0):
-                    ms.retired["dropped"] += r.dropped_total
+                    ms.retired["dropped"] += r.dropped
                     ms.retired["capture_errors"] += r.capture_errors_total
                     del ms.replicas[rid]
                 continue

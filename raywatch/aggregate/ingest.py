@@ -41,12 +41,12 @@ from raywatch.config import MonitorConfig
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
 from raywatch.drift.performance import _label_key as label_key  # the accumulators' own label equality
 from raywatch.series import FEEDBACK_ROWS
-from raywatch.stats.batch import REREGISTER, ReplicaBatch
+from raywatch.stats.batch import REREGISTER, STORED, ReplicaBatch
 from raywatch.stats.summary import WindowSummary
 
 __all__ = ["Ingestor", "Admitted", "window_for", "OK", "DUPLICATE", "ERROR", "STALE_BATCH", "REFUSALS"]
 
-OK, DUPLICATE, ERROR = "ok", "duplicate", "error"
+OK, DUPLICATE, ERROR = STORED, "duplicate", "error"
 STALE_BATCH = "stale"
 """The reply to a batch of a superseded deployment generation: acknowledged, not merged
 (see :mod:`raywatch.aggregate.generations`)."""
@@ -215,6 +215,12 @@ class Ingestor:
         rep.dropped_total += d_drop
         rep.capture_errors_total += d_cap
         w.dropped += d_drop
+        if b.abandoned:  # batches the replica gave up on after sending: dropped unless stored
+            try:
+                w.dropped += rep.abandon(b.abandoned)
+            except ValueError as exc:
+                ms.refused["values"] += 1
+                self.failures.fail("ingest.abandoned", exc)
         w.capture_errors += d_cap
         if b.resources:
             res = dict(b.resources)

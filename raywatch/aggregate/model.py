@@ -44,6 +44,7 @@ from raywatch.aggregate.detectors import NAMES, Detector
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig, StreamDetectorConfig
 from raywatch.series import CAPTURE_ERRORS_TOTAL, FEEDBACK_ROWS, Series
+from raywatch.stats.batch import MAX_ABANDONED
 from raywatch.stats.profile import Profile
 
 __all__ = ["ModelState", "ReplicaMemory", "SEQ_MEMORY"]
@@ -65,9 +66,35 @@ class ReplicaMemory:
         self.seqs: set = set()
         self.last_seen = 0.0
         self.requests = 0  # requests of the batches merged from this replica
-        self.dropped_total = 0
+        self.dropped_total = 0  # the replica's own cumulative counter (requests it never sent)
+        self.abandoned = 0  # requests of batches it sent, gave up on, and this actor never stored
         self.capture_errors_total = 0
         self.resources: Dict[str, Any] = {}
+
+    @property
+    def dropped(self) -> int:
+        """Requests of this replica that were dropped: never sent, or abandoned and never stored."""
+        return self.dropped_total + self.abandoned
+
+    def abandon(self, entries: Any) -> int:
+        """Take the replica's abandoned batches (``[[seq, requests], …]``, see
+        ``ReplicaBatch.abandoned``): a seq never stored counts its requests as dropped and is
+        marked, so that the batch, should it still come, is a duplicate. Returns the requests
+        counted now (0 for those already stored, or already counted)."""
+        if not isinstance(entries, (list, tuple)) or len(entries) > MAX_ABANDONED:
+            raise ValueError(f"abandoned must be a list of at most {MAX_ABANDONED} [seq, requests] pairs")
+        pairs = []
+        for e in entries:
+            if not (isinstance(e, (list, tuple)) and len(e) == 2 and all(type(x) is int and 0 <= x < 2**53 for x in e)):
+                raise ValueError(f"abandoned entries are [seq, requests] pairs of non-negative ints, got {e!r}")
+            pairs.append(e)
+        counted = 0
+        for seq, n in pairs:
+            if not self.seen(seq):
+                self.mark(seq)
+                counted += n
+        self.abandoned += counted
+        return counted
 
     def seen(self, seq: int) -> bool:
         if seq in self.seqs:
@@ -91,7 +118,7 @@ class ReplicaMemory:
     def state(self) -> Dict[str, Any]:
         return {"replica_id": self.replica_id, "node_id": self.node_id, "max_seq": self.max_seq,
                 "seqs": seq_ranges(self.seqs), "last_seen": self.last_seen, "requests": self.requests,
-                "dropped_total": self.dropped_total,
+                "dropped_total": self.dropped_total, "abandoned": self.abandoned,
                 CAPTURE_ERRORS_TOTAL.name: self.capture_errors_total, "resources": self.resources}
 
     @classmethod
@@ -103,6 +130,7 @@ class ReplicaMemory:
         r.last_seen = float(s.get("last_seen", 0.0))
         r.requests = int(s.get("requests", 0))
         r.dropped_total = int(s.get("dropped_total", 0))
+        r.abandoned = int(s.get("abandoned", 0))
         r.capture_errors_total = int(s.get(CAPTURE_ERRORS_TOTAL.name, 0))
         r.resources = dict(s.get("resources") or {})
         return r
@@ -166,7 +194,7 @@ class ModelState:
     # ------------------------------------------------------------------ counters
     @property
     def dropped_total(self) -> int:
-        return self.retired["dropped"] + sum(r.dropped_total for r in self.replicas.values())
+        return self.retired["dropped"] + sum(r.dropped for r in self.replicas.values())
 
     @property
     def capture_errors_total(self) -> int:

@@ -58,7 +58,7 @@ def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]], no
         "totals": dict(ms.totals, dropped=ms.dropped_total, capture_errors=ms.capture_errors_total,
                        errors_by_type=dict(ms.error_types)),
         "replicas": {rid: {"node_id": r.node_id, "last_seen": r.last_seen, "max_seq": r.max_seq, "requests": r.requests,
-                           "dropped_total": r.dropped_total, CAPTURE_ERRORS_TOTAL.name: r.capture_errors_total}
+                           "dropped_total": r.dropped, CAPTURE_ERRORS_TOTAL.name: r.capture_errors_total}
                      for rid, r in live.items()},
         "replicas_gone": len(ms.replicas) - len(live),
         "generation": ms.generation,

@@ -300,7 +300,7 @@ class ReplicaMonitor:
 
     def _counters(self) -> tuple:
         return (
-            self.capture.dropped + self.shipper.dropped_records,
+            self.capture.dropped + self.shipper.unsent_dropped_records,  # abandoned batches: see Shipper
             self.capture.errors + self.builder.capture_errors + self.reload_errors,
             self._payloads_dropped(),
         )
@@ -340,7 +340,9 @@ class ReplicaMonitor:
                     self.capture.failed(exc)
             counters = self._counters()
             batch = None
-            if records or self._resources_fresh or counters != self._last_shipped_counters:
+            # abandoned batches must reach the actor even when no request comes (see Shipper)
+            tell = bool(self.shipper.abandoned) and not self.shipper.pending and not self.shipper.inflight
+            if records or self._resources_fresh or counters != self._last_shipped_counters or tell:
                 batch = self.builder.build(records, self._resources)
                 self._resources_fresh = False
                 self.shipper.submit(batch)

@@ -12,6 +12,14 @@ and capture-error counters are stamped on each batch when it is *sent*, so drops
 the actor with the next batch that gets through; ``seq`` is fixed at build time so that a
 retried batch can be recognised by the actor.
 
+A batch given up on after it was sent may still have reached the actor (the call timed out,
+or the actor died after it stored the batch and before it answered). Its requests are not
+counted as dropped here: the batch is *abandoned*, and its ``(seq, requests)`` ride on every
+later batch (``ReplicaBatch.abandoned``) until one of them is acknowledged. The actor counts
+them as dropped only if it never stored that seq, and from then on refuses the batch as a
+duplicate should it still arrive: every request is counted once, stored or dropped. Beyond
+:data:`~raywatch.stats.batch.MAX_ABANDONED` unreported ones, the oldest is counted as dropped outright.
+
 The transport (resolve the actor, send, poll) is an object with three methods so the
 logic is testable without Ray; :class:`RayTransport` is the real one.
 """
@@ -24,7 +32,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from raywatch.serve.capture import RateLimitedLog
-from raywatch.stats.batch import REREGISTER, ReplicaBatch
+from raywatch.stats.batch import MAX_ABANDONED, REREGISTER, STORED, ReplicaBatch
 
 __all__ = ["Shipper", "RayTransport", "default_resolver"]
 
@@ -136,8 +144,11 @@ class Shipper:
         self.handle: Any = None
         self.pending: Deque[Tuple[ReplicaBatch, int]] = deque()
         self.inflight: Dict[Any, Tuple[ReplicaBatch, int, float]] = {}
-        self.dropped_records = 0
+        self.dropped_records = 0  # every request given up on, sent or not (this replica's own figure)
         self.dropped_batches = 0
+        self.unsent_dropped_records = 0  # of them, those in batches never sent: lost for certain
+        self.abandoned: Dict[int, int] = {}  # seq -> requests: sent, then given up on (see the module docstring)
+        self._sent: set = set()  # seqs of the batches waiting or in flight that were sent at least once
         self.sent_batches = 0
         self.acked_batches = 0
         self.failures = 0
@@ -162,6 +173,14 @@ class Shipper:
     def _drop(self, batch: ReplicaBatch, why: str) -> None:
         self.dropped_batches += 1
         self.dropped_records += batch.requests
+        seq = int(batch.seq)
+        if seq in self._sent:  # it may have reached the actor: the actor decides
+            self._sent.discard(seq)
+            self.abandoned[seq] = int(batch.requests)
+            while len(self.abandoned) > MAX_ABANDONED:
+                self.unsent_dropped_records += self.abandoned.pop(next(iter(self.abandoned)))
+        else:
+            self.unsent_dropped_records += batch.requests
         self._log.warning("raywatch dropped a batch of %d records: %s", batch.requests, why)
 
     def _schedule_retry(self, now: float) -> None:
@@ -190,6 +209,10 @@ class Shipper:
             else:
                 self.acked_batches += 1
                 self._backoff = 0.0
+                self._sent.discard(int(batch.seq))
+                if reply in (STORED, REREGISTER):  # merged: the actor has taken its abandoned list
+                    for seq, _ in batch.abandoned:
+                        self.abandoned.pop(seq, None)
                 if reply == REREGISTER:
                     self._reregister(now)
         for ref, (batch, attempts, sent_at) in list(self.inflight.items()):
@@ -248,6 +271,7 @@ class Shipper:
                         self._log.warning("raywatch could not register with the stats actor: %s", exc)
             while self.pending and len(self.inflight) < self.max_in_flight:
                 batch, attempts = self.pending.popleft()
+                batch.abandoned = [[seq, n] for seq, n in self.abandoned.items()]
                 if stamp is not None:
                     stamp(batch)
                 try:
@@ -260,6 +284,7 @@ class Shipper:
                     self._schedule_retry(now)
                     return
                 self.inflight[ref] = (batch, attempts + 1, now)
+                self._sent.add(int(batch.seq))
                 self.sent_batches += 1
         except Exception as exc:  # noqa: BLE001 - shipping must never take the replica down
             self.failures += 1
@@ -286,6 +311,7 @@ class Shipper:
             "acked_batches": self.acked_batches,
             "dropped_batches": self.dropped_batches,
             "dropped_records": self.dropped_records,
+            "abandoned_batches": len(self.abandoned),
             "failures": self.failures,
             "connects": self.connects,
             "reregistrations": self.reregistrations,

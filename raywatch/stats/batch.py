@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from raywatch.stats.sketch import LatencySketch
 
-__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER"]
+__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER", "STORED", "MAX_ABANDONED"]
 
 NO_GPU = "no GPU"
 """``resources["gpu_status"]`` when the replica has no GPU assigned or no NVML driver."""
@@ -35,6 +35,13 @@ REREGISTER = "reregister"
 """The stats actor's answer to ``ingest`` (the batch was merged) when the model's stored
 configuration lacks its secrets (a restart restored it with literal secrets masked): the
 replica is asked to call ``register_model`` again with its configuration object."""
+
+
+STORED = "ok"
+"""The stats actor's answer to ``ingest`` when it merged the batch (as :data:`REREGISTER` does)."""
+
+MAX_ABANDONED = 1024
+"""Abandoned batches (``ReplicaBatch.abandoned``) a replica reports at most, and the actor accepts."""
 
 
 def model_key(app: str, deployment: str) -> str:
@@ -142,6 +149,10 @@ class ReplicaBatch:
     actor when figures start fresh (see ``raywatch.aggregate.generations``); None: the
     version alone decides."""
     payload_log: Dict[str, int] = field(default_factory=dict)  # (issue 14) see the class docstring
+    abandoned: List[List[int]] = field(default_factory=list)
+    """``[seq, requests]`` of this replica's batches that were sent and then given up on
+    (:mod:`raywatch.serve.shipper`): each may or may not have reached the actor. The actor
+    counts a seq's requests as dropped only if it never stored it, and refuses it afterwards."""
 
     # who is affected (issue 12): optional, see the class docstring
     segments: Optional[Dict[str, Any]] = None

@@ -83,6 +83,39 @@ def test_drops_reach_the_actor_in_the_next_batch():
     assert len(tr.batches) == 1
 
 
+class Failing(Recorder):
+    """The actor answers nothing but failures until ``healthy`` (then "ok")."""
+
+    healthy = False
+
+    def check(self, ref):
+        if not self.healthy:
+            raise RuntimeError("the actor died")
+        return "ok"
+
+
+def test_an_abandoned_batch_reaches_the_actor_even_when_no_request_comes():
+    tr = Failing()
+    cfg = MonitorConfig(resources={"enabled": False},
+                        shipping={"max_retries": 0, "retry_backoff": 0.001, "max_backoff": 0.001})
+    mon = _mon(cfg, transport=tr)
+    _requests(mon, 6)
+    mon.tick()  # sent; the call fails
+    mon.tick()  # given up on: abandoned (it may have been stored)
+    assert mon.shipper.abandoned == {tr.batches[0].seq: 6}
+    assert tr.batches[0].dropped_total == 0
+    tr.healthy = True
+    deadline = time.monotonic() + 5
+    while mon.shipper.abandoned and time.monotonic() < deadline:  # the backoff is 1 ms
+        mon.tick()
+    told = tr.batches[-1]
+    assert told.requests == 0 and told.abandoned == [[tr.batches[0].seq, 6]]
+    assert told.dropped_total == 0  # not counted twice: the actor decides from the seq
+    n = len(tr.batches)
+    mon.tick()
+    assert len(tr.batches) == n  # heard: nothing more to tell
+
+
 def test_profile_fetched_from_actor(profile):
     tr = Recorder(profile_bytes=profile.to_bytes())
     mon = _mon(transport=tr)

@@ -186,3 +186,66 @@ def test_pump_never_raises_on_send_errors():
     s.submit(_b(1))
     s.pump()
     assert s.failures == 1 and len(s.pending) == 1
+
+
+# ---------------------------------------------------------------- abandoned batches (sent, then given up on)
+
+
+def _give_up(s, tr, clock, error=RuntimeError("actor died")):
+    """Fail every call in flight until nothing is pending or in flight."""
+    for _ in range(20):
+        s.pump()
+        for ref in list(s.inflight):
+            tr.results[ref] = error
+        clock.t += 1
+        if not s.pending and not s.inflight:
+            return
+
+
+def test_a_batch_given_up_on_after_a_send_is_abandoned_not_dropped_for_certain():
+    tr, clock = FakeTransport(), Clock()
+    s = Shipper(tr, clock=clock, retry_backoff=0.1, max_backoff=0.1, max_retries=2)
+    s.submit(_b(1, n=7))
+    _give_up(s, tr, clock)
+    # it may have been stored (the actor died after its journal write): the actor decides
+    assert s.dropped_records == 7 and s.unsent_dropped_records == 0 and s.abandoned == {1: 7}
+    s.submit(_b(2, n=3))
+    s.pump()
+    (ref, (batch, _, _)), = s.inflight.items()
+    assert batch.seq == 2 and batch.abandoned == [[1, 7]]
+    tr.results[ref] = "duplicate"  # an earlier delivery of seq 2 carried no such list: keep telling
+    s.pump()
+    assert s.abandoned == {1: 7}
+    s.submit(_b(3, n=1))
+    s.pump()
+    (ref, (batch, _, _)), = s.inflight.items()
+    tr.results[ref] = "ok"  # merged with its list: the actor has heard
+    s.pump()
+    assert batch.abandoned == [[1, 7]] and s.abandoned == {}
+
+
+def test_a_timed_out_batch_dropped_from_the_queue_is_abandoned():
+    # the call may still land (a slow or restarting actor): counting it dropped would count it twice
+    tr, clock = FakeTransport(), Clock()
+    s = Shipper(tr, clock=clock, max_pending_batches=2, max_in_flight=1, retry_backoff=0.1)
+    s.submit(_b(1, n=5))
+    s.pump()
+    clock.t = s.inflight_timeout + 1
+    s.pump()  # timed out: back in the queue
+    for seq in (2, 3):
+        s.submit(_b(seq, n=4))  # the queue overflows: the oldest, seq 1, goes
+    assert s.abandoned == {1: 5} and s.unsent_dropped_records == 0
+    s.submit(_b(4, n=2))  # never sent: lost for certain
+    assert s.unsent_dropped_records == 4 and s.dropped_records == 9
+
+
+def test_abandoned_batches_are_bounded(monkeypatch):
+    import raywatch.serve.shipper as shipper_mod
+
+    monkeypatch.setattr(shipper_mod, "MAX_ABANDONED", 3)
+    tr, clock = FakeTransport(), Clock()
+    s = Shipper(tr, clock=clock, retry_backoff=0.1, max_backoff=0.1, max_retries=0)
+    for seq in range(1, 6):
+        s.submit(_b(seq, n=seq))
+        _give_up(s, tr, clock)
+    assert list(s.abandoned) == [3, 4, 5] and s.unsent_dropped_records == 1 + 2
