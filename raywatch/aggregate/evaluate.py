@@ -25,7 +25,7 @@ from raywatch.aggregate.windows import Window, aggregate_resources
 from raywatch.config import WindowConfig
 from raywatch.drift.report import ColumnDrift, ColumnQuality, DriftReport
 
-__all__ = ["Evaluator", "close_spread", "rolling_horizon", "column_notes", "untested", "UNTESTED_REASONS", "NO_PROFILE"]
+__all__ = ["Evaluator", "close_delay", "close_spread", "rolling_horizon", "column_notes", "untested", "UNTESTED_REASONS", "NO_PROFILE"]
 
 _RESOURCE_FIELDS = tuple(m.name for m in series.MODEL_RESOURCES) + (series.GPU_UTILIZATION.name,)
 _QUALITY_FIELDS = tuple(m.name for m in series.QUALITY_SHARES) + ("wrong_type_share",)
@@ -46,7 +46,15 @@ def close_spread(wc: WindowConfig, models: int) -> float:
     (``windows.close_spread``; see :class:`~raywatch.config.WindowConfig`)."""
     if wc.close_spread is not None:
         return float(wc.close_spread)
-    return max(0.0, wc.length - wc.grace - wc.evaluation_interval) if models > SPREAD_ABOVE else 0.0
+    return max(0.0, wc.length - wc.evaluation_interval) if models > SPREAD_ABOVE else 0.0
+
+
+def close_delay(phase: float, spread: float, interval: float) -> float:
+    """How long after ``end + grace`` a model of ``phase`` (in [0, 1)) closes its windows: a
+    whole number of evaluation intervals up to ``spread``, so that the models' closes fall
+    evenly on ``spread // interval + 1`` cycles."""
+    slots = int(spread // interval) + 1 if spread >= interval else 1
+    return min(slots - 1, int(phase * slots)) * interval
 
 
 def rolling_horizon(now: float, wc: WindowConfig) -> float:
@@ -202,7 +210,7 @@ class Evaluator:
         """Close the windows of ``ms`` due at ``now`` (``end + grace``, plus the model's phase
         of :attr:`spread`) into its history; their results."""
         results = []
-        due = now - self.wc.grace - ms.close_phase * self.spread
+        due = now - self.wc.grace - close_delay(ms.close_phase, self.spread, self.wc.evaluation_interval)
         for start in sorted(ms.open):
             w = ms.open[start]
             if w.end > due:

@@ -25,13 +25,13 @@ class WindowConfig(StrictModel):
     grace: Duration = 5.0
     evaluation_interval: PositiveDuration = 10.0
     close_spread: Optional[Duration] = None
-    """How much later than ``end + grace`` a model's windows may close, by a phase fixed per
-    model (from a hash of its key), so that a shard holding many models does not close all
-    their windows, and test each closed window, in one evaluation cycle. Late batches are
-    still filed under a window until it closes; the rolling view, and so the series and the
-    alerts, do not wait for it. ``None`` (auto): ``length - grace - evaluation_interval`` (at
-    least 0) on a shard of more than 64 models, else 0; ``0``: every window closes at
-    ``end + grace``."""
+    """How much later than ``end + grace`` a model's windows may close: each model closes
+    them a whole number of ``evaluation_interval`` later (fixed per model, from a hash of its
+    key), up to this, so that a shard holding many models closes, and tests, an even share
+    of their windows in each cycle instead of all in one. Late batches are still filed under
+    a window until it closes; the rolling view, and so the series and the alerts, do not wait
+    for it. ``None`` (auto): ``length - evaluation_interval`` (at least 0) on a shard of more
+    than 64 models, else 0; ``0``: every window closes at ``end + grace``."""
 
 
 class ActorConfig(StrictModel):

@@ -11,7 +11,7 @@ import collections
 import pytest
 
 from raywatch.aggregate import StatsCore
-from raywatch.aggregate.evaluate import SPREAD_ABOVE, close_spread
+from raywatch.aggregate.evaluate import SPREAD_ABOVE, close_delay, close_spread
 from raywatch.config import MonitorConfig
 from rw_batches import make_batch
 
@@ -55,11 +55,20 @@ def run(core, keys, cycles: int, late_at=None, late_cycle=7):
 def test_auto_spread_only_on_a_shard_of_many_models():
     wc = MonitorConfig(windows={"length": LENGTH, "grace": GRACE, "evaluation_interval": CYCLE}).windows
     assert close_spread(wc, SPREAD_ABOVE) == 0.0
-    assert close_spread(wc, SPREAD_ABOVE + 1) == LENGTH - GRACE - CYCLE
+    assert close_spread(wc, SPREAD_ABOVE + 1) == LENGTH - CYCLE
     assert close_spread(wc.model_copy(update={"close_spread": 0.0}), 500) == 0.0
     assert close_spread(wc.model_copy(update={"close_spread": 12.0}), 1) == 12.0
-    short = MonitorConfig(windows={"length": 10, "grace": 5, "evaluation_interval": 10}).windows
+    short = MonitorConfig(windows={"length": 5, "grace": 5, "evaluation_interval": 10}).windows
     assert close_spread(short, 500) == 0.0  # never negative
+
+
+def test_delays_are_whole_intervals_spread_evenly():
+    phases = [i / 600 for i in range(600)]
+    delays = [close_delay(p, 50.0, 10.0) for p in phases]
+    assert sorted(set(delays)) == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+    assert all(delays.count(d) == 100 for d in set(delays))  # an even share each
+    assert {close_delay(p, 9.0, 10.0) for p in phases} == {0.0}  # less than an interval: no spread
+    assert {close_delay(p, 0.0, 10.0) for p in phases} == {0.0}
 
 
 def test_many_models_close_a_window_over_several_cycles_and_lose_nothing():
@@ -67,9 +76,9 @@ def test_many_models_close_a_window_over_several_cycles_and_lose_nothing():
     closes, sent = run(core, keys, cycles=20)
     first = closes[T0 + LENGTH]  # the window [T0, T0 + 60)
     assert sum(first.values()) == 100  # every model closed it, once
-    spread = LENGTH - GRACE - CYCLE
+    spread = LENGTH - CYCLE
     assert min(first) >= T0 + LENGTH + GRACE and max(first) <= T0 + LENGTH + GRACE + spread + CYCLE
-    assert len(first) >= 4 and max(first.values()) <= 40, first  # not all in one cycle
+    assert len(first) == 6 and max(first.values()) <= 30, first  # an even share in each of 6 cycles
     for k in keys:  # every request in exactly one window, closed or open
         ms = core.models[k]
         held = run.closed[k] + sum(w.requests for w in ms.open.values())
@@ -85,12 +94,12 @@ def test_few_models_or_spread_off_close_every_window_at_end_plus_grace():
 
 def test_a_batch_after_grace_files_under_its_window_while_it_is_open():
     core, keys = fleet(100)
-    spread = LENGTH - GRACE - CYCLE
+    spread = LENGTH - CYCLE
     # at cycle 9 (T0 + 90, well past the first window's end + grace) a batch of that window
-    # comes: a model that closed it in cycle 7 or 8 (phase · spread <= 15 s) files it under the
+    # comes: a model that closed it in cycle 7 or 8 (a delay of 0 or 10 s) files it under the
     # earliest open window (a late batch), the others under the first window, still open
     closes, sent = run(core, keys, cycles=12, late_at=T0 + 50.0, late_cycle=9)
-    own = {k for k in keys if core.models[k].close_phase * spread > 15.0}
+    own = {k for k in keys if close_delay(core.models[k].close_phase, spread, CYCLE) > 10.0}
     assert 10 < len(own) < 90
     for k in keys:
         ms = core.models[k]
