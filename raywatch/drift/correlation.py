@@ -49,8 +49,8 @@ Hotelling, H. (1953). New light on the correlation coefficient and its transform
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Tuple
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -77,24 +77,56 @@ class PairChange:
     drifted: bool
 
 
-@dataclass
 class CorrelationChange:
     """The correlation test of one window: the ``pairs`` that moved most (at most ``top``,
-    largest change first), every drifted pair in ``drifted_pairs``."""
+    largest change first), every drifted pair in ``drifted_pairs``.
 
-    rows: int
-    skipped: int
-    tested: bool
-    drifted: bool
-    max_change: float
-    alpha: float
-    min_change: float
-    drifted_pairs: List[Tuple[str, str]] = field(default_factory=list)
-    pairs: List[PairChange] = field(default_factory=list)
-    note: str = ""
+    The verdict (``tested``, ``drifted``, ``max_change``, ``drifted_pairs``) is made with the
+    result; the listed pairs' objects and their p-values when first read (most windows are
+    judged by the verdict alone)."""
+
+    __slots__ = ("rows", "skipped", "tested", "drifted", "max_change", "alpha", "min_change", "drifted_pairs", "note",
+                 "_pairs", "_listing")
+    _FIELDS = ("rows", "skipped", "tested", "drifted", "max_change", "alpha", "min_change", "drifted_pairs", "pairs",
+               "note")
+
+    def __init__(self, rows: int, skipped: int, tested: bool, drifted: bool, max_change: float, alpha: float,
+                 min_change: float, drifted_pairs: Optional[List[Tuple[str, str]]] = None,
+                 pairs: Optional[List[PairChange]] = None, note: str = "",
+                 listing: Optional[Callable[[], List[PairChange]]] = None):
+        self.rows, self.skipped, self.tested, self.drifted = rows, skipped, tested, drifted
+        self.max_change, self.alpha, self.min_change = max_change, alpha, min_change
+        self.drifted_pairs = [] if drifted_pairs is None else drifted_pairs
+        self.note = note
+        self._pairs = pairs if pairs is not None or listing is not None else []
+        self._listing = listing  # makes the pairs' list when first read
+
+    @property
+    def pairs(self) -> List[PairChange]:
+        if self._pairs is None:
+            self._pairs, self._listing = self._listing(), None
+        return self._pairs
+
+    @pairs.setter
+    def pairs(self, value: List[PairChange]) -> None:
+        self._pairs, self._listing = value, None
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        """As ``dataclasses.asdict`` would give it: the pairs as dicts."""
+        out = {k: getattr(self, k) for k in self._FIELDS}
+        out["drifted_pairs"] = [tuple(p) for p in self.drifted_pairs]
+        out["pairs"] = [asdict(p) for p in self.pairs]
+        return out
+
+    def __eq__(self, other: Any) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self._FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass
+
+    def __repr__(self) -> str:
+        return f"CorrelationChange({', '.join(f'{k}={getattr(self, k)!r}' for k in self._FIELDS)})"
 
 
 def _reference(ext: CorrelationExtension) -> Tuple[Any, ...]:
@@ -163,11 +195,12 @@ def correlation_change(
     cur, change = table[1], table[2]
     sd = section.deviations()  # NaN where a column has no spread
     (section.m2 / (sd[:, None] * sd)).take(flat, out=cur)
-    ok = np.isfinite(cur)
-    every = bool(ok.all())
+    # |r| ≤ 1: their sum is finite exactly when every correlation is (one reduction, not two)
+    every = math.isfinite(float(np.add.reduce(cur)))
     if every:
-        m = len(cur)
+        m, ok = len(cur), None
     else:
+        ok = np.isfinite(cur)
         if not ok.any():
             return CorrelationChange(tested=False, drifted=False, max_change=0.0,
                                      note="every column is constant in the window", **base)
@@ -176,7 +209,7 @@ def correlation_change(
     root_n = math.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
     np.subtract(cur, ref, out=change)
     size = np.abs(change)
-    order = np.argsort(-size, kind="stable")
+    order = (-size).argsort(kind="stable")
     # the largest change: the first in order, unless a NaN (sorted last) makes the maximum NaN
     max_change = float(size[order[0]]) if every and ref_finite else float(size.max())
     z = p_adj = flagged = None
@@ -184,33 +217,43 @@ def correlation_change(
         if not max_change < min_change:  # else no pair can be flagged (a stationary window): z of the shown ones only
             z = _fisher(cur, z_ref, root_kappa, root_n)
             flagged = (z > ndtri(1.0 - alpha / (2.0 * m))) & (size >= min_change)
-            if not every:
+            if ok is not None:
                 flagged &= ok
     else:
+        tested = np.isfinite(cur) if ok is None else ok
         z = _fisher(cur, z_ref, root_kappa, root_n)
-        p = np.where(ok, 2.0 * ndtr(-z), 1.0)
+        p = np.where(tested, 2.0 * ndtr(-z), 1.0)
         p_adj = np.ones_like(p)
-        p_adj[ok] = adjust(p[ok], correction)
-        flagged = ok & (p_adj < alpha) & (size >= min_change)
+        p_adj[tested] = adjust(p[tested], correction)
+        flagged = tested & (p_adj < alpha) & (size >= min_change)
     hits: List[int] = []
     if flagged is not None:
         hits = order[flagged[order]].tolist()
         table[3] = flagged
     shown = order[: max(int(top), len(hits))]
+    return CorrelationChange(
+        tested=True, drifted=bool(hits), max_change=max_change,
+        drifted_pairs=[(names_a[k], names_b[k]) for k in hits],
+        note="" if ok is None else f"{len(ok) - m} pairs with a constant column were not tested", **base,
+        listing=lambda: _listed(ext, shown, table, z, p_adj, root_n, m, ok),
+    )
+
+
+def _listed(ext: CorrelationExtension, shown: np.ndarray, table: np.ndarray, z: Optional[np.ndarray],
+            p_adj: Optional[np.ndarray], root_n: float, m: int, ok: Optional[np.ndarray]) -> List[PairChange]:
+    """The listed pairs (``shown``, columns of the window's ``table``) with their p-values: from
+    each pair's Fisher ``z`` when the test made it for every pair, else for these pairs alone;
+    adjusted as the test did (``p_adj``), else by Bonferroni's ``m``. ``ok``: the pairs tested
+    (None: all); an untested pair's window correlation reads NaN."""
+    names_a, names_b = _reference(ext)[1:3]
     rows = table.take(shown, axis=1)
     z_shown = z[shown] if z is not None else _fisher(rows[1], rows[4], rows[5], root_n)
     p_shown = 2.0 * ndtr(-z_shown)
     pa_shown = np.minimum(p_shown * m, 1.0) if p_adj is None else p_adj[shown]
-    shown_l = shown.tolist()
     ref_s, cur_s, change_s, flagged_s = rows[:4].tolist()
-    if not every:
+    if ok is not None:
         nan = float("nan")
         cur_s = [c if o else nan for c, o in zip(cur_s, ok[shown].tolist())]
-    pairs = [PairChange(names_a[k], names_b[k], r, c, ch, pv, pa, f == 1.0)
-             for k, r, c, ch, pv, pa, f in zip(shown_l, ref_s, cur_s, change_s, p_shown.tolist(), pa_shown.tolist(),
-                                               flagged_s)]
-    return CorrelationChange(
-        tested=True, drifted=bool(hits), max_change=max_change,
-        drifted_pairs=[(names_a[k], names_b[k]) for k in hits], pairs=pairs,
-        note="" if every else f"{len(ok) - m} pairs with a constant column were not tested", **base,
-    )
+    return [PairChange(names_a[k], names_b[k], r, c, ch, pv, pa, f == 1.0)
+            for k, r, c, ch, pv, pa, f in zip(shown.tolist(), ref_s, cur_s, change_s, p_shown.tolist(),
+                                               pa_shown.tolist(), flagged_s)]

@@ -61,3 +61,23 @@ def test_listed_pairs_match_the_pairwise_formulas(rho):
     assert changes == sorted(changes, reverse=True)
     assert result.max_change == pytest.approx(changes[0], abs=0)
     assert result.drifted_pairs == ([("a", "b")] if rho > 0 else [])
+
+
+@pytest.mark.parametrize("correction", ["bonferroni", "bh"])
+def test_the_listing_is_made_once_when_read_and_reads_as_a_dataclass(correction):
+    """The listed pairs are made when first read: the same list every time, equal between two
+    results of the same window, and ``to_dict`` gives what ``dataclasses.asdict`` gave."""
+    from dataclasses import asdict
+
+    rng = np.random.default_rng(5)
+    ext = CorrelationExtension.fit(NAMES, _columns(rng, 20_000, 0.0))
+    window = _columns(rng, 4000, 0.6)
+    section = ext.summarize(Batch({c: window[:, k] for k, c in enumerate(NAMES)}, len(window)))
+    first, second = (correlation_change(ext, section, top=5, correction=correction) for _ in range(2))
+    assert first.pairs is first.pairs and len(first.pairs) == 5
+    assert first == second and first != correlation_change(ext, section, top=4, correction=correction)
+    d = second.to_dict()
+    assert d["pairs"] == [asdict(p) for p in first.pairs] and d["drifted_pairs"] == [("a", "b")]
+    assert list(d) == ["rows", "skipped", "tested", "drifted", "max_change", "alpha", "min_change", "drifted_pairs",
+                       "pairs", "note"]
+    assert "pairs=[PairChange(a='a', b='b'" in repr(first)
