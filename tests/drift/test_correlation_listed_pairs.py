@@ -81,3 +81,21 @@ def test_the_listing_is_made_once_when_read_and_reads_as_a_dataclass(correction)
     assert list(d) == ["rows", "skipped", "tested", "drifted", "max_change", "alpha", "min_change", "drifted_pairs",
                        "pairs", "note"]
     assert "pairs=[PairChange(a='a', b='b'" in repr(first)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6])
+def test_pair_columns_are_the_listed_pairs_fields_before_and_after_they_are_made(rho):
+    from dataclasses import astuple
+
+    rng = np.random.default_rng(6)
+    ext = CorrelationExtension.fit(NAMES, _columns(rng, 20_000, 0.0))
+    window = _columns(rng, 4000, rho)
+    section = ext.summarize(Batch({c: window[:, k] for k, c in enumerate(NAMES)}, len(window)))
+    fresh, made = correlation_change(ext, section, top=6), correlation_change(ext, section, top=6)
+    expected = [astuple(p) for p in made.pairs]
+    assert len(expected) == 6
+    for count in (None, 3, 6, 50):
+        for result in (fresh, made):  # fresh: its pairs not made; made: read from them
+            columns = result.pair_columns(count)
+            assert len(columns) == 8 and list(zip(*columns)) == expected[:count]
+    assert fresh._pairs is None  # reading columns made no objects
