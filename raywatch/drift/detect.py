@@ -246,7 +246,7 @@ def detect_drift(
     quality = assess(profile, summary, cfg.quality_tolerance, cfg.quality_alpha)
     extensions = run_extension_tests(profile, summary, cfg, options) if profile.extensions else {}
     for result in extensions.values():
-        if isinstance(result, OutlierResults):  # outlier shares join the columns' quality figures
+        if type(result) is OutlierResults:  # outlier shares join the columns' quality figures
             for col, outlier_share, reference_share, issue in result.shares():
                 q = quality.get(col)
                 if q is not None:
