@@ -138,6 +138,12 @@ class CorrelationChange:
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass
 
+    def __getstate__(self) -> Dict[str, Any]:  # pickled with its pairs made (the listing is a closure)
+        return {k: getattr(self, k) for k in self._FIELDS}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(**state)
+
     def __repr__(self) -> str:
         return f"CorrelationChange({', '.join(f'{k}={getattr(self, k)!r}' for k in self._FIELDS)})"
 

@@ -99,3 +99,17 @@ def test_pair_columns_are_the_listed_pairs_fields_before_and_after_they_are_made
             columns = result.pair_columns(count)
             assert len(columns) == 8 and list(zip(*columns)) == expected[:count]
     assert fresh._pairs is None  # reading columns made no objects
+
+
+def test_a_result_pickles_with_its_pairs_whether_made_or_not():
+    import pickle
+
+    rng = np.random.default_rng(7)
+    ext = CorrelationExtension.fit(NAMES, _columns(rng, 20_000, 0.0))
+    window = _columns(rng, 4000, 0.6)
+    section = ext.summarize(Batch({c: window[:, k] for k, c in enumerate(NAMES)}, len(window)))
+    fresh, made = correlation_change(ext, section, top=4), correlation_change(ext, section, top=4)
+    made.pairs
+    for result in (fresh, made):
+        back = pickle.loads(pickle.dumps(result))
+        assert back == made and back.pairs == made.pairs and back.drifted_pairs == [("a", "b")]
