@@ -170,13 +170,18 @@ def _disagreement(ms: Any, result: Any, perf: Mapping[str, Any], sigmas: float, 
     return out
 
 
+def _finite(values: List[Any]) -> List[Optional[float]]:
+    """:func:`finite_number` of each of ``values`` (floats as a test's result lists them)."""
+    return [v if type(v) is float and v - v == 0.0 else finite_number(v) for v in values]
+
+
 def _correlation(r: Any) -> Dict[str, Any]:
-    pairs = sorted(r.pairs, key=lambda p: -abs(p.change))[:_PAIRS_KEPT]
+    a, b, ref, cur, change, _, p_adj, drifted = r.pair_columns(_PAIRS_KEPT)  # largest change first
+    pairs = [{"a": x, "b": y, "reference": rf, "current": c, "change": ch, "p_value_adjusted": pa, "drifted": bool(f)}
+             for x, y, rf, c, ch, pa, f in zip(a, b, _finite(ref), _finite(cur), _finite(change), _finite(p_adj), drifted)]
     return {"tested": bool(r.tested), "drifted": bool(r.drifted), "max_change": _num(r.max_change), "rows": int(r.rows),
             "alpha": _num(r.alpha), "min_change": _num(r.min_change), "drifted_pairs": [list(p) for p in r.drifted_pairs],
-            "pairs": [{"a": p.a, "b": p.b, "reference": _num(p.reference), "current": _num(p.current),
-                       "change": _num(p.change), "p_value_adjusted": _num(p.p_value_adjusted), "drifted": bool(p.drifted)}
-                      for p in pairs], "note": r.note}
+            "pairs": pairs, "note": r.note}
 
 
 def _reconstruction(r: Any) -> Dict[str, Any]:
@@ -205,10 +210,11 @@ def extension_fields(ms: Any, report: Optional[DriftReport], res: Dict[str, Any]
                 drift[name]["statistic_bounds"] = [float(b) for b in c.statistic_bounds]
     quality = res.get("quality") or {}
     for name, q in report.quality.items():
-        if q.outlier_share is not None and name in quality:
-            entry = quality[name]
-            entry[_OUTLIER_SHARE] = _num(q.outlier_share)
-            entry["outlier_share_reference"] = _num(q.outlier_share_reference)
+        share = q.outlier_share
+        if share is not None and name in quality:
+            entry, ref = quality[name], q.outlier_share_reference
+            entry[_OUTLIER_SHARE] = share if type(share) is float and share - share == 0.0 else _num(share)
+            entry["outlier_share_reference"] = ref if type(ref) is float and ref - ref == 0.0 else _num(ref)
     if not report.extensions:
         return
     ecfg = ms.config.drift.estimation
@@ -255,6 +261,9 @@ def history_fields(ms: Any) -> Dict[str, Any]:
     return out
 
 
+_series = tuple.__new__  # _series(Series, (name, labels, value)): a Series without its Python-level __new__
+
+
 def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Series]:
     """The catalogue series of the extensions in the rolling view ``r`` (see the module docstring)."""
     base = {k: str(v) for k, v in labels.items()}
@@ -263,7 +272,7 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
     def add(entry: Any, value: Any, /, **extra: str) -> None:  # extra labels include ``metric``
         v = _num(value)
         if v is not None:
-            out.append(Series(entry.name, dict(base, **extra) if extra else base, v))
+            out.append(_series(Series, (entry.name, dict(base, **extra) if extra else base, v)))
 
     est = r.get(ESTIMATION) or {}
     for name, m in (est.get("metrics") or {}).items():
@@ -272,11 +281,11 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
             continue
         v = _num(m.get("value"))
         if v is not None:
-            out.append(Series(estimated.name, base, v))
+            out.append(_series(Series, (estimated.name, base, v)))
         for key, series_name in _BAND:
             v = _num(m.get(key))
             if v is not None:
-                out.append(Series(series_name, {**base, "metric": name}, v))
+                out.append(_series(Series, (series_name, {**base, "metric": name}, v)))
     if est:
         add(catalogue.CALIBRATION_ERROR, est.get(catalogue.CALIBRATION_ERROR.name))
     for name, d in (r.get(DISAGREEMENT) or {}).items():
@@ -297,9 +306,9 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
             add(catalogue.EMBEDDING_DRIFT_DETECTED, 1.0 if e.get("drifted") else 0.0, feature=feat)
             add(catalogue.EMBEDDING_MEAN_SHIFT, e.get("mean_effect"), feature=feat)
     for feat, q in (r.get("quality") or {}).items():
-        v = _num(q.get(_OUTLIER_SHARE))
-        if v is not None:
-            out.append(Series(_OUTLIER_SHARE, {**base, "feature": feat}, v))
+        v = q.get(_OUTLIER_SHARE)
+        if v is not None and (v := _num(v)) is not None:
+            out.append(_series(Series, (_OUTLIER_SHARE, {**base, "feature": feat}, v)))
     if catalogue.MULTIVARIATE_DRIFT.name in r:
         add(catalogue.MULTIVARIATE_DRIFT, 1.0 if r.get(catalogue.MULTIVARIATE_DRIFT.name) else 0.0)
     return out

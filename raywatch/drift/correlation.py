@@ -49,8 +49,8 @@ Hotelling, H. (1953). New light on the correlation coefficient and its transform
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Tuple
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -77,44 +77,92 @@ class PairChange:
     drifted: bool
 
 
-@dataclass
+_PAIR_FIELDS = tuple(f.name for f in fields(PairChange))
+
+
 class CorrelationChange:
     """The correlation test of one window: the ``pairs`` that moved most (at most ``top``,
-    largest change first), every drifted pair in ``drifted_pairs``."""
+    largest change first), every drifted pair in ``drifted_pairs``.
 
-    rows: int
-    skipped: int
-    tested: bool
-    drifted: bool
-    max_change: float
-    alpha: float
-    min_change: float
-    drifted_pairs: List[Tuple[str, str]] = field(default_factory=list)
-    pairs: List[PairChange] = field(default_factory=list)
-    note: str = ""
+    The verdict (``tested``, ``drifted``, ``max_change``, ``drifted_pairs``) is made with the
+    result; the listed pairs' objects and their p-values when first read (most windows are
+    judged by the verdict alone)."""
+
+    __slots__ = ("rows", "skipped", "tested", "drifted", "max_change", "alpha", "min_change", "drifted_pairs", "note",
+                 "_pairs", "_listing")
+    _FIELDS = ("rows", "skipped", "tested", "drifted", "max_change", "alpha", "min_change", "drifted_pairs", "pairs",
+               "note")
+
+    def __init__(self, rows: int, skipped: int, tested: bool, drifted: bool, max_change: float, alpha: float,
+                 min_change: float, drifted_pairs: Optional[List[Tuple[str, str]]] = None,
+                 pairs: Optional[List[PairChange]] = None, note: str = "",
+                 listing: Optional[Callable[[Optional[int]], Tuple[list, ...]]] = None):
+        self.rows, self.skipped, self.tested, self.drifted = rows, skipped, tested, drifted
+        self.max_change, self.alpha, self.min_change = max_change, alpha, min_change
+        self.drifted_pairs = [] if drifted_pairs is None else drifted_pairs
+        self.note = note
+        self._pairs = pairs if pairs is not None or listing is not None else []
+        self._listing = listing  # listing(count): the first count listed pairs' columns (None: all)
+
+    @property
+    def pairs(self) -> List[PairChange]:
+        if self._pairs is None:
+            self._pairs = [PairChange(*row) for row in zip(*self._listing(None))]
+            self._listing = None
+        return self._pairs
+
+    @pairs.setter
+    def pairs(self, value: List[PairChange]) -> None:
+        self._pairs, self._listing = value, None
+
+    def pair_columns(self, count: Optional[int] = None) -> Tuple[list, ...]:
+        """The first ``count`` listed pairs (None: all of them) as columns, one list per field of
+        :class:`PairChange` in its order (``a``, ``b``, ``reference``, ... ``drifted``), made
+        without the pairs' objects when these are not made yet."""
+        if self._pairs is None:
+            return self._listing(count)
+        pairs = self._pairs[:count]
+        return tuple([getattr(p, f) for p in pairs] for f in _PAIR_FIELDS)
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        """As ``dataclasses.asdict`` would give it: the pairs as dicts."""
+        out = {k: getattr(self, k) for k in self._FIELDS}
+        out["drifted_pairs"] = [tuple(p) for p in self.drifted_pairs]
+        out["pairs"] = [asdict(p) for p in self.pairs]
+        return out
+
+    def __eq__(self, other: Any) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self._FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass
+
+    def __getstate__(self) -> Dict[str, Any]:  # pickled with its pairs made (the listing is a closure)
+        return {k: getattr(self, k) for k in self._FIELDS}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__init__(**state)
+
+    def __repr__(self) -> str:
+        return f"CorrelationChange({', '.join(f'{k}={getattr(self, k)!r}' for k in self._FIELDS)})"
 
 
 def _reference(ext: CorrelationExtension) -> Tuple[Any, ...]:
     """What the test reads of the reference, kept on the extension after the first window (it
-    never changes): the pairs' flat indices into a ``d × d`` matrix and their column names,
-    whether every reference correlation is finite, and a table with a row per quantity and a
-    column per pair — the reference's correlations; three rows a window's copy fills (its
-    correlations, their changes, the verdicts as 1.0); the reference's Fisher z and ``√κ`` —
-    with views of its three reference rows."""
+    never changes): the pairs' flat indices into a ``d × d`` matrix and their column names; the
+    reference's correlations, Fisher z and ``√κ`` per pair, as arrays and as lists (the
+    listing reads a few pairs' values one by one)."""
     cached = getattr(ext, "_pairs", None)
     if cached is None:
         d = len(ext.columns)
         i, j = np.triu_indices(d, k=1)
         ref = ext.reference_corr[i, j]
         root_kappa = np.sqrt(ext.tau2[i, j] / np.maximum((1.0 - ref * ref) ** 2, 1e-12))
+        z_ref = np.arctanh(np.clip(ref, -_CLIP, _CLIP))
         names = ext.columns
-        table = np.zeros((6, ref.size))
-        table[0], table[4], table[5] = ref, np.arctanh(np.clip(ref, -_CLIP, _CLIP)), root_kappa
         cached = ext._pairs = (i * d + j, [names[k] for k in i.tolist()], [names[k] for k in j.tolist()],
-                               bool(np.isfinite(ref).all()), table, table[0], table[4], table[5])
+                               ref, z_ref, root_kappa, ref.tolist(), z_ref.tolist(), root_kappa.tolist())
     return cached
 
 
@@ -158,59 +206,79 @@ def correlation_change(
     if section.n < max(int(min_rows), 4):
         return CorrelationChange(tested=False, drifted=False, max_change=0.0,
                                  note=f"{section.n} complete rows, fewer than min_rows={min_rows}", **base)
-    flat, names_a, names_b, ref_finite, template, ref, z_ref, root_kappa = _reference(ext)
-    table = template.copy()  # per pair: reference, window correlation, change, drifted (1.0), Fisher z, √κ
-    cur, change = table[1], table[2]
+    flat, names_a, names_b, ref, z_ref, root_kappa = _reference(ext)[:6]
     sd = section.deviations()  # NaN where a column has no spread
-    (section.m2 / (sd[:, None] * sd)).take(flat, out=cur)
-    ok = np.isfinite(cur)
-    every = bool(ok.all())
+    cur = (section.m2 / (sd[:, None] * sd)).take(flat)
+    # |r| ≤ 1: their sum is finite exactly when every correlation is (one reduction, not two)
+    every = math.isfinite(float(np.add.reduce(cur)))
     if every:
-        m = len(cur)
+        m, ok = len(cur), None
     else:
+        ok = np.isfinite(cur)
         if not ok.any():
             return CorrelationChange(tested=False, drifted=False, max_change=0.0,
                                      note="every column is constant in the window", **base)
         np.copyto(cur, ref, where=~ok)  # untested pairs: no change
         m = int(ok.sum())
     root_n = math.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
-    np.subtract(cur, ref, out=change)
+    change = cur - ref
     size = np.abs(change)
-    order = np.argsort(-size, kind="stable")
-    # the largest change: the first in order, unless a NaN (sorted last) makes the maximum NaN
-    max_change = float(size[order[0]]) if every and ref_finite else float(size.max())
-    z = p_adj = flagged = None
+    max_change = float(np.maximum.reduce(size))  # NaN where a reference correlation is
+    z = p_adj = flagged = order = None
     if correction == "bonferroni":  # p·m < α  ⟺  z > Φ⁻¹(1 − α/(2m)): no p-value for every pair
-        if not max_change < min_change:  # else no pair can be flagged (a stationary window): z of the shown ones only
+        if not max_change < min_change:  # else no pair can be flagged (a stationary window): z of the listed ones only
             z = _fisher(cur, z_ref, root_kappa, root_n)
             flagged = (z > ndtri(1.0 - alpha / (2.0 * m))) & (size >= min_change)
-            if not every:
+            if ok is not None:
                 flagged &= ok
     else:
+        tested = np.isfinite(cur) if ok is None else ok
         z = _fisher(cur, z_ref, root_kappa, root_n)
-        p = np.where(ok, 2.0 * ndtr(-z), 1.0)
+        p = np.where(tested, 2.0 * ndtr(-z), 1.0)
         p_adj = np.ones_like(p)
-        p_adj[ok] = adjust(p[ok], correction)
-        flagged = ok & (p_adj < alpha) & (size >= min_change)
+        p_adj[tested] = adjust(p[tested], correction)
+        flagged = tested & (p_adj < alpha) & (size >= min_change)
     hits: List[int] = []
     if flagged is not None:
+        order = (-size).argsort(kind="stable")  # largest change first
         hits = order[flagged[order]].tolist()
-        table[3] = flagged
-    shown = order[: max(int(top), len(hits))]
-    rows = table.take(shown, axis=1)
-    z_shown = z[shown] if z is not None else _fisher(rows[1], rows[4], rows[5], root_n)
-    p_shown = 2.0 * ndtr(-z_shown)
-    pa_shown = np.minimum(p_shown * m, 1.0) if p_adj is None else p_adj[shown]
-    shown_l = shown.tolist()
-    ref_s, cur_s, change_s, flagged_s = rows[:4].tolist()
-    if not every:
-        nan = float("nan")
-        cur_s = [c if o else nan for c, o in zip(cur_s, ok[shown].tolist())]
-    pairs = [PairChange(names_a[k], names_b[k], r, c, ch, pv, pa, f == 1.0)
-             for k, r, c, ch, pv, pa, f in zip(shown_l, ref_s, cur_s, change_s, p_shown.tolist(), pa_shown.tolist(),
-                                               flagged_s)]
+    listed = (cur, change, size, order, flagged, z, p_adj, root_n, m, ok, max(int(top), len(hits)))
     return CorrelationChange(
         tested=True, drifted=bool(hits), max_change=max_change,
-        drifted_pairs=[(names_a[k], names_b[k]) for k in hits], pairs=pairs,
-        note="" if every else f"{len(ok) - m} pairs with a constant column were not tested", **base,
+        drifted_pairs=[(names_a[k], names_b[k]) for k in hits],
+        note="" if ok is None else f"{len(ok) - m} pairs with a constant column were not tested", **base,
+        listing=lambda count: _listed(ext, *listed, count),
     )
+
+
+def _listed(ext: CorrelationExtension, cur: np.ndarray, change: np.ndarray, size: np.ndarray,
+            order: Optional[np.ndarray], flagged: Optional[np.ndarray], z: Optional[np.ndarray],
+            p_adj: Optional[np.ndarray], root_n: float, m: int, ok: Optional[np.ndarray], top: int,
+            count: Optional[int]) -> Tuple[list, ...]:
+    """The columns of :class:`PairChange` for the first ``count`` (None: all ``top``) pairs of
+    largest change (``order``; None: not sorted yet), with their p-values: from each pair's
+    Fisher ``z`` when the test made it for every pair, else for these pairs alone (as
+    :func:`_fisher` makes it, on lists: a few pairs cost less so than in arrays); adjusted as
+    the test did (``p_adj``), else by Bonferroni's ``m``. ``flagged``: the verdict per pair
+    (None: none flagged); ``ok``: the pairs tested (None: all) — an untested pair's window
+    correlation reads NaN."""
+    _, names_a, names_b, _, _, _, ref_l, z_ref_l, root_kappa_l = _reference(ext)
+    if order is None:
+        order = (-size).argsort(kind="stable")
+    shown_a = order[:top if count is None else min(int(count), top)]
+    shown = shown_a.tolist()
+    cur_s, change_s = cur.take(shown_a).tolist(), change.take(shown_a).tolist()
+    if z is not None:
+        z_s = z.take(shown_a).tolist()
+    else:
+        # clip(c) as np.clip (NaN stays NaN), without min()/max() (costly per call)
+        fisher = np.arctanh([_CLIP if c > _CLIP else -_CLIP if c < -_CLIP else c for c in cur_s]).tolist()
+        z_s = [abs(f - z_ref_l[k]) / (root_kappa_l[k] * root_n) for f, k in zip(fisher, shown)]
+    p_s = [2.0 * q for q in ndtr([-v for v in z_s]).tolist()]
+    pa_s = [1.0 if q > 1.0 else q for q in (p * m for p in p_s)] if p_adj is None else p_adj.take(shown_a).tolist()
+    flagged_s = [False] * len(shown) if flagged is None else flagged.take(shown_a).tolist()
+    if ok is not None:
+        nan = float("nan")
+        cur_s = [c if o else nan for c, o in zip(cur_s, ok.take(shown_a).tolist())]
+    return ([names_a[k] for k in shown], [names_b[k] for k in shown], [ref_l[k] for k in shown], cur_s, change_s,
+            p_s, pa_s, flagged_s)

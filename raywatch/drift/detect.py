@@ -58,6 +58,7 @@ from raywatch.drift.batched import plan_for, binned_tests
 from raywatch.drift.correction import adjust
 from raywatch.drift.extensions import run_extension_tests
 from raywatch.drift.methods import METHODS, ColumnPair, effect_size
+from raywatch.drift.outliers import OutlierResults
 from raywatch.drift.quality import assess
 from raywatch.drift.report import ColumnDrift, DriftReport
 from raywatch.stats.profile import Profile
@@ -245,13 +246,14 @@ def detect_drift(
     quality = assess(profile, summary, cfg.quality_tolerance, cfg.quality_alpha)
     extensions = run_extension_tests(profile, summary, cfg, options) if profile.extensions else {}
     for result in extensions.values():
-        if isinstance(result, dict):  # outlier shares join the columns' quality figures
-            for col, q in result.items():
-                if col in quality:
-                    quality[col].outlier_share = q.share
-                    quality[col].outlier_share_reference = q.reference_share
-                    if q.issue:
-                        quality[col].issues.append(series.OUTLIER_SHARE.name)
+        if type(result) is OutlierResults:  # outlier shares join the columns' quality figures
+            for col, outlier_share, reference_share, issue in result.shares():
+                q = quality.get(col)
+                if q is not None:
+                    q.outlier_share = outlier_share
+                    q.outlier_share_reference = reference_share
+                    if issue:
+                        q.issues.append(series.OUTLIER_SHARE.name)
     return DriftReport(
         columns=columns,
         quality=quality,

@@ -117,7 +117,8 @@ def _auc(pos: np.ndarray, count: np.ndarray):
     below -= neg  # negatives in the bins below each bin
     tie = dot(pos, neg)
     auc = (dot(pos, below) + 0.5 * tie) / (P * N)
-    return min(max(auc, 0.0), 1.0), 0.5 * tie / (P * N)
+    auc = 0.0 if auc < 0.0 else auc  # clipped to [0, 1] as min(max(auc, 0), 1), without their calls
+    return (1.0 if auc > 1.0 else auc), 0.5 * tie / (P * N)
 
 
 def _values(est: ConfidenceEstimator, sec: ConfidenceSection):
@@ -195,19 +196,19 @@ def estimate_performance(est: ConfidenceEstimator, sec: ConfidenceSection, sigma
         Half-width of the band in sampling errors.
     """
     vals, shares, bound = _values(est, sec)
+    rows = sec.rows
     metrics = {}
     for name in METRICS:
-        v = vals.get(name)
-        se = sampling_error(est, name, sec.rows, shares.get(name, [])) if v is not None else None
-        lo = hi = None
-        if v is not None and se is not None:
-            lo, hi = max(0.0, v - sigmas * se), min(1.0, v + sigmas * se)
-        metrics[name] = MetricEstimate(v, se, lo, hi)
+        v = vals[name]
+        se = None if v is None else sampling_error(est, name, rows, shares[name])
+        if se is None:
+            metrics[name] = MetricEstimate(v, None, None, None)
+        else:
+            width = sigmas * se
+            lo, hi = v - width, v + width  # clipped to [0, 1] as max(0, lo), min(1, hi), without their calls
+            metrics[name] = MetricEstimate(v, se, lo if lo > 0.0 else 0.0, hi if hi < 1.0 else 1.0)
     average, calibration_ok, warnings = _calibration(est)
-    return PerformanceEstimate(
-        rows=sec.rows, skipped=sec.skipped, average=average, metrics=metrics,
-        shares=shares, roc_auc_error_bound=bound, calibration_ok=calibration_ok, warnings=list(warnings),
-    )
+    return PerformanceEstimate(rows, sec.skipped, average, metrics, shares, bound, calibration_ok, list(warnings))
 
 
 def _calibration(est: ConfidenceEstimator) -> tuple:

@@ -81,7 +81,7 @@ def option_values(key: str, config: Any, options: Optional[Mapping[str, Mapping[
     return out
 
 
-_SETTINGS = IdentityCache(1024)  # (config), test name → (config, settings, values, enabled, keyword arguments)
+_SETTINGS = IdentityCache(1024)  # (config) → {extension kind: (option key, test, settings, values, enabled, keyword arguments)}
 
 
 def _call(test: Callable[..., Any], settings: Dict[str, Any], values: Dict[str, Any]) -> Tuple[bool, Dict[str, Any]]:
@@ -91,20 +91,24 @@ def _call(test: Callable[..., Any], settings: Dict[str, Any], values: Dict[str, 
     return settings.get("enabled") is not False, {k: v for k, v in values.items() if k in accepted}
 
 
-def _entry(key: str, test: Callable[..., Any], config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> tuple:
-    """``(config, the test's settings, its parameter values, enabled, its keyword arguments)``;
-    made once per configuration object unless ``options`` has some for this test (a stats actor evaluates
-    with the same config every cycle, and ``model_dump`` costs more than a test's arithmetic).
-    Read only: never change them."""
-    if options and options.get(key):  # options for this test: merged per call, never cached
+def _made(key: str, test: Callable[..., Any], config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> tuple:
+    """``(key, test, the test's settings, its parameter values, enabled, its keyword arguments)``."""
+    if options:
         settings = {**_as_dict(getattr(config, key, None)), **_as_dict(options.get(key))}
-        values = option_values(key, config, options)
-        return (config, settings, values) + _call(test, settings, values)
-    hit = _SETTINGS.get((config,), tag=key)
-    if hit is not None:
-        return hit
-    settings, values = _as_dict(getattr(config, key, None)), option_values(key, config, None)
-    return _SETTINGS.put((config,), (config, settings, values) + _call(test, settings, values), tag=key)
+    else:
+        settings = _as_dict(getattr(config, key, None))
+    values = option_values(key, config, options)
+    return (key, test, settings, values) + _call(test, settings, values)
+
+
+def _plan(config: Any) -> Dict[str, tuple]:
+    """Every test's :func:`_made` entry by extension kind, made once per configuration object (a
+    stats actor evaluates with the same config every cycle, and ``model_dump`` costs more than
+    a test's arithmetic): one lookup per window. Read only: never change it."""
+    hit = _SETTINGS.get((config,))
+    if hit is None:
+        hit = _SETTINGS.put((config,), {kind: _made(key, test, config, None) for kind, (key, test) in TESTS.items()})
+    return hit
 
 
 def run_extension_tests(profile: Any, summary: Any, config: Any = None,
@@ -114,13 +118,15 @@ def run_extension_tests(profile: Any, summary: Any, config: Any = None,
     its options is skipped."""
     results: Dict[str, Any] = {}
     sections = summary.sections
+    plan = _plan(config)
     for name, ext in profile.extensions.items():
         section = sections.get(name)
-        entry = TESTS.get(ext.kind)
+        entry = plan.get(ext.kind)
         if section is None or entry is None:
             continue
-        key, test = entry
-        _, _, _, enabled, kwargs = _entry(key, test, config, options)
+        if options and options.get(entry[0]):
+            entry = _made(entry[0], entry[1], config, options)
+        key, test, _, _, enabled, kwargs = entry
         if not enabled:
             continue
         try:

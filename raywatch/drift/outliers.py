@@ -25,14 +25,14 @@ normal data with IQR fences) and a heavier tail shows early.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 from scipy.special import bdtrc
 
 from raywatch.stats.outliers import OutlierCounts, OutlierFences
 
-__all__ = ["OutlierQuality", "outlier_quality"]
+__all__ = ["OutlierQuality", "OutlierResults", "outlier_quality"]
 
 
 @dataclass
@@ -53,9 +53,56 @@ class OutlierQuality:
         return asdict(self)
 
 
+class OutlierResults(Mapping[str, OutlierQuality]):
+    """:func:`outlier_quality`'s ``{column: OutlierQuality}`` of one window, read only. It holds
+    the window's figures as arrays; the per-column objects are made when first read (the
+    drift report reads only the shares and issues, :meth:`shares`). Compares equal to the plain
+    dict it reads as."""
+
+    __slots__ = ("columns", "_ref", "_values", "_beyond", "_share", "_p", "_issue", "_items")
+
+    def __init__(self, columns: List[str], ref: tuple, values: np.ndarray, beyond: np.ndarray, share: np.ndarray,
+                 p: Optional[np.ndarray], issue: Optional[List[bool]]):
+        self.columns = columns
+        self._ref, self._values, self._beyond, self._share, self._p, self._issue = ref, values, beyond, share, p, issue
+        self._items: Optional[Dict[str, OutlierQuality]] = None
+
+    def shares(self) -> Iterator[Tuple[str, float, float, bool]]:
+        """``(column, share, reference share, issue)`` per column."""
+        issue = self._issue if self._issue is not None else [False] * len(self.columns)
+        return zip(self.columns, self._share.tolist(), self._ref[0], issue)
+
+    def _made(self) -> Dict[str, OutlierQuality]:
+        items = self._items
+        if items is None:
+            n = len(self.columns)
+            rate_l, low_l, high_l = self._ref
+            p_l = [None] * n if self._p is None else [None if v != v else v for v in self._p.tolist()]
+            issue = self._issue if self._issue is not None else [False] * n
+            cols = zip(self.columns, self._values.tolist(), self._beyond.tolist(), self._share.tolist(), rate_l, low_l,
+                       high_l, p_l, issue)
+            items = self._items = {c[0]: OutlierQuality(*c) for c in cols}
+        return items
+
+    def __getitem__(self, column: str) -> OutlierQuality:
+        return self._made()[column]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        return {c: q.to_dict() for c, q in self._made().items()}
+
+    def __repr__(self) -> str:
+        return repr(self._made())
+
+
 def outlier_quality(
     ext: OutlierFences, section: OutlierCounts, tolerance: float = 0.01, alpha: float = 0.001
-) -> Dict[str, OutlierQuality]:
+) -> OutlierResults:
     """Per column of ``ext``: the window's outlier share and whether it is an issue.
 
     Parameters
@@ -65,25 +112,22 @@ def outlier_quality(
     tolerance, alpha
         The excess over the reference rate that may count, and the binomial test's level.
     """
-    rate_l, low_l, high_l = _reference(ext)
     values, beyond = section.values, section.beyond
     rate = ext.reference_rate
     share = beyond / np.maximum(values, 1)  # counts: as floats, exactly
     # the binomial test runs only where the excess reaches the tolerance (stationary windows:
     # nowhere); P(X ≥ k) for X ~ Binomial(n, rate) as scipy.stats.binom.sf(k - 1, n, rate)
-    candidate = (beyond > 0) & (share - rate >= tolerance)
-    if candidate.any():
+    excess = share - rate >= tolerance
+    p = issue = None
+    if excess.any():
+        candidate = excess & (beyond > 0)
         p = np.full(share.size, np.nan)
         c = np.flatnonzero(candidate)
         r = rate[c]
         sf = bdtrc(np.maximum(beyond[c] - 1, 0), values[c], np.clip(r, 1e-300, 1.0))
         p[c] = np.where(r <= 0, 0.0, np.where(r >= 1, 1.0, sf))
         issue = (candidate & ((rate <= 0) | ((rate < 1) & (p < alpha)))).tolist()
-        p_l = [None if v != v else v for v in p.tolist()]
-    else:
-        issue, p_l = [False] * share.size, [None] * share.size
-    cols = zip(ext.columns, values.tolist(), beyond.tolist(), share.tolist(), rate_l, low_l, high_l, p_l, issue)
-    return {c[0]: OutlierQuality(*c) for c in cols}
+    return OutlierResults(ext.columns, _reference(ext), values, beyond, share, p, issue)
 
 
 def _reference(ext: OutlierFences) -> tuple:

@@ -61,3 +61,55 @@ def test_listed_pairs_match_the_pairwise_formulas(rho):
     assert changes == sorted(changes, reverse=True)
     assert result.max_change == pytest.approx(changes[0], abs=0)
     assert result.drifted_pairs == ([("a", "b")] if rho > 0 else [])
+
+
+@pytest.mark.parametrize("correction", ["bonferroni", "bh"])
+def test_the_listing_is_made_once_when_read_and_reads_as_a_dataclass(correction):
+    """The listed pairs are made when first read: the same list every time, equal between two
+    results of the same window, and ``to_dict`` gives what ``dataclasses.asdict`` gave."""
+    from dataclasses import asdict
+
+    rng = np.random.default_rng(5)
+    ext = CorrelationExtension.fit(NAMES, _columns(rng, 20_000, 0.0))
+    window = _columns(rng, 4000, 0.6)
+    section = ext.summarize(Batch({c: window[:, k] for k, c in enumerate(NAMES)}, len(window)))
+    first, second = (correlation_change(ext, section, top=5, correction=correction) for _ in range(2))
+    assert first.pairs is first.pairs and len(first.pairs) == 5
+    assert first == second and first != correlation_change(ext, section, top=4, correction=correction)
+    d = second.to_dict()
+    assert d["pairs"] == [asdict(p) for p in first.pairs] and d["drifted_pairs"] == [("a", "b")]
+    assert list(d) == ["rows", "skipped", "tested", "drifted", "max_change", "alpha", "min_change", "drifted_pairs",
+                       "pairs", "note"]
+    assert "pairs=[PairChange(a='a', b='b'" in repr(first)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.6])
+def test_pair_columns_are_the_listed_pairs_fields_before_and_after_they_are_made(rho):
+    from dataclasses import astuple
+
+    rng = np.random.default_rng(6)
+    ext = CorrelationExtension.fit(NAMES, _columns(rng, 20_000, 0.0))
+    window = _columns(rng, 4000, rho)
+    section = ext.summarize(Batch({c: window[:, k] for k, c in enumerate(NAMES)}, len(window)))
+    fresh, made = correlation_change(ext, section, top=6), correlation_change(ext, section, top=6)
+    expected = [astuple(p) for p in made.pairs]
+    assert len(expected) == 6
+    for count in (None, 3, 6, 50):
+        for result in (fresh, made):  # fresh: its pairs not made; made: read from them
+            columns = result.pair_columns(count)
+            assert len(columns) == 8 and list(zip(*columns)) == expected[:count]
+    assert fresh._pairs is None  # reading columns made no objects
+
+
+def test_a_result_pickles_with_its_pairs_whether_made_or_not():
+    import pickle
+
+    rng = np.random.default_rng(7)
+    ext = CorrelationExtension.fit(NAMES, _columns(rng, 20_000, 0.0))
+    window = _columns(rng, 4000, 0.6)
+    section = ext.summarize(Batch({c: window[:, k] for k, c in enumerate(NAMES)}, len(window)))
+    fresh, made = correlation_change(ext, section, top=4), correlation_change(ext, section, top=4)
+    made.pairs
+    for result in (fresh, made):
+        back = pickle.loads(pickle.dumps(result))
+        assert back == made and back.pairs == made.pairs and back.drifted_pairs == [("a", "b")]

@@ -23,15 +23,15 @@ def test_settings_are_made_once_per_config_and_options_still_apply():
     cfg = DriftConfig()
     first = detect_drift(prof, window, cfg)
     assert first.extensions["correlation"].drifted
-    hit = extensions._SETTINGS.get((cfg,), tag="correlation")
-    assert hit is not None and hit[0] is cfg
+    hit = extensions._SETTINGS.get((cfg,))  # every test's settings for this config, by extension kind
+    assert hit is not None and hit["correlation"][0] == "correlation"
     assert detect_drift(prof, window, cfg).extensions["correlation"].drifted
-    assert extensions._SETTINGS.get((cfg,), tag="correlation") is hit  # the same entry: made once
+    assert extensions._SETTINGS.get((cfg,)) is hit  # the same entry: made once
     off = DriftConfig.model_validate({"correlation": {"enabled": False}})
     assert "correlation" not in detect_drift(prof, window, off).extensions  # another config: its own settings
     huge = detect_drift(prof, window, cfg, options={"correlation": {"min_change": 5.0}})
     assert not huge.extensions["correlation"].drifted  # options given per call are never cached
-    assert extensions._SETTINGS.get((cfg,), tag="correlation") is hit
+    assert extensions._SETTINGS.get((cfg,)) is hit
     calls = []
     real = extensions._call
     extensions._call = lambda *a: calls.append(a) or real(*a)

@@ -52,3 +52,22 @@ def test_counts_merge_and_ignore_non_finite_values(profile):
     assert m.values.tolist() == [4, 0] and m.beyond.tolist() == [2, 0]
     q = outlier_quality(ext, m, tolerance=0.01, alpha=0.001)["x"]
     assert (q.values, q.beyond, q.share) == (4, 2, 0.5)
+
+
+def test_the_result_reads_as_its_dict_and_the_join_leaves_the_drift_verdict_alone(profile):
+    """outlier_quality's result is a read-only mapping whose column objects are made when read;
+    joining its shares into the quality figures changes nothing of the drift verdict."""
+    rng = np.random.default_rng(4)
+    window = {"x": rng.standard_t(2, size=2000) + 0.5, "y": rng.exponential(size=2000)}
+    report = detect_drift(profile, window)
+    result = report.extensions["outliers"]
+    plain = {c: result[c] for c in result}
+    assert list(result) == ["x", "y"] and len(result) == 2 and result == plain and dict(result.items()) == plain
+    assert result.to_dict() == {c: q.to_dict() for c, q in plain.items()}
+    assert report.to_dict()["extensions"]["outliers"]["x"]["issue"] is True
+    for c, q in plain.items():
+        assert (report.quality[c].outlier_share, report.quality[c].outlier_share_reference) == (q.share, q.reference_share)
+    tested = [c for c in report.columns.values() if c.tested]
+    assert report.drift_share == sum(c.drifted for c in tested) / len(tested) == 0.5
+    with pytest.raises(KeyError):
+        result["c"]
