@@ -128,15 +128,26 @@ def _fold(col: _Column, labels: Sequence[str], accs: Sequence[Any], rows: Sequen
     col.missed.add(labels, rows)
 
 
+class _Codes(dict):
+    """Value -> its code, the next code for a value not seen before: one dict lookup a row."""
+
+    __slots__ = ()
+
+    def __missing__(self, value: Any) -> int:
+        code = self[value] = len(self)
+        return code
+
+
 def _factorize(values: Any) -> Tuple[np.ndarray, List[Any]]:
+    """Codes of ``values`` (0, 1, … in order of first appearance) and the distinct values."""
     vals = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    codes = _Codes()
     try:
-        uniques = list(dict.fromkeys(vals))
+        out = np.fromiter(map(codes.__getitem__, vals), dtype=np.int64, count=len(vals))
     except TypeError:  # unhashable values: segment them by their text
-        vals = [str(v) for v in vals]
-        uniques = list(dict.fromkeys(vals))
-    index = {v: i for i, v in enumerate(uniques)}
-    return np.fromiter(map(index.__getitem__, vals), dtype=np.int64, count=len(vals)), uniques
+        vals, codes = [str(v) for v in vals], _Codes()
+        out = np.fromiter(map(codes.__getitem__, vals), dtype=np.int64, count=len(vals))
+    return out, list(codes)
 
 
 def _labels(values: List[Any], max_length: int, key: Any) -> List[str]:

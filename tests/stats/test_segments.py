@@ -287,3 +287,14 @@ def test_any_batching_and_merge_order_keeps_every_row_and_bounds_what_it_missed(
             assert all(stream[i] == label for i in ids)  # a kept segment never holds another value's row
             assert 0 <= truth[label] - rows <= seg.missed_rows("c", label)
     assert sorted(seen) == list(range(len(stream)))
+
+
+def test_values_are_coded_in_order_of_first_appearance_and_unhashable_ones_by_their_text():
+    from raywatch.stats.segments import _factorize
+
+    codes, uniques = _factorize(np.array(["b", "a", "b", 1, 1.0, True, "c"], dtype=object))
+    assert codes.tolist() == [0, 1, 0, 2, 2, 2, 3] and uniques == ["b", "a", 1, "c"]  # 1 == 1.0 == True, as a dict has it
+    codes, uniques = _factorize([["x"], "y", ["x"]])
+    assert codes.tolist() == [0, 1, 0] and uniques == ["['x']", "y"]
+    codes, uniques = _factorize([])
+    assert codes.tolist() == [] and uniques == []
