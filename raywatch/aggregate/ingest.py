@@ -41,12 +41,12 @@ from raywatch.config import MonitorConfig
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
 from raywatch.drift.performance import _label_key as label_key  # the accumulators' own label equality
 from raywatch.series import FEEDBACK_ROWS
-from raywatch.stats.batch import REREGISTER, STORED, ReplicaBatch
+from raywatch.stats.batch import DUPLICATE, REREGISTER, STORED, ReplicaBatch
 from raywatch.stats.summary import WindowSummary
 
 __all__ = ["Ingestor", "Admitted", "window_for", "OK", "DUPLICATE", "ERROR", "STALE_BATCH", "REFUSALS"]
 
-OK, DUPLICATE, ERROR = STORED, "duplicate", "error"
+OK, ERROR = STORED, "error"
 STALE_BATCH = "stale"
 """The reply to a batch of a superseded deployment generation: acknowledged, not merged
 (see :mod:`raywatch.aggregate.generations`)."""

@@ -15,7 +15,8 @@ retried batch can be recognised by the actor.
 A batch given up on after it was sent may still have reached the actor (the call timed out,
 or the actor died after it stored the batch and before it answered). Its requests are not
 counted as dropped here: the batch is *abandoned*, and its ``(seq, requests)`` ride on every
-later batch (``ReplicaBatch.abandoned``) until one of them is acknowledged. The actor counts
+later batch (``ReplicaBatch.abandoned``) until the actor has read one (any answer but
+"duplicate": a duplicate carried an older list). The actor counts
 them as dropped only if it never stored that seq, and from then on refuses the batch as a
 duplicate should it still arrive: every request is counted once, stored or dropped. Beyond
 :data:`~raywatch.stats.batch.MAX_ABANDONED` unreported ones, the oldest is counted as dropped outright.
@@ -32,7 +33,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from raywatch.serve.capture import RateLimitedLog
-from raywatch.stats.batch import MAX_ABANDONED, REREGISTER, STORED, ReplicaBatch
+from raywatch.stats.batch import DUPLICATE, MAX_ABANDONED, REREGISTER, ReplicaBatch
 
 __all__ = ["Shipper", "RayTransport", "default_resolver"]
 
@@ -210,7 +211,7 @@ class Shipper:
                 self.acked_batches += 1
                 self._backoff = 0.0
                 self._sent.discard(int(batch.seq))
-                if reply in (STORED, REREGISTER):  # merged: the actor has taken its abandoned list
+                if reply != DUPLICATE:  # the actor has read its abandoned list (a duplicate's was an older one)
                     for seq, _ in batch.abandoned:
                         self.abandoned.pop(seq, None)
                 if reply == REREGISTER:

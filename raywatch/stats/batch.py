@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from raywatch.stats.sketch import LatencySketch
 
-__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER", "STORED", "MAX_ABANDONED"]
+__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER", "STORED", "DUPLICATE", "MAX_ABANDONED"]
 
 NO_GPU = "no GPU"
 """``resources["gpu_status"]`` when the replica has no GPU assigned or no NVML driver."""
@@ -39,6 +39,9 @@ replica is asked to call ``register_model`` again with its configuration object.
 
 STORED = "ok"
 """The stats actor's answer to ``ingest`` when it merged the batch (as :data:`REREGISTER` does)."""
+
+DUPLICATE = "duplicate"
+"""The stats actor's answer to ``ingest`` for a seq it already has (merged, or told abandoned)."""
 
 MAX_ABANDONED = 1024
 """Abandoned batches (``ReplicaBatch.abandoned``) a replica reports at most, and the actor accepts."""
