@@ -151,8 +151,7 @@ class CorrelationChange:
 def _reference(ext: CorrelationExtension) -> Tuple[Any, ...]:
     """What the test reads of the reference, kept on the extension after the first window (it
     never changes): the pairs' flat indices into a ``d × d`` matrix and their column names; the
-    reference's correlations, Fisher z and ``√κ`` per pair, as arrays and as lists (the
-    listing reads a few pairs' values one by one)."""
+    reference's correlations, Fisher z and ``√κ`` per pair."""
     cached = getattr(ext, "_pairs", None)
     if cached is None:
         d = len(ext.columns)
@@ -162,7 +161,7 @@ def _reference(ext: CorrelationExtension) -> Tuple[Any, ...]:
         z_ref = np.arctanh(np.clip(ref, -_CLIP, _CLIP))
         names = ext.columns
         cached = ext._pairs = (i * d + j, [names[k] for k in i.tolist()], [names[k] for k in j.tolist()],
-                               ref, z_ref, root_kappa, ref.tolist(), z_ref.tolist(), root_kappa.tolist())
+                               ref, z_ref, root_kappa)
     return cached
 
 
@@ -206,7 +205,7 @@ def correlation_change(
     if section.n < max(int(min_rows), 4):
         return CorrelationChange(tested=False, drifted=False, max_change=0.0,
                                  note=f"{section.n} complete rows, fewer than min_rows={min_rows}", **base)
-    flat, names_a, names_b, ref, z_ref, root_kappa = _reference(ext)[:6]
+    flat, names_a, names_b, ref, z_ref, root_kappa = _reference(ext)
     sd = section.deviations()  # NaN where a column has no spread
     cur = (section.m2 / (sd[:, None] * sd)).take(flat)
     # |r| ≤ 1: their sum is finite exactly when every correlation is (one reduction, not two)
@@ -257,28 +256,26 @@ def _listed(ext: CorrelationExtension, cur: np.ndarray, change: np.ndarray, size
             count: Optional[int]) -> Tuple[list, ...]:
     """The columns of :class:`PairChange` for the first ``count`` (None: all ``top``) pairs of
     largest change (``order``; None: not sorted yet), with their p-values: from each pair's
-    Fisher ``z`` when the test made it for every pair, else for these pairs alone (as
-    :func:`_fisher` makes it, on lists: a few pairs cost less so than in arrays); adjusted as
+    Fisher ``z`` when the test made it for every pair, else for these pairs alone; adjusted as
     the test did (``p_adj``), else by Bonferroni's ``m``. ``flagged``: the verdict per pair
     (None: none flagged); ``ok``: the pairs tested (None: all) — an untested pair's window
     correlation reads NaN."""
-    _, names_a, names_b, _, _, _, ref_l, z_ref_l, root_kappa_l = _reference(ext)
+    _, names_a, names_b, ref, z_ref, root_kappa = _reference(ext)
     if order is None:
         order = (-size).argsort(kind="stable")
     shown_a = order[:top if count is None else min(int(count), top)]
     shown = shown_a.tolist()
     cur_s, change_s = cur.take(shown_a).tolist(), change.take(shown_a).tolist()
-    if z is not None:
-        z_s = z.take(shown_a).tolist()
+    if z is None:
+        z = _fisher(cur.take(shown_a), z_ref.take(shown_a), root_kappa.take(shown_a), root_n)
     else:
-        # clip(c) as np.clip (NaN stays NaN), without min()/max() (costly per call)
-        fisher = np.arctanh([_CLIP if c > _CLIP else -_CLIP if c < -_CLIP else c for c in cur_s]).tolist()
-        z_s = [abs(f - z_ref_l[k]) / (root_kappa_l[k] * root_n) for f, k in zip(fisher, shown)]
+        z = z.take(shown_a)
+    z_s = z.tolist()
     p_s = [2.0 * q for q in ndtr([-v for v in z_s]).tolist()]
     pa_s = [1.0 if q > 1.0 else q for q in (p * m for p in p_s)] if p_adj is None else p_adj.take(shown_a).tolist()
     flagged_s = [False] * len(shown) if flagged is None else flagged.take(shown_a).tolist()
     if ok is not None:
         nan = float("nan")
         cur_s = [c if o else nan for c, o in zip(cur_s, ok.take(shown_a).tolist())]
-    return ([names_a[k] for k in shown], [names_b[k] for k in shown], [ref_l[k] for k in shown], cur_s, change_s,
+    return ([names_a[k] for k in shown], [names_b[k] for k in shown], ref.take(shown_a).tolist(), cur_s, change_s,
             p_s, pa_s, flagged_s)
