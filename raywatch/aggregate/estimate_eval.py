@@ -27,7 +27,7 @@ profile and config; nothing is stored but the window result.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from scipy.special import ndtri
 
@@ -170,7 +170,7 @@ def _disagreement(ms: Any, result: Any, perf: Mapping[str, Any], sigmas: float, 
     return out
 
 
-def _finite(values: List[Any]) -> List[Optional[float]]:
+def _finite(values: Sequence[Any]) -> List[Optional[float]]:
     """:func:`finite_number` of each of ``values`` (floats as a test's result lists them)."""
     return [v if type(v) is float and v - v == 0.0 else finite_number(v) for v in values]
 
@@ -210,11 +210,9 @@ def extension_fields(ms: Any, report: Optional[DriftReport], res: Dict[str, Any]
                 drift[name]["statistic_bounds"] = [float(b) for b in c.statistic_bounds]
     quality = res.get("quality") or {}
     for name, q in report.quality.items():
-        share = q.outlier_share
-        if share is not None and name in quality:
-            entry, ref = quality[name], q.outlier_share_reference
-            entry[_OUTLIER_SHARE] = share if type(share) is float and share - share == 0.0 else _num(share)
-            entry["outlier_share_reference"] = ref if type(ref) is float and ref - ref == 0.0 else _num(ref)
+        if q.outlier_share is not None and name in quality:
+            entry = quality[name]
+            entry[_OUTLIER_SHARE], entry["outlier_share_reference"] = _finite((q.outlier_share, q.outlier_share_reference))
     if not report.extensions:
         return
     ecfg = ms.config.drift.estimation
@@ -306,8 +304,8 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
             add(catalogue.EMBEDDING_DRIFT_DETECTED, 1.0 if e.get("drifted") else 0.0, feature=feat)
             add(catalogue.EMBEDDING_MEAN_SHIFT, e.get("mean_effect"), feature=feat)
     for feat, q in (r.get("quality") or {}).items():
-        v = q.get(_OUTLIER_SHARE)
-        if v is not None and (v := _num(v)) is not None:
+        v = _num(q.get(_OUTLIER_SHARE))
+        if v is not None:
             out.append(_series(Series, (_OUTLIER_SHARE, {**base, "feature": feat}, v)))
     if catalogue.MULTIVARIATE_DRIFT.name in r:
         add(catalogue.MULTIVARIATE_DRIFT, 1.0 if r.get(catalogue.MULTIVARIATE_DRIFT.name) else 0.0)
