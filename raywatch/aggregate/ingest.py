@@ -41,7 +41,7 @@ from raywatch.config import MonitorConfig
 from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
 from raywatch.drift.performance import _label_key as label_key  # the accumulators' own label equality
 from raywatch.series import FEEDBACK_ROWS
-from raywatch.stats.batch import DUPLICATE, REREGISTER, STORED, ReplicaBatch
+from raywatch.stats.batch import DUPLICATE, REREGISTER, STORED, ReplicaBatch, check_abandoned
 from raywatch.stats.summary import WindowSummary
 
 __all__ = ["Ingestor", "Admitted", "window_for", "OK", "DUPLICATE", "ERROR", "STALE_BATCH", "REFUSALS"]
@@ -145,6 +145,13 @@ class Ingestor:
                 self.counters["duplicates"] += 1
                 return DUPLICATE
             rep.mark(seq)  # held while the journal entry is written: a retry meanwhile is a duplicate
+            if b.abandoned:
+                try:
+                    check_abandoned(b.abandoned)
+                except ValueError as exc:  # refused before it is journaled; the batch itself still counts
+                    b.abandoned = []
+                    ms.refused["values"] += 1
+                    self.failures.fail("ingest.abandoned", exc)
         except Exception as exc:
             self.failures.fail("ingest.decode", exc)
             return ERROR
@@ -216,11 +223,7 @@ class Ingestor:
         rep.capture_errors_total += d_cap
         w.dropped += d_drop
         if b.abandoned:  # batches the replica gave up on after sending: dropped unless stored
-            try:
-                w.dropped += rep.abandon(b.abandoned)
-            except ValueError as exc:
-                ms.refused["values"] += 1
-                self.failures.fail("ingest.abandoned", exc)
+            w.dropped += rep.abandon(b.abandoned)
         w.capture_errors += d_cap
         if b.resources:
             res = dict(b.resources)

@@ -44,7 +44,6 @@ from raywatch.aggregate.detectors import NAMES, Detector
 from raywatch.aggregate.windows import Window
 from raywatch.config import MonitorConfig, StreamDetectorConfig
 from raywatch.series import CAPTURE_ERRORS_TOTAL, FEEDBACK_ROWS, Series
-from raywatch.stats.batch import MAX_ABANDONED
 from raywatch.stats.profile import Profile
 
 __all__ = ["ModelState", "ReplicaMemory", "SEQ_MEMORY"]
@@ -77,19 +76,12 @@ class ReplicaMemory:
         return self.dropped_total + self.abandoned
 
     def abandon(self, entries: Any) -> int:
-        """Take the replica's abandoned batches (``[[seq, requests], …]``, see
-        ``ReplicaBatch.abandoned``): a seq never stored counts its requests as dropped and is
-        marked, so that the batch, should it still come, is a duplicate. Returns the requests
-        counted now (0 for those already stored, or already counted)."""
-        if not isinstance(entries, (list, tuple)) or len(entries) > MAX_ABANDONED:
-            raise ValueError(f"abandoned must be a list of at most {MAX_ABANDONED} [seq, requests] pairs")
-        pairs = []
-        for e in entries:
-            if not (isinstance(e, (list, tuple)) and len(e) == 2 and all(type(x) is int and 0 <= x < 2**53 for x in e)):
-                raise ValueError(f"abandoned entries are [seq, requests] pairs of non-negative ints, got {e!r}")
-            pairs.append(e)
+        """Take the replica's abandoned batches (``[[seq, requests], …]``, checked at admission:
+        ``raywatch.stats.batch.check_abandoned``): a seq never stored counts its requests as
+        dropped and is marked, so that the batch, should it still come, is a duplicate. Returns
+        the requests counted now (0 for those already stored, or already counted)."""
         counted = 0
-        for seq, n in pairs:
+        for seq, n in entries:
             if not self.seen(seq):
                 self.mark(seq)
                 counted += n

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from raywatch.stats.sketch import LatencySketch
 
-__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER", "STORED", "DUPLICATE", "MAX_ABANDONED"]
+__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER", "STORED", "DUPLICATE", "MAX_ABANDONED", "check_abandoned"]
 
 NO_GPU = "no GPU"
 """``resources["gpu_status"]`` when the replica has no GPU assigned or no NVML driver."""
@@ -45,6 +45,16 @@ DUPLICATE = "duplicate"
 
 MAX_ABANDONED = 1024
 """Abandoned batches (``ReplicaBatch.abandoned``) a replica reports at most, and the actor accepts."""
+
+
+def check_abandoned(entries: Any) -> None:
+    """Raise ValueError unless ``entries`` is a ``ReplicaBatch.abandoned`` the actor accepts: at
+    most :data:`MAX_ABANDONED` ``[seq, requests]`` pairs of non-negative ints."""
+    if not isinstance(entries, (list, tuple)) or len(entries) > MAX_ABANDONED:
+        raise ValueError(f"abandoned must be a list of at most {MAX_ABANDONED} [seq, requests] pairs")
+    for e in entries:
+        if not (isinstance(e, (list, tuple)) and len(e) == 2 and all(type(x) is int and 0 <= x < 2**53 for x in e)):
+            raise ValueError(f"abandoned entries are [seq, requests] pairs of non-negative ints, got {e!r}")
 
 
 def model_key(app: str, deployment: str) -> str:
