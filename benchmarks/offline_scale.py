@@ -10,10 +10,11 @@ Timed, on each engine of :mod:`raywatch.offline.engine` (the same per-block kern
 * ``drift``: ``summarize(current, profile)`` + ``detect_drift`` — the offline drift check.
 
 ``local`` reads and works in this one process (a large block's columns on a thread each, on
-every core: :mod:`raywatch.stats.parallel`), and again with that pool off (``local_one_thread``,
-the per-core reference); ``ray`` runs the per-block work as Ray Data
-``map_batches`` tasks on a local Ray cluster of ``--cpus`` CPUs (default: every core of the
-machine), parts tree-merged in the driver. Ray is started, and its workers warmed on a small
+every core: :mod:`raywatch.stats.parallel`), and again on one thread (``local_one_thread``, the
+per-core reference: that pool off and Arrow's readers on one thread, as a Ray task of one CPU
+reads); ``ray`` runs the per-block work as Ray Data ``map_batches`` tasks on a local Ray cluster
+of ``--cpus`` CPUs (default: every core of the machine), each task reading its share of the
+files and merging its parts, the tasks' parts tree-merged in the driver. Ray is started, and its workers warmed on a small
 file, before anything is timed. The engines alternate ``--repeats`` times (both see the same
 load on a shared machine); the medians are reported.
 
@@ -21,7 +22,10 @@ Figures: rows per second of each engine, ``speedup`` (ray ÷ local, both on ever
 ``per_core`` (ray's rows per second per CPU ÷ one thread's rows per second in this process): the
 target is ``per_core`` ≥ 0.8 for the drift check. (Before, ``per_core`` divided ``speedup`` by the
 CPUs as though ``local`` ran on one core; since the summarize runs columns on every core that
-capped it near 1 ÷ CPUs.) Checked every run: the
+capped it near 1 ÷ CPUs. Until Arrow's readers were held to one thread too, the reference
+decoded files on every core, which overstated one thread's rate by about 15 % here.) For scale:
+two plain processes of this machine, each on half the files, reach 0.87–0.88 of one process's
+rate per core (measured by hand, not by this script). Checked every run: the
 Ray profile is the single-process one (fingerprint, edges, every count), the two summaries
 have the same counts, and the drift verdicts are the same (``same_verdicts``).
 
@@ -104,15 +108,18 @@ def verdicts(report) -> dict:
 
 @contextlib.contextmanager
 def one_thread():
-    """This process's summarize on one thread: the column pool off (the per-core reference)."""
+    """This process on one thread, the per-core reference: the column pool off, and Arrow's
+    readers on one thread too (they decode a file's columns on every core otherwise)."""
     from raywatch.stats import parallel
 
-    real = parallel.pool
+    real, arrow = parallel.pool, pa.cpu_count()
     parallel.pool = lambda: None
+    pa.set_cpu_count(1)
     try:
         yield
     finally:
         parallel.pool = real
+        pa.set_cpu_count(arrow)
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -39,8 +39,8 @@ def kind_map(kinds: Tuple[str, ...]) -> Dict[str, str]:
 
 def offline_options(fn: Any) -> Any:
     """``--ray``, ``--address``, ``--blocks``: where the offline commands run."""
-    fn = click.option("--blocks", type=click.IntRange(min=1), help="With --ray: re-cut the data into this many blocks "
-                      "(default: the blocks Ray Data reads).")(fn)
+    fn = click.option("--blocks", type=click.IntRange(min=1), help="With --ray: spread the files over this many "
+                      "tasks (default: two per CPU of the cluster, at most one per file or row-group run).")(fn)
     fn = click.option("--address", help="With --ray: the Ray cluster (default: $RAY_ADDRESS, a `ray start` cluster of "
                       "this machine, else a new local one).")(fn)
     fn = click.option("--ray", "on_ray", is_flag=True, help="Run on Ray Data: every block summarized where it is "

@@ -6,8 +6,9 @@ and their total size. A source reads the same way on both engines:
 
 * in this process (:meth:`Source.batches`), Arrow record batches file by file, with
   pyarrow's own readers;
-* on Ray Data (:meth:`Source.ray_dataset`), ``ray.data.read_parquet`` / ``read_csv`` with
-  the same options, so both see the same types.
+* on Ray Data, the same readers in each task (:meth:`Source.read_piece`), over the
+  :meth:`Source.pieces` the work is cut into (a file, or a run of a large Parquet file's row
+  groups), so both engines see the same types and the same batches.
 
 CSV is typed by Arrow's CSV reader (per file, from its first block, as Ray Data does): numbers,
 ``true``/``false``, text; only an empty cell is missing (``null_values=[""]``, as raywatch's
@@ -45,6 +46,12 @@ FORMATS = ("parquet", "csv", "tsv")
 
 _EXTENSIONS = {"parquet": "parquet", "pq": "parquet", "csv": "csv", "txt": "csv", "tsv": "tsv"}
 _SKIP = ("_", ".")  # _SUCCESS, _metadata, .crc files and other markers beside the data
+SPLIT_BYTES = 256 << 20
+"""A Parquet file larger than this is cut into runs of row groups of about this size (uncompressed),
+each read by one task on Ray."""
+
+Piece = Tuple[str, Optional[Tuple[int, ...]]]
+"""What one task reads: a file's path and its row groups (None: the whole file)."""
 
 
 def is_uri(text: str) -> bool:
@@ -66,7 +73,7 @@ class Source:
     """Data files of one format on one filesystem.
 
     ``given`` is what the user typed; ``files`` the paths on ``filesystem`` (a
-    ``pyarrow.fs.FileSystem``); ``uris`` the same files as Ray Data reads them.
+    ``pyarrow.fs.FileSystem``, which travels to Ray's workers with the source).
     ``kinds`` are kind overrides (column → kind): a ``categorical`` column of a CSV file
     is read as text.
     """
@@ -74,10 +81,10 @@ class Source:
     given: str
     fmt: str
     files: List[str]
-    uris: List[str]
     filesystem: Any
     nbytes: int
     kinds: Dict[str, str] = field(default_factory=dict)
+    sizes: List[int] = field(default_factory=list)  # bytes of each file (0: unknown)
 
     def describe(self) -> str:
         s = "" if len(self.files) == 1 else "s"
@@ -102,21 +109,53 @@ class Source:
     def batches(self, columns: Optional[Sequence[str]] = None, batch_rows: int = 1 << 20) -> Iterator[Any]:
         """Arrow record batches of every file in turn (``columns``: only these; the others
         are not read)."""
+        for path in self.files:
+            yield from self.read_piece((path, None), columns, batch_rows)
+
+    def read_piece(self, piece: Piece, columns: Optional[Sequence[str]] = None, batch_rows: int = 1 << 20) -> Iterator[Any]:
+        """Arrow record batches of one :data:`Piece` (a file, or some of a Parquet file's row
+        groups), at most ``batch_rows`` rows each, as :meth:`batches` reads that file."""
+        path, row_groups = piece
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            for path in self.files:
-                with self.filesystem.open_input_file(path) as fh:
-                    pf = pq.ParquetFile(fh)
-                    keep = None if columns is None else [c for c in pf.schema_arrow.names if c in set(columns)]
-                    yield from pf.iter_batches(batch_size=batch_rows, columns=keep)
+            with self.filesystem.open_input_file(path) as fh:
+                pf = pq.ParquetFile(fh)
+                keep = None if columns is None else [c for c in pf.schema_arrow.names if c in set(columns)]
+                yield from pf.iter_batches(batch_size=batch_rows, columns=keep,
+                                           row_groups=list(row_groups) if row_groups is not None else None)
             return
         from pyarrow import csv
 
         read, parse, convert = self.csv_options(columns)
-        for path in self.files:
-            with self.filesystem.open_input_stream(path) as fh:
-                yield from csv.open_csv(fh, read_options=read, parse_options=parse, convert_options=convert)
+        with self.filesystem.open_input_stream(path) as fh:
+            yield from csv.open_csv(fh, read_options=read, parse_options=parse, convert_options=convert)
+
+    def pieces(self, split_bytes: int = SPLIT_BYTES) -> List[Piece]:
+        """The work cut into pieces for tasks: every file, except that a Parquet file of more
+        than ``split_bytes`` with several row groups is cut into runs of its row groups of
+        about ``split_bytes`` each (uncompressed, from its footer)."""
+        out: List[Piece] = []
+        sizes = self.sizes or [0] * len(self.files)
+        for path, size in zip(self.files, sizes):
+            if self.fmt != "parquet" or size <= split_bytes:
+                out.append((path, None))
+                continue
+            import pyarrow.parquet as pq
+
+            with self.filesystem.open_input_file(path) as fh:
+                meta = pq.ParquetFile(fh).metadata
+            run: List[int] = []
+            held = 0
+            for i in range(meta.num_row_groups):
+                run.append(i)
+                held += meta.row_group(i).total_byte_size
+                if held >= split_bytes:
+                    out.append((path, tuple(run)))
+                    run, held = [], 0
+            if run or not meta.num_row_groups:
+                out.append((path, tuple(run) if meta.num_row_groups else None))
+        return out
 
     def schema(self) -> Any:
         """The Arrow schema of the first file (CSV: as its first block is typed)."""
@@ -140,18 +179,6 @@ class Source:
             return self.schema().empty_table()
         return pa.Table.from_batches(batches).combine_chunks() if len({b.schema for b in batches}) == 1 \
             else pa.concat_tables([pa.Table.from_batches([b]) for b in batches], promote_options="permissive")
-
-    # ------------------------------------------------------------------ Ray Data
-    def ray_dataset(self, columns: Optional[Sequence[str]] = None, **read_args: Any) -> Any:
-        """The files as a Ray Data dataset (lazy: nothing is read until it runs)."""
-        from raywatch.offline.ray_data import ray_data
-
-        rd = ray_data()
-        if self.fmt == "parquet":
-            return rd.read_parquet(self.uris, columns=list(columns) if columns is not None else None, **read_args)
-        read, parse, convert = self.csv_options(columns)
-        return rd.read_csv(self.uris, read_options=read, parse_options=parse, convert_options=convert,
-                           file_extensions=None, **read_args)
 
 
 def _string_type() -> Any:
@@ -193,21 +220,16 @@ def resolve(given: Union[str, os.PathLike, Sequence[str]], fmt: Optional[str] = 
         raise ValueError("no data given")
     filesystem = None
     files: List[Tuple[str, int]] = []
-    uris: List[str] = []
     for item in items:
         if is_uri(item):
             fs, path = pafs.FileSystem.from_uri(item)
-            scheme = item.split("://", 1)[0]
             listing = _listing(fs, path)
-            local = isinstance(fs, pafs.LocalFileSystem)
-            uris += [p if local else f"{scheme}://{p}" for p, _ in listing]
         else:
             fs = pafs.LocalFileSystem()
             paths = sorted(glob.glob(item)) if glob.has_magic(item) else [item]
             if not paths:
                 raise ValueError(f"{item}: no file matches")
             listing = [entry for p in paths for entry in _listing(fs, os.path.abspath(p))]
-            uris += [p for p, _ in listing]
         if filesystem is not None and type(fs) is not type(filesystem):
             raise ValueError(f"{item}: every input must be on the same filesystem")
         filesystem = fs
@@ -225,5 +247,5 @@ def resolve(given: Union[str, os.PathLike, Sequence[str]], fmt: Optional[str] = 
     fmt = _EXTENSIONS.get(fmt.lower(), fmt.lower())
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (expected parquet, csv or tsv)")
-    return Source(", ".join(items), fmt, [p for p, _ in files], uris, filesystem, sum(n for _, n in files),
-                  dict(kinds or {}))
+    return Source(", ".join(items), fmt, [p for p, _ in files], filesystem, sum(n for _, n in files),
+                  dict(kinds or {}), [n for _, n in files])
