@@ -68,20 +68,26 @@ log = logging.getLogger("raywatch.actor.actor")
 
 
 def sqlite_path_for(cfg: MonitorConfig, shard: int) -> Optional[str]:
-    """The SQLite file of ``shard``: ``sqlite_path`` itself, or ``<stem>-<shard><suffix>`` when sharded.
+    """The SQLite file of ``shard``: ``sqlite_path`` itself for shard 0 (whatever the shard
+    count, so that adding a shard at run time moves no file), ``<stem>-<shard><suffix>`` for
+    the others.
+
+    An older raywatch named shard 0's file ``<stem>-0<suffix>`` when sharded: that file is
+    used when it exists and ``sqlite_path`` itself does not.
 
     >>> c = MonitorConfig(actor={"sqlite_path": "/tmp/rw/stats.sqlite", "shards": 3})
-    >>> sqlite_path_for(c, 1)
-    '/tmp/rw/stats-1.sqlite'
+    >>> sqlite_path_for(c, 0), sqlite_path_for(c, 1)
+    ('/tmp/rw/stats.sqlite', '/tmp/rw/stats-1.sqlite')
     """
     path = cfg.actor.sqlite_path
     if not path:
         return None
     path = os.path.expanduser(path)
-    if cfg.actor.shards == 1:
-        return path
     stem, suffix = os.path.splitext(path)
-    return f"{stem}-{shard}{suffix}"
+    if shard != 0:
+        return f"{stem}-{shard}{suffix}"
+    legacy = f"{stem}-0{suffix}"
+    return legacy if not os.path.exists(path) and os.path.exists(legacy) else path
 
 
 class StatsActor:
