@@ -21,8 +21,9 @@ Shard 0 keeps the base name whatever the count, so that a shard added at run tim
 from __future__ import annotations
 
 import hashlib
+from typing import Any, Optional
 
-__all__ = ["shard_for", "actor_name", "parse_actor_name"]
+__all__ = ["shard_for", "actor_name", "parse_actor_name", "with_shards"]
 
 
 def shard_for(model_key: str, shards: int) -> int:
@@ -53,3 +54,11 @@ def parse_actor_name(name: str, base: str) -> bool:
         return True
     prefix = base + "-"
     return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
+def with_shards(config: Any, shards: Optional[int]) -> Any:
+    """``config`` (a MonitorConfig) with ``actor.shards`` raised to ``shards``, a count learned
+    from the running actors (a shard added at run time); itself when that is no larger."""
+    if shards is None or shards <= config.actor.shards:
+        return config
+    return config.model_copy(update={"actor": config.actor.model_copy(update={"shards": int(shards)})})
