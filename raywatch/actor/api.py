@@ -4,8 +4,9 @@
 These run in any Ray driver (the CLI, a notebook, a job) connected to the cluster where
 the stats actors live. Without a ``config`` they find the actors by name in the
 ``raywatch`` namespace; a model's questions go to the shard that owns it (the same
-:func:`~raywatch.actor.sharding.shard_for` the replicas use), questions about all models go
-to every shard and the answers are merged.
+:func:`~raywatch.actor.sharding.shard_for` the replicas use, with the shard count the actors
+know now: a shard added at run time, :func:`raywatch.actor.add_shard`, raises it), questions
+about all models go to every shard and the answers are merged.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def actors(config: ConfigLike = None) -> List[Tuple[int, Any]]:
     base, ns = cfg.actor.name, cfg.actor.namespace
     out: List[Tuple[int, Any]] = []
     if config is not None:
-        for shard in range(cfg.actor.shards):
+        for shard in range(_live_count(ray, cfg)):
             try:
                 out.append((shard, ray.get_actor(actor_name(base, shard, cfg.actor.shards), namespace=ns)))
             except ValueError:
@@ -61,13 +62,22 @@ def actors(config: ConfigLike = None) -> List[Tuple[int, Any]]:
     return out
 
 
+def _live_count(ray: Any, cfg: MonitorConfig, timeout: float = 30.0) -> int:
+    """The shard count shard 0 knows now (the config's when it does not answer), at least the config's."""
+    try:
+        first = ray.get_actor(actor_name(cfg.actor.name, 0, 1), namespace=cfg.actor.namespace)
+        return max(cfg.actor.shards, int(ray.get(first.info.remote(), timeout=timeout)["shards"]))
+    except Exception:
+        return cfg.actor.shards
+
+
 def _shards(handles: List[Tuple[int, Any]], config: ConfigLike, timeout: float) -> int:
-    if config is not None:
-        return parse_config(config).actor.shards
+    """The shard count the actors know now (shard 0's, the first asked)."""
+    least = parse_config(config).actor.shards if config is not None else 1
     if not handles:
-        return 1
+        return least
     ray = _ray()
-    return int(ray.get(handles[0][1].info.remote(), timeout=timeout)["shards"])
+    return max(least, int(ray.get(handles[0][1].info.remote(), timeout=timeout)["shards"]))
 
 
 def _owner(model: str, handles: List[Tuple[int, Any]], config: ConfigLike, timeout: float) -> Optional[Any]:
