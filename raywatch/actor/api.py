@@ -42,9 +42,10 @@ def actors(config: ConfigLike = None) -> List[Tuple[int, Any]]:
     base, ns = cfg.actor.name, cfg.actor.namespace
     out: List[Tuple[int, Any]] = []
     if config is not None:
-        for shard in range(_live_count(ray, cfg)):
+        n = _live_count(ray, cfg)
+        for shard in range(n):
             try:
-                out.append((shard, ray.get_actor(actor_name(base, shard, cfg.actor.shards), namespace=ns)))
+                out.append((shard, ray.get_actor(actor_name(base, shard, n), namespace=ns)))
             except ValueError:
                 continue
         return out
