@@ -56,7 +56,6 @@ class Rebalancing:
     """The stats actor's methods for a shard added at run time (see the module docstring).
     It uses the actor's ``core``, ``config``, ``name``, ``link`` and ``_settled``."""
 
-    _peers: Dict[str, Any]
 
     # ------------------------------------------------------------------ forwarding
     def _owner_of(self, model_key: Optional[str]) -> Optional[str]:

@@ -26,9 +26,13 @@ checkpoint; a record handed over and not yet forgotten is a ``handover`` row of 
 
 The hand-over carries data only (no pickle); a configuration's secrets travel as their
 ``${ENV}`` references or masked, and a masked one makes the replicas register their
-configuration again (as after a restore). Not carried: the labels still waiting in the
-feedback join for their prediction (the old shard joins them; late ones are counted there)
-and the alert engine's state (the new shard's rules start from their ``pending`` state).
+configuration again (as after a restore). Not carried: the model's entries in
+the feedback join (predictions waiting for their labels, labels waiting for their
+predictions: they stay with the old shard, where they expire and are counted; a label that
+names the model goes to the new owner from the hand-over on, so a label for a prediction made
+before it does not join), its alert transitions already stored, and the alert engine's state
+(the new shard's rules start from their ``pending`` state). Its closed windows travel in the
+record's ``history`` when the stats actor hands it over (:mod:`raywatch.actor.rebalance`).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import time
 
 import pytest
 from rw_batches import make_batch, profile, unique_name  # noqa: F401 (fixture)
+from rw_test_support import kill_stats_actors
 
 import raywatch
 from raywatch.actor import actor as actor_mod
@@ -153,10 +154,4 @@ def test_a_shard_added_live_takes_its_models_without_losing_a_batch(ray_cluster,
         assert one["actors"][0]["shards"] == 2
         assert mover in api.history(mover, config=cfg)["models"]
     finally:
-        for shard in range(2):
-            name = cfg.actor.shard_name(shard)
-            try:
-                ray_cluster.kill(ray_cluster.get_actor(name, namespace=cfg.actor.namespace))
-            except ValueError:
-                pass
-            actor_mod._handles.pop((cfg.actor.namespace, name), None)
+        kill_stats_actors(ray_cluster, cfg, 2)
