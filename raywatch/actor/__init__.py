@@ -26,7 +26,7 @@ _EXPORTS = {
     "history": "raywatch.actor.api:history",
     "feedback": "raywatch.actor.api:feedback",
     "actors": "raywatch.actor.api:actors",
-    "add_shard": "raywatch.actor.rebalance:add_shard",
+    "add_shard": "raywatch.actor.api:add_shard",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,5 +1,6 @@
 """The query API: ``raywatch.status``, ``raywatch.feedback``, ``raywatch.actor.history``,
-``raywatch.actor.api.reset`` (behind ``raywatch reset --model``).
+``raywatch.actor.api.reset`` (behind ``raywatch reset --model``), and
+``raywatch.actor.add_shard`` (behind ``raywatch shards add``).
 
 These run in any Ray driver (the CLI, a notebook, a job) connected to the cluster where
 the stats actors live. Without a ``config`` they find the actors by name in the
@@ -15,10 +16,11 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from raywatch.actor.sharding import actor_name, parse_actor_name, shard_for
+from raywatch.actor.sharding import actor_name, parse_actor_name, shard_for, with_shards
+from raywatch.aggregate import rebalance
 from raywatch.config import MonitorConfig, parse_config
 
-__all__ = ["status", "feedback", "history", "actors", "reset"]
+__all__ = ["status", "feedback", "history", "actors", "reset", "add_shard"]
 
 log = logging.getLogger("raywatch.actor.api")
 
@@ -172,3 +174,40 @@ def reset(model: str, *, config: ConfigLike = None, timeout: float = 30.0) -> Li
         h = _owner(model, handles, config, timeout)
         targets = [h] if h is not None else targets
     return list(ray.get([h.reset_model.remote(model) for h in targets], timeout=timeout))
+
+
+def add_shard(config: Any, *, timeout: float = 60.0) -> Dict[str, Any]:
+    """Add a stats actor shard to a running installation (see :mod:`raywatch.actor.rebalance`): ``{"shards":
+    the new count, "created": the new shard's name, "moved": [{"model", "from", "to",
+    "imported"}], "stayed": [model keys]}`` (``imported`` False: an earlier run had imported
+    it, or had finished its move). RuntimeError when no stats actor runs."""
+    from raywatch.actor.actor import get_or_create
+
+    ray = _ray()
+    cfg = parse_config(config) if config is not None else MonitorConfig()
+    a = cfg.actor
+    try:
+        first = ray.get_actor(a.name, namespace=a.namespace)
+    except ValueError:
+        raise RuntimeError(f"no stats actor {a.name!r} runs in namespace {a.namespace!r}: nothing to add a shard to") from None
+    n = int(ray.get(first.info.remote(), timeout=timeout)["shards"])
+    grown = with_shards(cfg, n + 1)
+    handles = [get_or_create(grown, shard=i, timeout=timeout) for i in range(n + 1)]
+    infos = ray.get([h.info.remote() for h in handles[:n]], timeout=timeout)
+    keys = {k for info in infos for k in list(info["models"]) + list(info.get("handing_over") or [])}
+    ray.get(handles[n].set_shards.remote(n + 1), timeout=timeout)
+    plan = rebalance.moves(keys, n, n + 1, shard_for)
+    moved = []
+    for key, src, dst in plan:
+        data = ray.get(handles[src].export_model.remote(key, dst, n + 1), timeout=timeout)
+        fresh = False
+        if data is not None:  # None: handed over and forgotten by an earlier run
+            fresh = ray.get(handles[dst].import_model.remote(data), timeout=timeout)
+            ray.get(handles[src].forget_model.remote(key, dst, n + 1), timeout=timeout)
+        moved.append({"model": key, "from": src, "to": dst, "imported": bool(fresh)})
+        log.info("moved %s from shard %d to shard %d", key, src, dst)
+    for h in handles[1:n] + handles[:1]:  # shard 0 last: until it says N+1, a rerun adds the same shard
+        ray.get(h.set_shards.remote(n + 1), timeout=timeout)
+    gone = {k for k, _, _ in plan}
+    return {"shards": n + 1, "created": grown.actor.shard_name(n), "moved": moved,
+            "stayed": sorted(keys - gone)}

@@ -1,6 +1,6 @@
 """Adding a stats actor shard at run time: the actor's part (:class:`Rebalancing`, mixed into
-:class:`~raywatch.actor.actor.StatsActor`) and the operation (:func:`add_shard`, behind
-``raywatch shards add``).
+:class:`~raywatch.actor.actor.StatsActor`); the operation is
+:func:`raywatch.actor.api.add_shard`, behind ``raywatch shards add``.
 
 The logic without Ray — which models move, the hand-over record, the placement a shard
 remembers — is :mod:`raywatch.aggregate.rebalance`. Here:
@@ -22,7 +22,7 @@ remembers — is :mod:`raywatch.aggregate.rebalance`. Here:
   replica's shipper learns the count and resolves its shard again
   (:meth:`raywatch.serve.shipper.Shipper`), so it stops going through the old shard.
 
-:func:`add_shard` reads the count N from shard 0, creates shard N (get-if-exists: its own
+:func:`~raywatch.actor.api.add_shard` reads the count N from shard 0, creates shard N (get-if-exists: its own
 name, SQLite file and ports, per :func:`~raywatch.actor.actor.sqlite_path_for` and the port
 rules of :class:`~raywatch.config.aggregate.ActorConfig`), hands over each model that moves
 (:func:`~raywatch.aggregate.rebalance.moves`), then tells every shard the count N+1, shard 0
@@ -34,20 +34,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from raywatch.actor.sharding import actor_name, shard_for, with_shards
+from raywatch.actor.sharding import actor_name
 from raywatch.aggregate import rebalance
 from raywatch.aggregate.data import encode
 from raywatch.aggregate.rebalance import HANDOVER_PREFIX, PLACEMENT_KEY, count, owner
-from raywatch.config import MonitorConfig, parse_config
 from raywatch.stats.batch import forwarded
 
-__all__ = ["Rebalancing", "add_shard"]
-
-log = logging.getLogger("raywatch.actor.rebalance")
+__all__ = ["Rebalancing", "merge_labels"]
 
 Labels = List[Tuple[str, Any, Optional[str]]]
 
@@ -201,41 +197,3 @@ def merge_labels(a: Dict[str, Any], b: Mapping[str, Any]) -> Dict[str, Any]:
     if "shards" in b:
         out["shards"] = max(out.get("shards", 0), b["shards"])
     return out
-
-
-def add_shard(config: Any, *, timeout: float = 60.0) -> Dict[str, Any]:
-    """Add a stats actor shard to a running installation (see the module docstring): ``{"shards":
-    the new count, "created": the new shard's name, "moved": [{"model", "from", "to",
-    "imported"}], "stayed": [model keys]}`` (``imported`` False: an earlier run had imported
-    it, or had finished its move). RuntimeError when no stats actor runs."""
-    from raywatch.actor.actor import get_or_create
-    from raywatch.actor.api import _ray
-
-    ray = _ray()
-    cfg = parse_config(config) if config is not None else MonitorConfig()
-    a = cfg.actor
-    try:
-        first = ray.get_actor(a.name, namespace=a.namespace)
-    except ValueError:
-        raise RuntimeError(f"no stats actor {a.name!r} runs in namespace {a.namespace!r}: nothing to add a shard to") from None
-    n = int(ray.get(first.info.remote(), timeout=timeout)["shards"])
-    grown = with_shards(cfg, n + 1)
-    handles = [get_or_create(grown, shard=i, timeout=timeout) for i in range(n + 1)]
-    infos = ray.get([h.info.remote() for h in handles[:n]], timeout=timeout)
-    keys = {k for info in infos for k in list(info["models"]) + list(info.get("handing_over") or [])}
-    ray.get(handles[n].set_shards.remote(n + 1), timeout=timeout)
-    plan = rebalance.moves(keys, n, n + 1, shard_for)
-    moved = []
-    for key, src, dst in plan:
-        data = ray.get(handles[src].export_model.remote(key, dst, n + 1), timeout=timeout)
-        fresh = False
-        if data is not None:  # None: handed over and forgotten by an earlier run
-            fresh = ray.get(handles[dst].import_model.remote(data), timeout=timeout)
-            ray.get(handles[src].forget_model.remote(key, dst, n + 1), timeout=timeout)
-        moved.append({"model": key, "from": src, "to": dst, "imported": bool(fresh)})
-        log.info("moved %s from shard %d to shard %d", key, src, dst)
-    for h in handles[1:n] + handles[:1]:  # shard 0 last: until it says N+1, a rerun adds the same shard
-        ray.get(h.set_shards.remote(n + 1), timeout=timeout)
-    gone = {k for k, _, _ in plan}
-    return {"shards": n + 1, "created": grown.actor.shard_name(n), "moved": moved,
-            "stayed": sorted(keys - gone)}
