@@ -44,3 +44,17 @@ def wait_until(pred: Callable[[], Any], timeout: float = 60.0, interval: float =
             return last
         time.sleep(interval)
     raise AssertionError(f"{what} not met in {timeout}s; last={last!r}")
+
+
+def kill_stats_actors(ray: Any, cfg: Any, shards: int) -> None:
+    """Kill the stats actor shards 0 … shards-1 of ``cfg`` (those that exist) and forget
+    their cached handles."""
+    from raywatch.actor import actor as actor_mod
+
+    for shard in range(shards):
+        name = cfg.actor.shard_name(shard)
+        try:
+            ray.kill(ray.get_actor(name, namespace=cfg.actor.namespace))
+        except ValueError:
+            pass
+        actor_mod._handles.pop((cfg.actor.namespace, name), None)

@@ -5,7 +5,8 @@ pull in Ray):
 
 * :func:`get_or_create` / :func:`get_for_model` — the handle of a stats actor shard;
 * :func:`shard_for` — which shard owns a model key;
-* :func:`status`, :func:`history`, :func:`feedback` — the query API.
+* :func:`status`, :func:`history`, :func:`feedback` — the query API;
+* :func:`add_shard` — one more shard at run time (``raywatch shards add``).
 
 The actor's logic without Ray (``StatsCore``, the store, ``history_from_sqlite``) is in
 :mod:`raywatch.aggregate`.
@@ -25,6 +26,7 @@ _EXPORTS = {
     "history": "raywatch.actor.api:history",
     "feedback": "raywatch.actor.api:feedback",
     "actors": "raywatch.actor.api:actors",
+    "add_shard": "raywatch.actor.api:add_shard",
 }
 
 __all__ = sorted(_EXPORTS)

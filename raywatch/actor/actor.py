@@ -1,6 +1,6 @@
 """The stats actor: a named, detached, async Ray actor around :class:`~raywatch.aggregate.core.StatsCore`.
 
-One per shard, named ``raywatch-stats`` (or ``raywatch-stats-<N>`` when sharded) in the
+One per shard, named ``raywatch-stats`` (shard 0) or ``raywatch-stats-<N>`` in the
 ``raywatch`` namespace and created with get-if-exists semantics, so every replica that
 calls :func:`get_or_create` reaches the same actor — and, after the actor has been killed,
 re-creates it, which resumes from SQLite (checkpoint + journal).
@@ -27,7 +27,9 @@ Actor methods (all ``async``): ``ready``, ``register_model``, ``get_profile``,
 ``get_config``, ``ingest`` (fire-and-forget from replicas), ``ingest_many``, ``feedback``,
 ``feedback_many``, ``evaluate``, ``status``, ``history``, ``metrics_address``,
 ``api_address``, ``info``, ``checkpoint``, ``reset_model``, ``record_audit``, ``audit``,
-``close``.
+``close``; for a shard added at run time (:mod:`raywatch.actor.rebalance`): ``export_model``,
+``import_model``, ``forget_model``, ``set_shards`` — and the calls about a model this shard
+handed over are passed to its new owner.
 
 Closing the loop (issue 14, :mod:`raywatch.actor.remediation`): a model whose settings have
 ``remediation:`` is registered with the remediation controller, whose audit trail of the
@@ -49,9 +51,11 @@ import ray
 from prometheus_client import CollectorRegistry
 
 from raywatch.actor.exposition import DogStatsdPublisher, StatsCollector
+from raywatch.actor.rebalance import Rebalancing, merge_labels
 from raywatch.actor.remediation import ControllerLink
 from raywatch.actor.server import StatsServer, TokenTable, check_doors, tls_context
-from raywatch.actor.sharding import actor_name, shard_for
+from raywatch.actor.sharding import actor_name, shard_for, with_shards
+from raywatch.aggregate.rebalance import owner
 from raywatch.aggregate.audit import AuditEvent
 from raywatch.aggregate.core import StatsCore, Ticket
 from raywatch.aggregate.failures import Failures
@@ -68,23 +72,29 @@ log = logging.getLogger("raywatch.actor.actor")
 
 
 def sqlite_path_for(cfg: MonitorConfig, shard: int) -> Optional[str]:
-    """The SQLite file of ``shard``: ``sqlite_path`` itself, or ``<stem>-<shard><suffix>`` when sharded.
+    """The SQLite file of ``shard``: ``sqlite_path`` itself for shard 0 (whatever the shard
+    count, so that adding a shard at run time moves no file), ``<stem>-<shard><suffix>`` for
+    the others.
+
+    An older raywatch named shard 0's file ``<stem>-0<suffix>`` when sharded: that file is
+    used when it exists and ``sqlite_path`` itself does not.
 
     >>> c = MonitorConfig(actor={"sqlite_path": "/tmp/rw/stats.sqlite", "shards": 3})
-    >>> sqlite_path_for(c, 1)
-    '/tmp/rw/stats-1.sqlite'
+    >>> sqlite_path_for(c, 0), sqlite_path_for(c, 1)
+    ('/tmp/rw/stats.sqlite', '/tmp/rw/stats-1.sqlite')
     """
     path = cfg.actor.sqlite_path
     if not path:
         return None
     path = os.path.expanduser(path)
-    if cfg.actor.shards == 1:
-        return path
     stem, suffix = os.path.splitext(path)
-    return f"{stem}-{shard}{suffix}"
+    if shard != 0:
+        return f"{stem}-{shard}{suffix}"
+    legacy = f"{stem}-0{suffix}"
+    return legacy if not os.path.exists(path) and os.path.exists(legacy) else path
 
 
-class StatsActor:
+class StatsActor(Rebalancing):
     """See the module docstring. Construct through :func:`get_or_create`."""
 
     def __init__(self, config: Union[MonitorConfig, Mapping[str, Any], None] = None, shard: int = 0):
@@ -213,7 +223,9 @@ class StatsActor:
         return {
             "name": self.name,
             "shard": self.shard,
-            "shards": self.config.actor.shards,
+            "shards": self.core.shards,  # the live count (raised by a shard added at run time)
+            "moved": dict(self.core.moved),
+            "handing_over": sorted(self.core.handovers),
             "namespace": self.config.actor.namespace,
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
@@ -230,16 +242,22 @@ class StatsActor:
 
     async def register_model(self, model_key: str, config_dict: Any = None, profile_bytes: Optional[bytes] = None) -> Dict[str, Any]:
         await self._ensure_started()
+        if self._owner_of(model_key) is not None:
+            return await self._pass(self._owner_of(model_key), "register_model", model_key, config_dict, profile_bytes)
         out = self.core.register_model(model_key, config_dict, profile_bytes)
         self.link.register(model_key)  # (issue 14) a model that remediates: to the controller, fire and forget
         return out
 
     async def get_profile(self, model_key: str) -> Optional[bytes]:
+        if self._owner_of(model_key) is not None:
+            return await self._pass(self._owner_of(model_key), "get_profile", model_key)
         ms = self.core.models.get(model_key)
         return ms.profile_bytes if ms is not None else None
 
     async def get_config(self, model_key: str) -> Optional[Dict[str, Any]]:
         """The model's configuration as data (secrets as ``${ENV}`` references or masked)."""
+        if self._owner_of(model_key) is not None:
+            return await self._pass(self._owner_of(model_key), "get_config", model_key)
         ms = self.core.models.get(model_key)
         return ms.config.to_data() if ms is not None else None
 
@@ -247,9 +265,14 @@ class StatsActor:
         """Merge one replica batch, journaled first: ``"ok"``, ``"duplicate"``, ``"error"``,
         or ``"reregister"`` (merged; the replica should call ``register_model`` again with
         its configuration object: the actor has none it can use). Raises
-        ``StoreWriteError`` when the batch could not be journaled (nothing merged: send it again)."""
+        ``StoreWriteError`` when the batch could not be journaled (nothing merged: send it again).
+        A batch for a model handed over: the new owner's answer, as
+        :func:`raywatch.stats.batch.forwarded`."""
         if not self._started:
             await self._ensure_started()
+        to = owner(self.core, batch)
+        if to is not None:
+            return await self._pass_batch(to, batch)
         t = self.core.admit(batch)
         if isinstance(t, str):
             return t
@@ -257,9 +280,10 @@ class StatsActor:
         return t.reply
 
     async def ingest_many(self, batches: List[Union[ReplicaBatch, Dict[str, Any]]]) -> Dict[str, int]:
+        """Answers counted by answer (with ``"shards"`` when some were passed to a new owner)."""
         if not self._started:
             await self._ensure_started()
-        out: Dict[str, int] = {}
+        batches, out = await self._pass_batches(batches)
         tickets = []
         for b in batches:
             t = self.core.admit(b)
@@ -280,12 +304,20 @@ class StatsActor:
         if not any(t.rows for t in tickets):  # in memory or journal off: nothing to wait for
             self.core.settle(tickets)
             return
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        await asyncio.shield(self._enqueue(tickets))
+
+    async def _settled(self) -> None:
+        """Wait until every call admitted so far is written and merged (groups are merged in
+        the order written: an empty one queued now is answered after them)."""
+        if self._queue or (self._writer is not None and not self._writer.done()):
+            await self._enqueue([])
+
+    def _enqueue(self, tickets: List[Ticket]) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
         self._queue.append((tickets, fut))
         if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write_loop())
-        await asyncio.shield(fut)
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        return fut
 
     async def _write_loop(self) -> None:
         """Group commit: the calls queued while a write is under way go in the next one,
@@ -351,11 +383,13 @@ class StatsActor:
 
     async def _feedback_items(self, items: List[Tuple[str, Any, Optional[str]]]) -> Dict[str, Any]:
         await self._ensure_started()
+        items, away = await self._pass_labels(items)  # labels for a model handed over: to its new owner
         t, refused = self.core.admit_feedback(items)
-        if t is None:
-            return {"accepted": 0, "joined": 0, "refused": refused}
-        await self._commit([t])
-        return {"accepted": len(t.items), "joined": t.reply, "refused": refused}
+        out = {"accepted": 0, "joined": 0, "refused": refused}
+        if t is not None:
+            await self._commit([t])
+            out.update(accepted=len(t.items), joined=t.reply)
+        return out if away is None else merge_labels(out, away)
 
     async def evaluate(self, now: Optional[float] = None) -> Dict[str, Any]:
         """Evaluate now (close due windows, rules, DogStatsD, checkpoint); returns status."""
@@ -367,6 +401,8 @@ class StatsActor:
 
     async def status(self, model_key: Optional[str] = None) -> Dict[str, Any]:
         await self._ensure_started()
+        if self._owner_of(model_key) is not None:
+            return await self._pass(self._owner_of(model_key), "status", model_key)
         st = self.core.status(model_key)
         st["actor"]["metrics_address"] = self.server.address if self.server else None
         st["actor"]["api_address"] = self.server.api_address if self.server else None
@@ -376,6 +412,8 @@ class StatsActor:
         return await self.status(model_key)
 
     async def history(self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000) -> Dict[str, Any]:
+        if self._owner_of(model_key) is not None:
+            return await self._pass(self._owner_of(model_key), "history", model_key, since, limit)
         return self.core.history(model_key, since, limit)
 
     async def metrics_address(self) -> Optional[str]:
@@ -458,7 +496,7 @@ def get_or_create(
     """The handle of stats actor ``shard`` (0 by default), creating it when it does not exist.
 
     The actor is detached, so it outlives the job that created it; its name is
-    ``config.actor.name`` (``-<shard>`` appended when ``actor.shards > 1``) in
+    ``config.actor.name`` (``-<shard>`` appended for shards 1 and up) in
     ``config.actor.namespace``. With ``wait`` the call blocks until the actor answers
     (use ``wait=False`` from an event loop and ``await handle.ready.remote()``).
     ``refresh`` forgets a cached handle (after the actor died).
@@ -487,7 +525,10 @@ def get_or_create(
     return handle
 
 
-def get_for_model(model_key: str, config: Union[MonitorConfig, Mapping[str, Any], None] = None, **kwargs: Any):
-    """The handle of the shard that owns ``model_key`` (``"app/deployment"``)."""
+def get_for_model(model_key: str, config: Union[MonitorConfig, Mapping[str, Any], None] = None, *,
+                  shards: Optional[int] = None, **kwargs: Any):
+    """The handle of the shard that owns ``model_key`` (``"app/deployment"``); ``shards``: a
+    count learned from the actors (a shard added at run time), when larger than the config's."""
     cfg = parse_config(config) if config is not None else MonitorConfig()
+    cfg = with_shards(cfg, shards)
     return get_or_create(cfg, shard=shard_for(model_key, cfg.actor.shards), **kwargs)

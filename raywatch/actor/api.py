@@ -1,11 +1,13 @@
 """The query API: ``raywatch.status``, ``raywatch.feedback``, ``raywatch.actor.history``,
-``raywatch.actor.api.reset`` (behind ``raywatch reset --model``).
+``raywatch.actor.api.reset`` (behind ``raywatch reset --model``), and
+``raywatch.actor.add_shard`` (behind ``raywatch shards add``).
 
 These run in any Ray driver (the CLI, a notebook, a job) connected to the cluster where
 the stats actors live. Without a ``config`` they find the actors by name in the
 ``raywatch`` namespace; a model's questions go to the shard that owns it (the same
-:func:`~raywatch.actor.sharding.shard_for` the replicas use), questions about all models go
-to every shard and the answers are merged.
+:func:`~raywatch.actor.sharding.shard_for` the replicas use, with the shard count the actors
+know now: a shard added at run time, :func:`raywatch.actor.add_shard`, raises it), questions
+about all models go to every shard and the answers are merged.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from raywatch.actor.sharding import actor_name, parse_actor_name, shard_for
+from raywatch.actor.sharding import actor_name, parse_actor_name, shard_for, with_shards
+from raywatch.aggregate import rebalance
 from raywatch.config import MonitorConfig, parse_config
 
-__all__ = ["status", "feedback", "history", "actors", "reset"]
+__all__ = ["status", "feedback", "history", "actors", "reset", "add_shard"]
 
 log = logging.getLogger("raywatch.actor.api")
 
@@ -41,9 +44,10 @@ def actors(config: ConfigLike = None) -> List[Tuple[int, Any]]:
     base, ns = cfg.actor.name, cfg.actor.namespace
     out: List[Tuple[int, Any]] = []
     if config is not None:
-        for shard in range(cfg.actor.shards):
+        n = _live_count(ray, cfg)
+        for shard in range(n):
             try:
-                out.append((shard, ray.get_actor(actor_name(base, shard, cfg.actor.shards), namespace=ns)))
+                out.append((shard, ray.get_actor(actor_name(base, shard, n), namespace=ns)))
             except ValueError:
                 continue
         return out
@@ -61,13 +65,22 @@ def actors(config: ConfigLike = None) -> List[Tuple[int, Any]]:
     return out
 
 
+def _live_count(ray: Any, cfg: MonitorConfig, timeout: float = 30.0) -> int:
+    """The shard count shard 0 knows now (the config's when it does not answer), at least the config's."""
+    try:
+        first = ray.get_actor(actor_name(cfg.actor.name, 0, 1), namespace=cfg.actor.namespace)
+        return max(cfg.actor.shards, int(ray.get(first.info.remote(), timeout=timeout)["shards"]))
+    except Exception:
+        return cfg.actor.shards
+
+
 def _shards(handles: List[Tuple[int, Any]], config: ConfigLike, timeout: float) -> int:
-    if config is not None:
-        return parse_config(config).actor.shards
+    """The shard count the actors know now (shard 0's, the first asked)."""
+    least = parse_config(config).actor.shards if config is not None else 1
     if not handles:
-        return 1
+        return least
     ray = _ray()
-    return int(ray.get(handles[0][1].info.remote(), timeout=timeout)["shards"])
+    return max(least, int(ray.get(handles[0][1].info.remote(), timeout=timeout)["shards"]))
 
 
 def _owner(model: str, handles: List[Tuple[int, Any]], config: ConfigLike, timeout: float) -> Optional[Any]:
@@ -161,3 +174,40 @@ def reset(model: str, *, config: ConfigLike = None, timeout: float = 30.0) -> Li
         h = _owner(model, handles, config, timeout)
         targets = [h] if h is not None else targets
     return list(ray.get([h.reset_model.remote(model) for h in targets], timeout=timeout))
+
+
+def add_shard(config: Any, *, timeout: float = 60.0) -> Dict[str, Any]:
+    """Add a stats actor shard to a running installation (see :mod:`raywatch.actor.rebalance`): ``{"shards":
+    the new count, "created": the new shard's name, "moved": [{"model", "from", "to",
+    "imported"}], "stayed": [model keys]}`` (``imported`` False: an earlier run had imported
+    it, or had finished its move). RuntimeError when no stats actor runs."""
+    from raywatch.actor.actor import get_or_create
+
+    ray = _ray()
+    cfg = parse_config(config) if config is not None else MonitorConfig()
+    a = cfg.actor
+    try:
+        first = ray.get_actor(a.name, namespace=a.namespace)
+    except ValueError:
+        raise RuntimeError(f"no stats actor {a.name!r} runs in namespace {a.namespace!r}: nothing to add a shard to") from None
+    n = int(ray.get(first.info.remote(), timeout=timeout)["shards"])
+    grown = with_shards(cfg, n + 1)
+    handles = [get_or_create(grown, shard=i, timeout=timeout) for i in range(n + 1)]
+    infos = ray.get([h.info.remote() for h in handles[:n]], timeout=timeout)
+    keys = {k for info in infos for k in list(info["models"]) + list(info.get("handing_over") or [])}
+    ray.get(handles[n].set_shards.remote(n + 1), timeout=timeout)
+    plan = rebalance.moves(keys, n, n + 1, shard_for)
+    moved = []
+    for key, src, dst in plan:
+        data = ray.get(handles[src].export_model.remote(key, dst, n + 1), timeout=timeout)
+        fresh = False
+        if data is not None:  # None: handed over and forgotten by an earlier run
+            fresh = ray.get(handles[dst].import_model.remote(data), timeout=timeout)
+            ray.get(handles[src].forget_model.remote(key, dst, n + 1), timeout=timeout)
+        moved.append({"model": key, "from": src, "to": dst, "imported": bool(fresh)})
+        log.info("moved %s from shard %d to shard %d", key, src, dst)
+    for h in handles[1:n] + handles[:1]:  # shard 0 last: until it says N+1, a rerun adds the same shard
+        ray.get(h.set_shards.remote(n + 1), timeout=timeout)
+    gone = {k for k, _, _ in plan}
+    return {"shards": n + 1, "created": grown.actor.shard_name(n), "moved": moved,
+            "stayed": sorted(keys - gone)}

@@ -11,15 +11,19 @@ shards from different replicas).
 True
 >>> sorted({shard_for(f"app/model-{i}", 4) for i in range(100)})
 [0, 1, 2, 3]
->>> actor_name("raywatch-stats", 0, 1), actor_name("raywatch-stats", 2, 4)
-('raywatch-stats', 'raywatch-stats-2')
+>>> actor_name("raywatch-stats", 0, 1), actor_name("raywatch-stats", 0, 4), actor_name("raywatch-stats", 2, 4)
+('raywatch-stats', 'raywatch-stats', 'raywatch-stats-2')
+
+Shard 0 keeps the base name whatever the count, so that a shard added at run time
+(:func:`raywatch.actor.add_shard`) renames no actor that already runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any, Optional
 
-__all__ = ["shard_for", "actor_name", "parse_actor_name"]
+__all__ = ["shard_for", "actor_name", "parse_actor_name", "with_shards"]
 
 
 def shard_for(model_key: str, shards: int) -> int:
@@ -33,10 +37,11 @@ def shard_for(model_key: str, shards: int) -> int:
 
 
 def actor_name(base: str, shard: int, shards: int) -> str:
-    """The Ray actor name of ``shard``: ``base`` when unsharded, ``base-<shard>`` otherwise."""
+    """The Ray actor name of ``shard``: ``base`` for shard 0 (whatever the count), ``base-<shard>``
+    for the others."""
     if not 0 <= shard < shards:
         raise ValueError(f"shard must be in [0, {shards}), got {shard!r}")
-    return base if shards == 1 else f"{base}-{shard}"
+    return base if shard == 0 else f"{base}-{shard}"
 
 
 def parse_actor_name(name: str, base: str) -> bool:
@@ -49,3 +54,11 @@ def parse_actor_name(name: str, base: str) -> bool:
         return True
     prefix = base + "-"
     return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
+def with_shards(config: Any, shards: Optional[int]) -> Any:
+    """``config`` (a MonitorConfig) with ``actor.shards`` raised to ``shards``, a count learned
+    from the running actors (a shard added at run time); itself when that is no larger."""
+    if shards is None or shards <= config.actor.shards:
+        return config
+    return config.model_copy(update={"actor": config.actor.model_copy(update={"shards": int(shards)})})

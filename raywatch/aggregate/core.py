@@ -42,6 +42,7 @@ from raywatch.aggregate.journal import FeedbackItem, Journal, JournalFull, Journ
     clean_batch, feedback_row
 from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.query import actor_status, history, model_status
+from raywatch.aggregate.rebalance import PLACEMENT_KEY, placement, restore as restore_placement
 from raywatch.aggregate.recovery import recover, snapshot
 from raywatch.aggregate.segment_eval import default_rule_groups
 from raywatch.aggregate.remediation import RemediationSide
@@ -92,7 +93,13 @@ class StatsCore:
         self.alerting: Alerting = alerting if alerting is not None else NoAlerting()
         self._failures = failures if failures is not None else Failures()
         self.models: Dict[str, ModelState] = {}
-        self.moved: Dict[str, str] = {}  # model key -> the shard it was handed to (raywatch.aggregate.rebalance)
+        # placement (raywatch.aggregate.rebalance): the shard count this shard knows (raised when a
+        # shard is added at run time), the count being reached, model key -> the shard it was
+        # handed to, model key -> the hand-over record taken, hand-over records not yet forgotten
+        self.shards = self.growing = self.config.actor.shards
+        self.moved: Dict[str, str] = {}
+        self.taken: Dict[str, str] = {}
+        self.handovers: Dict[str, Dict[str, Any]] = {}
         fb = self.config.feedback
         self.joiner = FeedbackJoiner(ttl=fb.ttl, max_pending=fb.max_pending, max_pending_bytes=fb.max_pending_bytes)
         self.counters = {"batches": 0, "duplicates": 0, "feedback": 0, "evaluations": 0, "checkpoints": 0, "replayed": 0}
@@ -364,6 +371,7 @@ class StatsCore:
         actor = actor_status(self.config, self.models, self.joiner, name=self.name, shard=self.shard,
                              last_evaluation=self.last_evaluation, failures=self.failures, counters=self.counters,
                              sqlite_path=self.store.path if self.store is not None else None)
+        actor["shards"] = self.shards  # the live count (a shard added at run time raises it)
         actor["store"] = self.health.status(now)
         actor["labels"] = {"refused": dict(self.refused), "pending_bytes": self.joiner.label_bytes}
         actor["alerts"] = [a for a in self.alerts() if model_key_of(a.get("labels") or {}) is None]
@@ -427,17 +435,27 @@ class StatsCore:
         return answer
 
     # ------------------------------------------------------------------ persistence
-    def start_checkpoint(self, now: Optional[float] = None) -> Optional["concurrent.futures.Future[Any]"]:
+    def start_checkpoint(self, now: Optional[float] = None,
+                         need: Sequence[str] = ()) -> Optional["concurrent.futures.Future[Any]"]:
         """Snapshot the state here and write it (and trim the journal it includes) on the
-        store's writer thread; the future of the write (None without a store)."""
+        store's writer thread; the future of the write (None without a store). ``need``:
+        models whose rows must be in it (else StoreWriteError: nothing written)."""
         if self.store is None:
             return None
         try:
             rows = snapshot(self.models, self.joiner, self.alerting.state(), self.counters, self._failures,
                             self.refused)
+            where = placement(self)
+            if where is not None:
+                rows[PLACEMENT_KEY] = ("placement", encode(where))
         except Exception as exc:
             self.fail("checkpoint", exc)
+            if need:
+                raise StoreWriteError(f"no checkpoint could be taken ({type(exc).__name__}: {exc})") from exc
             return None
+        missing = [k for k in need if k not in rows]
+        if missing:
+            raise StoreWriteError(f"the checkpoint could not hold the state of {', '.join(missing)} (see failures)")
 
         def done(_trimmed: Any) -> None:
             self.counters["checkpoints"] += 1
@@ -472,5 +490,5 @@ class StatsCore:
             counters=self.counters, failures=self._failures,
             replay_batch=lambda b, now, model=True, joiner=True: self._ingest.ingest(b, now, model=model, joiner=joiner),
             replay_feedback=lambda items, now: [self._ingest.feedback(r, label, mk, now) for r, label, mk in items],
-            refused=self.refused)
+            refused=self.refused, placement=lambda kind, key, rec: restore_placement(self, kind, key, rec))
         return stats

@@ -14,11 +14,25 @@ such a batch on to the new owner (the stats actor forwards it), where its window
 nothing ingested before or after the move is lost, and the figures after it equal those of a
 shard that had owned the model all along (tests/aggregate/test_rebalance.py).
 
+Across stats actors (:mod:`raywatch.actor.rebalance`, :func:`raywatch.actor.add_shard`) the
+hand-over is three steps, each durable before it answers and each safe to run again:
+:func:`begin` on the old shard (the record, kept until :func:`forget`; the model dropped there
+and forwarded from then on), :func:`take` on the new one (imports a record once: its ``id``
+is remembered in :attr:`StatsCore.taken`), :func:`forget` on the old one. What a shard must
+remember across a restart — the shard count it knows (:attr:`StatsCore.shards`, and
+:attr:`StatsCore.growing` while a shard is being added), :attr:`StatsCore.moved`,
+:attr:`StatsCore.taken` — is its ``placement`` record (:func:`placement`), a state row of its
+checkpoint; a record handed over and not yet forgotten is a ``handover`` row of its own.
+
 The hand-over carries data only (no pickle); a configuration's secrets travel as their
 ``${ENV}`` references or masked, and a masked one makes the replicas register their
-configuration again (as after a restore). Not carried: the labels still waiting in the
-feedback join for their prediction (the old shard joins them; late ones are counted there)
-and the alert engine's state (the new shard's rules start from their ``pending`` state).
+configuration again (as after a restore). Not carried: the model's entries in
+the feedback join (predictions waiting for their labels, labels waiting for their
+predictions: they stay with the old shard, where they expire and are counted; a label that
+names the model goes to the new owner from the hand-over on, so a label for a prediction made
+before it does not join), its alert transitions already stored, and the alert engine's state
+(the new shard's rules start from their ``pending`` state). Its closed windows travel in the
+record's ``history`` when the stats actor hands it over (:mod:`raywatch.actor.rebalance`).
 """
 
 from __future__ import annotations
@@ -29,9 +43,12 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from raywatch.aggregate.data import fields, record
 from raywatch.aggregate.models import config_from_record, config_record
 
-__all__ = ["moves", "export_model", "import_model", "hand_over", "owner", "FORMAT", "VERSION"]
+__all__ = ["moves", "export_model", "import_model", "hand_over", "forget", "owner", "begin", "take", "placement",
+           "restore", "count", "FORMAT", "VERSION", "PLACEMENT_FORMAT", "PLACEMENT_KEY", "HANDOVER_PREFIX"]
 
 FORMAT, VERSION = "raywatch.model-handover", 1
+PLACEMENT_FORMAT = "raywatch.placement"
+PLACEMENT_KEY, HANDOVER_PREFIX = "__placement__", "__handover__:"
 
 
 def moves(keys: Iterable[str], old_shards: int, new_shards: int,
@@ -51,13 +68,15 @@ def moves(keys: Iterable[str], old_shards: int, new_shards: int,
     return out
 
 
-def export_model(core: Any, model_key: str) -> Dict[str, Any]:
+def export_model(core: Any, model_key: str, history: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """The model ``model_key`` of ``core`` (a :class:`~raywatch.aggregate.StatsCore`) as a
-    JSON-able hand-over record; KeyError when the shard does not hold it."""
+    JSON-able hand-over record; KeyError when the shard does not hold it. ``history``: its
+    closed windows as stored (``Store.windows``), carried along when given."""
     ms = core.models[model_key]
     profile = base64.b64encode(ms.profile_bytes).decode("ascii") if ms.profile_bytes is not None else None
+    extra = {"history": history} if history else {}
     return record(FORMAT, VERSION, key=model_key, labels=dict(ms.labels), config=config_record(ms.config),
-                  profile=profile, state=ms.state())
+                  profile=profile, state=ms.state(), **extra)
 
 
 def import_model(core: Any, data: Dict[str, Any], now: Optional[float] = None) -> str:
@@ -105,9 +124,91 @@ def hand_over(source: Any, target: Any, model_key: str, *, target_name: Optional
 
 
 def forget(core: Any, model_key: str, new_owner: str) -> None:
-    """The old shard drops the model and remembers its new owner (see :func:`owner`)."""
+    """The old shard drops the model (and the record :func:`begin` kept) and remembers its
+    new owner (see :func:`owner`)."""
     core.models.pop(model_key, None)
+    core.handovers.pop(model_key, None)
     core.moved[model_key] = new_owner
+
+
+def begin(core: Any, model_key: str, new_owner: str, shards: int, now: float,
+          history: Optional[List[Dict[str, Any]]] = None) -> Optional[Dict[str, Any]]:
+    """The old shard's first step: the hand-over record of ``model_key`` (with an ``id``),
+    kept in :attr:`StatsCore.handovers` until :func:`forget`; the model is dropped here and
+    its batches and labels go to ``new_owner`` from now on; ``shards`` is the count being
+    reached (:attr:`StatsCore.growing`). Again after that: the same record. None when the
+    model was handed over and forgotten already; KeyError when the shard never held it.
+
+    >>> from types import SimpleNamespace as NS
+    >>> core = NS(name="s0", models={}, moved={"a/x": "s1"}, handovers={}, taken={}, growing=1)
+    >>> begin(core, "a/x", "s1", 2, now=0.0) is None, core.growing
+    (True, 2)
+    """
+    core.growing = max(core.growing, int(shards))
+    if model_key in core.handovers:
+        return core.handovers[model_key]
+    if model_key not in core.models:
+        if model_key in core.moved:
+            return None
+        raise KeyError(f"{core.name} holds no model {model_key!r}")
+    data = export_model(core, model_key, history)
+    data["id"] = f"{core.name}:{model_key}:{now!r}"
+    core.models.pop(model_key)
+    core.taken.pop(model_key, None)
+    core.moved[model_key] = new_owner
+    core.handovers[model_key] = data
+    return data
+
+
+def take(core: Any, data: Dict[str, Any], now: Optional[float] = None) -> bool:
+    """The new shard's step: import the record unless this very hand-over (its ``id``) was
+    imported already (a rerun after a crash); True when it was imported now."""
+    d = fields(dict(data), FORMAT, VERSION)
+    key, hid = str(d["key"]), d.get("id")
+    if hid is not None and core.taken.get(key) == hid:
+        return False
+    import_model(core, d, now=now)
+    if hid is not None:
+        core.taken[key] = str(hid)
+    return True
+
+
+def count(core: Any) -> int:
+    """The shard count that places every model where it is (or goes): what a shard that
+    passes a batch on tells the replica."""
+    return max(int(core.shards), int(core.growing))
+
+
+def placement(core: Any) -> Optional[Dict[str, Any]]:
+    """The ``raywatch.placement`` record (version 1) of a shard: the count it knows, the count
+    being reached, the models it handed over (key -> new owner) and the hand-overs it took
+    (key -> record id); None while it holds nothing beyond its configured count.
+
+    >>> from types import SimpleNamespace as NS
+    >>> core = NS(config=NS(actor=NS(shards=1)), shards=2, growing=2, moved={"a/x": "s-1"}, taken={})
+    >>> rec = placement(core); rec["shards"], rec["moved"]
+    (2, {'a/x': 's-1'})
+    >>> fresh = NS(config=core.config, shards=1, growing=1, moved={}, taken={}, handovers={})
+    >>> restore(fresh, "placement", PLACEMENT_KEY, rec); fresh.shards, fresh.moved
+    (2, {'a/x': 's-1'})
+    """
+    if not (core.moved or core.taken) and core.shards == core.growing == core.config.actor.shards:
+        return None
+    return record(PLACEMENT_FORMAT, VERSION, shards=int(core.shards), growing=int(core.growing),
+                  moved=dict(core.moved), taken=dict(core.taken))
+
+
+def restore(core: Any, kind: str, key: str, rec: Any) -> None:
+    """Resume from a ``placement`` row or a ``handover`` row of a checkpoint (ValueError when
+    it is another format or version)."""
+    if kind == "handover":
+        core.handovers[key[len(HANDOVER_PREFIX):]] = fields(rec, FORMAT, VERSION)
+        return
+    rec = fields(rec, PLACEMENT_FORMAT, VERSION)
+    core.shards = max(int(core.shards), int(rec["shards"]))
+    core.growing = max(int(core.growing), int(rec.get("growing") or 0), core.shards)
+    core.moved.update({str(k): str(v) for k, v in (rec.get("moved") or {}).items()})
+    core.taken.update({str(k): str(v) for k, v in (rec.get("taken") or {}).items()})
 
 
 def owner(core: Any, batch: Any) -> Optional[str]:

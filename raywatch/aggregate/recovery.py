@@ -124,10 +124,12 @@ def recover(store: "Store", *, register: Register, models: Mapping[str, ModelSta
             restore_engines: Callable[[Dict[str, Mapping[str, Any]]], None], counters: Dict[str, int],
             failures: Failures, replay_batch: Callable[..., Any],
             replay_feedback: Callable[[List[FeedbackItem], float], Any],
-            refused: Optional[Dict[str, int]] = None) -> Tuple[Dict[str, int], int]:
+            refused: Optional[Dict[str, int]] = None,
+            placement: Optional[Callable[[str, str, Any], None]] = None) -> Tuple[Dict[str, int], int]:
     """Load models, the last checkpoint and replay the journal after it; returns
     ``(figures, id of the last journal entry read)``. ``replay_batch(batch, now, model=,
-    joiner=)`` says which parts still need the batch."""
+    joiner=)`` says which parts still need the batch; ``placement(kind, key, record)`` takes
+    the ``placement`` and ``handover`` rows (:mod:`raywatch.aggregate.rebalance`)."""
     stats = {"models": _models(store, register, failures), "states": 0, "replayed": 0}
     skipped = 0  # entries every part's checkpoint row already includes
     engines: Dict[str, Mapping[str, Any]] = {}
@@ -147,6 +149,9 @@ def recover(store: "Store", *, register: Register, models: Mapping[str, ModelSta
                             refused[k] = refused.get(k, 0) + int(v)
                 elif kind == "engine":
                     engines[key[len(ENGINE_PREFIX):]] = fields(rec, ENGINE_FORMAT, RECORD_VERSION)["state"]
+                elif kind in ("placement", "handover"):
+                    if placement is not None:
+                        placement(kind, key, rec)
                 elif kind == "model":
                     if key not in models:  # its models row was lost (a damaged table): the state still counts
                         _orphan(key, rec, register, failures)

@@ -30,7 +30,13 @@ Opening checks the file (:ref:`repair`). Nothing in it is a pickle: every value 
     * ``engine`` (``__engine__:<alerting key>``): a ``raywatch.alert-engine`` record,
       version 1 (``{"state": AlertEngine.state()}``);
     * ``counters`` (``__counters__``): a ``raywatch.counters`` record, version 1
-      (``{"counters": {...}, "failures": {stage: count}}``).
+      (``{"counters": {...}, "failures": {stage: count}}``);
+    * ``placement`` (``__placement__``, once the shard knows more than its configuration
+      says): a ``raywatch.placement`` record, version 1 — the shard count, the models handed
+      over and where to, the hand-overs taken (see :mod:`raywatch.aggregate.rebalance`);
+    * ``handover`` (``__handover__:<model key>``): a ``raywatch.model-handover`` record,
+      version 1, of a model this shard handed over and has not forgotten yet (written by
+      :meth:`Store.place`, not by checkpoints; it holds back no journal trim).
 ``journal(id, kind, model_key, data, blob, ts)``
     every batch and label accepted since the last checkpoint: ``raywatch.journal.batch``
     and ``raywatch.journal.feedback`` records, version 1, a batch's window summary in
@@ -558,7 +564,7 @@ class Store:
             c.execute("DELETE FROM state WHERE kind = 'engine'")
             c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
                           [(k, kind, data, journal_id, now) for k, (kind, data) in states.items()])
-            low = c.execute("SELECT MIN(journal_id) FROM state WHERE kind != 'engine'").fetchone()[0]
+            low = c.execute("SELECT MIN(journal_id) FROM state WHERE kind NOT IN ('engine', 'handover')").fetchone()[0]
             trim = int(journal_id if low is None else min(low, journal_id))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('journal_id', ?)", (str(trim),))
             n, size = c.execute(f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM journal WHERE id <= ?",
@@ -596,25 +602,47 @@ class Store:
         """Delete everything stored about one model — its registration, checkpointed state,
         journaled batches, closed windows and alert history — in one transaction; returns the
         rows deleted per table (``raywatch reset --model``)."""
+        with self._wlock:
+            return self._write(lambda c: self._forget(c, model_key, alerts=True))
 
-        def work(c: sqlite3.Connection) -> Dict[str, int]:
-            n, size = c.execute(f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM journal WHERE model_key = ?",
-                                (model_key,)).fetchone()
-            out = {
-                "models": c.execute("DELETE FROM models WHERE model_key = ?", (model_key,)).rowcount,
-                "state": c.execute("DELETE FROM state WHERE key = ? AND kind = 'model'", (model_key,)).rowcount,
-                "journal": c.execute("DELETE FROM journal WHERE model_key = ?", (model_key,)).rowcount,
-                "windows": c.execute("DELETE FROM windows WHERE model_key = ?", (model_key,)).rowcount,
-                "alerts": c.execute("DELETE FROM alerts WHERE model_key = ?", (model_key,)).rowcount,
-            }
-            out["journal_bytes"] = int(size)
-            return out
+    def place(self, states: Mapping[str, Tuple[str, str]], *, drop: Sequence[str] = (), forget: Optional[str] = None,
+              journal_id: int, now: float) -> None:
+        """A step of a hand-over between shards (:mod:`raywatch.aggregate.rebalance`), in one
+        transaction: write ``{key: (kind, data)}`` state rows (including the journal up to
+        ``journal_id``), delete the state rows ``drop``, and with ``forget`` delete the model
+        of that key as :meth:`forget_model` does, its alert history kept."""
+
+        def work(c: sqlite3.Connection) -> None:
+            if forget is not None:
+                self._forget(c, forget, alerts=False)
+            c.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in drop])
+            c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
+                          [(k, kind, data, journal_id, now) for k, (kind, data) in states.items()])
 
         with self._wlock:
-            out = self._write(work)
-            self.journal_entries = max(0, self.journal_entries - out["journal"])
-            self.journal_bytes = max(0, self.journal_bytes - out.pop("journal_bytes"))
+            self._write(work)
+
+    def _forget(self, c: sqlite3.Connection, model_key: str, *, alerts: bool) -> Dict[str, int]:
+        """Delete one model's rows (the caller holds ``_wlock``, inside a transaction)."""
+        n, size = c.execute(f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM journal WHERE model_key = ?",
+                            (model_key,)).fetchone()
+        out = {
+            "models": c.execute("DELETE FROM models WHERE model_key = ?", (model_key,)).rowcount,
+            "state": c.execute("DELETE FROM state WHERE key = ? AND kind = 'model'", (model_key,)).rowcount,
+            "journal": c.execute("DELETE FROM journal WHERE model_key = ?", (model_key,)).rowcount,
+            "windows": c.execute("DELETE FROM windows WHERE model_key = ?", (model_key,)).rowcount,
+        }
+        if alerts:
+            out["alerts"] = c.execute("DELETE FROM alerts WHERE model_key = ?", (model_key,)).rowcount
+        self.journal_entries = max(0, self.journal_entries - out["journal"])
+        self.journal_bytes = max(0, self.journal_bytes - int(size))
         return out
+
+    def insert_windows(self, model_key: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Closed windows of a model handed over to this shard (as :meth:`windows` read them)."""
+        self._write(lambda c: c.executemany("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?)", [
+            (model_key, r["start"], r["end"], report_json({k: v for k, v in r.items() if k != "model_key"}))
+            for r in rows]))
 
     # ------------------------------------------------------------------ reads
     def _count_journal(self) -> None:

@@ -15,6 +15,7 @@
     raywatch demo --remediate           # drift hurts accuracy; retrain, validate, shadow, canary, promote
     raywatch audit --model fraud --since 30d   # the compliance record of remediation (JSON + HTML)
     raywatch approve <id>               # (or raywatch reject <id>) a remediation decision that waits
+    raywatch shards add --config configs/monitor.yaml   # one more stats actor shard, at run time
 
 The CLI prints; the library only logs. What the commands share is in
 :mod:`raywatch.cli.common`; the library code they call lives in the packages.
@@ -28,7 +29,7 @@ import click
 
 from raywatch.cli import approve as approve_cmd
 from raywatch.cli import audit as audit_cmd
-from raywatch.cli import check_config, demo, deploy, drift, export, profile, replay_dead_letters, report, reset, status
+from raywatch.cli import check_config, demo, deploy, drift, export, profile, replay_dead_letters, report, reset, shards, status
 from raywatch.cli.common import quiet_ray_notices
 
 __all__ = ["main"]
@@ -60,7 +61,7 @@ def main(verbose: int) -> None:
 
 
 for _command in (check_config.check_config, demo.demo, deploy.deploy, drift.drift, export.export, profile.profile,
-                 replay_dead_letters.replay_dead_letters, report.report, reset.reset, status.status,
+                 replay_dead_letters.replay_dead_letters, report.report, reset.reset, shards.shards, status.status,
                  audit_cmd.audit, approve_cmd.approve, approve_cmd.reject):
     main.add_command(_command)
 del _command

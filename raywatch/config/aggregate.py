@@ -107,8 +107,9 @@ class ActorConfig(StrictModel):
         return self
 
     def shard_name(self, shard: int) -> str:
-        """Actor name of ``shard``: ``name`` alone when unsharded, else ``name-<shard>``."""
-        return self.name if self.shards == 1 else f"{self.name}-{shard}"
+        """Actor name of ``shard``: ``name`` alone for shard 0 (whatever the count), else
+        ``name-<shard>`` (as :func:`raywatch.actor.sharding.actor_name`)."""
+        return self.name if shard == 0 else f"{self.name}-{shard}"
 
 
 class FeedbackTokenConfig(StrictModel):

@@ -21,6 +21,12 @@ them as dropped only if it never stored that seq, and from then on refuses the b
 duplicate should it still arrive: every request is counted once, stored or dropped. Beyond
 :data:`~raywatch.stats.batch.MAX_ABANDONED` unreported ones, the oldest is counted as dropped outright.
 
+When a stats actor shard was added at run time and the model moved, the old shard passes the
+batch on and answers with the new owner's answer and the shard count that places the model
+there (:func:`~raywatch.stats.batch.forwarded`): the shipper hands the count to its transport
+(``learn``, when it has one) and, when the count is news, resolves the actor again, so its
+next batches go to the new owner directly (:attr:`Shipper.relocations`).
+
 The transport (resolve the actor, send, poll) is an object with three methods so the
 logic is testable without Ray; :class:`RayTransport` is the real one.
 """
@@ -33,9 +39,9 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from raywatch.serve.capture import RateLimitedLog
-from raywatch.stats.batch import DUPLICATE, MAX_ABANDONED, REREGISTER, ReplicaBatch
+from raywatch.stats.batch import DUPLICATE, MAX_ABANDONED, REREGISTER, ReplicaBatch, answer_of
 
-__all__ = ["Shipper", "RayTransport", "default_resolver"]
+__all__ = ["Shipper", "RayTransport", "ShardResolver", "default_resolver"]
 
 logger = logging.getLogger("raywatch.serve.shipper")
 
@@ -52,6 +58,11 @@ class RayTransport:
 
     def resolve(self) -> Any:
         return self._resolver()
+
+    def learn(self, shards: int) -> bool:
+        """The stats actors have ``shards`` shards now: True when the resolver did not know it."""
+        learn = getattr(self._resolver, "learn", None)
+        return bool(learn(shards)) if learn is not None else False
 
     def send(self, handle: Any, batch: ReplicaBatch) -> Any:
         return handle.ingest.remote(batch)
@@ -80,8 +91,8 @@ class RayTransport:
         return ray.get(ref, timeout=0)
 
 
-def default_resolver(config: Any, model_key: str) -> Callable[[], Any]:
-    """Finds (or creates) the stats actor shard that owns ``model_key``.
+class ShardResolver:
+    """Finds (or creates) the stats actor shard that owns ``model_key`` (a zero-argument callable).
 
     ``config`` is a MonitorConfig or a zero-argument callable returning the current one.
 
@@ -89,30 +100,45 @@ def default_resolver(config: Any, model_key: str) -> Callable[[], Any]:
     actor to answer, so the flusher thread never blocks); every resolution after the first
     forgets the cached handle, since the reason to re-resolve is that calls failed. With
     ``shipping.create_actor: false`` the replica only looks the named actor up (for
-    platforms that run the stats actor themselves) and retries until it appears.
+    platforms that run the stats actor themselves) and retries until it appears. The shard
+    count is the config's, or the larger one :meth:`learn` was told (a shard added at run time).
     """
-    calls = [0]
 
-    def resolve() -> Any:
+    def __init__(self, config: Any, model_key: str):
+        self.config, self.model_key = config, model_key
+        self.calls = 0
+        self.shards: Optional[int] = None
+
+    def learn(self, shards: int) -> bool:
+        """Place the model with ``shards`` from now on; True when that is more than known before."""
+        if self.shards is not None and int(shards) <= self.shards:
+            return False
+        self.shards = int(shards)
+        return True
+
+    def __call__(self) -> Any:
         import ray
 
-        cfg = config() if callable(config) else config  # a getter: follows hot reloads
+        cfg = self.config() if callable(self.config) else self.config  # a getter: follows hot reloads
         create = getattr(getattr(cfg, "shipping", None), "create_actor", True)
 
         if not ray.is_initialized():  # never start a Ray cluster from a monitor's thread
             raise RuntimeError("not running inside a Ray worker; nothing to ship to")
-        calls[0] += 1
+        self.calls += 1
         if create:
             from raywatch.actor import get_for_model
 
-            return get_for_model(model_key, cfg, wait=False, refresh=calls[0] > 1)
+            return get_for_model(self.model_key, cfg, shards=self.shards, wait=False, refresh=self.calls > 1)
         from raywatch.actor.sharding import actor_name, shard_for
 
         a = cfg.actor
-        name = actor_name(a.name, shard_for(model_key, a.shards), a.shards)
-        return ray.get_actor(name, namespace=a.namespace)
+        n = max(a.shards, self.shards or 0)
+        return ray.get_actor(actor_name(a.name, shard_for(self.model_key, n), n), namespace=a.namespace)
 
-    return resolve
+
+def default_resolver(config: Any, model_key: str) -> ShardResolver:
+    """The resolver of ``model_key``'s shard: a :class:`ShardResolver`."""
+    return ShardResolver(config, model_key)
 
 
 class Shipper:
@@ -154,6 +180,7 @@ class Shipper:
         self.acked_batches = 0
         self.failures = 0
         self.connects = 0
+        self.relocations = 0  # resolved again because a shard added at run time took the model
         self._backoff = 0.0
         self._next_attempt = 0.0
         self._log = RateLimitedLog(logger)
@@ -202,7 +229,7 @@ class Shipper:
         for ref in ready:
             batch, attempts, _ = self.inflight.pop(ref)
             try:
-                reply = self.transport.check(ref)
+                reply, shards = answer_of(self.transport.check(ref))
             except Exception as exc:
                 self.failures += 1
                 self._log.warning("raywatch could not ship batch %d (%s); will retry", batch.seq, type(exc).__name__)
@@ -214,6 +241,8 @@ class Shipper:
                 if reply != DUPLICATE:  # the actor has read its abandoned list (a duplicate's was an older one)
                     for seq, _ in batch.abandoned:
                         self.abandoned.pop(seq, None)
+                if shards is not None:
+                    self._relocate(shards)
                 if reply == REREGISTER:
                     self._reregister(now)
         for ref, (batch, attempts, sent_at) in list(self.inflight.items()):
@@ -232,6 +261,15 @@ class Shipper:
                 old, _ = self.pending.popleft()
                 self._drop(old, "the stats actor is not keeping up (pending queue full)")
             self._schedule_retry(now)
+
+    def _relocate(self, shards: int) -> None:
+        """A shard passed the batch on to the model's new owner: learn the count and, when it
+        is news, resolve again (the next pump registers with the new owner and sends there)."""
+        learn = getattr(self.transport, "learn", None)
+        if learn is not None and learn(shards):
+            self.relocations += 1
+            self.handle = None
+            logger.info("raywatch: the model moved to another stats actor shard (%d shards); resolving it again", shards)
 
     def _reregister(self, now: float) -> None:
         """The stats actor asked for this replica's config again (it restarted with a config
@@ -315,5 +353,6 @@ class Shipper:
             "abandoned_batches": len(self.abandoned),
             "failures": self.failures,
             "connects": self.connects,
+            "relocations": self.relocations,
             "reregistrations": self.reregistrations,
         }

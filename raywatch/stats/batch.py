@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from raywatch.stats.sketch import LatencySketch
 
-__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER", "STORED", "DUPLICATE", "MAX_ABANDONED", "check_abandoned"]
+__all__ = ["ReplicaBatch", "NO_GPU", "model_key", "REREGISTER", "STORED", "DUPLICATE", "MAX_ABANDONED", "check_abandoned",
+           "forwarded", "answer_of"]
 
 NO_GPU = "no GPU"
 """``resources["gpu_status"]`` when the replica has no GPU assigned or no NVML driver."""
@@ -45,6 +46,28 @@ DUPLICATE = "duplicate"
 
 MAX_ABANDONED = 1024
 """Abandoned batches (``ReplicaBatch.abandoned``) a replica reports at most, and the actor accepts."""
+
+
+def forwarded(reply: Any, shards: int) -> Dict[str, Any]:
+    """The answer of a stats actor shard that passed a call on to the model's new owner (a
+    shard added at run time took the model, :func:`raywatch.actor.add_shard`): the owner's
+    own answer, and the shard count that places the model there, for the replica to resolve
+    its shard again (:func:`answer_of` reads both). Passed on twice, the larger count wins.
+
+    >>> forwarded("ok", 2)
+    {'reply': 'ok', 'shards': 2}
+    >>> answer_of(forwarded(forwarded("duplicate", 3), 2)), answer_of("ok")
+    (('duplicate', 3), ('ok', None))
+    """
+    inner, n = answer_of(reply)
+    return {"reply": inner, "shards": max(int(shards), n or 0)}
+
+
+def answer_of(answer: Any) -> Tuple[Any, Optional[int]]:
+    """``(the owner's answer, shard count or None)`` of an ``ingest`` answer (see :func:`forwarded`)."""
+    if isinstance(answer, dict) and set(answer) == {"reply", "shards"}:
+        return answer["reply"], int(answer["shards"])
+    return answer, None
 
 
 def check_abandoned(entries: Any) -> None:

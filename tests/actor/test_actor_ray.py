@@ -36,6 +36,7 @@ import urllib.request
 
 import pytest
 from rw_batches import make_batch, unique_name, profile  # noqa: F401 (fixture)
+from rw_test_support import kill_stats_actors
 from prometheus_client.parser import text_string_to_metric_families
 
 import raywatch
@@ -61,13 +62,7 @@ def actors(ray_cluster, tmp_path):
 
     yield make
     for cfg in made:
-        for shard in range(cfg.actor.shards):
-            name = cfg.actor.shard_name(shard)
-            try:
-                ray_cluster.kill(ray_cluster.get_actor(name, namespace=cfg.actor.namespace))
-            except ValueError:
-                pass
-            actor_mod._handles.pop((cfg.actor.namespace, name), None)
+        kill_stats_actors(ray_cluster, cfg, cfg.actor.shards)
 
 
 def test_get_or_create_is_named_detached_and_get_if_exists(actors, ray_cluster, tmp_path):
