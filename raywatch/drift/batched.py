@@ -39,7 +39,7 @@ from raywatch.drift.methods import default_method
 from raywatch.drift.statistics import ks_pvalues
 from raywatch.stats.summary import FLOAT_FIELDS, INT_FIELDS, WindowSummary
 
-__all__ = ["Plan", "BinnedResults", "plan_for", "binned_tests"]
+__all__ = ["Plan", "Against", "BinnedResults", "plan_for", "against", "binned_tests"]
 
 _COUNT = INT_FIELDS.index("count")
 _M2, _LOW_SUM, _HIGH_SUM = FLOAT_FIELDS.index("m2"), FLOAT_FIELDS.index("low_sum"), FLOAT_FIELDS.index("high_sum")
@@ -102,6 +102,28 @@ def plan_for(profile) -> Plan:
     if plan is not None and plan.reference is ref:
         return plan
     specs = list(profile.specs.values())
+    tests = against(profile, ref)
+    columns = tuple(ref.column(s.name) for s in specs)
+    defaults = tuple(default_method(s.kind, col) for s, col in zip(specs, columns))
+    plan = Plan(ref, tests.groups, tests.where, tests.scale, defaults, columns, _quality_rates(specs, ref))
+    _PLANS[profile] = plan
+    return plan
+
+
+class Against(NamedTuple):
+    """What :func:`binned_tests` needs of a reference: a :class:`Plan` is one too."""
+
+    groups: Tuple[_Group, ...]
+    where: Dict[int, Tuple[int, int]]
+    scale: np.ndarray
+
+
+def against(profile, ref: WindowSummary) -> Against:
+    """The batched tests of ``profile``'s numerical columns (those with an interior edge)
+    against ``ref``, any summary made with the profile: its reference (:func:`plan_for`
+    keeps that one), or a pool of replicas that the others are compared with
+    (:mod:`raywatch.drift.replica_outlier`; made afresh, a few numpy calls)."""
+    specs = list(profile.specs.values())
     offsets = ref._offsets
     by_bins: Dict[int, List[int]] = {}
     for i, spec in enumerate(specs):
@@ -125,11 +147,7 @@ def plan_for(profile) -> Plan:
     count = ref.ints[:, _COUNT].astype(np.float64)
     var = np.where(count > 0, ref.floats[:, _M2] / np.where(count > 0, count, 1.0), 0.0)
     std = np.sqrt(np.maximum(var, 0.0))
-    columns = tuple(ref.column(s.name) for s in specs)
-    defaults = tuple(default_method(s.kind, col) for s, col in zip(specs, columns))
-    plan = Plan(ref, tuple(groups), where, np.where(std > 0, std, 1.0), defaults, columns, _quality_rates(specs, ref))
-    _PLANS[profile] = plan
-    return plan
+    return Against(tuple(groups), where, np.where(std > 0, std, 1.0))
 
 
 def shares(k: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -163,9 +181,10 @@ def _abs_linear_integral(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndar
     return w * np.where(same, 0.5 * s, crossing)
 
 
-def binned_tests(plan: Plan, summary: WindowSummary, columns: np.ndarray) -> BinnedResults:
+def binned_tests(plan: Any, summary: WindowSummary, columns: np.ndarray) -> BinnedResults:
     """Binned KS (``d_low``, ``d_high``, p-value of ``d_low``) and the normed Wasserstein
-    distance of ``columns`` (profile column indexes, each in ``plan.where``) of ``summary``.
+    distance of ``columns`` (profile column indexes, each in ``plan.where``) of ``summary``,
+    against the reference of ``plan`` (a :class:`Plan` or an :class:`Against`).
     Every requested column must have values in the reference and the window."""
     columns = np.asarray(columns, dtype=np.intp)
     out = np.zeros((4, columns.size))

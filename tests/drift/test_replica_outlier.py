@@ -144,3 +144,53 @@ def test_false_alarm_rate_of_identical_replicas_is_at_most_alpha(profile):
     p_values_only = _false_alarm_rate(profile, 400, min_effect_numerical=0.0, min_effect_categorical=0.0)
     print(f"false-alarm rate over 400 stationary windows: {with_floors} (default floors), {p_values_only} (no floor)")
     assert with_floors <= p_values_only <= bound, (with_floors, p_values_only)
+
+
+def test_homogeneity_is_scipys_chi2_contingency():
+    from scipy.stats import chi2_contingency
+
+    from raywatch.drift.replica_outlier import _homogeneity
+
+    rng = np.random.default_rng(7)
+    for k in (2, 3, 5, 20, 101):
+        for _ in range(20):
+            p = rng.dirichlet(np.ones(k))
+            a = rng.multinomial(int(rng.integers(50, 5000)), p).astype(np.int64)
+            b = rng.multinomial(int(rng.integers(50, 5000)), rng.dirichlet(np.ones(k)) if rng.random() < 0.5 else p)
+            keep = (a > 0) | (b > 0)
+            a, b = a[keep], b[keep]
+            if a.size < 2:
+                continue
+            want = chi2_contingency(np.vstack((a, b)), correction=False)
+            got = _homogeneity(a, b)
+            assert got[0] == pytest.approx(float(want[0]), rel=1e-12, abs=1e-12)
+            assert got[1] == pytest.approx(float(want[1]), rel=1e-9, abs=1e-15)
+    assert _homogeneity(np.array([5]), np.array([7])) == (0.0, 1.0)
+
+
+def test_binned_tests_of_a_round_are_the_column_by_column_ones(profile):
+    """The numerical columns of a round are tested together against each leave-one-out pool
+    (raywatch.drift.batched.against); each figure is drift's column-by-column one."""
+    from raywatch.drift.methods import METHODS, ColumnPair, effect_size
+    from raywatch.stats.summary import WindowSummary
+
+    rng = np.random.default_rng(11)
+    windows = _window(profile, rng, n=3000, shifts={"r3": 0.4}, replicas=("r1", "r2", "r3", "r4"))
+    small = _rows(rng, 150)
+    windows["r5"] = profile.summarize(dict(small, prediction=_model(small)), seed=5)  # a small replica
+    report = find_outlier_replicas(windows, profile, max_outliers=0)  # one round: every replica against the rest
+    checked = 0
+    for r, verdict in report.replicas.items():
+        pool = WindowSummary.merge_all([w for o, w in windows.items() if o != r])
+        for name, t in verdict.tests.items():
+            if name == LATENCY or profile.specs[name].kind != "numerical":
+                continue
+            pair = ColumnPair(ref=pool.column(name), cur=windows[r].column(name), edges=profile.specs[name].edges,
+                              ref_complete=pool.sample_complete(name), cur_complete=windows[r].sample_complete(name))
+            res = METHODS["ks"].compute(pair)
+            assert t.statistic == pytest.approx(res.statistic, rel=1e-9, abs=1e-12), (r, name)
+            assert t.p_value == pytest.approx(res.p_value, rel=1e-6, abs=1e-300), (r, name)
+            assert t.effect_size == pytest.approx(effect_size(pair), rel=1e-9, abs=1e-12), (r, name)
+            checked += 1
+    assert checked == 5 * 4  # five replicas, four numerical columns (x1, x2, x3, prediction)
+    assert report.replicas["r3"].tests["x1"].p_value < 1e-6
