@@ -165,6 +165,8 @@ class Ingestor:
         """Merge an admitted batch: ``"ok"``, ``"error"``, or ``"reregister"`` (merged; the
         model has no usable configuration: its replicas are asked to register it again).
         ``model`` / ``joiner`` False leave out the part a checkpoint already holds (replay)."""
+        if model:
+            a = self._current(a)
         ms = a.ms
         try:
             if model:
@@ -177,6 +179,23 @@ class Ingestor:
         if model:
             self.counters["batches"] += 1
         return OK if ms.config_secrets == "ok" and ms.registered else REREGISTER
+
+    def _current(self, a: Admitted) -> Admitted:
+        """``a`` against the model's state as it is now. A state replaced while the batch's
+        journal entry was written — a hand-over imported over the state that the batches a new
+        shard took first had made (:func:`raywatch.aggregate.rebalance.import_model`, which
+        folds that state in) — gets the batch, not the state it was admitted to, which
+        nothing holds any more. Its seq was checked and marked at admission, and the fold
+        carried the mark: it is merged, not refused as a duplicate."""
+        ms = self.models.get(a.ms.key)
+        if ms is None or ms is a.ms:
+            return a
+        rid = a.rep.replica_id
+        rep = ms.replicas.get(rid)
+        if rep is None:
+            rep = ms.replicas[rid] = ReplicaMemory(rid)
+        rep.mark(int(a.batch.seq))
+        return Admitted(ms, rep, a.batch)
 
     def ingest(self, b: Any, now: float, *, model: bool = True, joiner: bool = True) -> str:
         """:meth:`admit` and :meth:`apply` at once (no journal: replay, tests)."""

@@ -107,6 +107,21 @@ class ReplicaMemory:
             floor = self.max_seq - SEQ_MEMORY
             self.seqs = {s for s in self.seqs if s > floor}
 
+    def absorb(self, other: "ReplicaMemory") -> None:
+        """Take in what another memory of the same replica holds (the batches a new shard took
+        before a hand-over arrived: :mod:`raywatch.aggregate.rebalance`): its seqs, its merged
+        and abandoned requests; its cumulative counters and resources where they are newer."""
+        for seq in other.seqs:
+            self.mark(seq)
+        self.max_seq = max(self.max_seq, other.max_seq)
+        self.requests += other.requests
+        self.abandoned += other.abandoned
+        self.dropped_total = max(self.dropped_total, other.dropped_total)
+        self.capture_errors_total = max(self.capture_errors_total, other.capture_errors_total)
+        if other.last_seen > self.last_seen:
+            self.last_seen, self.node_id = other.last_seen, other.node_id or self.node_id
+            self.resources = other.resources or self.resources
+
     def state(self) -> Dict[str, Any]:
         return {"replica_id": self.replica_id, "node_id": self.node_id, "max_seq": self.max_seq,
                 "seqs": seq_ranges(self.seqs), "last_seen": self.last_seen, "requests": self.requests,

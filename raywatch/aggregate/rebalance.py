@@ -99,7 +99,9 @@ def import_model(core: Any, data: Dict[str, Any], now: Optional[float] = None) -
 
 
 def _merge_early(ms: Any, early: Any) -> None:
-    """Fold the windows of batches the new owner took before the hand-over into the state."""
+    """Fold what the batches the new owner took before the hand-over made into the state: their
+    windows, counters, error types, refusals, label values and replica memories (their
+    detectors' updates are not carried: the imported detectors go on from the old shard's)."""
     for start, w in sorted(early.open.items()):
         mine = ms.open.get(start)
         if mine is None:
@@ -108,10 +110,19 @@ def _merge_early(ms: Any, early: Any) -> None:
         both = type(w).merged([mine, w])
         both.start, both.end = mine.start, mine.end
         ms.open[start] = both
-    for k, v in early.totals.items():
-        ms.totals[k] = ms.totals.get(k, 0) + v
+    for mine, theirs in ((ms.totals, early.totals), (ms.error_types, early.error_types), (ms.refused, early.refused),
+                         (ms.retired, early.retired)):
+        for k, v in theirs.items():
+            mine[k] = mine.get(k, 0) + v
+    ms.label_values |= early.label_values
+    if early.first_seen is not None and (ms.first_seen is None or early.first_seen < ms.first_seen):
+        ms.first_seen = early.first_seen
     for rid, r in early.replicas.items():
-        ms.replicas.setdefault(rid, r)
+        mine = ms.replicas.get(rid)
+        if mine is None:
+            ms.replicas[rid] = r
+        else:
+            mine.absorb(r)
 
 
 def hand_over(source: Any, target: Any, model_key: str, *, target_name: Optional[str] = None,
