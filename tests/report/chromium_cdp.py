@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import aiohttp
 
@@ -39,13 +42,47 @@ class PageResult:
     values: Dict[str, Any] = field(default_factory=dict)  # results of the JavaScript expressions asked for
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop Chromium and every helper process of its session (renderer, GPU, crashpad)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def _profile_dir() -> Iterator[str]:
+    """A fresh profile folder, removed afterwards. A helper process that outlived the browser
+    for a moment may still be writing to it (CI once saw 'Directory not empty: Default'):
+    the removal is tried again until the folder is gone, for at most 10 s."""
+    path = tempfile.mkdtemp(prefix="rw-chromium-")
+    try:
+        yield path
+    finally:
+        deadline = time.monotonic() + 10
+        while os.path.exists(path):
+            try:
+                shutil.rmtree(path)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
 async def _open(chromium: str, url: str, width: int, height: int, selectors: Dict[str, str],
                 expressions: Dict[str, str]) -> PageResult:
-    with tempfile.TemporaryDirectory(prefix="rw-chromium-") as profile:
+    with _profile_dir() as profile:
         proc = subprocess.Popen(
             [chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes too: stopped together below
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -102,12 +139,7 @@ async def _open(chromium: str, url: str, width: int, height: int, selectors: Dic
                         values[name] = res["result"].get("value")
                     shot = await call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
     problems = []
     for e in events:
         m, p = e.get("method"), e.get("params", {})
