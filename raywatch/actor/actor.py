@@ -242,22 +242,22 @@ class StatsActor(Rebalancing):
 
     async def register_model(self, model_key: str, config_dict: Any = None, profile_bytes: Optional[bytes] = None) -> Dict[str, Any]:
         await self._ensure_started()
-        if self._owner_of(model_key) is not None:
-            return await self._pass(self._owner_of(model_key), "register_model", model_key, config_dict, profile_bytes)
+        if (to := self._owner_of(model_key)) is not None:
+            return await self._pass(to, "register_model", model_key, config_dict, profile_bytes)
         out = self.core.register_model(model_key, config_dict, profile_bytes)
         self.link.register(model_key)  # (issue 14) a model that remediates: to the controller, fire and forget
         return out
 
     async def get_profile(self, model_key: str) -> Optional[bytes]:
-        if self._owner_of(model_key) is not None:
-            return await self._pass(self._owner_of(model_key), "get_profile", model_key)
+        if (to := self._owner_of(model_key)) is not None:
+            return await self._pass(to, "get_profile", model_key)
         ms = self.core.models.get(model_key)
         return ms.profile_bytes if ms is not None else None
 
     async def get_config(self, model_key: str) -> Optional[Dict[str, Any]]:
         """The model's configuration as data (secrets as ``${ENV}`` references or masked)."""
-        if self._owner_of(model_key) is not None:
-            return await self._pass(self._owner_of(model_key), "get_config", model_key)
+        if (to := self._owner_of(model_key)) is not None:
+            return await self._pass(to, "get_config", model_key)
         ms = self.core.models.get(model_key)
         return ms.config.to_data() if ms is not None else None
 
@@ -401,8 +401,8 @@ class StatsActor(Rebalancing):
 
     async def status(self, model_key: Optional[str] = None) -> Dict[str, Any]:
         await self._ensure_started()
-        if self._owner_of(model_key) is not None:
-            return await self._pass(self._owner_of(model_key), "status", model_key)
+        if (to := self._owner_of(model_key)) is not None:
+            return await self._pass(to, "status", model_key)
         st = self.core.status(model_key)
         st["actor"]["metrics_address"] = self.server.address if self.server else None
         st["actor"]["api_address"] = self.server.api_address if self.server else None
@@ -412,8 +412,8 @@ class StatsActor(Rebalancing):
         return await self.status(model_key)
 
     async def history(self, model_key: Optional[str] = None, since: Optional[float] = None, limit: int = 10_000) -> Dict[str, Any]:
-        if self._owner_of(model_key) is not None:
-            return await self._pass(self._owner_of(model_key), "history", model_key, since, limit)
+        if (to := self._owner_of(model_key)) is not None:
+            return await self._pass(to, "history", model_key, since, limit)
         return self.core.history(model_key, since, limit)
 
     async def metrics_address(self) -> Optional[str]:

@@ -111,9 +111,8 @@ class ReplicaMemory:
         """Take in what another memory of the same replica holds (the batches a new shard took
         before a hand-over arrived: :mod:`raywatch.aggregate.rebalance`): its seqs, its merged
         and abandoned requests; its cumulative counters and resources where they are newer."""
-        for seq in other.seqs:
+        for seq in other.seqs:  # (its max_seq is among them)
             self.mark(seq)
-        self.max_seq = max(self.max_seq, other.max_seq)
         self.requests += other.requests
         self.abandoned += other.abandoned
         self.dropped_total = max(self.dropped_total, other.dropped_total)
