@@ -170,7 +170,8 @@ def actor_evaluations(plain: Profile, extended: Profile, cur: dict, rows: int, r
         c = time.perf_counter()
         out_plain.append(b - a)
         out_ext.append(c - b)
-    assert ext_ms.view["rolling"].get("estimation"), "the extended model has no estimate"
+    from raywatch.aggregate.estimate_eval import readable
+    assert readable(ext_ms.view["rolling"]).get("estimation"), "the extended model has no estimate"
     return out_plain, out_ext
 
 

@@ -17,7 +17,8 @@ and the PCA reconstruction band the two-sided normal quantile of it.
   labels joined;
 * ``correlation``, ``reconstruction``, ``embeddings`` and ``multivariate_drift``;
 * each tested column's ``figures`` (exact, bound, approximate, binned) and
-  ``statistic_bounds``, and its ``outlier_share`` beside the reference's;
+  ``statistic_bounds`` (a column's ``outlier_share`` beside the reference's is a quality
+  figure: :func:`raywatch.aggregate.evaluate._drift_fields`, series in ``model_series``);
 * ``false_alarms`` — the drift tests' level and the least mean time between false alarms.
 
 :func:`extension_series` gives their catalogue series. Everything here reads the model's
@@ -27,7 +28,7 @@ profile and config; nothing is stored but the window result.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from scipy.special import ndtri
 
@@ -41,7 +42,7 @@ from raywatch.drift.runlength import alpha_for_run_length, describe_run_length, 
 from raywatch.series import Series
 from raywatch.stats.memo import IdentityCache
 
-__all__ = ["drift_settings", "detect", "extension_fields", "extension_series", "false_alarms", "profile_estimation",
+__all__ = ["drift_settings", "detect", "extension_fields", "extension_series", "readable", "Deferred", "false_alarms", "profile_estimation",
            "detector_calibrations", "history_fields", "finite_number",
            "ESTIMATION", "DISAGREEMENT", "CORRELATION", "RECONSTRUCTION", "EMBEDDINGS", "FALSE_ALARMS"]
 
@@ -50,7 +51,7 @@ ESTIMATION, DISAGREEMENT, CORRELATION, RECONSTRUCTION, EMBEDDINGS, FALSE_ALARMS 
     "estimation", "disagreement", "correlation", "reconstruction", "embeddings", "false_alarms")
 _PAIRS_KEPT = 10  # correlation pairs a window result keeps (largest change first)
 _OUTLIER_SHARE, _CALIBRATION_ERROR = catalogue.OUTLIER_SHARE.name, catalogue.CALIBRATION_ERROR.name
-_BAND = (("lower", catalogue.ESTIMATED_PERFORMANCE_LOWER.name), ("upper", catalogue.ESTIMATED_PERFORMANCE_UPPER.name))
+_LOWER, _UPPER = catalogue.ESTIMATED_PERFORMANCE_LOWER.name, catalogue.ESTIMATED_PERFORMANCE_UPPER.name
 _MULTICLASS_DISAGREEMENT = tuple(m.name for m in (catalogue.ACCURACY, catalogue.PRECISION, catalogue.RECALL, catalogue.F1))
 
 
@@ -157,17 +158,22 @@ def _estimation(result: Any, sigmas: float, profile: Any) -> Dict[str, Any]:
             _CALIBRATION_ERROR: _calibration_error(profile)}
 
 
-def _disagreement(ms: Any, result: Any, perf: Mapping[str, Any], sigmas: float, min_labels: int) -> Dict[str, Any]:
+def _disagreements(profile: Any, result: Any, perf: Mapping[str, Any], sigmas: float, min_labels: int) -> Tuple[int, Dict[str, Any]]:
+    """``(labelled rows, disagreement(...))`` of the estimate ``result`` against the realized
+    figures ``perf`` of the same windows; nothing before ``min_labels`` labels joined."""
     labelled = int(perf.get("rows") or 0)
     if labelled < min_labels:
-        return {}
-    est = ms.profile.extensions["performance"]
+        return labelled, {}
+    est = profile.extensions["performance"]
     realized = {k: perf.get(k) for k in (_MULTICLASS_DISAGREEMENT if not est.binary else result.metrics) if k in perf}
-    out = {}
-    for name, d in disagreement(est, result, realized, labelled, sigmas=sigmas).items():
-        out[name] = {"estimated": _num(d.estimated), "realized": _num(d.realized), "difference": _num(d.difference),
-                     "band": _num(d.band), "disagree": bool(d.disagree), "labels": labelled}
-    return out
+    return labelled, disagreement(est, result, realized, labelled, sigmas=sigmas)
+
+
+def _disagreement(profile: Any, result: Any, perf: Mapping[str, Any], sigmas: float, min_labels: int) -> Dict[str, Any]:
+    labelled, found = _disagreements(profile, result, perf, sigmas, min_labels)
+    return {name: {"estimated": _num(d.estimated), "realized": _num(d.realized), "difference": _num(d.difference),
+                   "band": _num(d.band), "disagree": bool(d.disagree), "labels": labelled}
+            for name, d in found.items()}
 
 
 def _finite(values: Sequence[Any]) -> List[Optional[float]]:
@@ -196,9 +202,45 @@ def _embedding(r: Any) -> Dict[str, Any]:
             "norm_p_value": _num(r.norm_p_value), "norm_effect": _num(r.norm_effect), "note": r.note}
 
 
-def extension_fields(ms: Any, report: Optional[DriftReport], res: Dict[str, Any]) -> None:
+class Deferred(NamedTuple):
+    """A rolling view's extension results, kept as the tests made them: the view is evaluated
+    every cycle, but read (status, the report) far less often, so its plain data is made on
+    read (:func:`readable`) and its series straight from the results (:func:`extension_series`)."""
+
+    extensions: Dict[str, Any]  # DriftReport.extensions
+    profile: Any  # the profile and config they were made with (the model's may change later)
+    config: Any
+
+
+def _kinds(profile: Any, extensions: Mapping[str, Any]) -> List[Tuple[str, str, Any]]:
+    """``(section name, extension kind, result)`` of each result."""
+    exts = profile.extensions
+    return [(name, getattr(exts.get(name), "kind", None), r) for name, r in extensions.items()]
+
+
+def _extension_results(profile: Any, config: Any, extensions: Mapping[str, Any], res: Dict[str, Any]) -> None:
+    """The plain data of the extension results (see the module docstring), into ``res``."""
+    ecfg = config.drift.estimation
+    embeddings: Dict[str, Any] = {}
+    for name, kind, r in _kinds(profile, extensions):
+        if kind == "cbpe":
+            res[ESTIMATION] = _estimation(r, ecfg.sigmas, profile)
+            res[DISAGREEMENT] = _disagreement(profile, r, res.get("performance") or {}, ecfg.sigmas, ecfg.min_labels)
+        elif kind == "correlation":
+            res[CORRELATION] = _correlation(r)
+        elif kind == "pca":
+            res[RECONSTRUCTION] = _reconstruction(r)
+        elif kind == "vector":
+            embeddings[getattr(r, "column", name)] = _embedding(r)
+    if embeddings:
+        res[EMBEDDINGS] = embeddings
+
+
+def extension_fields(ms: Any, report: Optional[DriftReport], res: Dict[str, Any], *, defer: bool = False) -> None:
     """Add the extensions of ``report`` (None: not tested) to the window result ``res`` in
-    place, judging the estimate against ``res["performance"]`` (see the module docstring)."""
+    place, judging the estimate against ``res["performance"]`` (see the module docstring).
+    ``defer``: keep the extension results as they are under a private key (:class:`Deferred`)
+    and make their plain data when the result is read (:func:`readable`)."""
     res[FALSE_ALARMS] = false_alarms(ms.config)
     if report is None:
         return
@@ -208,29 +250,27 @@ def extension_fields(ms: Any, report: Optional[DriftReport], res: Dict[str, Any]
             drift[name]["figures"] = c.figures
             if c.statistic_bounds is not None:
                 drift[name]["statistic_bounds"] = [float(b) for b in c.statistic_bounds]
-    quality = res.get("quality") or {}
-    for name, q in report.quality.items():
-        if q.outlier_share is not None and name in quality:
-            entry = quality[name]
-            entry[_OUTLIER_SHARE], entry["outlier_share_reference"] = _finite((q.outlier_share, q.outlier_share_reference))
     if not report.extensions:
         return
-    ecfg = ms.config.drift.estimation
-    embeddings: Dict[str, Any] = {}
-    for name, r in report.extensions.items():
-        kind = getattr(ms.profile.extensions.get(name), "kind", None)
-        if kind == "cbpe":
-            res[ESTIMATION] = _estimation(r, ecfg.sigmas, ms.profile)
-            res[DISAGREEMENT] = _disagreement(ms, r, res.get("performance") or {}, ecfg.sigmas, ecfg.min_labels)
-        elif kind == "correlation":
-            res[CORRELATION] = _correlation(r)
-        elif kind == "pca":
-            res[RECONSTRUCTION] = _reconstruction(r)
-        elif kind == "vector":
-            embeddings[getattr(r, "column", name)] = _embedding(r)
-    if embeddings:
-        res[EMBEDDINGS] = embeddings
     res[catalogue.MULTIVARIATE_DRIFT.name] = bool(report.multivariate_drift)
+    if defer:
+        res[_DEFERRED] = Deferred(report.extensions, ms.profile, ms.config)
+    else:
+        _extension_results(ms.profile, ms.config, report.extensions, res)
+
+
+_DEFERRED = "_extension_results"  # private key of a window result (never shown): its Deferred
+
+
+def readable(res: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``res`` as it is shown: a deferred view's extension results as plain data (a new dict;
+    ``res`` is left as it is), any other result as it is."""
+    d = res.get(_DEFERRED)
+    if d is None:
+        return res
+    out = {k: v for k, v in res.items() if k != _DEFERRED}
+    _extension_results(d.profile, d.config, d.extensions, out)
+    return out
 
 
 def detector_calibrations(ms: Any, detectors: Dict[str, Dict[str, Any]]) -> None:
@@ -263,50 +303,42 @@ _series = tuple.__new__  # _series(Series, (name, labels, value)): a Series with
 
 
 def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Series]:
-    """The catalogue series of the extensions in the rolling view ``r`` (see the module docstring)."""
+    """The catalogue series of the extensions in the rolling view ``r`` (evaluated with
+    ``defer``; see the module docstring), made from the tests' results."""
     base = {k: str(v) for k, v in labels.items()}
     out: List[Series] = []
 
-    def add(entry: Any, value: Any, /, **extra: str) -> None:  # extra labels include ``metric``
-        v = _num(value)
+    def add(name: str, value: Any, /, **extra: str) -> None:  # extra labels include ``metric``
+        v = value if type(value) is float and value - value == 0.0 else _num(value)
         if v is not None:
-            out.append(_series(Series, (entry.name, dict(base, **extra) if extra else base, v)))
+            out.append(_series(Series, (name, dict(base, **extra) if extra else base, v)))
 
-    est = r.get(ESTIMATION) or {}
-    for name, m in (est.get("metrics") or {}).items():
-        estimated = catalogue.ESTIMATED.get(name)
-        if estimated is None:
-            continue
-        v = _num(m.get("value"))
-        if v is not None:
-            out.append(_series(Series, (estimated.name, base, v)))
-        for key, series_name in _BAND:
-            v = _num(m.get(key))
-            if v is not None:
-                out.append(_series(Series, (series_name, {**base, "metric": name}, v)))
-    if est:
-        add(catalogue.CALIBRATION_ERROR, est.get(catalogue.CALIBRATION_ERROR.name))
-    for name, d in (r.get(DISAGREEMENT) or {}).items():
-        add(catalogue.ESTIMATION_DIFFERENCE, d.get("difference"), metric=name)
-        if d.get("band") is not None:
-            add(catalogue.ESTIMATION_DISAGREEMENT, 1.0 if d.get("disagree") else 0.0, metric=name)
-    corr = r.get(CORRELATION) or {}
-    if corr.get("tested"):
-        add(catalogue.CORRELATION_CHANGE_MAX, corr.get("max_change"))
-        add(catalogue.CORRELATION_DRIFT_DETECTED, 1.0 if corr.get("drifted") else 0.0)
-    rec = r.get(RECONSTRUCTION) or {}
-    if rec.get("tested"):
-        add(catalogue.RECONSTRUCTION_ERROR, rec.get("mean_error"))
-        add(catalogue.RECONSTRUCTION_ERROR_UPPER, rec.get("upper"))
-        add(catalogue.RECONSTRUCTION_DRIFT_DETECTED, 1.0 if rec.get("drifted") else 0.0)
-    for feat, e in (r.get(EMBEDDINGS) or {}).items():
-        if e.get("tested"):
-            add(catalogue.EMBEDDING_DRIFT_DETECTED, 1.0 if e.get("drifted") else 0.0, feature=feat)
-            add(catalogue.EMBEDDING_MEAN_SHIFT, e.get("mean_effect"), feature=feat)
-    for feat, q in (r.get("quality") or {}).items():
-        v = _num(q.get(_OUTLIER_SHARE))
-        if v is not None:
-            out.append(_series(Series, (_OUTLIER_SHARE, {**base, "feature": feat}, v)))
+    d = r.get(_DEFERRED)
+    for name, kind, x in (_kinds(d.profile, d.extensions) if d is not None else ()):
+        if kind == "cbpe":
+            for metric, m in x.metrics.items():
+                estimated = catalogue.ESTIMATED.get(metric)
+                if estimated is not None:
+                    add(estimated.name, m.value)
+                    add(_LOWER, m.lower, metric=metric)
+                    add(_UPPER, m.upper, metric=metric)
+            add(_CALIBRATION_ERROR, _calibration_error(d.profile))
+            ecfg = d.config.drift.estimation
+            for metric, dis in _disagreements(d.profile, x, r.get("performance") or {}, ecfg.sigmas, ecfg.min_labels)[1].items():
+                add(catalogue.ESTIMATION_DIFFERENCE.name, dis.difference, metric=metric)
+                if _num(dis.band) is not None:
+                    add(catalogue.ESTIMATION_DISAGREEMENT.name, 1.0 if dis.disagree else 0.0, metric=metric)
+        elif kind == "correlation" and x.tested:
+            add(catalogue.CORRELATION_CHANGE_MAX.name, x.max_change)
+            add(catalogue.CORRELATION_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0)
+        elif kind == "pca" and x.tested:
+            add(catalogue.RECONSTRUCTION_ERROR.name, x.mean_error)
+            add(catalogue.RECONSTRUCTION_ERROR_UPPER.name, x.upper)
+            add(catalogue.RECONSTRUCTION_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0)
+        elif kind == "vector" and x.tested:
+            feat = getattr(x, "column", name)
+            add(catalogue.EMBEDDING_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0, feature=feat)
+            add(catalogue.EMBEDDING_MEAN_SHIFT.name, x.mean_effect, feature=feat)
     if catalogue.MULTIVARIATE_DRIFT.name in r:
-        add(catalogue.MULTIVARIATE_DRIFT, 1.0 if r.get(catalogue.MULTIVARIATE_DRIFT.name) else 0.0)
+        add(catalogue.MULTIVARIATE_DRIFT.name, 1.0 if r.get(catalogue.MULTIVARIATE_DRIFT.name) else 0.0)
     return out

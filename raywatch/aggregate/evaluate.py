@@ -29,6 +29,7 @@ __all__ = ["Evaluator", "close_delay", "close_spread", "rolling_horizon", "colum
 
 _RESOURCE_FIELDS = tuple(m.name for m in series.MODEL_RESOURCES) + (series.GPU_UTILIZATION.name,)
 _QUALITY_FIELDS = tuple(m.name for m in series.QUALITY_SHARES) + ("wrong_type_share",)
+_OUTLIER_SHARE = series.OUTLIER_SHARE.name
 
 
 NO_PROFILE = "no reference profile"
@@ -184,6 +185,10 @@ def _drift_fields(report: DriftReport, profile: Any = None, min_rows: int = 30,
     for name, q in report.quality.items():
         entry = {k: getattr(q, k) for k in _QUALITY_FIELDS}  # the fields of ColumnQuality
         entry["issues"] = list(q.issues or [])
+        share = q.outlier_share  # the outlier extension's share beside the reference's (issue 13)
+        if share is not None:
+            entry[_OUTLIER_SHARE] = estimate_eval.finite_number(share)
+            entry["outlier_share_reference"] = estimate_eval.finite_number(q.outlier_share_reference)
         if name in wrong_types:
             entry["wrong_types"] = dict(wrong_types[name])
         quality[name] = entry
@@ -266,7 +271,8 @@ class Evaluator:
         res["performance"] = perf
         evaluate_segments_of(ms, w, res, detail=parts is not None, fail=self.failures.fail)  # issue 12
         try:  # the profile's extensions: estimated performance, multivariate drift, false alarms in time (issue 13)
-            estimate_eval.extension_fields(ms, report, res)
+            # the rolling view is evaluated every cycle and read far less: its results' plain data is made on read
+            estimate_eval.extension_fields(ms, report, res, defer=parts is not None)
         except Exception as exc:
             self.failures.fail("extensions", exc)
         return res

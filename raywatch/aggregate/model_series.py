@@ -19,6 +19,8 @@ from raywatch.series import Metric, Series
 
 __all__ = ["model_series"]
 
+_OUTLIER_SHARE = catalogue.OUTLIER_SHARE.name
+
 
 def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     """The series of ``ms`` from its rolling view ``r`` (see the module docstring)."""
@@ -56,6 +58,8 @@ def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     for feat, q in (r.get("quality") or {}).items():
         for m in catalogue.QUALITY_SHARES:
             add(m, q.get(m.name), feature=feat)
+        if _OUTLIER_SHARE in q:  # a column of the outlier extension (issue 13)
+            add(catalogue.OUTLIER_SHARE, q[_OUTLIER_SHARE], feature=feat)
     perf = r.get("performance") or {}
     for m in catalogue.PERFORMANCE:
         add(m, perf.get(m.name))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from raywatch.aggregate.estimate_eval import history_fields
+from raywatch.aggregate.estimate_eval import history_fields, readable
 from raywatch.aggregate.joiner import FeedbackJoiner
 from raywatch.aggregate.model import ModelState
 from raywatch.aggregate.windows import Window
@@ -36,7 +36,7 @@ def model_status(ms: ModelState, *, shard: int, alerts: List[Dict[str, Any]], no
     numbers, so a late retry is still recognised) until they are retired."""
     v = ms.view or {}
     live = live_replicas(ms, now, replica_ttl) if now is not None else dict(ms.replicas)
-    roll = v.get("rolling") or {}
+    roll = readable(v.get("rolling") or {})  # the extension results' plain data, made now (estimate_eval.Deferred)
     return {
         "labels": dict(ms.labels),
         "shard": shard,

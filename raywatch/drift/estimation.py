@@ -109,14 +109,16 @@ def _div(a: float, b: float) -> Optional[float]:
 def _auc(pos: np.ndarray, count: np.ndarray):
     neg = np.subtract(count, pos)
     np.maximum(neg, 0.0, out=neg)
-    below = np.add.accumulate(neg)  # np.cumsum without its wrapper
-    N = float(below[-1])
+    upto = np.add.accumulate(neg)  # negatives in each bin and the bins below it (np.cumsum without its wrapper)
+    N = float(upto[-1])
     P = float(np.add.reduce(pos))
     if P <= 0 or N <= 0:
         return None, None
-    below -= neg  # negatives in the bins below each bin
-    tie = dot(pos, neg)
-    auc = (dot(pos, below) + 0.5 * tie) / (P * N)
+    # a bin's positives are above the negatives of the bins below it, tied with its own (½):
+    # Σ pos·(upto − neg) + ½ Σ pos·neg = Σ pos·upto − ½ Σ pos·neg. The bins are few (ndarray.dot
+    # of a few hundred values never threads; see raywatch.stats.linalg)
+    tie = float(pos.dot(neg))
+    auc = (float(pos.dot(upto)) - 0.5 * tie) / (P * N)
     auc = 0.0 if auc < 0.0 else auc  # clipped to [0, 1] as min(max(auc, 0), 1), without their calls
     return (1.0 if auc > 1.0 else auc), 0.5 * tie / (P * N)
 
@@ -195,6 +197,9 @@ def estimate_performance(est: ConfidenceEstimator, sec: ConfidenceSection, sigma
     sigmas
         Half-width of the band in sampling errors.
     """
+    table = _binary_table(est)
+    if table and sec.confusion.shape == (2, 2):
+        return _estimate_binary(est, sec, sigmas, table)
     vals, shares, bound = _values(est, sec)
     rows = sec.rows
     metrics = {}
@@ -209,6 +214,63 @@ def estimate_performance(est: ConfidenceEstimator, sec: ConfidenceSection, sigma
             metrics[name] = MetricEstimate(v, se, lo if lo > 0.0 else 0.0, hi if hi < 1.0 else 1.0)
     average, calibration_ok, warnings = _calibration(est)
     return PerformanceEstimate(rows, sec.skipped, average, metrics, shares, bound, calibration_ok, list(warnings))
+
+
+def _binary_table(est: ConfidenceEstimator):
+    """The sampling-error components ``(std, reference share[, std of the negatives'
+    placements])`` of each metric in :data:`METRICS` order when ``est`` is a binary estimator of
+    one score whose metrics each have one component, else ``False``; kept on the estimator
+    (it never changes)."""
+    cached = getattr(est, "_binary", None)
+    if cached is None:
+        comps = est.components
+        ok = est.binary and len(est.scores) == 1 and all(len(comps.get(m) or ()) == 1 for m in METRICS)
+        cached = est._binary = tuple(tuple(float(v) for v in comps[m][0]) for m in METRICS) if ok else False
+    return cached
+
+
+def _estimate_binary(est: ConfidenceEstimator, sec: ConfidenceSection, sigmas: float, table: tuple) -> PerformanceEstimate:
+    """:func:`estimate_performance` of a binary model of one score, the same arithmetic as
+    :func:`_values` and :func:`sampling_error` on scalars (a window is evaluated every cycle:
+    this is the common case, kept to one pass without per-class lists)."""
+    (tn, fp), (fn, tp) = sec.confusion.tolist()
+    pp, ap = fp + tp, fn + tp  # predicted and expected positives
+    n = (tn + fn) + pp
+    auc, bound = _auc(sec.bin_p[0], sec.bin_n[0])
+    if n > 0:
+        values = ((tn + tp) / n, tp / pp if pp > 0 else None, tp / ap if ap > 0 else None,
+                  2 * tp / (pp + ap) if pp + ap > 0 else None, auc)
+        shares = {_ACCURACY: [1.0], _PRECISION: [pp / n], _RECALL: [ap / n], _F1: [(pp + ap - tp) / n],
+                  _ROC_AUC: [ap / n]}
+    else:
+        values = (None, None, None, None, auc)
+        shares = {_ACCURACY: [1.0], _PRECISION: [0.0], _RECALL: [0.0], _F1: [0.0], _ROC_AUC: [0.0]}
+    rows = sec.rows
+    metrics = {}
+    for name, v, comp in zip(METRICS, values, table):
+        se = None
+        if v is not None and rows > 0:
+            std = comp[0]
+            if name == _ACCURACY:
+                se = std / math.sqrt(rows) if math.isfinite(std) else None
+            else:  # sampling_error of one component
+                share = shares[name][0]
+                share = share if 0 < share < 1 or (share == 1 and len(comp) < 3) else comp[1]
+                if math.isfinite(std) and share > 0:
+                    var = std * std / (rows * share)
+                    if len(comp) > 2:
+                        extra = comp[2]
+                        var = var + extra * extra / (rows * (1.0 - share)) if math.isfinite(extra) and share < 1 else None
+                    se = None if var is None else math.sqrt(var)
+        if se is None:
+            metrics[name] = MetricEstimate(v, None, None, None)
+        else:
+            width = sigmas * se
+            lo, hi = v - width, v + width
+            metrics[name] = MetricEstimate(v, se, lo if lo > 0.0 else 0.0, hi if hi < 1.0 else 1.0)
+    average, calibration_ok, warnings = _calibration(est)
+    return PerformanceEstimate(rows, sec.skipped, average, metrics, shares, bound if auc is not None else None,
+                               calibration_ok, list(warnings))
 
 
 def _calibration(est: ConfidenceEstimator) -> tuple:

@@ -43,11 +43,15 @@ class IdentityCache:
     def get(self, objects: Tuple[Any, ...], default: Any = None, tag: Optional[Hashable] = None) -> Any:
         """The value stored for exactly these objects (and ``tag``), else ``default``."""
         hit = self._entries.get((*map(id, objects), tag))
-        if hit is None or len(hit[0]) != len(objects):
+        if hit is None:
             return default
-        held = [ref() for ref in hit[0]] if self._weak else hit[0]
-        if any(x is not y for x, y in zip(held, objects)):
+        held = hit[0]
+        if len(held) != len(objects):
             return default
+        weak = self._weak
+        for x, y in zip(held, objects):  # a loop, not any(generator): this runs on every evaluation
+            if (x() if weak else x) is not y:
+                return default
         return hit[1]
 
     def put(self, objects: Tuple[Any, ...], value: Any, tag: Optional[Hashable] = None) -> Any:

@@ -191,3 +191,31 @@ def test_estimates_reach_the_drift_report(binary_profile):
     assert d["extensions"]["performance"]["metrics"]["roc_auc"]["lower"] is not None
     s = binary_profile.summarize({k: v for k, v in w.items() if k != "y"})
     assert isinstance(WindowSummary.from_bytes(s.to_bytes()).sections["performance"], ConfidenceSection)
+
+
+def test_binary_fast_path_equals_the_general_arithmetic(binary_profile):
+    """A binary model of one score is estimated on scalars (``_estimate_binary``); every figure
+    equals the per-class arithmetic of the general path, including empty and one-class windows."""
+    import copy
+
+    est = binary_profile.extensions["performance"]
+    general = copy.copy(est)
+    general._binary = False  # the general path, same components
+    rng = np.random.default_rng(11)
+    windows = [binary(rng, n, shift) for n, shift in ((W, 0.0), (500, 1.0), (40, -2.0))]
+    secs = [binary_profile.summarize(w).sections["performance"] for w in windows]
+    empty = ConfidenceSection(np.zeros((2, 2)), np.zeros_like(secs[0].bin_p), np.zeros_like(secs[0].bin_n))
+    one_class = ConfidenceSection(np.array([[5.0, 0.0], [0.0, 0.0]]), np.zeros_like(secs[0].bin_p),
+                                  np.zeros_like(secs[0].bin_n), rows=5)
+    for sec in secs + [empty, one_class]:
+        fast, slow = estimate_performance(est, sec), estimate_performance(general, sec)
+        assert est._binary and general._binary is False
+        assert fast.shares == slow.shares and fast.rows == slow.rows
+        assert fast.roc_auc_error_bound == pytest.approx(slow.roc_auc_error_bound, rel=1e-12)
+        for name, m in slow.metrics.items():
+            f = fast.metrics[name]
+            for key in ("value", "sampling_error", "lower", "upper"):
+                a, b = getattr(f, key), getattr(m, key)
+                assert (a is None) == (b is None), (name, key)
+                assert a is None or type(a) is float, (name, key, type(a))  # plain floats, never numpy scalars
+                assert a is None or a == pytest.approx(b, rel=1e-12, abs=1e-15), (name, key)
