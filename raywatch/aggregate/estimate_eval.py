@@ -302,16 +302,16 @@ def history_fields(ms: Any) -> Dict[str, Any]:
 _series = tuple.__new__  # _series(Series, (name, labels, value)): a Series without its Python-level __new__
 
 
-def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Series]:
+def extension_series(base: Mapping[str, str], r: Mapping[str, Any]) -> List[Series]:
     """The catalogue series of the extensions in the rolling view ``r`` (evaluated with
-    ``defer``; see the module docstring), made from the tests' results."""
-    base = {k: str(v) for k, v in labels.items()}
+    ``defer``; see the module docstring), made from the tests' results. ``base``: the model's
+    labels as text, shared by the series that add none (as ``model_series`` does)."""
     out: List[Series] = []
 
-    def add(name: str, value: Any, /, **extra: str) -> None:  # extra labels include ``metric``
+    def add(name: str, value: Any, labels: Mapping[str, str] = base) -> None:
         v = value if type(value) is float and value - value == 0.0 else _num(value)
         if v is not None:
-            out.append(_series(Series, (name, dict(base, **extra) if extra else base, v)))
+            out.append(_series(Series, (name, labels, v)))
 
     d = r.get(_DEFERRED)
     for name, kind, x in (_kinds(d.profile, d.extensions) if d is not None else ()):
@@ -320,14 +320,16 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
                 estimated = catalogue.ESTIMATED.get(metric)
                 if estimated is not None:
                     add(estimated.name, m.value)
-                    add(_LOWER, m.lower, metric=metric)
-                    add(_UPPER, m.upper, metric=metric)
+                    labels = dict(base, metric=metric)  # one dict for the band's two series
+                    add(_LOWER, m.lower, labels)
+                    add(_UPPER, m.upper, labels)
             add(_CALIBRATION_ERROR, _calibration_error(d.profile))
             ecfg = d.config.drift.estimation
             for metric, dis in _disagreements(d.profile, x, r.get("performance") or {}, ecfg.sigmas, ecfg.min_labels)[1].items():
-                add(catalogue.ESTIMATION_DIFFERENCE.name, dis.difference, metric=metric)
+                labels = dict(base, metric=metric)
+                add(catalogue.ESTIMATION_DIFFERENCE.name, dis.difference, labels)
                 if _num(dis.band) is not None:
-                    add(catalogue.ESTIMATION_DISAGREEMENT.name, 1.0 if dis.disagree else 0.0, metric=metric)
+                    add(catalogue.ESTIMATION_DISAGREEMENT.name, 1.0 if dis.disagree else 0.0, labels)
         elif kind == "correlation" and x.tested:
             add(catalogue.CORRELATION_CHANGE_MAX.name, x.max_change)
             add(catalogue.CORRELATION_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0)
@@ -337,8 +339,9 @@ def extension_series(labels: Mapping[str, str], r: Mapping[str, Any]) -> List[Se
             add(catalogue.RECONSTRUCTION_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0)
         elif kind == "vector" and x.tested:
             feat = getattr(x, "column", name)
-            add(catalogue.EMBEDDING_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0, feature=feat)
-            add(catalogue.EMBEDDING_MEAN_SHIFT.name, x.mean_effect, feature=feat)
+            labels = dict(base, feature=feat)
+            add(catalogue.EMBEDDING_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0, labels)
+            add(catalogue.EMBEDDING_MEAN_SHIFT.name, x.mean_effect, labels)
     if catalogue.MULTIVARIATE_DRIFT.name in r:
         add(catalogue.MULTIVARIATE_DRIFT.name, 1.0 if r.get(catalogue.MULTIVARIATE_DRIFT.name) else 0.0)
     return out

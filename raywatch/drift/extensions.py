@@ -111,6 +111,39 @@ def _plan(config: Any) -> Dict[str, tuple]:
     return hit
 
 
+def _prepared(profile: Any, config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> Tuple[tuple, ...]:
+    """``(section name, extension, option key, test, keyword arguments)`` of each enabled test
+    of ``profile`` under ``config`` and ``options``, in the profile's order. Without options,
+    made once per config object and kept on the profile, which dies with it (a stats actor
+    evaluates each model with the same profile and config every cycle): a window's tests are
+    one short loop. Read only."""
+    if options:  # a caller's mapping may change between calls: read every time
+        kept = None
+    else:
+        options = None
+        kept = profile.__dict__.get("_prepared_tests")
+        if kept is None:
+            kept = profile.__dict__["_prepared_tests"] = {}
+        hit = kept.get(id(config))
+        if hit is not None and hit[0] is config and hit[1] is profile.extensions:  # not a copy's changed extensions
+            return hit[2]
+    plan = _plan(config)
+    out = []
+    for name, ext in profile.extensions.items():
+        entry = plan.get(ext.kind)
+        if entry is None:
+            continue
+        if options and options.get(entry[0]):
+            entry = _made(entry[0], entry[1], config, options)
+        if entry[4]:  # enabled
+            out.append((name, ext, entry[0], entry[1], entry[5]))
+    if kept is not None:
+        if len(kept) >= 16:
+            kept.clear()
+        kept[id(config)] = (config, profile.extensions, tuple(out))  # holds the config: its id stays its own
+    return tuple(out)
+
+
 def run_extension_tests(profile: Any, summary: Any, config: Any = None,
                     options: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Dict[str, Any]:
     """``{section name: result}`` for every extension of ``profile`` that ``summary`` carries
@@ -118,16 +151,9 @@ def run_extension_tests(profile: Any, summary: Any, config: Any = None,
     its options is skipped."""
     results: Dict[str, Any] = {}
     sections = summary.sections
-    plan = _plan(config)
-    for name, ext in profile.extensions.items():
+    for name, ext, key, test, kwargs in _prepared(profile, config, options):
         section = sections.get(name)
-        entry = plan.get(ext.kind)
-        if section is None or entry is None:
-            continue
-        if options and options.get(entry[0]):
-            entry = _made(entry[0], entry[1], config, options)
-        key, test, _, _, enabled, kwargs = entry
-        if not enabled:
+        if section is None:
             continue
         try:
             results[name] = test(ext, section, **kwargs)

@@ -27,6 +27,8 @@ def test_settings_are_made_once_per_config_and_options_still_apply():
     assert hit is not None and hit["correlation"][0] == "correlation"
     assert detect_drift(prof, window, cfg).extensions["correlation"].drifted
     assert extensions._SETTINGS.get((cfg,)) is hit  # the same entry: made once
+    prepared = extensions._prepared(prof, cfg, None)  # the profile's tests under cfg, kept on the profile
+    assert [p[0] for p in prepared] == ["correlation"] and extensions._prepared(prof, cfg, None) is prepared
     off = DriftConfig.model_validate({"correlation": {"enabled": False}})
     assert "correlation" not in detect_drift(prof, window, off).extensions  # another config: its own settings
     huge = detect_drift(prof, window, cfg, options={"correlation": {"min_change": 5.0}})
