@@ -319,3 +319,36 @@ def test_drift_settings_are_made_once_per_config():
     assert drift_settings(other)[0].alpha == pytest.approx(60 / 86400)  # another config: its own
     plain = MonitorConfig()
     assert drift_settings(plain) == (plain.drift, None)
+
+
+def test_rolling_view_extensions_are_made_plain_on_read(cbpe_profile):
+    """The rolling view keeps its extension results as the tests made them (it is evaluated
+    every cycle and read far less); status makes their plain data, equal to what a closed
+    window's result holds, and never shows the private entry."""
+    from raywatch.aggregate.estimate_eval import _DEFERRED, readable
+
+    rng = np.random.default_rng(1)
+    hub = AlertingHub(registry=CollectorRegistry(), background=False)
+    cfg = config()
+    c = StatsCore(cfg, alerting=hub)
+    try:
+        c.register_model(KEY, cfg, cbpe_profile.to_bytes())
+        rows, y = world(1000, rng)
+        assert c.ingest(batch(cbpe_profile, rows, 1, T0 + 2), now=T0 + 2) == "ok"
+        for i, label in enumerate(y.tolist()):
+            c.feedback(f"r1-{i}", label, now=T0 + 3)
+        st = c.evaluate(now=T0 + 5)["models"][KEY]
+        ms, ev = c.models[KEY], c._evaluator
+        view, seconds = ev.rolling(ms, T0 + 5)
+        deferred = ev.window_result(ms, view, seconds, parts=ev.rolling_parts(ms, T0 + 5))
+        whole = ev.window_result(ms, view, seconds)  # a closed window's result: made at once
+    finally:
+        hub.close(timeout=5)
+    assert _DEFERRED in deferred and _DEFERRED not in whole and _DEFERRED not in st["rolling"]
+    shown = readable(deferred)
+    assert _DEFERRED in deferred and shown is not deferred  # reading leaves the view as it is
+    for key in ("estimation", "disagreement", "correlation", "reconstruction", "multivariate_drift"):
+        assert shown[key] == whole[key], key
+    assert shown["disagreement"]  # the labels joined: the estimate was judged
+    assert st["rolling"]["estimation"] == shown["estimation"]
+    json.dumps(shown)
