@@ -131,19 +131,15 @@ def map_blocks(source: Source, fn: Callable[[Any], Any], *, columns: Optional[Se
     # One map over tiny inputs, whose outputs are tiny: nothing downstream to keep resources for.
     # Ray Data's per-operator reservation would hold back part of the CPUs (on 2 CPUs it ran 3
     # of 4 tasks on one worker: 1.9 s where the tasks need 1.2 s), so it is off for this dataset
-    # (which takes its settings from the current context when it is made).
-    ctx = ray.data.DataContext.get_current()
-    reserved = ctx.op_resource_reservation_enabled
-    ctx.op_resource_reservation_enabled = False
-    try:
-        ds = ray.data.from_items([{"piece": i} for i in range(len(pieces))],
-                                 override_num_blocks=_tasks(ray, len(pieces), blocks))
-        out = ds.map_batches(_Pieces(fn, merge, source, pieces, columns, batch_rows), batch_format="numpy",
-                             batch_size=None)
-        for row in out.iter_rows():
-            yield row["part"]
-    finally:
-        ctx.op_resource_reservation_enabled = reserved
+    # alone: from_items gives the dataset its own copy of the current context, which its map
+    # shares and its executor reads; the process-wide context is left as it is.
+    ds = ray.data.from_items([{"piece": i} for i in range(len(pieces))],
+                             override_num_blocks=_tasks(ray, len(pieces), blocks))
+    ds.context.op_resource_reservation_enabled = False
+    out = ds.map_batches(_Pieces(fn, merge, source, pieces, columns, batch_rows), batch_format="numpy",
+                         batch_size=None)
+    for row in out.iter_rows():
+        yield row["part"]
 
 
 def _merge(parts: Iterator[Any], merge: Callable[[Any, Any], Any]) -> Tuple[Any, int]:

@@ -46,7 +46,12 @@ def test_parquet_directory_fit_is_profile_fit(two_nodes, files):
 
     ref = files["reference"]["parquet"]
     src = resolve(ref)
-    nodes = set(engine.map_blocks(src, lambda t: ray.get_runtime_context().get_node_id(), engine="ray", blocks=8))
+    shared = ray.data.DataContext.get_current()
+    before = shared.op_resource_reservation_enabled
+    parts = engine.map_blocks(src, lambda t: ray.get_runtime_context().get_node_id(), engine="ray", blocks=8)
+    nodes = {next(parts)}
+    assert shared.op_resource_reservation_enabled == before  # the dataset's own context has it off, not the process's
+    nodes.update(parts)
     assert len(nodes) == 2  # the blocks ran on both nodes
     got = engine.fit_profile(ref, engine="ray", seed=0, blocks=8)
     want = Profile.fit(pq.read_table(ref), seed=0)
