@@ -303,6 +303,12 @@ class StatsCore:
         ones are counted in :attr:`refused`)."""
         return self.feedback_items(items, now)["joined"]
 
+    def take_feedback(self, model_key: str, entries: Dict[str, Any], now: Optional[float] = None) -> int:
+        """Take over another shard's feedback-join entries of a model handed over here
+        (:func:`raywatch.aggregate.rebalance.import_model`); returns how many joined and were
+        scored now."""
+        return self._ingest.joined(self.joiner.import_model(model_key, entries), self._now(now))
+
     def feedback_items(self, items: Sequence[FeedbackItem], now: Optional[float] = None) -> Dict[str, Any]:
         """Labels in: ``{"accepted", "joined", "refused": {reason: n}}``."""
         t, refused = self.admit_feedback(items, now)

@@ -27,7 +27,7 @@ window is already closed goes to the earliest open window. Both are counted.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Union
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Union
 
 from raywatch.aggregate.data import scalar
 from raywatch.aggregate.failures import Failures
@@ -330,6 +330,11 @@ class Ingestor:
         for j in joined:
             ok = self._joined(j, now) or ok
         return ok
+
+    def joined(self, pairs: Sequence[Joined], now: float) -> int:
+        """Score pairs the join made outside a batch or a label (a hand-over's entries met
+        here); how many were scored."""
+        return sum(1 for j in pairs if self._joined(j, now))
 
     def _joined(self, j: Joined, now: float) -> bool:
         ms = self.models.get(j.model_key)

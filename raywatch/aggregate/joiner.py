@@ -202,6 +202,57 @@ class FeedbackJoiner:
             self._drop_label(rid)
         return len(preds) + len(labels)
 
+    # ------------------------------------------------------------------ hand-over (adding a shard)
+    def export_model(self, model_key: str) -> Dict[str, Any]:
+        """What waits here for one model, in :meth:`state`'s layout (``predictions``: its
+        predictions waiting for their labels; ``labels``: labels addressed to it waiting for
+        their predictions), oldest first; the entries stay (:meth:`forget_model` drops them)."""
+        return {"predictions": [[k, list(v)] for k, v in self._predictions.items() if v[1] == model_key],
+                "labels": [[k, list(v)] for k, v in self._labels.items() if v[2] == model_key]}
+
+    def import_model(self, model_key: str, entries: Optional[Dict[str, Any]]) -> List[Joined]:
+        """Take over what :meth:`export_model` gave on another shard for ``model_key``; returns
+        the pairs that join now (a label that reached this shard before its prediction did).
+        The entries keep their timestamps and were counted where they arrived, so only joins
+        and evictions are counted here; the bounds hold as for new entries (the oldest
+        prediction is evicted, a label beyond them is dropped and counted as evicted). They
+        expire with the entries around them: at most one TTL late, as they are appended."""
+        out: List[Joined] = []
+        for rid, v in (entries or {}).get("predictions") or ():
+            rid, v = str(rid), tuple(v)
+            if len(v) < 4 or v[1] != model_key:
+                continue
+            waiting = self._labels.get(rid)
+            if waiting is not None and waiting[2] in (None, model_key):
+                self._drop_label(rid)
+                self._counts["joined"] += 1
+                out.append(Joined(rid, model_key, waiting[1], v[2], v[3], v[4] if len(v) > 4 else None))
+                continue
+            self._predictions[rid] = (float(v[0]),) + v[1:]
+            while len(self._predictions) > self.max_pending:
+                self._predictions.popitem(last=False)
+                self._counts["evicted_predictions"] += 1
+        for rid, v in (entries or {}).get("labels") or ():
+            rid, v = str(rid), tuple(v)
+            if len(v) < 3 or v[2] != model_key:
+                continue
+            pred = self._predictions.get(rid)
+            if pred is not None and pred[1] == model_key:
+                del self._predictions[rid]
+                self._counts["joined"] += 1
+                out.append(Joined(rid, model_key, v[1], pred[2], pred[3], pred[4] if len(pred) > 4 else None))
+                continue
+            if rid in self._labels:  # a newer label for it reached this shard: that one stays
+                self._counts["duplicate_labels"] += 1
+                continue
+            size = _label_size(rid, v[1])
+            if len(self._labels) >= self.max_pending or self._label_bytes + size > self.max_pending_bytes:
+                self._counts["evicted_labels"] += 1
+                continue
+            self._labels[rid] = (float(v[0]), v[1], model_key)
+            self._label_bytes += size
+        return out
+
     # ------------------------------------------------------------------ upkeep
     def expire(self, now: float) -> int:
         """Drop entries older than the TTL; returns how many were dropped."""

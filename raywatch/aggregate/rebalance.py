@@ -26,12 +26,14 @@ checkpoint; a record handed over and not yet forgotten is a ``handover`` row of 
 
 The hand-over carries data only (no pickle); a configuration's secrets travel as their
 ``${ENV}`` references or masked, and a masked one makes the replicas register their
-configuration again (as after a restore). Not carried: the model's entries in
-the feedback join (predictions waiting for their labels, labels waiting for their
-predictions: they stay with the old shard, where they expire and are counted; a label that
-names the model goes to the new owner from the hand-over on, so a label for a prediction made
-before it does not join), its alert transitions already stored, and the alert engine's state
-(the new shard's rules start from their ``pending`` state). Its closed windows travel in the
+configuration again (as after a restore). The model's entries in the feedback join travel
+in the record's ``feedback`` (predictions waiting for their labels, labels addressed to it
+waiting for their predictions, in the join's own layout): the new owner takes them over
+(:meth:`~raywatch.aggregate.joiner.FeedbackJoiner.import_model`; a label that reached it first
+joins then) and the old shard drops them at :func:`forget`, so a label for a prediction made
+before the move still joins. Labels addressed to no model stay where they are. Not carried:
+its alert transitions already stored, and the alert engine's state (the new shard's rules
+start from their ``pending`` state). Its closed windows travel in the
 record's ``history`` when the stats actor hands it over (:mod:`raywatch.actor.rebalance`).
 """
 
@@ -74,7 +76,10 @@ def export_model(core: Any, model_key: str, history: Optional[List[Dict[str, Any
     closed windows as stored (``Store.windows``), carried along when given."""
     ms = core.models[model_key]
     profile = base64.b64encode(ms.profile_bytes).decode("ascii") if ms.profile_bytes is not None else None
-    extra = {"history": history} if history else {}
+    extra: Dict[str, Any] = {"history": history} if history else {}
+    waiting = core.joiner.export_model(model_key)  # its entries in the feedback join
+    if waiting["predictions"] or waiting["labels"]:
+        extra["feedback"] = waiting
     return record(FORMAT, VERSION, key=model_key, labels=dict(ms.labels), config=config_record(ms.config),
                   profile=profile, state=ms.state(), **extra)
 
@@ -94,6 +99,8 @@ def import_model(core: Any, data: Dict[str, Any], now: Optional[float] = None) -
     ms.restore(d["state"])
     if early is not None:
         _merge_early(ms, early)
+    if d.get("feedback"):  # predictions waiting for their labels (and labels for their predictions) go on here
+        core.take_feedback(key, d["feedback"], now)
     core.moved.pop(key, None)
     return key
 
@@ -139,6 +146,7 @@ def forget(core: Any, model_key: str, new_owner: str) -> None:
     new owner (see :func:`owner`)."""
     core.models.pop(model_key, None)
     core.handovers.pop(model_key, None)
+    core.joiner.forget_model(model_key)  # its entries in the feedback join went with the record
     core.moved[model_key] = new_owner
 
 

@@ -128,3 +128,58 @@ def test_a_batch_still_being_journaled_when_the_handover_arrives_is_merged_into_
     assert got["window"]["requests"] == want["window"]["requests"] == 150
     assert dict(got["totals"], duplicates=0) == want["totals"] and got["totals"]["duplicates"] == 2
     assert got["totals"]["errors_by_type"] == want["totals"]["errors_by_type"] and sum(want["totals"]["errors_by_type"].values())
+
+
+def test_the_feedback_join_of_a_moved_model_goes_with_it(profile):
+    """Predictions waiting for their labels and a label waiting for its prediction travel in the
+    hand-over record: labels for predictions made before the move join at the new owner, a
+    prediction arriving there meets the label that waited on the old shard, the old shard keeps
+    none of them, and the figures equal those of one shard that held the model all along."""
+    key, blob = "app/Model", profile.to_bytes()
+    truth = StatsCore(cfg(), name="truth")
+    src, dst = StatsCore(cfg(), shard=0, name="s-0"), StatsCore(cfg(), shard=1, name="s-1")
+    for c in (truth, src):
+        c.register_model(key, {"model": "m"}, blob)
+    preds = [(f"req-{i}", i % 2, 0.8 if i % 2 else 0.3) for i in range(6)]
+    first = make_batch(profile, n=50, seq=1, predictions=preds, ts=T0 + 1)
+    for c in (truth, src):
+        assert c.ingest(first, now=T0 + 1) == "ok"
+        assert c.feedback("req-0", 0, key, now=T0 + 2)  # joins where it is
+        assert not c.feedback("req-late", 1, key, now=T0 + 2)  # its prediction has not come yet
+    rec = rebalance.export_model(src, key)
+    assert len(rec["feedback"]["predictions"]) == 5 and [r for r, _ in rec["feedback"]["labels"]] == ["req-late"]
+    json.dumps(rec)  # data
+    rebalance.hand_over(src, dst, key, now=T0 + 3)
+    assert src.joiner.pending() == {"predictions": 0, "labels": 0}
+    assert dst.joiner.pending() == {"predictions": 5, "labels": 1}
+    for i in range(1, 6):  # labels for predictions made before the move
+        for c in (truth, dst):
+            assert c.feedback(f"req-{i}", 1, key, now=T0 + 4)
+    late = make_batch(profile, n=20, seq=2, predictions=[("req-late", 1, 0.7)], ts=T0 + 5)
+    for c in (truth, dst):
+        assert c.ingest(late, now=T0 + 5) == "ok"  # meets the label that waited on the old shard
+        c.evaluate(now=T0 + 6)
+    assert dst.joiner.pending() == truth.joiner.pending() == {"predictions": 0, "labels": 0}
+    assert figures(dst, key) == figures(truth, key)
+    assert figures(dst, key)["totals"]["feedback_rows"] == 7
+
+
+def test_a_carried_entry_meets_a_label_already_at_the_new_owner_and_keeps_the_bounds(profile):
+    """A label addressed to the model that reached the new owner before the hand-over joins
+    the carried prediction at import; carried entries obey the new owner's bounds (the oldest
+    predictions evicted and counted)."""
+    from raywatch.aggregate.joiner import FeedbackJoiner
+
+    src = FeedbackJoiner(max_pending=10)
+    for i in range(8):
+        src.add_prediction(f"p{i}", "a/m", i % 2, None, now=float(i))
+    src.add_label("w", 1, "a/m", now=9.0)
+    src.add_prediction("other", "a/other", 1, None, now=9.0)
+    entries = src.export_model("a/m")
+    dst = FeedbackJoiner(max_pending=5)
+    dst.add_label("p7", 1, "a/m", now=10.0)  # arrived first
+    joined = dst.import_model("a/m", entries)
+    assert [(j.request_id, j.label, j.prediction) for j in joined] == [("p7", 1, 1)]
+    assert dst.pending() == {"predictions": 5, "labels": 1}  # p2..p6 kept of p0..p6, and the label "w"
+    assert dst.counters()["evicted_predictions"] == 2 and dst.counters()["joined"] == 1
+    assert dst.import_model("a/other", entries) == [] and dst.pending()["predictions"] == 5  # another model's: ignored
