@@ -35,7 +35,10 @@ without them, interleaved run by run:
   ``detect_drift`` of a window (target: at most 10 %), beside ``evaluation_ms_plain``;
 * ``extension_actor_evaluation_overhead`` — the same for a whole evaluation of a model in the
   stats actor's core (rolling view merged, drift and extension tests, the estimate's plain data
-  and series; target: at most 10 %), beside ``actor_evaluation_ms_plain``.
+  and series; target: at most 10 %), beside ``actor_evaluation_ms_plain``;
+* ``extension_shard_cycle_overhead`` (no target; what a shard of many models pays) — the same
+  per model of a whole evaluation cycle of a shard of 10 such models (alert rules included)
+  against a shard of 10 plain ones, beside ``shard_cycle_ms_per_model_plain``.
 
     python benchmarks/drift_engine.py            # 1M × 20 (+3 categorical)
     python benchmarks/drift_engine.py --quick    # 100k rows, ends well within 60 s
@@ -133,46 +136,79 @@ def small_batches(profile: Profile, current: dict, repeats: int) -> dict:
     return out
 
 
+T0 = 1_000_000.0  # the stats actor's clock in the evaluation benchmarks
+
+
+def _core_with(profiles: dict, cur: dict, rows: int):
+    """A stats actor's core (``StatsCore``, no store) holding one model per ``profiles`` key
+    (``"app/deployment"`` -> its profile), each fed the same 1,000-row flushes of ``cur``."""
+    from raywatch.aggregate import StatsCore
+    from raywatch.stats.batch import ReplicaBatch
+    from raywatch.stats.sketch import LatencySketch
+
+    core = StatsCore({"actor": {"sqlite_path": None}, "alerting": {"watchdog": False}})
+    sketch = LatencySketch()
+    sketch.add_many(np.full(1000, 0.01))
+    summaries = {}
+    for key, prof in profiles.items():
+        core.register_model(key, {}, prof.to_bytes())
+        app, dep = key.split("/")
+        if id(prof) not in summaries:  # the same flushes' summaries for every model of one profile
+            summaries[id(prof)] = [prof.summarize({k: v[s:s + 1000] for k, v in cur.items()}).to_bytes()
+                                   for s in range(0, rows, 1000)]
+        for i, summary in enumerate(summaries[id(prof)]):
+            core.ingest(ReplicaBatch(app=app, deployment=dep, model=dep, version="v1", replica_id="r", node_id="n",
+                                     start_ts=T0 + i * 0.01, end_ts=T0 + i * 0.01 + 0.005, requests=1000, errors={},
+                                     statuses={}, latency=sketch.to_dict(), summary=summary,
+                                     predictions=[], resources={}, dropped_total=0, capture_errors_total=0, seq=i + 1),
+                        now=T0 + 1)
+    return core
+
+
 def actor_evaluations(plain: Profile, extended: Profile, cur: dict, rows: int, repeats: int) -> tuple:
     """Seconds of one evaluation of a model in the stats actor's core (``Evaluator.evaluate_model``:
     the rolling view merged, drift and the extension tests, the estimate against feedback, the
     view's plain data and its series), for two models fed the same 1,000-row flushes: one with
     the plain profile, one with the extended one; interleaved."""
-    from raywatch.aggregate import StatsCore
-    from raywatch.stats.batch import ReplicaBatch
-    from raywatch.stats.sketch import LatencySketch
+    from raywatch.aggregate.estimate_eval import readable
 
-    t0 = 1_000_000.0
-    core = StatsCore({"actor": {"sqlite_path": None}, "alerting": {"watchdog": False}})
-    sketch = LatencySketch()
-    sketch.add_many(np.full(1000, 0.01))
-    for key, prof in (("bench/Plain", plain), ("bench/Extended", extended)):
-        core.register_model(key, {}, prof.to_bytes())
-        app, dep = key.split("/")
-        for i, start in enumerate(range(0, rows, 1000)):
-            flush = {k: v[start:start + 1000] for k, v in cur.items()}
-            core.ingest(ReplicaBatch(app=app, deployment=dep, model=dep, version="v1", replica_id="r", node_id="n",
-                                     start_ts=t0 + i * 0.01, end_ts=t0 + i * 0.01 + 0.005, requests=1000, errors={},
-                                     statuses={}, latency=sketch.to_dict(), summary=prof.summarize(flush).to_bytes(),
-                                     predictions=[], resources={}, dropped_total=0, capture_errors_total=0, seq=i + 1),
-                        now=t0 + 1)
+    core = _core_with({"bench/Plain": plain, "bench/Extended": extended}, cur, rows)
     ev = core._evaluator
     plain_ms, ext_ms = core.models["bench/Plain"], core.models["bench/Extended"]
     for _ in range(3):  # warm: first evaluations fill caches (extension test signatures, scipy)
-        ev.evaluate_model(plain_ms, t0 + 2)
-        ev.evaluate_model(ext_ms, t0 + 2)
+        ev.evaluate_model(plain_ms, T0 + 2)
+        ev.evaluate_model(ext_ms, T0 + 2)
     out_plain, out_ext = [], []
     for _ in range(repeats):
         a = time.perf_counter()
-        ev.evaluate_model(plain_ms, t0 + 2)
+        ev.evaluate_model(plain_ms, T0 + 2)
         b = time.perf_counter()
-        ev.evaluate_model(ext_ms, t0 + 2)
+        ev.evaluate_model(ext_ms, T0 + 2)
         c = time.perf_counter()
         out_plain.append(b - a)
         out_ext.append(c - b)
-    from raywatch.aggregate.estimate_eval import readable
     assert readable(ext_ms.view["rolling"]).get("estimation"), "the extended model has no estimate"
     return out_plain, out_ext
+
+
+def shard_cycles(plain: Profile, extended: Profile, cur: dict, rows: int, models: int, repeats: int) -> tuple:
+    """Seconds per model of a whole evaluation cycle of a shard (``StatsCore.evaluate``: every
+    model evaluated in turn, then the alert rules over their series) holding ``models`` models
+    of the plain profile, against a shard holding as many of the extended one; cycles
+    interleaved. What a shard of many models pays: each model's extension code runs after
+    another model's whole evaluation, not right after its own core tests."""
+    cores = [_core_with({f"bench/{tag}{m}": prof for m in range(models)}, cur, rows)
+             for tag, prof in (("Plain", plain), ("Extended", extended))]
+    for _ in range(3):
+        for core in cores:
+            core.evaluate(T0 + 2, want_status=False)
+    out: tuple = ([], [])
+    for _ in range(repeats):
+        for core, times in zip(cores, out):
+            a = time.perf_counter()
+            core.evaluate(T0 + 2, want_status=False)
+            times.append((time.perf_counter() - a) / models)
+    return out
 
 
 def extension_costs(reference: dict, current: dict, rows: int, repeats: int) -> dict:
@@ -206,7 +242,10 @@ def extension_costs(reference: dict, current: dict, rows: int, repeats: int) -> 
         e_ext.append(t2 - t1)
     ms = lambda xs: statistics.median(xs) * 1e3  # noqa: E731
     a_plain, a_ext = actor_evaluations(plain, extended, cur, min(rows, 20_000), repeats * 15)  # ~5 ms each
+    c_plain, c_ext = shard_cycles(plain, extended, cur, min(rows, 20_000), models=10, repeats=repeats * 3)
     return {
+        "shard_cycle_ms_per_model_plain": round(ms(c_plain), 3),
+        "extension_shard_cycle_overhead": round(ms(c_ext) / ms(c_plain) - 1.0, 3),
         "actor_evaluation_ms_plain": round(ms(a_plain), 3),
         "extension_actor_evaluation_overhead": round(ms(a_ext) / ms(a_plain) - 1.0, 3),
         "summarize_ms_per_1k_plain": round(ms(t_plain), 3),
