@@ -326,12 +326,7 @@ class StatsCore:
         self.counters["evaluations"] += 1
         groups = []
         self._evaluator.spread = close_spread(self.config.windows, len(self.models))
-        for ms in list(self.models.values()):
-            try:
-                self._evaluator.evaluate_model(ms, now)
-            except Exception as exc:
-                self.fail("evaluate", exc)
-                continue
+        for ms in self._evaluator.evaluate_models(list(self.models.values()), now, self.fail):
             groups.append((registry.alerting_for(ms, self.config), ms.series, False))
             groups.extend(default_rule_groups(ms, self.config))  # fairness and replica rules (issue 12)
         try:

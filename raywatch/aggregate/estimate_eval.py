@@ -36,6 +36,7 @@ from raywatch import series as catalogue
 from raywatch.aggregate.detectors import NAMES
 from raywatch.config import DriftConfig, MonitorConfig
 from raywatch.drift import detect_drift
+from raywatch.drift.detect import attach_extensions
 from raywatch.drift.estimation import disagreement
 from raywatch.drift.report import DriftReport
 from raywatch.drift.runlength import alpha_for_run_length, describe_run_length, run_length_of_alpha
@@ -83,10 +84,18 @@ def drift_settings(config: MonitorConfig) -> Tuple[DriftConfig, Optional[Dict[st
 _SETTINGS = IdentityCache(1024)  # (model config, its drift config) → drift_settings
 
 
-def detect(ms: Any, summary: Any) -> DriftReport:
-    """``detect_drift`` of ``summary`` against the model's profile, with :func:`drift_settings`."""
+def detect(ms: Any, summary: Any, *, extensions: bool = True) -> DriftReport:
+    """``detect_drift`` of ``summary`` against the model's profile, with :func:`drift_settings`
+    (``extensions=False``: the columns alone, :func:`attach` later)."""
     cfg, options = drift_settings(ms.config)
-    return detect_drift(ms.profile, summary, cfg, options=options)
+    return detect_drift(ms.profile, summary, cfg, options=options, extensions=extensions)
+
+
+def attach(ms: Any, report: DriftReport, summary: Any) -> DriftReport:
+    """The profile's extension tests of ``summary`` into ``report`` (made by :func:`detect`
+    with ``extensions=False``), with :func:`drift_settings`."""
+    cfg, options = drift_settings(ms.config)
+    return attach_extensions(report, ms.profile, summary, cfg, options)
 
 
 def false_alarms(config: MonitorConfig) -> Dict[str, Any]:

@@ -64,7 +64,7 @@ from raywatch.drift.report import ColumnDrift, DriftReport
 from raywatch.stats.profile import Profile
 from raywatch.stats.summary import INT_FIELDS, WindowSummary
 
-__all__ = ["detect_drift", "EXACT_MAX_ROWS"]
+__all__ = ["detect_drift", "attach_extensions", "EXACT_MAX_ROWS"]
 
 log = logging.getLogger("raywatch.drift.detect")
 
@@ -120,6 +120,7 @@ def detect_drift(
     *,
     exact_max_rows: Optional[int] = None,
     options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    extensions: bool = True,
 ) -> DriftReport:
     """Test every column of ``current`` against ``profile``.
 
@@ -138,6 +139,9 @@ def detect_drift(
     options
         Parameters of the extension tests by option key (``{"correlation": {"min_change":
         0.2}}``), over the config's (see :mod:`raywatch.drift.extensions`).
+    extensions
+        False: the columns alone; :func:`attach_extensions` runs the profile's extension tests
+        on the report later (the stats actor runs every model's back to back).
     """
     if not isinstance(profile, Profile):
         raise TypeError(f"detect_drift needs a Profile first, got {type(profile).__name__}")
@@ -244,20 +248,9 @@ def detect_drift(
     if drifted:
         log.debug("drift in %d of %d columns: %s", len(drifted), len(tested), ", ".join(c.name for c in drifted))
     quality = assess(profile, summary, cfg.quality_tolerance, cfg.quality_alpha)
-    extensions = run_extension_tests(profile, summary, cfg, options) if profile.extensions else {}
-    for result in extensions.values():
-        if type(result) is OutlierResults:  # outlier shares join the columns' quality figures
-            for col, outlier_share, reference_share, issue in result.shares():
-                q = quality.get(col)
-                if q is not None:
-                    q.outlier_share = outlier_share
-                    q.outlier_share_reference = reference_share
-                    if issue:
-                        q.issues.append(series.OUTLIER_SHARE.name)
-    return DriftReport(
+    report = DriftReport(
         columns=columns,
         quality=quality,
-        extensions=extensions,
         dataset_drift=bool(tested) and share >= cfg.drift_share,
         drift_share=share,
         drift_share_threshold=cfg.drift_share,
@@ -268,6 +261,32 @@ def detect_drift(
         unknown_columns=sorted(summary.unknown_columns),
         notes=notes,
     )
+    if extensions:
+        attach_extensions(report, profile, summary, cfg, options)
+    return report
+
+
+def attach_extensions(report: DriftReport, profile: Profile, summary: WindowSummary,
+                      config: Union[DriftConfig, Mapping[str, Any], None] = None,
+                      options: Optional[Mapping[str, Mapping[str, Any]]] = None) -> DriftReport:
+    """Run the profile's extension tests on ``summary`` into ``report`` (a
+    :func:`detect_drift` report of it made with ``extensions=False``): ``report.extensions``,
+    and the outlier shares into its columns' quality figures. Returns ``report``."""
+    if not profile.extensions:
+        return report
+    results = run_extension_tests(profile, summary, _config(config), options)
+    quality = report.quality
+    for result in results.values():
+        if type(result) is OutlierResults:  # outlier shares join the columns' quality figures
+            for col, outlier_share, reference_share, issue in result.shares():
+                q = quality.get(col)
+                if q is not None:
+                    q.outlier_share = outlier_share
+                    q.outlier_share_reference = reference_share
+                    if issue:
+                        q.issues.append(series.OUTLIER_SHARE.name)
+    report.extensions = results
+    return report
 
 
 def _rows(data: Any) -> Optional[int]:

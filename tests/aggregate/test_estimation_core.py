@@ -352,3 +352,60 @@ def test_rolling_view_extensions_are_made_plain_on_read(cbpe_profile):
     assert shown["disagreement"]  # the labels joined: the estimate was judged
     assert st["rolling"]["estimation"] == shown["estimation"]
     json.dumps(shown)
+
+
+def test_a_cycle_evaluates_phase_by_phase_as_model_by_model(cbpe_profile, monkeypatch):
+    """``Evaluator.evaluate_models`` runs every model's extension tests back to back (a phase
+    of their own); each model's view and series equal ``evaluate_model``'s, a model that fails
+    is counted and left out, and a failing extension phase keeps the columns' verdicts."""
+    from raywatch.aggregate import estimate_eval
+    from raywatch.aggregate.estimate_eval import readable
+    from raywatch.drift.detect import attach_extensions, detect_drift
+
+    rng = np.random.default_rng(3)
+    keys = [f"app/M{i}" for i in range(3)]
+    cores = [StatsCore(config()) for _ in range(2)]
+    for c in cores:
+        for key in keys:
+            c.register_model(key, config(), cbpe_profile.to_bytes())
+    for i, key in enumerate(keys):
+        rows, _ = world(800, rng, shift=0.5 * i)
+        b = batch(cbpe_profile, rows, 1, T0 + 2)
+        b = ReplicaBatch(**{**b.__dict__, "deployment": key.split("/")[1]})
+        for c in cores:
+            assert c.ingest(b, now=T0 + 2) == "ok"
+    one_by_one, phased = cores
+    for ms in one_by_one.models.values():
+        one_by_one._evaluator.evaluate_model(ms, T0 + 5)
+    failed = []
+    done = phased._evaluator.evaluate_models(list(phased.models.values()), T0 + 5, lambda what, exc: failed.append(what))
+    assert [ms.key for ms in done] == keys and failed == []
+    for key in keys:
+        a, b = one_by_one.models[key], phased.models[key]
+        assert json.dumps(readable(a.view["rolling"]), sort_keys=True, default=str) == \
+            json.dumps(readable(b.view["rolling"]), sort_keys=True, default=str)
+        assert [(s.name, s.labels, s.value) for s in a.series] == [(s.name, s.labels, s.value) for s in b.series]
+    # the columns alone, then the extensions: detect_drift's report
+    summary = next(iter(phased.models[keys[2]].open.values())).summary
+    whole = detect_drift(cbpe_profile, summary)
+    split = attach_extensions(detect_drift(cbpe_profile, summary, extensions=False), cbpe_profile, summary)
+    assert split.to_json() == whole.to_json()
+    assert set(split.extensions) == set(whole.extensions) == {"performance", "correlation", "pca", "outliers"}
+    # a model whose first phase fails is counted and left out; one whose extension tests fail keeps its columns
+    broken, partial = phased.models[keys[0]], phased.models[keys[1]]
+    broken.open = None  # closing its windows raises
+    real = estimate_eval.attach
+
+    def failing(ms, report, summary):
+        if ms is partial:
+            raise RuntimeError("extension tests failed")
+        return real(ms, report, summary)
+
+    monkeypatch.setattr(estimate_eval, "attach", failing)
+    before = phased._failures.counts.get("drift", 0)
+    done = phased._evaluator.evaluate_models(list(phased.models.values()), T0 + 6, lambda what, exc: failed.append(what))
+    assert [ms.key for ms in done] == keys[1:] and failed == ["evaluate"]
+    assert phased._failures.counts.get("drift", 0) == before + 1
+    roll = readable(partial.view["rolling"])
+    assert roll["drift"] and "estimation" not in roll  # the columns were tested, the extensions not
+    assert "estimation" in readable(phased.models[keys[2]].view["rolling"])
