@@ -377,6 +377,9 @@ def test_a_cycle_evaluates_phase_by_phase_as_model_by_model(cbpe_profile, monkey
     one_by_one, phased = cores
     for ms in one_by_one.models.values():
         one_by_one._evaluator.evaluate_model(ms, T0 + 5)
+    from raywatch.aggregate import evaluate
+
+    monkeypatch.setattr(evaluate, "PHASE_MODELS", 2)  # three models: phases over two, then one
     failed = []
     done = phased._evaluator.evaluate_models(list(phased.models.values()), T0 + 5, lambda what, exc: failed.append(what))
     assert [ms.key for ms in done] == keys and failed == []
