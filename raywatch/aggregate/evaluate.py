@@ -337,31 +337,46 @@ class Evaluator:
 
     def evaluate_models(self, models: Sequence[ModelState], now: float,
                         fail: Callable[[str, BaseException], None]) -> List[ModelState]:
-        """Evaluate every model of a cycle, phase by phase: every model's windows closed, its
-        rolling view and its columns tested; then every model's extension tests, back to back;
-        then every model's view and series. The extension tests are many small calls: run after
-        another model's whole evaluation their code and data are out of the CPU's caches, run
-        back to back they are not (four extensions on 20 columns, ten models: 78 µs a model in
-        turn, 48 µs back to back). The phases run over :data:`PHASE_MODELS` models at a time,
-        so that no more rolling views than that are held at once. A model that fails is counted
-        (``fail("evaluate", ...)``) and left out; returns the models evaluated."""
-        done = []
-        for first in range(0, len(models), PHASE_MODELS):
-            begun = []
-            for ms in models[first:first + PHASE_MODELS]:
-                try:
-                    begun.append((ms, self.begin(ms, now)))
-                except Exception as exc:
-                    fail("evaluate", exc)
-            for ms, b in begun:
+        """Evaluate every model of a cycle; returns the models evaluated, in their order. A
+        model that fails is counted (``fail("evaluate", ...)``) and left out.
+
+        The models whose profile has extensions go phase by phase, :data:`PHASE_MODELS` at a
+        time: each one's windows closed, rolling view merged and columns tested; then their
+        extension tests, back to back; then their views and series. The extension tests are
+        many small calls: run after another model's whole evaluation their code and data are
+        out of the CPU's caches, run back to back they are not (four extensions on 20 columns,
+        ten models: 78 µs a model in turn, 48 µs back to back). The other models go one by one:
+        for them the phases only take each model's view out of the caches before its last phase
+        (measured: 10–20 % slower cycles for 50 and 200 models without extensions)."""
+        done: List[Tuple[int, ModelState]] = []
+        group: List[Tuple[int, ModelState, Any]] = []
+
+        def run_group() -> None:
+            for _, ms, b in group:
                 self.attach(ms, b)
-            for ms, b in begun:
+            for i, ms, b in group:
                 try:
                     self.finish(ms, b, now)
-                    done.append(ms)
+                    done.append((i, ms))
                 except Exception as exc:
                     fail("evaluate", exc)
-        return done
+            group.clear()
+
+        for i, ms in enumerate(models):
+            try:
+                b = self.begin(ms, now)
+                if b[3] is not None and ms.profile.extensions:
+                    group.append((i, ms, b))
+                else:  # nothing to attach: its last phase now, while its view is in the caches
+                    self.finish(ms, b, now)
+                    done.append((i, ms))
+            except Exception as exc:
+                fail("evaluate", exc)
+            if len(group) >= PHASE_MODELS:
+                run_group()
+        run_group()
+        done.sort(key=lambda d: d[0])
+        return [ms for _, ms in done]
 
     def begin(self, ms: ModelState, now: float) -> Tuple[List[Dict[str, Any]], Window, float, Optional[DriftReport]]:
         """The first phase: close due windows, merge the rolling view and test its columns

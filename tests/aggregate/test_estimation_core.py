@@ -364,13 +364,17 @@ def test_a_cycle_evaluates_phase_by_phase_as_model_by_model(cbpe_profile, monkey
 
     rng = np.random.default_rng(3)
     keys = [f"app/M{i}" for i in range(3)]
+    rows, _ = world(2000, np.random.default_rng(4))
+    bare = Profile.fit(rows, seed=0)  # a model without extensions goes one by one, in its place
+    everyone = keys[:1] + ["app/Bare"] + keys[1:]
     cores = [StatsCore(config()) for _ in range(2)]
     for c in cores:
-        for key in keys:
-            c.register_model(key, config(), cbpe_profile.to_bytes())
-    for i, key in enumerate(keys):
+        for key in everyone:
+            c.register_model(key, config(), (bare if key == "app/Bare" else cbpe_profile).to_bytes())
+    for i, key in enumerate(everyone):
         rows, _ = world(800, rng, shift=0.5 * i)
-        b = batch(cbpe_profile, rows, 1, T0 + 2)
+        prof = bare if key == "app/Bare" else cbpe_profile
+        b = batch(prof, rows, 1, T0 + 2)
         b = ReplicaBatch(**{**b.__dict__, "deployment": key.split("/")[1]})
         for c in cores:
             assert c.ingest(b, now=T0 + 2) == "ok"
@@ -382,8 +386,8 @@ def test_a_cycle_evaluates_phase_by_phase_as_model_by_model(cbpe_profile, monkey
     monkeypatch.setattr(evaluate, "PHASE_MODELS", 2)  # three models: phases over two, then one
     failed = []
     done = phased._evaluator.evaluate_models(list(phased.models.values()), T0 + 5, lambda what, exc: failed.append(what))
-    assert [ms.key for ms in done] == keys and failed == []
-    for key in keys:
+    assert [ms.key for ms in done] == everyone and failed == []
+    for key in everyone:
         a, b = one_by_one.models[key], phased.models[key]
         assert json.dumps(readable(a.view["rolling"]), sort_keys=True, default=str) == \
             json.dumps(readable(b.view["rolling"]), sort_keys=True, default=str)
@@ -407,7 +411,7 @@ def test_a_cycle_evaluates_phase_by_phase_as_model_by_model(cbpe_profile, monkey
     monkeypatch.setattr(estimate_eval, "attach", failing)
     before = phased._failures.counts.get("drift", 0)
     done = phased._evaluator.evaluate_models(list(phased.models.values()), T0 + 6, lambda what, exc: failed.append(what))
-    assert [ms.key for ms in done] == keys[1:] and failed == ["evaluate"]
+    assert [ms.key for ms in done] == everyone[1:] and failed == ["evaluate"]
     assert phased._failures.counts.get("drift", 0) == before + 1
     roll = readable(partial.view["rolling"])
     assert roll["drift"] and "estimation" not in roll  # the columns were tested, the extensions not
