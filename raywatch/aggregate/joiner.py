@@ -103,6 +103,11 @@ class Joined(NamedTuple):
     tags: Any = None  # the segments and groups of the prediction's request (issue 12), or None
 
 
+def _paired(rid: str, label: Any, pred: Tuple[Any, ...]) -> Joined:
+    """The pair of ``label`` and a waiting prediction entry ``(ts, model_key, prediction, score(, tags))``."""
+    return Joined(rid, pred[1], label, pred[2], pred[3], pred[4] if len(pred) > 4 else None)
+
+
 class FeedbackJoiner:
     """Bounded, TTL'd join of labels and predictions keyed by request id.
 
@@ -155,14 +160,27 @@ class FeedbackJoiner:
                 self._drop_label(rid)
                 self._counts["joined"] += 1
                 return [Joined(rid, model_key, label, prediction, score, tags)]
+        self._keep_prediction(rid, (now, model_key, prediction, score) if tags is None else
+                              (now, model_key, prediction, score, tags))
+        return []
+
+    def _keep_prediction(self, rid: str, entry: Tuple[Any, ...]) -> None:
+        """Wait with ``entry`` (``(ts, model_key, prediction, score(, tags))``) for its label,
+        newest last; beyond ``max_pending`` the oldest prediction is evicted and counted."""
         if rid in self._predictions:
             self._predictions.move_to_end(rid)
-        self._predictions[rid] = (now, model_key, prediction, score) if tags is None else \
-            (now, model_key, prediction, score, tags)
+        self._predictions[rid] = entry
         while len(self._predictions) > self.max_pending:
             self._predictions.popitem(last=False)
             self._counts["evicted_predictions"] += 1
-        return []
+
+    def _label_full(self, size: int) -> bool:
+        """Whether a label of ``size`` bytes is beyond the bounds of the labels waiting."""
+        return len(self._labels) >= self.max_pending or self._label_bytes + size > self.max_pending_bytes
+
+    def _keep_label(self, rid: str, entry: Tuple[Any, ...], size: int) -> None:
+        self._labels[rid] = entry
+        self._label_bytes += size
 
     def add_label(self, request_id: str, label: Any, model_key: Optional[str] = None, *, now: float) -> List[Joined]:
         """Record a label; returns the pair when its prediction is known."""
@@ -170,21 +188,20 @@ class FeedbackJoiner:
         self._counts["labels"] += 1
         pred = self._predictions.get(rid)
         if pred is not None:
-            pkey, prediction, score = pred[1:4]
+            pkey = pred[1]
             if model_key is None or model_key == pkey:
                 del self._predictions[rid]
                 self._counts["joined"] += 1
-                return [Joined(rid, pkey, label, prediction, score, pred[4] if len(pred) > 4 else None)]
+                return [_paired(rid, label, pred)]
             self._counts["model_mismatch"] += 1
         size = _label_size(rid, label)
         if rid in self._labels:
             self._counts["duplicate_labels"] += 1
             self._drop_label(rid)
-        elif len(self._labels) >= self.max_pending or self._label_bytes + size > self.max_pending_bytes:
+        elif self._label_full(size):
             raise LabelRefused("pending_full", f"{len(self._labels)} labels ({self._label_bytes} bytes) already wait "
                                                "for their predictions")
-        self._labels[rid] = (now, label, model_key)
-        self._label_bytes += size
+        self._keep_label(rid, (now, label, model_key), size)
         return []
 
     def _drop_label(self, rid: str) -> None:
@@ -228,10 +245,7 @@ class FeedbackJoiner:
                 self._counts["joined"] += 1
                 out.append(Joined(rid, model_key, waiting[1], v[2], v[3], v[4] if len(v) > 4 else None))
                 continue
-            self._predictions[rid] = (float(v[0]),) + v[1:]
-            while len(self._predictions) > self.max_pending:
-                self._predictions.popitem(last=False)
-                self._counts["evicted_predictions"] += 1
+            self._keep_prediction(rid, (float(v[0]),) + v[1:])
         for rid, v in (entries or {}).get("labels") or ():
             rid, v = str(rid), tuple(v)
             if len(v) < 3 or v[2] != model_key:
@@ -240,17 +254,16 @@ class FeedbackJoiner:
             if pred is not None and pred[1] == model_key:
                 del self._predictions[rid]
                 self._counts["joined"] += 1
-                out.append(Joined(rid, model_key, v[1], pred[2], pred[3], pred[4] if len(pred) > 4 else None))
+                out.append(_paired(rid, v[1], pred))
                 continue
             if rid in self._labels:  # a newer label for it reached this shard: that one stays
                 self._counts["duplicate_labels"] += 1
                 continue
             size = _label_size(rid, v[1])
-            if len(self._labels) >= self.max_pending or self._label_bytes + size > self.max_pending_bytes:
+            if self._label_full(size):
                 self._counts["evicted_labels"] += 1
                 continue
-            self._labels[rid] = (float(v[0]), v[1], model_key)
-            self._label_bytes += size
+            self._keep_label(rid, (float(v[0]), v[1], model_key), size)
         return out
 
     # ------------------------------------------------------------------ upkeep

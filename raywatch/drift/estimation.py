@@ -56,13 +56,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from raywatch import series
 from raywatch.stats.confidence import METRICS, ConfidenceEstimator, ConfidenceSection
-from raywatch.stats.linalg import dot
 
 __all__ = ["MetricEstimate", "PerformanceEstimate", "Disagreement", "estimate_performance", "disagreement",
            "sampling_error"]
@@ -173,16 +172,27 @@ def sampling_error(est: ConfidenceEstimator, metric: str, rows: float, shares: L
         return None if not math.isfinite(std) else std / math.sqrt(rows)
     var = 0.0
     for comp, share in zip(comps, shares):
-        std, ref_share = comp[0], comp[1]
-        share = share if 0 < share < 1 or (share == 1 and len(comp) < 3) else ref_share
-        if not (math.isfinite(std) and share > 0):
+        v = _variance(comp, share, rows)
+        if v is None:
             return None
-        var += std * std / (rows * share)
-        if len(comp) > 2:  # ROC AUC: DeLong's second term, the negatives' placements
-            if not (math.isfinite(comp[2]) and share < 1):
-                return None
-            var += comp[2] * comp[2] / (rows * (1.0 - share))
+        var += v
     return math.sqrt(var) / len(comps)
+
+
+def _variance(comp: Sequence[float], share: float, rows: float) -> Optional[float]:
+    """One class's term of :func:`sampling_error`: ``std² / (rows · share)`` (the reference's
+    share when the window's is 0 or 1), plus DeLong's second term for ROC AUC (``comp`` of
+    three: the negatives' placements); None where it cannot be formed."""
+    std = comp[0]
+    share = share if 0 < share < 1 or (share == 1 and len(comp) < 3) else comp[1]
+    if not (math.isfinite(std) and share > 0):
+        return None
+    var = std * std / (rows * share)
+    if len(comp) > 2:
+        if not (math.isfinite(comp[2]) and share < 1):
+            return None
+        var += comp[2] * comp[2] / (rows * (1.0 - share))
+    return var
 
 
 def estimate_performance(est: ConfidenceEstimator, sec: ConfidenceSection, sigmas: float = 3.0) -> PerformanceEstimate:
@@ -254,14 +264,8 @@ def _estimate_binary(est: ConfidenceEstimator, sec: ConfidenceSection, sigmas: f
             if name == _ACCURACY:
                 se = std / math.sqrt(rows) if math.isfinite(std) else None
             else:  # sampling_error of one component
-                share = shares[name][0]
-                share = share if 0 < share < 1 or (share == 1 and len(comp) < 3) else comp[1]
-                if math.isfinite(std) and share > 0:
-                    var = std * std / (rows * share)
-                    if len(comp) > 2:
-                        extra = comp[2]
-                        var = var + extra * extra / (rows * (1.0 - share)) if math.isfinite(extra) and share < 1 else None
-                    se = None if var is None else math.sqrt(var)
+                var = _variance(comp, shares[name][0], rows)
+                se = None if var is None else math.sqrt(var)
         if se is None:
             metrics[name] = MetricEstimate(v, None, None, None)
         else:
