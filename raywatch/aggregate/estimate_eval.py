@@ -91,11 +91,12 @@ def detect(ms: Any, summary: Any, *, extensions: bool = True) -> DriftReport:
     return detect_drift(ms.profile, summary, cfg, options=options, extensions=extensions)
 
 
-def attach(ms: Any, report: DriftReport, summary: Any) -> DriftReport:
+def attach(ms: Any, report: DriftReport, summary: Any, *, quality: bool = True) -> DriftReport:
     """The profile's extension tests of ``summary`` into ``report`` (made by :func:`detect`
-    with ``extensions=False``), with :func:`drift_settings`."""
+    with ``extensions=False``), with :func:`drift_settings`. ``quality=False``: the outlier
+    shares stay in the results (a rolling view's, put in its quality entries by :func:`readable`)."""
     cfg, options = drift_settings(ms.config)
-    return attach_extensions(report, ms.profile, summary, cfg, options)
+    return attach_extensions(report, ms.profile, summary, cfg, options, quality=quality)
 
 
 def false_alarms(config: MonitorConfig) -> Dict[str, Any]:
@@ -279,6 +280,26 @@ def readable(res: Mapping[str, Any]) -> Mapping[str, Any]:
         return res
     out = {k: v for k, v in res.items() if k != _DEFERRED}
     _extension_results(d.profile, d.config, d.extensions, out)
+    for _, kind, r in _kinds(d.profile, d.extensions):
+        if kind == "outliers":
+            out["quality"] = _with_outliers(out.get("quality") or {}, r)
+    return out
+
+
+def _with_outliers(quality: Mapping[str, Any], r: Any) -> Dict[str, Any]:
+    """A view's quality entries with each outlier column's share beside the reference's (and
+    the issue), as :func:`raywatch.aggregate.evaluate._drift_fields` puts them for a window
+    tested whole: a new dict, ``quality`` left as it is."""
+    out = dict(quality)
+    for col, share, reference_share, issue in r.shares():
+        entry = out.get(col)
+        if entry is None:
+            continue
+        entry = out[col] = dict(entry)
+        entry[_OUTLIER_SHARE] = finite_number(share)
+        entry["outlier_share_reference"] = finite_number(reference_share)
+        if issue:
+            entry["issues"] = list(entry.get("issues") or ()) + [_OUTLIER_SHARE]
     return out
 
 
@@ -311,34 +332,98 @@ def history_fields(ms: Any) -> Dict[str, Any]:
 _series = tuple.__new__  # _series(Series, (name, labels, value)): a Series without its Python-level __new__
 
 
+class _SeriesPlan:
+    """What a model's extension series share from one cycle to the next, made once per profile
+    and model labels and kept on the profile (a stats actor makes the same series of a model
+    every cycle): the label sets beyond the model's, ``(label, value)`` → ``{**base, label:
+    value}``; each outlier extension's columns and their label sets; the calibration error's
+    series (it never changes). Read only: a series never changes its labels."""
+
+    __slots__ = ("base", "sets", "kinds", "estimated", "outliers", "calibration")
+
+    def __init__(self, profile: Any, base: Mapping[str, str]):
+        self.base, self.sets = base, {}
+        self.kinds = {name: getattr(ext, "kind", None) for name, ext in profile.extensions.items()}
+        # each estimated metric: its series' name and the band's labels
+        self.estimated = {metric: (m.name, self.labelled("metric", metric)) for metric, m in catalogue.ESTIMATED.items()}
+        self.outliers: Dict[str, Tuple[frozenset, List[Dict[str, str]]]] = {}
+        for name, ext in profile.extensions.items():
+            if self.kinds[name] == "outliers":
+                cols = list(ext.columns)
+                self.outliers[name] = (frozenset(cols), [self.labelled("feature", c) for c in cols])
+        v = _calibration_error(profile)
+        v = v if type(v) is float and v - v == 0.0 else _num(v)
+        self.calibration = None if v is None else [_series(Series, (_CALIBRATION_ERROR, base, v))]
+
+    def labelled(self, label: str, value: str) -> Dict[str, str]:
+        lab = self.sets.get((label, value))
+        if lab is None:
+            lab = self.sets[(label, value)] = {**self.base, label: value}
+        return lab
+
+
+def _series_plan(profile: Any, base: Mapping[str, str]) -> _SeriesPlan:
+    kept = profile.__dict__.get("_series_plans")
+    if kept is None:
+        kept = profile.__dict__["_series_plans"] = {}
+    key = tuple(base.items())
+    plan = kept.get(key)
+    if plan is None:
+        if len(kept) >= 16:
+            kept.clear()
+        plan = kept[key] = _SeriesPlan(profile, dict(base))
+    return plan
+
+
 def extension_series(base: Mapping[str, str], r: Mapping[str, Any]) -> List[Series]:
     """The catalogue series of the extensions in the rolling view ``r`` (evaluated with
-    ``defer``; see the module docstring), made from the tests' results. ``base``: the model's
+    ``defer``; see the module docstring), made from the tests' results: estimated performance
+    and its band, calibration error and disagreement; correlation, reconstruction and
+    embedding drift; each outlier column's share; multivariate drift. ``base``: the model's
     labels as text, shared by the series that add none (as ``model_series`` does)."""
     out: List[Series] = []
+    append = out.append
 
     def add(name: str, value: Any, labels: Mapping[str, str] = base) -> None:
         v = value if type(value) is float and value - value == 0.0 else _num(value)
         if v is not None:
-            out.append(_series(Series, (name, labels, v)))
+            append(_series(Series, (name, labels, v)))
 
     d = r.get(_DEFERRED)
-    for name, kind, x in (_kinds(d.profile, d.extensions) if d is not None else ()):
+    plan = _series_plan(d.profile, base) if d is not None else None
+    kinds = plan.kinds if plan is not None else {}
+    for name, x in (d.extensions.items() if d is not None else ()):
+        kind = kinds.get(name)
         if kind == "cbpe":
+            labelled, estimated_of = plan.labelled, plan.estimated
             for metric, m in x.metrics.items():
-                estimated = catalogue.ESTIMATED.get(metric)
-                if estimated is not None:
-                    add(estimated.name, m.value)
-                    labels = dict(base, metric=metric)  # one dict for the band's two series
-                    add(_LOWER, m.lower, labels)
-                    add(_UPPER, m.upper, labels)
-            add(_CALIBRATION_ERROR, _calibration_error(d.profile))
+                hit = estimated_of.get(metric)
+                if hit is None:
+                    continue
+                estimated, lab = hit
+                for sname, labels, v in ((estimated, base, m.value), (_LOWER, lab, m.lower), (_UPPER, lab, m.upper)):
+                    if type(v) is float and v - v == 0.0:  # most values: no conversion to try
+                        append(_series(Series, (sname, labels, v)))
+                    elif v is not None:
+                        add(sname, v, labels)
+            if plan.calibration:
+                out += plan.calibration
             ecfg = d.config.drift.estimation
             for metric, dis in _disagreements(d.profile, x, r.get("performance") or {}, ecfg.sigmas, ecfg.min_labels)[1].items():
-                labels = dict(base, metric=metric)
+                labels = labelled("metric", metric)
                 add(catalogue.ESTIMATION_DIFFERENCE.name, dis.difference, labels)
                 if _num(dis.band) is not None:
                     add(catalogue.ESTIMATION_DISAGREEMENT.name, 1.0 if dis.disagree else 0.0, labels)
+        elif kind == "outliers":  # a share per column of the view's quality figures
+            quality = r.get("quality") or {}
+            cols, labs = plan.outliers.get(name) or (frozenset(), [])
+            shares = x.share_list()
+            if len(labs) == len(shares) and quality.keys() >= cols:  # every column, as fitted (shares of counts: finite)
+                out += [_series(Series, (_OUTLIER_SHARE, lab, v)) for lab, v in zip(labs, shares) if v - v == 0.0]
+            else:
+                for col, share, _, _ in x.shares():
+                    if col in quality:
+                        add(_OUTLIER_SHARE, share, plan.labelled("feature", col))
         elif kind == "correlation" and x.tested:
             add(catalogue.CORRELATION_CHANGE_MAX.name, x.max_change)
             add(catalogue.CORRELATION_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0)
@@ -347,8 +432,7 @@ def extension_series(base: Mapping[str, str], r: Mapping[str, Any]) -> List[Seri
             add(catalogue.RECONSTRUCTION_ERROR_UPPER.name, x.upper)
             add(catalogue.RECONSTRUCTION_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0)
         elif kind == "vector" and x.tested:
-            feat = getattr(x, "column", name)
-            labels = dict(base, feature=feat)
+            labels = plan.labelled("feature", getattr(x, "column", name))
             add(catalogue.EMBEDDING_DRIFT_DETECTED.name, 1.0 if x.drifted else 0.0, labels)
             add(catalogue.EMBEDDING_MEAN_SHIFT.name, x.mean_effect, labels)
     if catalogue.MULTIVARIATE_DRIFT.name in r:

@@ -392,7 +392,7 @@ class Evaluator:
         if report is None or not ms.profile.extensions:
             return
         try:
-            estimate_eval.attach(ms, report, view.summary)
+            estimate_eval.attach(ms, report, view.summary, quality=False)  # outlier shares: on read (readable)
         except Exception as exc:
             self.failures.fail("drift", exc)
 

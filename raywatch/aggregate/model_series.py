@@ -19,9 +19,6 @@ from raywatch.series import Metric, Series
 
 __all__ = ["model_series"]
 
-_OUTLIER_SHARE = catalogue.OUTLIER_SHARE.name
-
-
 def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     """The series of ``ms`` from its rolling view ``r`` (see the module docstring)."""
     base = {k: str(v) for k, v in ms.labels.items()}
@@ -58,8 +55,6 @@ def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     for feat, q in (r.get("quality") or {}).items():
         for m in catalogue.QUALITY_SHARES:
             add(m, q.get(m.name), feature=feat)
-        if _OUTLIER_SHARE in q:  # a column of the outlier extension (issue 13)
-            add(catalogue.OUTLIER_SHARE, q[_OUTLIER_SHARE], feature=feat)
     perf = r.get("performance") or {}
     for m in catalogue.PERFORMANCE:
         add(m, perf.get(m.name))
@@ -68,7 +63,7 @@ def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     for name, m in catalogue.DETECTOR_SERIES.items():
         if name in dets and ms.detectors.get(name) is not None:
             add(m, 1.0 if dets[name]["drift"] else 0.0)
-    out.extend(extension_series(base, r))  # estimated performance, multivariate drift, outliers (issue 13)
+    out.extend(extension_series(base, r))  # estimated performance, multivariate drift, outlier shares (issue 13)
     res = r.get("resources") or {}
     for m in catalogue.MODEL_RESOURCES:
         add(m, res.get(m.name))

@@ -208,21 +208,25 @@ def correlation_change(
     flat, names_a, names_b, ref, z_ref, root_kappa = _reference(ext)
     sd = section.deviations()  # NaN where a column has no spread
     cur = (section.m2 / (sd[:, None] * sd)).take(flat)
-    # |r| ≤ 1: their sum is finite exactly when every correlation is (one reduction, not two)
-    every = math.isfinite(float(np.add.reduce(cur)))
-    if every:
-        m, ok = len(cur), None
-    else:
-        ok = np.isfinite(cur)
-        if not ok.any():
-            return CorrelationChange(tested=False, drifted=False, max_change=0.0,
-                                     note="every column is constant in the window", **base)
-        np.copyto(cur, ref, where=~ok)  # untested pairs: no change
-        m = int(ok.sum())
-    root_n = math.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
     change = cur - ref
     size = np.abs(change)
     max_change = float(np.maximum.reduce(size))  # NaN where a reference correlation is
+    m, ok = len(cur), None
+    # a finite largest change: every correlation is finite (a NaN or infinity would carry into it)
+    if max_change - max_change != 0.0:
+        ok = np.isfinite(cur)
+        if ok.all():  # the NaN is a reference correlation's
+            ok = None
+        elif not ok.any():
+            return CorrelationChange(tested=False, drifted=False, max_change=0.0,
+                                     note="every column is constant in the window", **base)
+        else:
+            np.copyto(cur, ref, where=~ok)  # untested pairs: no change
+            m = int(ok.sum())
+            change = cur - ref
+            size = np.abs(change)
+            max_change = float(np.maximum.reduce(size))
+    root_n = math.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
     z = p_adj = flagged = order = None
     if correction == "bonferroni":  # p·m < α  ⟺  z > Φ⁻¹(1 − α/(2m)): no p-value for every pair
         if not max_change < min_change:  # else no pair can be flagged (a stationary window): z of the listed ones only
@@ -243,10 +247,10 @@ def correlation_change(
         hits = order[flagged[order]].tolist()
     listed = (cur, change, size, order, flagged, z, p_adj, root_n, m, ok, max(int(top), len(hits)))
     return CorrelationChange(
-        tested=True, drifted=bool(hits), max_change=max_change,
-        drifted_pairs=[(names_a[k], names_b[k]) for k in hits],
-        note="" if ok is None else f"{len(ok) - m} pairs with a constant column were not tested", **base,
-        listing=lambda count: _listed(ext, *listed, count),
+        section.n, section.skipped, True, bool(hits), max_change, base["alpha"], base["min_change"],
+        [(names_a[k], names_b[k]) for k in hits], None,
+        "" if ok is None else f"{len(ok) - m} pairs with a constant column were not tested",
+        lambda count: _listed(ext, *listed, count),
     )
 
 

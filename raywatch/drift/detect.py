@@ -268,24 +268,29 @@ def detect_drift(
 
 def attach_extensions(report: DriftReport, profile: Profile, summary: WindowSummary,
                       config: Union[DriftConfig, Mapping[str, Any], None] = None,
-                      options: Optional[Mapping[str, Mapping[str, Any]]] = None) -> DriftReport:
+                      options: Optional[Mapping[str, Mapping[str, Any]]] = None, *,
+                      quality: bool = True) -> DriftReport:
     """Run the profile's extension tests on ``summary`` into ``report`` (a
     :func:`detect_drift` report of it made with ``extensions=False``): ``report.extensions``,
-    and the outlier shares into its columns' quality figures. Returns ``report``."""
+    and the outlier shares into its columns' quality figures (``quality=False``: not there,
+    only in ``report.extensions``; the stats actor's rolling view puts them in its quality
+    entries when it is read). Returns ``report``."""
     if not profile.extensions:
         return report
     results = run_extension_tests(profile, summary, _config(config), options)
-    quality = report.quality
+    report.extensions = results
+    if not quality:
+        return report
+    quality_of = report.quality
     for result in results.values():
         if type(result) is OutlierResults:  # outlier shares join the columns' quality figures
             for col, outlier_share, reference_share, issue in result.shares():
-                q = quality.get(col)
+                q = quality_of.get(col)
                 if q is not None:
                     q.outlier_share = outlier_share
                     q.outlier_share_reference = reference_share
                     if issue:
                         q.issues.append(series.OUTLIER_SHARE.name)
-    report.extensions = results
     return report
 
 

@@ -67,6 +67,10 @@ class OutlierResults(Mapping[str, OutlierQuality]):
         self._ref, self._values, self._beyond, self._share, self._p, self._issue = ref, values, beyond, share, p, issue
         self._items: Optional[Dict[str, OutlierQuality]] = None
 
+    def share_list(self) -> List[float]:
+        """Each column's share, in :attr:`columns` order (finite: shares of counts)."""
+        return self._share.tolist()
+
     def shares(self) -> Iterator[Tuple[str, float, float, bool]]:
         """``(column, share, reference share, issue)`` per column."""
         issue = self._issue if self._issue is not None else [False] * len(self.columns)
@@ -117,9 +121,10 @@ def outlier_quality(
     share = beyond / np.maximum(values, 1)  # counts: as floats, exactly
     # the binomial test runs only where the excess reaches the tolerance (stationary windows:
     # nowhere); P(X ≥ k) for X ~ Binomial(n, rate) as scipy.stats.binom.sf(k - 1, n, rate)
-    excess = share - rate >= tolerance
+    over = share - rate
     p = issue = None
-    if excess.any():
+    if not float(np.maximum.reduce(over, initial=-np.inf)) < tolerance:  # some share may exceed its rate (or a NaN)
+        excess = over >= tolerance
         candidate = excess & (beyond > 0)
         p = np.full(share.size, np.nan)
         c = np.flatnonzero(candidate)

@@ -92,5 +92,5 @@ def reconstruction_drift(
     half = float(sigmas) * ext.reference_std * math.sqrt(1.0 / section.n + 1.0 / max(ext.reference_rows, 1))
     lower, upper = ext.reference_mean - half, ext.reference_mean + half
     mean = section.mean
-    return ReconstructionDrift(tested=True, drifted=bool(mean < lower or mean > upper), mean_error=mean,
-                               lower=lower, upper=upper, **base)
+    return ReconstructionDrift(section.n, True, bool(mean < lower or mean > upper), mean, ext.reference_mean, lower, upper,
+                               base["components"], ext.explained, section.imputed)

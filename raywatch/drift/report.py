@@ -140,7 +140,10 @@ class DriftReport:
 
     @property
     def multivariate_drift(self) -> bool:
-        return any(bool(getattr(r, "drifted", False)) for r in self.extensions.values())
+        for r in self.extensions.values():  # (a loop: evaluated for every rolling view, every cycle)
+            if getattr(r, "drifted", False):
+                return True
+        return False
 
     @property
     def drifted_columns(self) -> List[str]:

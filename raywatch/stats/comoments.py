@@ -94,6 +94,10 @@ class CoMoments(Section):
     def deviations(self) -> np.ndarray:
         """``√M2[i, i]`` per column, NaN where a column has no spread beyond rounding."""
         diag = self.m2.diagonal()
+        # every column above the largest column's bound (the common case): above its own
+        top = float(np.maximum.reduce(np.abs(self.mean), initial=1.0))
+        if float(np.minimum.reduce(diag, initial=np.inf)) > top * top * (1e-20 * max(self.n, 1)):
+            return np.sqrt(diag)
         scale = np.maximum(np.abs(self.mean), 1.0)
         scale *= scale * (1e-20 * max(self.n, 1))
         return np.sqrt(np.where(diag > scale, diag, np.nan))

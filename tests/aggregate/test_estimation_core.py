@@ -352,6 +352,15 @@ def test_rolling_view_extensions_are_made_plain_on_read(cbpe_profile):
     assert shown["disagreement"]  # the labels joined: the estimate was judged
     assert st["rolling"]["estimation"] == shown["estimation"]
     json.dumps(shown)
+    # the outlier shares stay in the results until read: then in the quality entries as a
+    # closed window's, and one series a column with the same value
+    kept = ms.view["rolling"]
+    assert not any("outlier_share" in q for q in kept["quality"].values())
+    assert readable(kept)["quality"] == whole["quality"] == st["quality"]
+    outliers = {f: q["outlier_share"] for f, q in whole["quality"].items() if "outlier_share" in q}
+    assert outliers and all("outlier_share_reference" in whole["quality"][f] for f in outliers)
+    assert {s.labels["feature"]: s.value for s in ms.series if s.name == "outlier_share"} == outliers
+    assert len([s for s in ms.series if s.name == "outlier_share"]) == len(outliers)
 
 
 def test_a_cycle_evaluates_phase_by_phase_as_model_by_model(cbpe_profile, monkeypatch):
@@ -403,10 +412,10 @@ def test_a_cycle_evaluates_phase_by_phase_as_model_by_model(cbpe_profile, monkey
     broken.open = None  # closing its windows raises
     real = estimate_eval.attach
 
-    def failing(ms, report, summary):
+    def failing(ms, report, summary, **kwargs):
         if ms is partial:
             raise RuntimeError("extension tests failed")
-        return real(ms, report, summary)
+        return real(ms, report, summary, **kwargs)
 
     monkeypatch.setattr(estimate_eval, "attach", failing)
     before = phased._failures.counts.get("drift", 0)
