@@ -232,7 +232,7 @@ def extension_costs(reference: dict, current: dict, rows: int, repeats: int) -> 
             t_ext.append(t2 - t1)
     s_plain, s_ext = plain.summarize(cur), extended.summarize(cur)
     e_plain, e_ext = [], []
-    for _ in range(repeats * 4):
+    for _ in range(repeats * 50):  # ~0.4 ms each: a median of hundreds of pairs (tens were too few on a shared machine)
         t0 = time.perf_counter()
         detect_drift(plain, s_plain)
         t1 = time.perf_counter()
@@ -241,7 +241,7 @@ def extension_costs(reference: dict, current: dict, rows: int, repeats: int) -> 
         e_plain.append(t1 - t0)
         e_ext.append(t2 - t1)
     ms = lambda xs: statistics.median(xs) * 1e3  # noqa: E731
-    a_plain, a_ext = actor_evaluations(plain, extended, cur, min(rows, 20_000), repeats * 15)  # ~5 ms each
+    a_plain, a_ext = actor_evaluations(plain, extended, cur, min(rows, 20_000), repeats * 60)  # ~0.6 ms each
     c_plain, c_ext = shard_cycles(plain, extended, cur, min(rows, 20_000), models=10, repeats=repeats * 3)
     return {
         "shard_cycle_ms_per_model_plain": round(ms(c_plain), 3),

@@ -112,7 +112,7 @@ def _plan(config: Any) -> Dict[str, tuple]:
 
 
 def _prepared(profile: Any, config: Any, options: Optional[Mapping[str, Mapping[str, Any]]]) -> Tuple[tuple, ...]:
-    """``(section name, extension, option key, test, keyword arguments)`` of each enabled test
+    """``(section name, extension, option key, the test with its keyword arguments bound)`` of each enabled test
     of ``profile`` under ``config`` and ``options``, in the profile's order. Without options,
     made once per config object and kept on the profile, which dies with it (a stats actor
     evaluates each model with the same profile and config every cycle): a window's tests are
@@ -135,8 +135,8 @@ def _prepared(profile: Any, config: Any, options: Optional[Mapping[str, Mapping[
             continue
         if options and options.get(entry[0]):
             entry = _made(entry[0], entry[1], config, options)
-        if entry[4]:  # enabled
-            out.append((name, ext, entry[0], entry[1], entry[5]))
+        if entry[4]:  # enabled: the test with its keyword arguments bound (one call a window)
+            out.append((name, ext, entry[0], functools.partial(entry[1], **entry[5]) if entry[5] else entry[1]))
     if kept is not None:
         if len(kept) >= 16:
             kept.clear()
@@ -151,12 +151,12 @@ def run_extension_tests(profile: Any, summary: Any, config: Any = None,
     its options is skipped."""
     results: Dict[str, Any] = {}
     sections = summary.sections
-    for name, ext, key, test, kwargs in _prepared(profile, config, options):
+    for name, ext, key, test in _prepared(profile, config, options):
         section = sections.get(name)
         if section is None:
             continue
         try:
-            results[name] = test(ext, section, **kwargs)
+            results[name] = test(ext, section)
         except Exception as exc:  # one failing test must not lose the report
             log.warning("the %s test of %r failed (%s: %s); left out of the report", key, name, type(exc).__name__, exc)
     return results
