@@ -341,3 +341,24 @@ def test_locked_file_is_not_moved_aside(tmp_path):
     finally:
         lock.execute("ROLLBACK")
         lock.close()
+
+
+def test_trimming_the_journal_does_not_write_the_freed_pages_again(tmp_path):
+    """A checkpoint drops the journal entries it includes. Their pages are freed, not zeroed
+    page by page into the WAL (Debian's SQLite defaults to ``secure_delete=ON``, which wrote as
+    much WAL for the trim as the journal itself)."""
+    store = Store(str(tmp_path / "s.sqlite"))
+    try:
+        blob = os.urandom(35_000)  # a 1,000-row batch's window summary is about this size
+        last = 0
+        for _ in range(20):
+            last = store.append_journal([JournalRow("batch", "app/m", "{}", blob, 1.0)] * 10)
+        deleted = 200 * len(blob)
+        store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL from here holds the trim alone
+        wal = str(tmp_path / "s.sqlite-wal")
+        assert os.path.getsize(wal) == 0
+        assert store.checkpoint({}, last, 2.0) == last
+        assert store.journal_size() == 0
+        assert os.path.getsize(wal) < deleted / 20, (os.path.getsize(wal), deleted)
+    finally:
+        store.close()
