@@ -280,10 +280,11 @@ def categorical_state(
 MAX_SAMPLE_SIZE = 1_000_000  # a sample bound no summary raywatch makes comes near
 
 
-def check_summary(s: "WindowSummary") -> Optional[str]:
+def check_summary(s: "WindowSummary", flat: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Optional[str]:
     """What is semantically wrong with a summary read from bytes (None: nothing): counts
     non-negative and consistent with each other and with the layout, bounds finite where
-    there are values, the sample within its bound.
+    there are values, the sample within its bound. ``flat``: every column's sample values and
+    keys as two arrays, column after column (as read from bytes), when the caller has them.
 
     >>> import numpy as np
     >>> from raywatch.stats.profile import Profile
@@ -329,8 +330,11 @@ def check_summary(s: "WindowSummary") -> Optional[str]:
         if mask.any():
             return f"column {s.names[int(np.argmax(mask))]!r}: {what}"
     if int(sizes.sum()):  # every column's sample at once; the loop only to name a bad one
-        values = np.concatenate([v for v, _ in s.samples])
-        keys = np.concatenate([k for _, k in s.samples])
+        if flat is not None and flat[0].size == flat[1].size == int(sizes.sum()):
+            values, keys = flat
+        else:
+            values = np.concatenate([v for v, _ in s.samples])
+            keys = np.concatenate([k for _, k in s.samples])
         if np.isfinite(values).all() and keys.size == values.size and keys.min() >= 0 and keys.max() <= 1:
             return None
         for name, (values, keys) in zip(s.names, s.samples):
@@ -620,7 +624,7 @@ class WindowSummary:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise codec.FormatError(f"damaged window summary: {exc}") from None
-        problem = check_summary(out)
+        problem = check_summary(out, (values, keys))
         if problem is not None:  # the CRC only says these are the bytes someone wrote
             raise codec.FormatError(f"implausible window summary: {problem}")
         return out
