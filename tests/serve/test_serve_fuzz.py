@@ -101,6 +101,13 @@ def test_hostile_payloads_through_serve_answer_as_the_unwrapped_app(apps):
         sent["requests"] += 1 + len(singles)
 
     run()
+    # payloads the app raises on, sent whatever examples this hypothesis version drew
+    for p in ({"boom": 1.0}, {"a": 2.0, "boom": "x", "prediction": 0.5}):
+        want = _outcome(lambda: bare.one.remote(p).result(timeout_s=120))
+        assert want[0] == "err" and _outcome(lambda: mon.one.remote(p).result(timeout_s=120)) == want
+        sent["errors"] += 1
+        sent["payloads"] += 1
+        sent["requests"] += 1
     assert sent["payloads"] >= 10_000 and sent["errors"] > 0  # "boom" dicts raised, in both apps alike
     st_rep = mon._raywatch_status.remote().result()
     assert st_rep["capture_errors_total"] == 0 and st_rep["reload_errors"] == 0
