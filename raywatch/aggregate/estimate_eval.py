@@ -286,6 +286,13 @@ def readable(res: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
+def outlier_fields(entry: Dict[str, Any], share: Any, reference_share: Any) -> None:
+    """Put a column's outlier share beside the reference's into its quality ``entry``."""
+    entry[_OUTLIER_SHARE] = share if type(share) is float and share - share == 0.0 else finite_number(share)
+    entry["outlier_share_reference"] = (reference_share if type(reference_share) is float and reference_share - reference_share == 0.0
+                                        else finite_number(reference_share))
+
+
 def _with_outliers(quality: Mapping[str, Any], r: Any) -> Dict[str, Any]:
     """A view's quality entries with each outlier column's share beside the reference's (and
     the issue), as :func:`raywatch.aggregate.evaluate._drift_fields` puts them for a window
@@ -296,8 +303,7 @@ def _with_outliers(quality: Mapping[str, Any], r: Any) -> Dict[str, Any]:
         if entry is None:
             continue
         entry = out[col] = dict(entry)
-        entry[_OUTLIER_SHARE] = finite_number(share)
-        entry["outlier_share_reference"] = finite_number(reference_share)
+        outlier_fields(entry, share, reference_share)
         if issue:
             entry["issues"] = list(entry.get("issues") or ()) + [_OUTLIER_SHARE]
     return out

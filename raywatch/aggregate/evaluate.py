@@ -29,7 +29,6 @@ __all__ = ["Evaluator", "close_delay", "close_spread", "rolling_horizon", "colum
 
 _RESOURCE_FIELDS = tuple(m.name for m in series.MODEL_RESOURCES) + (series.GPU_UTILIZATION.name,)
 _QUALITY_FIELDS = tuple(m.name for m in series.QUALITY_SHARES) + ("wrong_type_share",)
-_OUTLIER_SHARE = series.OUTLIER_SHARE.name
 
 
 NO_PROFILE = "no reference profile"
@@ -186,10 +185,8 @@ def _drift_fields(report: DriftReport, profile: Any = None, min_rows: int = 30,
         entry = {k: getattr(q, k) for k in _QUALITY_FIELDS}  # the fields of ColumnQuality
         entry["issues"] = list(q.issues or [])
         share = q.outlier_share  # the outlier extension's share beside the reference's (issue 13)
-        if share is not None:  # floats from the test (a share is finite; checked without a call)
-            ref = q.outlier_share_reference
-            entry[_OUTLIER_SHARE] = share if type(share) is float and share - share == 0.0 else estimate_eval.finite_number(share)
-            entry["outlier_share_reference"] = ref if type(ref) is float and ref - ref == 0.0 else estimate_eval.finite_number(ref)
+        if share is not None:
+            estimate_eval.outlier_fields(entry, share, q.outlier_share_reference)
         if name in wrong_types:
             entry["wrong_types"] = dict(wrong_types[name])
         quality[name] = entry

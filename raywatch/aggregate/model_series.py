@@ -19,6 +19,7 @@ from raywatch.series import Metric, Series
 
 __all__ = ["model_series"]
 
+
 def model_series(ms: ModelState, r: Mapping[str, Any]) -> List[Series]:
     """The series of ``ms`` from its rolling view ``r`` (see the module docstring)."""
     base = {k: str(v) for k, v in ms.labels.items()}

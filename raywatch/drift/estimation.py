@@ -278,14 +278,9 @@ def _estimate_binary(est: ConfidenceEstimator, sec: ConfidenceSection, sigmas: f
             std = comp[0]
             if name == _ACCURACY:
                 se = std / math.sqrt(rows) if math.isfinite(std) else None
-            else:  # sampling_error of one component: _variance, inline (one call less per metric)
-                share = shares[name][0]
-                share = share if 0 < share < 1 or (share == 1 and len(comp) < 3) else comp[1]
-                if math.isfinite(std) and share > 0:
-                    var = std * std / (rows * share)
-                    if len(comp) > 2:
-                        var = var + comp[2] * comp[2] / (rows * (1.0 - share)) if math.isfinite(comp[2]) and share < 1 else None
-                    se = None if var is None else math.sqrt(var)
+            else:  # sampling_error of one component
+                var = _variance(comp, shares[name][0], rows)
+                se = None if var is None else math.sqrt(var)
         if se is None:
             metrics[name] = MetricEstimate(v, None, None, None)
         else:
