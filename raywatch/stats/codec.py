@@ -44,6 +44,7 @@ MAGIC = b"RWATCH"
 _HEAD = struct.Struct("<6s2sHIII")
 KIND_NAMES = {b"PR": "profile", b"WS": "window summary"}
 _DTYPES = {"<i8", "<u4", "<u2", "<u1", "<f8", "<f4", "|u1", "|i1"}
+_DTYPE_OF = {name: np.dtype(name) for name in _DTYPES}
 
 
 class FormatError(ValueError):
@@ -122,9 +123,9 @@ def unpack(
     pos = hlen
     try:
         for name, dtype, length in specs:
-            if dtype not in _DTYPES:
+            dt = _DTYPE_OF.get(dtype) if type(dtype) is str else None
+            if dt is None:
                 raise FormatError(f"{where}damaged {what}: array {name!r} has unsupported dtype {dtype!r}")
-            dt = np.dtype(dtype)
             nbytes = dt.itemsize * int(length)
             if pos + nbytes > len(body):
                 raise FormatError(f"{where}damaged {what}: array {name!r} runs past the end of the data")

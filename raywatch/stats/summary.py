@@ -280,11 +280,12 @@ def categorical_state(
 MAX_SAMPLE_SIZE = 1_000_000  # a sample bound no summary raywatch makes comes near
 
 
-def check_summary(s: "WindowSummary", flat: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Optional[str]:
+def check_summary(s: "WindowSummary", flat: Optional[Tuple[np.ndarray, ...]] = None) -> Optional[str]:
     """What is semantically wrong with a summary read from bytes (None: nothing): counts
     non-negative and consistent with each other and with the layout, bounds finite where
     there are values, the sample within its bound. ``flat``: every column's sample values and
-    keys as two arrays, column after column (as read from bytes), when the caller has them.
+    keys as two arrays, column after column (as read from bytes), and optionally the columns'
+    sample lengths, when the caller has them.
 
     >>> import numpy as np
     >>> from raywatch.stats.profile import Profile
@@ -302,11 +303,11 @@ def check_summary(s: "WindowSummary", flat: Optional[Tuple[np.ndarray, np.ndarra
         return f"sample_size is {s.sample_size}"
     if len(s.kinds) != c or len(s.n_bins) != c or len(s.samples) != c or len(set(s.names)) != c:
         return "its column table is inconsistent"
-    if any(b < 1 for b in s.n_bins) or s.counts.size != sum(s.n_bins):
+    if s.counts.size != int(s._offsets[-1]) or (c and min(s.n_bins) < 1):  # the offsets: the bins' running sum
         return "its bins do not match its layout"
     if s.ints.shape != (c, len(INT_FIELDS)) or s.floats.shape != (c, len(FLOAT_FIELDS)):
         return "its counters do not match its layout"
-    if (s.ints < 0).any() or (s.counts < 0).any():
+    if s.ints.min(initial=0) < 0 or s.counts.min(initial=0) < 0:
         return "a count is negative"
     if any(int(v) < 0 or int(v) > s.rows for v in s.unknown_columns.values()):
         return "an unknown column's count is out of range"
@@ -315,23 +316,32 @@ def check_summary(s: "WindowSummary", flat: Optional[Tuple[np.ndarray, np.ndarra
     # every column at once (this runs on each summary a replica ships)
     rows, missing, nonfinite, wrong, out_of_range, unseen, count = s.ints.T
     hist = np.add.reduceat(s.counts, s._offsets[:-1]) if s.counts.size else np.zeros(c, dtype=np.int64)
-    sizes = np.array([v.size for v, _ in s.samples], dtype=np.int64)
+    if flat is not None and len(flat) > 2 and flat[2].size == c:
+        sizes = flat[2]
+    else:
+        sizes = np.array([v.size for v, _ in s.samples], dtype=np.int64)
     bad = ((rows > s.rows) | (missing + nonfinite + wrong + count != rows), "its counts do not add up to its rows")
     bad_hist = ((hist != count) | (out_of_range > count) | (unseen > count), "its histogram does not match its count")
     bad_sample = (sizes > np.minimum(s.sample_size, count), "its sample is out of bounds")
     f = s.floats
-    numeric = np.array([k == "numerical" for k in s.kinds]) & (count > 0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        tol = -1e-6 * np.maximum(1.0, f[:, 0] * f[:, 0] * count)
-        # (the mean and m2 may overflow to ±inf for values near the float limit; m2 is never negative)
-        moments = numeric & ~(np.isfinite(f[:, 2]) & np.isfinite(f[:, 3]) & (f[:, 2] <= f[:, 3]) & (f[:, 1] >= tol))
+    numeric = _numeric_mask(s.kinds) & (count > 0)
+    m2 = f[:, 1]
+    m2_ok = True
+    if (m2 < 0.0).any():  # rounding may leave m2 a hair below 0; more than that is damage
+        with np.errstate(over="ignore", invalid="ignore"):
+            # (the mean and m2 may overflow to ±inf for values near the float limit)
+            m2_ok = m2 >= -1e-6 * np.maximum(1.0, f[:, 0] * f[:, 0] * count)
+    moments = (numeric & ~(np.isfinite(f[:, 2]) & np.isfinite(f[:, 3]) & (f[:, 2] <= f[:, 3]) & m2_ok),
+               "its moments are out of bounds")
     bad_nan = (np.isnan(f).any(axis=1), "a moment is NaN")
-    for mask, what in (bad, bad_hist, bad_sample, bad_nan, (moments, "its moments are out of bounds")):
-        if mask.any():
-            return f"column {s.names[int(np.argmax(mask))]!r}: {what}"
+    checks = (bad, bad_hist, bad_sample, bad_nan, moments)
+    if (bad[0] | bad_hist[0] | bad_sample[0] | bad_nan[0] | moments[0]).any():  # one test; the loop names the first
+        for mask, what in checks:
+            if mask.any():
+                return f"column {s.names[int(np.argmax(mask))]!r}: {what}"
     if int(sizes.sum()):  # every column's sample at once; the loop only to name a bad one
         if flat is not None and flat[0].size == flat[1].size == int(sizes.sum()):
-            values, keys = flat
+            values, keys = flat[0], flat[1]
         else:
             values = np.concatenate([v for v, _ in s.samples])
             keys = np.concatenate([k for _, k in s.samples])
@@ -343,24 +353,55 @@ def check_summary(s: "WindowSummary", flat: Optional[Tuple[np.ndarray, np.ndarra
     return None
 
 
-def _bottom_k_all(parts: List[List[sample.Sample]], k: int) -> List[sample.Sample]:
+def _column_major(flats: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The keys and values of every part's flat samples (``(values, keys, lengths)``, column
+    after column) in the order ``[p[j] for j in columns for p in parts]``: one gather."""
+    all_values = np.concatenate([f[0] for f in flats])
+    all_keys = np.concatenate([f[1] for f in flats])
+    n_parts = lengths.shape[0]
+    flat_len = lengths.reshape(-1)
+    starts = np.cumsum(flat_len) - flat_len  # where each (part, column) begins in the concatenation
+    seg_starts = starts.reshape(n_parts, -1).T.reshape(-1)  # the segments column by column
+    seg_len = lengths.T.reshape(-1)
+    total = int(seg_len.sum())
+    index = np.arange(total) + np.repeat(seg_starts - (np.cumsum(seg_len) - seg_len), seg_len)
+    return all_keys.take(index), all_values.take(index)
+
+
+def _bottom_k_all(parts: List[List[sample.Sample]], k: int,
+                  flats: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None) -> List[sample.Sample]:
     """Per column, the ``k`` smallest keys of the union of every part's sample, sorted by key:
     what merging the samples pairwise gives (:func:`raywatch.stats.sample.merge`), for all
     columns and parts at once. The keys of each column with a sample go into one row of a
     matrix (padded with 2.0, above every key, when the columns hold different numbers), one
     ``argpartition`` and one ``argsort`` over the rows pick and order each column's ``k``
-    smallest; the columns' samples are rows of the result."""
+    smallest; the columns' samples are rows of the result. ``flats``: every part's samples as
+    ``(values, keys, lengths)`` (as :meth:`WindowSummary.flat_samples` gives), when all have them."""
     c = len(parts[0])
-    values = [p[j][0] for j in range(c) for p in parts]  # column by column
-    keys = [p[j][1] for j in range(c) for p in parts]
-    totals = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)).reshape(c, len(parts)).sum(axis=1)
+    if flats is not None:  # every part's samples as flat arrays: gathered column by column at once
+        lengths = np.stack([f[2] for f in flats])  # (parts, columns)
+        totals = lengths.sum(axis=0)
+    else:
+        values = [p[j][0] for j in range(c) for p in parts]  # column by column
+        keys = [p[j][1] for j in range(c) for p in parts]
+        totals = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)).reshape(c, len(parts)).sum(axis=1)
     out: List[sample.Sample] = [(_NONE, _NONE)] * c
     full = np.flatnonzero(totals)
     if full.size == 0 or k <= 0:
         return out
     t = totals[full]
     width = int(t.max())
-    flat_keys, flat_values = np.concatenate(keys), np.concatenate(values)
+    if flats is not None:
+        per = lengths[0, full]
+        w = int(per[0])
+        if w and (lengths == lengths[0]).all() and (per == w).all():  # every part as one matrix of the sampled columns
+            n_parts = len(flats)
+            key_m = np.stack([f[1] for f in flats]).reshape(n_parts, full.size, w).transpose(1, 0, 2).reshape(full.size, width)
+            val_m = np.stack([f[0] for f in flats]).reshape(n_parts, full.size, w).transpose(1, 0, 2).reshape(full.size, width)
+            return _rows_bottom_k(out, full, t, key_m, val_m, k)
+        flat_keys, flat_values = _column_major(flats, lengths)
+    else:
+        flat_keys, flat_values = np.concatenate(keys), np.concatenate(values)
     if int(t.min()) == width:  # every sampled column holds as many: no padding
         key_m, val_m = flat_keys.reshape(full.size, width), flat_values.reshape(full.size, width)
     else:
@@ -371,6 +412,13 @@ def _bottom_k_all(parts: List[List[sample.Sample]], k: int) -> List[sample.Sampl
         val_m = np.zeros(full.size * width)
         key_m[slot], val_m[slot] = flat_keys, flat_values
         key_m, val_m = key_m.reshape(full.size, width), val_m.reshape(full.size, width)
+    return _rows_bottom_k(out, full, t, key_m, val_m, k)
+
+
+def _rows_bottom_k(out: List[sample.Sample], full: np.ndarray, t: np.ndarray, key_m: np.ndarray, val_m: np.ndarray,
+                   k: int) -> List[sample.Sample]:
+    """Fill ``out[j]`` for each sampled column ``j`` of ``full`` (holding ``t`` keys, in row
+    ``key_m``, padded) with its ``k`` smallest keys and their values, in key order."""
     rows = np.arange(full.size)[:, None]
     keep = sample.smallest(key_m, k)
     key_m, val_m = key_m[rows, keep], val_m[rows, keep]
@@ -381,6 +429,21 @@ def _bottom_k_all(parts: List[List[sample.Sample]], k: int) -> List[sample.Sampl
 
 _NONE = np.empty(0, dtype=np.float64)
 _NONE.flags.writeable = False
+
+_NUMERIC: Dict[tuple, np.ndarray] = {}
+
+
+def _numeric_mask(kinds: Tuple[str, ...]) -> np.ndarray:
+    """Which columns are numerical, as a read-only boolean array kept per kinds tuple (every
+    summary of a profile shares it)."""
+    hit = _NUMERIC.get(kinds)
+    if hit is None:
+        hit = np.array([k == "numerical" for k in kinds], dtype=bool)
+        hit.flags.writeable = False
+        if len(_NUMERIC) >= 256:
+            _NUMERIC.clear()
+        _NUMERIC[kinds] = hit
+    return hit
 
 
 _LAYOUTS: Dict[tuple, Tuple[Tuple[int, ...], np.ndarray]] = {}
@@ -401,6 +464,28 @@ def _layout(n_bins: Sequence[int]) -> Tuple[Tuple[int, ...], np.ndarray]:
     return hit
 
 
+_KIND_NAMES = {"n": "numerical", "c": "categorical", "b": "boolean"}
+_COLUMNS: Dict[tuple, Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[int, ...]]] = {}
+
+
+def _columns(columns: Sequence, kinds: Sequence, n_bins: Sequence) -> Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[int, ...]]:
+    """``(names, kinds, bins)`` of a summary's header (its ``columns``, ``kinds`` letters and
+    ``n_bins`` lists), checked and converted once per column table (every summary of a
+    profile has the same). Raises KeyError, TypeError or ValueError on a malformed one."""
+    try:
+        key = (tuple(columns), tuple(kinds), tuple(n_bins))
+        hit = _COLUMNS.get(key)
+    except TypeError:  # an unhashable item: not a column table this reads; converted below to say why
+        key, hit = None, None
+    if hit is None:
+        hit = (tuple(str(n) for n in columns), tuple(_KIND_NAMES[k] for k in kinds), tuple(int(b) for b in n_bins))
+        if key is not None and all(type(n) is str for n in columns) and all(type(b) is int for b in n_bins):
+            if len(_COLUMNS) >= 256:
+                _COLUMNS.clear()
+            _COLUMNS[key] = hit
+    return hit
+
+
 class WindowSummary:
     """A mergeable summary of a window of rows, in the shape of one profile.
 
@@ -409,7 +494,7 @@ class WindowSummary:
     """
 
     __slots__ = ("fingerprint", "names", "kinds", "n_bins", "sample_size", "rows", "ints", "floats",
-                 "counts", "samples", "unknown_columns", "sections", "_offsets")
+                 "counts", "samples", "unknown_columns", "sections", "_offsets", "_flat")
 
     def __init__(
         self,
@@ -447,6 +532,14 @@ class WindowSummary:
         self.samples = samples
         self.unknown_columns = dict(unknown_columns or {})
         self.sections: Dict[str, sec.Section] = dict(sections or {})
+        self._flat: Optional[tuple] = None  # (samples, values, keys, lengths): see flat_samples
+
+    def flat_samples(self) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every column's sample as ``(values, keys, lengths)``, column after column, when
+        this summary was read from bytes or merged (its ``samples`` a tuple of views of
+        them), else None."""
+        f = self._flat
+        return f[1:] if f is not None and f[0] is self.samples else None
 
     # ------------------------------------------------------------------ access
     @property
@@ -537,15 +630,19 @@ class WindowSummary:
         n_part = ints_all[:, :, _I["count"]].astype(np.float64)
         n_cum = np.cumsum(n_part, axis=0)  # exact: sums of integers
         mean, m2 = floats_all[0, :, 0], floats_all[0, :, 1]
-        tails = floats_all[0, :, 4:]
         with np.errstate(over="ignore", invalid="ignore"):
-            for i in range(1, len(parts)):
-                na, nb = n_cum[i - 1], n_part[i]
-                safe = np.where(n_cum[i] > 0, n_cum[i], 1.0)
-                delta = floats_all[i, :, 0] - mean
-                mean = mean + delta * (nb / safe)
-                m2 = m2 + floats_all[i, :, 1] + delta * delta * (na * nb / safe)
-                tails = tails + floats_all[i, :, 4:]
+            # each step's weights for every step at once (the same arithmetic, elementwise):
+            # nb / n and na·nb / n, with n = na + nb (1 where both are 0)
+            safe = np.where(n_cum > 0, n_cum, 1.0)[1:]
+            nb = n_part[1:]
+            ratio = nb / safe
+            weight = n_cum[:-1] * nb / safe
+            means, m2s = floats_all[1:, :, 0], floats_all[1:, :, 1]
+            for i in range(len(parts) - 1):
+                delta = means[i] - mean
+                mean = mean + delta * ratio[i]
+                m2 = m2 + m2s[i] + delta * delta * weight[i]
+            tails = np.add.accumulate(floats_all[:, :, 4:], axis=0)[-1]  # in order, as pairwise
         floats = np.column_stack((mean, m2, floats_all[:, :, 2].min(axis=0), floats_all[:, :, 3].max(axis=0), tails))
         unknown = dict(first.unknown_columns)
         sections = first.sections
@@ -556,11 +653,22 @@ class WindowSummary:
             if sections or other.sections:
                 sections = sec.merge_sections(sections, other.sections)
         k = min(s.sample_size for s in parts)
-        return WindowSummary(
+        flats = [p.flat_samples() for p in parts]
+        if any(f is None for f in flats):
+            flats = None
+        samples = _bottom_k_all([s.samples for s in parts], k, flats)
+        out = WindowSummary(
             first.fingerprint, first.names, first.kinds, first.n_bins, k, rows=sum(s.rows for s in parts),
             ints=ints_all.sum(axis=0), floats=floats, counts=np.sum([s.counts for s in parts], axis=0),
-            samples=_bottom_k_all([s.samples for s in parts], k), unknown_columns=unknown, sections=sections or None,
+            samples=samples, unknown_columns=unknown, sections=sections or None,
         )
+        if flats is not None:  # the merged samples flat too, for the next merge
+            out.samples = samples = tuple(samples)
+            lengths = np.fromiter((v.size for v, _ in samples), dtype=np.int64, count=len(samples))
+            values = np.concatenate([v for v, _ in samples]) if samples else _NONE
+            keys = np.concatenate([key for _, key in samples]) if samples else _NONE
+            out._flat = (samples, values, keys, lengths)
+        return out
 
     # ----------------------------------------------------------- serialization
     def to_bytes(self) -> bytes:
@@ -598,24 +706,25 @@ class WindowSummary:
         """Inverse of :meth:`to_bytes`; raises :class:`raywatch.stats.codec.FormatError`
         saying what is wrong with damaged or foreign bytes. ``copy=False``: the samples are
         read-only views of ``data`` (a profile's reference, never merged into)."""
-        meta, arrays = codec.unpack(data, b"WS", READS, copy=copy)
-        kind_names = {"n": "numerical", "c": "categorical", "b": "boolean"}
+        # the arrays as views of ``data``: the counters are converted (one copy each, theirs to
+        # change); the samples stay read-only views of ``data`` unless ``copy`` (merging makes new ones)
+        meta, arrays = codec.unpack(data, b"WS", READS, copy=False)
         try:
-            names = [str(n) for n in meta["columns"]]
-            kinds = [kind_names[k] for k in meta["kinds"]]
-            n_bins = [int(b) for b in meta["n_bins"]]
+            names, kinds, n_bins = _columns(meta["columns"], meta["kinds"], meta["n_bins"])
             c = len(names)
             ints = arrays["ints"].astype(np.int64).reshape(c, len(INT_FIELDS))
             floats = arrays["floats"].astype(np.float64).reshape(c, len(FLOAT_FIELDS))
             counts = arrays["counts"].astype(np.int64)
-            lengths = arrays["sample_lengths"].astype(np.int64)
+            lengths = arrays["sample_lengths"].astype(np.int64, copy=False)
             if counts.size != sum(n_bins) or lengths.size != c or len(kinds) != c:
                 raise ValueError("inconsistent sizes")
-            bounds = np.concatenate(([0], np.cumsum(lengths)))
+            ends = np.cumsum(lengths).tolist()
             values, keys = arrays["sample_values"], arrays["sample_keys"]
-            if values.size != bounds[-1] or keys.size != bounds[-1]:
+            if copy:
+                values, keys = values.copy(), keys.copy()
+            if values.size != (ends[-1] if ends else 0) or keys.size != values.size:
                 raise ValueError("inconsistent sample sizes")
-            samples = [(values[bounds[i] : bounds[i + 1]], keys[bounds[i] : bounds[i + 1]]) for i in range(c)]
+            samples = tuple([(values[a:b], keys[a:b]) for a, b in zip([0] + ends, ends)])
             out = cls(
                 str(meta["fingerprint"]), names, kinds, n_bins, int(meta["sample_size"]),
                 rows=int(meta["rows"]), ints=ints, floats=floats, counts=counts, samples=samples,
@@ -624,7 +733,8 @@ class WindowSummary:
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise codec.FormatError(f"damaged window summary: {exc}") from None
-        problem = check_summary(out, (values, keys))
+        out._flat = (samples, values, keys, lengths)
+        problem = check_summary(out, (values, keys, lengths))
         if problem is not None:  # the CRC only says these are the bytes someone wrote
             raise codec.FormatError(f"implausible window summary: {problem}")
         return out
