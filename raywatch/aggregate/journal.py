@@ -6,7 +6,7 @@ acknowledged to a replica is lost (a batch replayed twice is dropped as a duplic
 
 ``batch``: a ``raywatch.journal.batch`` record, version 1 — ``{"batch": <ReplicaBatch.to_dict()
 without "summary">}`` — with the batch's window summary (the summary codec's bytes) in the
-row's BLOB column.
+store's summary files, where the row says (:mod:`raywatch.aggregate.blobfiles`).
 
 ``feedback``: a ``raywatch.journal.feedback`` record, version 1 — ``{"ts": <when it was
 received>, "items": [[request_id, label, model_key or null], ...]}``.

@@ -96,7 +96,7 @@ def _read_copy(path: str, prefix: str) -> Iterator[Store]:
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         copy = os.path.join(tmp, "copy.sqlite")
         _copy(src, copy)
-        store = Store(copy)
+        store = Store(copy, blobs_of=src)  # the journal's summary files: the original's, read only
         try:
             yield store
         finally:

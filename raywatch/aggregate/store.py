@@ -5,7 +5,9 @@ which is what ``ray.kill`` does; ``secure_delete=FAST``: deleted rows are zeroed
 costs no extra write, freed overflow pages are reused as they are). It is owner-only from creation: the folder ``0700`` when
 the store creates it (and ``~/.raywatch``, the default folder, tightened to ``0700``), the
 database, its WAL and SHM ``0600`` — created under a ``077`` umask, and tightened when an
-older raywatch left them readable (a folder the store did not create is left as it is).
+older raywatch left them readable (a folder the store did not create is left as it is) —
+and so are the journal's summary files beside it (``<file>.blobs/``, folder ``0700``, files
+``0600``).
 
 Opening checks the file (:ref:`repair`). Nothing in it is a pickle: every value is JSON text, or the checksummed codec bytes of
 :mod:`raywatch.stats` (profiles, window summaries). Schema version 2; tables:
@@ -38,11 +40,15 @@ Opening checks the file (:ref:`repair`). Nothing in it is a pickle: every value 
     * ``handover`` (``__handover__:<model key>``): a ``raywatch.model-handover`` record,
       version 1, of a model this shard handed over and has not forgotten yet (written by
       :meth:`Store.place`, not by checkpoints; it holds back no journal trim).
-``journal(id, kind, model_key, data, blob, ts)``
+``journal(id, kind, model_key, data, blob, ts, blob_seg, blob_off, blob_len)``
     every batch and label accepted since the last checkpoint: ``raywatch.journal.batch``
-    and ``raywatch.journal.feedback`` records, version 1, a batch's window summary in
-    ``blob`` — see :mod:`raywatch.aggregate.journal`. A restarted actor loads the
-    checkpoint and replays the journal after it.
+    and ``raywatch.journal.feedback`` records, version 1 — see
+    :mod:`raywatch.aggregate.journal`. A batch's window summary is in the summary files
+    beside the store (``<file>.blobs/``, :mod:`raywatch.aggregate.blobfiles`) at ``(blob_seg,
+    blob_off, blob_len)``; a row an earlier release wrote holds it in ``blob``. A restarted
+    actor loads the checkpoint and replays the journal after it. (The three ``blob_*``
+    columns came after schema 2 was released; a schema-2 file without them gets them when
+    opened.)
 ``windows(model_key, start, end, result)``
     one row per closed window (JSON): the history the report reads.
 ``alerts(id, ts, model_key, alertname, state, severity, labels, annotations, value)``
@@ -110,6 +116,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from raywatch.aggregate.audit import AUDIT_SCHEMA, AuditLog
+from raywatch.aggregate.blobfiles import BlobFiles
 from raywatch.aggregate.data import report_json
 from raywatch.aggregate.migrate import Migrated, migrate_v1
 from raywatch.config import MonitorConfig
@@ -129,7 +136,7 @@ CREATE TABLE IF NOT EXISTS state (
     updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, model_key TEXT, data TEXT NOT NULL, blob BLOB,
-    ts REAL NOT NULL);
+    ts REAL NOT NULL, blob_seg INTEGER, blob_off INTEGER, blob_len INTEGER);
 CREATE TABLE IF NOT EXISTS windows (
     model_key TEXT NOT NULL, start REAL NOT NULL, "end" REAL NOT NULL, result TEXT NOT NULL,
     PRIMARY KEY (model_key, start));
@@ -144,7 +151,7 @@ TABLES: Dict[str, Tuple[str, ...]] = {  # salvage order and columns
     "meta": ("key", "value"),
     "models": ("model_key", "labels", "config", "profile", "updated_at"),
     "state": ("key", "kind", "data", "journal_id", "updated_at"),
-    "journal": ("id", "kind", "model_key", "data", "blob", "ts"),
+    "journal": ("id", "kind", "model_key", "data", "blob", "ts", "blob_seg", "blob_off", "blob_len"),
     "windows": ("model_key", "start", '"end"', "result"),
     "alerts": ("id", "ts", "model_key", "alertname", "state", "severity", "labels", "annotations", "value"),
     "audit": ("seq", "id", "ts", "model_key", "decision", "kind", "data"),
@@ -160,7 +167,8 @@ _SALVAGE_PAGE = 64  # rows read at a time from a damaged file
 _SALVAGE_MISSES = 64  # unreadable steps in a row before a table's salvage stops (each skips twice as far)
 _CHECK_STEPS = 1000  # SQLite VM steps between two looks at the integrity check's deadline
 DEFAULT_DIR = os.path.join("~", ".raywatch")
-_ENTRY_BYTES = "length(data) + COALESCE(length(blob), 0)"
+_ENTRY_BYTES = "length(data) + COALESCE(length(blob), blob_len, 0)"
+_BLOB_COLUMNS = (("blob_seg", "INTEGER"), ("blob_off", "INTEGER"), ("blob_len", "INTEGER"))  # (journal summaries in files)
 
 
 class StoredModel(NamedTuple):
@@ -215,6 +223,25 @@ def _prepare_folder(parent: str) -> None:
         _chmod(parent, 0o700)
     elif os.stat(parent).st_mode & 0o077:
         log.info("%s is readable by others; raywatch's files in it are owner-only (0600)", parent)
+
+
+def _add_columns(conn: sqlite3.Connection, table: str, columns: Sequence[Tuple[str, str]]) -> None:
+    """Add the nullable ``columns`` (name, type) a file from an earlier release lacks."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns:
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def _present(src: sqlite3.Connection, table: str, columns: Tuple[str, ...]) -> Tuple[str, ...]:
+    """The ``columns`` a (possibly damaged, possibly older) file's ``table`` has: all of them
+    when its schema cannot be read."""
+    try:
+        have = {row[1] for row in src.execute(f"PRAGMA table_info({table})")}
+    except sqlite3.Error:
+        return columns
+    kept = tuple(c for c in columns if c.strip('"') in have)
+    return kept if have and kept else columns
 
 
 def _siblings(path: str) -> Tuple[str, str]:
@@ -291,6 +318,9 @@ class Store:
         Run :meth:`submit` work on one writer thread (otherwise at once, in the caller).
     clock
         UTC epoch seconds (the time in a moved-aside file's name and in the events).
+    blobs_of
+        This file is a copy of the store at ``blobs_of``: the journal's summary files are
+        that store's (``<blobs_of>.blobs``), read and never written or deleted.
 
     ``migrated`` tells what opening a schema-1 file converted (None otherwise); its
     ``configs`` are the models' configurations as they were unpickled, secrets included,
@@ -300,7 +330,8 @@ class Store:
     """
 
     def __init__(self, path: str, *, integrity_check: str = "quick", check_timeout: float = 10.0,
-                 busy_timeout: float = 10.0, background: bool = False, clock: Callable[[], float] = time.time):
+                 busy_timeout: float = 10.0, background: bool = False, clock: Callable[[], float] = time.time,
+                 blobs_of: Optional[str] = None):
         self.path = os.path.abspath(os.path.expanduser(path))
         self.integrity_check = integrity_check
         self.check_timeout = float(check_timeout)
@@ -314,6 +345,8 @@ class Store:
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._wlock = threading.RLock()
         _prepare_folder(os.path.dirname(self.path))
+        self.blobs = (BlobFiles(self.path + ".blobs") if blobs_of is None else  # a copy: the original's, read only
+                      BlobFiles(os.path.abspath(os.path.expanduser(blobs_of)) + ".blobs", read_only=True))
         self._conn, self._read = self._open()
         self._count_journal()
         if background:
@@ -381,6 +414,7 @@ class Store:
                 elif version is not None and version != SCHEMA_VERSION:
                     raise RuntimeError(f"{path}: schema version {version}, this raywatch reads {SCHEMA_VERSION}")
                 conn.executescript(SCHEMA)
+                _add_columns(conn, "journal", _BLOB_COLUMNS)
                 if version is None:
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 read = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout)
@@ -449,7 +483,7 @@ class Store:
                 except sqlite3.Error:
                     present = True  # a damaged schema page: try the table anyway
                 if present:  # (a file from before a table existed has none of its rows)
-                    out[table] = self._salvage_table(src, conn, table, columns)
+                    out[table] = self._salvage_table(src, conn, table, _present(src, table, columns))
         finally:
             src.close()
         log.warning("%s: salvaged %s", moved, {t: v["rows"] for t, v in out.items()})
@@ -510,6 +544,7 @@ class Store:
                 conn.close()
             except sqlite3.Error:  # pragma: no cover
                 pass
+        self.blobs.close()
 
     # ------------------------------------------------------------------ writes
     def submit(self, fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future[Any]":
@@ -546,17 +581,22 @@ class Store:
 
     def append_journal(self, rows: Sequence[Tuple[str, Optional[str], str, Optional[bytes], float]]) -> int:
         """Append ``(kind, model_key, data, blob, ts)`` rows in one transaction (group commit);
-        returns the id of the last one."""
+        returns the id of the last one. The blobs go to the journal's summary files first
+        (:mod:`raywatch.aggregate.blobfiles`), each row with where its blob is."""
         rows = list(rows)
 
         def work(c: sqlite3.Connection) -> int:
-            c.executemany("INSERT INTO journal (kind, model_key, data, blob, ts) VALUES (?, ?, ?, ?, ?)", rows)
+            c.executemany("INSERT INTO journal (kind, model_key, data, blob, ts, blob_seg, blob_off, blob_len)"
+                          " VALUES (?, ?, ?, NULL, ?, ?, ?, ?)", table)
             return int(c.execute("SELECT last_insert_rowid()").fetchone()[0])
 
         with self._wlock:
+            blobs = [r[3] for r in rows if r[3] is not None]
+            refs = iter(self.blobs.append(blobs) if blobs else ())
+            table = [(r[0], r[1], r[2], r[4]) + (next(refs) if r[3] is not None else (None, None, None)) for r in rows]
             last = self._write(work)
             self.journal_entries += len(rows)
-            self.journal_bytes += sum(len(r[2]) + (len(r[3]) if r[3] is not None else 0) for r in rows)
+            self.journal_bytes += sum(len(r[2]) for r in rows) + sum(map(len, blobs))
         return last
 
     def checkpoint(self, states: Mapping[str, Tuple[str, str]], journal_id: int, now: float) -> int:
@@ -582,7 +622,19 @@ class Store:
             trim, n, size = self._write(work)
             self.journal_entries = max(0, self.journal_entries - n)
             self.journal_bytes = max(0, self.journal_bytes - size)
+            self._drop_blob_files()
         return trim
+
+    def _drop_blob_files(self) -> None:
+        """After a trim: a new summary file from the next append, and the older files no row
+        refers to deleted (a failure here costs disk, never data: counted by the caller's log)."""
+        try:
+            self.blobs.rotate()
+            referenced = [r[0] for r in self._conn.execute(
+                "SELECT DISTINCT blob_seg FROM journal WHERE blob_seg IS NOT NULL")]
+            self.blobs.drop_unreferenced(referenced)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("%s: old journal summary files not deleted (%s: %s)", self.path, type(exc).__name__, exc)
 
     def insert_window(self, model_key: str, start: float, end: float, result: Mapping[str, Any]) -> None:
         self._write(lambda c: c.execute("INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?)",
@@ -609,7 +661,9 @@ class Store:
         journaled batches, closed windows and alert history — in one transaction; returns the
         rows deleted per table (``raywatch reset --model``)."""
         with self._wlock:
-            return self._write(lambda c: self._forget(c, model_key, alerts=True))
+            out = self._write(lambda c: self._forget(c, model_key, alerts=True))
+            self._drop_blob_files()  # its summaries go with the files no other row refers to
+            return out
 
     def place(self, states: Mapping[str, Tuple[str, str]], *, drop: Sequence[str] = (), forget: Optional[str] = None,
               journal_id: int, now: float) -> None:
@@ -678,12 +732,19 @@ class Store:
 
     def journal_after(self, journal_id: int) -> Iterator[Tuple[int, str, Optional[str], str, Optional[bytes]]]:
         """``(id, kind, model_key, data, blob)`` of the entries after ``journal_id``, oldest
-        first, read a page at a time."""
+        first, read a page at a time; a blob kept in a summary file is read from it (short or
+        None when the file lost it: its decode says so)."""
         last = journal_id
         while True:
-            rows = self._read.execute("SELECT id, kind, model_key, data, blob FROM journal WHERE id > ? ORDER BY id LIMIT ?",
-                                      (last, _JOURNAL_PAGE)).fetchall()
-            yield from rows
+            rows = self._read.execute("SELECT id, kind, model_key, data, blob, blob_seg, blob_off, blob_len FROM journal"
+                                      " WHERE id > ? ORDER BY id LIMIT ?", (last, _JOURNAL_PAGE)).fetchall()
+            for jid, kind, mk, data, blob, seg, off, length in rows:
+                if blob is None and seg is not None:
+                    blob = self.blobs.read((seg, off or 0, length or 0))
+                    if blob is None or len(blob) != (length or 0):
+                        log.error("%s: journal entry %d: its window summary is missing from %s (%s of %s bytes)",
+                                  self.path, jid, self.blobs.path(seg), 0 if blob is None else len(blob), length)
+                yield jid, kind, mk, data, blob
             if len(rows) < _JOURNAL_PAGE:
                 return
             last = rows[-1][0]

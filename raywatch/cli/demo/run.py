@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ def run_demo(*, duration: float = 100.0, rps: float = 40.0, out_dir: str = "rayw
                   Path(str(sqlite_path) + "-wal"), Path(str(sqlite_path) + "-shm")):
         if stale.exists():
             stale.unlink()
+    shutil.rmtree(str(sqlite_path) + ".blobs", ignore_errors=True)  # the journal's summary files
     if float(duration) < MIN_DURATION:  # the command refuses it first; a caller in Python gets told too
         raise ValueError(f"the demo needs a duration of at least {MIN_DURATION:g} s, got {duration:g}")
     duration = float(duration)
