@@ -256,9 +256,11 @@ class StatsCore:
                 if t.admitted is not None:
                     self._ingest.abandon(t.admitted)
             return
+        batches = [t for t in tickets if t.kind == "batch"]
+        summaries = dict(zip(map(id, batches), self._ingest.decode_summaries([t.admitted for t in batches])))  # type: ignore[misc]
         for t in tickets:
             if t.kind == "batch":
-                t.reply = self._ingest.apply(t.admitted, t.now)  # type: ignore[arg-type]
+                t.reply = self._ingest.apply(t.admitted, t.now, summary=summaries[id(t)])  # type: ignore[arg-type]
                 b = t.admitted.batch  # type: ignore[union-attr]
                 if b.payload_log:  # (issue 14) the replica's payload-log counters
                     self.remediation.note_batch(t.admitted.ms.key, str(b.replica_id), b.payload_log)  # type: ignore[union-attr]

@@ -27,7 +27,7 @@ window is already closed goes to the earliest open window. Both are counted.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 from raywatch.aggregate.data import scalar
 from raywatch.aggregate.failures import Failures
@@ -42,7 +42,8 @@ from raywatch.drift.performance import ClassificationMetrics, RegressionMetrics
 from raywatch.drift.performance import _label_key as label_key  # the accumulators' own label equality
 from raywatch.series import FEEDBACK_ROWS
 from raywatch.stats.batch import DUPLICATE, REREGISTER, STORED, ReplicaBatch, check_abandoned
-from raywatch.stats.summary import WindowSummary
+from raywatch.stats.codec import FormatError
+from raywatch.stats.summary import WindowSummary, check_summaries
 
 __all__ = ["Ingestor", "Admitted", "window_for", "OK", "DUPLICATE", "ERROR", "STALE_BATCH", "REFUSALS"]
 
@@ -50,6 +51,8 @@ OK, ERROR = STORED, "error"
 STALE_BATCH = "stale"
 """The reply to a batch of a superseded deployment generation: acknowledged, not merged
 (see :mod:`raywatch.aggregate.generations`)."""
+
+_READ = object()  # apply's summary: read (and checked) from the batch's bytes there
 
 REFUSALS = ("too_large", "not_plain", "unknown_model", "too_many_values", "pending_full", "not_allowed")
 """Why a label is refused (the ``reason`` of ``feedback_refused_total``)."""
@@ -161,16 +164,46 @@ class Ingestor:
         """Release a batch whose journal write failed (never merged: its retry is welcome)."""
         a.rep.unmark(int(a.batch.seq))
 
-    def apply(self, a: Admitted, now: float, *, model: bool = True, joiner: bool = True) -> str:
+    def decode_summaries(self, admitted: Sequence[Admitted]) -> List[Any]:
+        """The window summary of each admitted batch, read from its bytes and checked — the
+        checks made once for the whole group (:func:`~raywatch.stats.summary.check_summaries`):
+        a :class:`WindowSummary`, None (no summary), or the error that refuses it. For
+        :meth:`apply`'s ``summary``."""
+        out: List[Any] = []
+        for a in admitted:
+            blob = a.batch.summary
+            if blob is None:
+                out.append(None)
+                continue
+            try:
+                out.append(WindowSummary.from_bytes(blob, check=False))
+            except Exception as exc:
+                out.append(exc)
+        read = [i for i, s in enumerate(out) if isinstance(s, WindowSummary)]
+        if read:
+            try:
+                problems = check_summaries([(out[i], None) for i in read])
+            except Exception as exc:  # the group's check failed: each one alone, in apply
+                self.failures.fail("ingest.summary", exc)
+                problems = ["unchecked"] * len(read)
+            for i, problem in zip(read, problems):
+                if problem == "unchecked":
+                    out[i] = _READ
+                elif problem is not None:
+                    out[i] = FormatError(f"implausible window summary: {problem}")
+        return out
+
+    def apply(self, a: Admitted, now: float, *, model: bool = True, joiner: bool = True, summary: Any = None) -> str:
         """Merge an admitted batch: ``"ok"``, ``"error"``, or ``"reregister"`` (merged; the
         model has no usable configuration: its replicas are asked to register it again).
-        ``model`` / ``joiner`` False leave out the part a checkpoint already holds (replay)."""
+        ``model`` / ``joiner`` False leave out the part a checkpoint already holds (replay).
+        ``summary``: the batch's summary as :meth:`decode_summaries` gave it (None: read here)."""
         if model:
             a = self._current(a)
         ms = a.ms
         try:
             if model:
-                self._apply(ms, a.rep, a.batch, now)
+                self._apply(ms, a.rep, a.batch, now, _READ if summary is None else summary)
             if joiner:
                 self._predictions(ms, a.batch, now)
         except Exception as exc:
@@ -211,7 +244,7 @@ class Ingestor:
             return a
         return self.apply(a, now, model=model, joiner=joiner)
 
-    def _apply(self, ms: ModelState, rep: ReplicaMemory, b: ReplicaBatch, now: float) -> None:
+    def _apply(self, ms: ModelState, rep: ReplicaMemory, b: ReplicaBatch, now: float, summary: Any = None) -> None:
         rep.last_seen = now
         rep.node_id = b.node_id or rep.node_id
         w = window_for(ms, float(b.end_ts), now, self.config.windows.length)
@@ -253,10 +286,13 @@ class Ingestor:
         s = None
         if b.summary is not None:
             try:
-                s = WindowSummary.from_bytes(b.summary)
+                s = WindowSummary.from_bytes(b.summary) if summary is None or summary is _READ else summary
+                if isinstance(s, Exception):
+                    raise s
                 w.add_summary(s)
                 ms.totals["rows"] += int(s.rows)
             except Exception as exc:
+                s = None
                 ms.refused["summaries"] += 1
                 self.failures.fail("ingest.summary", exc)
         ingest_batch(ms, w, b, s, sketch, self.failures.fail)  # segments, groups, replicas (issue 12)

@@ -50,7 +50,7 @@ from raywatch.stats import codec, sample, sections as sec
 from raywatch.stats import kinds as _registered_kinds  # noqa: F401  (registers the built-in section kinds)
 from raywatch.stats.columns import MISSING, WRONG
 
-__all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS", "check_summary"]
+__all__ = ["WindowSummary", "ColumnSummary", "INT_FIELDS", "FLOAT_FIELDS", "check_summary", "check_summaries"]
 
 log = logging.getLogger("raywatch.stats.summary")
 
@@ -301,7 +301,7 @@ def check_summary(s: "WindowSummary", flat: Optional[Tuple[np.ndarray, ...]] = N
         return f"rows is {s.rows}"
     if not 0 <= s.sample_size <= MAX_SAMPLE_SIZE:
         return f"sample_size is {s.sample_size}"
-    if len(s.kinds) != c or len(s.n_bins) != c or len(s.samples) != c or len(set(s.names)) != c:
+    if len(s.kinds) != c or len(s.n_bins) != c or _n_samples(s) != c or len(set(s.names)) != c:
         return "its column table is inconsistent"
     if s.counts.size != int(s._offsets[-1]) or (c and min(s.n_bins) < 1):  # the offsets: the bins' running sum
         return "its bins do not match its layout"
@@ -366,6 +366,91 @@ def _column_major(flats: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], le
     total = int(seg_len.sum())
     index = np.arange(total) + np.repeat(seg_starts - (np.cumsum(seg_len) - seg_len), seg_len)
     return all_keys.take(index), all_values.take(index)
+
+
+def _n_samples(s: "WindowSummary") -> int:
+    """How many columns' samples ``s`` holds (without making the per-column views)."""
+    flat = s.flat_samples()
+    return int(flat[2].size) if flat is not None else len(s.samples)
+
+
+def check_summaries(items: Sequence[Tuple["WindowSummary", Optional[Tuple[np.ndarray, ...]]]]) -> List[Optional[str]]:
+    """:func:`check_summary` of each ``(summary, flat)`` of ``items`` — the same verdicts and
+    messages — with the column checks made once for all the summaries of one layout (the
+    arrays stacked): what a group of replica batches costs, instead of a few dozen array
+    operations each. A summary found wrong is checked again alone, for its message.
+
+    >>> import numpy as np
+    >>> from raywatch.stats.profile import Profile
+    >>> p = Profile.fit({"x": np.arange(10.0)}, bins=2, seed=0)
+    >>> a, b = p.summarize({"x": [1.0, None]}, seed=0), p.summarize({"x": [2.0]}, seed=1)
+    >>> b.ints[0, 6] = 5  # its count no longer adds up
+    >>> check_summaries([(a, None), (b, None)])
+    [None, "column 'x': its counts do not add up to its rows"]
+    """
+    out: List[Optional[str]] = [None] * len(items)
+    groups: Dict[tuple, List[int]] = {}
+    for i, (s, _) in enumerate(items):
+        c = len(s.names)
+        if (s.rows < 0 or not 0 <= s.sample_size <= MAX_SAMPLE_SIZE or len(s.kinds) != c or len(s.n_bins) != c
+                or _n_samples(s) != c or s.counts.size != int(s._offsets[-1]) or (c and min(s.n_bins) < 1)
+                or s.ints.shape != (c, len(INT_FIELDS)) or s.floats.shape != (c, len(FLOAT_FIELDS))
+                or s.unknown_columns):
+            out[i] = check_summary(s, items[i][1])  # the checks in their order, for the message (rare)
+        elif c:
+            groups.setdefault((s.names, s.kinds, s.n_bins), []).append(i)
+    for (names, kinds, _), idx in groups.items():
+        if len(set(names)) != len(names):
+            bad = idx
+        else:
+            bad = [idx[j] for j in _flagged([items[i] for i in idx], kinds)]
+        for i in bad:
+            out[i] = check_summary(*items[i])
+    return out
+
+
+def _flagged(items: Sequence[Tuple["WindowSummary", Optional[Tuple[np.ndarray, ...]]]], kinds: Tuple[str, ...]) -> List[int]:
+    """Positions of the summaries of ``items`` (one layout, their tables checked) that
+    :func:`check_summary`'s column and sample checks find wrong: those checks on the stacked
+    arrays of every summary."""
+    parts = [s for s, _ in items]
+    ints = np.stack([s.ints for s in parts])  # (summaries, columns, INT_FIELDS)
+    f = np.stack([s.floats for s in parts])
+    counts = np.stack([s.counts for s in parts])
+    flats = [flat if flat is not None and len(flat) > 2 else s.flat_samples() for s, flat in items]
+    if all(fl is not None for fl in flats):
+        sizes = np.stack([fl[2] for fl in flats])  # type: ignore[index]
+    else:
+        sizes = np.array([[v.size for v, _ in s.samples] for s in parts], dtype=np.int64)
+    rows = np.array([s.rows for s in parts], dtype=np.int64)[:, None]
+    k = np.array([s.sample_size for s in parts], dtype=np.int64)[:, None]
+    negative = ints.reshape(len(parts), -1).min(axis=1) < 0
+    if counts.shape[1]:
+        negative |= counts.min(axis=1) < 0
+    r, missing, nonfinite, wrong, out_of_range, unseen, count = (ints[:, :, j] for j in range(len(INT_FIELDS)))
+    hist = np.add.reduceat(counts, parts[0]._offsets[:-1], axis=1) if counts.shape[1] else np.zeros_like(count)
+    bad = (r > rows) | (missing + nonfinite + wrong + count != r)
+    bad |= (hist != count) | (out_of_range > count) | (unseen > count)
+    bad |= sizes > np.minimum(k, count)
+    bad |= np.isnan(f).any(axis=2)
+    m2 = f[:, :, 1]
+    m2_ok = True
+    if (m2 < 0.0).any():
+        with np.errstate(over="ignore", invalid="ignore"):
+            m2_ok = m2 >= -1e-6 * np.maximum(1.0, f[:, :, 0] * f[:, :, 0] * count)
+    bad |= _numeric_mask(kinds) & (count > 0) & ~(np.isfinite(f[:, :, 2]) & np.isfinite(f[:, :, 3])
+                                                  & (f[:, :, 2] <= f[:, :, 3]) & m2_ok)
+    flagged = negative | bad.any(axis=1)
+    if sizes.any():  # the samples of every summary at once; each summary alone only when one is wrong
+        if all(fl is not None for fl in flats):
+            values = np.concatenate([fl[0] for fl in flats])  # type: ignore[index]
+            keys = np.concatenate([fl[1] for fl in flats])  # type: ignore[index]
+        else:
+            values = np.concatenate([v for s in parts for v, _ in s.samples])
+            keys = np.concatenate([key for s in parts for _, key in s.samples])
+        if not (keys.size == values.size and np.isfinite(values).all() and (not keys.size or (keys.min() >= 0 and keys.max() <= 1))):
+            flagged |= np.array([check_summary(*item) is not None for item in items])
+    return np.flatnonzero(flagged).tolist()
 
 
 def _bottom_k_all(parts: List[List[sample.Sample]], k: int,
@@ -494,7 +579,7 @@ class WindowSummary:
     """
 
     __slots__ = ("fingerprint", "names", "kinds", "n_bins", "sample_size", "rows", "ints", "floats",
-                 "counts", "samples", "unknown_columns", "sections", "_offsets", "_flat")
+                 "counts", "_samples", "unknown_columns", "sections", "_offsets", "_flat")
 
     def __init__(
         self,
@@ -529,17 +614,38 @@ class WindowSummary:
         self.ints = ints
         self.floats = floats
         self.counts = counts
-        self.samples = samples
+        self._samples = samples
         self.unknown_columns = dict(unknown_columns or {})
         self.sections: Dict[str, sec.Section] = dict(sections or {})
-        self._flat: Optional[tuple] = None  # (samples, values, keys, lengths): see flat_samples
+        self._flat: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None  # see flat_samples
+
+    @property
+    def samples(self):
+        """Per column, its sample as ``(values, keys)`` sorted by key. A summary read from
+        bytes or merged holds them flat (:meth:`flat_samples`) and makes this tuple of views
+        of them when first asked (an ingested summary is merged without it)."""
+        sm = self._samples
+        if sm is None:
+            values, keys, lengths = self._flat  # type: ignore[misc]
+            ends = np.cumsum(lengths).tolist()
+            sm = self._samples = tuple([(values[a:b], keys[a:b]) for a, b in zip([0] + ends, ends)])
+        return sm
+
+    @samples.setter
+    def samples(self, value) -> None:
+        self._samples = value
+        self._flat = None
 
     def flat_samples(self) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Every column's sample as ``(values, keys, lengths)``, column after column, when
-        this summary was read from bytes or merged (its ``samples`` a tuple of views of
-        them), else None."""
-        f = self._flat
-        return f[1:] if f is not None and f[0] is self.samples else None
+        this summary was read from bytes or merged, else None (read only)."""
+        return self._flat
+
+    def _with_flat(self, values: np.ndarray, keys: np.ndarray, lengths: np.ndarray) -> "WindowSummary":
+        """This summary, its samples held flat (made into per-column views when asked)."""
+        self._samples = None
+        self._flat = (values, keys, lengths)
+        return self
 
     # ------------------------------------------------------------------ access
     @property
@@ -663,11 +769,10 @@ class WindowSummary:
             samples=samples, unknown_columns=unknown, sections=sections or None,
         )
         if flats is not None:  # the merged samples flat too, for the next merge
-            out.samples = samples = tuple(samples)
             lengths = np.fromiter((v.size for v, _ in samples), dtype=np.int64, count=len(samples))
             values = np.concatenate([v for v, _ in samples]) if samples else _NONE
             keys = np.concatenate([key for _, key in samples]) if samples else _NONE
-            out._flat = (samples, values, keys, lengths)
+            out._with_flat(values, keys, lengths)
         return out
 
     # ----------------------------------------------------------- serialization
@@ -702,10 +807,12 @@ class WindowSummary:
         return codec.pack(b"WS", FORMAT_VERSION, meta, arrays)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, copy: bool = True) -> "WindowSummary":
+    def from_bytes(cls, data: bytes, *, copy: bool = True, check: bool = True) -> "WindowSummary":
         """Inverse of :meth:`to_bytes`; raises :class:`raywatch.stats.codec.FormatError`
         saying what is wrong with damaged or foreign bytes. ``copy=False``: the samples are
-        read-only views of ``data`` (a profile's reference, never merged into)."""
+        read-only views of ``data`` (a profile's reference, never merged into).
+        ``check=False`` leaves out :func:`check_summary` (the layout is still checked): for a
+        caller that checks many at once with :func:`check_summaries` before using any."""
         # the arrays as views of ``data``: the counters are converted (one copy each, theirs to
         # change); the samples stay read-only views of ``data`` unless ``copy`` (merging makes new ones)
         meta, arrays = codec.unpack(data, b"WS", READS, copy=False)
@@ -718,22 +825,22 @@ class WindowSummary:
             lengths = arrays["sample_lengths"].astype(np.int64, copy=False)
             if counts.size != sum(n_bins) or lengths.size != c or len(kinds) != c:
                 raise ValueError("inconsistent sizes")
-            ends = np.cumsum(lengths).tolist()
             values, keys = arrays["sample_values"], arrays["sample_keys"]
             if copy:
                 values, keys = values.copy(), keys.copy()
-            if values.size != (ends[-1] if ends else 0) or keys.size != values.size:
+            if values.size != int(lengths.sum()) or keys.size != values.size or (c and lengths.min() < 0):
                 raise ValueError("inconsistent sample sizes")
-            samples = tuple([(values[a:b], keys[a:b]) for a, b in zip([0] + ends, ends)])
             out = cls(
                 str(meta["fingerprint"]), names, kinds, n_bins, int(meta["sample_size"]),
-                rows=int(meta["rows"]), ints=ints, floats=floats, counts=counts, samples=samples,
+                rows=int(meta["rows"]), ints=ints, floats=floats, counts=counts, samples=(),
                 unknown_columns={str(k): int(v) for k, v in dict(meta.get("unknown", {})).items()},
                 sections=sec.decode(meta.get("sections", []), arrays, what="section"),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise codec.FormatError(f"damaged window summary: {exc}") from None
-        out._flat = (samples, values, keys, lengths)
+        out._with_flat(values, keys, lengths)  # the per-column samples made when first asked
+        if not check:
+            return out
         problem = check_summary(out, (values, keys, lengths))
         if problem is not None:  # the CRC only says these are the bytes someone wrote
             raise codec.FormatError(f"implausible window summary: {problem}")

@@ -22,7 +22,7 @@ from raywatch.stats import signing
 from raywatch.stats.codec import FormatError
 from raywatch.stats.profile import Profile
 from raywatch.stats.sketch import LatencySketch
-from raywatch.stats.summary import WindowSummary
+from raywatch.stats.summary import WindowSummary, check_summaries, check_summary
 
 from rw_batches import make_batch, profile, rows  # noqa: F401 (fixture)
 
@@ -73,6 +73,56 @@ def test_implausible_summaries_raise(profile, what, change):
     assert WindowSummary.from_bytes(good.to_bytes()) == good
     with pytest.raises(FormatError, match="implausible window summary"):
         WindowSummary.from_bytes(tampered(profile, change))
+
+
+def _numerical(s):
+    return [i for i, k in enumerate(s.kinds) if k == "numerical"]
+
+
+_CHANGES = [
+    lambda s: setattr(s, "rows", -1_000_000_000),
+    lambda s: s.ints.__setitem__((0, 1), -5),
+    lambda s: s.ints.__setitem__((0, 1), s.ints[0, 1] + 7),
+    lambda s: s.counts.__setitem__(0, s.counts[0] + 3),
+    lambda s: s.floats.__setitem__((0, 0), float("nan")),
+    lambda s: s.floats.__setitem__((0, 2), 1e9),
+    lambda s: setattr(s, "sample_size", 1),
+    lambda s: s.samples[0][0].__setitem__(0, float("inf")),
+    lambda s: s.samples[_numerical(s)[-1]][1].__setitem__(0, 1.5),
+    lambda s: s.floats.__setitem__((_numerical(s)[-1], 1), -1e-12),  # m2 a hair below 0: rounding, accepted
+    lambda s: s.floats.__setitem__((_numerical(s)[-1], 1), -50.0),  # well below: damage
+    lambda s: s.unknown_columns.__setitem__("extra", 10 ** 9),
+]
+
+
+def test_a_group_is_checked_as_each_alone(profile):
+    """check_summaries (a replica batch group's summaries checked at once) gives each
+    summary the verdict and message check_summary gives it alone, whatever its neighbours."""
+    good = [WindowSummary.from_bytes(profile.summarize(rows(40, k), seed=k).to_bytes(), check=False) for k in range(3)]
+    bad = [WindowSummary.from_bytes(tampered(profile, change), check=False) for change in _CHANGES]
+    group = [good[0]] + [x for pair in zip(bad, good * 4) for x in pair]
+    alone = [check_summary(s) for s in group]
+    assert check_summaries([(s, None) for s in group]) == alone
+    assert check_summaries([(s, s.flat_samples()) for s in group]) == alone
+    assert alone[0] is None and sum(a is not None for a in alone) == len(_CHANGES) - 1  # all but the rounding
+    assert check_summaries([]) == [] and check_summaries([(good[1], None)]) == [None]
+
+
+def test_a_group_commit_refuses_only_its_implausible_summaries(profile):
+    """The core checks a group commit's summaries together: the bad ones refused and
+    counted, the good ones merged, every batch's counts merged."""
+    c = core(profile)
+    tickets = []
+    for k in range(1, 7):
+        b = make_batch(profile, n=50, seq=k, ts=T0 + 1)
+        if k in (2, 5):
+            b.summary = tampered(profile, _CHANGES[k])
+        tickets.append(c.admit(b, now=T0 + 1))
+    c.settle(tickets)
+    assert [t.reply for t in tickets] == ["ok"] * 6
+    m = c.evaluate(now=T0 + 2)["models"]["app/Model"]
+    assert m["refused"]["summaries"] == 2 and c.failures["ingest.summary"] == 2
+    assert m["totals"]["requests"] == 300 and m["totals"]["rows"] == 200
 
 
 @pytest.mark.parametrize("change", [
