@@ -461,7 +461,8 @@ def _bottom_k_all(parts: List[List[sample.Sample]], k: int,
     matrix (padded with 2.0, above every key, when the columns hold different numbers), one
     ``argpartition`` and one ``argsort`` over the rows pick and order each column's ``k``
     smallest; the columns' samples are rows of the result. ``flats``: every part's samples as
-    ``(values, keys, lengths)`` (as :meth:`WindowSummary.flat_samples` gives), when all have them."""
+    ``(values, keys, lengths)`` (as :meth:`WindowSummary.flat_samples` gives), when all have them;
+    then ``parts`` is read only for its first item's length (the number of columns)."""
     c = len(parts[0])
     if flats is not None:  # every part's samples as flat arrays: gathered column by column at once
         lengths = np.stack([f[2] for f in flats])  # (parts, columns)
@@ -762,7 +763,7 @@ class WindowSummary:
         flats = [p.flat_samples() for p in parts]
         if any(f is None for f in flats):
             flats = None
-        samples = _bottom_k_all([s.samples for s in parts], k, flats)
+        samples = _bottom_k_all([s.samples for s in parts] if flats is None else [first.names], k, flats)
         out = WindowSummary(
             first.fingerprint, first.names, first.kinds, first.n_bins, k, rows=sum(s.rows for s in parts),
             ints=ints_all.sum(axis=0), floats=floats, counts=np.sum([s.counts for s in parts], axis=0),
