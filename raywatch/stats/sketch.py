@@ -312,18 +312,19 @@ class LatencySketch:
     @classmethod
     def from_dict(cls, data: Dict[str, Any], max_buckets: int = 2048) -> "LatencySketch":
         s = cls(alpha=float(data.get("alpha", 0.01)), max_buckets=max_buckets)
-        counts = np.asarray(data.get("counts") or [], dtype=np.int64)
-        if counts.size and (counts < 0).any():
+        counts = np.array(data.get("counts") or (), dtype=np.int64)  # its own copy
+        if counts.size and counts.min() < 0:
             raise ValueError("sketch bucket counts must be non-negative")
         s._offset = int(data.get("offset", 0))
-        s._bins = counts.copy()
+        s._bins = counts
         s.zero_count = int(data.get("zero", 0))
-        s.count = int(data.get("count", int(counts.sum()) + s.zero_count))
+        total = int(counts.sum()) + s.zero_count
+        s.count = int(data.get("count", total))
         s.sum = float(data.get("sum", 0.0))
         s.min = math.inf if data.get("min") is None else float(data["min"])
         s.max = -math.inf if data.get("max") is None else float(data["max"])
         s.invalid = int(data.get("invalid", 0))
-        if s.count != int(counts.sum()) + s.zero_count:
+        if s.count != total:
             raise ValueError("sketch count does not match its bucket counts")
         problem = check_sketch(s, counts.size)
         if problem is not None:  # bytes from elsewhere: checked beyond their shape
