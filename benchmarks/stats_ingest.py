@@ -13,7 +13,8 @@ phases of ``--batches-per-phase`` batches per replica each):
 
 * ``bare_rows_per_second`` — the same batches into a bare actor that only counts rows
   (the Ray transport's ceiling for this batch size on this machine);
-* ``rows_per_second`` — into raywatch's stats actor (SQLite journal on, as by default):
+* ``rows_per_second`` — into raywatch's stats actor (journal on, as by default: rows in
+  SQLite, window summaries in the store's append-only files):
   journal write before the reply, decode + merge of summaries and sketches, dedupe,
   detectors, windows, rules;
 * ``ratio_vs_bare`` — each stats phase's rate over the mean of the bare phases either side

@@ -398,9 +398,9 @@ class Store:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 # Deleted cells are still zeroed in their pages, but a freed overflow page is not
-                # rewritten with zeros. Debian's SQLite defaults to secure_delete=ON: the checkpoint's
-                # trim of the journal (window summaries, ~35 KB a 1,000-row batch, held in the state
-                # rows too) then wrote every freed page again, as much WAL as the journal itself.
+                # rewritten with zeros. Debian's SQLite defaults to secure_delete=ON: each checkpoint's
+                # rewrite of the state rows (which hold window summaries) and the journal's trim then
+                # wrote every freed page again. (The journal's summaries are in files now: blobfiles.)
                 conn.execute("PRAGMA secure_delete=FAST")
                 if check:
                     self._check(conn)
