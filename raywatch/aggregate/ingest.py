@@ -182,12 +182,12 @@ class Ingestor:
         read = [i for i, s in enumerate(out) if isinstance(s, WindowSummary)]
         if read:
             try:
-                problems = check_summaries([(out[i], None) for i in read])
+                problems: List[Any] = check_summaries([(out[i], None) for i in read])
             except Exception as exc:  # the group's check failed: each one alone, in apply
                 self.failures.fail("ingest.summary", exc)
-                problems = ["unchecked"] * len(read)
+                problems = [_READ] * len(read)
             for i, problem in zip(read, problems):
-                if problem == "unchecked":
+                if problem is _READ:
                     out[i] = _READ
                 elif problem is not None:
                     out[i] = FormatError(f"implausible window summary: {problem}")

@@ -125,6 +125,23 @@ def test_a_group_commit_refuses_only_its_implausible_summaries(profile):
     assert m["totals"]["requests"] == 300 and m["totals"]["rows"] == 200
 
 
+def test_a_group_check_that_fails_leaves_each_summary_to_its_own_check(profile, monkeypatch):
+    import raywatch.aggregate.ingest as ingest
+
+    monkeypatch.setattr(ingest, "check_summaries", lambda items: 1 / 0)
+    c = core(profile)
+    tickets = []
+    for k in range(1, 4):
+        b = make_batch(profile, n=50, seq=k, ts=T0 + 1)
+        if k == 2:
+            b.summary = tampered(profile, _CHANGES[2])
+        tickets.append(c.admit(b, now=T0 + 1))
+    c.settle(tickets)
+    m = c.evaluate(now=T0 + 2)["models"]["app/Model"]
+    assert m["refused"]["summaries"] == 1 and m["totals"]["rows"] == 100  # the bad one still refused, alone
+    assert c.failures["ingest.summary"] == 2  # the group check's failure, and the refusal
+
+
 @pytest.mark.parametrize("change", [
     lambda values, keys: keys.__setitem__(0, 2.0),  # a key beyond 1
     lambda values, keys: keys.__setitem__(-1, -0.5),  # a negative key
