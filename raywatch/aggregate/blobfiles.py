@@ -69,16 +69,6 @@ class BlobFiles:
             return []
         return sorted(int(m.group(1)) for m in map(_NAME.match, names) if m)
 
-    def size(self) -> int:
-        """Bytes in the folder's files."""
-        total = 0
-        for n in self.numbers():
-            try:
-                total += os.path.getsize(self.path(n))
-            except OSError:
-                pass
-        return total
-
     # ------------------------------------------------------------------ writes
     def append(self, blobs: Sequence[bytes]) -> List[BlobRef]:
         """Append ``blobs`` to the current file in one ``writev``; where each one is. Raises

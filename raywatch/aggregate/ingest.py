@@ -244,7 +244,7 @@ class Ingestor:
             return a
         return self.apply(a, now, model=model, joiner=joiner)
 
-    def _apply(self, ms: ModelState, rep: ReplicaMemory, b: ReplicaBatch, now: float, summary: Any = None) -> None:
+    def _apply(self, ms: ModelState, rep: ReplicaMemory, b: ReplicaBatch, now: float, summary: Any = _READ) -> None:
         rep.last_seen = now
         rep.node_id = b.node_id or rep.node_id
         w = window_for(ms, float(b.end_ts), now, self.config.windows.length)
@@ -286,7 +286,7 @@ class Ingestor:
         s = None
         if b.summary is not None:
             try:
-                s = WindowSummary.from_bytes(b.summary) if summary is None or summary is _READ else summary
+                s = WindowSummary.from_bytes(b.summary) if summary is _READ else summary
                 if isinstance(s, Exception):
                     raise s
                 w.add_summary(s)

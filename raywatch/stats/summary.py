@@ -453,7 +453,7 @@ def _flagged(items: Sequence[Tuple["WindowSummary", Optional[Tuple[np.ndarray, .
     return np.flatnonzero(flagged).tolist()
 
 
-def _bottom_k_all(parts: List[List[sample.Sample]], k: int,
+def _bottom_k_all(parts: Optional[List[List[sample.Sample]]], k: int,
                   flats: Optional[Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None) -> List[sample.Sample]:
     """Per column, the ``k`` smallest keys of the union of every part's sample, sorted by key:
     what merging the samples pairwise gives (:func:`raywatch.stats.sample.merge`), for all
@@ -462,8 +462,8 @@ def _bottom_k_all(parts: List[List[sample.Sample]], k: int,
     ``argpartition`` and one ``argsort`` over the rows pick and order each column's ``k``
     smallest; the columns' samples are rows of the result. ``flats``: every part's samples as
     ``(values, keys, lengths)`` (as :meth:`WindowSummary.flat_samples` gives), when all have them;
-    then ``parts`` is read only for its first item's length (the number of columns)."""
-    c = len(parts[0])
+    then ``parts`` may be None."""
+    c = len(flats[0][2]) if flats is not None else len(parts[0])  # type: ignore[index]
     if flats is not None:  # every part's samples as flat arrays: gathered column by column at once
         lengths = np.stack([f[2] for f in flats])  # (parts, columns)
         totals = lengths.sum(axis=0)
@@ -763,7 +763,7 @@ class WindowSummary:
         flats = [p.flat_samples() for p in parts]
         if any(f is None for f in flats):
             flats = None
-        samples = _bottom_k_all([s.samples for s in parts] if flats is None else [first.names], k, flats)
+        samples = _bottom_k_all([s.samples for s in parts] if flats is None else None, k, flats)
         out = WindowSummary(
             first.fingerprint, first.names, first.kinds, first.n_bins, k, rows=sum(s.rows for s in parts),
             ints=ints_all.sum(axis=0), floats=floats, counts=np.sum([s.counts for s in parts], axis=0),
