@@ -44,7 +44,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Collection, Dict, List, Mapping, Optional, Tuple, Union
 
 import psutil
 import ray
@@ -369,9 +369,13 @@ class StatsActor(Rebalancing):
         r = await self._feedback_items([(str(request_id), label, model_key)])
         return r["joined"] > 0
 
-    async def feedback_many(self, items: List[Any]) -> Dict[str, Any]:
+    async def feedback_many(self, items: List[Any], handed_over: Optional[List[str]] = None) -> Dict[str, Any]:
         """Labels as ``(request_id, label[, model_key])`` tuples or dicts (``request_id``,
-        ``label``, ``model``): ``{"accepted", "joined", "refused": {reason: n}}``."""
+        ``label``, ``model``): ``{"accepted", "joined", "refused": {reason: n}}``.
+        ``handed_over``: the models among them that the calling shard handed over to this one
+        (it passes their labels on); a label for one of these that this shard has not
+        imported yet waits for it here instead of being refused (placed on this shard, see
+        :meth:`~raywatch.actor.rebalance.Rebalancing._incoming`)."""
         norm: List[Tuple[str, Any, Optional[str]]] = []
         for it in items:
             if isinstance(it, Mapping):
@@ -379,12 +383,13 @@ class StatsActor(Rebalancing):
             else:
                 t = tuple(it)
                 norm.append((str(t[0]), t[1], t[2] if len(t) > 2 else None))
-        return await self._feedback_items(norm)
+        return await self._feedback_items(norm, self._incoming(handed_over))
 
-    async def _feedback_items(self, items: List[Tuple[str, Any, Optional[str]]]) -> Dict[str, Any]:
+    async def _feedback_items(self, items: List[Tuple[str, Any, Optional[str]]],
+                              expected: Collection[str] = ()) -> Dict[str, Any]:
         await self._ensure_started()
         items, away = await self._pass_labels(items)  # labels for a model handed over: to its new owner
-        t, refused = self.core.admit_feedback(items)
+        t, refused = self.core.admit_feedback(items, expected=expected)
         out = {"accepted": 0, "joined": 0, "refused": refused}
         if t is not None:
             await self._commit([t])

@@ -21,6 +21,10 @@ remembers — is :mod:`raywatch.aggregate.rebalance`. Here:
   the model there), and ``ingest_many`` / ``feedback_many`` answers gain ``"shards"``: the
   replica's shipper learns the count and resolves its shard again
   (:meth:`raywatch.serve.shipper.Shipper`), so it stops going through the old shard.
+  Labels are passed on naming the models handed over: until the new owner has imported
+  one, a label for it that no batch of the model preceded waits there in the join (as a
+  label before its prediction) and joins at the import, instead of being refused as
+  ``unknown_model``.
 
 :func:`~raywatch.actor.api.add_shard` reads the count N from shard 0, creates shard N (get-if-exists: its own
 name, SQLite file and ports, per :func:`~raywatch.actor.actor.sqlite_path_for` and the port
@@ -37,7 +41,7 @@ import functools
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from raywatch.actor.sharding import actor_name
+from raywatch.actor.sharding import actor_name, shard_for
 from raywatch.aggregate import rebalance
 from raywatch.aggregate.data import encode
 from raywatch.aggregate.rebalance import HANDOVER_PREFIX, PLACEMENT_KEY, count, owner
@@ -107,10 +111,24 @@ class Rebalancing:
         if not away:
             return keep, None
         out: Dict[str, Any] = {"accepted": 0, "joined": 0, "refused": {}, "shards": count(self.core)}  # type: ignore[attr-defined]
-        for answer in await asyncio.gather(*(self._pass(to, "feedback_many", [list(i) for i in its])
+        for answer in await asyncio.gather(*(self._pass(to, "feedback_many", [list(i) for i in its],
+                                                        sorted({i[2] for i in its if i[2] is not None}))
                                              for to, its in away.items())):
             out = merge_labels(out, answer)
         return keep, out
+
+    def _incoming(self, handed_over: Optional[Sequence[str]]) -> frozenset:
+        """Of the models another shard says it handed over to this one (and passes labels of
+        on), those this shard places here at the count it knows and has not handed on
+        itself: their labels wait here for the import (between ``export_model`` on the old
+        shard and ``import_model`` here, a label that met no batch of the model yet would
+        otherwise be refused as ``unknown_model``). A model it already holds needs nothing."""
+        if not handed_over:
+            return frozenset()
+        core = self.core  # type: ignore[attr-defined]
+        n = count(core)
+        return frozenset(k for k in map(str, handed_over)
+                         if k not in core.models and k not in core.moved and shard_for(k, n) == self.shard)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ the steps
     async def export_model(self, model_key: str, shard: int, shards: int) -> Optional[Dict[str, Any]]:

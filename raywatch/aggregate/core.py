@@ -28,7 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from raywatch.aggregate import models as registry
 from raywatch.aggregate.alerting import Alerting, NoAlerting, model_key_of
@@ -209,15 +209,18 @@ class StatsCore:
         ms.refused["values"] += 1
         self.fail("ingest.value", TypeError(f"{ms.key}: {where}: {exc}"))
 
-    def admit_feedback(self, items: Sequence[FeedbackItem], now: Optional[float] = None) -> Tuple[Optional[Ticket], Dict[str, int]]:
+    def admit_feedback(self, items: Sequence[FeedbackItem], now: Optional[float] = None, *,
+                       expected: Collection[str] = ()) -> Tuple[Optional[Ticket], Dict[str, int]]:
         """Take labels in: ``(ticket or None, refused by reason)``; each item is checked
-        on its own (one bad label costs only itself)."""
+        on its own (one bad label costs only itself). ``expected``: models handed over to
+        this shard and not imported yet, whose labels wait for them
+        (:meth:`~raywatch.aggregate.ingest.Ingestor.check_label`)."""
         now = self._now(now)
         ok: List[FeedbackItem] = []
         refused: Dict[str, int] = {}
         reserved: Dict[str, set] = {}
         for rid, label, mk in items:
-            reason = self._ingest.check_label(rid, label, mk, reserved)
+            reason = self._ingest.check_label(rid, label, mk, reserved, expected)
             if reason is not None:
                 refused[reason] = refused.get(reason, 0) + 1
                 self._ingest.refuse(reason)

@@ -27,7 +27,7 @@ window is already closed goes to the earliest open window. Both are counted.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Dict, List, NamedTuple, Optional, Sequence, Union
 
 from raywatch.aggregate.data import scalar
 from raywatch.aggregate.failures import Failures
@@ -324,10 +324,12 @@ class Ingestor:
         self.refused[reason] = self.refused.get(reason, 0) + n
 
     def check_label(self, request_id: Any, label: Any, model_key: Optional[str],
-                    reserved: Optional[Dict[str, set]] = None) -> Optional[str]:
+                    reserved: Optional[Dict[str, set]] = None, expected: Collection[str] = ()) -> Optional[str]:
         """Why this label is refused (one of :data:`REFUSALS`), or None. ``reserved`` holds,
         per model, the new values of labels accepted earlier in the same call (they count
-        against the cap before they join)."""
+        against the cap before they join). ``expected``: models on their way to this shard
+        (handed over, not imported yet): a label for one waits in the join like a label
+        before its prediction, and its value is checked against the cap when it joins."""
         fb = self.config.feedback
         if _too_long(request_id, fb.max_label_bytes) or _too_long(label, fb.max_label_bytes):
             return "too_large"
@@ -338,7 +340,7 @@ class Ingestor:
         if model_key is not None:
             ms = self.models.get(model_key)
             if ms is None:
-                return "unknown_model"
+                return None if model_key in expected else "unknown_model"
             if ms.config.feedback.task != "regression" and label is not None:
                 try:
                     key = label_key(label)

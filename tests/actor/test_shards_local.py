@@ -157,6 +157,38 @@ def test_a_crash_after_the_export_resumes_forwarding_and_the_rerun_finishes_the_
     close(r0, s1)
 
 
+def test_a_label_passed_on_before_the_import_waits_for_the_model_and_joins_there(profile, tmp_path):
+    """Between the export on the old shard and the import on the new one, a label for the
+    model that no batch preceded reaches a shard that does not hold the model yet: it waits
+    there (journaled, acknowledged) and joins its prediction, which the record brings."""
+    cfg = config(tmp_path)
+
+    async def main():
+        s0, s1 = shard(cfg, 0), shard(cfg, 1)
+        wire(s0, s1)
+        s0.core.register_model(MOVER, {"model": "m"}, profile.to_bytes(), now=T0)
+        assert await s0.ingest(make_batch(profile, n=20, seq=1, replica="r0", deployment=MOVER.split("/")[1], ts=T0,
+                                          predictions=[("q-early", 1, 0.9)])) == "ok"
+        assert await s1.set_shards(2) == 2
+        data = await s0.export_model(MOVER, 1, 2)
+        assert MOVER not in s1.core.models
+        passed = await s0.feedback_many([("q-early", 1, MOVER)])
+        assert passed == {"accepted": 1, "joined": 0, "refused": {}, "shards": 2}
+        # asked directly, or naming a model placed elsewhere, a shard still refuses a model it does not hold
+        assert (await s1.feedback_many([("q-other", 1, MOVER)]))["refused"] == {"unknown_model": 1}
+        assert (await s1.feedback_many([("q-other", 1, STAYER)], [STAYER]))["refused"] == {"unknown_model": 1}
+        assert await s1.import_model(data) is True
+        assert await s0.forget_model(MOVER, 1, 2) is True
+        return s0, s1
+
+    s0, s1 = asyncio.run(main())
+    ms = s1.core.models[MOVER]
+    assert ms.totals["feedback_rows"] == 1
+    figures(s1.core, MOVER, time.time())
+    assert s1.core.status(MOVER)["models"][MOVER]["totals"]["feedback_rows"] == 1
+    close(s0, s1)
+
+
 def test_the_shipper_learns_the_new_count_from_a_forwarded_answer_and_resolves_again(profile):
     resolver = ShardResolver(MonitorConfig(), "app/m")
     answers = [{"reply": "ok", "shards": 2}, "ok"]
