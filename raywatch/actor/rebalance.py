@@ -45,6 +45,7 @@ from raywatch.actor.sharding import actor_name, shard_for
 from raywatch.aggregate import rebalance
 from raywatch.aggregate.data import encode
 from raywatch.aggregate.rebalance import HANDOVER_PREFIX, PLACEMENT_KEY, count, owner
+from raywatch.aggregate.recovery import engine_rows
 from raywatch.stats.batch import forwarded
 
 __all__ = ["Rebalancing", "merge_labels"]
@@ -148,7 +149,10 @@ class Rebalancing:
             history = await asyncio.wrap_future(core.store.submit(core.store.windows, model_key))
             if history:
                 data["history"] = history
-        await self._place({HANDOVER_PREFIX + model_key: ("handover", encode(data))}, forget=model_key)
+        rows = {HANDOVER_PREFIX + model_key: ("handover", encode(data))}
+        if data.get("alerts"):  # with the engines' state without its alerts: a restart here does not resolve them
+            rows.update(engine_rows(core.alerting.state(), core._failures))
+        await self._place(rows, forget=model_key)
         return data
 
     async def import_model(self, data: Dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ the stats actor — which reports firing and resolved transitions back through `
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from raywatch.config import AlertingConfig
 from raywatch.series import MODEL_LABELS, Series
@@ -31,6 +31,11 @@ class Alerting(Protocol):
 
     def restore(self, states: Mapping[str, Mapping[str, Any]]) -> None: ...
 
+    def take_model(self, model_key: str, now: Optional[float] = None) -> Dict[str, Dict[str, Any]]: ...
+
+    def give_model(self, configs: Iterable[Any], taken: Mapping[str, Mapping[str, Any]],
+                   now: Optional[float] = None) -> int: ...
+
 
 class NoAlerting:
     """No rules run; stored engine states are kept as they were (for the next checkpoint)."""
@@ -49,6 +54,13 @@ class NoAlerting:
 
     def restore(self, states: Mapping[str, Mapping[str, Any]]) -> None:
         self._states.update({k: dict(v) for k, v in states.items()})
+
+    def take_model(self, model_key: str, now: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
+        return {}
+
+    def give_model(self, configs: Iterable[Any], taken: Mapping[str, Mapping[str, Any]],
+                   now: Optional[float] = None) -> int:
+        return 0
 
 
 def model_key_of(labels: Mapping[str, str]) -> Optional[str]:

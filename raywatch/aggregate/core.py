@@ -308,6 +308,31 @@ class StatsCore:
         ones are counted in :attr:`refused`)."""
         return self.feedback_items(items, now)["joined"]
 
+    def alerting_configs(self, ms: ModelState) -> List[Any]:
+        """The alerting configurations a model's series go to (its own or the actor's, and
+        that of its default fairness and replica rules), as :meth:`evaluate` groups them."""
+        return [registry.alerting_for(ms, self.config)] + [g[0] for g in default_rule_groups(ms, self.config)]
+
+    def take_alerts(self, model_key: str, now: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
+        """The model's alerts, taken out of this shard's engines without a word (it is being
+        handed over: :func:`raywatch.aggregate.rebalance.begin`)."""
+        try:
+            return self.alerting.take_model(model_key, self._now(now))
+        except Exception as exc:  # the model still moves; its alerts start again over there
+            self.fail("alerts.handover", exc)
+            return {}
+
+    def give_alerts(self, model_key: str, taken: Mapping[str, Mapping[str, Any]], now: Optional[float] = None) -> int:
+        """Go on with the alerts of a model handed over here (after its import)."""
+        ms = self.models.get(model_key)
+        if ms is None or not taken:
+            return 0
+        try:
+            return self.alerting.give_model(self.alerting_configs(ms), taken, self._now(now))
+        except Exception as exc:
+            self.fail("alerts.handover", exc)
+            return 0
+
     def take_feedback(self, model_key: str, entries: Dict[str, Any], now: Optional[float] = None) -> int:
         """Take over another shard's feedback-join entries of a model handed over here
         (:func:`raywatch.aggregate.rebalance.import_model`); returns how many joined and were
@@ -333,7 +358,7 @@ class StatsCore:
         self._evaluator.spread = close_spread(self.config.windows, len(self.models))
         for ms in self._evaluator.evaluate_models(list(self.models.values()), now, self.fail):
             groups.append((registry.alerting_for(ms, self.config), ms.series, False))
-            groups.extend(default_rule_groups(ms, self.config))  # fairness and replica rules (issue 12)
+            groups.extend(default_rule_groups(ms, self.config))  # fairness and replica rules (issue 12); see alerting_configs
         try:
             self.joiner.expire(now)
         except Exception as exc:

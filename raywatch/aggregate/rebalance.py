@@ -31,10 +31,16 @@ in the record's ``feedback`` (predictions waiting for their labels, labels addre
 waiting for their predictions, in the join's own layout): the new owner takes them over
 (:meth:`~raywatch.aggregate.joiner.FeedbackJoiner.import_model`; a label that reached it first
 joins then) and the old shard drops them at :func:`forget`, so a label for a prediction made
-before the move still joins. Labels addressed to no model stay where they are. Not carried:
-its alert transitions already stored, and the alert engine's state (the new shard's rules
-start from their ``pending`` state). Its closed windows travel in the
-record's ``history`` when the stats actor hands it over (:mod:`raywatch.actor.rebalance`).
+before the move still joins. Labels addressed to no model stay where they are. Its alerts
+travel in the record's ``alerts``: the old shard's engines give them up without a word as
+the model leaves (:meth:`~raywatch.alerts.hub.AlertingHub.take_model`), with what their
+notification log says the receivers were told, and the new shard's engines go on with them
+(:meth:`~raywatch.alerts.hub.AlertingHub.give_model`): a firing alert neither resolves at
+the old shard nor fires again (after its ``for``) at the new one, and its resolve, when it
+comes, is sent by the new owner to the receivers that heard it fire. Not carried: its alert
+transitions already stored (the history table stays with the old shard). Its closed
+windows travel in the record's ``history`` when the stats actor hands it over
+(:mod:`raywatch.actor.rebalance`).
 """
 
 from __future__ import annotations
@@ -101,6 +107,8 @@ def import_model(core: Any, data: Dict[str, Any], now: Optional[float] = None) -
         _merge_early(ms, early)
     if d.get("feedback"):  # predictions waiting for their labels (and labels for their predictions) go on here
         core.take_feedback(key, d["feedback"], now)
+    if d.get("alerts"):  # its alerts go on here: nothing fires again, nothing resolved in between
+        core.give_alerts(key, d["alerts"], now)
     core.moved.pop(key, None)
     return key
 
@@ -137,6 +145,9 @@ def hand_over(source: Any, target: Any, model_key: str, *, target_name: Optional
     """Move ``model_key`` from the core ``source`` to the core ``target`` (in one process; the
     stats actors do the same through :func:`export_model` and :func:`import_model`)."""
     data = export_model(source, model_key)
+    alerts = source.take_alerts(model_key, now)
+    if alerts:
+        data["alerts"] = alerts
     import_model(target, data, now=now)
     forget(source, model_key, target_name or target.name)
 
@@ -172,6 +183,9 @@ def begin(core: Any, model_key: str, new_owner: str, shards: int, now: float,
         raise KeyError(f"{core.name} holds no model {model_key!r}")
     data = export_model(core, model_key, history)
     data["id"] = f"{core.name}:{model_key}:{now!r}"
+    alerts = core.take_alerts(model_key, now)  # out of this shard's engines as the model leaves: none resolves here
+    if alerts:
+        data["alerts"] = alerts
     core.models.pop(model_key)
     core.taken.pop(model_key, None)
     core.moved[model_key] = new_owner

@@ -40,7 +40,7 @@ from raywatch.stats.batch import ReplicaBatch
 if TYPE_CHECKING:  # the store imports this module through its v1 migration
     from raywatch.aggregate.store import Store
 
-__all__ = ["snapshot", "recover", "COUNTERS_FORMAT", "ENGINE_FORMAT", "RECORD_VERSION"]
+__all__ = ["snapshot", "engine_rows", "recover", "COUNTERS_FORMAT", "ENGINE_FORMAT", "RECORD_VERSION"]
 
 log = logging.getLogger("raywatch.aggregate.recovery")
 
@@ -48,6 +48,20 @@ COUNTERS_FORMAT, ENGINE_FORMAT, RECORD_VERSION = "raywatch.counters", "raywatch.
 JOINER_KEY, COUNTERS_KEY, ENGINE_PREFIX = "__joiner__", "__counters__", "__engine__:"
 
 Register = Callable[[str, Optional[MonitorConfig], Optional[bytes], Mapping[str, str]], ModelState]
+
+
+def engine_rows(engines: Mapping[str, Mapping[str, Any]], failures: Failures) -> Dict[str, Tuple[str, str]]:
+    """The alert engines' rows of a checkpoint (also written alone, with a hand-over record:
+    the engines' state without the alerts of the model that left)."""
+    rows: Dict[str, Tuple[str, str]] = {}
+    for key, st in engines.items():
+        try:
+            rows[ENGINE_PREFIX + key] = ("engine", encode_lenient(
+                record(ENGINE_FORMAT, RECORD_VERSION, state=st),
+                lambda path, exc, key=key: failures.fail("checkpoint.value", TypeError(f"alert engine {key}: {path}: {exc}"))))
+        except Exception as exc:
+            failures.fail("checkpoint.alerts", exc)
+    return rows
 
 
 def snapshot(models: Mapping[str, ModelState], joiner: FeedbackJoiner, engines: Mapping[str, Mapping[str, Any]],
@@ -68,12 +82,7 @@ def snapshot(models: Mapping[str, ModelState], joiner: FeedbackJoiner, engines: 
         rows[JOINER_KEY] = ("joiner", encode_lenient(joiner.state(), bad("feedback joiner")))
     except Exception as exc:
         failures.fail("checkpoint.joiner", exc)
-    for key, st in engines.items():
-        try:
-            rows[ENGINE_PREFIX + key] = ("engine", encode_lenient(record(ENGINE_FORMAT, RECORD_VERSION, state=st),
-                                                                  bad(f"alert engine {key}")))
-        except Exception as exc:
-            failures.fail("checkpoint.alerts", exc)
+    rows.update(engine_rows(engines, failures))
     rows[COUNTERS_KEY] = ("counters", encode(record(COUNTERS_FORMAT, RECORD_VERSION, counters=dict(counters),
                                                      failures=dict(failures.counts), refused=dict(refused or {}))))
     return rows

@@ -331,6 +331,39 @@ class Dispatcher:
         if not g.alerts:
             self._close(g, max(self._now, n.created_at))
 
+    # ------------------------------------------------------------------ a model moving to another shard
+    def take(self, fingerprints: Set[str], now: float) -> List[Dict[str, Any]]:
+        """Take the alerts ``fingerprints`` out without a word (their model moves to another
+        stats actor shard, which goes on from what the receivers were told): out of their
+        groups (a group left empty is forgotten) and out of the notification log. Returns the
+        log's entries about them, in :meth:`state`'s ``nflog`` layout, for :meth:`give`."""
+        carried = []
+        for nkey, e in list(self.nflog.items()):
+            firing, resolved = e.firing & fingerprints, e.resolved & fingerprints
+            if firing or resolved:
+                carried.append({"group": nkey[0], "receiver": nkey[1], "firing": sorted(firing),
+                                "resolved": sorted(resolved), "ts": e.ts})
+                self.nflog[nkey] = NotifyEntry(e.firing - fingerprints, e.resolved - fingerprints, e.ts)
+        for g in list(self.groups.values()):
+            gone = fingerprints & g.alerts.keys()
+            for fp in gone:
+                del g.alerts[fp]
+            if gone and not g.alerts:
+                self._close(g, max(self._now, now))
+        return carried
+
+    def give(self, entries: Sequence[Mapping[str, Any]], alerts: Sequence[Alert], now: float) -> None:
+        """Take over alerts another shard's dispatcher :meth:`take` gave up: their log entries
+        join this log (what a receiver was told stays told: no second "firing"), then the
+        alerts join their groups (a resolve still owed is sent; later changes as usual)."""
+        for d in entries:
+            nkey = (str(d["group"]), str(d["receiver"]))
+            firing, resolved = frozenset(map(str, d.get("firing") or ())), frozenset(map(str, d.get("resolved") or ()))
+            e = self.nflog.get(nkey)
+            self.nflog[nkey] = (NotifyEntry(firing, resolved, float(d["ts"])) if e is None
+                                else NotifyEntry(e.firing | firing, e.resolved | resolved, e.ts))
+        self.insert(alerts, now)
+
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:
         return {

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from raywatch.alerts.alert import FIRING, PENDING, RESOLVED, Alert
 from raywatch.alerts.deadletter import DeadLetterFile
@@ -353,6 +353,74 @@ class AlertEngine:
     def list_silences(self) -> List[Dict[str, Any]]:
         with self._lock:
             return [s.to_dict() for s in self.silences.list()]
+
+    # ------------------------------------------------------------------ a model moving to another shard
+    def take_alerts(self, belongs: Callable[[Mapping[str, str]], bool], now: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """Take out, without a word, the alerts (pending, firing, resolved and kept) whose
+        labels ``belongs`` — a model handed over to another stats actor shard, whose engine
+        goes on with them (:meth:`give_alerts`): nothing resolves here and nothing fires
+        again there. Returns them with the notification log's entries about them and their
+        direct pushes (JSON-able data), or None when there was none."""
+        with self._lock:
+            if self._closed:
+                return None
+            now = self._now() if now is None else float(now)
+            rules: Dict[str, List[Dict[str, Any]]] = {}
+            taken = set()
+            for rule in self.rules.rules:
+                if getattr(rule, "builtin", False):
+                    continue
+                for key, a in list(rule.active.items()):
+                    if belongs(a.labels):
+                        rules.setdefault(rule.key, []).append({"series": dict(key), "alert": a.to_dict()})
+                        taken.add(a.fingerprint)
+                        del rule.active[key]
+                        self.metrics.set_state(a.labels, None)
+            if not taken:
+                return None
+            nflog = self.dispatcher.take(taken, now)
+            direct = {}
+            for name, pushed in self._pushed.items():
+                mine = {fp: pushed.pop(fp) for fp in taken & pushed.keys()}
+                if mine:
+                    direct[name] = mine
+            if self.inhibitor.rules:
+                self.inhibitor.update((a.labels, a.fingerprint) for a in self.rules.alerts() if a.state == FIRING)
+            return {"version": STATE_VERSION, "rules": rules, "nflog": nflog, "direct": direct}
+
+    def give_alerts(self, taken: Mapping[str, Any], now: Optional[float] = None) -> int:
+        """Go on with the alerts another engine's :meth:`take_alerts` gave up (the same
+        configuration on another shard); an alert this engine already fires for the same
+        series stays as it is. Returns how many were taken over."""
+        if not taken or taken.get("version") != STATE_VERSION:
+            return 0
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the alert engine is closed")
+            now = self._now() if now is None else float(now)
+            by_key = {r.key: r for r in self.rules.rules if not getattr(r, "builtin", False)}
+            alerts: List[Alert] = []
+            for rule_key, items in (taken.get("rules") or {}).items():
+                rule = by_key.get(rule_key)
+                if rule is None:
+                    log.info("dropping %d alert(s) of rule %s handed over, which is not configured here", len(items), rule_key)
+                    continue
+                for d in items:
+                    key = tuple(sorted(d["series"].items()))
+                    mine = rule.active.get(key)
+                    if mine is not None and mine.state != PENDING:
+                        continue
+                    a = rule.active[key] = Alert.from_dict(d["alert"])
+                    self.metrics.set_state(a.labels, a.state)
+                    alerts.append(a)
+            self.dispatcher.give(taken.get("nflog") or (), alerts, now)
+            for name, pushed in (taken.get("direct") or {}).items():
+                if name in self._pushed:
+                    self._pushed[name].update({fp: float(t) for fp, t in pushed.items()})
+            if self.inhibitor.rules:
+                self.inhibitor.update((a.labels, a.fingerprint) for a in self.rules.alerts() if a.state == FIRING)
+            self._wake.notify_all()
+            return len(alerts)
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> Dict[str, Any]:

@@ -194,6 +194,43 @@ class AlertingHub:
             threading.Thread(target=_close_quietly, args=(eng,), name="raywatch-engine-close", daemon=True).start()
             log.info("alert engine %s retired (no model uses its configuration now)", key[0])
 
+    # ------------------------------------------------------------------ a model moving to another shard
+    def take_model(self, model_key: str, now: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
+        """The alerts of one model (``"app/deployment"``), taken out of every engine without a
+        word (:meth:`AlertEngine.take_alerts`), by engine data key: the model is handed over
+        to another shard, whose :meth:`give_model` goes on with them."""
+        out: Dict[str, Dict[str, Any]] = {}
+        for (data_key, _), eng in list(self.engines.items()):
+            try:
+                got = eng.take_alerts(lambda labels: _model_key(labels) == model_key, now)
+            except Exception as exc:
+                self._fail("alerts.handover", exc)
+                continue
+            if got:
+                out[data_key] = got
+        return out
+
+    def give_model(self, configs: Iterable[AlertingConfig], taken: Mapping[str, Mapping[str, Any]],
+                   now: Optional[float] = None) -> int:
+        """Go on with a model's alerts that another shard's :meth:`take_model` gave up.
+        ``configs``: the alerting configurations the model's series go to here (the engine of
+        each is built if it is not yet). Returns how many alerts were taken over."""
+        by_data = {}
+        for cfg in configs:
+            data, secrets = engine_key(cfg)
+            by_data[data] = ((data, secrets), cfg)
+        n = 0
+        for data_key, alerts in taken.items():
+            hit = by_data.get(data_key)
+            if hit is None:  # a configuration the model's series do not go to here: nothing goes on with them
+                log.info("dropping the handed-over alerts of alerting configuration %s, unused on this shard", data_key)
+                continue
+            try:
+                n += self._engine(hit[0], hit[1], False).give_alerts(alerts, now)
+            except Exception as exc:
+                self._fail("alerts.handover", exc)
+        return n
+
     # ------------------------------------------------------------------ status, persistence
     def alerts(self, model_key: Optional[str] = None) -> List[Dict[str, Any]]:
         """Active alerts of every engine, of one model (``"app/deployment"``) or all."""

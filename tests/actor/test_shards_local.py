@@ -189,6 +189,39 @@ def test_a_label_passed_on_before_the_import_waits_for_the_model_and_joins_there
     close(s0, s1)
 
 
+def test_the_alerts_of_a_model_handed_over_leave_the_old_shard_durably_with_the_record(profile, tmp_path):
+    """The export takes the model's alerts out of the old shard's engines and writes their
+    state with the hand-over record: restarted before its next checkpoint, the old shard
+    holds no alert of the model (none to resolve), and the new one goes on with it."""
+    cfg = config(tmp_path)
+    model = {"model": "m", "alerting": {"rules": [{"name": "Busy", "expr": "requests_total > 0"}],
+                                        "sinks": [{"name": "log", "type": "log"}]}}
+
+    async def main():
+        s0, s1 = shard(cfg, 0), shard(cfg, 1)
+        wire(s0, s1)
+        s0.core.register_model(MOVER, model, profile.to_bytes(), now=T0)
+        assert await s0.ingest(batch(profile, MOVER, 1, T0 + 1)) == "ok"
+        s0.core.evaluate()
+        assert [a["state"] for a in s0.core.alerts(MOVER)] == ["firing"]
+        assert s0.core.checkpoint()  # the alert is in the stored engine state
+        assert await s1.set_shards(2) == 2
+        data = await s0.export_model(MOVER, 1, 2)
+        assert list(data["alerts"].values())[0]["rules"]
+        assert await s1.import_model(data) is True
+        return s0, s1
+
+    s0, s1 = asyncio.run(main())
+    assert s0.core.alerts(MOVER) == [] and [a["state"] for a in s1.core.alerts(MOVER)] == ["firing"]
+    close(s0, s1)
+    r0 = shard(config(tmp_path), 0)  # the old shard restarted before any checkpoint after the export
+    assert MOVER in r0.core.handovers
+    stored = [d["alert"]["labels"] for st in r0.core.alerting.state().values() for alerts in st["rules"].values() for d in alerts]
+    assert all(f'{labels.get("app")}/{labels.get("deployment")}' != MOVER for labels in stored)
+    assert r0.core.alerting.state()  # the engine's state was stored and read back
+    close(r0)
+
+
 def test_the_shipper_learns_the_new_count_from_a_forwarded_answer_and_resolves_again(profile):
     resolver = ShardResolver(MonitorConfig(), "app/m")
     answers = [{"reply": "ok", "shards": 2}, "ok"]

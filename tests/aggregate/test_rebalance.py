@@ -183,3 +183,59 @@ def test_a_carried_entry_meets_a_label_already_at_the_new_owner_and_keeps_the_bo
     assert dst.pending() == {"predictions": 5, "labels": 1}  # p2..p6 kept of p0..p6, and the label "w"
     assert dst.counters()["evicted_predictions"] == 2 and dst.counters()["joined"] == 1
     assert dst.import_model("a/other", entries) == [] and dst.pending()["predictions"] == 5  # another model's: ignored
+
+
+def test_a_firing_alert_goes_with_its_model_neither_resolving_nor_firing_again(profile, monkeypatch):
+    """The model's alerts travel in the hand-over record: the old shard gives them up without
+    a word, the new one goes on with them and with what its receivers were told, so the
+    webhook hears "firing" once (before the move) and "resolved" once (from the new owner)."""
+    from rw_batches import WebhookReceiver
+
+    from raywatch.alerts.hub import AlertingHub
+
+    recv = WebhookReceiver("/hook")
+    monkeypatch.setenv("RW_TEST_HANDOVER_HOOK", recv.url)  # a secret travels as its reference
+    key = next(k for k in KEYS if shard_for(k, 2) == 1)
+    app, _, dep = key.partition("/")
+    config = {"model": "m", "alerting": {
+        "rules": [{"name": "HighErrors", "expr": "error_rate > 0.1"}],
+        "route": {"receiver": "hook", "group_wait": "0s", "group_interval": "1s", "group_by": ["alertname", "deployment"]},
+        "sinks": [{"name": "hook", "type": "webhook", "url": "${RW_TEST_HANDOVER_HOOK}"}]}}
+    cores = [StatsCore(cfg(), shard=i, name=f"raywatch-stats-{i}", alerting=AlertingHub(background=False)) for i in range(2)]
+    seq = 0
+
+    def feed(core, now, errors):
+        nonlocal seq
+        seq += 1
+        assert core.ingest(make_batch(profile, n=50, seq=seq, app=app, deployment=dep, ts=now - 0.5, errors=errors),
+                           now=now) == "ok"
+
+    def told(core):  # what the receiver accepted (a delivery ends after its reply: wait_idle covers it)
+        for eng in core.alerting.engines.values():
+            assert eng.wait_idle(timeout=20)
+        return [(b["status"], [a["labels"]["alertname"] for a in b["alerts"]]) for b in recv.received]
+
+    try:
+        cores[0].register_model(key, config, profile.to_bytes(), now=T0)
+        for step in range(3):
+            feed(cores[0], T0 + 1 + step, errors=20)
+        cores[0].evaluate(now=T0 + 4)
+        assert told(cores[0]) == [("firing", ["HighErrors"])]
+        fired = cores[0].alerts(key)[0]
+        rebalance.hand_over(cores[0], cores[1], key, now=T0 + 5)
+        assert cores[0].alerts(key) == [] and cores[0].alerting.take_model(key) == {}
+        moved = cores[1].alerts(key)
+        assert [(a["labels"]["alertname"], a["state"], a["active_at"]) for a in moved] == [
+            ("HighErrors", "firing", fired["active_at"])]
+        cores[0].evaluate(now=T0 + 6)  # the old shard: nothing resolves
+        feed(cores[1], T0 + 7, errors=20)
+        cores[1].evaluate(now=T0 + 8)  # the new owner: nothing fires again
+        assert told(cores[1]) == [("firing", ["HighErrors"])]
+        for step in range(5):  # the errors stop and roll out of the view: resolved, by the new owner
+            feed(cores[1], T0 + 20 + 10 * step, errors=0)
+            cores[1].evaluate(now=T0 + 20.5 + 10 * step)
+        assert told(cores[1]) == [("firing", ["HighErrors"]), ("resolved", ["HighErrors"])]
+    finally:
+        for c in cores:
+            c.alerting.close(timeout=5)
+        recv.close()
