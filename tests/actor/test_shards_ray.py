@@ -9,7 +9,9 @@ One shard gets batches of eight models from real shippers (one a model, as repli
 * a batch sent to the old shard after the move is passed on and acknowledged with the new
   owner's answer and the new count;
 * the shippers of the moved models learned the count and send to the new owner;
-* ``raywatch.status`` of a moved model answers from the new owner, with the live count.
+* ``raywatch.status`` of a moved model answers from the new owner, with the live count;
+* each model's firing alert is held by its owner, the moved ones since they first fired
+  (carried with the model: it neither resolved nor started again).
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class Replicas:
 
 def test_a_shard_added_live_takes_its_models_without_losing_a_batch(ray_cluster, tmp_path, profile):
     cfg = MonitorConfig(model="m", version="v1", windows=WINDOWS,
+                        alerting={"rules": [{"name": "Busy", "expr": "requests_total > 0"}],
+                                  "sinks": [{"name": "log", "type": "log"}]},
                         actor={"name": unique_name(), "namespace": "rw-shards-test", "shards": 1,
                                "sqlite_path": str(tmp_path / "stats.sqlite"), "metrics_port": 0})
     truth = StatsCore(cfg.model_copy(update={"actor": cfg.actor.model_copy(update={"sqlite_path": None})}))
@@ -103,6 +107,10 @@ def test_a_shard_added_live_takes_its_models_without_losing_a_batch(ray_cluster,
         for _ in range(3):
             replicas.round()
         replicas.drain()
+        st = ray_cluster.get(old.evaluate.remote(time.time()))
+        fired = {key: [(a["labels"]["alertname"], a["state"], a["active_at"]) for a in st["models"][key]["alerts"]]
+                 for key in KEYS}
+        assert all(v and v[0][:2] == ("Busy", "firing") for v in fired.values()), fired
 
         stop = threading.Event()
 
@@ -159,6 +167,7 @@ def test_a_shard_added_live_takes_its_models_without_losing_a_batch(ray_cluster,
             got, want = st["models"][key], truth.status(key, now=now)["models"][key]
             assert got["shard"] == shard_for(key, 2)
             near({k: got[k] for k in ("window", "totals")}, {k: want[k] for k in ("window", "totals")}, key)
+            assert [(a["labels"]["alertname"], a["state"], a["active_at"]) for a in got["alerts"]] == fired[key], key
         one = raywatch.status(mover, config=cfg)  # (e) asked with the config (1 shard): the new owner answers
         assert list(one["models"]) == [mover] and one["models"][mover]["shard"] == 1
         assert one["actors"][0]["shards"] == 2
