@@ -21,6 +21,10 @@ keep a row whose summary did not reach the disk; replay then finds the bytes sho
 wrong, and the batch is merged without its summary, counted as a refused summary (its counts,
 latency and errors are in the row).
 
+A model forgotten (``raywatch reset --model``, or handed over to another shard) has its rows
+deleted, the files no row refers to any more deleted, and its summaries in the files that other
+models' rows keep overwritten with zeros (:meth:`BlobFiles.erase`).
+
 Files hold only codec bytes (``RWATCH`` + ``WS``, CRC-checked when read), never a pickle.
 """
 
@@ -133,6 +137,34 @@ class BlobFiles:
                 except FileNotFoundError:
                     pass
         return dropped
+
+    def erase(self, refs: Iterable[BlobRef]) -> int:
+        """Overwrite the bytes at ``refs`` with zeros in the files that are still there (a
+        model forgotten while other rows keep its files: its summaries do not wait for the
+        files' deletion); how many were erased. A file's length never changes."""
+        if self.read_only:
+            return 0
+        by_file: Dict[int, List[Tuple[int, int]]] = {}
+        for number, offset, length in refs:
+            if length and length > 0:
+                by_file.setdefault(int(number), []).append((int(offset), int(length)))
+        erased = 0
+        with self._lock:
+            for number, spans in by_file.items():
+                try:
+                    fd = os.open(self.path(number), os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))  # not O_APPEND: pwrite in place
+                except FileNotFoundError:
+                    continue
+                try:
+                    size = os.fstat(fd).st_size
+                    for offset, length in spans:
+                        end = min(offset + length, size)
+                        while offset < end:
+                            offset += os.pwrite(fd, bytes(min(end - offset, 1 << 20)), offset)
+                        erased += 1
+                finally:
+                    os.close(fd)
+        return erased
 
     # ------------------------------------------------------------------ reads
     def read(self, ref: BlobRef) -> Optional[bytes]:

@@ -625,14 +625,17 @@ class Store:
             self._drop_blob_files()
         return trim
 
-    def _drop_blob_files(self) -> None:
+    def _drop_blob_files(self, erase: Sequence[Tuple[int, int, int]] = ()) -> None:
         """After a trim: a new summary file from the next append, and the older files no row
-        refers to deleted (a failure here costs disk, never data: counted by the caller's log)."""
+        refers to deleted; then the summaries at ``erase`` (a model's, forgotten) zeroed in the
+        files still there (a failure here costs disk, never data: counted by the caller's log)."""
         try:
             self.blobs.rotate()
             referenced = [r[0] for r in self._conn.execute(
                 "SELECT DISTINCT blob_seg FROM journal WHERE blob_seg IS NOT NULL")]
             self.blobs.drop_unreferenced(referenced)
+            if erase:
+                self.blobs.erase(erase)
         except (OSError, sqlite3.Error) as exc:
             log.warning("%s: old journal summary files not deleted (%s: %s)", self.path, type(exc).__name__, exc)
 
@@ -660,9 +663,10 @@ class Store:
         """Delete everything stored about one model — its registration, checkpointed state,
         journaled batches, closed windows and alert history — in one transaction; returns the
         rows deleted per table (``raywatch reset --model``)."""
+        erase: List[Tuple[int, int, int]] = []
         with self._wlock:
-            out = self._write(lambda c: self._forget(c, model_key, alerts=True))
-            self._drop_blob_files()  # its summaries go with the files no other row refers to
+            out = self._write(lambda c: self._forget(c, model_key, alerts=True, erase=erase))
+            self._drop_blob_files(erase)  # its summaries go with the files no other row refers to, or are zeroed
             return out
 
     def place(self, states: Mapping[str, Tuple[str, str]], *, drop: Sequence[str] = (), forget: Optional[str] = None,
@@ -672,18 +676,27 @@ class Store:
         ``journal_id``), delete the state rows ``drop``, and with ``forget`` delete the model
         of that key as :meth:`forget_model` does, its alert history kept."""
 
+        erase: List[Tuple[int, int, int]] = []
+
         def work(c: sqlite3.Connection) -> None:
             if forget is not None:
-                self._forget(c, forget, alerts=False)
+                self._forget(c, forget, alerts=False, erase=erase)
             c.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in drop])
             c.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
                           [(k, kind, data, journal_id, now) for k, (kind, data) in states.items()])
 
         with self._wlock:
             self._write(work)
+            if erase:
+                self._drop_blob_files(erase)
 
-    def _forget(self, c: sqlite3.Connection, model_key: str, *, alerts: bool) -> Dict[str, int]:
-        """Delete one model's rows (the caller holds ``_wlock``, inside a transaction)."""
+    def _forget(self, c: sqlite3.Connection, model_key: str, *, alerts: bool,
+                erase: List[Tuple[int, int, int]]) -> Dict[str, int]:
+        """Delete one model's rows (the caller holds ``_wlock``, inside a transaction);
+        where its journal's summaries are goes into ``erase`` (cleared first: a retried
+        transaction lists them again)."""
+        erase[:] = c.execute("SELECT blob_seg, blob_off, blob_len FROM journal WHERE model_key = ? AND blob_seg IS NOT NULL",
+                             (model_key,)).fetchall()
         n, size = c.execute(f"SELECT COUNT(*), COALESCE(SUM({_ENTRY_BYTES}), 0) FROM journal WHERE model_key = ?",
                             (model_key,)).fetchone()
         out = {

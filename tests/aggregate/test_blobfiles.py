@@ -177,3 +177,30 @@ def test_a_report_of_a_copy_reads_the_original_files_and_never_deletes_them(prof
     with pytest.raises(OSError, match="read only"):
         ro.append([b"x"])
     assert ro.drop_unreferenced([]) == 0 and sorted(os.listdir(str(path) + ".blobs")) == before
+
+
+def test_a_forgotten_models_summaries_are_zeroed_in_the_files_other_rows_keep(profile, tmp_path):
+    """``raywatch reset --model``: the model's summaries leave the disk at once, not when the
+    files they share with other models' rows are deleted at a later trim."""
+    path = tmp_path / "s.sqlite"
+    c = core_on(path, profile)
+    c.register_model("app/Other", {"model": "m", "version": "v1"}, profile.to_bytes(), now=T0)
+    mine = [make_batch(profile, n=30, seq=k, ts=T0 + 1, seed=k) for k in (1, 2)]
+    theirs = [make_batch(profile, n=30, seq=k, ts=T0 + 1, deployment="Other", seed=10 + k) for k in (1, 2)]
+    for b in (mine[0], theirs[0], mine[1], theirs[1]):  # interleaved in one file
+        assert c.ingest(b, now=T0 + 1) == "ok"
+    folder = str(path) + ".blobs"
+    (name,) = os.listdir(folder)
+    before = open(os.path.join(folder, name), "rb").read()
+    assert all(b.summary in before for b in mine + theirs)
+    deleted = c.store.forget_model("app/Model")
+    assert deleted["journal"] == 2
+    after = open(os.path.join(folder, name), "rb").read()  # kept: the other model's rows refer to it
+    assert len(after) == len(before)
+    assert not any(b.summary in after for b in mine) and all(b.summary in after for b in theirs)
+    assert after.count(b"\0" * len(mine[0].summary)) >= 1
+    c.store.close()
+    again = core_on(path)  # the other model's batches still replay whole
+    st = again.status()["models"]
+    assert "app/Model" not in st and st["app/Other"]["totals"]["requests"] == 60
+    assert again.models["app/Other"].refused["summaries"] == 0
