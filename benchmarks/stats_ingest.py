@@ -24,6 +24,13 @@ phases of ``--batches-per-phase`` batches per replica each):
 Once per run, ``raw_rows_per_second``: the naive design, one actor call per request record
 (a 20-feature dict) into the bare actor.
 
+``--controls`` measures, after each batch size's main phases and against the same bare actor,
+the same stats actor three more ways (each a configuration users have): its batches without
+a window summary (a deployment monitored without a reference profile: counts, latency,
+errors), the journal off (``actor.journal: false``), and both: ``controls`` in the batch
+size's result, each with its ``ratio_vs_bare`` and spread. They say where the main figure's
+distance to the bare actor goes (the summaries, the journal, the rest).
+
 Run: ``python benchmarks/stats_ingest.py [--quick]``; the last line printed is JSON.
 Targets: ``ratio_vs_bare`` >= 0.9 at every batch size, ``memory_growth`` <= 0.10.
 """
@@ -84,6 +91,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--batches-per-phase", type=int, default=None, help="per replica and phase (default 600, quick 120)")
     ap.add_argument("--in-flight", type=int, default=8)
     ap.add_argument("--no-journal", action="store_true", help="turn the SQLite ingest journal off (checkpoints only)")
+    ap.add_argument("--controls", action="store_true",
+                    help="also measure without summaries, without the journal, and without both (about 4x as long)")
     args = ap.parse_args(argv)
     if args.rows_per_batch:
         args.batch_rows = [args.rows_per_batch]
@@ -123,12 +132,14 @@ def _actors(ray):
         def ready(self):
             return len(self.batches)
 
-        def ship(self, target, n_batches, in_flight):
+        def ship(self, target, n_batches, in_flight, summaries=True):
             refs = []
             for i in range(n_batches):
                 self.seq += 1
                 now = time.time()
                 b = dataclasses.replace(self.batches[i % len(self.batches)], seq=self.seq, start_ts=now - 1.0, end_ts=now)
+                if not summaries:
+                    b.summary = None
                 refs.append(target.ingest.remote(b))
                 if len(refs) >= in_flight:
                     done, refs = ray.wait(refs, num_returns=1)
@@ -175,18 +186,42 @@ def _one_size(args, ray, get_or_create, MonitorConfig, Replica, bare, pb: bytes,
     distinct = 4 if args.quick else 8
     replicas = [Replica.remote(f"replica-{i}", pb, rpb, i + 1, distinct) for i in range(args.replicas)]
     ray.get([r.ready.remote() for r in replicas])
+    out = _phases(args, ray, get_or_create, MonitorConfig, replicas, bare, pb, rpb, tmp, journal=not args.no_journal,
+                  summaries=True)
+    print(f"{rpb:>6}-row batches: ratio_vs_bare {out['ratio_vs_bare']:.3f} (rounds {out['ratio_spread'][0]:.3f}-"
+          f"{out['ratio_spread'][1]:.3f}, median of {args.rounds}); stats {out['rows_per_second']:,} rows/s, "
+          f"bare {out['bare_rows_per_second']:,} rows/s", flush=True)
+    if args.controls:
+        out["controls"] = {}
+        for label, journal, summaries in (("no_summaries", not args.no_journal, False), ("no_journal", False, True),
+                                          ("neither", False, False)):
+            c = _phases(args, ray, get_or_create, MonitorConfig, replicas, bare, pb, rpb, tmp, journal=journal,
+                        summaries=summaries)
+            out["controls"][label] = {k: c[k] for k in ("ratio_vs_bare", "ratio_spread", "ratios", "rows_per_second",
+                                                        "bare_rows_per_second", "actor_failures")}
+            print(f"{rpb:>6}-row batches, control {label}: ratio_vs_bare {c['ratio_vs_bare']:.3f} "
+                  f"(rounds {c['ratio_spread'][0]:.3f}-{c['ratio_spread'][1]:.3f})", flush=True)
+    for r in replicas:
+        ray.kill(r)
+    return out
+
+
+def _phases(args, ray, get_or_create, MonitorConfig, replicas, bare, pb: bytes, rpb: int, tmp: str, *, journal: bool,
+            summaries: bool) -> dict:
+    """A new stats actor (``journal`` on or off) fed by ``replicas`` (their batches with or
+    without ``summaries``) in phases alternating with the bare actor's."""
     per = args.batches_per_phase
 
     def ship(target):
         t0 = time.perf_counter()
-        n = sum(ray.get([r.ship.remote(target, per, args.in_flight) for r in replicas]))
+        n = sum(ray.get([r.ship.remote(target, per, args.in_flight, summaries) for r in replicas]))
         return n * rpb, time.perf_counter() - t0
 
     name = f"rw-bench-{uuid.uuid4().hex[:6]}"
     cfg = MonitorConfig(
         model="m",
-        actor={"name": name, "sqlite_path": os.path.join(tmp, f"stats-{rpb}.sqlite"), "metrics_port": 0,
-               "journal": not args.no_journal},
+        actor={"name": name, "sqlite_path": os.path.join(tmp, f"stats-{name}.sqlite"), "metrics_port": 0,
+               "journal": journal},
         windows={"length": 1.0, "rolling": 5, "grace": 0.0, "evaluation_interval": 0.5},
     )
     stats = get_or_create(cfg)
@@ -212,8 +247,6 @@ def _one_size(args, ray, get_or_create, MonitorConfig, Replica, bare, pb: bytes,
     st = ray.get(stats.status.remote("bench/Model"))["models"]["bench/Model"]
     ingested = st["totals"]["requests"] - base_rows
     ray.kill(stats)
-    for r in replicas:
-        ray.kill(r)
     ratios = [s / ((bare_rates[i] + bare_rates[i + 1]) / 2) for i, s in enumerate(stats_rates)]
     spread = _spread(ratios)
     out = {
@@ -232,9 +265,6 @@ def _one_size(args, ray, get_or_create, MonitorConfig, Replica, bare, pb: bytes,
     }
     if ingested != shipped:
         out["note"] = f"rows shipped {shipped} != rows ingested {ingested}"
-    print(f"{rpb:>6}-row batches: ratio_vs_bare {spread['median']:.3f} (rounds {spread['min']:.3f}-{spread['max']:.3f}, "
-          f"median of {spread['n']}); stats {out['rows_per_second']:,} rows/s, bare {out['bare_rows_per_second']:,} rows/s",
-          flush=True)
     return out
 
 
@@ -265,6 +295,7 @@ def _run(args, ray, get_or_create, MonitorConfig, Profile, tmp) -> dict:
         "replicas": args.replicas,
         "features": N_FEATURES,
         "journal": not args.no_journal,
+        "controls": bool(args.controls),
         "rounds": args.rounds,
         "batches_per_phase": args.batches_per_phase,
         "in_flight": args.in_flight,
