@@ -368,3 +368,43 @@ def test_a_read_only_dead_letter_file_can_still_be_read(tmp_path, monkeypatch):
 
     monkeypatch.setattr(deadletter, "_open_private", refuse_locks)
     assert len(read_dead_letters(dl_path)) == 1
+
+
+# --------------------------------------------------------------------------- a model moving to another shard
+
+
+def test_a_moved_models_alerts_leave_a_shared_group_quietly_and_go_on_at_the_new_engine(hook):
+    """Two models' alerts in one group (grouped by alert name): the moving model's alerts leave
+    the old engine without a word, the other model's group is not notified again, and the new
+    engine (the same configuration on another shard) is told nothing new until the moved alert
+    resolves, which it sends."""
+    other = dict(M, deployment="Risk")
+    hot = HOT + [Series("error_rate", other, 0.5)]
+    cfg = config(hook.url("/hook"), route={"receiver": "h", "group_wait": "0s", "group_interval": "1m",
+                                           "repeat_interval": "1h", "group_by": ["alertname"]})
+    old, new = engine(cfg), engine(cfg)
+    try:
+        old.evaluate(hot, now=0)
+        assert old.wait_idle(10)
+        assert [sorted(a["labels"]["deployment"] for a in r.body["alerts"]) for r in hook.requests] == [["Fraud", "Risk"]]
+        taken = old.take_alerts(lambda labels: labels.get("deployment") == "Fraud", now=30)
+        assert [d["alert"]["labels"]["deployment"] for (items,) in [list(taken["rules"].values())] for d in items] == ["Fraud"]
+        assert [len(e["firing"]) for e in taken["nflog"]] == [1]
+        assert old.take_alerts(lambda labels: labels.get("deployment") == "Fraud") is None  # nothing left of it
+        assert new.give_alerts(taken, now=30) == 1
+        for t in (60, 120):  # the old engine keeps the other model; the new one the moved model
+            old.evaluate([Series("error_rate", other, 0.5)], now=t)
+            new.evaluate(HOT, now=t)
+        assert old.wait_idle(10) and new.wait_idle(10)
+        assert len(hook.requests) == 1  # nobody told twice, nothing resolved by the move
+        assert [a["labels"]["deployment"] for a in new.alerts()] == ["Fraud"]
+        assert [a["labels"]["deployment"] for a in old.alerts()] == ["Risk"]
+        new.evaluate(COLD, now=180)
+        new.tick(240)
+        assert new.wait_idle(10)
+        last = hook.requests[-1].body
+        assert len(hook.requests) == 2 and [(a["labels"]["deployment"], a["status"]) for a in last["alerts"]] == [
+            ("Fraud", "resolved")]
+    finally:
+        old.close(2)
+        new.close(2)
