@@ -308,10 +308,10 @@ class StatsCore:
         ones are counted in :attr:`refused`)."""
         return self.feedback_items(items, now)["joined"]
 
-    def alerting_configs(self, ms: ModelState) -> List[Any]:
-        """The alerting configurations a model's series go to (its own or the actor's, and
-        that of its default fairness and replica rules), as :meth:`evaluate` groups them."""
-        return [registry.alerting_for(ms, self.config)] + [g[0] for g in default_rule_groups(ms, self.config)]
+    def alerting_groups(self, ms: ModelState) -> List[Tuple[Any, ...]]:
+        """The alerting groups of a model's series: ``(its own alerting or the actor's, its
+        series, False)``, then its default fairness and replica rules' (issue 12)."""
+        return [(registry.alerting_for(ms, self.config), ms.series, False)] + default_rule_groups(ms, self.config)
 
     def take_alerts(self, model_key: str, now: Optional[float] = None) -> Dict[str, Dict[str, Any]]:
         """The model's alerts, taken out of this shard's engines without a word (it is being
@@ -328,7 +328,7 @@ class StatsCore:
         if ms is None or not taken:
             return 0
         try:
-            return self.alerting.give_model(self.alerting_configs(ms), taken, self._now(now))
+            return self.alerting.give_model([g[0] for g in self.alerting_groups(ms)], taken, self._now(now))
         except Exception as exc:
             self.fail("alerts.handover", exc)
             return 0
@@ -357,8 +357,7 @@ class StatsCore:
         groups = []
         self._evaluator.spread = close_spread(self.config.windows, len(self.models))
         for ms in self._evaluator.evaluate_models(list(self.models.values()), now, self.fail):
-            groups.append((registry.alerting_for(ms, self.config), ms.series, False))
-            groups.extend(default_rule_groups(ms, self.config))  # fairness and replica rules (issue 12); see alerting_configs
+            groups.extend(self.alerting_groups(ms))
         try:
             self.joiner.expire(now)
         except Exception as exc:

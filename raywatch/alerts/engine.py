@@ -153,7 +153,7 @@ class AlertEngine:
                 self.metrics.set_state(a.labels, None)
             if changed:
                 if self.inhibitor.rules:
-                    self.inhibitor.update((a.labels, a.fingerprint) for a in self.rules.alerts() if a.state == FIRING)
+                    self._inhibit_from_rules()
                 self.dispatcher.insert(changed, now)
             if self._direct:
                 self._push_direct(changed, now)
@@ -206,6 +206,10 @@ class AlertEngine:
             now = self._now() if now is None else float(now)
             self.silences.expire(now)
             return self.dispatcher.tick(now)
+
+    def _inhibit_from_rules(self) -> None:
+        """The inhibitor's sources: the rules' firing alerts (the caller holds the lock)."""
+        self.inhibitor.update((a.labels, a.fingerprint) for a in self.rules.alerts() if a.state == FIRING)
 
     def _now(self) -> float:
         """The current time on the evaluations' timeline."""
@@ -385,7 +389,7 @@ class AlertEngine:
                 if mine:
                     direct[name] = mine
             if self.inhibitor.rules:
-                self.inhibitor.update((a.labels, a.fingerprint) for a in self.rules.alerts() if a.state == FIRING)
+                self._inhibit_from_rules()
             return {"version": STATE_VERSION, "rules": rules, "nflog": nflog, "direct": direct}
 
     def give_alerts(self, taken: Mapping[str, Any], now: Optional[float] = None) -> int:
@@ -418,7 +422,7 @@ class AlertEngine:
                 if name in self._pushed:
                     self._pushed[name].update({fp: float(t) for fp, t in pushed.items()})
             if self.inhibitor.rules:
-                self.inhibitor.update((a.labels, a.fingerprint) for a in self.rules.alerts() if a.state == FIRING)
+                self._inhibit_from_rules()
             self._wake.notify_all()
             return len(alerts)
 
