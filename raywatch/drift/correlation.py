@@ -201,16 +201,15 @@ def correlation_change(
     top
         How many pairs (largest change first) the result lists.
     """
-    base = dict(rows=section.n, skipped=section.skipped, alpha=float(alpha), min_change=float(min_change))
+    alpha, min_change = float(alpha), float(min_change)
     if section.n < max(int(min_rows), 4):
-        return CorrelationChange(tested=False, drifted=False, max_change=0.0,
-                                 note=f"{section.n} complete rows, fewer than min_rows={min_rows}", **base)
+        return _untested(section, alpha, min_change, f"{section.n} complete rows, fewer than min_rows={min_rows}")
     flat, names_a, names_b, ref, z_ref, root_kappa = _reference(ext)
     sd = section.deviations()  # NaN where a column has no spread
     cur = (section.m2 / (sd[:, None] * sd)).take(flat)
     change = cur - ref
-    size = np.abs(change)
-    max_change = float(np.maximum.reduce(size))  # NaN where a reference correlation is
+    max_change = _largest_size(change)  # NaN where a reference correlation is
+    size = None  # |change|, made where a pair may be flagged or listed
     m, ok = len(cur), None
     # a finite largest change: every correlation is finite (a NaN or infinity would carry into it)
     if max_change - max_change != 0.0:
@@ -218,16 +217,16 @@ def correlation_change(
         if ok.all():  # the NaN is a reference correlation's
             ok = None
         elif not ok.any():
-            return CorrelationChange(tested=False, drifted=False, max_change=0.0,
-                                     note="every column is constant in the window", **base)
+            return _untested(section, alpha, min_change, "every column is constant in the window")
         else:
             np.copyto(cur, ref, where=~ok)  # untested pairs: no change
             m = int(ok.sum())
             change = cur - ref
-            size = np.abs(change)
-            max_change = float(np.maximum.reduce(size))
+            max_change = _largest_size(change)
     root_n = math.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
     z = p_adj = flagged = order = None
+    if correction != "bonferroni" or not max_change < min_change:
+        size = np.abs(change)
     if correction == "bonferroni":  # p·m < α  ⟺  z > Φ⁻¹(1 − α/(2m)): no p-value for every pair
         if not max_change < min_change:  # else no pair can be flagged (a stationary window): z of the listed ones only
             z = _fisher(cur, z_ref, root_kappa, root_n)
@@ -247,14 +246,26 @@ def correlation_change(
         hits = order[flagged[order]].tolist()
     listed = (cur, change, size, order, flagged, z, p_adj, root_n, m, ok, max(int(top), len(hits)))
     return CorrelationChange(
-        section.n, section.skipped, True, bool(hits), max_change, base["alpha"], base["min_change"],
+        section.n, section.skipped, True, bool(hits), max_change, alpha, min_change,
         [(names_a[k], names_b[k]) for k in hits], None,
         "" if ok is None else f"{len(ok) - m} pairs with a constant column were not tested",
         lambda count: _listed(ext, *listed, count),
     )
 
 
-def _listed(ext: CorrelationExtension, cur: np.ndarray, change: np.ndarray, size: np.ndarray,
+def _untested(section: CoMoments, alpha: float, min_change: float, note: str) -> CorrelationChange:
+    return CorrelationChange(section.n, section.skipped, False, False, 0.0, alpha, min_change, note=note)
+
+
+def _largest_size(change: np.ndarray) -> float:
+    """``max |change|`` (NaN where one is NaN) from ndarray.argmax and argmin, which return a
+    NaN's index where there is one: a fraction of ``np.abs`` and a ufunc reduction's cost on a
+    few hundred values, in every window's test."""
+    hi, lo = change.item(change.argmax()), change.item(change.argmin())
+    return hi if hi >= -lo else -lo
+
+
+def _listed(ext: CorrelationExtension, cur: np.ndarray, change: np.ndarray, size: Optional[np.ndarray],
             order: Optional[np.ndarray], flagged: Optional[np.ndarray], z: Optional[np.ndarray],
             p_adj: Optional[np.ndarray], root_n: float, m: int, ok: Optional[np.ndarray], top: int,
             count: Optional[int]) -> Tuple[list, ...]:
@@ -265,6 +276,8 @@ def _listed(ext: CorrelationExtension, cur: np.ndarray, change: np.ndarray, size
     (None: none flagged); ``ok``: the pairs tested (None: all) — an untested pair's window
     correlation reads NaN."""
     _, names_a, names_b, ref, z_ref, root_kappa = _reference(ext)
+    if size is None:
+        size = np.abs(change)
     if order is None:
         order = (-size).argsort(kind="stable")
     shown_a = order[:top if count is None else min(int(count), top)]

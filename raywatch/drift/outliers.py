@@ -55,26 +55,26 @@ class OutlierQuality:
 
 class OutlierResults(Mapping[str, OutlierQuality]):
     """:func:`outlier_quality`'s ``{column: OutlierQuality}`` of one window, read only. It holds
-    the window's figures as arrays; the per-column objects are made when first read (the
+    the window's figures as lists; the per-column objects are made when first read (the
     drift report reads only the shares and issues, :meth:`shares`). Compares equal to the plain
     dict it reads as."""
 
     __slots__ = ("columns", "_ref", "_values", "_beyond", "_share", "_p", "_issue", "_items")
 
-    def __init__(self, columns: List[str], ref: tuple, values: np.ndarray, beyond: np.ndarray, share: np.ndarray,
+    def __init__(self, columns: List[str], ref: tuple, values: List[float], beyond: List[float], share: List[float],
                  p: Optional[np.ndarray], issue: Optional[List[bool]]):
         self.columns = columns
         self._ref, self._values, self._beyond, self._share, self._p, self._issue = ref, values, beyond, share, p, issue
         self._items: Optional[Dict[str, OutlierQuality]] = None
 
     def share_list(self) -> List[float]:
-        """Each column's share, in :attr:`columns` order (finite: shares of counts)."""
-        return self._share.tolist()
+        """Each column's share, in :attr:`columns` order (finite: shares of counts). Read only."""
+        return self._share
 
     def shares(self) -> Iterator[Tuple[str, float, float, bool]]:
         """``(column, share, reference share, issue)`` per column."""
         issue = self._issue if self._issue is not None else [False] * len(self.columns)
-        return zip(self.columns, self._share.tolist(), self._ref[0], issue)
+        return zip(self.columns, self._share, self._ref[0], issue)
 
     def _made(self) -> Dict[str, OutlierQuality]:
         items = self._items
@@ -83,7 +83,7 @@ class OutlierResults(Mapping[str, OutlierQuality]):
             rate_l, low_l, high_l = self._ref
             p_l = [None] * n if self._p is None else [None if v != v else v for v in self._p.tolist()]
             issue = self._issue if self._issue is not None else [False] * n
-            cols = zip(self.columns, self._values.tolist(), self._beyond.tolist(), self._share.tolist(), rate_l, low_l,
+            cols = zip(self.columns, self._values, self._beyond, self._share, rate_l, low_l,
                        high_l, p_l, issue)
             items = self._items = {c[0]: OutlierQuality(*c) for c in cols}
         return items
@@ -116,23 +116,27 @@ def outlier_quality(
     tolerance, alpha
         The excess over the reference rate that may count, and the binomial test's level.
     """
-    values, beyond = section.values, section.beyond
-    rate = ext.reference_rate
-    share = beyond / np.maximum(values, 1)  # counts: as floats, exactly
-    # the binomial test runs only where the excess reaches the tolerance (stationary windows:
-    # nowhere); P(X ≥ k) for X ~ Binomial(n, rate) as scipy.stats.binom.sf(k - 1, n, rate)
-    over = share - rate
+    ref = _reference(ext)
+    values_l, beyond_l = section.values.tolist(), section.beyond.tolist()
+    # counts: as floats, exactly (b / max(v, 1) as numpy divides them). A window's columns are
+    # few (at most MAX_COLUMNS), and this runs every window: Python's arithmetic on the lists
+    # costs less than numpy's calls on tiny arrays, whose code is cold between windows
+    share = [b / (v or 1) for b, v in zip(beyond_l, values_l)]
     p = issue = None
-    if not float(np.maximum.reduce(over, initial=-np.inf)) < tolerance:  # some share may exceed its rate (or a NaN)
-        excess = over >= tolerance
-        candidate = excess & (beyond > 0)
-        p = np.full(share.size, np.nan)
+    tol = float(tolerance)
+    if not all(map(tol.__gt__, map(float.__sub__, share, ref[0]))):  # some share may exceed its rate (or a NaN)
+        # the binomial test where the excess reaches the tolerance (stationary windows: nowhere);
+        # P(X ≥ k) for X ~ Binomial(n, rate) as scipy.stats.binom.sf(k - 1, n, rate)
+        values, beyond, rate = section.values, section.beyond, ext.reference_rate
+        over = np.array(share) - rate
+        candidate = (over >= tolerance) & (beyond > 0)
+        p = np.full(over.size, np.nan)
         c = np.flatnonzero(candidate)
         r = rate[c]
         sf = bdtrc(np.maximum(beyond[c] - 1, 0), values[c], np.clip(r, 1e-300, 1.0))
         p[c] = np.where(r <= 0, 0.0, np.where(r >= 1, 1.0, sf))
         issue = (candidate & ((rate <= 0) | ((rate < 1) & (p < alpha)))).tolist()
-    return OutlierResults(ext.columns, _reference(ext), values, beyond, share, p, issue)
+    return OutlierResults(ext.columns, ref, values_l, beyond_l, share, p, issue)
 
 
 def _reference(ext: OutlierFences) -> tuple:

@@ -94,9 +94,15 @@ class CoMoments(Section):
     def deviations(self) -> np.ndarray:
         """``√M2[i, i]`` per column, NaN where a column has no spread beyond rounding."""
         diag = self.m2.diagonal()
-        # every column above the largest column's bound (the common case): above its own
-        top = float(np.maximum.reduce(np.abs(self.mean), initial=1.0))
-        if float(np.minimum.reduce(diag, initial=np.inf)) > top * top * (1e-20 * max(self.n, 1)):
+        if not diag.size:
+            return np.sqrt(diag)
+        # every column above the largest column's bound (the common case): above its own. The
+        # extremes by ndarray.argmax/argmin (a NaN's index where there is one), a fraction of a
+        # ufunc reduction's cost on a few values: this runs in every window's correlation test
+        mean = self.mean
+        hi, lo = mean.item(mean.argmax()), mean.item(mean.argmin())
+        top = max(1.0, hi, -lo)
+        if hi - lo == hi - lo and diag.item(diag.argmin()) > top * top * (1e-20 * max(self.n, 1)):  # no NaN
             return np.sqrt(diag)
         scale = np.maximum(np.abs(self.mean), 1.0)
         scale *= scale * (1e-20 * max(self.n, 1))
