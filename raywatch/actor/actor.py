@@ -421,6 +421,13 @@ class StatsActor(Rebalancing):
             return await self._pass(to, "history", model_key, since, limit)
         return self.core.history(model_key, since, limit)
 
+    async def stored_alerts(self, model_key: str, since: Optional[float] = None, limit: int = 10_000) -> List[Dict[str, Any]]:
+        """The alert transitions of ``model_key`` stored in this shard's file, whoever owns the
+        model now (never passed on): a model handed over leaves the transitions it made here
+        behind (``raywatch.actor.history`` reads them from every shard)."""
+        store = self.core.store
+        return store.alerts(str(model_key), since, limit) if store is not None else []
+
     async def metrics_address(self) -> Optional[str]:
         await self._ensure_started()
         return f"{self.server.address}/metrics" if self.server is not None and self.server.address else None

@@ -116,20 +116,29 @@ def status(model: Optional[str] = None, *, config: ConfigLike = None, timeout: f
 def history(model: Optional[str] = None, since: Optional[float] = None, *, config: ConfigLike = None, timeout: float = 60.0) -> Dict[str, Any]:
     """Closed windows, feature histograms and alert transitions of every shard (or of the
     one owning ``model``): ``{"models": {key: {"labels", "features", "windows"}}, "alerts": [...]}``
-    (see :meth:`raywatch.aggregate.core.StatsCore.history`)."""
+    (see :meth:`raywatch.aggregate.core.StatsCore.history`). A model key's alert transitions
+    come from every shard: those it made on a shard before it was handed over stay in that
+    shard's file (its windows travel with it)."""
     ray = _ray()
     handles = actors(config)
     targets = [h for _, h in handles]
+    others: List[Any] = []
     if model is not None:
         h = _owner(model, handles, config, timeout)
         targets = [h] if h is not None else []
-    answers = ray.get([h.history.remote(model, since) for h in targets], timeout=timeout) if targets else []
+        if h is not None and "/" in model:
+            others = [o for _, o in handles if o is not h]
+    refs = [h.history.remote(model, since) for h in targets]
+    left = [o.stored_alerts.remote(model, since) for o in others]
+    answers = ray.get(refs + left, timeout=timeout) if refs else []
     out: Dict[str, Any] = {"models": {}, "alerts": []}
-    for a in answers:
+    for a in answers[:len(refs)]:
         out["models"].update(a.get("models") or {})
         out["alerts"].extend(a.get("alerts") or [])
         if a.get("audit"):  # (issue 14) remediation decisions
             out.setdefault("audit", []).extend(a["audit"])
+    for rows in answers[len(refs):]:
+        out["alerts"].extend(rows)
     out["alerts"].sort(key=lambda e: e.get("ts") or 0)
     return out
 
@@ -160,11 +169,12 @@ def reset(model: str, *, config: ConfigLike = None, timeout: float = 30.0) -> Li
     """Forget a model in the stats actors and their SQLite files: its state, pending labels,
     registration, checkpoint, journal, closed windows and alert history (what
     ``raywatch reset --model`` does). ``model`` is a model key (``"app/deployment"``: its
-    shard is asked) or a model name (every shard is asked, and forgets every model of that
-    name). Returns each asked shard's answer ``{"model", "keys", "found",
-    "pending_dropped", "deleted": {table: rows}}``; ``found`` empty everywhere means no actor
-    knew the model. RuntimeError when no stats actor runs (reset the file itself with
-    :func:`raywatch.aggregate.offline.reset_sqlite`)."""
+    shard is asked first, then every other shard, whose files may keep the alert
+    transitions it made there before a hand-over) or a model name (every shard is asked,
+    and forgets every model of that name). Returns each asked shard's answer ``{"model",
+    "keys", "found", "pending_dropped", "deleted": {table: rows}}`` (a key's owner first);
+    ``found`` empty everywhere means no actor knew the model. RuntimeError when no stats
+    actor runs (reset the file itself with :func:`raywatch.aggregate.offline.reset_sqlite`)."""
     ray = _ray()
     handles = actors(config)
     if not handles:
@@ -172,7 +182,8 @@ def reset(model: str, *, config: ConfigLike = None, timeout: float = 30.0) -> Li
     targets = [h for _, h in handles]
     if "/" in model:
         h = _owner(model, handles, config, timeout)
-        targets = [h] if h is not None else targets
+        if h is not None:
+            targets = [h] + [o for o in targets if o is not h]
     return list(ray.get([h.reset_model.remote(model) for h in targets], timeout=timeout))
 
 

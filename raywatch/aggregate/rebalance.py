@@ -38,7 +38,8 @@ notification log says the receivers were told, and the new shard's engines go on
 (:meth:`~raywatch.alerts.hub.AlertingHub.give_model`): a firing alert neither resolves at
 the old shard nor fires again (after its ``for``) at the new one, and its resolve, when it
 comes, is sent by the new owner to the receivers that heard it fire. Not carried: its alert
-transitions already stored (the history table stays with the old shard). Its closed
+transitions already stored (the history table stays with the old shard; ``raywatch.actor.history``
+of the model reads every shard's, and a reset forgets them on every shard). Its closed
 windows travel in the record's ``history`` when the stats actor hands it over
 (:mod:`raywatch.actor.rebalance`).
 """

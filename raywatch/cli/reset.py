@@ -68,6 +68,16 @@ def reset(model: str, address: Optional[str], config_path: Optional[str], timeou
     except AttributeError:
         fail("this stats actor cannot reset a model (its raywatch predates `raywatch reset`); restart it with this raywatch")
     result = ask(f"to reset {key}", lambda: ray.get(method.remote(key), timeout=timeout), timeout) or {}
+    # the other shards' files may keep alert transitions the model made there before a hand-over
+    others = [h for s, h in api.actors(cfg) if s != shard]
+    if others and isinstance(result, Mapping):
+        left = ask(f"the other shards to forget {key}'s rows",
+                   lambda: ray.get([h.reset_model.remote(key) for h in others], timeout=timeout), timeout) or []
+        deleted = dict(result.get("deleted") or {})
+        for answer in left:
+            for table, n in ((answer or {}).get("deleted") or {}).items():
+                deleted[table] = deleted.get(table, 0) + int(n)
+        result = {**result, "deleted": deleted}
     click.echo(f"reset {key}" + (f": {_said(result)}" if isinstance(result, Mapping) and _said(result) else ""))
 
 

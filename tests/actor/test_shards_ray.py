@@ -21,6 +21,8 @@ import threading
 import time
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from rw_batches import make_batch, profile, unique_name  # noqa: F401 (fixture)
 from rw_test_support import kill_stats_actors
 
@@ -28,6 +30,7 @@ import raywatch
 from raywatch.actor import actor as actor_mod
 from raywatch.actor import add_shard, api
 from raywatch.actor.sharding import shard_for
+from raywatch.cli import main
 from raywatch.aggregate import StatsCore
 from raywatch.config import MonitorConfig
 from raywatch.serve.shipper import RayTransport, Shipper, default_resolver
@@ -121,6 +124,7 @@ def test_a_shard_added_live_takes_its_models_without_losing_a_batch(ray_cluster,
 
         sender = threading.Thread(target=keep_sending, daemon=True)
         sender.start()
+        t_move = time.time()
         try:
             out = add_shard(cfg, timeout=60.0)
         finally:
@@ -171,6 +175,21 @@ def test_a_shard_added_live_takes_its_models_without_losing_a_batch(ray_cluster,
         one = raywatch.status(mover, config=cfg)  # (e) asked with the config (1 shard): the new owner answers
         assert list(one["models"]) == [mover] and one["models"][mover]["shard"] == 1
         assert one["actors"][0]["shards"] == 2
-        assert mover in api.history(mover, config=cfg)["models"]
+        hist = api.history(mover, config=cfg)
+        assert mover in hist["models"]
+        # (f) the transitions the mover made on the old shard stay in its file: the model's
+        # history reads them there; a reset forgets them there too
+        fired_there = [a for a in hist["alerts"] if (a["model_key"], a["alertname"], a["state"]) == (mover, "Busy", "firing")]
+        assert fired_there and fired_there[0]["ts"] <= t_move, hist["alerts"]
+        assert ray_cluster.get(old.stored_alerts.remote(mover))
+        yaml_path = tmp_path / "monitor.yaml"  # `raywatch reset --model KEY` as users run it
+        yaml_path.write_text(yaml.safe_dump({"actor": cfg.actor.model_dump(include={"name", "namespace", "shards",
+                                                                                     "sqlite_path", "metrics_port"})}))
+        res = CliRunner().invoke(main, ["reset", "--model", mover, "--yes", "--config", str(yaml_path)])
+        assert res.exit_code == 0 and res.output.startswith(f"reset {mover}"), res.output
+        assert ray_cluster.get(old.stored_alerts.remote(mover)) == []
+        answers = api.reset(mover, config=cfg)  # the owner first, then the other shard
+        assert len(answers) == 2 and [a["keys"] for a in answers] == [[mover], [mover]]
+        assert all(ray_cluster.get(old.stored_alerts.remote(k)) for k in out["stayed"])  # the others' stay
     finally:
         kill_stats_actors(ray_cluster, cfg, 2)
