@@ -264,7 +264,12 @@ def test_a_shadow_that_hangs_or_raises_never_touches_user_requests(loop, retrain
     assert state == "rolled_back" and kinds(ev)[-3:] == ["shadow_started", "shadow_figures", "rolled_back"], \
         [(e["kind"], e["summary"]) for e in ev]
     shadow = by["rolled_back"]["evidence"]["figures"]["shadow"]
-    assert shadow["errors"] + shadow["timeouts"] >= 10, shadow
+    # the figures the verdict was given: it fails the shadow as soon as 20 mirrored calls were made
+    # and more than 5 % failed, so how many failed by then depends on the machine's pace; what holds
+    # whatever the pace: every call that finished failed (this candidate never answers in time), and
+    # at most max_in_flight (16) had not finished (asserting ">= 10 failed" flaked at 9 on a slow run)
+    n, failed = shadow["requests"], shadow["errors"] + shadow["timeouts"]
+    assert n >= 20 and failed >= n - 16 and failed > 0.05 * n and shadow["compared"] == 0, shadow
     # measured: users saw no failure, and no slower answers while the shadow hung or failed
     t0 = by["shadow_started"]["ts"]
     t1 = by["rolled_back"]["ts"]
