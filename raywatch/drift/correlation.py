@@ -56,7 +56,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from raywatch.drift.correction import adjust
-from raywatch.stats.comoments import CoMoments, CorrelationExtension
+from raywatch.stats.comoments import CoMoments, CorrelationExtension, largest_magnitude
 
 __all__ = ["PairChange", "CorrelationChange", "correlation_change"]
 
@@ -208,7 +208,7 @@ def correlation_change(
     sd = section.deviations()  # NaN where a column has no spread
     cur = (section.m2 / (sd[:, None] * sd)).take(flat)
     change = cur - ref
-    max_change = _largest_size(change)  # NaN where a reference correlation is
+    max_change = largest_magnitude(change)  # NaN where a reference correlation is
     size = None  # |change|, made where a pair may be flagged or listed
     m, ok = len(cur), None
     # a finite largest change: every correlation is finite (a NaN or infinity would carry into it)
@@ -222,7 +222,7 @@ def correlation_change(
             np.copyto(cur, ref, where=~ok)  # untested pairs: no change
             m = int(ok.sum())
             change = cur - ref
-            max_change = _largest_size(change)
+            max_change = largest_magnitude(change)
     root_n = math.sqrt(1.0 / (section.n - 3) + 1.0 / max(ext.reference_rows - 3, 1))
     z = p_adj = flagged = order = None
     if correction != "bonferroni" or not max_change < min_change:
@@ -255,14 +255,6 @@ def correlation_change(
 
 def _untested(section: CoMoments, alpha: float, min_change: float, note: str) -> CorrelationChange:
     return CorrelationChange(section.n, section.skipped, False, False, 0.0, alpha, min_change, note=note)
-
-
-def _largest_size(change: np.ndarray) -> float:
-    """``max |change|`` (NaN where one is NaN) from ndarray.argmax and argmin, which return a
-    NaN's index where there is one: a fraction of ``np.abs`` and a ufunc reduction's cost on a
-    few hundred values, in every window's test."""
-    hi, lo = change.item(change.argmax()), change.item(change.argmin())
-    return hi if hi >= -lo else -lo
 
 
 def _listed(ext: CorrelationExtension, cur: np.ndarray, change: np.ndarray, size: Optional[np.ndarray],

@@ -57,6 +57,14 @@ MAX_COLUMNS = 64
 GRID = 256  # normal-score grid points per column
 
 
+def largest_magnitude(a: np.ndarray) -> float:
+    """``max |a|`` of a non-empty float array, NaN where one is NaN, from ndarray.argmax and
+    argmin (which return a NaN's index where there is one): a fraction of ``np.abs`` and a
+    ufunc reduction's cost on a few hundred values, in every window's correlation test."""
+    hi, lo = a.item(a.argmax()), a.item(a.argmin())
+    return hi if hi >= -lo else -lo
+
+
 @register
 class CoMoments(Section):
     """Count, mean vector and cross-deviation sums of complete rows, plus rows skipped."""
@@ -99,10 +107,9 @@ class CoMoments(Section):
         # every column above the largest column's bound (the common case): above its own. The
         # extremes by ndarray.argmax/argmin (a NaN's index where there is one), a fraction of a
         # ufunc reduction's cost on a few values: this runs in every window's correlation test
-        mean = self.mean
-        hi, lo = mean.item(mean.argmax()), mean.item(mean.argmin())
-        top = max(1.0, hi, -lo)
-        if hi - lo == hi - lo and diag.item(diag.argmin()) > top * top * (1e-20 * max(self.n, 1)):  # no NaN
+        top = largest_magnitude(self.mean)
+        top = 1.0 if top <= 1.0 else top  # a NaN stays NaN: the check below fails
+        if diag.item(diag.argmin()) > top * top * (1e-20 * max(self.n, 1)):
             return np.sqrt(diag)
         scale = np.maximum(np.abs(self.mean), 1.0)
         scale *= scale * (1e-20 * max(self.n, 1))

@@ -11,9 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from raywatch.drift.correlation import _largest_size
 from raywatch.drift.outliers import outlier_quality
-from raywatch.stats.comoments import CoMoments
+from raywatch.stats.comoments import CoMoments, largest_magnitude
 from raywatch.stats.outliers import OutlierCounts, OutlierFences
 from raywatch.stats.sections import Batch
 
@@ -70,7 +69,7 @@ def test_deviations_follow_the_documented_rule(mean, var):
 def test_the_largest_change_is_the_reduction_of_its_size(values):
     x = np.array(values, dtype=float)
     expected = float(np.maximum.reduce(np.abs(x)))
-    got = _largest_size(x)
+    got = largest_magnitude(x)
     assert type(got) is float
     assert (math.isnan(got) and math.isnan(expected)) or got == expected
 
